@@ -1,0 +1,97 @@
+"""Every error Parley reports, in one hierarchy.
+
+    ParleyError                 code (stable, for programs) + message (for people) + HTTP status hint
+    ├── RejectedInput           the other side sent something we refuse; nothing was stored
+    ├── LocalError              our own caller asked for something impossible (bad CLI/API use)
+    ├── NotFound
+    ├── Forbidden / Unauthorized
+    └── Conflict
+
+Codes are part of the wire and API contract (docs/protocol.md lists them); never rename one.
+If an error does not make sense to show to a person or program, it should not be a ParleyError.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    # wire input (peer API, bundles, imports)
+    MALFORMED = "malformed"
+    OVERSIZED = "oversized"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_SENDER = "unknown_sender"
+    NOT_A_MEMBER = "not_a_member"
+    NOT_A_RECIPIENT = "not_a_recipient"
+    CLOCK_SKEW = "clock_skew"
+    TIMESTAMP_ORDER = "timestamp_order"
+    GAP = "gap"
+    EQUIVOCATION = "equivocation"
+    BROKEN_CHAIN = "broken_chain"
+    UNKNOWN_CHANNEL = "unknown_channel"
+    CHANNEL_NOT_OPEN = "channel_not_open"
+    UNKNOWN_KEY = "unknown_key"
+    DECRYPT_FAILED = "decrypt_failed"
+    COMMITMENT_MISMATCH = "commitment_mismatch"
+    BAD_BODY = "bad_body"
+    BAD_INVITATION = "bad_invitation"
+    # local use
+    INVALID_REQUEST = "invalid_request"
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    UNAUTHORIZED = "unauthorized"
+    CONFLICT = "conflict"
+    STATION_EXISTS = "station_exists"
+    NO_STATION = "no_station"
+    STATION_UNREACHABLE = "station_unreachable"
+    SCHEMA_TOO_NEW = "schema_too_new"
+
+
+class ParleyError(Exception):
+    """Base of every Parley error: a stable `code` and a message a person can act on."""
+
+    status = 400
+
+    def __init__(self, code: Code, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"code": str(self.code), "message": self.message}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!s}, {self.message!r})"
+
+
+class RejectedInput(ParleyError):
+    """Input from outside (a peer, a bundle, an export) that fails a check. Nothing was stored."""
+
+    status = 422
+
+
+class LocalError(ParleyError):
+    """Our own caller asked for something that cannot be done."""
+
+    status = 400
+
+
+class NotFound(ParleyError):
+    status = 404
+
+
+class Forbidden(ParleyError):
+    status = 403
+
+
+class Unauthorized(ParleyError):
+    status = 401
+
+
+class Conflict(ParleyError):
+    status = 409

@@ -1,0 +1,146 @@
+"""The one module that calls libsodium (through PyNaCl). Everything cryptographic goes through here.
+
+Recipes, not primitives, are exported to the rest of the core:
+- Ed25519 signatures with a domain-separation label per kind of document;
+- X25519 key agreement + BLAKE2b key derivation to wrap a per-envelope key for each recipient
+  (the shape of age's X25519 recipient stanza);
+- XChaCha20-Poly1305 (IETF) for bodies.
+Every decryption failure is the same `DecryptFailed`: no oracle for an attacker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import nacl.bindings as sodium
+import nacl.exceptions
+import nacl.signing
+import nacl.utils
+
+from parley.errors import Code, RejectedInput
+
+SIGNATURE_BYTES = 64
+PUBLIC_KEY_BYTES = 32
+AEAD_KEY_BYTES = 32
+AEAD_NONCE_BYTES = 24
+HASH_BYTES = 32
+
+
+class DecryptFailed(RejectedInput):
+    def __init__(self) -> None:
+        super().__init__(Code.DECRYPT_FAILED, "the body could not be decrypted with our keys")
+
+
+def random_bytes(n: int) -> bytes:
+    return nacl.utils.random(n)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+# --- Ed25519 ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An Ed25519 private key (the 32-byte seed)."""
+
+    seed: bytes
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(random_bytes(32))
+
+    @property
+    def public(self) -> bytes:
+        return bytes(nacl.signing.SigningKey(self.seed).verify_key)
+
+    def sign(self, label: bytes, message: bytes) -> bytes:
+        return nacl.signing.SigningKey(self.seed).sign(label + message).signature
+
+    def __repr__(self) -> str:
+        return "SigningKey(<secret>)"
+
+
+def verify(public: bytes, label: bytes, message: bytes, signature: bytes) -> bool:
+    """True if `signature` is `public`'s Ed25519 signature over label || message."""
+    if len(public) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
+        return False
+    try:
+        nacl.signing.VerifyKey(public).verify(label + message, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
+        return False
+    return True
+
+
+# --- X25519 key wrapping --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KemKey:
+    """An X25519 private key."""
+
+    secret: bytes
+
+    @classmethod
+    def generate(cls) -> KemKey:
+        return cls(random_bytes(32))
+
+    @property
+    def public(self) -> bytes:
+        return sodium.crypto_scalarmult_base(self.secret)
+
+    def __repr__(self) -> str:
+        return "KemKey(<secret>)"
+
+
+_WRAP_LABEL = b"parley/wrap/v1"
+
+
+def _wrap_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
+    return sodium.crypto_generichash_blake2b_salt_personal(
+        shared + ephemeral_public + recipient_public,
+        digest_size=AEAD_KEY_BYTES,
+        key=b"",
+        person=b"parley-wrap-v1\x00\x00",
+    )
+
+
+def wrap(content_key: bytes, ephemeral: KemKey, recipient_public: bytes) -> bytes:
+    """Encrypt `content_key` to `recipient_public` (X25519 + BLAKE2b + XChaCha20-Poly1305)."""
+    shared = sodium.crypto_scalarmult(ephemeral.secret, recipient_public)
+    key = _wrap_key(shared, ephemeral.public, recipient_public)
+    # The wrap key is unique per (ephemeral, recipient), so a fixed nonce is safe here, as in age.
+    return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        content_key, _WRAP_LABEL, bytes(AEAD_NONCE_BYTES), key
+    )
+
+
+def unwrap(wrapped: bytes, ephemeral_public: bytes, recipient: KemKey) -> bytes:
+    try:
+        shared = sodium.crypto_scalarmult(recipient.secret, ephemeral_public)
+        key = _wrap_key(shared, ephemeral_public, recipient.public)
+        out = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            wrapped, _WRAP_LABEL, bytes(AEAD_NONCE_BYTES), key
+        )
+    except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
+        raise DecryptFailed() from exc
+    if len(out) != AEAD_KEY_BYTES:
+        raise DecryptFailed()
+    return bytes(out)
+
+
+# --- AEAD -----------------------------------------------------------------------------------------
+
+
+def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, key)
+
+
+def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    try:
+        return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, key))
+    except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
+        raise DecryptFailed() from exc

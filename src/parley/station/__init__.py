@@ -1,0 +1,1 @@
+"""station layer; see DESIGN.md §3."""
