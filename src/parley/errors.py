@@ -1,6 +1,6 @@
 """Every error Parley reports, in one hierarchy.
 
-    ParleyError                 code (stable, for programs) + message (for people) + HTTP status hint
+    ParleyError                 code (stable, for programs) + message (for people) + HTTP status
     ├── RejectedInput           the other side sent something we refuse; nothing was stored
     ├── LocalError              our own caller asked for something impossible (bad CLI/API use)
     ├── NotFound

@@ -1,0 +1,40 @@
+"""The FastAPI application of one station: peer API, operator API, errors as JSON with codes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from parley import __version__
+from parley.api import operator, peer
+from parley.errors import Code, ParleyError
+from parley.station.node import Station
+
+
+def build_app(station: Station, token: str) -> FastAPI:
+    app = FastAPI(
+        title=f"Parley station {station.cfg.name}",
+        version=__version__,
+        description="Operator API of a Parley station. Authenticate with `Authorization: Bearer`.",
+    )
+
+    @app.exception_handler(ParleyError)
+    async def parley_error(_: Request, exc: ParleyError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"code": str(Code.INVALID_REQUEST), "message": "the request is invalid",
+             "details": {"fields": fields}},
+            status_code=422,
+        )  # fmt: skip
+
+    app.include_router(peer.router(station))
+    app.include_router(operator.router(station, token))
+    return app

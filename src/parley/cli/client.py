@@ -1,0 +1,49 @@
+"""The CLI's view of a running station: its operator API, addressed through the data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from parley.errors import Code, ParleyError
+from parley.station.config import load_config, load_token
+
+
+class ApiError(ParleyError):
+    pass
+
+
+class Api:
+    def __init__(self, data: Path, timeout_s: float = 30.0) -> None:
+        cfg = load_config(data)
+        host = cfg.host if cfg.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        self.base = f"http://{host}:{cfg.port}"
+        self.http = httpx.Client(
+            base_url=self.base,
+            headers={"Authorization": f"Bearer {load_token(data)}"},
+            timeout=timeout_s,
+        )
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = self.http.request(method, "/api/v1" + path, **kw)
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                Code.STATION_UNREACHABLE,
+                f"cannot reach the station at {self.base} ({exc}); is `parley station run` running?",
+            ) from exc
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()
+                raise ApiError(Code(err["code"]), err["message"], **err.get("details", {}))
+            except (ValueError, KeyError) as exc:
+                raise ApiError(Code.INVALID_REQUEST, f"HTTP {resp.status_code}") from exc
+        return resp.json()
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.call("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.call("POST", path, **kw)

@@ -1,0 +1,342 @@
+"""The `parley` command. Every flag has an environment default (PARLEY_DATA for --data).
+
+`station init` and `station run` work on the data directory; every other command talks to the
+running station's operator API, so the CLI and the console see and do exactly the same things.
+Errors print their stable code and a message, and exit with status 1 (2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from parley.cli.client import Api
+from parley.errors import Code, LocalError, ParleyError
+from parley.protocol.identity import fingerprint, parse_invitation, station_id
+from parley.station import config as station_config
+
+app = typer.Typer(help="Parley: a verifiable hotline for parties who do not trust each other.")
+station_app = typer.Typer(help="Create and run this station.")
+peer_app = typer.Typer(help="Known peer stations.")
+channel_app = typer.Typer(help="Channels: propose, consent, suspend, reopen, close.")
+app.add_typer(station_app, name="station")
+app.add_typer(peer_app, name="peer")
+app.add_typer(channel_app, name="channel")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+Data = Annotated[
+    Path,
+    typer.Option("--data", "-d", envvar="PARLEY_DATA", help="The station's data directory."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+
+
+def when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _resolve_channel(api: Api, ref: str) -> str:
+    ids = [c["channel"] for c in api.get("/channels")]
+    matches = [c for c in ids if c.startswith(ref)]
+    if len(matches) != 1:
+        raise LocalError(
+            Code.NOT_FOUND if not matches else Code.INVALID_REQUEST,
+            f"no channel starts with {ref!r}" if not matches else f"{ref!r} is ambiguous",
+        )
+    return matches[0]
+
+
+def _resolve_peer(api: Api, ref: str) -> str:
+    peers = api.get("/peers")
+    for p in peers:
+        if ref in (p["station"], p["name"]):
+            return str(p["station"])
+    raise LocalError(Code.NOT_FOUND, f"no peer named {ref!r}; see `parley peer list`")
+
+
+# --- station -----------------------------------------------------------------------------------
+
+
+@station_app.command("init")
+def station_init(
+    data: Data = Path("parley-data"),
+    name: Annotated[str, typer.Option(help="A name people recognise, e.g. 'Seoul MND'.")] = "",
+    lang: Annotated[str, typer.Option(help="Working language: en, ko, …")] = "en",
+    listen: Annotated[str, typer.Option(help="host:port to serve on.")] = "127.0.0.1:8701",
+    public_url: Annotated[str, typer.Option(help="URL peers use to reach us.")] = "",
+) -> None:
+    """Create a station: identity key, first signed medium-term key, API token, database."""
+    from parley.station.service import open_station
+
+    if not name:
+        raise LocalError(Code.INVALID_REQUEST, "give the station a --name")
+    cfg = station_config.Config(name=name, lang=lang, listen=listen, public_url=public_url)
+    key = station_config.init_dir(data, cfg)
+    st = open_station(data)
+    st.store.audit("admin", "station.init", {"name": name, "lang": lang}, st.clock())
+    out.print(f"Station [bold]{name}[/bold] created in {data}")
+    out.print(f"  station id   {station_id(key.public)}")
+    out.print(f"  fingerprint  {fingerprint(key.public)}")
+    out.print("Read the fingerprint aloud to your peer; they compare it with `parley peer add`.")
+    _print_qr(f"parley-fp:{station_id(key.public)}:{fingerprint(key.public).replace(' ', '')}")
+
+
+def _print_qr(text: str) -> None:
+    import io
+
+    import qrcode
+
+    qr = qrcode.QRCode(border=1)
+    qr.add_data(text)
+    buf = io.StringIO()
+    qr.print_ascii(out=buf)
+    out.print(buf.getvalue())
+
+
+@station_app.command("run")
+def station_run(data: Data = Path("parley-data")) -> None:
+    """Serve the peer API and operator API, and run delivery in the background."""
+    from parley.station.service import serve
+
+    serve(data)
+
+
+@station_app.command("show")
+def station_show(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
+    """This station's id, fingerprint and address."""
+    info = Api(data).get("/station")
+    if as_json:
+        return _print_json(info)
+    for k in ("name", "station", "lang", "url", "fingerprint"):
+        out.print(f"{k:12} {info[k]}")
+
+
+# --- peers -------------------------------------------------------------------------------------
+
+
+@peer_app.command("invite")
+def peer_invite(data: Data = Path("parley-data")) -> None:
+    """Print this station's invitation for a peer to `parley peer add`."""
+    sys.stdout.write(Api(data).get("/invitation")["invitation"] + "\n")
+
+
+@peer_app.command("add")
+def peer_add(
+    invitation: Annotated[str, typer.Argument(help="The invitation text, or @FILE.")],
+    data: Data = Path("parley-data"),
+    yes: Annotated[bool, typer.Option("--yes", help="Skip the fingerprint confirmation.")] = False,
+) -> None:
+    """Verify an invitation, show its fingerprint to compare by voice, and record the peer."""
+    if invitation.startswith("@"):
+        invitation = Path(invitation[1:]).read_text()
+    inv = parse_invitation(invitation)
+    out.print(f"Peer [bold]{inv.name}[/bold] ({inv.lang}) at {', '.join(inv.addresses)}")
+    out.print(f"  station id   {inv.station}")
+    out.print(f"  fingerprint  {inv.fingerprint}")
+    if not yes and not typer.confirm("Does this fingerprint match the one your peer read out?"):
+        raise typer.Exit(1)
+    Api(data).post("/peers", json={"invitation": invitation})
+    out.print("Peer recorded.")
+
+
+@peer_app.command("list")
+def peer_list(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
+    peers = Api(data).get("/peers")
+    if as_json:
+        return _print_json(peers)
+    t = Table("name", "station", "lang", "fingerprint", "addresses")
+    for p in peers:
+        t.add_row(p["name"], p["station"], p["lang"], p["fingerprint"], " ".join(p["addresses"]))
+    out.print(t)
+
+
+# --- channels ----------------------------------------------------------------------------------
+
+
+@channel_app.command("open")
+def channel_open(
+    peers: Annotated[list[str], typer.Argument(help="Peer names or station ids.")],
+    title: Annotated[str, typer.Option(help="What the channel is for.")],
+    kind: Annotated[str, typer.Option(help="hotline, backchannel or facilitated")] = "hotline",
+    data: Data = Path("parley-data"),
+) -> None:
+    """Propose a channel; it opens when every member has consented."""
+    api = Api(data)
+    ids = [_resolve_peer(api, p) for p in peers]
+    ch = api.post("/channels", json={"kind": kind, "title": title, "peers": ids})
+    out.print(f"Proposed {ch['kind']} channel {ch['channel']} ({ch['state']}).")
+    out.print(f"Awaiting consent from: {', '.join(_names(ch, ch['awaiting']))}")
+
+
+def _names(ch: dict[str, Any], ids: list[str]) -> list[str]:
+    names = {m["station"]: m["name"] for m in ch["members"]}
+    return [names.get(i, i) for i in ids]
+
+
+def _control(action: str, channel: str, reason: str, data: Path) -> None:
+    api = Api(data)
+    ch = api.post(f"/channels/{_resolve_channel(api, channel)}/{action}", json={"reason": reason})
+    out.print(f"Channel {ch['channel']} is now {ch['state']}.")
+
+
+@channel_app.command("consent")
+def channel_consent(channel: str, data: Data = Path("parley-data")) -> None:
+    """Consent to a proposed (or reopening) channel."""
+    _control("consent", channel, "", data)
+
+
+@channel_app.command("suspend")
+def channel_suspend(channel: str, reason: str = "", data: Data = Path("parley-data")) -> None:
+    _control("suspend", channel, reason, data)
+
+
+@channel_app.command("reopen")
+def channel_reopen(channel: str, reason: str = "", data: Data = Path("parley-data")) -> None:
+    _control("reopen", channel, reason, data)
+
+
+@channel_app.command("close")
+def channel_close(channel: str, reason: str = "", data: Data = Path("parley-data")) -> None:
+    _control("close", channel, reason, data)
+
+
+@channel_app.command("list")
+def channel_list(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
+    chans = Api(data).get("/channels")
+    if as_json:
+        return _print_json(chans)
+    t = Table("channel", "kind", "state", "title", "members")
+    for c in chans:
+        t.add_row(
+            c["channel"],
+            c["kind"],
+            c["state"],
+            c["title"],
+            ", ".join(_names(c, [m["station"] for m in c["members"]])),
+        )
+    out.print(t)
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+@app.command("send")
+def send(
+    channel: str,
+    text: str,
+    precedence: Annotated[
+        str, typer.Option(help="ROUTINE, PRIORITY, IMMEDIATE or FLASH")
+    ] = "ROUTINE",
+    data: Data = Path("parley-data"),
+) -> None:
+    """Seal and queue a text message; "queued" is printed only once it is durably stored."""
+    api = Api(data)
+    ch = _resolve_channel(api, channel)
+    r = api.post(
+        f"/channels/{ch}/messages",
+        json={"text": text, "precedence": precedence},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    out.print(f"queued: channel {ch} seq {r['seq']} hash {r['hash']}")
+
+
+@app.command("inbox")
+def inbox(
+    data: Data = Path("parley-data"),
+    limit: int = 50,
+    as_json: AsJson = False,
+) -> None:
+    """Messages received from other stations, newest last, decrypted and verified."""
+    msgs = Api(data).get("/inbox", params={"limit": limit})
+    if as_json:
+        return _print_json(msgs)
+    for m in msgs:
+        body = m["body"]
+        text = (
+            body.get("text") if body.get("type") == "text" else json.dumps(body, ensure_ascii=False)
+        )
+        out.print(
+            f"[bold]{m['sender_name']}[/bold] #{m['seq']} {when(m['ts'])} "
+            f"[{m['precedence']}] signature {m['signature']}\n  {text}",
+            markup=True,
+        )
+
+
+@app.command("status")
+def status(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
+    """Per peer: link state, delivered, pending, last receipt."""
+    st = Api(data).get("/status")
+    if as_json:
+        return _print_json(st)
+    out.print(f"{st['name']} ({st['station']}) — open alarms: {st['alarms']}")
+    t = Table("peer", "link", "since", "rtt ms", "delivered", "pending", "last receipt")
+    for p in st["peers"]:
+        lr = p["last_receipt"]
+        t.add_row(
+            p["name"], p["link"], when(p["since"]), str(p["rtt_ms"] or "-"), str(p["delivered"]),
+            str(p["pending"]), f"seq {lr['seq']} at {when(lr['ts'])}" if lr else "-",
+        )  # fmt: skip
+    out.print(t)
+
+
+@app.command("alarms")
+def alarms(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
+    rows = Api(data).get("/alarms")
+    if as_json:
+        return _print_json(rows)
+    for a in rows:
+        out.print(f"{when(a['ts'])} [{a['severity']}] {a['kind']}: {a['message']}")
+
+
+@app.command("demo")
+def demo(
+    data: Annotated[
+        Path, typer.Option("--data", "-d", help="Where the demo stations live.")
+    ] = Path("demo-data"),
+    keep_running: Annotated[
+        bool, typer.Option(help="Keep the stations running afterwards.")
+    ] = True,
+) -> None:
+    """Start local stations on loopback and play the story behind Parley."""
+    from parley.cli.demo import run_demo
+
+    run_demo(data, keep_running)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except ParleyError as exc:
+        err.print(f"error [{exc.code}]: {exc.message}", markup=False)
+        for f in (
+            exc.details.get("fields", []) if isinstance(exc.details.get("fields"), list) else []
+        ):
+            err.print(f"  {f['field']}: {f['message']}", markup=False)
+        sys.exit(1)
+    except typer.Abort:
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise

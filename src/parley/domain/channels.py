@@ -1,0 +1,244 @@
+"""Channels: kinds, membership and the lifecycle, derived from signed control messages.
+
+The state of a channel is never stored beside its transcript: it is the fold of its control
+bodies (`channel.*`) in transcript order, sorted by (ts, sender, seq) so every member that holds
+the same envelopes derives the same state. The legal moves:
+
+    state       event     who                          next state
+    ---------   --------  ---------------------------  -----------------------------------
+    (none)      propose   any station (names members)  proposed  (proposer consents)
+    proposed    consent   a member, to the proposal    open when every member consented
+    open        suspend   any member                   suspended
+    suspended   reopen    any member                   reopening (reopener consents)
+    reopening   consent   a member, to the reopen      open when every member consented
+    *           close     any member (not closed)      closed (final)
+
+Content (text, notices, talks …) is accepted only if the channel was open in the sender's causal
+past: the control events its chain and its `seen` references cover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from parley.errors import Code, Conflict, RejectedInput
+
+KINDS = ("hotline", "backchannel", "facilitated")
+MAX_TITLE = 200
+MAX_TEXT = 64 * 1024
+MAX_MEMBERS = 64
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decrypted body in a channel's transcript."""
+
+    sender: str
+    seq: int
+    ts: int
+    hash: str  # base64url envelope hash
+    body: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return str(self.body.get("type", ""))
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    channel: str
+    kind: str
+    title: str
+    members: tuple[str, ...]
+    proposer: str
+    state: str  # proposed | open | suspended | reopening | closed
+    pending: str = ""  # hash of the proposal or reopen request awaiting consent
+    consents: frozenset[str] = field(default_factory=frozenset)
+    history: tuple[tuple[int, str, str], ...] = ()  # (ts, who, what)
+    facilitator: str = ""
+    representatives: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+def propose_body(
+    kind: str,
+    title: str,
+    members: Iterable[str],
+    *,
+    facilitator: str = "",
+    representatives: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "channel.propose",
+        "kind": kind,
+        "title": title,
+        "members": sorted(set(members)),
+    }
+    if facilitator:
+        body["facilitator"] = facilitator
+    if representatives:
+        body["representatives"] = {k: sorted(v) for k, v in sorted(representatives.items())}
+    check_body(body)
+    return body
+
+
+def text_body(text: str, lang: str) -> dict[str, Any]:
+    body = {"type": "text", "text": text, "lang": lang}
+    check_body(body)
+    return body
+
+
+def control_body(kind: str, target: str = "", reason: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {"type": f"channel.{kind}"}
+    if target:
+        body["target"] = target
+    if reason:
+        body["reason"] = reason
+    check_body(body)
+    return body
+
+
+def _bad(msg: str) -> RejectedInput:
+    return RejectedInput(Code.BAD_BODY, msg)
+
+
+def _text(body: dict[str, Any], key: str, max_len: int, required: bool = True) -> None:
+    v = body.get(key)
+    if v is None and not required:
+        return
+    if not isinstance(v, str) or not (1 if required else 0) <= len(v) <= max_len:
+        raise _bad(f"{body.get('type')}: {key} must be text of at most {max_len} characters")
+
+
+def check_body(body: dict[str, Any]) -> None:
+    """Validate the shape of a channel-layer body (other layers check their own types)."""
+    t = body.get("type")
+    if t == "channel.propose":
+        allowed = {"type", "kind", "title", "members", "facilitator", "representatives"}
+        if set(body) - allowed:
+            raise _bad(f"channel.propose: unknown fields {sorted(set(body) - allowed)}")
+        if body.get("kind") not in KINDS:
+            raise _bad(f"channel.propose: kind must be one of {KINDS}")
+        _text(body, "title", MAX_TITLE)
+        members = body.get("members")
+        if (
+            not isinstance(members, list)
+            or not 2 <= len(members) <= MAX_MEMBERS
+            or members != sorted(set(members))
+        ):
+            raise _bad("channel.propose: members must be 2..64 distinct station ids, sorted")
+        fac = body.get("facilitator")
+        if fac is not None and fac not in members:
+            raise _bad("channel.propose: the facilitator must be a member")
+        if body["kind"] == "facilitated" and fac is None:
+            raise _bad("channel.propose: a facilitated channel names its facilitator")
+        reps = body.get("representatives")
+        if reps is not None:
+            if not isinstance(reps, dict) or set(reps) - set(members):
+                raise _bad("channel.propose: representatives are given per member station")
+            for names in reps.values():
+                if not isinstance(names, list) or not names or len(names) > 16:
+                    raise _bad("channel.propose: each station names 1..16 representatives")
+                if not all(isinstance(n, str) and 1 <= len(n) <= 64 for n in names):
+                    raise _bad("channel.propose: representative names are short text")
+        if body["kind"] == "backchannel" and not reps:
+            raise _bad("channel.propose: a back channel names its representatives")
+    elif t in ("channel.consent", "channel.suspend", "channel.reopen", "channel.close"):
+        allowed = {"type", "target", "reason"}
+        if set(body) - allowed:
+            raise _bad(f"{t}: unknown fields {sorted(set(body) - allowed)}")
+        _text(body, "target", 64, required=(t == "channel.consent"))
+        _text(body, "reason", 2000, required=False)
+    elif t == "text":
+        if set(body) != {"type", "text", "lang"}:
+            raise _bad("text: fields are type, text and lang")
+        _text(body, "text", MAX_TEXT)
+        _text(body, "lang", 16)
+
+
+def is_control(body: dict[str, Any]) -> bool:
+    return str(body.get("type", "")).startswith("channel.")
+
+
+def apply(state: ChannelState | None, ev: Event, channel: str = "") -> ChannelState:
+    """Apply one control event. Raises Conflict for a move the table above does not allow."""
+    t = ev.type
+    if t == "channel.propose":
+        if state is not None:
+            raise Conflict(Code.CONFLICT, "the channel already exists")
+        if ev.sender not in ev.body["members"]:
+            raise Conflict(Code.CONFLICT, "the proposer must be a member")
+        reps = {k: tuple(v) for k, v in ev.body.get("representatives", {}).items()}
+        return ChannelState(
+            channel=channel,
+            kind=ev.body["kind"],
+            title=ev.body["title"],
+            members=tuple(ev.body["members"]),
+            proposer=ev.sender,
+            state="proposed",
+            pending=ev.hash,
+            consents=frozenset({ev.sender}),
+            history=((ev.ts, ev.sender, "proposed"),),
+            facilitator=ev.body.get("facilitator", ""),
+            representatives=reps,
+        )
+    if state is None:
+        raise Conflict(Code.CONFLICT, "the channel has not been proposed")
+    if ev.sender not in state.members:
+        raise Conflict(Code.CONFLICT, "only members change a channel")
+    if state.state == "closed":
+        raise Conflict(Code.CONFLICT, "the channel is closed")
+    hist = (*state.history, (ev.ts, ev.sender, t.removeprefix("channel.")))
+    if t == "channel.consent":
+        if state.state not in ("proposed", "reopening") or ev.body.get("target") != state.pending:
+            raise Conflict(Code.CONFLICT, "nothing awaits that consent")
+        consents = state.consents | {ev.sender}
+        opened = consents >= set(state.members)
+        return replace(
+            state,
+            consents=consents,
+            state="open" if opened else state.state,
+            pending="" if opened else state.pending,
+            history=(*hist, (ev.ts, ev.sender, "opened")) if opened else hist,
+        )
+    if t == "channel.suspend":
+        if state.state != "open":
+            raise Conflict(Code.CONFLICT, "only an open channel can be suspended")
+        return replace(state, state="suspended", history=hist)
+    if t == "channel.reopen":
+        if state.state != "suspended":
+            raise Conflict(Code.CONFLICT, "only a suspended channel can be reopened")
+        return replace(
+            state, state="reopening", pending=ev.hash, consents=frozenset({ev.sender}), history=hist
+        )
+    if t == "channel.close":
+        return replace(state, state="closed", pending="", history=hist)
+    raise Conflict(Code.CONFLICT, f"{t} is not a channel control message")
+
+
+def order_key(ev: Event) -> tuple[int, str, int]:
+    return (ev.ts, ev.sender, ev.seq)
+
+
+def derive(channel: str, events: Iterable[Event]) -> ChannelState | None:
+    """The channel's state from its control events; illegal ones are ignored, as every member
+    ignores them identically."""
+    state: ChannelState | None = None
+    for ev in sorted((e for e in events if is_control(e.body)), key=order_key):
+        try:
+            state = apply(state, ev, channel)
+        except Conflict:
+            continue
+    return state
+
+
+def open_in_cut(channel: str, events: Iterable[Event], cut: dict[str, int]) -> bool:
+    """Was the channel open given only the events inside `cut` (member -> highest seq seen)?"""
+    inside = [e for e in events if e.seq <= cut.get(e.sender, 0)]
+    state = derive(channel, inside)
+    return state is not None and state.is_open

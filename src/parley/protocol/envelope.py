@@ -1,0 +1,301 @@
+"""Envelopes: the signed, encrypted unit on the wire. SHA-256 of its canonical bytes is its id.
+
+Wire form (RFC 8785 JSON, binary as unpadded base64url; see docs/protocol.md §Envelope):
+
+    {"v":1, "ch":<16 B>, "from":<station id>, "seq":n, "prev":<32 B>, "ts":<unix ms>,
+     "prec":"ROUTINE"|"PRIORITY"|"IMMEDIATE"|"FLASH", "seen":{<station id>:{"seq":n,"hash":<32 B>}},
+     "commit":<32 B>, "eph":<32 B>, "keys":[{"to":<station id>,"kid":<9 B>,"wrap":<48 B>}],
+     "nonce":<24 B>, "ct":<AEAD ciphertext>, "sig":<64 B>}
+
+Rules:
+- `sig` is Ed25519 by `from` over "parley/envelope/v1\\0" || canonical(envelope without "sig").
+- `prev` is the hash of the sender's previous envelope on this channel (32 zero bytes for seq 1).
+- `commit` = SHA-256("parley/commit/v1\\0" || salt || canonical(body)): revealing (body, salt)
+  later proves what was sent without revealing anything else.
+- `ct` = XChaCha20-Poly1305(K, nonce, canonical({"body":…, "salt":…}), aad) with
+  aad = canonical({"ch","from","seq"}); K is wrapped for each recipient under its prekey `kid`.
+- `keys` is sorted by `to`; the sender is never a recipient of its own envelope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from parley.errors import Code, RejectedInput
+from parley.protocol import crypto
+from parley.protocol.encoding import b64d, b64e, canonical, parse
+from parley.protocol.identity import is_station_id
+from parley.protocol.schema import require_fields, require_int
+
+ENVELOPE_LABEL = b"parley/envelope/v1\x00"
+COMMIT_LABEL = b"parley/commit/v1\x00"
+MAX_ENVELOPE_BYTES = 192 * 1024
+MAX_RECIPIENTS = 64
+ZERO_HASH = bytes(32)
+PRECEDENCES = ("ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH")
+_FIELDS = {
+    "v", "ch", "from", "seq", "prev", "ts", "prec", "seen",
+    "commit", "eph", "keys", "nonce", "ct", "sig",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to one envelope in a chain: (seq, hash)."""
+
+    seq: int
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class Recipient:
+    to: str
+    kid: str
+    wrap: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    channel: str
+    sender: str
+    seq: int
+    prev: bytes
+    ts: int
+    prec: str
+    seen: dict[str, Ref]
+    commit: bytes
+    eph: bytes
+    keys: tuple[Recipient, ...]
+    nonce: bytes
+    ct: bytes
+    sig: bytes
+    raw: bytes  # the canonical bytes, as received or as sealed
+    hash: bytes  # SHA-256(raw)
+
+    @property
+    def recipients(self) -> frozenset[str]:
+        return frozenset(r.to for r in self.keys)
+
+    @property
+    def ref(self) -> Ref:
+        return Ref(self.seq, self.hash)
+
+    def key_for(self, station: str) -> Recipient | None:
+        return next((r for r in self.keys if r.to == station), None)
+
+
+@dataclass(frozen=True)
+class RecipientKey:
+    """Who to wrap for: a station and its prekey."""
+
+    station: str
+    kid: str
+    public: bytes
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A decrypted envelope: the body and the salt that opens its commitment."""
+
+    body: dict[str, Any]
+    salt: bytes
+
+
+def commitment(salt: bytes, body: dict[str, Any]) -> bytes:
+    return crypto.sha256(COMMIT_LABEL + salt + canonical(body))
+
+
+def _aad(channel: str, sender: str, seq: int) -> bytes:
+    return canonical({"ch": channel, "from": sender, "seq": seq})
+
+
+def _unsigned(
+    channel: str,
+    sender: str,
+    seq: int,
+    prev: bytes,
+    ts: int,
+    prec: str,
+    seen: dict[str, Ref],
+    commit: bytes,
+    eph: bytes,
+    keys: list[Recipient],
+    nonce: bytes,
+    ct: bytes,
+) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "ch": channel,
+        "from": sender,
+        "seq": seq,
+        "prev": b64e(prev),
+        "ts": ts,
+        "prec": prec,
+        "seen": {m: {"seq": r.seq, "hash": b64e(r.hash)} for m, r in sorted(seen.items())},
+        "commit": b64e(commit),
+        "eph": b64e(eph),
+        "keys": [{"to": k.to, "kid": k.kid, "wrap": b64e(k.wrap)} for k in keys],
+        "nonce": b64e(nonce),
+        "ct": b64e(ct),
+    }
+
+
+def seal_from_parts(
+    body: dict[str, Any],
+    *,
+    identity: crypto.SigningKey,
+    sender: str,
+    channel: str,
+    seq: int,
+    prev: bytes,
+    seen: dict[str, Ref],
+    recipients: list[RecipientKey],
+    now_ms: int,
+    prec: str,
+    salt: bytes,
+    content_key: bytes,
+    nonce: bytes,
+    ephemeral: crypto.KemKey,
+) -> Envelope:
+    """Seal with every random input given: the layer the conformance vectors drive."""
+    if prec not in PRECEDENCES:
+        raise RejectedInput(Code.MALFORMED, f"precedence must be one of {PRECEDENCES}")
+    if not recipients or any(r.station == sender for r in recipients):
+        raise RejectedInput(Code.MALFORMED, "an envelope needs recipients other than its sender")
+    keys = [
+        Recipient(r.station, r.kid, crypto.wrap(content_key, ephemeral, r.public))
+        for r in sorted(recipients, key=lambda r: r.station)
+    ]
+    plaintext = canonical({"body": body, "salt": b64e(salt)})
+    ct = crypto.aead_encrypt(content_key, nonce, plaintext, _aad(channel, sender, seq))
+    doc = _unsigned(
+        channel, sender, seq, prev, now_ms, prec, seen,
+        commitment(salt, body), ephemeral.public, keys, nonce, ct,
+    )  # fmt: skip
+    doc["sig"] = b64e(identity.sign(ENVELOPE_LABEL, canonical(doc)))
+    return parse_envelope(canonical(doc))
+
+
+def seal(
+    body: dict[str, Any],
+    *,
+    identity: crypto.SigningKey,
+    sender: str,
+    channel: str,
+    seq: int,
+    prev: bytes,
+    seen: dict[str, Ref],
+    recipients: list[RecipientKey],
+    now_ms: int,
+    prec: str = "ROUTINE",
+) -> tuple[Envelope, bytes]:
+    """Seal `body` for `recipients`. Returns the envelope and the salt of its commitment."""
+    salt = crypto.random_bytes(32)
+    env = seal_from_parts(
+        body,
+        identity=identity,
+        sender=sender,
+        channel=channel,
+        seq=seq,
+        prev=prev,
+        seen=seen,
+        recipients=recipients,
+        now_ms=now_ms,
+        prec=prec,
+        salt=salt,
+        content_key=crypto.random_bytes(crypto.AEAD_KEY_BYTES),
+        nonce=crypto.random_bytes(crypto.AEAD_NONCE_BYTES),
+        ephemeral=crypto.KemKey.generate(),
+    )
+    return env, salt
+
+
+def parse_envelope(raw: bytes) -> Envelope:
+    """Parse canonical envelope bytes, checking shape and bounds. Does NOT verify the signature."""
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        raise RejectedInput(
+            Code.OVERSIZED, f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}"
+        )
+    obj = require_fields(parse(raw, limit=MAX_ENVELOPE_BYTES), "envelope", _FIELDS)
+    if obj["v"] != 1:
+        raise RejectedInput(Code.MALFORMED, "unsupported envelope version")
+    sender = obj["from"]
+    if not is_station_id(sender):
+        raise RejectedInput(Code.MALFORMED, "from: not a station id")
+    b64d(obj["ch"], field="ch", size=16)
+    if obj["prec"] not in PRECEDENCES:
+        raise RejectedInput(Code.MALFORMED, f"prec: must be one of {PRECEDENCES}")
+    seen_raw = obj["seen"]
+    if not isinstance(seen_raw, dict) or len(seen_raw) > MAX_RECIPIENTS:
+        raise RejectedInput(Code.MALFORMED, "seen: expected an object of references")
+    seen: dict[str, Ref] = {}
+    for member, ref in seen_raw.items():
+        if not is_station_id(member) or member == sender:
+            raise RejectedInput(Code.MALFORMED, "seen: keys are other members' station ids")
+        r = require_fields(ref, "seen reference", {"seq", "hash"})
+        seen[member] = Ref(require_int(r, "seq", 1), b64d(r["hash"], field="seen.hash", size=32))
+    keys_raw = obj["keys"]
+    if not isinstance(keys_raw, list) or not 1 <= len(keys_raw) <= MAX_RECIPIENTS:
+        raise RejectedInput(Code.MALFORMED, f"keys: expected 1..{MAX_RECIPIENTS} recipients")
+    keys: list[Recipient] = []
+    for k in keys_raw:
+        kk = require_fields(k, "recipient", {"to", "kid", "wrap"})
+        if not is_station_id(kk["to"]) or kk["to"] == sender:
+            raise RejectedInput(Code.MALFORMED, "keys.to: a station id other than the sender")
+        b64d(kk["kid"], field="keys.kid", size=9)
+        keys.append(Recipient(kk["to"], kk["kid"], b64d(kk["wrap"], field="keys.wrap", size=48)))
+    if [k.to for k in keys] != sorted({k.to for k in keys}):
+        raise RejectedInput(Code.MALFORMED, "keys: recipients must be unique and sorted")
+    seq = require_int(obj, "seq", 1)
+    prev = b64d(obj["prev"], field="prev", size=32)
+    if (seq == 1) != (prev == ZERO_HASH):
+        raise RejectedInput(Code.MALFORMED, "prev: zero exactly for the first envelope of a chain")
+    return Envelope(
+        channel=obj["ch"],
+        sender=sender,
+        seq=seq,
+        prev=prev,
+        ts=require_int(obj, "ts"),
+        prec=obj["prec"],
+        seen=seen,
+        commit=b64d(obj["commit"], field="commit", size=32),
+        eph=b64d(obj["eph"], field="eph", size=32),
+        keys=tuple(keys),
+        nonce=b64d(obj["nonce"], field="nonce", size=24),
+        ct=b64d(obj["ct"], field="ct"),
+        sig=b64d(obj["sig"], field="sig", size=64),
+        raw=raw,
+        hash=crypto.sha256(raw),
+    )
+
+
+def signing_input(env: Envelope) -> bytes:
+    doc = parse(env.raw)
+    del doc["sig"]
+    return canonical(doc)
+
+
+def verify_signature(env: Envelope, sender_public: bytes) -> None:
+    if not crypto.verify(sender_public, ENVELOPE_LABEL, signing_input(env), env.sig):
+        raise RejectedInput(Code.BAD_SIGNATURE, "envelope signature does not verify")
+
+
+def open_envelope(env: Envelope, me: str, prekey: crypto.KemKey) -> Opened:
+    """Decrypt the body with our prekey and check it against the signed commitment."""
+    mine = env.key_for(me)
+    if mine is None:
+        raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
+    content_key = crypto.unwrap(mine.wrap, env.eph, prekey)
+    plaintext = crypto.aead_decrypt(
+        content_key, env.nonce, env.ct, _aad(env.channel, env.sender, env.seq)
+    )
+    try:
+        doc = require_fields(parse(plaintext), "plaintext", {"body", "salt"})
+    except RejectedInput as exc:
+        raise RejectedInput(Code.BAD_BODY, f"decrypted body is malformed: {exc.message}") from exc
+    salt = b64d(doc["salt"], field="salt", size=32)
+    body = doc["body"]
+    if not isinstance(body, dict) or commitment(salt, body) != env.commit:
+        raise RejectedInput(Code.COMMITMENT_MISMATCH, "body does not match its signed commitment")
+    return Opened(body, salt)

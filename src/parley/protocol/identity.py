@@ -1,0 +1,199 @@
+"""Station identity: ids, voice-comparable fingerprints, signed medium-term keys and invitations.
+
+Rules:
+- A station's identity is its Ed25519 public key. Its id is derived from that key and nothing else:
+  `st` + the first 15 bytes of SHA-256("parley/station-id/v1" || key), lowercase base32.
+- A fingerprint is 12 groups of 5 decimal digits (60 digits, ~199 bits), read aloud group by group.
+  Decimal rather than emoji, because emoji render and translate differently between parties.
+- Medium-term X25519 keys ("prekeys") are signed by the identity key with a validity window; a
+  sender wraps for the newest prekey of the recipient that is valid at the envelope's time.
+- An invitation is a signed document carrying identity, prekeys and addresses. It proves possession
+  of the key; only the out-of-band fingerprint comparison proves whose key it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from parley.errors import Code, RejectedInput
+from parley.protocol import crypto
+from parley.protocol.encoding import b64d, b64e, canonical, parse
+from parley.protocol.schema import (
+    require_fields,
+    require_int,
+    require_str,
+    require_str_list,
+)
+
+PREKEY_LABEL = b"parley/prekey/v1\x00"
+INVITE_LABEL = b"parley/invite/v1\x00"
+INVITE_PREFIX = "parley-invite:"
+MAX_PREKEYS = 8
+MAX_ADDRESSES = 8
+
+
+def station_id(identity_public: bytes) -> str:
+    digest = hashlib.sha256(b"parley/station-id/v1" + identity_public).digest()[:15]
+    return "st" + base64.b32encode(digest).decode("ascii").lower()
+
+
+def fingerprint(identity_public: bytes) -> str:
+    """60 decimal digits in 12 groups of 5, derived from the identity key."""
+    digest = hashlib.sha512(b"parley/fingerprint/v1" + identity_public).digest()
+    groups = [int.from_bytes(digest[i * 5 : i * 5 + 5], "big") % 100_000 for i in range(12)]
+    return " ".join(f"{g:05d}" for g in groups)
+
+
+def is_station_id(text: object) -> bool:
+    return isinstance(text, str) and len(text) == 26 and text.startswith("st") and text.isalnum()
+
+
+@dataclass(frozen=True)
+class Prekey:
+    """A signed, medium-term X25519 public key of a station."""
+
+    station: str
+    kid: str
+    public: bytes
+    not_before: int
+    not_after: int
+    sig: bytes
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "station": self.station,
+            "kid": self.kid,
+            "public": b64e(self.public),
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.body(), "sig": b64e(self.sig)}
+
+    def valid_at(self, now_ms: int) -> bool:
+        return self.not_before <= now_ms <= self.not_after
+
+
+def key_id(public: bytes) -> str:
+    return b64e(hashlib.sha256(b"parley/kid/v1" + public).digest()[:9])
+
+
+def sign_prekey(
+    identity: crypto.SigningKey, public: bytes, not_before: int, not_after: int
+) -> Prekey:
+    sid = station_id(identity.public)
+    unsigned = Prekey(sid, key_id(public), public, not_before, not_after, b"")
+    sig = identity.sign(PREKEY_LABEL, canonical(unsigned.body()))
+    return Prekey(sid, unsigned.kid, public, not_before, not_after, sig)
+
+
+def parse_prekey(value: object, identity_public: bytes) -> Prekey:
+    """Parse and verify a prekey record against the identity key that must have signed it."""
+    obj = require_fields(
+        value, "prekey", {"station", "kid", "public", "not_before", "not_after", "sig"}
+    )
+    pk = Prekey(
+        station=require_str(obj, "station", 32),
+        kid=require_str(obj, "kid", 16),
+        public=b64d(obj["public"], field="prekey.public", size=32),
+        not_before=require_int(obj, "not_before"),
+        not_after=require_int(obj, "not_after"),
+        sig=b64d(obj["sig"], field="prekey.sig", size=64),
+    )
+    if pk.station != station_id(identity_public) or pk.kid != key_id(pk.public):
+        raise RejectedInput(Code.MALFORMED, "prekey does not belong to this station")
+    if pk.not_after < pk.not_before:
+        raise RejectedInput(Code.MALFORMED, "prekey validity window is inverted")
+    if not crypto.verify(identity_public, PREKEY_LABEL, canonical(pk.body()), pk.sig):
+        raise RejectedInput(Code.BAD_SIGNATURE, "prekey signature does not verify")
+    return pk
+
+
+@dataclass(frozen=True)
+class Invitation:
+    name: str
+    lang: str
+    identity: bytes
+    prekeys: tuple[Prekey, ...]
+    addresses: tuple[str, ...]
+    created: int
+    sig: bytes
+
+    @property
+    def station(self) -> str:
+        return station_id(self.identity)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.identity)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "station": self.station,
+            "name": self.name,
+            "lang": self.lang,
+            "identity": b64e(self.identity),
+            "prekeys": [p.to_json() for p in self.prekeys],
+            "addresses": list(self.addresses),
+            "created": self.created,
+        }
+
+    def encode(self) -> str:
+        doc = {**self.body(), "sig": b64e(self.sig)}
+        return INVITE_PREFIX + b64e(canonical(doc))
+
+
+def make_invitation(
+    identity: crypto.SigningKey,
+    name: str,
+    lang: str,
+    prekeys: list[Prekey],
+    addresses: list[str],
+    now_ms: int,
+) -> Invitation:
+    unsigned = Invitation(
+        name, lang, identity.public, tuple(prekeys), tuple(addresses), now_ms, b""
+    )
+    sig = identity.sign(INVITE_LABEL, canonical(unsigned.body()))
+    return Invitation(name, lang, identity.public, tuple(prekeys), tuple(addresses), now_ms, sig)
+
+
+def parse_invitation(text: str) -> Invitation:
+    """Decode and verify an invitation. Raises RejectedInput(bad_invitation) naming what failed."""
+    text = text.strip()
+    if not text.startswith(INVITE_PREFIX):
+        raise RejectedInput(Code.BAD_INVITATION, f"an invitation starts with {INVITE_PREFIX!r}")
+    try:
+        raw = b64d(text[len(INVITE_PREFIX) :], field="invitation")
+        obj = require_fields(
+            parse(raw, limit=32 * 1024),
+            "invitation",
+            {"v", "station", "name", "lang", "identity", "prekeys", "addresses", "created", "sig"},
+        )
+        if obj["v"] != 1:
+            raise RejectedInput(Code.MALFORMED, "unsupported invitation version")
+        identity = b64d(obj["identity"], field="invitation.identity", size=32)
+        prekeys_raw = obj["prekeys"]
+        if not isinstance(prekeys_raw, list) or not 1 <= len(prekeys_raw) <= MAX_PREKEYS:
+            raise RejectedInput(Code.MALFORMED, f"invitation needs 1..{MAX_PREKEYS} prekeys")
+        inv = Invitation(
+            name=require_str(obj, "name", 100),
+            lang=require_str(obj, "lang", 16),
+            identity=identity,
+            prekeys=tuple(parse_prekey(p, identity) for p in prekeys_raw),
+            addresses=tuple(require_str_list(obj, "addresses", MAX_ADDRESSES, 300)),
+            created=require_int(obj, "created"),
+            sig=b64d(obj["sig"], field="invitation.sig", size=64),
+        )
+        if obj["station"] != inv.station:
+            raise RejectedInput(Code.MALFORMED, "station id does not match the identity key")
+        if not crypto.verify(identity, INVITE_LABEL, canonical(inv.body()), inv.sig):
+            raise RejectedInput(Code.BAD_SIGNATURE, "invitation signature does not verify")
+    except RejectedInput as exc:
+        raise RejectedInput(Code.BAD_INVITATION, f"invalid invitation: {exc.message}") from exc
+    return inv

@@ -1,0 +1,515 @@
+"""The station: wires identity, store, protocol and domain into the operations people and peers use.
+
+Send path:    operator action -> domain body -> protocol.seal -> one transaction (envelope, body,
+              outbox rows, idempotency key) -> "queued" is reported only after the commit.
+Receive path: bytes -> protocol.parse/verify/decide -> domain checks -> one transaction
+              (envelope, body, evidence, alarms) -> a signed receipt for what is now held.
+Every check runs before anything is stored; a rejection changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from parley.domain import channels
+from parley.errors import (
+    Code,
+    Conflict,
+    Forbidden,
+    LocalError,
+    NotFound,
+    ParleyError,
+    RejectedInput,
+)
+from parley.protocol import crypto
+from parley.protocol.delivery import ChainHead, Verdict, decide
+from parley.protocol.encoding import b64e, canonical
+from parley.protocol.envelope import (
+    ZERO_HASH,
+    Envelope,
+    RecipientKey,
+    Ref,
+    open_envelope,
+    parse_envelope,
+    seal,
+    verify_signature,
+)
+from parley.protocol.identity import (
+    Invitation,
+    Prekey,
+    fingerprint,
+    make_invitation,
+    parse_prekey,
+    sign_prekey,
+    station_id,
+)
+from parley.protocol.receipt import Receipt, sign_receipt
+from parley.station.config import Config
+from parley.store.base import EnvelopeRow, PeerRow, SqlStore
+
+Clock = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    hash: str
+    status: str  # accepted | duplicate | gap | wait | equivocation | rejected
+    code: str = ""
+    message: str = ""
+    expected_seq: int = 0
+    receipt: Receipt | None = None
+    channel: str = ""
+    sender: str = ""
+    seq: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"hash": self.hash, "status": self.status}
+        if self.code:
+            out["code"] = self.code
+            out["message"] = self.message
+        if self.expected_seq:
+            out["expected_seq"] = self.expected_seq
+        if self.channel:
+            out.update(channel=self.channel, sender=self.sender, seq=self.seq)
+        return out
+
+
+Result = ReceiveResult
+
+
+@dataclass
+class Message:
+    channel: str
+    sender: str
+    sender_name: str
+    seq: int
+    hash: str
+    ts: int
+    stored: int
+    prec: str
+    body: dict[str, Any]
+    verified: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "sender": self.sender,
+            "sender_name": self.sender_name,
+            "seq": self.seq,
+            "hash": self.hash,
+            "ts": self.ts,
+            "stored": self.stored,
+            "precedence": self.prec,
+            "body": self.body,
+            "signature": "verified" if self.verified else "unverified",
+        }
+
+
+class Station:
+    def __init__(
+        self, cfg: Config, store: SqlStore, identity: crypto.SigningKey, clock: Clock
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.identity = identity
+        self.clock = clock
+        self.id = station_id(identity.public)
+        self.on_queued: Callable[[], None] = lambda: None
+        self.on_alarm: Callable[[str, str], None] = lambda kind, msg: None
+
+    # --- identity and keys -----------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.identity.public)
+
+    def rotate_prekeys(self) -> list[str]:
+        """Make a new prekey when the newest is older than the rotation period; erase private
+        halves whose validity ended more than the grace period ago. Returns erased key ids."""
+        now = self.clock()
+        t = self.cfg.timings
+        newest = self.store.newest_prekey_start()
+        if newest is None or now - newest >= t.prekey_rotation_ms:
+            kem = crypto.KemKey.generate()
+            # Valid for one rotation plus the grace period, so late senders still reach us.
+            pk = sign_prekey(
+                self.identity, kem.public, now, now + t.prekey_rotation_ms + t.prekey_grace_ms
+            )
+            self.store.add_prekey(
+                pk.kid, pk.public, kem.secret, pk.not_before, pk.not_after, json.dumps(pk.to_json())
+            )
+        erased = self.store.delete_prekey_secrets(now - t.prekey_grace_ms, now)
+        if erased:
+            self.store.audit("station", "prekeys.erased", {"kids": erased}, now)
+        return erased
+
+    def prekeys(self) -> list[dict[str, Any]]:
+        return self.store.prekey_records(self.clock())
+
+    def invitation(self) -> Invitation:
+        recs = [parse_prekey(p, self.identity.public) for p in self.prekeys()[:4]]
+        return make_invitation(
+            self.identity, self.cfg.name, self.cfg.lang, recs, [self.cfg.url], self.clock()
+        )
+
+    # --- peers -----------------------------------------------------------------------------------
+    def add_peer(self, inv: Invitation, actor: str = "admin") -> PeerRow:
+        if inv.station == self.id:
+            raise LocalError(Code.INVALID_REQUEST, "that invitation is this station's own")
+        row = PeerRow(
+            inv.station, inv.name, inv.lang, inv.identity, list(inv.addresses),
+            [p.to_json() for p in inv.prekeys], self.clock(),
+        )  # fmt: skip
+        with self.store.tx():
+            self.store.add_peer(row)
+            self.store.audit(actor, "peer.add", {"peer": inv.station, "name": inv.name}, row.added)
+        return row
+
+    def update_peer_prekeys(self, peer: str, records: list[dict[str, Any]]) -> None:
+        p = self._peer(peer)
+        parsed = [parse_prekey(r, p.identity) for r in records[:8]]
+        self.store.set_peer_prekeys(peer, [k.to_json() for k in parsed])
+
+    def _peer(self, station: str) -> PeerRow:
+        p = self.store.get_peer(station)
+        if p is None:
+            raise NotFound(
+                Code.NOT_FOUND, f"{station} is not a known peer; add it with `parley peer add`"
+            )
+        return p
+
+    def peer_name(self, station: str) -> str:
+        if station == self.id:
+            return self.cfg.name
+        p = self.store.get_peer(station)
+        return p.name if p else station
+
+    def _recipient_key(self, station: str, now: int) -> RecipientKey:
+        p = self._peer(station)
+        best: Prekey | None = None
+        for rec in p.prekeys:
+            pk = parse_prekey(rec, p.identity)
+            if pk.valid_at(now) and (best is None or pk.not_before > best.not_before):
+                best = pk
+        if best is None:
+            raise LocalError(
+                Code.UNKNOWN_KEY,
+                f"no valid key for {p.name}; refresh its keys (a new invitation or `peer refresh`)",
+            )
+        return RecipientKey(station, best.kid, best.public)
+
+    # --- channels --------------------------------------------------------------------------------
+    def _events(self, channel: str) -> list[channels.Event]:
+        return [
+            channels.Event(e.sender, e.seq, e.ts, b64e(e.hash), b.body)
+            for e, b in self.store.control_events(channel)
+        ]
+
+    def channel_state(self, channel: str) -> channels.ChannelState:
+        state = channels.derive(channel, self._events(channel))
+        if state is None:
+            raise NotFound(Code.NOT_FOUND, f"no channel {channel}")
+        return state
+
+    def channel_states(self) -> list[channels.ChannelState]:
+        out = []
+        for ch in self.store.list_channels():
+            st = channels.derive(ch, self._events(ch))
+            if st is not None:
+                out.append(st)
+        return out
+
+    def propose_channel(
+        self, kind: str, title: str, peers: list[str], actor: str = "operator", **extra: Any
+    ) -> str:
+        for p in peers:
+            self._peer(p)
+        channel = b64e(crypto.random_bytes(16))
+        body = channels.propose_body(kind, title, [self.id, *peers], **extra)
+        self.store.add_channel(channel, self.clock())
+        with self.store.tx():
+            self._append(channel, body, "ROUTINE", members=tuple(sorted({self.id, *peers})))
+            self.store.audit(
+                actor, "channel.propose", {"channel": channel, "kind": kind}, self.clock()
+            )
+        return channel
+
+    def control(
+        self, channel: str, kind: str, reason: str = "", actor: str = "operator"
+    ) -> Envelope:
+        state = self.channel_state(channel)
+        target = state.pending if kind == "consent" else ""
+        body = channels.control_body(kind, target, reason)
+        ev = channels.Event(self.id, 0, self.clock(), "", body)
+        channels.apply(state, ev, channel)  # raises Conflict for an illegal move
+        with self.store.tx():
+            env = self._append(channel, body, "IMMEDIATE", members=state.members)
+            self.store.audit(actor, f"channel.{kind}", {"channel": channel}, self.clock())
+        return env
+
+    # --- sending ---------------------------------------------------------------------------------
+    def send(
+        self,
+        channel: str,
+        body: dict[str, Any],
+        prec: str = "ROUTINE",
+        idempotency_key: str = "",
+        actor: str = "operator",
+    ) -> tuple[EnvelopeRow, bool]:
+        """Seal and queue a content body. Returns (row, created); a repeated idempotency key
+        returns the envelope it first made instead of a second copy."""
+        if idempotency_key:
+            if len(idempotency_key) > 128:
+                raise LocalError(Code.INVALID_REQUEST, "Idempotency-Key is at most 128 characters")
+            seen = self.store.idempotent(idempotency_key)
+            if seen is not None:
+                first = self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
+                return first[0], False
+        state = self.channel_state(channel)
+        if self.id not in state.members:
+            raise Forbidden(Code.NOT_A_MEMBER, "this station is not a member of that channel")
+        if not state.is_open:
+            raise Conflict(Code.CHANNEL_NOT_OPEN, f"the channel is {state.state}, not open")
+        with self.store.tx():
+            env = self._append(channel, body, prec, members=state.members)
+            if idempotency_key:
+                self.store.remember(idempotency_key, channel, env.seq)
+            self.store.audit(actor, "send", {"channel": channel, "seq": env.seq}, self.clock())
+        row = self.store.envelope_by_hash(env.hash)
+        assert row is not None
+        return row, True
+
+    def _append(
+        self, channel: str, body: dict[str, Any], prec: str, members: tuple[str, ...]
+    ) -> Envelope:
+        """Seal the next envelope of our chain and commit it with its outbox rows (caller's tx)."""
+        channels.check_body(body)
+        now = self.clock()
+        head = self.store.head(channel, self.id)
+        if head is not None:
+            now = max(now, head.ts)  # our chain's times never go backwards, even if the clock does
+        others = [m for m in members if m != self.id]
+        seen: dict[str, Ref] = {}
+        for m in others:
+            h = self.store.head(channel, m)
+            if h is not None:
+                seen[m] = Ref(h.seq, h.hash)
+        env, salt = seal(
+            body,
+            identity=self.identity,
+            sender=self.id,
+            channel=channel,
+            seq=head.seq + 1 if head else 1,
+            prev=head.hash if head else ZERO_HASH,
+            seen=seen,
+            recipients=[self._recipient_key(m, now) for m in others],
+            now_ms=now,
+            prec=prec,
+        )
+        env_id = self.store.insert_envelope(
+            channel, self.id, env.seq, env.hash, env.raw, env.ts, prec, self.clock()
+        )
+        self.store.put_body(env.hash, str(body.get("type", "")), canonical(body).decode(), salt)
+        for m in others:
+            self.store.enqueue(channel, env.seq, m, env_id, prec)
+        self.on_queued()
+        return env
+
+    # --- receiving -------------------------------------------------------------------------------
+    def receive_batch(self, raws: list[bytes]) -> tuple[list[ReceiveResult], list[Receipt]]:
+        """Apply a batch in one transaction; receipts cover the highest seq held per chain."""
+        results: list[ReceiveResult] = []
+        touched: set[tuple[str, str]] = set()
+        with self.store.tx():
+            for raw in raws:
+                res = self.receive(raw)
+                results.append(res)
+                if res.status in ("accepted", "duplicate"):
+                    touched.add((res.channel, res.sender))
+            receipts = [self._receipt(ch, sender) for ch, sender in sorted(touched)]
+        return results, receipts
+
+    def _receipt(self, channel: str, sender: str) -> Receipt:
+        held = self.store.head(channel, sender)
+        assert held is not None
+        mine = self.store.head(channel, self.id)
+        return sign_receipt(
+            self.identity, self.id, channel, sender, Ref(held.seq, held.hash),
+            Ref(mine.seq, mine.hash) if mine else None, self.clock(),
+        )  # fmt: skip
+
+    def receive(self, raw: bytes) -> ReceiveResult:
+        h = b64e(crypto.sha256(raw))
+        try:
+            return self._receive(raw)
+        except ParleyError as exc:
+            return ReceiveResult(h, "rejected", str(exc.code), exc.message)
+
+    def _receive(self, raw: bytes) -> ReceiveResult:
+        now = self.clock()
+        env = parse_envelope(raw)
+        h = b64e(env.hash)
+        peer = self.store.get_peer(env.sender)
+        if peer is None:
+            raise RejectedInput(Code.UNKNOWN_SENDER, f"{env.sender} is not a known peer")
+        verify_signature(env, peer.identity)
+        if self.id not in env.recipients:
+            raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
+        known = self.store.has_channel(env.channel)
+        state = channels.derive(env.channel, self._events(env.channel)) if known else None
+        members = frozenset(state.members) if state else env.recipients | {env.sender}
+        if state is None and env.seq != 1:
+            return ReceiveResult(
+                h, "gap", "gap", "the channel's proposal has not arrived", 1,
+                channel=env.channel, sender=env.sender, seq=env.seq,
+            )  # fmt: skip
+        if env.sender not in members:
+            raise RejectedInput(Code.NOT_A_MEMBER, f"{env.sender} is not a member of the channel")
+        if env.recipients | {env.sender} != members:
+            raise RejectedInput(Code.NOT_A_MEMBER, "the envelope's recipients are not the members")
+        head_row = self.store.head(env.channel, env.sender)
+        head = ChainHead(head_row.seq, head_row.hash, head_row.ts) if head_row else None
+        d = decide(
+            env,
+            me=self.id,
+            head=head,
+            hash_at=lambda s, q: self.store.hash_at(env.channel, s, q),
+            heads=self.store.heads(env.channel),
+            now_ms=now,
+            skew_ms=self.cfg.timings.skew_ms,
+        )
+
+        def result(
+            status: str, code: str = "", message: str = "", expected: int = 0
+        ) -> ReceiveResult:
+            return ReceiveResult(
+                h, status, code, message, expected, None, env.channel, env.sender, env.seq
+            )
+
+        if d.verdict is Verdict.DUPLICATE:
+            return result("duplicate")
+        if d.verdict is Verdict.EQUIVOCATION:
+            held = self.store.hash_at(env.channel, env.sender, env.seq)
+            if self.store.add_evidence(
+                env.channel, env.sender, env.seq, "equivocation", raw, held, now
+            ):
+                self._alarm("equivocation", "critical", env.sender, d.reason)
+            return result("equivocation", d.code, d.reason)
+        if d.verdict in (Verdict.GAP, Verdict.WAIT):
+            return result(d.verdict.value, d.code, d.reason, d.expected_seq)
+        if d.verdict is Verdict.REJECT:
+            raise RejectedInput(Code(d.code), d.reason)
+        opened = self._open(env)
+        body = opened.body
+        channels.check_body(body)
+        if state is None:
+            if body.get("type") != "channel.propose" or sorted(members) != body.get("members"):
+                raise RejectedInput(
+                    Code.UNKNOWN_CHANNEL, "the first envelope must propose the channel"
+                )
+        elif channels.is_control(body):
+            try:
+                channels.apply(
+                    state, channels.Event(env.sender, env.seq, env.ts, h, body), env.channel
+                )
+            except Conflict as exc:
+                raise RejectedInput(Code.CHANNEL_NOT_OPEN, exc.message) from exc
+        else:
+            cut = {m: r.seq for m, r in env.seen.items()} | {env.sender: env.seq - 1}
+            if not channels.open_in_cut(env.channel, self._events(env.channel), cut):
+                raise RejectedInput(
+                    Code.CHANNEL_NOT_OPEN, "the channel was not open for the sender"
+                )
+        self.store.add_channel(env.channel, now)
+        self.store.insert_envelope(
+            env.channel, env.sender, env.seq, env.hash, raw, env.ts, env.prec, now
+        )
+        self.store.put_body(
+            env.hash, str(body.get("type", "")), canonical(body).decode(), opened.salt
+        )
+        return result("accepted")
+
+    def _open(self, env: Envelope) -> Any:
+        mine = env.key_for(self.id)
+        assert mine is not None
+        secret = self.store.prekey_secret(mine.kid)
+        if secret is None:
+            raise RejectedInput(
+                Code.UNKNOWN_KEY,
+                f"key {mine.kid} is unknown or erased; the sender needs our new keys",
+            )
+        return open_envelope(env, self.id, crypto.KemKey(secret))
+
+    def _alarm(self, kind: str, severity: str, subject: str, message: str) -> None:
+        self.store.add_alarm(kind, severity, subject, message, self.clock())
+        self.on_alarm(kind, message)
+
+    # --- reading ---------------------------------------------------------------------------------
+    def messages(self, channel: str, after_id: int = 0, limit: int = 1000) -> list[Message]:
+        self.channel_state(channel)
+        out = []
+        for e, b in self.store.channel_events(channel, after_id, limit):
+            out.append(self._message(e, b.body if b else {}))
+        return out
+
+    def _message(self, e: EnvelopeRow, body: dict[str, Any]) -> Message:
+        return Message(
+            e.channel, e.sender, self.peer_name(e.sender), e.seq, b64e(e.hash), e.ts, e.stored,
+            e.prec, body, extra={"id": e.id},
+        )  # fmt: skip
+
+    def inbox(self, limit: int = 200) -> list[Message]:
+        out: list[Message] = []
+        for ch in self.store.list_channels():
+            for e, b in self.store.channel_events(ch):
+                if e.sender != self.id:
+                    out.append(self._message(e, b.body if b else {}))
+        out.sort(key=lambda m: (m.stored, m.extra["id"]))
+        return out[-limit:]
+
+    def transcript_digest(self, channel: str) -> dict[str, Any]:
+        """A digest of every chain of the channel, identical at every member holding the same."""
+        self.channel_state(channel)
+        chains: dict[str, list[str]] = {}
+        digest = crypto.sha256(b"")
+        for e in sorted(self.store.envelopes(channel), key=lambda r: (r.sender, r.seq)):
+            chains.setdefault(e.sender, []).append(b64e(e.hash))
+            digest = crypto.sha256(digest + e.hash)
+        return {
+            "channel": channel,
+            "chains": {s: len(v) for s, v in chains.items()},
+            "digest": b64e(digest),
+        }
+
+    def status(self) -> dict[str, Any]:
+        peers = []
+        for p in self.store.list_peers():
+            link = self.store.link(p.station)
+            delivered, pending = self.store.outbox_counts(p.station)
+            last = self.store.last_receipt(p.station)
+            peers.append(
+                {
+                    "station": p.station,
+                    "name": p.name,
+                    "link": link.state if link else "unknown",
+                    "since": link.since if link else None,
+                    "rtt_ms": link.rtt_ms if link else None,
+                    "last_error": link.last_error if link else None,
+                    "delivered": delivered,
+                    "pending": pending,
+                    "last_receipt": {"channel": last[0], "seq": last[1], "ts": last[2]}
+                    if last
+                    else None,
+                }
+            )
+        return {
+            "station": self.id,
+            "name": self.cfg.name,
+            "lang": self.cfg.lang,
+            "fingerprint": self.fingerprint,
+            "peers": peers,
+            "alarms": len(self.store.alarms()),
+        }

@@ -1,0 +1,528 @@
+"""The store interface: everything a station persists, behind one class per backend.
+
+`SqlStore` holds every query, written in the SQL subset SQLite and PostgreSQL share, with `?`
+placeholders that a backend rewrites. A backend supplies the connection, transactions and a few
+dialect hooks. Stores hold bytes and plain records; they never interpret protocol meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from parley.errors import Code, LocalError
+from parley.store.schema import LATEST, MIGRATIONS
+
+PRIORITY = {"FLASH": 0, "IMMEDIATE": 1, "PRIORITY": 2, "ROUTINE": 3}
+
+
+@dataclass(frozen=True)
+class PeerRow:
+    station: str
+    name: str
+    lang: str
+    identity: bytes
+    addresses: list[str]
+    prekeys: list[dict[str, Any]]
+    added: int
+
+
+@dataclass(frozen=True)
+class EnvelopeRow:
+    id: int
+    channel: str
+    sender: str
+    seq: int
+    hash: bytes
+    raw: bytes
+    ts: int
+    prec: str
+    stored: int
+
+
+@dataclass(frozen=True)
+class BodyRow:
+    body: dict[str, Any]
+    salt: bytes
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    peer: str
+    state: str
+    since: int
+    last_ok: int | None
+    last_error: str | None
+    failures: int
+    rtt_ms: int | None
+
+
+@dataclass(frozen=True)
+class AlarmRow:
+    id: int
+    ts: int
+    kind: str
+    severity: str
+    subject: str
+    message: str
+    cleared: int | None
+
+
+_ENV_COLS = "id, channel, sender, seq, hash, raw, ts, prec, stored"
+
+
+def _env(row: tuple[Any, ...]) -> EnvelopeRow:
+    return EnvelopeRow(
+        int(row[0]), row[1], row[2], int(row[3]), bytes(row[4]), bytes(row[5]),
+        int(row[6]), row[7], int(row[8]),
+    )  # fmt: skip
+
+
+class SqlStore:
+    placeholder = "?"
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._lock = threading.RLock()
+        self.migrate()
+
+    # --- backend hooks ---------------------------------------------------------------------------
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _insert_id(self, sql: str, params: tuple[object, ...]) -> int:
+        raise NotImplementedError
+
+    def _table_exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def _ddl(self, sql: str) -> str:
+        return sql
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def q(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        if self.placeholder != "?":
+            sql = sql.replace("?", self.placeholder)
+        return self._execute(sql, params)
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """A transaction; nested calls join the outer one. Commit is durable when it returns."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._begin()
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._rollback()
+                raise
+            self._depth = 0
+            self._commit()
+
+    def migrate(self) -> None:
+        current = 0
+        if self._table_exists("meta"):
+            rows = self.q("SELECT value FROM meta WHERE key = 'schema_version'")
+            current = int(rows[0][0]) if rows else 0
+        if current > LATEST:
+            raise LocalError(
+                Code.SCHEMA_TOO_NEW,
+                f"the database has schema version {current}, newer than this Parley ({LATEST}); "
+                "upgrade Parley before opening it",
+            )
+        for version, _desc, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.tx():
+                for stmt in statements:
+                    self._execute(self._ddl(stmt))
+                self.set_meta("schema_version", str(version))
+
+    # --- meta ------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self.q("SELECT value FROM meta WHERE key = ?", key)
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx():
+            self.q("DELETE FROM meta WHERE key = ?", key)
+            self.q("INSERT INTO meta (key, value) VALUES (?, ?)", key, value)
+
+    # --- prekeys ---------------------------------------------------------------------------------
+    def add_prekey(
+        self, kid: str, public: bytes, secret: bytes, not_before: int, not_after: int, record: str
+    ) -> None:
+        with self.tx():
+            self.q(
+                "INSERT INTO prekeys (kid, public, secret, not_before, not_after, record)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                kid, public, secret, not_before, not_after, record,
+            )  # fmt: skip
+
+    def prekey_records(self, now_ms: int) -> list[dict[str, Any]]:
+        """Records of prekeys whose private half we still hold and that are not expired."""
+        rows = self.q(
+            "SELECT record FROM prekeys WHERE secret IS NOT NULL AND not_after >= ?"
+            " ORDER BY not_before DESC",
+            now_ms,
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def prekey_secret(self, kid: str) -> bytes | None:
+        rows = self.q("SELECT secret FROM prekeys WHERE kid = ?", kid)
+        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def newest_prekey_start(self) -> int | None:
+        rows = self.q("SELECT MAX(not_before) FROM prekeys")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def delete_prekey_secrets(self, expired_before: int, now_ms: int) -> list[str]:
+        """Erase private halves of prekeys that expired before `expired_before`."""
+        with self.tx():
+            rows = self.q(
+                "SELECT kid FROM prekeys WHERE secret IS NOT NULL AND not_after < ?",
+                expired_before,
+            )
+            self.q(
+                "UPDATE prekeys SET secret = NULL, retired_at = ? WHERE secret IS NOT NULL"
+                " AND not_after < ?",
+                now_ms, expired_before,
+            )  # fmt: skip
+        return [r[0] for r in rows]
+
+    # --- peers -----------------------------------------------------------------------------------
+    def add_peer(self, p: PeerRow) -> None:
+        with self.tx():
+            self.q("DELETE FROM peers WHERE station = ?", p.station)
+            self.q(
+                "INSERT INTO peers (station, name, lang, identity, addresses, prekeys, added)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                p.station, p.name, p.lang, p.identity,
+                json.dumps(p.addresses), json.dumps(p.prekeys), p.added,
+            )  # fmt: skip
+
+    def _peer(self, row: tuple[Any, ...]) -> PeerRow:
+        return PeerRow(
+            row[0], row[1], row[2], bytes(row[3]), json.loads(row[4]), json.loads(row[5]),
+            int(row[6]),
+        )  # fmt: skip
+
+    def get_peer(self, station: str) -> PeerRow | None:
+        rows = self.q(
+            "SELECT station, name, lang, identity, addresses, prekeys, added FROM peers"
+            " WHERE station = ?",
+            station,
+        )
+        return self._peer(rows[0]) if rows else None
+
+    def list_peers(self) -> list[PeerRow]:
+        rows = self.q(
+            "SELECT station, name, lang, identity, addresses, prekeys, added FROM peers"
+            " ORDER BY name"
+        )
+        return [self._peer(r) for r in rows]
+
+    def set_peer_prekeys(self, station: str, prekeys: list[dict[str, Any]]) -> None:
+        with self.tx():
+            self.q("UPDATE peers SET prekeys = ? WHERE station = ?", json.dumps(prekeys), station)
+
+    # --- channels and envelopes ------------------------------------------------------------------
+    def add_channel(self, channel: str, now_ms: int) -> None:
+        with self.tx():
+            if not self.q("SELECT 1 FROM channels WHERE channel = ?", channel):
+                self.q("INSERT INTO channels (channel, created) VALUES (?, ?)", channel, now_ms)
+
+    def has_channel(self, channel: str) -> bool:
+        return bool(self.q("SELECT 1 FROM channels WHERE channel = ?", channel))
+
+    def list_channels(self) -> list[str]:
+        return [r[0] for r in self.q("SELECT channel FROM channels ORDER BY created, channel")]
+
+    def head(self, channel: str, sender: str) -> EnvelopeRow | None:
+        rows = self.q(
+            f"SELECT {_ENV_COLS} FROM envelopes WHERE channel = ? AND sender = ?"
+            " ORDER BY seq DESC LIMIT 1",
+            channel, sender,
+        )  # fmt: skip
+        return _env(rows[0]) if rows else None
+
+    def heads(self, channel: str) -> dict[str, int]:
+        rows = self.q(
+            "SELECT sender, MAX(seq) FROM envelopes WHERE channel = ? GROUP BY sender", channel
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def hash_at(self, channel: str, sender: str, seq: int) -> bytes | None:
+        rows = self.q(
+            "SELECT hash FROM envelopes WHERE channel = ? AND sender = ? AND seq = ?",
+            channel, sender, seq,
+        )  # fmt: skip
+        return bytes(rows[0][0]) if rows else None
+
+    def envelope_by_hash(self, h: bytes) -> EnvelopeRow | None:
+        rows = self.q(f"SELECT {_ENV_COLS} FROM envelopes WHERE hash = ?", h)
+        return _env(rows[0]) if rows else None
+
+    def insert_envelope(
+        self, channel: str, sender: str, seq: int, h: bytes, raw: bytes, ts: int, prec: str,
+        now_ms: int,
+    ) -> int:  # fmt: skip
+        with self.tx():
+            return self._insert_id(
+                self._sql(
+                    "INSERT INTO envelopes (channel, sender, seq, hash, raw, ts, prec, stored)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (channel, sender, seq, h, raw, ts, prec, now_ms),
+            )
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.placeholder) if self.placeholder != "?" else sql
+
+    def envelopes(
+        self, channel: str, sender: str | None = None, after_seq: int = 0, limit: int = 100_000
+    ) -> list[EnvelopeRow]:
+        if sender is None:
+            rows = self.q(
+                f"SELECT {_ENV_COLS} FROM envelopes WHERE channel = ? ORDER BY id LIMIT ?",
+                channel, limit,
+            )  # fmt: skip
+        else:
+            rows = self.q(
+                f"SELECT {_ENV_COLS} FROM envelopes WHERE channel = ? AND sender = ?"
+                " AND seq > ? ORDER BY seq LIMIT ?",
+                channel, sender, after_seq, limit,
+            )  # fmt: skip
+        return [_env(r) for r in rows]
+
+    def put_body(self, h: bytes, type_: str, body: str, salt: bytes) -> None:
+        with self.tx():
+            self.q(
+                "INSERT INTO bodies (hash, type, body, salt) VALUES (?, ?, ?, ?)",
+                h, type_, body, salt,
+            )  # fmt: skip
+
+    def body(self, h: bytes) -> BodyRow | None:
+        rows = self.q("SELECT body, salt FROM bodies WHERE hash = ?", h)
+        return BodyRow(json.loads(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    def channel_events(
+        self, channel: str, after_id: int = 0, limit: int = 100_000
+    ) -> list[tuple[EnvelopeRow, BodyRow | None]]:
+        rows = self.q(
+            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt"
+            " FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
+            " WHERE e.channel = ? AND e.id > ? ORDER BY e.id LIMIT ?",
+            channel, after_id, limit,
+        )  # fmt: skip
+        return [
+            (_env(r[:9]), BodyRow(json.loads(r[9]), bytes(r[10])) if r[9] is not None else None)
+            for r in rows
+        ]
+
+    def control_events(self, channel: str) -> list[tuple[EnvelopeRow, BodyRow]]:
+        rows = self.q(
+            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt"
+            " FROM envelopes e JOIN bodies b ON b.hash = e.hash"
+            " WHERE e.channel = ? AND b.type LIKE 'channel.%' ORDER BY e.id",
+            channel,
+        )
+        return [(_env(r[:9]), BodyRow(json.loads(r[9]), bytes(r[10]))) for r in rows]
+
+    # --- outbox ----------------------------------------------------------------------------------
+    def enqueue(self, channel: str, seq: int, peer: str, envelope_id: int, prec: str) -> None:
+        with self.tx():
+            self.q(
+                "INSERT INTO outbox (channel, seq, peer, envelope_id, prio) VALUES (?, ?, ?, ?, ?)",
+                channel, seq, peer, envelope_id, PRIORITY[prec],
+            )  # fmt: skip
+
+    def pending(self, peer: str, limit: int) -> list[EnvelopeRow]:
+        """Undelivered envelopes for `peer`: chains in seq order, channels with the most urgent
+        pending precedence first."""
+        rows = self.q(
+            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}"
+            " FROM outbox o JOIN envelopes e ON e.id = o.envelope_id"
+            " JOIN (SELECT channel, MIN(prio) AS p FROM outbox WHERE peer = ? AND"
+            "       delivered IS NULL GROUP BY channel) c ON c.channel = o.channel"
+            " WHERE o.peer = ? AND o.delivered IS NULL ORDER BY c.p, o.envelope_id LIMIT ?",
+            peer, peer, limit,
+        )  # fmt: skip
+        return [_env(r) for r in rows]
+
+    def peers_with_pending(self) -> list[str]:
+        return [r[0] for r in self.q("SELECT DISTINCT peer FROM outbox WHERE delivered IS NULL")]
+
+    def mark_delivered(self, channel: str, peer: str, upto_seq: int, now_ms: int) -> int:
+        with self.tx():
+            n = self.q(
+                "SELECT COUNT(*) FROM outbox WHERE channel = ? AND peer = ? AND seq <= ?"
+                " AND delivered IS NULL",
+                channel, peer, upto_seq,
+            )[0][0]  # fmt: skip
+            self.q(
+                "UPDATE outbox SET delivered = ? WHERE channel = ? AND peer = ? AND seq <= ?"
+                " AND delivered IS NULL",
+                now_ms, channel, peer, upto_seq,
+            )  # fmt: skip
+        return int(n)
+
+    def requeue_from(self, channel: str, peer: str, seq: int) -> None:
+        with self.tx():
+            self.q(
+                "UPDATE outbox SET delivered = NULL WHERE channel = ? AND peer = ? AND seq >= ?",
+                channel, peer, seq,
+            )  # fmt: skip
+
+    def outbox_counts(self, peer: str) -> tuple[int, int]:
+        """(delivered, pending) for a peer."""
+        rows = self.q(
+            "SELECT SUM(CASE WHEN delivered IS NULL THEN 0 ELSE 1 END),"
+            " SUM(CASE WHEN delivered IS NULL THEN 1 ELSE 0 END) FROM outbox WHERE peer = ?",
+            peer,
+        )
+        return int(rows[0][0] or 0), int(rows[0][1] or 0)
+
+    # --- receipts, evidence, alarms --------------------------------------------------------------
+    def add_receipt(
+        self, channel: str, of: str, by: str, seq: int, h: bytes, ts: int, raw: bytes
+    ) -> None:
+        with self.tx():
+            if not self.q(
+                "SELECT 1 FROM receipts WHERE channel = ? AND of_station = ? AND by_station = ?"
+                " AND seq = ?",
+                channel, of, by, seq,
+            ):  # fmt: skip
+                self.q(
+                    "INSERT INTO receipts (channel, of_station, by_station, seq, hash, ts, raw)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    channel, of, by, seq, h, ts, raw,
+                )  # fmt: skip
+
+    def last_receipt(self, by: str) -> tuple[str, int, int, bytes] | None:
+        """(channel, seq, ts, raw) of the newest receipt signed by `by`."""
+        rows = self.q(
+            "SELECT channel, seq, ts, raw FROM receipts WHERE by_station = ?"
+            " ORDER BY ts DESC, seq DESC LIMIT 1",
+            by,
+        )
+        return (rows[0][0], int(rows[0][1]), int(rows[0][2]), bytes(rows[0][3])) if rows else None
+
+    def receipts_for(self, channel: str, by: str) -> list[tuple[int, bytes]]:
+        rows = self.q(
+            "SELECT seq, raw FROM receipts WHERE channel = ? AND by_station = ? ORDER BY seq",
+            channel, by,
+        )  # fmt: skip
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def add_evidence(
+        self, channel: str, sender: str, seq: int, kind: str, raw: bytes, held: bytes | None,
+        now_ms: int,
+    ) -> bool:  # fmt: skip
+        """Keep a conflicting envelope as evidence; False if this exact one is already kept."""
+        with self.tx():
+            if self.q("SELECT 1 FROM evidence WHERE raw = ?", raw):
+                return False
+            self.q(
+                "INSERT INTO evidence (channel, sender, seq, kind, raw, held_hash, detected)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                channel, sender, seq, kind, raw, held, now_ms,
+            )  # fmt: skip
+        return True
+
+    def evidence(self) -> list[tuple[str, str, int, str, bytes, bytes | None, int]]:
+        rows = self.q(
+            "SELECT channel, sender, seq, kind, raw, held_hash, detected FROM evidence ORDER BY id"
+        )
+        return [
+            (r[0], r[1], int(r[2]), r[3], bytes(r[4]), bytes(r[5]) if r[5] else None, int(r[6]))
+            for r in rows
+        ]
+
+    def add_alarm(self, kind: str, severity: str, subject: str, message: str, now_ms: int) -> int:
+        with self.tx():
+            return self._insert_id(
+                self._sql(
+                    "INSERT INTO alarms (ts, kind, severity, subject, message)"
+                    " VALUES (?, ?, ?, ?, ?)"
+                ),
+                (now_ms, kind, severity, subject, message),
+            )
+
+    def alarms(self, include_cleared: bool = False) -> list[AlarmRow]:
+        where = "" if include_cleared else " WHERE cleared IS NULL"
+        rows = self.q(
+            f"SELECT id, ts, kind, severity, subject, message, cleared FROM alarms{where}"
+            " ORDER BY id DESC"
+        )
+        return [AlarmRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    def clear_alarm(self, alarm_id: int, now_ms: int) -> bool:
+        with self.tx():
+            found = self.q("SELECT 1 FROM alarms WHERE id = ? AND cleared IS NULL", alarm_id)
+            self.q("UPDATE alarms SET cleared = ? WHERE id = ?", now_ms, alarm_id)
+        return bool(found)
+
+    # --- idempotency, links, audit ---------------------------------------------------------------
+    def idempotent(self, key: str) -> tuple[str, int] | None:
+        rows = self.q("SELECT channel, seq FROM idempotency WHERE key = ?", key)
+        return (rows[0][0], int(rows[0][1])) if rows else None
+
+    def remember(self, key: str, channel: str, seq: int) -> None:
+        with self.tx():
+            self.q(
+                "INSERT INTO idempotency (key, channel, seq) VALUES (?, ?, ?)", key, channel, seq
+            )
+
+    def link(self, peer: str) -> LinkRow | None:
+        rows = self.q(
+            "SELECT peer, state, since, last_ok, last_error, failures, rtt_ms FROM links"
+            " WHERE peer = ?",
+            peer,
+        )
+        return LinkRow(*rows[0]) if rows else None
+
+    def set_link(self, row: LinkRow) -> None:
+        with self.tx():
+            self.q("DELETE FROM links WHERE peer = ?", row.peer)
+            self.q(
+                "INSERT INTO links (peer, state, since, last_ok, last_error, failures, rtt_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row.peer, row.state, row.since, row.last_ok, row.last_error, row.failures,
+                row.rtt_ms,
+            )  # fmt: skip
+
+    def audit(self, actor: str, action: str, detail: dict[str, Any], now_ms: int) -> None:
+        with self.tx():
+            self.q(
+                "INSERT INTO audit (ts, actor, action, detail) VALUES (?, ?, ?, ?)",
+                now_ms, actor, action, json.dumps(detail, sort_keys=True),
+            )  # fmt: skip
+
+    def audit_log(self, limit: int = 200) -> list[tuple[int, str, str, str]]:
+        rows = self.q("SELECT ts, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?", limit)
+        return [(int(r[0]), r[1], r[2], r[3]) for r in rows]

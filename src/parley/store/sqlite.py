@@ -1,0 +1,55 @@
+"""The SQLite store: the default, embedded backend.
+
+One connection per process, WAL journal, `synchronous=FULL`: a commit that returned is on disk,
+so "sent" and receipts are only ever reported for what survives a crash or power loss.
+Every write happens inside `with store.tx():`, one transaction per logical step.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from parley.store.base import SqlStore
+
+
+class SqliteStore(SqlStore):
+    placeholder = "?"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        self.conn = conn
+        super().__init__()
+
+    def _begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        self.conn.execute("ROLLBACK")
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        cur = self.conn.execute(sql, params)
+        rows = cur.fetchall()
+        self._lastrowid = cur.lastrowid
+        return rows
+
+    def _insert_id(self, sql: str, params: tuple[object, ...]) -> int:
+        cur = self.conn.execute(sql, params)
+        assert cur.lastrowid is not None
+        return int(cur.lastrowid)
+
+    def _table_exists(self, name: str) -> bool:
+        return bool(
+            self._execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
+        )
+
+    def close(self) -> None:
+        self.conn.close()
