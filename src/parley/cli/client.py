@@ -32,7 +32,8 @@ class Api:
         except httpx.HTTPError as exc:
             raise ApiError(
                 Code.STATION_UNREACHABLE,
-                f"cannot reach the station at {self.base} ({exc}); is `parley station run` running?",
+                f"cannot reach the station at {self.base} ({exc}); "
+                "is `parley station run` running?",
             ) from exc
         if resp.status_code >= 400:
             try:

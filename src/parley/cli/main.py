@@ -59,7 +59,7 @@ def _resolve_channel(api: Api, ref: str) -> str:
             Code.NOT_FOUND if not matches else Code.INVALID_REQUEST,
             f"no channel starts with {ref!r}" if not matches else f"{ref!r} is ambiguous",
         )
-    return matches[0]
+    return str(matches[0])
 
 
 def _resolve_peer(api: Api, ref: str) -> str:
