@@ -324,9 +324,8 @@ def main() -> None:
         app(standalone_mode=False)
     except ParleyError as exc:
         err.print(f"error [{exc.code}]: {exc.message}", markup=False)
-        for f in (
-            exc.details.get("fields", []) if isinstance(exc.details.get("fields"), list) else []
-        ):
+        fields = exc.details.get("fields")
+        for f in fields if isinstance(fields, list) else []:
             err.print(f"  {f['field']}: {f['message']}", markup=False)
         sys.exit(1)
     except typer.Abort:
