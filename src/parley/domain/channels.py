@@ -40,6 +40,7 @@ class Event:
     ts: int
     hash: str  # base64url envelope hash
     body: dict[str, Any]
+    seen: dict[str, int] = field(default_factory=dict)  # member -> latest seq seen
 
     @property
     def type(self) -> str:
@@ -225,11 +226,40 @@ def order_key(ev: Event) -> tuple[int, str, int]:
     return (ev.ts, ev.sender, ev.seq)
 
 
+def causal_order(events: Iterable[Event]) -> list[Event]:
+    """Events in an order every member computes alike: causal (a sender's chain, and `seen`
+    references, come first), ties broken by (ts, sender, seq). Clocks alone would not do: a
+    consent stamped by a clock running behind must still follow the proposal it answers."""
+    pending = sorted(events, key=order_key)
+    done: dict[str, int] = {}  # sender -> highest seq placed
+    by_sender: dict[str, list[int]] = {}
+    for e in pending:
+        by_sender.setdefault(e.sender, []).append(e.seq)
+
+    def ready(e: Event) -> bool:
+        earlier = [q for q in by_sender[e.sender] if q < e.seq]
+        if earlier and done.get(e.sender, 0) < max(earlier):
+            return False
+        for m, q in e.seen.items():
+            need = [x for x in by_sender.get(m, []) if x <= q]
+            if need and done.get(m, 0) < max(need):
+                return False
+        return True
+
+    out: list[Event] = []
+    while pending:
+        pick = next((e for e in pending if ready(e)), pending[0])  # a cycle is impossible
+        pending.remove(pick)
+        out.append(pick)
+        done[pick.sender] = max(done.get(pick.sender, 0), pick.seq)
+    return out
+
+
 def derive(channel: str, events: Iterable[Event]) -> ChannelState | None:
     """The channel's state from its control events; illegal ones are ignored, as every member
     ignores them identically."""
     state: ChannelState | None = None
-    for ev in sorted((e for e in events if is_control(e.body)), key=order_key):
+    for ev in causal_order(e for e in events if is_control(e.body)):
         try:
             state = apply(state, ev, channel)
         except Conflict:
@@ -237,8 +267,7 @@ def derive(channel: str, events: Iterable[Event]) -> ChannelState | None:
     return state
 
 
-def open_in_cut(channel: str, events: Iterable[Event], cut: dict[str, int]) -> bool:
-    """Was the channel open given only the events inside `cut` (member -> highest seq seen)?"""
-    inside = [e for e in events if e.seq <= cut.get(e.sender, 0)]
-    state = derive(channel, inside)
-    return state is not None and state.is_open
+def in_cut(channel: str, events: Iterable[Event], cut: dict[str, int]) -> ChannelState | None:
+    """The state given only the events inside `cut` (member -> highest seq seen): what the
+    sender of an envelope with that causal past knew when it sent it."""
+    return derive(channel, [e for e in events if e.seq <= cut.get(e.sender, 0)])

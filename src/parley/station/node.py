@@ -203,10 +203,11 @@ class Station:
 
     # --- channels --------------------------------------------------------------------------------
     def _events(self, channel: str) -> list[channels.Event]:
-        return [
-            channels.Event(e.sender, e.seq, e.ts, b64e(e.hash), b.body)
-            for e, b in self.store.control_events(channel)
-        ]
+        out = []
+        for e, b in self.store.control_events(channel):
+            seen = {m: r.seq for m, r in parse_envelope(e.raw).seen.items()}
+            out.append(channels.Event(e.sender, e.seq, e.ts, b64e(e.hash), b.body, seen))
+        return out
 
     def channel_state(self, channel: str) -> channels.ChannelState:
         state = channels.derive(channel, self._events(channel))
@@ -243,7 +244,7 @@ class Station:
         state = self.channel_state(channel)
         target = state.pending if kind == "consent" else ""
         body = channels.control_body(kind, target, reason)
-        ev = channels.Event(self.id, 0, self.clock(), "", body)
+        ev = channels.Event(self.id, 1 << 50, self.clock(), "", body)
         channels.apply(state, ev, channel)  # raises Conflict for an illegal move
         with self.store.tx():
             env = self._append(channel, body, "IMMEDIATE", members=state.members)
@@ -410,16 +411,18 @@ class Station:
                 raise RejectedInput(
                     Code.UNKNOWN_CHANNEL, "the first envelope must propose the channel"
                 )
-        elif channels.is_control(body):
-            try:
-                channels.apply(
-                    state, channels.Event(env.sender, env.seq, env.ts, h, body), env.channel
-                )
-            except Conflict as exc:
-                raise RejectedInput(Code.CHANNEL_NOT_OPEN, exc.message) from exc
         else:
+            # Judge the envelope by what its sender knew (its causal past), not by what we know
+            # now: a concurrent suspend elsewhere must not make a legitimately sent one illegal.
             cut = {m: r.seq for m, r in env.seen.items()} | {env.sender: env.seq - 1}
-            if not channels.open_in_cut(env.channel, self._events(env.channel), cut):
+            known = channels.in_cut(env.channel, self._events(env.channel), cut)
+            if channels.is_control(body):
+                ev = channels.Event(env.sender, env.seq, env.ts, h, body, cut)
+                try:
+                    channels.apply(known, ev, env.channel)
+                except Conflict as exc:
+                    raise RejectedInput(Code.CHANNEL_NOT_OPEN, exc.message) from exc
+            elif known is None or not known.is_open:
                 raise RejectedInput(
                     Code.CHANNEL_NOT_OPEN, "the channel was not open for the sender"
                 )

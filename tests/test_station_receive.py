@@ -1,0 +1,259 @@
+"""Every kind of bad input is rejected with its stable code and changes nothing (issue 2 item 8)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from parley.domain import channels
+from parley.protocol.encoding import b64d, b64e, canonical, parse
+from parley.protocol.envelope import MAX_ENVELOPE_BYTES, Ref, seal
+from parley.station.node import Station
+from tests.pair import Clock, Net, introduce, make_station, open_channel
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Net, Clock, Station, Station, str]:
+    clock = Clock()
+    a = make_station(tmp_path / "a", "South", "en", clock)
+    b = make_station(tmp_path / "b", "North", "ko", clock)
+    introduce(a, b)
+    net = Net()
+    ch = open_channel(net, a, b)
+    return net, clock, a, b, ch
+
+
+def snapshot(st: Station) -> tuple[object, ...]:
+    """Everything a rejection must leave untouched."""
+    q = st.store.q
+    return (
+        q("SELECT COUNT(*) FROM envelopes")[0][0],
+        q("SELECT COUNT(*) FROM bodies")[0][0],
+        q("SELECT COUNT(*) FROM channels")[0][0],
+        q("SELECT COUNT(*) FROM evidence")[0][0],
+    )
+
+
+def forge(a: Station, b: Station, ch: str, seq: int, prev: bytes, text: str, ts: int) -> bytes:
+    """An envelope really signed by `a`, with every field chosen by the test."""
+    env, _ = seal(
+        channels.text_body(text, "en"),
+        identity=a.identity,
+        sender=a.id,
+        channel=ch,
+        seq=seq,
+        prev=prev,
+        seen={},
+        recipients=[a._recipient_key(b.id, a.clock())],
+        now_ms=ts,
+    )
+    return env.raw
+
+
+def next_raw(a: Station, b: Station, ch: str, text: str = "hello") -> bytes:
+    row, _ = a.send(ch, channels.text_body(text, "en"))
+    return row.raw
+
+
+def test_a_message_arrives_decrypted_verified_and_receipted(world) -> None:
+    net, _, a, b, ch = world
+    a.send(ch, channels.text_body("Do you read this line?", "en"))
+    results = net.deliver(a, b)
+    assert [r.status for r in results] == ["accepted"]
+    msgs = [m for m in b.inbox() if m.body.get("type") == "text"]
+    assert msgs[0].body["text"] == "Do you read this line?"
+    assert msgs[0].sender == a.id and msgs[0].seq == 2
+    assert a.status()["peers"][0]["pending"] == 0
+    assert a.status()["peers"][0]["last_receipt"]["seq"] == 2
+
+
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (b"{not json", "malformed"),
+        (b"[]", "malformed"),
+        (b'{"v": 1}', "malformed"),
+        (b"\xff\xfe", "malformed"),
+        (b'{"v":1.5}', "malformed"),
+    ],
+)
+def test_malformed_is_rejected(world, raw: bytes, code: str) -> None:
+    _, _, _, b, _ = world
+    before = snapshot(b)
+    res = b.receive(raw)
+    assert (res.status, res.code) == ("rejected", code)
+    assert snapshot(b) == before
+
+
+def test_non_canonical_encoding_is_rejected(world) -> None:
+    _, _, a, b, ch = world
+    raw = next_raw(a, b, ch)
+    pretty = json.dumps(json.loads(raw), indent=1).encode()
+    before = snapshot(b)
+    assert b.receive(pretty).code == "malformed"
+    assert snapshot(b) == before
+
+
+def test_oversized_is_rejected(world) -> None:
+    _, _, _, b, _ = world
+    before = snapshot(b)
+    res = b.receive(b"{" + b" " * MAX_ENVELOPE_BYTES + b"}")
+    assert (res.status, res.code) == ("rejected", "oversized")
+    assert snapshot(b) == before
+
+
+def test_bad_signature_is_rejected(world) -> None:
+    _, _, a, b, ch = world
+    doc = parse(next_raw(a, b, ch))
+    sig = bytearray(b64d(doc["sig"]))
+    sig[0] ^= 1
+    doc["sig"] = b64e(bytes(sig))
+    before = snapshot(b)
+    assert b.receive(canonical(doc)).code == "bad_signature"
+    # a body swapped under a valid signature fails the same way
+    doc2 = parse(next_raw(a, b, ch))
+    doc2["ts"] += 1
+    assert b.receive(canonical(doc2)).code == "bad_signature"
+    assert snapshot(b) == before
+
+
+def test_unknown_sender_is_rejected(world, tmp_path: Path) -> None:
+    _, clock, _, b, ch = world
+    mallory = make_station(tmp_path / "m", "Mallory", "en", clock)
+    mallory.add_peer(__import__("parley.protocol.identity").protocol.identity.parse_invitation(
+        b.invitation().encode()
+    ))  # fmt: skip
+    raw = forge(mallory, b, ch, 1, bytes(32), "let me in", clock())
+    before = snapshot(b)
+    assert b.receive(raw).code == "unknown_sender"
+    assert snapshot(b) == before
+
+
+def test_non_member_is_rejected(world, tmp_path: Path) -> None:
+    _, clock, _, b, ch = world
+    carol = make_station(tmp_path / "c", "Carol", "en", clock)
+    introduce(carol, b)
+    raw = forge(carol, b, ch, 1, bytes(32), "I am not on this channel", clock())
+    before = snapshot(b)
+    assert b.receive(raw).code == "not_a_member"
+    assert snapshot(b) == before
+
+
+def test_timestamp_from_the_future_is_rejected(world) -> None:
+    _, clock, a, b, ch = world
+    head = b.store.head(ch, a.id)
+    assert head is not None
+    raw = forge(a, b, ch, head.seq + 1, head.hash, "from the future", clock() + 3_600_000)
+    before = snapshot(b)
+    assert b.receive(raw).code == "clock_skew"
+    assert snapshot(b) == before
+
+
+def test_timestamp_going_backwards_is_rejected(world) -> None:
+    _, clock, a, b, ch = world
+    head = b.store.head(ch, a.id)
+    assert head is not None
+    raw = forge(a, b, ch, head.seq + 1, head.hash, "from the past", head.ts - 1)
+    assert b.receive(raw).code == "timestamp_order"
+
+
+def test_a_late_envelope_is_still_accepted(world) -> None:
+    """A message queued while the link was down for a day is late, not stale."""
+    net, clock, a, b, ch = world
+    a.send(ch, channels.text_body("sent before the outage", "en"))
+    clock.advance(24 * 3600 * 1000)
+    assert [r.status for r in net.deliver(a, b)] == ["accepted"]
+
+
+def test_replay_is_idempotent(world) -> None:
+    net, _, a, b, ch = world
+    raw = next_raw(a, b, ch)
+    assert b.receive(raw).status == "accepted"
+    before = snapshot(b)
+    for _ in range(3):
+        res, receipts = b.receive_batch([raw])
+        assert res[0].status == "duplicate"
+        assert receipts and receipts[0].seq == 2  # the receipt is sent again
+    assert snapshot(b) == before
+
+
+def test_gap_is_held_back_and_filled_in_order(world) -> None:
+    net, _, a, b, ch = world
+    raws = [next_raw(a, b, ch, f"m{i}") for i in range(3)]
+    before = snapshot(b)
+    res = b.receive(raws[2])
+    assert (res.status, res.expected_seq) == ("gap", 2)
+    assert snapshot(b) == before
+    # the sender re-queues from the seq the receiver asked for
+    assert [r.status for r in net.deliver(a, b)] == ["accepted"] * 3
+    texts = [m.body["text"] for m in b.messages(ch) if m.body["type"] == "text"]
+    assert texts == ["m0", "m1", "m2"]
+
+
+def test_gap_answer_requeues_the_chain(world) -> None:
+    net, _, a, b, ch = world
+    net.deliver(a, b)
+    a.send(ch, channels.text_body("x", "en"))
+    # pretend a receipt was lost and the peer restored an old backup: it asks from seq 2 again
+    a.store.mark_delivered(ch, b.id, 10, 0)
+    from parley.station.dispatcher import Dispatcher
+
+    Dispatcher(a, None)._apply(b.id, [{"status": "gap", "channel": ch, "expected_seq": 2, "hash": "h"}], [])  # type: ignore[arg-type]  # noqa: E501
+    assert [r.seq for r in a.store.pending(b.id, 10)] == [2]
+
+
+def test_equivocation_raises_an_alarm_and_keeps_both(world) -> None:
+    net, clock, a, b, ch = world
+    raw = next_raw(a, b, ch, "the real seq 2")
+    net.deliver(a, b)
+    head1 = b.store.head(ch, a.id)
+    assert head1 is not None and head1.seq == 2
+    first = b.store.envelopes(ch, a.id, 0, 10)[0]
+    evil = forge(a, b, ch, 2, first.hash, "a different seq 2", clock())
+    res = b.receive(evil)
+    assert (res.status, res.code) == ("equivocation", "equivocation")
+    assert b.store.hash_at(ch, a.id, 2) == b.store.head(ch, a.id).hash  # original kept
+    assert b.store.envelope_by_hash(b.store.hash_at(ch, a.id, 2)).raw == raw  # type: ignore[union-attr]
+    kept = b.store.evidence()
+    assert len(kept) == 1 and kept[0][4] == evil
+    assert [x.kind for x in b.store.alarms()] == ["equivocation"]
+    # the same evidence again raises no second alarm
+    b.receive(evil)
+    assert len(b.store.alarms()) == 1
+
+
+def test_content_on_a_channel_not_yet_open_is_rejected(world) -> None:
+    _, clock, a, b, _ = world
+    ch2 = a.propose_channel("hotline", "second line", [b.id])
+    with pytest.raises(Exception, match="not open"):
+        a.send(ch2, channels.text_body("too early", "en"))
+
+
+def test_seen_references_carry_causal_order(world) -> None:
+    net, _, a, b, ch = world
+    b.send(ch, channels.text_body("north speaks", "ko"))
+    net.deliver(b, a)
+    row, _ = a.send(ch, channels.text_body("south answers", "en"))
+    env = __import__("parley.protocol.envelope").protocol.envelope.parse_envelope(row.raw)
+    bh = a.store.head(ch, b.id)
+    assert bh is not None
+    assert env.seen == {b.id: Ref(bh.seq, bh.hash)}
+
+
+def test_idempotency_key_makes_one_envelope(world) -> None:
+    _, _, a, _, ch = world
+    r1, c1 = a.send(ch, channels.text_body("once", "en"), idempotency_key="k1")
+    r2, c2 = a.send(ch, channels.text_body("once", "en"), idempotency_key="k1")
+    assert (c1, c2) == (True, False) and r1.hash == r2.hash
+
+
+def test_transcripts_are_identical(world) -> None:
+    net, _, a, b, ch = world
+    for i in range(5):
+        a.send(ch, channels.text_body(f"a{i}", "en"))
+        b.send(ch, channels.text_body(f"b{i}", "ko"))
+    net.deliver(a, b)
+    net.deliver(b, a)
+    assert a.transcript_digest(ch) == b.transcript_digest(ch)
