@@ -50,8 +50,13 @@ def start(data: Path, log: Path) -> subprocess.Popen[bytes]:
     raise LocalError(Code.STATION_UNREACHABLE, f"station in {data} did not start; see {log}")
 
 
-def init(data: Path, name: str, lang: str) -> None:
-    cfg = station_config.Config(name=name, lang=lang, listen=f"127.0.0.1:{free_port()}")
+def init(data: Path, name: str, lang: str, timings: station_config.Timings | None = None) -> None:
+    cfg = station_config.Config(
+        name=name,
+        lang=lang,
+        listen=f"127.0.0.1:{free_port()}",
+        timings=timings or station_config.Timings(),
+    )
     station_config.init_dir(data, cfg)
 
 
