@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from parley.protocol import crypto
 from parley.protocol.identity import parse_invitation
 from parley.station.config import Config, Timings
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import ReceiveResult, Station
 from parley.store.sqlite import SqliteStore
-from parley.protocol import crypto
 
 
 class Clock:

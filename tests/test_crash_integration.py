@@ -84,8 +84,9 @@ def test_thousand_each_way_survive_sigkill(tmp_path: Path) -> None:
         def sender(proc: Proc, tag: str) -> None:
             try:
                 for i in range(N):
+                    key = {"Idempotency-Key": f"{tag}-{i}"}
                     call(proc.data, "POST", f"/channels/{ch}/messages", deadline,
-                         json={"text": f"{tag} {i}"}, headers={"Idempotency-Key": f"{tag}-{i}"})  # fmt: skip
+                         json={"text": f"{tag} {i}"}, headers=key)  # fmt: skip
                     progress[tag] = i + 1
             except BaseException as exc:  # reported by the main thread
                 errors.append(exc)

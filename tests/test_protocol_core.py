@@ -26,10 +26,7 @@ from parley.protocol.identity import fingerprint, station_id
 from parley.protocol.receipt import decode_receipt, sign_receipt, verify_receipt
 
 json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53) + 1, 2**53 - 1)
-    | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,

@@ -152,7 +152,7 @@ def test_timestamp_from_the_future_is_rejected(world) -> None:
 
 
 def test_timestamp_going_backwards_is_rejected(world) -> None:
-    _, clock, a, b, ch = world
+    _, _, a, b, ch = world
     head = b.store.head(ch, a.id)
     assert head is not None
     raw = forge(a, b, ch, head.seq + 1, head.hash, "from the past", head.ts - 1)
@@ -168,7 +168,7 @@ def test_a_late_envelope_is_still_accepted(world) -> None:
 
 
 def test_replay_is_idempotent(world) -> None:
-    net, _, a, b, ch = world
+    _, _, a, b, ch = world
     raw = next_raw(a, b, ch)
     assert b.receive(raw).status == "accepted"
     before = snapshot(b)
@@ -200,7 +200,9 @@ def test_gap_answer_requeues_the_chain(world) -> None:
     a.store.mark_delivered(ch, b.id, 10, 0)
     from parley.station.dispatcher import Dispatcher
 
-    Dispatcher(a, None)._apply(b.id, [{"status": "gap", "channel": ch, "expected_seq": 2, "hash": "h"}], [])  # type: ignore[arg-type]  # noqa: E501
+    Dispatcher(a, None)._apply(
+        b.id, [{"status": "gap", "channel": ch, "expected_seq": 2, "hash": "h"}], []
+    )  # type: ignore[arg-type]  # noqa: E501
     assert [r.seq for r in a.store.pending(b.id, 10)] == [2]
 
 
@@ -225,7 +227,7 @@ def test_equivocation_raises_an_alarm_and_keeps_both(world) -> None:
 
 
 def test_content_on_a_channel_not_yet_open_is_rejected(world) -> None:
-    _, clock, a, b, _ = world
+    _, _, a, b, _ = world
     ch2 = a.propose_channel("hotline", "second line", [b.id])
     with pytest.raises(Exception, match="not open"):
         a.send(ch2, channels.text_body("too early", "en"))

@@ -1,0 +1,452 @@
+"""The store contract, run against both backends: SQLite (a file) and PostgreSQL (a real server).
+
+PostgreSQL tests get a fresh database each from tests/pgserver.py and skip when no server binaries
+are installed (but fail on CI). Backend-specific behaviour (the dispatcher lock, the dialect
+rewrites) is tested at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from parley.errors import Code, LocalError
+from parley.store.base import LinkRow, PeerRow, SqlStore
+from parley.store.postgres import PostgresStore, lock_key
+from parley.store.schema import LATEST, MIGRATIONS
+from parley.store.sqlite import SqliteStore
+
+pytest_plugins = ["tests.pgserver"]  # the pg_dsn and pg_db fixtures
+
+IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
+NOW = 1_790_000_000_000
+H1, H2, H3, H4 = (bytes([i]) * 32 for i in range(1, 5))
+
+Opener = Callable[[], SqlStore]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a new store on this test's database; every store opened is closed afterwards."""
+    if request.param == "sqlite":
+
+        def make() -> SqlStore:
+            return SqliteStore(tmp_path / "parley.db")
+    else:
+        dsn = request.getfixturevalue("pg_db")
+
+        def make() -> SqlStore:
+            return PostgresStore(dsn)
+
+    opened: list[SqlStore] = []
+
+    def tracked() -> SqlStore:
+        s = make()
+        opened.append(s)
+        return s
+
+    yield tracked
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store(opener: Opener) -> SqlStore:
+    return opener()
+
+
+def count(store: SqlStore, table: str) -> int:
+    return int(store.q(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+
+# --- schema --------------------------------------------------------------------------------------
+def test_migrations_apply_and_record_the_version(store: SqlStore, opener: Opener) -> None:
+    assert store.get_meta("schema_version") == str(LATEST)
+    for table in ("meta", "prekeys", "peers", "channels", "envelopes", "bodies", "outbox",
+                  "receipts", "evidence", "alarms", "idempotency", "links", "audit"):  # fmt: skip
+        assert store._table_exists(table), table
+    assert not store._table_exists("no_such_table")
+    again = opener()  # reopening applies nothing twice
+    assert again.get_meta("schema_version") == str(LATEST)
+    assert len(MIGRATIONS) == LATEST
+
+
+def test_a_database_newer_than_the_code_is_refused(store: SqlStore, opener: Opener) -> None:
+    store.set_meta("schema_version", str(LATEST + 1))
+    with pytest.raises(LocalError) as exc:
+        opener()
+    assert exc.value.code == Code.SCHEMA_TOO_NEW
+
+
+# --- meta and keys -------------------------------------------------------------------------------
+def test_meta_is_set_and_overwritten(store: SqlStore) -> None:
+    assert store.get_meta("station") is None
+    store.set_meta("station", "a")
+    store.set_meta("station", "b")
+    assert store.get_meta("station") == "b"
+
+
+def test_prekeys_records_secrets_and_erasure(store: SqlStore) -> None:
+    assert store.newest_prekey_start() is None
+    store.add_prekey("k1", b"\x01pub", b"\x00sec1", 100, 200, json.dumps({"kid": "k1"}))
+    store.add_prekey("k2", b"\x02pub", b"\x00sec2", 150, 400, json.dumps({"kid": "k2"}))
+    assert store.prekey_records(150) == [{"kid": "k2"}, {"kid": "k1"}]
+    assert store.prekey_records(300) == [{"kid": "k2"}]  # k1 expired
+    secret = store.prekey_secret("k1")
+    assert secret == b"\x00sec1" and type(secret) is bytes
+    assert store.prekey_secret("nope") is None
+    assert store.newest_prekey_start() == 150
+
+    assert store.delete_prekey_secrets(expired_before=201, now_ms=500) == ["k1"]
+    assert store.prekey_secret("k1") is None
+    assert store.prekey_secret("k2") == b"\x00sec2"
+    assert store.delete_prekey_secrets(expired_before=201, now_ms=600) == []
+    assert store.q("SELECT retired_at FROM prekeys WHERE kid = ?", "k1") == [(500,)]
+    assert store.prekey_records(0) == [{"kid": "k2"}]  # no records without the private half
+
+
+def test_peers_are_added_replaced_and_listed(store: SqlStore) -> None:
+    a = PeerRow("st-a", "Bravo", "en", b"\x00id-a", ["https://a"], [{"kid": "x"}], NOW)
+    b = PeerRow("st-b", "Alpha", "ko", b"\x00id-b", [], [], NOW + 1)
+    store.add_peer(a)
+    store.add_peer(b)
+    got = store.get_peer("st-a")
+    assert got == a and type(got.identity) is bytes
+    assert store.get_peer("nope") is None
+    assert [p.name for p in store.list_peers()] == ["Alpha", "Bravo"]
+    store.add_peer(PeerRow("st-a", "Charlie", "en", b"id", [], [], NOW))
+    assert [p.name for p in store.list_peers()] == ["Alpha", "Charlie"]
+    store.set_peer_prekeys("st-b", [{"kid": "y"}])
+    assert store.get_peer("st-b") == PeerRow("st-b", "Alpha", "ko", b"\x00id-b", [], [{"kid": "y"}],
+                                             NOW + 1)  # fmt: skip
+
+
+# --- channels, envelopes, bodies -----------------------------------------------------------------
+def test_channels_are_added_once_and_listed_in_creation_order(store: SqlStore) -> None:
+    store.add_channel("zz", NOW)
+    store.add_channel("aa", NOW + 1)
+    store.add_channel("zz", NOW + 2)
+    assert store.has_channel("zz") and not store.has_channel("yy")
+    assert store.list_channels() == ["zz", "aa"]
+
+
+def test_envelopes_heads_and_lookup(store: SqlStore) -> None:
+    assert store.head("c", "a") is None
+    assert store.heads("c") == {}
+    i1 = store.insert_envelope("c", "a", 1, H1, b"\x00raw1", NOW, "ROUTINE", NOW + 5)
+    i2 = store.insert_envelope("c", "a", 2, H2, b"raw2", NOW + 1, "FLASH", NOW + 6)
+    i3 = store.insert_envelope("c", "b", 1, H3, b"raw3", NOW + 2, "ROUTINE", NOW + 7)
+    assert i1 < i2 < i3
+    head = store.head("c", "a")
+    assert head is not None
+    assert (head.id, head.seq, head.hash, head.raw, head.ts, head.prec, head.stored) == (
+        i2, 2, H2, b"raw2", NOW + 1, "FLASH", NOW + 6,
+    )  # fmt: skip
+    assert type(head.hash) is bytes and type(head.raw) is bytes
+    assert store.heads("c") == {"a": 2, "b": 1}
+    assert store.hash_at("c", "a", 1) == H1
+    assert store.hash_at("c", "a", 9) is None
+    by_hash = store.envelope_by_hash(H3)
+    assert by_hash is not None and (by_hash.sender, by_hash.raw) == ("b", b"raw3")
+    assert store.envelope_by_hash(H4) is None
+    assert [e.id for e in store.envelopes("c")] == [i1, i2, i3]
+    assert [e.id for e in store.envelopes("c", limit=2)] == [i1, i2]
+    assert [e.seq for e in store.envelopes("c", "a", after_seq=1)] == [2]
+    assert store.envelopes("other") == []
+
+
+def test_a_second_envelope_at_the_same_position_or_hash_is_refused(store: SqlStore) -> None:
+    store.insert_envelope("c", "a", 1, H1, b"raw1", NOW, "ROUTINE", NOW)
+    with pytest.raises(IntegrityError):
+        store.insert_envelope("c", "a", 1, H2, b"other", NOW, "ROUTINE", NOW)
+    with pytest.raises(IntegrityError):
+        store.insert_envelope("c", "a", 2, H1, b"raw1", NOW, "ROUTINE", NOW)
+    # the failed statements left the store usable and stored nothing
+    store.insert_envelope("c", "a", 2, H2, b"raw2", NOW, "ROUTINE", NOW)
+    assert [e.hash for e in store.envelopes("c")] == [H1, H2]
+
+
+def test_bodies_and_channel_and_control_events(store: SqlStore) -> None:
+    i1 = store.insert_envelope("c", "a", 1, H1, b"r1", NOW, "ROUTINE", NOW)
+    i2 = store.insert_envelope("c", "a", 2, H2, b"r2", NOW, "ROUTINE", NOW)
+    i3 = store.insert_envelope("c", "a", 3, H3, b"r3", NOW, "ROUTINE", NOW)
+    i4 = store.insert_envelope("c", "a", 4, H4, b"r4", NOW, "ROUTINE", NOW)
+    store.put_body(H1, "channel.open", json.dumps({"type": "channel.open"}), b"\x00salt1")
+    store.put_body(H2, "note", json.dumps({"type": "note", "text": "100%"}), b"salt2")
+    store.put_body(H4, "channelX", json.dumps({"type": "channelX"}), b"salt4")  # not channel.*
+    body = store.body(H1)
+    assert body is not None and body.body == {"type": "channel.open"} and body.salt == b"\x00salt1"
+    assert type(body.salt) is bytes
+    assert store.body(H3) is None
+
+    events = store.channel_events("c")
+    assert [(e.id, b.body["type"] if b else None) for e, b in events] == [
+        (i1, "channel.open"), (i2, "note"), (i3, None), (i4, "channelX"),
+    ]  # fmt: skip
+    assert [e.id for e, _ in store.channel_events("c", after_id=i2, limit=1)] == [i3]
+    assert [(e.id, b.body["type"]) for e, b in store.control_events("c")] == [(i1, "channel.open")]
+    assert store.control_events("other") == []
+
+
+# --- outbox --------------------------------------------------------------------------------------
+def test_outbox_orders_by_channel_precedence_then_envelope(store: SqlStore) -> None:
+    ids = {}
+    for ch, seq, h, prec in [("slow", 1, H1, "ROUTINE"), ("slow", 2, H2, "ROUTINE"),
+                             ("fast", 1, H3, "ROUTINE"), ("fast", 2, H4, "FLASH")]:  # fmt: skip
+        ids[(ch, seq)] = store.insert_envelope(ch, "me", seq, h, b"r", NOW, prec, NOW)
+        store.enqueue(ch, seq, "p", ids[(ch, seq)], prec)
+    store.enqueue("slow", 1, "q", ids[("slow", 1)], "ROUTINE")
+
+    # "fast" holds a FLASH, so its whole chain (in order) goes before "slow"
+    order = [(e.channel, e.seq) for e in store.pending("p", 10)]
+    assert order == [("fast", 1), ("fast", 2), ("slow", 1), ("slow", 2)]
+    assert [(e.channel, e.seq) for e in store.pending("p", 3)] == order[:3]
+    assert sorted(store.peers_with_pending()) == ["p", "q"]
+    assert store.outbox_counts("p") == (0, 4)
+    assert store.outbox_counts("nobody") == (0, 0)
+
+    assert store.mark_delivered("fast", "p", 2, NOW) == 2
+    assert store.mark_delivered("fast", "p", 2, NOW) == 0
+    assert [(e.channel, e.seq) for e in store.pending("p", 10)] == [("slow", 1), ("slow", 2)]
+    assert store.outbox_counts("p") == (2, 2)
+
+    store.requeue_from("fast", "p", 2)
+    assert [(e.channel, e.seq) for e in store.pending("p", 10)] == [
+        ("fast", 2), ("slow", 1), ("slow", 2),
+    ]  # fmt: skip
+    assert store.outbox_counts("p") == (1, 3)
+    store.mark_delivered("slow", "q", 5, NOW)
+    assert store.peers_with_pending() == ["p"]
+
+
+# --- receipts, evidence, alarms ------------------------------------------------------------------
+def test_receipts_are_kept_once_and_the_newest_is_found(store: SqlStore) -> None:
+    assert store.last_receipt("b") is None
+    store.add_receipt("c", "a", "b", 1, H1, NOW, b"\x00rc1")
+    store.add_receipt("c", "a", "b", 1, H1, NOW + 9, b"dupe")  # same position: ignored
+    store.add_receipt("c", "a", "b", 2, H2, NOW + 1, b"rc2")
+    store.add_receipt("d", "a", "b", 7, H3, NOW + 1, b"rd7")
+    assert store.last_receipt("b") == ("d", 7, NOW + 1, b"rd7")
+    assert store.receipts_for("c", "b") == [(1, b"\x00rc1"), (2, b"rc2")]
+    assert store.receipts_for("c", "a") == []
+
+
+def test_evidence_is_deduplicated_by_raw_bytes(store: SqlStore) -> None:
+    assert store.add_evidence("c", "a", 3, "equivocation", b"\x00ev", H1, NOW)
+    assert not store.add_evidence("c", "a", 3, "equivocation", b"\x00ev", H1, NOW + 1)
+    assert store.add_evidence("c", "a", 4, "broken_chain", b"ev2", None, NOW + 2)
+    assert store.evidence() == [
+        ("c", "a", 3, "equivocation", b"\x00ev", H1, NOW),
+        ("c", "a", 4, "broken_chain", b"ev2", None, NOW + 2),
+    ]
+
+
+def test_alarms_are_raised_listed_and_cleared(store: SqlStore) -> None:
+    a1 = store.add_alarm("divergence", "critical", "p", "bad hash", NOW)
+    a2 = store.add_alarm("link", "warning", "q", "down 50%", NOW + 1)
+    assert a1 < a2
+    assert [(a.id, a.message) for a in store.alarms()] == [(a2, "down 50%"), (a1, "bad hash")]
+    assert store.clear_alarm(a1, NOW + 2)
+    assert [a.id for a in store.alarms()] == [a2]
+    assert [(a.id, a.cleared) for a in store.alarms(include_cleared=True)] == [
+        (a2, None), (a1, NOW + 2),
+    ]  # fmt: skip
+    assert not store.clear_alarm(a1, NOW + 3)  # already cleared
+
+
+# --- idempotency, links, audit -------------------------------------------------------------------
+def test_idempotency_keys(store: SqlStore) -> None:
+    assert store.idempotent("k") is None
+    store.remember("k", "c", 3)
+    assert store.idempotent("k") == ("c", 3)
+    with pytest.raises(IntegrityError):
+        store.remember("k", "c", 4)
+
+
+def test_links_are_set_and_replaced(store: SqlStore) -> None:
+    assert store.link("p") is None
+    row = LinkRow("p", "up", NOW, NOW, None, 0, 12)
+    store.set_link(row)
+    assert store.link("p") == row
+    row2 = LinkRow("p", "down", NOW + 1, NOW, "timeout", 3, None)
+    store.set_link(row2)
+    assert store.link("p") == row2
+
+
+def test_audit_log_newest_first(store: SqlStore) -> None:
+    store.audit("admin", "peer.add", {"z": 1, "a": 2}, NOW)
+    store.audit("op", "send", {}, NOW + 1)
+    assert store.audit_log() == [
+        (NOW + 1, "op", "send", "{}"),
+        (NOW, "admin", "peer.add", '{"a": 2, "z": 1}'),
+    ]
+    assert len(store.audit_log(limit=1)) == 1
+
+
+# --- transactions --------------------------------------------------------------------------------
+def test_an_exception_rolls_the_whole_transaction_back(store: SqlStore) -> None:
+    with pytest.raises(RuntimeError), store.tx():
+        store.add_channel("c", NOW)
+        store.insert_envelope("c", "a", 1, H1, b"r", NOW, "ROUTINE", NOW)
+        store.set_meta("x", "y")
+        with store.tx():
+            store.audit("a", "b", {}, NOW)
+        raise RuntimeError("boom")
+    assert store.list_channels() == []
+    assert store.envelopes("c") == []
+    assert store.get_meta("x") is None
+    assert store.audit_log() == []
+    store.add_channel("c", NOW)  # and the store works afterwards
+    assert store.list_channels() == ["c"]
+
+
+def test_an_inner_failure_rolls_back_the_outer_transaction(store: SqlStore) -> None:
+    with pytest.raises(RuntimeError), store.tx():
+        store.add_channel("outer", NOW)
+        with store.tx():
+            store.add_channel("inner", NOW)
+            raise RuntimeError("boom")
+    assert store.list_channels() == []
+
+
+def test_nested_transactions_commit_only_with_the_outer_one(
+    store: SqlStore, opener: Opener
+) -> None:
+    other = opener()
+    with store.tx():
+        store.add_channel("c", NOW)
+        with store.tx():
+            store.add_channel("d", NOW + 1)
+        assert store.list_channels() == ["c", "d"]  # our own writes are visible to us
+        assert other.list_channels() == []  # and to nobody else until the outer commit
+    assert other.list_channels() == ["c", "d"]
+
+
+def test_concurrent_writers_do_not_interleave_check_then_insert(opener: Opener) -> None:
+    stores = [opener(), opener()]
+    results: list[bool] = []
+    barrier = threading.Barrier(len(stores))
+
+    def work(s: SqlStore) -> None:
+        barrier.wait()
+        for i in range(20):
+            results.append(s.add_evidence("c", "a", i, "k", b"ev%d" % i, None, NOW))
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 20
+    assert count(stores[0], "evidence") == 20
+
+
+# --- PostgreSQL specifics ------------------------------------------------------------------------
+def test_postgres_dialect_rewrites() -> None:
+    s = object.__new__(PostgresStore)
+    assert s._sql("SELECT 1 WHERE t LIKE 'channel.%' AND x = ? AND y = ?") == (
+        "SELECT 1 WHERE t LIKE 'channel.%%' AND x = %s AND y = %s"
+    )
+    ddl = s._ddl("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, b BLOB, blobby TEXT)")
+    assert ddl == "CREATE TABLE t (id BIGSERIAL PRIMARY KEY, b BYTEA, blobby TEXT)"
+
+
+def test_lock_keys_are_signed_64_bit() -> None:
+    assert lock_key(7) == 7
+    k = lock_key("parley.dispatcher")
+    assert k == lock_key("parley.dispatcher") and -(2**63) <= k < 2**63
+    with pytest.raises(ValueError):
+        lock_key(2**63)
+
+
+def test_postgres_refuses_to_commit_an_aborted_transaction(pg_db: str) -> None:
+    store = PostgresStore(pg_db)
+    try:
+        store.insert_envelope("c", "a", 1, H1, b"r", NOW, "ROUTINE", NOW)
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction), store.tx():
+            store.add_channel("c", NOW)
+            with pytest.raises(psycopg.IntegrityError):
+                store.insert_envelope("c", "a", 1, H2, b"r", NOW, "ROUTINE", NOW)
+            # the caller swallowed the error; every later statement fails too...
+            with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+                store.add_channel("d", NOW)
+        # ...and the transaction did not pretend to commit
+        assert store.list_channels() == []
+    finally:
+        store.close()
+
+
+def test_postgres_workers_starting_together_migrate_once(pg_db: str) -> None:
+    stores: list[PostgresStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            stores.append(PostgresStore(pg_db))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert [s.get_meta("schema_version") for s in stores] == [str(LATEST)] * 4
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_exactly_one_store_holds_the_dispatcher_lock(pg_db: str) -> None:
+    a, b = PostgresStore(pg_db), PostgresStore(pg_db)
+    try:
+        assert a.try_dispatcher_lock()
+        assert a.try_dispatcher_lock()  # asking again while holding it is fine
+        assert a.holds_dispatcher_lock()
+        assert not b.try_dispatcher_lock()
+        assert not b.holds_dispatcher_lock()
+        assert b.try_dispatcher_lock("another.role")  # other keys are independent
+        b.release_dispatcher_lock()
+
+        with a.tx():  # transactions on the main connection do not touch the lock
+            a.set_meta("x", "1")
+        assert not b.try_dispatcher_lock()
+
+        a.close()  # the holder's connections close: the lock is free
+        assert b.try_dispatcher_lock()
+        c = PostgresStore(pg_db)
+        try:
+            assert not c.try_dispatcher_lock()
+            b.release_dispatcher_lock()
+            assert c.try_dispatcher_lock()
+        finally:
+            c.close()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_dead_lock_connection_frees_the_lock_and_is_noticed(pg_db: str, pg_dsn: str) -> None:
+    a, b = PostgresStore(pg_db), PostgresStore(pg_db)
+    try:
+        assert a.try_dispatcher_lock()
+        assert a._lock_conn is not None
+        pid = a._lock_conn.info.backend_pid
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        assert b.try_dispatcher_lock()
+        assert not a.holds_dispatcher_lock()
+        assert not a.try_dispatcher_lock()
+    finally:
+        a.close()
+        b.close()

@@ -1,0 +1,540 @@
+"""Protocol conformance vectors (vectors/protocol/*.json) and docs/protocol.md's worked examples.
+
+Three kinds of check:
+- the implementation reproduces every stored output byte for byte, and refuses every negative
+  case with the stored error code;
+- an independent re-derivation from the primitives (hashlib, PyNaCl, rfc8785), written from
+  docs/protocol.md and not from parley.protocol, reproduces the same bytes, so the document says
+  enough for a second implementation;
+- every fenced block in docs/protocol.md tagged `vector:<id>[:<field path>]` equals the stored
+  vector, and tools/gen_vectors.py regenerates the files exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings as sodium
+import nacl.signing
+import pytest
+import rfc8785
+
+from parley.errors import Code, RejectedInput
+from parley.protocol import crypto, encoding, envelope, identity, receipt, request
+from parley.protocol.envelope import RecipientKey, Ref
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = ROOT / "vectors" / "protocol"
+DOC = ROOT / "docs" / "protocol.md"
+
+
+def _load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((VECTORS / name).read_text("utf-8"))
+    return data
+
+
+CANON = _load("canonical.json")
+IDENT = _load("identity.json")
+ENV = _load("envelope.json")
+RCPT = _load("receipt.json")
+REQ = _load("request.json")
+ALL = {
+    "canonical.json": CANON,
+    "identity.json": IDENT,
+    "envelope.json": ENV,
+    "receipt.json": RCPT,
+    "request.json": REQ,
+}
+SEEDS = {s["station_id"]: bytes.fromhex(s["seed_hex"]) for s in IDENT["stations"]}
+PUBLICS = {s["station_id"]: bytes.fromhex(s["public_hex"]) for s in IDENT["stations"]}
+
+
+def _ids(cases: list[dict[str, Any]]) -> list[str]:
+    return [c.get("id") or c["desc"] for c in cases]
+
+
+def _code(exc: pytest.ExceptionInfo[RejectedInput]) -> str:
+    return str(exc.value.code)
+
+
+# --- the generator ------------------------------------------------------------------------------
+
+
+def test_generator_reproduces_the_files_exactly() -> None:
+    spec = importlib.util.spec_from_file_location("gen_vectors", ROOT / "tools" / "gen_vectors.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    files = gen.build()
+    assert sorted(files) == sorted(ALL)
+    for name, text in files.items():
+        assert (VECTORS / name).read_text("utf-8") == text, f"{name} is stale: run the generator"
+
+
+def test_every_error_code_in_the_vectors_exists() -> None:
+    codes = {str(c) for c in Code}
+
+    def walk(v: object) -> None:
+        if isinstance(v, dict):
+            if isinstance(v.get("error"), str):
+                assert v["error"] in codes
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(ALL)
+
+
+# --- canonical.json -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CANON["encode"], ids=_ids(CANON["encode"]))
+def test_canonical_encoding(case: dict[str, Any]) -> None:
+    value = json.loads(case["input"])
+    out = encoding.canonical(value)
+    assert out == case["canonical"].encode("utf-8") == bytes.fromhex(case["canonical_hex"])
+    assert rfc8785.dumps(value) == out  # the reference encoder agrees
+    assert encoding.parse(out) == value  # and the canonical form is accepted as is
+
+
+@pytest.mark.parametrize("case", CANON["reject"], ids=_ids(CANON["reject"]))
+def test_canonical_parse_rejects(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["input_hex"])
+    if "input" in case:
+        assert case["input"].encode("utf-8") == data
+    with pytest.raises(RejectedInput) as exc:
+        encoding.parse(data)
+    assert _code(exc) == case["error"]
+
+
+def test_canonical_limits() -> None:
+    limits = CANON["limits"]
+    assert limits["max_document_bytes"] == encoding.MAX_DOCUMENT_BYTES
+    assert limits["max_depth"] == encoding.MAX_DEPTH
+    big = b'"' + b"a" * (limits["max_document_bytes"] - 1) + b'"'
+    with pytest.raises(RejectedInput) as exc:
+        encoding.parse(big)
+    assert _code(exc) == "oversized"
+    assert encoding.parse(big[:-2] + b'"') == "a" * (limits["max_document_bytes"] - 2)
+
+
+@pytest.mark.parametrize("case", CANON["base64url"]["valid"], ids=lambda c: c["text"] or "empty")
+def test_base64url_valid(case: dict[str, Any]) -> None:
+    raw = bytes.fromhex(case["bytes_hex"])
+    assert encoding.b64d(case["text"]) == raw
+    assert encoding.b64e(raw) == case["text"]
+
+
+@pytest.mark.parametrize("case", CANON["base64url"]["reject"], ids=lambda c: c["text"])
+def test_base64url_rejects(case: dict[str, Any]) -> None:
+    with pytest.raises(RejectedInput) as exc:
+        encoding.b64d(case["text"])
+    assert _code(exc) == case["error"]
+
+
+# --- identity.json ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", IDENT["stations"], ids=_ids(IDENT["stations"]))
+def test_identity_derivations(case: dict[str, Any]) -> None:
+    key = crypto.SigningKey(bytes.fromhex(case["seed_hex"]))
+    assert key.public.hex() == case["public_hex"]
+    assert encoding.b64e(key.public) == case["public_b64u"]
+    assert identity.station_id(key.public) == case["station_id"]
+    assert identity.is_station_id(case["station_id"])
+    assert identity.fingerprint(key.public) == case["fingerprint"]
+    assert case["fingerprint_qr"] == (
+        f"parley-fp:{case['station_id']}:{case['fingerprint'].replace(' ', '')}"
+    )
+    # Reference, from docs/protocol.md §Identity.
+    pub = bytes(nacl.signing.SigningKey(key.seed).verify_key)
+    digest = hashlib.sha256(b"parley/station-id/v1" + pub).digest()[:15]
+    assert "st" + base64.b32encode(digest).decode().lower() == case["station_id"]
+    fp = hashlib.sha512(b"parley/fingerprint/v1" + pub).digest()
+    groups = [int.from_bytes(fp[5 * i : 5 * i + 5], "big") % 100_000 for i in range(12)]
+    assert " ".join(f"{g:05d}" for g in groups) == case["fingerprint"]
+    assert re.fullmatch(r"(\d{5} ){11}\d{5}", case["fingerprint"])
+
+
+@pytest.mark.parametrize("case", IDENT["prekeys"], ids=_ids(IDENT["prekeys"]))
+def test_prekey_records(case: dict[str, Any]) -> None:
+    key = crypto.SigningKey(bytes.fromhex(case["identity_seed_hex"]))
+    kem = crypto.KemKey(bytes.fromhex(case["prekey_secret_hex"]))
+    assert kem.public.hex() == case["prekey_public_hex"]
+    rec = identity.sign_prekey(key, kem.public, case["not_before"], case["not_after"])
+    assert rec.kid == case["kid"]
+    assert encoding.canonical(rec.body()).decode() == case["signing_input"]
+    assert rec.sig.hex() == case["sig_hex"]
+    assert encoding.canonical(rec.to_json()).decode() == case["record"]
+    parsed = identity.parse_prekey(json.loads(case["record"]), key.public)
+    assert parsed == rec
+    # Reference.
+    kid = hashlib.sha256(b"parley/kid/v1" + kem.public).digest()[:9]
+    assert base64.urlsafe_b64encode(kid).decode() == case["kid"]  # 9 bytes: never padded
+    label = bytes.fromhex(case["label_hex"])
+    assert label == b"parley/prekey/v1\x00"
+    signed = nacl.signing.SigningKey(key.seed).sign(label + case["signing_input"].encode())
+    assert signed.signature.hex() == case["sig_hex"]
+
+
+@pytest.mark.parametrize("case", IDENT["prekey_reject"], ids=_ids(IDENT["prekey_reject"]))
+def test_prekey_rejects(case: dict[str, Any]) -> None:
+    with pytest.raises(RejectedInput) as exc:
+        identity.parse_prekey(
+            json.loads(case["record"]), bytes.fromhex(case["identity_public_hex"])
+        )
+    assert _code(exc) == case["error"]
+
+
+@pytest.mark.parametrize("case", IDENT["invitations"], ids=_ids(IDENT["invitations"]))
+def test_invitations(case: dict[str, Any]) -> None:
+    key = crypto.SigningKey(bytes.fromhex(case["identity_seed_hex"]))
+    records = {p["id"]: p for p in IDENT["prekeys"]}
+    prekeys = [identity.parse_prekey(json.loads(records[i]["record"]), key.public)
+               for i in case["prekeys"]]  # fmt: skip
+    inv = identity.make_invitation(
+        key, case["name"], case["lang"], prekeys, case["addresses"], case["created"]
+    )
+    assert encoding.canonical(inv.body()).decode() == case["signing_input"]
+    assert inv.sig.hex() == case["sig_hex"]
+    assert inv.encode() == case["invitation"]
+    back = identity.parse_invitation(case["invitation"])
+    assert back == inv
+    # Reference: prefix + base64url(canonical document); the document is the body plus "sig".
+    doc = json.loads(case["document"])
+    assert rfc8785.dumps(doc).decode() == case["document"]
+    assert case["invitation"] == "parley-invite:" + base64.urlsafe_b64encode(
+        case["document"].encode()
+    ).decode().rstrip("=")
+    label = bytes.fromhex(case["label_hex"])
+    assert label == b"parley/invite/v1\x00"
+    sig = nacl.signing.SigningKey(key.seed).sign(label + case["signing_input"].encode()).signature
+    assert encoding.b64e(sig) == doc["sig"]
+
+
+@pytest.mark.parametrize("case", IDENT["invitation_reject"], ids=_ids(IDENT["invitation_reject"]))
+def test_invitation_rejects(case: dict[str, Any]) -> None:
+    with pytest.raises(RejectedInput) as exc:
+        identity.parse_invitation(case["invitation"])
+    assert _code(exc) == case["error"]
+
+
+# --- envelope.json ------------------------------------------------------------------------------
+
+
+def _seen(inputs: dict[str, Any]) -> dict[str, Ref]:
+    return {m: Ref(r["seq"], bytes.fromhex(r["hash_hex"])) for m, r in inputs["seen"].items()}
+
+
+def _seal(inputs: dict[str, Any]) -> envelope.Envelope:
+    return envelope.seal_from_parts(
+        inputs["body"],
+        identity=crypto.SigningKey(bytes.fromhex(inputs["sender_seed_hex"])),
+        sender=inputs["sender"],
+        channel=inputs["channel"],
+        seq=inputs["seq"],
+        prev=bytes.fromhex(inputs["prev_hex"]),
+        seen=_seen(inputs),
+        recipients=[
+            RecipientKey(r["station"], r["kid"], bytes.fromhex(r["prekey_public_hex"]))
+            for r in inputs["recipients"]
+        ],
+        now_ms=inputs["ts"],
+        prec=inputs["prec"],
+        salt=bytes.fromhex(inputs["salt_hex"]),
+        content_key=bytes.fromhex(inputs["content_key_hex"]),
+        nonce=bytes.fromhex(inputs["nonce_hex"]),
+        ephemeral=crypto.KemKey(bytes.fromhex(inputs["ephemeral_secret_hex"])),
+    )
+
+
+@pytest.mark.parametrize("case", ENV["cases"], ids=_ids(ENV["cases"]))
+def test_seal_from_parts_reproduces_the_envelope(case: dict[str, Any]) -> None:
+    inputs, out = case["inputs"], case["outputs"]
+    env = _seal(inputs)
+    assert env.raw == out["envelope"].encode("utf-8")
+    assert env.hash.hex() == out["envelope_hash_hex"]
+    assert encoding.b64e(env.hash) == out["envelope_hash_b64u"]
+    assert env.commit.hex() == out["commitment_hex"]
+    assert env.eph.hex() == out["ephemeral_public_hex"]
+    assert [(k.to, k.kid, k.wrap.hex()) for k in env.keys] == [
+        (w["to"], w["kid"], w["wrap_hex"]) for w in out["wraps"]
+    ]
+    assert env.ct.hex() == out["ct_hex"]
+    assert env.sig.hex() == out["signature_hex"]
+    assert envelope.signing_input(env).decode("utf-8") == out["signing_input"]
+    salt = bytes.fromhex(inputs["salt_hex"])
+    assert envelope.commitment(salt, inputs["body"]).hex() == out["commitment_hex"]
+
+
+@pytest.mark.parametrize("case", ENV["cases"], ids=_ids(ENV["cases"]))
+def test_parse_verify_and_open(case: dict[str, Any]) -> None:
+    inputs, out = case["inputs"], case["outputs"]
+    raw = out["envelope"].encode("utf-8")
+    env = envelope.parse_envelope(raw)
+    assert env.raw == raw and env.hash.hex() == out["envelope_hash_hex"]
+    assert (env.channel, env.sender, env.seq, env.ts, env.prec) == (
+        inputs["channel"], inputs["sender"], inputs["seq"], inputs["ts"], inputs["prec"],
+    )  # fmt: skip
+    assert env.prev.hex() == inputs["prev_hex"]
+    assert env.seen == _seen(inputs)
+    envelope.verify_signature(env, PUBLICS[inputs["sender"]])
+    assert env.recipients == {r["station"] for r in inputs["recipients"]}
+    for r in inputs["recipients"]:
+        opened = envelope.open_envelope(
+            env, r["station"], crypto.KemKey(bytes.fromhex(r["prekey_secret_hex"]))
+        )
+        assert opened.body == inputs["body"]
+        assert opened.salt.hex() == inputs["salt_hex"]
+
+
+def _b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("case", ENV["cases"], ids=_ids(ENV["cases"]))
+def test_envelope_reference_derivation(case: dict[str, Any]) -> None:
+    """Seal again from the primitives, following docs/protocol.md only."""
+    i, out = case["inputs"], case["outputs"]
+    salt, k = bytes.fromhex(i["salt_hex"]), bytes.fromhex(i["content_key_hex"])
+    nonce, eph_sk = bytes.fromhex(i["nonce_hex"]), bytes.fromhex(i["ephemeral_secret_hex"])
+    body_bytes = rfc8785.dumps(i["body"])
+    commit = hashlib.sha256(b"parley/commit/v1\x00" + salt + body_bytes).digest()
+    assert commit.hex() == out["commitment_hex"]
+    eph_pk = sodium.crypto_scalarmult_base(eph_sk)
+    assert eph_pk.hex() == out["ephemeral_public_hex"]
+    keys = []
+    for r, w in zip(sorted(i["recipients"], key=lambda r: r["station"]), out["wraps"], strict=True):
+        pk = bytes.fromhex(r["prekey_public_hex"])
+        shared = sodium.crypto_scalarmult(eph_sk, pk)
+        assert shared.hex() == w["shared_secret_hex"]
+        wk = hashlib.blake2b(
+            shared + eph_pk + pk, digest_size=32, person=b"parley-wrap-v1"
+        ).digest()  # hashlib pads the personalisation with zero bytes to 16, as libsodium does
+        assert wk.hex() == w["wrap_key_hex"]
+        wrap = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+            k, b"parley/wrap/v1", bytes(24), wk
+        )
+        assert wrap.hex() == w["wrap_hex"]
+        keys.append({"to": r["station"], "kid": r["kid"], "wrap": _b64u(wrap)})
+    plaintext = rfc8785.dumps({"body": i["body"], "salt": _b64u(salt)})
+    assert plaintext.decode() == out["plaintext"]
+    aad = rfc8785.dumps({"ch": i["channel"], "from": i["sender"], "seq": i["seq"]})
+    assert aad.decode() == out["aad"]
+    ct = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, k)
+    assert ct.hex() == out["ct_hex"]
+    doc = {
+        "v": 1, "ch": i["channel"], "from": i["sender"], "seq": i["seq"],
+        "prev": _b64u(bytes.fromhex(i["prev_hex"])), "ts": i["ts"], "prec": i["prec"],
+        "seen": {m: {"seq": r["seq"], "hash": _b64u(bytes.fromhex(r["hash_hex"]))}
+                 for m, r in i["seen"].items()},
+        "commit": _b64u(commit), "eph": _b64u(eph_pk), "keys": keys, "nonce": _b64u(nonce),
+        "ct": _b64u(ct),
+    }  # fmt: skip
+    signing_input = rfc8785.dumps(doc)
+    assert signing_input.decode() == out["signing_input"]
+    label = bytes.fromhex(out["label_hex"])
+    assert label == b"parley/envelope/v1\x00"
+    sk = nacl.signing.SigningKey(bytes.fromhex(i["sender_seed_hex"]))
+    sig = sk.sign(label + signing_input).signature
+    assert sig.hex() == out["signature_hex"]
+    raw = rfc8785.dumps({**doc, "sig": _b64u(sig)})
+    assert raw.decode() == out["envelope"]
+    assert hashlib.sha256(raw).hexdigest() == out["envelope_hash_hex"]
+
+
+def test_envelope_chain_links() -> None:
+    by_id = {c["id"]: c for c in ENV["cases"]}
+    e1, e2, e3 = by_id["envelope-1"], by_id["envelope-2"], by_id["envelope-3"]
+    assert e1["inputs"]["prev_hex"] == "00" * 32 and e1["inputs"]["seq"] == 1
+    assert e3["inputs"]["prev_hex"] == e1["outputs"]["envelope_hash_hex"]
+    assert (
+        e3["inputs"]["seen"][e2["inputs"]["sender"]]["hash_hex"]
+        == (e2["outputs"]["envelope_hash_hex"])
+    )
+    assert e2["inputs"]["body"]["target"] == e1["outputs"]["envelope_hash_b64u"]
+    assert any(len(c["inputs"]["recipients"]) >= 2 for c in ENV["cases"])
+
+
+@pytest.mark.parametrize("case", ENV["reject"], ids=_ids(ENV["reject"]))
+def test_envelope_rejects(case: dict[str, Any]) -> None:
+    stage = case["stage"]
+    with pytest.raises(RejectedInput) as exc:
+        env = envelope.parse_envelope(case["envelope"].encode("utf-8"))
+        assert stage != "parse", "parse_envelope accepted it"
+        envelope.verify_signature(env, PUBLICS[case["sender"]])
+        assert stage != "verify", "verify_signature accepted it"
+        envelope.open_envelope(
+            env,
+            case["recipient"],
+            crypto.KemKey(bytes.fromhex(case["recipient_prekey_secret_hex"])),
+        )
+    assert _code(exc) == case["error"]
+
+
+def test_envelope_size_limit() -> None:
+    assert ENV["limits"]["max_envelope_bytes"] == envelope.MAX_ENVELOPE_BYTES
+    with pytest.raises(RejectedInput) as exc:
+        envelope.parse_envelope(b" " * (envelope.MAX_ENVELOPE_BYTES + 1))
+    assert _code(exc) == "oversized"
+
+
+# --- receipt.json -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", RCPT["cases"], ids=_ids(RCPT["cases"]))
+def test_receipts(case: dict[str, Any]) -> None:
+    i, out = case["inputs"], case["outputs"]
+    key = crypto.SigningKey(bytes.fromhex(i["by_seed_hex"]))
+    head = (
+        None if i["head"] is None else Ref(i["head"]["seq"], bytes.fromhex(i["head"]["hash_hex"]))
+    )
+    r = receipt.sign_receipt(
+        key, i["by"], i["channel"], i["of"], Ref(i["seq"], bytes.fromhex(i["hash_hex"])), head,
+        i["ts"],
+    )  # fmt: skip
+    assert encoding.canonical(r.body()).decode() == out["signing_input"]
+    assert r.sig.hex() == out["sig_hex"]
+    assert r.encode().decode() == out["receipt"]
+    back = receipt.decode_receipt(out["receipt"].encode())
+    assert back == r
+    receipt.verify_receipt(back, PUBLICS[i["by"]])
+    # Reference.
+    label = bytes.fromhex(out["label_hex"])
+    assert label == b"parley/receipt/v1\x00"
+    doc = json.loads(out["receipt"])
+    sig = doc.pop("sig")
+    assert rfc8785.dumps(doc).decode() == out["signing_input"]
+    assert (
+        _b64u(nacl.signing.SigningKey(key.seed).sign(label + rfc8785.dumps(doc)).signature) == sig
+    )
+
+
+@pytest.mark.parametrize("case", RCPT["reject"], ids=_ids(RCPT["reject"]))
+def test_receipt_rejects(case: dict[str, Any]) -> None:
+    with pytest.raises(RejectedInput) as exc:
+        r = receipt.parse_receipt(json.loads(case["receipt"]))
+        receipt.verify_receipt(r, bytes.fromhex(case["verify_with_public_hex"]))
+    assert _code(exc) == case["error"]
+
+
+# --- request.json -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", REQ["cases"], ids=_ids(REQ["cases"]))
+def test_request_signing(case: dict[str, Any]) -> None:
+    i, out = case["inputs"], case["outputs"]
+    key = crypto.SigningKey(bytes.fromhex(i["seed_hex"]))
+    body = i["body"].encode("utf-8")
+    header = request.sign_request(key, i["station"], i["method"], i["path"], body, i["ts"])
+    assert header == out["header"]
+    auth = request.parse_auth(header)
+    assert (auth.station, auth.ts) == (i["station"], i["ts"])
+    request.verify_request(auth, key.public, i["method"], i["path"], body, i["ts"])
+    # Reference.
+    assert _b64u(hashlib.sha256(body).digest()) == out["body_sha256_b64u"]
+    signed = rfc8785.dumps(
+        {"method": i["method"].upper(), "path": i["path"], "ts": i["ts"],
+         "body": out["body_sha256_b64u"]}
+    )  # fmt: skip
+    assert signed.decode() == out["signing_input"]
+    label = bytes.fromhex(out["label_hex"])
+    assert label == b"parley/request/v1\x00"
+    sig = nacl.signing.SigningKey(key.seed).sign(label + signed).signature
+    assert out["header"] == f"{i['station']}.{i['ts']}.{_b64u(sig)}"
+
+
+@pytest.mark.parametrize("case", REQ["verify"], ids=_ids(REQ["verify"]))
+def test_request_verification(case: dict[str, Any]) -> None:
+    def run() -> None:
+        auth = request.parse_auth(case["header"] or None)
+        request.verify_request(
+            auth, bytes.fromhex(case["public_hex"]), case["method"], case["path"],
+            case["body"].encode("utf-8"), case["now"], case["skew_ms"],
+        )  # fmt: skip
+
+    if case["error"] is None:
+        run()
+    else:
+        with pytest.raises(RejectedInput) as exc:
+            run()
+        assert _code(exc) == case["error"]
+
+
+# --- docs/protocol.md ---------------------------------------------------------------------------
+
+_BLOCK = re.compile(r"^```(\w+) vector:([\w.-]+)(?::([\w.\[\]-]+))?\n(.*?)^```$", re.M | re.S)
+REQUIRED_EXAMPLES = {
+    "envelope-1",
+    "envelope-1:outputs.envelope",
+    "envelope-3:outputs.envelope",
+    "identity-alpha",
+    "prekey-alpha:record",
+    "invitation-alpha:invitation",
+    "receipt-1",
+    "request-push:outputs.header",
+}
+
+
+def _cases_by_id() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(v: object) -> None:
+        if isinstance(v, dict):
+            if isinstance(v.get("id"), str):
+                assert v["id"] not in found, f"duplicate vector id {v['id']}"
+                found[v["id"]] = v
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(ALL)
+    return found
+
+
+def _select(value: Any, path: str | None) -> Any:
+    for part in (path or "").split(".") if path else []:
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+def _doc_blocks() -> list[tuple[str, str, str | None, str]]:
+    text = DOC.read_text("utf-8")
+    return [(m[1], m[2], m[3], m[4]) for m in _BLOCK.finditer(text)]
+
+
+def test_doc_embeds_the_required_examples() -> None:
+    tags = {vid + (f":{path}" if path else "") for _, vid, path, _ in _doc_blocks()}
+    assert tags >= REQUIRED_EXAMPLES, sorted(REQUIRED_EXAMPLES - tags)
+    assert "```json vector:envelope-1\n" in DOC.read_text("utf-8")
+
+
+@pytest.mark.parametrize("block", _doc_blocks(), ids=lambda b: b[1] + (f":{b[2]}" if b[2] else ""))
+def test_doc_examples_are_the_vectors(block: tuple[str, str, str | None, str]) -> None:
+    lang, vid, path, content = block
+    cases = _cases_by_id()
+    assert vid in cases, f"docs/protocol.md cites unknown vector {vid}"
+    want = _select(cases[vid], path)
+    if lang == "text":
+        assert isinstance(want, str)
+        assert content.removesuffix("\n") == want
+    elif lang == "json":
+        got = json.loads(content)
+        if isinstance(want, str) and not isinstance(got, str):
+            # A canonical document shown pretty-printed: same value, same canonical bytes.
+            assert got == json.loads(want)
+            assert rfc8785.dumps(got) == want.encode("utf-8")
+        else:
+            assert got == want
+    else:
+        pytest.fail(f"unknown block language {lang!r} for vector {vid}")
