@@ -200,9 +200,8 @@ def test_gap_answer_requeues_the_chain(world) -> None:
     a.store.mark_delivered(ch, b.id, 10, 0)
     from parley.station.dispatcher import Dispatcher
 
-    Dispatcher(a, None)._apply(
-        b.id, [{"status": "gap", "channel": ch, "expected_seq": 2, "hash": "h"}], []
-    )  # type: ignore[arg-type]  # noqa: E501
+    gap = {"status": "gap", "channel": ch, "expected_seq": 2, "hash": "h"}
+    Dispatcher(a, None)._apply(b.id, [gap], [])  # type: ignore[arg-type]
     assert [r.seq for r in a.store.pending(b.id, 10)] == [2]
 
 
