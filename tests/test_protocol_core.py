@@ -127,7 +127,8 @@ def _apply_in_order(envs: list[Envelope]) -> list[Verdict]:
         head = ChainHead(top, held[top].hash, held[top].ts) if held else None
         d = decide(
             env, me=B.id, head=head,
-            hash_at=lambda s, q: held[q].hash if q in held else None, heads={}, now_ms=10**6,
+            hash_at=lambda s, q: held[q].hash if q in held else None,
+            held_seq=lambda m: 0, now_ms=10**6,
         )  # fmt: skip
         verdicts.append(d.verdict)
         if d.verdict is Verdict.ACCEPT:
@@ -150,7 +151,8 @@ def test_chain_applies_strictly_in_order(order: list[int], dups: list[int]) -> N
             head = ChainHead(top, held[top].hash, held[top].ts) if held else None
             d = decide(
                 env, me=B.id, head=head,
-                hash_at=lambda s, q: held[q].hash if q in held else None, heads={}, now_ms=10**6,
+                hash_at=lambda s, q: held[q].hash if q in held else None,
+            held_seq=lambda m: 0, now_ms=10**6,
             )  # fmt: skip
             if d.verdict is Verdict.ACCEPT:
                 held[env.seq] = env

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parley.domain import translation as tr
-from parley.errors import Code, Conflict, LocalError, RejectedInput
+from parley.errors import Code, Conflict, LocalError, NotFound, RejectedInput
 from parley.protocol.crypto import sha256
 from parley.protocol.encoding import b64e
 from parley.station.translators import (
@@ -188,7 +188,7 @@ def test_other_records_pass_by_and_unknown_originals_are_accepted(chan: Channel)
     notice = h("a notice envelope")  # translated free text of a record another fold reads
     chan.send(SEOUL, tr.human_body(notice, "ko", "설명", "Kim"))
     assert chan.state.of(notice)["ko"].best is not None
-    with pytest.raises(Conflict, match="no text record"):
+    with pytest.raises(NotFound, match="no text record"):
         chan.state.shown(notice, "ko")
 
 

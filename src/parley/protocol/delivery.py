@@ -65,19 +65,20 @@ def decide(
     me: str,
     head: ChainHead | None,
     hash_at: HashAt,
-    heads: dict[str, int],
+    held_seq: Callable[[str], int],
     now_ms: int,
     skew_ms: int = DEFAULT_SKEW_MS,
 ) -> Decision:
-    """Decide what to do with a signature-verified envelope. `heads` maps member -> held seq."""
+    """Decide what to do with a signature-verified envelope. `held_seq(member)` is the highest
+    seq the receiver holds from that member on this channel (0 for none)."""
     if env.ts > now_ms + skew_ms:
         return Decision(
             Verdict.REJECT,
             "clock_skew",
             f"envelope time is {env.ts - now_ms} ms in the future (allowed {skew_ms} ms)",
         )
-    held_seq = head.seq if head else 0
-    if env.seq <= held_seq:
+    top = head.seq if head else 0
+    if env.seq <= top:
         held = hash_at(env.sender, env.seq)
         if held == env.hash:
             return Decision(Verdict.DUPLICATE)
@@ -86,12 +87,12 @@ def decide(
             "equivocation",
             f"{env.sender} signed two different envelopes for seq {env.seq}",
         )
-    if env.seq > held_seq + 1:
+    if env.seq > top + 1:
         return Decision(
             Verdict.GAP,
             "gap",
-            f"expected seq {held_seq + 1} before seq {env.seq}",
-            expected_seq=held_seq + 1,
+            f"expected seq {top + 1} before seq {env.seq}",
+            expected_seq=top + 1,
         )
     if head is not None:
         if env.prev != head.hash:
@@ -104,10 +105,12 @@ def decide(
             return Decision(
                 Verdict.REJECT, "timestamp_order", "envelope time is earlier than its predecessor"
             )
-    return _check_seen(env, me, hash_at, heads)
+    return _check_seen(env, me, hash_at, held_seq)
 
 
-def _check_seen(env: Envelope, me: str, hash_at: HashAt, heads: dict[str, int]) -> Decision:
+def _check_seen(
+    env: Envelope, me: str, hash_at: HashAt, held_seq: Callable[[str], int]
+) -> Decision:
     for member, ref in sorted(env.seen.items()):
         if member == me:
             if hash_at(me, ref.seq) != ref.hash:
@@ -116,7 +119,7 @@ def _check_seen(env: Envelope, me: str, hash_at: HashAt, heads: dict[str, int]) 
                     "broken_chain",
                     f"it claims to have seen our seq {ref.seq}, which we did not send",
                 )
-        elif ref.seq > heads.get(member, 0):
+        elif ref.seq > held_seq(member):
             return Decision(
                 Verdict.WAIT, "gap", f"waits for {member} seq {ref.seq}", expected_seq=env.seq
             )

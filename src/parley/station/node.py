@@ -378,7 +378,7 @@ class Station:
             me=self.id,
             head=head,
             hash_at=lambda s, q: self.store.hash_at(env.channel, s, q),
-            heads=self.store.heads(env.channel),
+            held_seq=lambda m: self.store.head_seq(env.channel, m),
             now_ms=now,
             skew_ms=self.cfg.timings.skew_ms,
         )
@@ -415,14 +415,14 @@ class Station:
             # Judge the envelope by what its sender knew (its causal past), not by what we know
             # now: a concurrent suspend elsewhere must not make a legitimately sent one illegal.
             cut = {m: r.seq for m, r in env.seen.items()} | {env.sender: env.seq - 1}
-            known = channels.in_cut(env.channel, self._events(env.channel), cut)
+            past = channels.in_cut(env.channel, self._events(env.channel), cut)
             if channels.is_control(body):
                 ev = channels.Event(env.sender, env.seq, env.ts, h, body, cut)
                 try:
-                    channels.apply(known, ev, env.channel)
+                    channels.apply(past, ev, env.channel)
                 except Conflict as exc:
                     raise RejectedInput(Code.CHANNEL_NOT_OPEN, exc.message) from exc
-            elif known is None or not known.is_open:
+            elif past is None or not past.is_open:
                 raise RejectedInput(
                     Code.CHANNEL_NOT_OPEN, "the channel was not open for the sender"
                 )

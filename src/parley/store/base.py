@@ -276,6 +276,12 @@ class SqlStore:
         )
         return {r[0]: int(r[1]) for r in rows}
 
+    def head_seq(self, channel: str, sender: str) -> int:
+        rows = self.q(
+            "SELECT MAX(seq) FROM envelopes WHERE channel = ? AND sender = ?", channel, sender
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
     def hash_at(self, channel: str, sender: str, seq: int) -> bytes | None:
         rows = self.q(
             "SELECT hash FROM envelopes WHERE channel = ? AND sender = ? AND seq = ?",
@@ -348,7 +354,8 @@ class SqlStore:
         rows = self.q(
             f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt"
             " FROM envelopes e JOIN bodies b ON b.hash = e.hash"
-            " WHERE e.channel = ? AND b.type LIKE 'channel.%' ORDER BY e.id",
+            " WHERE b.type >= 'channel.' AND b.type < 'channel/' AND e.channel = ?"
+            " ORDER BY e.id",
             channel,
         )
         return [(_env(r[:9]), BodyRow(json.loads(r[9]), bytes(r[10]))) for r in rows]
@@ -484,7 +491,9 @@ class SqlStore:
     def clear_alarm(self, alarm_id: int, now_ms: int) -> bool:
         with self.tx():
             found = self.q("SELECT 1 FROM alarms WHERE id = ? AND cleared IS NULL", alarm_id)
-            self.q("UPDATE alarms SET cleared = ? WHERE id = ?", now_ms, alarm_id)
+            self.q(
+                "UPDATE alarms SET cleared = ? WHERE id = ? AND cleared IS NULL", now_ms, alarm_id
+            )
         return bool(found)
 
     # --- idempotency, links, audit ---------------------------------------------------------------

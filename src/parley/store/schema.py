@@ -41,6 +41,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 envelope_id BIGINT NOT NULL, prio INTEGER NOT NULL, delivered BIGINT,
                 PRIMARY KEY (channel, peer, seq))""",
             "CREATE INDEX outbox_pending ON outbox (peer, delivered, prio, envelope_id)",
+            "CREATE INDEX bodies_type ON bodies (type)",
             """CREATE TABLE receipts (
                 channel TEXT NOT NULL, of_station TEXT NOT NULL, by_station TEXT NOT NULL,
                 seq BIGINT NOT NULL, hash BLOB NOT NULL, ts BIGINT NOT NULL, raw BLOB NOT NULL,
