@@ -32,6 +32,10 @@ def system_clock() -> Clock:
 
 
 def open_store(data: Path, database: str) -> SqlStore:
+    if database.startswith(("postgresql://", "postgres://")):
+        from parley.store.postgres import PostgresStore
+
+        return PostgresStore(database)
     if database:
         raise LocalError(Code.INVALID_REQUEST, f"unsupported database {database!r}")
     return SqliteStore(data / "parley.db")
