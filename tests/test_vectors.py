@@ -516,6 +516,11 @@ def _doc_blocks() -> list[tuple[str, str, str | None, str]]:
 def test_doc_embeds_the_required_examples() -> None:
     tags = {vid + (f":{path}" if path else "") for _, vid, path, _ in _doc_blocks()}
     assert tags >= REQUIRED_EXAMPLES, sorted(REQUIRED_EXAMPLES - tags)
+    # A tagged fence the pattern does not understand would escape the check: refuse it.
+    fences = [
+        ln for ln in DOC.read_text("utf-8").splitlines() if ln.startswith("```") and "vector:" in ln
+    ]
+    assert len(fences) == len(_doc_blocks()), fences
     assert "```json vector:envelope-1\n" in DOC.read_text("utf-8")
 
 

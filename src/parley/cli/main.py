@@ -321,7 +321,9 @@ def demo(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns an Exit's code instead of raising it
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except ParleyError as exc:
         err.print(f"error [{exc.code}]: {exc.message}", markup=False)
         fields = exc.details.get("fields")

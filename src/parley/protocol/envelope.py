@@ -161,6 +161,8 @@ def seal_from_parts(
     """Seal with every random input given: the layer the conformance vectors drive."""
     if prec not in PRECEDENCES:
         raise RejectedInput(Code.MALFORMED, f"precedence must be one of {PRECEDENCES}")
+    if (len(salt), len(content_key), len(nonce)) != (32, 32, crypto.AEAD_NONCE_BYTES):
+        raise RejectedInput(Code.MALFORMED, "salt, content key and nonce have fixed sizes")
     if not recipients or any(r.station == sender for r in recipients):
         raise RejectedInput(Code.MALFORMED, "an envelope needs recipients other than its sender")
     keys = [
@@ -218,7 +220,7 @@ def parse_envelope(raw: bytes) -> Envelope:
             Code.OVERSIZED, f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}"
         )
     obj = require_fields(parse(raw, limit=MAX_ENVELOPE_BYTES), "envelope", _FIELDS)
-    if obj["v"] != 1:
+    if type(obj["v"]) is not int or obj["v"] != 1:
         raise RejectedInput(Code.MALFORMED, "unsupported envelope version")
     sender = obj["from"]
     if not is_station_id(sender):
@@ -292,9 +294,9 @@ def open_envelope(env: Envelope, me: str, prekey: crypto.KemKey) -> Opened:
     )
     try:
         doc = require_fields(parse(plaintext), "plaintext", {"body", "salt"})
+        salt = b64d(doc["salt"], field="salt", size=32)
     except RejectedInput as exc:
         raise RejectedInput(Code.BAD_BODY, f"decrypted body is malformed: {exc.message}") from exc
-    salt = b64d(doc["salt"], field="salt", size=32)
     body = doc["body"]
     if not isinstance(body, dict) or commitment(salt, body) != env.commit:
         raise RejectedInput(Code.COMMITMENT_MISMATCH, "body does not match its signed commitment")

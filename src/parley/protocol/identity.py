@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,7 @@ def fingerprint(identity_public: bytes) -> str:
 
 
 def is_station_id(text: object) -> bool:
-    return isinstance(text, str) and len(text) == 26 and text.startswith("st") and text.isalnum()
+    return isinstance(text, str) and re.fullmatch(r"st[a-z2-7]{24}", text) is not None
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def parse_invitation(text: str) -> Invitation:
             "invitation",
             {"v", "station", "name", "lang", "identity", "prekeys", "addresses", "created", "sig"},
         )
-        if obj["v"] != 1:
+        if type(obj["v"]) is not int or obj["v"] != 1:
             raise RejectedInput(Code.MALFORMED, "unsupported invitation version")
         identity = b64d(obj["identity"], field="invitation.identity", size=32)
         prekeys_raw = obj["prekeys"]

@@ -73,7 +73,12 @@ def parse_receipt(value: object) -> Receipt:
     obj = require_fields(
         value, "receipt", {"v", "ch", "of", "by", "seq", "hash", "ts", "sig"}, frozenset({"head"})
     )
-    if obj["v"] != 1 or not is_station_id(obj["of"]) or not is_station_id(obj["by"]):
+    if (
+        type(obj["v"]) is not int
+        or obj["v"] != 1
+        or not is_station_id(obj["of"])
+        or not is_station_id(obj["by"])
+    ):
         raise RejectedInput(Code.MALFORMED, "receipt: bad version or station id")
     b64d(obj["ch"], field="receipt.ch", size=16)
     head = None

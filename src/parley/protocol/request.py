@@ -8,6 +8,7 @@ and a captured request useless later, while envelopes themselves may be arbitrar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from parley.errors import Code, RejectedInput
@@ -44,9 +45,9 @@ def parse_auth(header: str | None) -> RequestAuth:
     if not header:
         raise RejectedInput(Code.UNKNOWN_SENDER, f"missing {HEADER} header")
     parts = header.split(".")
-    if len(parts) != 3 or not is_station_id(parts[0]) or not parts[1].isdigit():
+    if len(parts) != 3 or not is_station_id(parts[0]):
         raise RejectedInput(Code.MALFORMED, f"{HEADER} header is malformed")
-    if len(parts[1]) > 16:
+    if not re.fullmatch(r"0|[1-9][0-9]{0,15}", parts[1]):
         raise RejectedInput(Code.MALFORMED, f"{HEADER} timestamp is malformed")
     return RequestAuth(parts[0], int(parts[1]), b64d(parts[2], field=HEADER, size=64))
 

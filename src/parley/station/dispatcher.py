@@ -40,6 +40,8 @@ class Dispatcher:
         station.on_queued = self._poke
 
     def _poke(self) -> None:
+        self.next_try.clear()
+        self.delay.clear()
         self.wake.set()
 
     async def run(self) -> None:
@@ -132,8 +134,9 @@ class Dispatcher:
         for res in results:
             status = res.get("status")
             if status == "gap" and isinstance(res.get("expected_seq"), int):
-                st.store.requeue_from(str(res["channel"]), peer, int(str(res["expected_seq"])))
-                progressed += 1
+                progressed += st.store.requeue_from(
+                    str(res["channel"]), peer, int(str(res["expected_seq"]))
+                )
             elif (
                 status in ("rejected", "equivocation")
                 and str(res["hash"]) not in self.alarmed_rejects

@@ -141,7 +141,9 @@ class Station:
             self.store.add_prekey(
                 pk.kid, pk.public, kem.secret, pk.not_before, pk.not_after, json.dumps(pk.to_json())
             )
-        erased = self.store.delete_prekey_secrets(now - t.prekey_grace_ms, now)
+        # A prekey is valid for one rotation plus the grace period; its private half is erased
+        # as soon as that window ends, so nothing on disk opens envelopes older than that.
+        erased = self.store.delete_prekey_secrets(now, now)
         if erased:
             self.store.audit("station", "prekeys.erased", {"kids": erased}, now)
         return erased
@@ -298,7 +300,30 @@ class Station:
             h = self.store.head(channel, m)
             if h is not None:
                 seen[m] = Ref(h.seq, h.hash)
-        env, salt = seal(
+        try:
+            env, salt = self._seal(body, channel, head, seen, others, now, prec)
+        except RejectedInput as exc:
+            raise LocalError(exc.code, f"cannot send: {exc.message}") from exc
+        env_id = self.store.insert_envelope(
+            channel, self.id, env.seq, env.hash, env.raw, env.ts, prec, self.clock()
+        )
+        self.store.put_body(env.hash, str(body.get("type", "")), canonical(body).decode(), salt)
+        for m in others:
+            self.store.enqueue(channel, env.seq, m, env_id, prec)
+        self.on_queued()
+        return env
+
+    def _seal(
+        self,
+        body: dict[str, Any],
+        channel: str,
+        head: EnvelopeRow | None,
+        seen: dict[str, Ref],
+        others: list[str],
+        now: int,
+        prec: str,
+    ) -> tuple[Envelope, bytes]:
+        return seal(
             body,
             identity=self.identity,
             sender=self.id,
@@ -310,14 +335,6 @@ class Station:
             now_ms=now,
             prec=prec,
         )
-        env_id = self.store.insert_envelope(
-            channel, self.id, env.seq, env.hash, env.raw, env.ts, prec, self.clock()
-        )
-        self.store.put_body(env.hash, str(body.get("type", "")), canonical(body).decode(), salt)
-        for m in others:
-            self.store.enqueue(channel, env.seq, m, env_id, prec)
-        self.on_queued()
-        return env
 
     # --- receiving -------------------------------------------------------------------------------
     def receive_batch(self, raws: list[bytes]) -> tuple[list[ReceiveResult], list[Receipt]]:

@@ -398,12 +398,19 @@ class SqlStore:
             )  # fmt: skip
         return int(n)
 
-    def requeue_from(self, channel: str, peer: str, seq: int) -> None:
+    def requeue_from(self, channel: str, peer: str, seq: int) -> int:
+        """Mark delivered rows from `seq` on pending again; returns how many changed."""
         with self.tx():
+            n = self.q(
+                "SELECT COUNT(*) FROM outbox WHERE channel = ? AND peer = ? AND seq >= ?"
+                " AND delivered IS NOT NULL",
+                channel, peer, seq,
+            )[0][0]  # fmt: skip
             self.q(
                 "UPDATE outbox SET delivered = NULL WHERE channel = ? AND peer = ? AND seq >= ?",
                 channel, peer, seq,
             )  # fmt: skip
+        return int(n)
 
     def outbox_counts(self, peer: str) -> tuple[int, int]:
         """(delivered, pending) for a peer."""

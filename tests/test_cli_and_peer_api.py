@@ -1,0 +1,129 @@
+"""The `parley` command end to end against real station processes, and the peer API's own checks
+(signed requests: unknown station, stale clock, oversize) over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from parley.cli.client import Api
+from parley.cli.demo import free_port, start
+from parley.protocol import crypto
+from parley.protocol.identity import station_id
+from parley.protocol.request import HEADER, sign_request
+
+
+def parley(
+    *args: str, data: Path | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "parley.cli", *args]
+    if data is not None:
+        cmd += ["--data", str(data)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if ok:
+        assert res.returncode == 0, res.stderr + res.stdout
+    return res
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    procs = []
+    dirs = []
+    for name, lang in (("South", "en"), ("North", "ko")):
+        d = tmp_path / name.lower()
+        res = parley("station", "init", "--name", name, "--lang", lang,
+                     "--listen", f"127.0.0.1:{free_port()}", data=d)  # fmt: skip
+        assert "station id   st" in res.stdout
+        assert len(res.stdout.split("fingerprint  ")[1].split("\n")[0].split()) == 12
+        procs.append(start(d, tmp_path / f"{name}.log"))
+        dirs.append(d)
+    yield dirs[0], dirs[1]
+    for p in procs:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(10)
+
+
+def wait_until(pred: object, timeout_s: float = 20) -> None:
+    assert callable(pred)
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_cli_story(two: tuple[Path, Path], tmp_path: Path) -> None:
+    south, north = two
+    (tmp_path / "s.inv").write_text(parley("peer", "invite", data=south).stdout)
+    (tmp_path / "n.inv").write_text(parley("peer", "invite", data=north).stdout)
+    # without --yes the fingerprint must be confirmed; answering "n" records nothing
+    refused = subprocess.run(
+        [sys.executable, "-m", "parley.cli", "peer", "add", "@" + str(tmp_path / "s.inv"),
+         "--data", str(north)],
+        input="n\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "fingerprint" in refused.stdout
+    assert Api(north).get("/peers") == []
+    out = parley("peer", "add", "@" + str(tmp_path / "s.inv"), "--yes", data=north).stdout
+    assert "Hotline" not in out and "South" in out and "fingerprint" in out
+    parley("peer", "add", "@" + str(tmp_path / "n.inv"), "--yes", data=south)
+    res = parley("channel", "open", "North", "--title", "Military hotline", data=south).stdout
+    ch = res.split("channel ")[1].split()[0]
+    wait_until(lambda: "proposed" in parley("channel", "list", data=north).stdout)
+    parley("channel", "consent", ch[:8], data=north)
+    wait_until(lambda: Api(south).get(f"/channels/{ch}")["state"] == "open")
+    sent = parley("send", ch, "Do you read this line?", data=south).stdout
+    assert sent.startswith("queued: channel") and "seq 2" in sent
+    wait_until(lambda: "Do you read this line?" in parley("inbox", data=north).stdout)
+    inbox = parley("inbox", data=north).stdout
+    assert "South #2" in inbox and "signature verified" in inbox
+    wait_until(lambda: Api(south).get("/status")["peers"][0]["pending"] == 0)
+    status = parley("status", data=south).stdout
+    assert "North" in status and "up" in status and "seq 2" in status
+    bad = parley("send", "nope", "x", data=south, ok=False)
+    assert bad.returncode == 1 and "error [not_found]" in bad.stderr
+
+
+def _peer_post(base: str, key: crypto.SigningKey, body: bytes, ts: int) -> httpx.Response:
+    path = "/peer/v1/envelopes"
+    auth = sign_request(key, station_id(key.public), "POST", path, body, ts)
+    return httpx.post(base + path, content=body, headers={HEADER: auth}, timeout=10)
+
+
+def test_peer_api_refuses_unknown_stale_and_oversized(two: tuple[Path, Path]) -> None:
+    south, _ = two
+    base = Api(south).base
+    stranger = crypto.SigningKey.generate()
+    now = int(time.time() * 1000)
+    r = _peer_post(base, stranger, b"", now)
+    assert (r.status_code, r.json()["code"]) == (422, "unknown_sender")
+    r = httpx.post(base + "/peer/v1/envelopes", content=b"x", timeout=10)
+    assert r.json()["code"] == "unknown_sender"
+    r = httpx.post(base + "/peer/v1/envelopes", content=b"x", headers={HEADER: "a.b.c"}, timeout=10)
+    assert r.json()["code"] == "malformed"
+    r = httpx.post(base + "/peer/v1/envelopes", content=b"x" * (17 * 1024 * 1024), timeout=30)
+    assert (r.status_code, r.json()["code"]) == (422, "oversized")
+
+
+def test_peer_api_refuses_a_replayed_or_skewed_request(two: tuple[Path, Path]) -> None:
+    south, north = two
+    Api(south).post("/peers", json={"invitation": Api(north).get("/invitation")["invitation"]})
+    key = crypto.SigningKey(bytes.fromhex((north / "identity.key").read_text().strip()))
+    base = Api(south).base
+    now = int(time.time() * 1000)
+    assert _peer_post(base, key, b"", now).status_code == 200
+    old = _peer_post(base, key, b"", now - 60 * 60 * 1000)
+    assert (old.status_code, old.json()["code"]) == (422, "clock_skew")
+    future = _peer_post(base, key, b"", now + 60 * 60 * 1000)
+    assert future.json()["code"] == "clock_skew"
+    path = "/peer/v1/envelopes"
+    auth = sign_request(key, station_id(key.public), "POST", path, b"", now)
+    swapped = httpx.post(base + path, content=b"{}", headers={HEADER: auth}, timeout=10)
+    assert swapped.json()["code"] == "bad_signature"
