@@ -157,8 +157,14 @@ def main() -> None:
             while a.get("/status")["peers"][0]["pending"] and time.monotonic() < deadline:
                 time.sleep(0.05)
             elapsed = time.perf_counter() - t0
-            msgs = b.get(f"/channels/{ch_id}/messages", params={"limit": args.messages + 10})
-            lat = [m["stored"] - m["ts"] for m in msgs if m["body"].get("type") == "text"]
+            lat: list[float] = []
+            after = 0
+            while True:
+                page = b.get(f"/channels/{ch_id}/messages", params={"after": after})
+                if not page:
+                    break
+                after = page[-1]["id"]
+                lat += [m["stored"] - m["ts"] for m in page if m["body"].get("type") == "text"]
         finally:
             for p in procs:
                 os.killpg(p.pid, signal.SIGTERM)
