@@ -36,13 +36,14 @@ class SqliteStore(SqlStore):
         self.conn.execute("ROLLBACK")
 
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        cur = self.conn.execute(sql, params)
-        rows = cur.fetchall()
-        self._lastrowid = cur.lastrowid
-        return rows
+        # The API's worker threads share this connection: a read must not land inside another
+        # thread's open transaction, so every statement takes the store's (re-entrant) lock.
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
 
     def _insert_id(self, sql: str, params: tuple[object, ...]) -> int:
-        cur = self.conn.execute(sql, params)
+        with self._lock:
+            cur = self.conn.execute(sql, params)
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
