@@ -77,9 +77,6 @@ class ReceiveResult:
         return out
 
 
-Result = ReceiveResult
-
-
 @dataclass
 class Message:
     channel: str
@@ -377,7 +374,8 @@ class Station:
         if self.id not in env.recipients:
             raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
         known = self.store.has_channel(env.channel)
-        state = channels.derive(env.channel, self._events(env.channel)) if known else None
+        events = self._events(env.channel) if known else []
+        state = channels.derive(env.channel, events) if known else None
         members = frozenset(state.members) if state else env.recipients | {env.sender}
         if state is None and env.seq != 1:
             return ReceiveResult(
@@ -432,7 +430,7 @@ class Station:
             # Judge the envelope by what its sender knew (its causal past), not by what we know
             # now: a concurrent suspend elsewhere must not make a legitimately sent one illegal.
             cut = {m: r.seq for m, r in env.seen.items()} | {env.sender: env.seq - 1}
-            past = channels.in_cut(env.channel, self._events(env.channel), cut)
+            past = channels.in_cut(env.channel, events, cut)
             if channels.is_control(body):
                 ev = channels.Event(env.sender, env.seq, env.ts, h, body, cut)
                 try:
