@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from parley.domain import channels
 from parley.errors import Code, Unauthorized
-from parley.protocol.identity import parse_invitation
+from parley.protocol.encoding import b64e
+from parley.protocol.identity import fingerprint, parse_invitation
 from parley.station.node import Station
 
 Precedence = Literal["ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH"]
@@ -73,8 +74,6 @@ def router(station: Station, token: str) -> APIRouter:
 
     @r.get("/peers")
     def peers() -> list[dict[str, Any]]:
-        from parley.protocol.identity import fingerprint
-
         return [
             {
                 "station": p.station,
@@ -111,7 +110,7 @@ def router(station: Station, token: str) -> APIRouter:
         return {
             "channel": channel,
             "seq": row.seq,
-            "hash": station_hash(row.hash),
+            "hash": b64e(row.hash),
             "status": "queued",
             "created": created,
         }
@@ -152,8 +151,6 @@ def router(station: Station, token: str) -> APIRouter:
 
     @r.get("/evidence")
     def evidence() -> list[dict[str, Any]]:
-        from parley.protocol.encoding import b64e
-
         return [
             {
                 "channel": c, "sender": s, "seq": q, "kind": k, "envelope": raw.decode(),
@@ -163,12 +160,6 @@ def router(station: Station, token: str) -> APIRouter:
         ]  # fmt: skip
 
     return r
-
-
-def station_hash(h: bytes) -> str:
-    from parley.protocol.encoding import b64e
-
-    return b64e(h)
 
 
 def _channel(station: Station, channel: str) -> dict[str, Any]:
