@@ -117,9 +117,7 @@ class SqlStore:
 
     # --- plumbing --------------------------------------------------------------------------------
     def q(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        if self.placeholder != "?":
-            sql = sql.replace("?", self.placeholder)
-        return self._execute(sql, params)
+        return self._execute(self._sql(sql), params)
 
     @contextmanager
     def tx(self) -> Iterator[None]:

@@ -96,9 +96,6 @@ class PostgresStore(SqlStore):
     def _sql(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")
 
-    def q(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        return self._execute(self._sql(sql), params)
-
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """Run one statement already in psycopg form (`%s` placeholders, `%%` for `%`)."""
         # The lock keeps other threads' statements out of a transaction this store has open.
