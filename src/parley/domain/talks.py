@@ -468,11 +468,13 @@ def apply(state: Talks, event: Event) -> Talks:
 
 def check_move(state: Talks, author: str, body: Mapping[str, Any]) -> None:
     """Raise what `apply` would raise if `author` sent `body` now (for the operator, pre-send)."""
-    apply(state, _Probe(author, b64e(bytes(HASH_BYTES)), 0, body))
+    apply(state, Probe(author, b64e(bytes(HASH_BYTES)), 0, body))
 
 
 @dataclass(frozen=True)
-class _Probe:
+class Probe:
+    """An Event for a move not yet sent: what `check_move` feeds to a fold."""
+
     author: str
     envelope_hash: str
     ts_ms: int

@@ -58,7 +58,15 @@ from typing import Annotated, Any, Final, Literal, TypeAlias
 from pydantic import AfterValidator, StrictStr, StringConstraints, TypeAdapter, model_validator
 
 from parley.domain.channels import MAX_TEXT
-from parley.domain.talks import Event, Frozen, Hash, Label, build_record, validate_record
+from parley.domain.talks import (
+    Event,
+    Frozen,
+    Hash,
+    Label,
+    Probe,
+    build_record,
+    validate_record,
+)
 from parley.errors import Code, Conflict, NotFound, RejectedInput
 from parley.protocol.crypto import HASH_BYTES
 from parley.protocol.encoding import b64e
@@ -342,15 +350,7 @@ def apply(state: Translations, event: Event) -> Translations:
 
 def check_move(state: Translations, author: str, body: Mapping[str, Any]) -> None:
     """Raise what `apply` would raise if `author` sent `body` now (for the operator, pre-send)."""
-    apply(state, _Probe(author, b64e(bytes(HASH_BYTES)), 0, body))
-
-
-@dataclass(frozen=True)
-class _Probe:
-    author: str
-    envelope_hash: str
-    ts_ms: int
-    body: Mapping[str, Any]
+    apply(state, Probe(author, b64e(bytes(HASH_BYTES)), 0, body))
 
 
 def _original(state: Translations, event: Event) -> Translations:
