@@ -9,7 +9,8 @@ import pytest
 
 from parley.domain import channels
 from parley.protocol.encoding import b64d, b64e, canonical, parse
-from parley.protocol.envelope import MAX_ENVELOPE_BYTES, Ref, seal
+from parley.protocol.envelope import MAX_ENVELOPE_BYTES, Ref, parse_envelope, seal
+from parley.protocol.identity import parse_invitation
 from parley.station.node import Station
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
@@ -122,9 +123,7 @@ def test_bad_signature_is_rejected(world) -> None:
 def test_unknown_sender_is_rejected(world, tmp_path: Path) -> None:
     _, clock, _, b, ch = world
     mallory = make_station(tmp_path / "m", "Mallory", "en", clock)
-    mallory.add_peer(__import__("parley.protocol.identity").protocol.identity.parse_invitation(
-        b.invitation().encode()
-    ))  # fmt: skip
+    mallory.add_peer(parse_invitation(b.invitation().encode()))
     raw = forge(mallory, b, ch, 1, bytes(32), "let me in", clock())
     before = snapshot(b)
     assert b.receive(raw).code == "unknown_sender"
@@ -237,7 +236,7 @@ def test_seen_references_carry_causal_order(world) -> None:
     b.send(ch, channels.text_body("north speaks", "ko"))
     net.deliver(b, a)
     row, _ = a.send(ch, channels.text_body("south answers", "en"))
-    env = __import__("parley.protocol.envelope").protocol.envelope.parse_envelope(row.raw)
+    env = parse_envelope(row.raw)
     bh = a.store.head(ch, b.id)
     assert bh is not None
     assert env.seen == {b.id: Ref(bh.seq, bh.hash)}
