@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from parley import __version__
 from parley.api import operator, peer
+from parley.api.auth import Auth
 from parley.errors import Code, ParleyError
 from parley.station.node import Station
 
@@ -35,6 +36,7 @@ def build_app(station: Station, token: str) -> FastAPI:
             status_code=422,
         )  # fmt: skip
 
+    auth = Auth(station, token)
     app.include_router(peer.router(station))
-    app.include_router(operator.router(station, token))
+    app.include_router(operator.router(station, auth))
     return app

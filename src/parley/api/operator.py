@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.api.auth import Auth
 from parley.domain import channels
-from parley.errors import Code, Unauthorized
 from parley.protocol.encoding import b64e
 from parley.protocol.identity import fingerprint, parse_invitation
 from parley.station.node import Station
+from parley.station.users import User
 
 Precedence = Literal["ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH"]
 
@@ -42,15 +41,8 @@ class TextMessage(Strict):
     precedence: Precedence = "ROUTINE"
 
 
-def router(station: Station, token: str) -> APIRouter:
-    bearer = HTTPBearer(auto_error=False)
-
-    def actor(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
-        if cred is None or not hmac.compare_digest(cred.credentials, token):
-            raise Unauthorized(Code.UNAUTHORIZED, "a valid API token is required (Bearer)")
-        return "admin"
-
-    r = APIRouter(prefix="/api/v1", tags=["operator"], dependencies=[Depends(actor)])
+def router(station: Station, auth: Auth) -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["operator"], dependencies=[Depends(auth.user)])
 
     @r.get("/station")
     def get_station() -> dict[str, Any]:
@@ -67,9 +59,9 @@ def router(station: Station, token: str) -> APIRouter:
         return {"invitation": station.invitation().encode()}
 
     @r.post("/peers")
-    def add_peer(req: PeerAdd, who: str = Depends(actor)) -> dict[str, Any]:
+    def add_peer(req: PeerAdd, who: User = Depends(auth.user)) -> dict[str, Any]:
         inv = parse_invitation(req.invitation)
-        station.add_peer(inv, who)
+        station.add_peer(inv, who.name)
         return {"station": inv.station, "name": inv.name, "fingerprint": inv.fingerprint}
 
     @r.get("/peers")
@@ -86,27 +78,29 @@ def router(station: Station, token: str) -> APIRouter:
         ]
 
     @r.post("/channels")
-    def propose(req: ChannelPropose, who: str = Depends(actor)) -> dict[str, Any]:
-        ch = station.propose_channel(req.kind, req.title, req.peers, who)
+    def propose(req: ChannelPropose, who: User = Depends(auth.user)) -> dict[str, Any]:
+        ch = station.propose_channel(req.kind, req.title, req.peers, who.name)
         return _channel(station, ch)
 
     @r.get("/channels")
-    def list_channels() -> list[dict[str, Any]]:
-        return [_channel(station, s.channel) for s in station.channel_states()]
+    def list_channels(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
+        return [_channel(station, s.channel) for s in station.channel_states(who)]
 
     @r.get("/channels/{channel}")
-    def get_channel(channel: str) -> dict[str, Any]:
+    def get_channel(channel: str, who: User = Depends(auth.user)) -> dict[str, Any]:
+        station.guard(channel, who)
         return _channel(station, channel)
 
     @r.post("/channels/{channel}/messages")
     def send(
         channel: str,
         req: TextMessage,
-        who: str = Depends(actor),
+        who: User = Depends(auth.user),
         idempotency_key: str = Header(default="", max_length=128),
     ) -> dict[str, Any]:
+        station.guard(channel, who)
         body = channels.text_body(req.text, req.lang or station.cfg.lang)
-        row, created = station.send(channel, body, req.precedence, idempotency_key, who)
+        row, created = station.send(channel, body, req.precedence, idempotency_key, who.name)
         return {
             "channel": channel,
             "seq": row.seq,
@@ -117,14 +111,17 @@ def router(station: Station, token: str) -> APIRouter:
 
     @r.get("/channels/{channel}/messages")
     def messages(
-        channel: str, after: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10_000)
+        channel: str,
+        after: int = Query(0, ge=0),
+        limit: int = Query(1000, ge=1, le=10_000),
+        who: User = Depends(auth.user),
     ) -> list[dict[str, Any]]:
-        return [
-            m.to_json() | {"id": m.extra["id"]} for m in station.messages(channel, after, limit)
-        ]
+        msgs = station.messages(channel, after, limit, who)
+        return [m.to_json() | {"id": m.extra["id"]} for m in msgs]
 
     @r.get("/channels/{channel}/transcript")
-    def transcript(channel: str) -> dict[str, Any]:
+    def transcript(channel: str, who: User = Depends(auth.user)) -> dict[str, Any]:
+        station.guard(channel, who)
         return station.transcript_digest(channel)
 
     @r.post("/channels/{channel}/{action}")
@@ -132,14 +129,17 @@ def router(station: Station, token: str) -> APIRouter:
         channel: str,
         action: Literal["consent", "suspend", "reopen", "close"],
         req: ChannelControl | None = None,
-        who: str = Depends(actor),
+        who: User = Depends(auth.user),
     ) -> dict[str, Any]:
-        station.control(channel, action, req.reason if req else "", who)
+        station.guard(channel, who)
+        station.control(channel, action, req.reason if req else "", who.name)
         return _channel(station, channel)
 
     @r.get("/inbox")
-    def inbox(limit: int = Query(200, ge=1, le=10_000)) -> list[dict[str, Any]]:
-        return [m.to_json() for m in station.inbox(limit)]
+    def inbox(
+        limit: int = Query(200, ge=1, le=10_000), who: User = Depends(auth.user)
+    ) -> list[dict[str, Any]]:
+        return [m.to_json() for m in station.inbox(limit, who)]
 
     @r.get("/status")
     def status() -> dict[str, Any]:

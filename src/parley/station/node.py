@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from parley.domain import channels
+from parley.domain import channels, records
 from parley.errors import (
     Code,
     Conflict,
@@ -48,9 +48,27 @@ from parley.protocol.identity import (
 )
 from parley.protocol.receipt import Receipt, sign_receipt
 from parley.station.config import Config
+from parley.station.users import User
 from parley.store.base import EnvelopeRow, PeerRow, SqlStore
 
 Clock = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A body just committed to a channel's transcript, ours (local) or a peer's."""
+
+    channel: str
+    sender: str
+    seq: int
+    hash: str  # base64url envelope hash
+    ts: int
+    prec: str
+    body: dict[str, Any]
+    local: bool
+
+
+Observer = Callable[["Station", Accepted], None]
 
 
 @dataclass(frozen=True)
@@ -117,6 +135,10 @@ class Station:
         self.id = station_id(identity.public)
         self.on_queued: Callable[[], None] = lambda: None
         self.on_alarm: Callable[[str, str], None] = lambda kind, msg: None
+        # Called inside the transaction that stores a body (sent or received). An observer may
+        # append follow-up envelopes (a cosignature, an automatic answer) or raise an alarm; an
+        # exception rolls the whole transaction back.
+        self.observers: list[Observer] = []
 
     # --- identity and keys -----------------------------------------------------------------------
     @property
@@ -214,11 +236,27 @@ class Station:
             raise NotFound(Code.NOT_FOUND, f"no channel {channel}")
         return state
 
-    def channel_states(self) -> list[channels.ChannelState]:
+    def visible(self, state: channels.ChannelState, user: User) -> bool:
+        """A back channel exists only for the users its proposal names for this station."""
+        if state.kind != "backchannel":
+            return True
+        return user.name in state.representatives.get(self.id, ())
+
+    def guard(self, channel: str, user: User) -> channels.ChannelState:
+        """The channel's state if `user` may see it; Forbidden otherwise."""
+        state = self.channel_state(channel)
+        if not self.visible(state, user):
+            raise Forbidden(
+                Code.FORBIDDEN, "this back channel is readable only by its named representatives"
+            )
+        return state
+
+    def channel_states(self, user: User | None = None) -> list[channels.ChannelState]:
+        """Every channel; with `user`, only those that user may see."""
         out = []
         for ch in self.store.list_channels():
             st = channels.derive(ch, self._events(ch))
-            if st is not None:
+            if st is not None and (user is None or self.visible(st, user)):
                 out.append(st)
         return out
 
@@ -286,7 +324,7 @@ class Station:
         self, channel: str, body: dict[str, Any], prec: str, members: tuple[str, ...]
     ) -> Envelope:
         """Seal the next envelope of our chain and commit it with its outbox rows (caller's tx)."""
-        channels.check_body(body)
+        records.check(body)
         now = self.clock()
         head = self.store.head(channel, self.id)
         if head is not None:
@@ -307,8 +345,13 @@ class Station:
         self.store.put_body(env.hash, str(body.get("type", "")), canonical(body).decode(), salt)
         for m in others:
             self.store.enqueue(channel, env.seq, m, env_id, prec)
+        self._notify(Accepted(channel, self.id, env.seq, b64e(env.hash), env.ts, prec, body, True))
         self.on_queued()
         return env
+
+    def _notify(self, acc: Accepted) -> None:
+        for observer in self.observers:
+            observer(self, acc)
 
     def _seal(
         self,
@@ -420,7 +463,7 @@ class Station:
             raise RejectedInput(Code(d.code), d.reason)
         opened = self._open(env)
         body = opened.body
-        channels.check_body(body)
+        records.check(body)
         if state is None:
             if body.get("type") != "channel.propose" or sorted(members) != body.get("members"):
                 raise RejectedInput(
@@ -448,6 +491,7 @@ class Station:
         self.store.put_body(
             env.hash, str(body.get("type", "")), canonical(body).decode(), opened.salt
         )
+        self._notify(Accepted(env.channel, env.sender, env.seq, h, env.ts, env.prec, body, False))
         return result("accepted")
 
     def _open(self, env: Envelope) -> Any:
@@ -466,8 +510,13 @@ class Station:
         self.on_alarm(kind, message)
 
     # --- reading ---------------------------------------------------------------------------------
-    def messages(self, channel: str, after_id: int = 0, limit: int = 1000) -> list[Message]:
-        self.channel_state(channel)
+    def messages(
+        self, channel: str, after_id: int = 0, limit: int = 1000, user: User | None = None
+    ) -> list[Message]:
+        if user is None:
+            self.channel_state(channel)
+        else:
+            self.guard(channel, user)
         out = []
         for e, b in self.store.channel_events(channel, after_id, limit):
             out.append(self._message(e, b.body if b else {}))
@@ -479,10 +528,10 @@ class Station:
             e.prec, body, extra={"id": e.id},
         )  # fmt: skip
 
-    def inbox(self, limit: int = 200) -> list[Message]:
+    def inbox(self, limit: int = 200, user: User | None = None) -> list[Message]:
         out: list[Message] = []
-        for ch in self.store.list_channels():
-            for e, b in self.store.channel_events(ch):
+        for st in self.channel_states(user):
+            for e, b in self.store.channel_events(st.channel):
                 if e.sender != self.id:
                     out.append(self._message(e, b.body if b else {}))
         out.sort(key=lambda m: (m.stored, m.extra["id"]))

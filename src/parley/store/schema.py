@@ -64,6 +64,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 action TEXT NOT NULL, detail TEXT NOT NULL)""",
         ],
     ),
+    (2, "people: users, sessions, API tokens, login attempts", []),
+    (3, "paths: relay queue, pull cursors, bundles", []),
+    (4, "transcripts: checkpoints and cosignatures", []),
+    (5, "notices: acknowledgements, deadlines, escalations, check-call schedules", []),
+    (6, "talks and translation", []),
 ]
 
 LATEST = MIGRATIONS[-1][0]
