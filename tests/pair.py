@@ -11,6 +11,7 @@ from pathlib import Path
 
 from parley.protocol import crypto
 from parley.protocol.identity import parse_invitation
+from parley.station import features
 from parley.station.config import Config, Timings
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import ReceiveResult, Station
@@ -33,7 +34,7 @@ def make_station(tmp: Path, name: str, lang: str, clock: Clock) -> Station:
     cfg = Config(name=name, lang=lang, listen="127.0.0.1:9", timings=Timings())
     st = Station(cfg, SqliteStore(tmp / "parley.db"), crypto.SigningKey.generate(), clock)
     st.rotate_prekeys()
-    return st
+    return features.install(st)
 
 
 def introduce(a: Station, b: Station) -> None:

@@ -29,6 +29,8 @@ class ChannelPropose(Strict):
     kind: Literal["hotline", "backchannel", "facilitated"] = "hotline"
     title: str = Field(min_length=1, max_length=channels.MAX_TITLE)
     peers: list[str] = Field(min_length=1, max_length=channels.MAX_MEMBERS - 1)
+    facilitator: str | None = Field(default=None, max_length=64)
+    representatives: dict[str, list[str]] | None = None
 
 
 class ChannelControl(Strict):
@@ -79,7 +81,8 @@ def router(station: Station, auth: Auth) -> APIRouter:
 
     @r.post("/channels")
     def propose(req: ChannelPropose, who: User = Depends(auth.user)) -> dict[str, Any]:
-        ch = station.propose_channel(req.kind, req.title, req.peers, who.name)
+        extra = req.model_dump(include={"facilitator", "representatives"}, exclude_none=True)
+        ch = station.propose_channel(req.kind, req.title, req.peers, who.name, **extra)
         return _channel(station, ch)
 
     @r.get("/channels")
@@ -171,6 +174,8 @@ def _channel(station: Station, channel: str) -> dict[str, Any]:
         "state": s.state,
         "members": [{"station": m, "name": station.peer_name(m)} for m in s.members],
         "proposer": s.proposer,
+        "facilitator": s.facilitator or None,
+        "representatives": {k: list(v) for k, v in s.representatives.items()},
         "consents": sorted(s.consents),
         "awaiting": sorted(set(s.members) - s.consents) if s.pending else [],
         "history": [{"ts": ts, "by": who, "event": what} for ts, who, what in s.history],

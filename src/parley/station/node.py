@@ -139,6 +139,17 @@ class Station:
         # append follow-up envelopes (a cosignature, an automatic answer) or raise an alarm; an
         # exception rolls the whole transaction back.
         self.observers: list[Observer] = []
+        # Periodic work (check calls due, deadlines overdue, checkpoints): run by tick(now).
+        self.scheduled: list[Callable[[Station, int], None]] = []
+
+    def tick(self) -> None:
+        """Run every scheduled task once at the current time. A failing task is an alarm, not a
+        reason to skip the others."""
+        for task in self.scheduled:
+            try:
+                task(self, self.clock())
+            except ParleyError as exc:
+                self._alarm("task", "warning", getattr(task, "__name__", "task"), exc.message)
 
     # --- identity and keys -----------------------------------------------------------------------
     @property

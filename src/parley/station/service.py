@@ -15,6 +15,7 @@ import uvicorn
 from parley.api.app import build_app
 from parley.errors import Code, LocalError
 from parley.protocol.request import sign_request
+from parley.station import features
 from parley.station.config import load_config, load_identity, load_token
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Clock, Station
@@ -47,13 +48,19 @@ def open_station(data: Path, clock: Clock | None = None) -> Station:
         cfg, open_store(data, cfg.database), load_identity(data), clock or system_clock()
     )
     station.rotate_prekeys()
-    return station
+    return features.install(station)
 
 
 async def _rotation(station: Station) -> None:
     while True:
         await asyncio.sleep(60)
         station.rotate_prekeys()
+
+
+async def _ticker(station: Station) -> None:
+    while True:
+        await asyncio.sleep(1)
+        await asyncio.to_thread(station.tick)
 
 
 def serve(data: Path) -> None:
@@ -69,7 +76,11 @@ def serve(data: Path) -> None:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(_rotation(station))]
+        tasks = [
+            asyncio.create_task(dispatcher.run()),
+            asyncio.create_task(_rotation(station)),
+            asyncio.create_task(_ticker(station)),
+        ]
         log.info("station %s (%s) serving on %s", station.cfg.name, station.id, station.cfg.listen)
         try:
             yield
