@@ -5,10 +5,11 @@ Rules:
   precedences; the envelope header field `prec` carries the same upper-case names).
 - The outbox is drained by `outbox_key`: precedence first, then creation order. A FLASH envelope
   created after a hundred queued ROUTINE ones is still sent first.
-- Precedence never reorders one sender's chain: a receiver applies a chain strictly by seq, so a
-  FLASH envelope sealed after queued ROUTINE ones on the same channel would only wait in the peer's
-  gap buffer. Overtaking therefore happens across channels and peers, and among envelopes that are
-  sealed when dispatched; transport still delivers each chain in seq order.
+- Precedence never reorders one sender's chain: a receiver applies a chain strictly by seq. A
+  FLASH envelope sealed after queued ROUTINE ones on the same channel is still handed to transport
+  first; the receiver holds it ahead of its chain and shows it early, marked as awaiting the
+  backlog, then applies it in its place (docs/protocol.md §13). Other levels overtake across
+  channels and peers.
 """
 
 from __future__ import annotations

@@ -112,6 +112,7 @@ class Dispatcher:
         assert pub is not None
         progressed = 0
         now = st.clock()
+        receipted: dict[str, int] = {}
         for raw in receipts:
             try:
                 r = parse_receipt(raw)
@@ -128,15 +129,18 @@ class Dispatcher:
                     f"{pub.name} acknowledges seq {r.seq} on {r.channel} with a hash we never sent",
                 )  # fmt: skip
                 continue
+            receipted[r.channel] = max(receipted.get(r.channel, 0), r.seq)
             with st.store.tx():
                 progressed += st.store.mark_delivered(r.channel, peer, r.seq, now)
                 st.store.add_receipt(r.channel, r.of, r.by, r.seq, r.hash, r.ts, r.encode())
         for res in results:
             status = res.get("status")
             if status == "gap" and isinstance(res.get("expected_seq"), int):
-                progressed += st.store.requeue_from(
-                    str(res["channel"]), peer, int(str(res["expected_seq"]))
-                )
+                # A receipt in the same answer may already cover the seq asked for: the gap was
+                # filled later in the batch (e.g. a FLASH sent ahead of its chain).
+                ch, want = str(res["channel"]), int(str(res["expected_seq"]))
+                if want > receipted.get(ch, 0):
+                    progressed += st.store.requeue_from(ch, peer, want)
             elif (
                 status in ("rejected", "equivocation")
                 and str(res["hash"]) not in self.alarmed_rejects

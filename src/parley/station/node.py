@@ -52,6 +52,7 @@ from parley.station.users import User
 from parley.store.base import EnvelopeRow, PeerRow, SqlStore
 
 Clock = Callable[[], int]
+HOLD_LIMIT = 4096  # envelopes held ahead of one chain; beyond it they are re-requested instead
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Message:
             "precedence": self.prec,
             "body": self.body,
             "signature": "verified" if self.verified else "unverified",
-        }
+        } | ({"early": True, "awaiting": self.extra["awaiting"]} if self.extra.get("early") else {})
 
 
 class Station:
@@ -398,6 +399,7 @@ class Station:
                 results.append(res)
                 if res.status in ("accepted", "duplicate"):
                     touched.add((res.channel, res.sender))
+            self._drain_held({r.channel for r in results if r.channel}, touched)
             receipts = [self._receipt(ch, sender) for ch, sender in sorted(touched)]
         return results, receipts
 
@@ -432,6 +434,7 @@ class Station:
         state = channels.derive(env.channel, events) if known else None
         members = frozenset(state.members) if state else env.recipients | {env.sender}
         if state is None and env.seq != 1:
+            self._hold(env, raw, None, 1)
             return ReceiveResult(
                 h, "gap", "gap", "the channel's proposal has not arrived", 1,
                 channel=env.channel, sender=env.sender, seq=env.seq,
@@ -469,6 +472,7 @@ class Station:
                 self._alarm("equivocation", "critical", env.sender, d.reason)
             return result("equivocation", d.code, d.reason)
         if d.verdict in (Verdict.GAP, Verdict.WAIT):
+            self._hold(env, raw, state, d.expected_seq)
             return result(d.verdict.value, d.code, d.reason, d.expected_seq)
         if d.verdict is Verdict.REJECT:
             raise RejectedInput(Code(d.code), d.reason)
@@ -504,6 +508,48 @@ class Station:
         )
         self._notify(Accepted(env.channel, env.sender, env.seq, h, env.ts, env.prec, body, False))
         return result("accepted")
+
+    def _hold(
+        self, env: Envelope, raw: bytes, state: channels.ChannelState | None, expected: int
+    ) -> None:
+        """Keep an envelope that is ahead of its chain until its predecessors arrive (they are
+        applied in order then). A FLASH one is opened now and shown early, marked as such: the
+        transcript order is unchanged, but a person sees it ahead of the backlog."""
+        early: str | None = None
+        if env.prec == "FLASH" and state is not None and state.is_open:
+            try:
+                body = self._open(env).body
+                records.check(body)
+                early = canonical(body).decode()
+            except ParleyError:
+                early = None
+        kept = self.store.hold(
+            env.channel, env.sender, env.seq, env.hash, raw, env.prec, early, self.clock(),
+            HOLD_LIMIT,
+        )  # fmt: skip
+        if kept and early is not None:
+            self._alarm(
+                "flash", "high", env.channel,
+                f"FLASH from {self.peer_name(env.sender)} arrived ahead of "
+                f"{env.seq - expected} earlier message(s); shown early, applied in order",
+            )  # fmt: skip
+
+    def _drain_held(self, channels_seen: set[str], touched: set[tuple[str, str]]) -> None:
+        """Apply held envelopes whose predecessors are now here, until nothing moves."""
+        progress = True
+        while progress:
+            progress = False
+            for ch in sorted(channels_seen):
+                for sender, seq, raw in self.store.held_next(ch):
+                    if seq > self.store.head_seq(ch, sender) + 1:
+                        continue
+                    res = self.receive(raw)
+                    if res.status in ("gap", "wait"):
+                        continue
+                    self.store.drop_held(ch, sender, seq)
+                    if res.status == "accepted":
+                        touched.add((ch, sender))
+                        progress = True
 
     def _open(self, env: Envelope) -> Any:
         mine = env.key_for(self.id)
@@ -545,6 +591,15 @@ class Station:
             for e, b in self.store.channel_events(st.channel):
                 if e.sender != self.id:
                     out.append(self._message(e, b.body if b else {}))
+        visible = {st.channel for st in self.channel_states(user)}
+        for ch, sender, seq, h, prec, body, received in self.store.early():
+            if ch in visible:
+                awaiting = seq - 1 - self.store.head_seq(ch, sender)
+                m = Message(
+                    ch, sender, self.peer_name(sender), seq, b64e(h), received, received, prec,
+                    json.loads(body), extra={"id": 0, "early": True, "awaiting": awaiting},
+                )  # fmt: skip
+                out.append(m)
         out.sort(key=lambda m: (m.stored, m.extra["id"]))
         return out[-limit:]
 

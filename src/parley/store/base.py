@@ -369,17 +369,62 @@ class SqlStore:
             )  # fmt: skip
 
     def pending(self, peer: str, limit: int) -> list[EnvelopeRow]:
-        """Undelivered envelopes for `peer`: chains in seq order, channels with the most urgent
-        pending precedence first."""
+        """Undelivered envelopes for `peer`: FLASH envelopes first, each on its own (the peer holds
+        one that is ahead of its chain and shows it early), then chains in seq order, channels
+        with the most urgent pending precedence first."""
         rows = self.q(
             f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}"
             " FROM outbox o JOIN envelopes e ON e.id = o.envelope_id"
             " JOIN (SELECT channel, MIN(prio) AS p FROM outbox WHERE peer = ? AND"
             "       delivered IS NULL GROUP BY channel) c ON c.channel = o.channel"
-            " WHERE o.peer = ? AND o.delivered IS NULL ORDER BY c.p, o.envelope_id LIMIT ?",
+            " WHERE o.peer = ? AND o.delivered IS NULL"
+            " ORDER BY CASE WHEN o.prio = 0 THEN 0 ELSE 1 END, c.p, o.envelope_id LIMIT ?",
             peer, peer, limit,
         )  # fmt: skip
         return [_env(r) for r in rows]
+
+    # --- held (ahead of their chain) -------------------------------------------------------------
+    def hold(
+        self, channel: str, sender: str, seq: int, h: bytes, raw: bytes, prec: str,
+        early_body: str | None, now_ms: int, limit: int,
+    ) -> bool:  # fmt: skip
+        """Keep an envelope that arrived before its predecessors; False if the chain already has
+        `limit` held or that seq is held (the first copy stays: equivocation shows on apply)."""
+        with self.tx():
+            n = self.q(
+                "SELECT COUNT(*) FROM held WHERE channel = ? AND sender = ?", channel, sender
+            )
+            if n[0][0] >= limit or self.q(
+                "SELECT 1 FROM held WHERE channel = ? AND sender = ? AND seq = ?",
+                channel, sender, seq,
+            ):  # fmt: skip
+                return False
+            self.q(
+                "INSERT INTO held (channel, sender, seq, hash, raw, prec, early_body, received)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                channel, sender, seq, h, raw, prec, early_body, now_ms,
+            )  # fmt: skip
+        return True
+
+    def held_next(self, channel: str) -> list[tuple[str, int, bytes]]:
+        """(sender, seq, raw) of held envelopes of a channel, lowest seq per sender first."""
+        rows = self.q(
+            "SELECT sender, seq, raw FROM held WHERE channel = ? ORDER BY sender, seq", channel
+        )
+        return [(r[0], int(r[1]), bytes(r[2])) for r in rows]
+
+    def drop_held(self, channel: str, sender: str, seq: int) -> None:
+        self.q(
+            "DELETE FROM held WHERE channel = ? AND sender = ? AND seq = ?", channel, sender, seq
+        )
+
+    def early(self) -> list[tuple[str, str, int, bytes, str, str, int]]:
+        """Held envelopes shown early: (channel, sender, seq, hash, prec, body, received)."""
+        rows = self.q(
+            "SELECT channel, sender, seq, hash, prec, early_body, received FROM held"
+            " WHERE early_body IS NOT NULL ORDER BY received"
+        )
+        return [(r[0], r[1], int(r[2]), bytes(r[3]), r[4], r[5], int(r[6])) for r in rows]
 
     def peers_with_pending(self) -> list[str]:
         return [r[0] for r in self.q("SELECT DISTINCT peer FROM outbox WHERE delivered IS NULL")]

@@ -8,6 +8,8 @@ INTEGER PRIMARY KEY AUTOINCREMENT to BIGSERIAL by the PostgreSQL backend.
 Log:
   1  the station core: keys, peers, channels, envelopes, plaintext bodies, outbox, receipts,
      evidence, alarms, idempotency keys, link state, audit log.
+  2-6 slots of the features (people, paths, transcripts, notices, talks).
+  7  envelopes held ahead of their predecessors (and FLASH bodies shown early).
 """
 
 from __future__ import annotations
@@ -64,11 +66,42 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 action TEXT NOT NULL, detail TEXT NOT NULL)""",
         ],
     ),
-    (2, "people: users, sessions, API tokens, login attempts", []),
+    (
+        2,
+        "people: users, sessions, API tokens, login attempts",
+        [
+            """CREATE TABLE users (
+                name TEXT PRIMARY KEY, roles TEXT NOT NULL, password TEXT NOT NULL,
+                created BIGINT NOT NULL, disabled BIGINT)""",
+            """CREATE TABLE sessions (
+                hash BLOB PRIMARY KEY, name TEXT NOT NULL, created BIGINT NOT NULL,
+                seen BIGINT NOT NULL, idle_ms BIGINT NOT NULL, expires BIGINT NOT NULL)""",
+            "CREATE INDEX sessions_name ON sessions (name)",
+            """CREATE TABLE api_tokens (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, label TEXT NOT NULL,
+                hash BLOB NOT NULL UNIQUE, created BIGINT NOT NULL, used BIGINT, revoked BIGINT)""",
+            """CREATE TABLE login_attempts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, ts BIGINT NOT NULL, name TEXT NOT NULL,
+                source TEXT NOT NULL, ok INTEGER NOT NULL)""",
+            "CREATE INDEX login_attempts_name ON login_attempts (name, ts)",
+            "CREATE INDEX login_attempts_source ON login_attempts (source, ts)",
+        ],
+    ),
     (3, "paths: relay queue, pull cursors, bundles", []),
     (4, "transcripts: checkpoints and cosignatures", []),
     (5, "notices: acknowledgements, deadlines, escalations, check-call schedules", []),
     (6, "talks and translation", []),
+    (
+        7,
+        "held: envelopes that arrived ahead of their predecessors",
+        [
+            """CREATE TABLE held (
+                channel TEXT NOT NULL, sender TEXT NOT NULL, seq BIGINT NOT NULL,
+                hash BLOB NOT NULL, raw BLOB NOT NULL, prec TEXT NOT NULL,
+                early_body TEXT, received BIGINT NOT NULL,
+                PRIMARY KEY (channel, sender, seq))""",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
