@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from parley.domain import channels
+from parley.station.config import Timings
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
+from tests.net import Stations, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
 
@@ -83,3 +85,32 @@ def test_a_repeated_flash_is_held_once_and_alarmed_once(tmp_path: Path) -> None:
         b.receive_batch([flash.raw])
     assert len(b.store.held_next(ch)) == 1
     assert len([al for al in b.store.alarms() if al.kind == "flash"]) == 1
+
+
+def test_between_running_stations_flash_arrives_ahead_of_the_queued_backlog(
+    tmp_path: Path,
+) -> None:
+    timings = Timings(retry_base_ms=100, retry_max_ms=500, heartbeat_ms=500)
+    with Stations(tmp_path, [("South", "en"), ("North", "ko")], timings) as net:
+        ch = net.open_channel("South", ["North"])
+        net.stop("North")
+        south = net.api("South")
+        for i in range(1000):
+            south.post(f"/channels/{ch}/messages", json={"text": f"routine {i}"})
+        south.post(
+            f"/channels/{ch}/messages", json={"text": "FLASH: launch", "precedence": "FLASH"}
+        )
+        net.restart("North")
+        north = net.api("North")
+        wait(
+            lambda: len(north.get(f"/channels/{ch}/messages", params={"limit": 5000})) == 1003,
+            timeout_s=120,
+            what="the backlog and the FLASH",
+        )
+        flash = [a for a in north.get("/alarms") if a["kind"] == "flash"]
+        # The first envelope North received after restarting was the FLASH, ahead of all 1000.
+        assert len(flash) == 1 and "ahead of 1000 earlier" in flash[0]["message"]
+        texts = [m["body"]["text"] for m in north.get(f"/channels/{ch}/messages",
+                 params={"limit": 5000}) if m["body"]["type"] == "text"]  # fmt: skip
+        assert texts[-1] == "FLASH: launch" and texts[:3] == ["routine 0", "routine 1", "routine 2"]
+        assert north.get(f"/channels/{ch}/transcript") == south.get(f"/channels/{ch}/transcript")
