@@ -225,7 +225,10 @@ class Station:
         best: Prekey | None = None
         for rec in p.prekeys:
             pk = parse_prekey(rec, p.identity)
-            if pk.valid_at(now) and (best is None or pk.not_before > best.not_before):
+            # A peer's clock may run ahead of ours by up to the skew window: its newest key is
+            # usable as soon as it would be at the peer.
+            usable = pk.not_before <= now + self.cfg.timings.skew_ms and now <= pk.not_after
+            if usable and (best is None or pk.not_before > best.not_before):
                 best = pk
         if best is None:
             raise LocalError(
