@@ -203,9 +203,10 @@ def test_outbox_orders_by_channel_precedence_then_envelope(store: SqlStore) -> N
         store.enqueue(ch, seq, "p", ids[(ch, seq)], prec)
     store.enqueue("slow", 1, "q", ids[("slow", 1)], "ROUTINE")
 
-    # "fast" holds a FLASH, so its whole chain (in order) goes before "slow"
+    # The FLASH goes first on its own (the peer holds it ahead of its chain and shows it early);
+    # then "fast", which holds a FLASH, goes in chain order before "slow"
     order = [(e.channel, e.seq) for e in store.pending("p", 10)]
-    assert order == [("fast", 1), ("fast", 2), ("slow", 1), ("slow", 2)]
+    assert order == [("fast", 2), ("fast", 1), ("slow", 1), ("slow", 2)]
     assert [(e.channel, e.seq) for e in store.pending("p", 3)] == order[:3]
     assert sorted(store.peers_with_pending()) == ["p", "q"]
     assert store.outbox_counts("p") == (0, 4)

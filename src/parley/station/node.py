@@ -184,8 +184,9 @@ class Station:
 
     def invitation(self) -> Invitation:
         recs = [parse_prekey(p, self.identity.public) for p in self.prekeys()[:4]]
+        addresses = [self.cfg.url] if self.cfg.inbound else []  # no address: peers wait for pulls
         return make_invitation(
-            self.identity, self.cfg.name, self.cfg.lang, recs, [self.cfg.url], self.clock()
+            self.identity, self.cfg.name, self.cfg.lang, recs, addresses, self.clock()
         )
 
     # --- peers -----------------------------------------------------------------------------------
@@ -589,12 +590,11 @@ class Station:
         )  # fmt: skip
 
     def inbox(self, limit: int = 200, user: User | None = None) -> list[Message]:
-        out: list[Message] = []
-        for st in self.channel_states(user):
-            for e, b in self.store.channel_events(st.channel):
-                if e.sender != self.id:
-                    out.append(self._message(e, b.body if b else {}))
         visible = {st.channel for st in self.channel_states(user)}
+        out = [
+            self._message(e, b.body if b else {})
+            for e, b in self.store.received(self.id, sorted(visible), limit)
+        ]
         for ch, sender, seq, h, prec, body, received in self.store.early():
             if ch in visible:
                 awaiting = seq - 1 - self.store.head_seq(ch, sender)

@@ -348,6 +348,24 @@ class SqlStore:
             for r in rows
         ]
 
+    def received(
+        self, me: str, channels: list[str], limit: int
+    ) -> list[tuple[EnvelopeRow, BodyRow | None]]:
+        """The newest `limit` envelopes from others on `channels`, oldest first."""
+        if not channels:
+            return []
+        marks = ", ".join("?" * len(channels))
+        rows = self.q(
+            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt"
+            " FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
+            f" WHERE e.sender != ? AND e.channel IN ({marks}) ORDER BY e.id DESC LIMIT ?",
+            me, *channels, limit,
+        )  # fmt: skip
+        return [
+            (_env(r[:9]), BodyRow(json.loads(r[9]), bytes(r[10])) if r[9] is not None else None)
+            for r in reversed(rows)
+        ]
+
     def control_events(self, channel: str) -> list[tuple[EnvelopeRow, BodyRow]]:
         rows = self.q(
             f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt"

@@ -1,0 +1,219 @@
+"""What the benchmarks share: two real stations on loopback with a channel open, the per-message
+floor measured in the same run, percentiles and process memory.
+
+Every benchmark prints its figures beside a baseline measured in the same run, as a ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+from parley.cli.client import Api
+from parley.cli.demo import init, start
+from parley.protocol import crypto
+from parley.protocol.encoding import b64e
+from parley.protocol.envelope import (
+    ZERO_HASH,
+    RecipientKey,
+    open_envelope,
+    parse_envelope,
+    seal,
+    verify_signature,
+)
+from parley.protocol.identity import station_id
+from parley.station.config import Timings, load_config, load_token
+
+FAST = Timings(retry_base_ms=50, retry_max_ms=1000, heartbeat_ms=1000)
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))]
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process (and its children are separate processes: not counted)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def floor_ms(samples: int = 300) -> dict[str, float]:
+    """Median cost of each step of one message, measured here and now: seal, verify + open, one
+    durable SQLite commit, one loopback HTTP round trip."""
+    a, b = crypto.SigningKey.generate(), crypto.KemKey.generate()
+    rk = RecipientKey(station_id(b"\x01" * 32), b64e(bytes(9)), b.public)
+    body = {"type": "text", "text": "x" * 120, "lang": "en"}
+    t_seal, t_open, t_commit, t_rtt = [], [], [], []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        env, _ = seal(
+            body, identity=a, sender=station_id(a.public), channel=b64e(bytes(16)), seq=1,
+            prev=ZERO_HASH, seen={}, recipients=[rk], now_ms=1,
+        )  # fmt: skip
+        t1 = time.perf_counter()
+        e2 = parse_envelope(env.raw)
+        verify_signature(e2, a.public)
+        open_envelope(e2, rk.station, b)
+        t2 = time.perf_counter()
+        t_seal.append(t1 - t0)
+        t_open.append(t2 - t1)
+    with tempfile.TemporaryDirectory() as d:
+        db = sqlite3.connect(Path(d) / "f.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE t (x BLOB)")
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t VALUES (?)", (env.raw,))
+            db.execute("COMMIT")
+            t_commit.append(time.perf_counter() - t0)
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    with httpx.Client() as c:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/"
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            c.post(url, content=env.raw)
+            t_rtt.append(time.perf_counter() - t0)
+    srv.shutdown()
+    med = {k: statistics.median(v) * 1000 for k, v in
+           {"seal": t_seal, "open": t_open, "commit": t_commit, "rtt": t_rtt}.items()}  # fmt: skip
+    med["total"] = med["seal"] + med["open"] + 2 * med["commit"] + med["rtt"]
+    return med
+
+
+def describe_floor(floor: dict[str, float]) -> str:
+    return (
+        f"{floor['total']:.3f} ms = seal {floor['seal']:.3f} + open {floor['open']:.3f} + "
+        f"2 x commit {floor['commit']:.3f} + rtt {floor['rtt']:.3f}"
+    )
+
+
+@dataclass
+class Pair:
+    """Two station processes, A and B, with an open hotline from A to B."""
+
+    root: Path
+    timings: Timings = field(default_factory=lambda: FAST)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    channel: str = ""
+
+    def api(self, name: str) -> Api:
+        return Api(self.root / name, timeout_s=120)
+
+    def start(self, name: str) -> None:
+        self.procs[name] = start(self.root / name, self.root / f"{name}.log")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        p = self.procs.pop(name)
+        os.killpg(p.pid, sig)
+        p.wait(30)
+
+    def open(self) -> Pair:
+        init(self.root / "a", "A", "en", self.timings)
+        init(self.root / "b", "B", "ko", self.timings)
+        self.start("a")
+        self.start("b")
+        a, b = self.api("a"), self.api("b")
+        a.post("/peers", json={"invitation": b.get("/invitation")["invitation"]})
+        b.post("/peers", json={"invitation": a.get("/invitation")["invitation"]})
+        ch = a.post("/channels", json={"title": "bench", "peers": [b.get("/station")["station"]]})
+        self.channel = ch["channel"]
+        while not any(c["channel"] == self.channel for c in b.get("/channels")):
+            time.sleep(0.02)
+        b.post(f"/channels/{self.channel}/consent", json={})
+        while a.get(f"/channels/{self.channel}")["state"] != "open":
+            time.sleep(0.02)
+        return self
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                self.stop(name)
+
+    def pending(self, name: str = "a") -> int:
+        return int(self.api(name).get("/status")["peers"][0]["pending"])
+
+    def wait_delivered(self, timeout_s: float = 1800) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.pending():
+            raise RuntimeError("not everything was receipted in time")
+
+    def latencies(self) -> list[float]:
+        """Per text message at B: stored at B minus sealed at A, in ms."""
+        b, lat, after = self.api("b"), [], 0
+        while True:
+            page = b.get(f"/channels/{self.channel}/messages", params={"after": after})
+            if not page:
+                return lat
+            after = page[-1]["id"]
+            lat += [m["stored"] - m["ts"] for m in page if m["body"].get("type") == "text"]
+
+
+@contextlib.contextmanager
+def pair(timings: Timings = FAST) -> Iterator[Pair]:
+    with tempfile.TemporaryDirectory() as d:
+        p = Pair(Path(d), timings)
+        try:
+            yield p.open()
+        finally:
+            p.close()
+
+
+async def send_all(
+    data: Path, channel: str, n: int, concurrency: int, rate: float = 0.0, prefix: str = "bench"
+) -> None:
+    """Send n text messages through the operator API; with rate > 0, paced at that many per s."""
+    cfg = load_config(data)
+    headers = {"Authorization": f"Bearer {load_token(data)}"}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(base_url=f"http://{cfg.listen}", headers=headers, timeout=60) as c:
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                if rate:
+                    await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+                r = await c.post(
+                    f"/api/v1/channels/{channel}/messages",
+                    json={"text": f"{prefix} {i}"},
+                    headers={"Idempotency-Key": f"{prefix}-{i}"},
+                )
+                r.raise_for_status()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -1,0 +1,39 @@
+"""Latency under a steady load: messages paced at a fixed rate (default 100 msg/s) from A to B;
+p50/p99 from sealed at A to durably stored at B, beside the per-message floor measured in the same
+run (seal + verify/open + two durable commits + one loopback round trip).
+
+    .venv/bin/python bench/latency.py [--rate 100] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from common import describe_floor, floor_ms, pair, pct, send_all
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    args = ap.parse_args()
+    n = int(args.rate * args.seconds)
+    floor = floor_ms()
+    with pair() as p:
+        t0 = time.perf_counter()
+        asyncio.run(send_all(p.root / "a", p.channel, n, concurrency=8, rate=args.rate))
+        sent_in = time.perf_counter() - t0
+        p.wait_delivered()
+        lat = p.latencies()
+    assert len(lat) == n, f"only {len(lat)} of {n} arrived"
+    p50, p99 = pct(lat, 50), pct(lat, 99)
+    print(f"messages            {n} at {args.rate:.0f} msg/s (offered in {sent_in:.1f} s)")
+    print(f"floor per message   {describe_floor(floor)}")
+    print(f"latency p50         {p50:.0f} ms  ratio to floor {p50 / floor['total']:.1f}")
+    print(f"latency p99         {p99:.0f} ms  ratio to floor {p99 / floor['total']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
