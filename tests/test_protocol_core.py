@@ -40,6 +40,37 @@ def test_canonical_round_trip(value: Any) -> None:
     assert canonical(parse(raw)) == raw
 
 
+# Keys and strings from the whole of Unicode (astral planes, U+E000.., control characters,
+# but no lone surrogates), and integers beyond ±2^53, exercise both paths of `canonical`.
+wide_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
+wide_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | wide_text,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(wide_text, children, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400)
+@given(wide_values)
+def test_canonical_fast_path_agrees_with_the_reference(value: Any) -> None:
+    import rfc8785
+
+    try:
+        want = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(RejectedInput):
+            canonical(value)
+        return
+    assert canonical(value) == want
+
+
+def test_canonical_sorts_keys_by_utf16_code_units() -> None:
+    # U+FF61 sorts after U+1F600 by code point but before it by UTF-16 code units.
+    doc = {"\uff61": 1, "\U0001f600": 2}
+    assert canonical(doc) == '{"\U0001f600":2,"\uff61":1}'.encode()
+
+
 @given(st.binary(max_size=64))
 def test_base64url_round_trip(data: bytes) -> None:
     assert b64d(b64e(data)) == data

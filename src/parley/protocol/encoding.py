@@ -43,27 +43,51 @@ def b64d(text: object, *, field: str = "value", size: int | None = None) -> byte
 
 
 def canonical(value: Any) -> bytes:
-    """The one encoding of `value` that Parley signs and hashes (RFC 8785)."""
-    _refuse_floats(value, 0)
+    """The one encoding of `value` that Parley signs and hashes (RFC 8785).
+
+    Most documents take a fast path: for integers within ±2^53 and object keys below U+D800,
+    RFC 8785 and the standard library's sorted, compact, non-ASCII-preserving JSON are the same
+    bytes (same string escapes; code-point order equals UTF-16 order there). Anything else goes
+    through the reference implementation. tests/test_protocol_core.py checks both agree."""
+    if _plain(value, 0):
+        try:
+            return json.dumps(
+                value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let the reference implementation decide
     try:
         return rfc8785.dumps(value)
     except rfc8785.CanonicalizationError as exc:
         raise RejectedInput(Code.MALFORMED, f"cannot encode canonically: {exc}") from exc
 
 
-def _refuse_floats(value: Any, depth: int) -> None:
+_SAFE_INT = 2**53
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Refuse what no canonical document holds (floats, deep nesting, non-text keys); True if
+    the fast path of `canonical` gives the RFC 8785 bytes for this value."""
     if depth > MAX_DEPTH:
         raise RejectedInput(Code.MALFORMED, "document nested too deeply")
     if isinstance(value, float):
         raise RejectedInput(Code.MALFORMED, "floats are not allowed in canonical documents")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INT < value < _SAFE_INT
+    plain = True
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise RejectedInput(Code.MALFORMED, "object keys must be strings")
-            _refuse_floats(v, depth + 1)
+            plain = _plain(v, depth + 1) and plain and (not k or max(k) < "\ud800")
     elif isinstance(value, list | tuple):
         for v in value:
-            _refuse_floats(v, depth + 1)
+            plain = _plain(v, depth + 1) and plain
+    else:
+        return False
+    return plain
 
 
 def _no_floats(text: str) -> Any:

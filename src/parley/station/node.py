@@ -142,6 +142,9 @@ class Station:
         self.observers: list[Observer] = []
         # Periodic work (check calls due, deadlines overdue, checkpoints): run by tick(now).
         self.scheduled: list[Callable[[Station, int], None]] = []
+        # `seen` of stored control envelopes, by hash: they never change, and every received
+        # envelope re-derives its channel's state from them.
+        self._control_seen: dict[bytes, dict[str, int]] = {}
 
     def tick(self) -> None:
         """Run every scheduled task once at the current time. A failing task is an alarm, not a
@@ -242,7 +245,10 @@ class Station:
     def _events(self, channel: str) -> list[channels.Event]:
         out = []
         for e, b in self.store.control_events(channel):
-            seen = {m: r.seq for m, r in parse_envelope(e.raw).seen.items()}
+            seen = self._control_seen.get(e.hash)
+            if seen is None:
+                seen = {m: r.seq for m, r in parse_envelope(e.raw).seen.items()}
+                self._control_seen[e.hash] = seen
             out.append(channels.Event(e.sender, e.seq, e.ts, b64e(e.hash), b.body, seen))
         return out
 
