@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,12 @@ class ApiError(ParleyError):
     pass
 
 
+def token(data: Path) -> str:
+    """PARLEY_TOKEN when set (a user's own API token: they act as themselves), else the station's
+    bootstrap token from the data directory."""
+    return os.environ.get("PARLEY_TOKEN") or load_token(data)
+
+
 class Api:
     def __init__(self, data: Path, timeout_s: float = 30.0) -> None:
         cfg = load_config(data)
@@ -22,7 +29,7 @@ class Api:
         self.base = f"http://{host}:{cfg.port}"
         self.http = httpx.Client(
             base_url=self.base,
-            headers={"Authorization": f"Bearer {load_token(data)}"},
+            headers={"Authorization": f"Bearer {token(data)}"},
             timeout=timeout_s,
         )
 

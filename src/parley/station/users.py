@@ -1,14 +1,39 @@
-"""People at a station: who they are and what their roles let them do.
+"""People at a station: who they are, what their roles let them do, how they prove who they are.
 
 Roles (DESIGN.md glossary): operator (duty operator: sends, acknowledges, answers check calls),
 representative (may be named on back channels), translator, facilitator, auditor (reads and
 verifies transcripts), admin (peers, users, channels, schedules). A back channel is readable only
 by the users its proposal names for this station, whatever their roles: admins included.
+
+Credentials, and the rules they follow:
+- passwords are stored as argon2id hashes (argon2-cffi's RFC 9106 defaults), never in clear;
+- a console session (`ps_…`) ends after SESSION_IDLE_MS without use, and at the latest after
+  SESSION_MAX_MS; a named API token (`pt_…`) lives until revoked. The database holds only the
+  SHA-256 of either, so a copy of it gives no working credential;
+- login is refused for LOCKOUT_MS once a user name or a source address has collected
+  MAX_FAILURES failures within FAILURE_WINDOW_MS; refused attempts are not checked against the
+  password, so a locked-out guesser learns nothing;
+- disabling a user ends their sessions and revokes their tokens: re-enabling restores no old
+  credential. A password change ends the user's sessions.
+Every change and every login (successful, failed, refused) goes to the audit log.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
+import time
 from dataclasses import dataclass
+from functools import cache
+from typing import Protocol
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from parley.errors import Code, Conflict, LocalError, NotFound, Unauthorized
+from parley.protocol.crypto import sha256
+from parley.store import users as db
+from parley.store.base import SqlStore
 
 ROLES = ("operator", "representative", "translator", "facilitator", "auditor", "admin")
 
@@ -25,3 +50,304 @@ class User:
 # The holder of the station's bootstrap token (DIR/api.token): set-up and duty work, but no
 # back channel unless a proposal names "admin" as a representative.
 BOOTSTRAP = User("admin", frozenset({"admin", "operator"}))
+
+# "admin" is the bootstrap token's holder and "station" the actor of automatic work in the audit
+# log: a person with either name could pass for them, on back channels and in the audit log.
+RESERVED = frozenset({BOOTSTRAP.name, "station"})
+NAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+MAX_LABEL = 100
+
+SESSION_IDLE_MS = 8 * 3600_000
+SESSION_MAX_MS = 24 * 3600_000
+# Recording "last used" on every request would be a durable write per API call; a minute of
+# imprecision in the idle timeout is harmless.
+TOUCH_MS = 60_000
+
+MAX_FAILURES = 5
+FAILURE_WINDOW_MS = 15 * 60_000
+LOCKOUT_MS = 15 * 60_000
+
+SESSION_PREFIX, TOKEN_PREFIX = "ps_", "pt_"
+
+_hasher = PasswordHasher()
+
+
+class RateLimited(Unauthorized):
+    """Too many failed logins: no credential is checked until the lockout ends."""
+
+    status = 429
+
+
+class HasStore(Protocol):
+    store: SqlStore
+
+
+def _store(where: SqlStore | HasStore) -> SqlStore:
+    return where if isinstance(where, SqlStore) else where.store
+
+
+def _user(row: db.UserRow) -> User:
+    return User(row.name, frozenset(row.roles))
+
+
+def token_hash(token: str) -> bytes:
+    return sha256(token.encode())
+
+
+# --- checks ----------------------------------------------------------------------------------
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            "a user name is 1..64 characters: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter",
+        )
+    if name in RESERVED:
+        raise LocalError(Code.INVALID_REQUEST, f"the user name {name!r} is reserved")
+    return name
+
+
+def check_roles(roles: list[str]) -> list[str]:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}",
+        )
+    return sorted(set(roles))
+
+
+def check_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            f"a password is {MIN_PASSWORD}..{MAX_PASSWORD} characters",
+        )
+    return password
+
+
+def _verify(encoded: str, password: str) -> bool:
+    try:
+        return _hasher.verify(encoded, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@cache
+def _decoy() -> str:
+    """A hash to verify against for unknown names, so they take as long as known ones."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+# --- users -----------------------------------------------------------------------------------
+def create_user(
+    where: SqlStore | HasStore,
+    name: str,
+    roles: list[str],
+    password: str,
+    now_ms: int,
+    actor: str,
+) -> User:
+    store = _store(where)
+    check_name(name)
+    roles = check_roles(roles)
+    encoded = _hasher.hash(check_password(password))
+    with store.tx():
+        if not db.add_user(store, name, roles, encoded, now_ms):
+            raise Conflict(Code.CONFLICT, f"a user named {name!r} exists already")
+        store.audit(actor, "user.add", {"user": name, "roles": roles}, now_ms)
+    return User(name, frozenset(roles))
+
+
+def list_users(where: SqlStore | HasStore) -> list[db.UserRow]:
+    return db.list_users(_store(where))
+
+
+def get_user(where: SqlStore | HasStore, name: str) -> db.UserRow:
+    row = db.get_user(_store(where), name)
+    if row is None:
+        raise NotFound(Code.NOT_FOUND, f"no user named {name!r}; see `parley user list`")
+    return row
+
+
+def set_roles(
+    where: SqlStore | HasStore, name: str, roles: list[str], now_ms: int, actor: str
+) -> User:
+    store = _store(where)
+    roles = check_roles(roles)
+    with store.tx():
+        was = get_user(store, name).roles
+        db.set_roles(store, name, roles)
+        store.audit(actor, "user.roles", {"user": name, "roles": roles, "was": list(was)}, now_ms)
+    return User(name, frozenset(roles))
+
+
+def set_password(
+    where: SqlStore | HasStore, name: str, password: str, now_ms: int, actor: str
+) -> None:
+    store = _store(where)
+    encoded = _hasher.hash(check_password(password))
+    with store.tx():
+        get_user(store, name)
+        db.set_password(store, name, encoded)
+        db.delete_sessions(store, name)
+        store.audit(actor, "user.password", {"user": name}, now_ms)
+
+
+def set_disabled(
+    where: SqlStore | HasStore, name: str, disabled: bool, now_ms: int, actor: str
+) -> None:
+    store = _store(where)
+    with store.tx():
+        row = get_user(store, name)
+        if disabled == (row.disabled is not None):
+            return
+        db.set_disabled(store, name, now_ms if disabled else None)
+        if disabled:
+            db.delete_sessions(store, name)
+            db.revoke_tokens(store, name, now_ms)
+        store.audit(actor, "user.disable" if disabled else "user.enable", {"user": name}, now_ms)
+
+
+# --- login -----------------------------------------------------------------------------------
+def _locked_until(times: list[int]) -> int:
+    """The end of the latest lockout these failure times (oldest first) caused; 0 if none."""
+    end = 0
+    for i in range(MAX_FAILURES - 1, len(times)):
+        if times[i] - times[i - MAX_FAILURES + 1] < FAILURE_WINDOW_MS:
+            end = max(end, times[i] + LOCKOUT_MS)
+    return end
+
+
+def authenticate(
+    where: SqlStore | HasStore, name: str, password: str, now_ms: int, source: str
+) -> User:
+    """The user with this name and password, or Unauthorized (RateLimited when locked out)."""
+    store = _store(where)
+    name, source = name[:64], source[:128]
+    by_name, by_source = db.failures(store, name, source, now_ms - FAILURE_WINDOW_MS - LOCKOUT_MS)
+    until = max(_locked_until(by_name), _locked_until(by_source))
+    if until > now_ms:
+        store.audit(name, "login.refused", {"source": source, "until": until}, now_ms)
+        minutes = -(-(until - now_ms) // 60_000)
+        raise RateLimited(
+            Code.RATE_LIMITED,
+            f"too many failed logins for this user or from this address; "
+            f"try again in {minutes} minute(s)",
+            retry_after_s=-(-(until - now_ms) // 1000),
+        )
+    row = db.get_user(store, name) if NAME.fullmatch(name) else None
+    good = _verify(row.password if row else _decoy(), password)
+    if row is not None and good and row.disabled is None:
+        # Hashes made under older parameters are upgraded while the password is at hand.
+        rehash = _hasher.hash(password) if _hasher.check_needs_rehash(row.password) else None
+        with store.tx():
+            db.record_attempt(store, name, source, True, now_ms)
+            if rehash is not None:
+                db.set_password(store, name, rehash)
+            store.audit(name, "login", {"source": source}, now_ms)
+            db.purge_attempts(store, now_ms - 24 * 3600_000)
+        return _user(row)
+    reason = "unknown user" if row is None else "disabled" if good else "wrong password"
+    with store.tx():
+        db.record_attempt(store, name, source, False, now_ms)
+        store.audit(name, "login.failed", {"source": source, "reason": reason}, now_ms)
+    if reason == "disabled":
+        raise Unauthorized(Code.UNAUTHORIZED, "this account is disabled; ask an admin")
+    raise Unauthorized(Code.UNAUTHORIZED, "wrong user name or password")
+
+
+# --- console sessions ------------------------------------------------------------------------
+def new_session(
+    where: SqlStore | HasStore, user: User, now_ms: int, ttl_ms: int = SESSION_IDLE_MS
+) -> str:
+    """A new session token for `user`, valid until unused for `ttl_ms` (and at most a day)."""
+    store = _store(where)
+    token = SESSION_PREFIX + secrets.token_urlsafe(32)
+    with store.tx():
+        db.purge_sessions(store, now_ms)
+        db.add_session(
+            store, token_hash(token), user.name, now_ms, ttl_ms,
+            now_ms + max(SESSION_MAX_MS, ttl_ms),
+        )  # fmt: skip
+    return token
+
+
+def session_user(where: SqlStore | HasStore, token: str, now_ms: int) -> User | None:
+    """The active user of a live session; None for an unknown, expired or ended one."""
+    store = _store(where)
+    h = token_hash(token)
+    s = db.get_session(store, h)
+    if s is None:
+        return None
+    if now_ms > s.seen + s.idle_ms or now_ms > s.expires:
+        db.delete_session(store, h)
+        return None
+    row = db.get_user(store, s.name)
+    if row is None or row.disabled is not None:
+        return None
+    if now_ms - s.seen >= TOUCH_MS:
+        db.touch_session(store, h, now_ms)
+    return _user(row)
+
+
+def end_session(where: SqlStore | HasStore, token: str, now_ms: int | None = None) -> bool:
+    """Log out: the session token stops working. False if it was not a live session."""
+    store = _store(where)
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    h = token_hash(token)
+    with store.tx():
+        s = db.get_session(store, h)
+        if s is None:
+            return False
+        db.delete_session(store, h)
+        store.audit(s.name, "logout", {}, now_ms)
+    return True
+
+
+# --- API tokens ------------------------------------------------------------------------------
+def create_token(
+    where: SqlStore | HasStore, name: str, label: str, now_ms: int, actor: str
+) -> tuple[int, str]:
+    """A new API token for `name`: (id, secret). The secret is shown once and never stored."""
+    store = _store(where)
+    if not 1 <= len(label) <= MAX_LABEL:
+        raise LocalError(Code.INVALID_REQUEST, f"a token label is 1..{MAX_LABEL} characters")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with store.tx():
+        if get_user(store, name).disabled is not None:
+            raise Conflict(Code.CONFLICT, f"{name} is disabled; enable the user first")
+        tid = db.add_token(store, name, label, token_hash(token), now_ms)
+        store.audit(actor, "token.create", {"user": name, "id": tid, "label": label}, now_ms)
+    return tid, token
+
+
+def list_tokens(where: SqlStore | HasStore, name: str) -> list[db.TokenRow]:
+    store = _store(where)
+    get_user(store, name)
+    return db.list_tokens(store, name)
+
+
+def revoke_token(
+    where: SqlStore | HasStore, name: str, token_id: int, now_ms: int, actor: str
+) -> None:
+    store = _store(where)
+    with store.tx():
+        if not db.revoke_token(store, name, token_id, now_ms):
+            raise NotFound(Code.NOT_FOUND, f"{name} has no live token {token_id}")
+        store.audit(actor, "token.revoke", {"user": name, "id": token_id}, now_ms)
+
+
+def token_user(where: SqlStore | HasStore, token: str, now_ms: int) -> User | None:
+    """The active user an API token belongs to; None for an unknown or revoked token."""
+    store = _store(where)
+    t = db.token_by_hash(store, token_hash(token))
+    if t is None or t.revoked is not None:
+        return None
+    row = db.get_user(store, t.name)
+    if row is None or row.disabled is not None:
+        return None
+    if t.used is None or now_ms - t.used >= TOUCH_MS:
+        db.touch_token(store, t.id, now_ms)
+    return _user(row)
