@@ -1,0 +1,159 @@
+"""The station's vigil: the health of every link, and telling "the link is down" from "the link is
+up and nobody answers". `install` also wires check calls (station/checkcalls.py) and crises
+(station/crises.py).
+
+Rules:
+- Link state (up / degraded / down) is domain/liveness.py's judgement of the dispatcher's link
+  row: the last successful contact (a heartbeat or a push; every one is a round trip) is the last
+  heartbeat, its round-trip time the RTT, the consecutive failures the failed sends. Thresholds
+  are `timings.heartbeat_ms`, `degraded_after_missed`, `down_after_missed`, `degraded_rtt_ms`
+  (0: off). A peer never reached is down ("no heartbeat received yet").
+- `watch_links` (scheduled) compares each link's state with the last one recorded; every change
+  is recorded (link_events, for crisis timelines) and is an alarm of kind `link` (down: high,
+  degraded: warning, up: info). The first state recorded for a link is not a change.
+- Situation (domain/liveness.assess): the link state, our check calls the peer missed since it
+  last answered one, and our notices whose acknowledgement by the peer is overdue
+  (store/notices.py). `why` is `down` (a technical fault), `degraded` (too early to tell),
+  `silent` (heartbeats arrive but nobody answers) or `ok`.
+- `watch_missed_calls` (scheduled) raises one alarm of kind `checkcall_missed` per call and
+  member that did not answer in time, on the calling side only: critical, "nobody answers while
+  the link is up", when the link is up; high, naming the fault, when it is not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parley.domain.liveness import LinkMonitor, LinkPolicy, LinkState, Situation, assess
+from parley.errors import ParleyError
+from parley.station import checkcalls, crises
+from parley.station.node import Accepted, Station
+from parley.store import notices as notices_db
+from parley.store import vigil as db
+from parley.store.base import PeerRow
+
+WHY = {
+    Situation.NORMAL: "ok",
+    Situation.DEGRADED: "degraded",
+    Situation.UNANSWERED: "silent",
+    Situation.LINK_DOWN: "down",
+}
+ALARM = {LinkState.UP: "info", LinkState.DEGRADED: "warning", LinkState.DOWN: "high"}
+
+
+def policy(station: Station) -> LinkPolicy:
+    """The thresholds of `timings`; LocalError(invalid_request) if they are impossible."""
+    t = station.cfg.timings
+    return LinkPolicy(
+        t.heartbeat_ms, t.degraded_after_missed, t.down_after_missed, t.degraded_rtt_ms or None
+    )
+
+
+def judge(station: Station, peer: str, now_ms: int) -> tuple[LinkState, str]:
+    """The link's state and why, from the dispatcher's row as of `now_ms`."""
+    row = station.store.link(peer)
+    monitor = LinkMonitor(
+        policy(station), now_ms, link=peer, last_heartbeat_ms=row.last_ok if row else None
+    )
+    if row is not None:
+        monitor.send_failures = row.failures
+        monitor.last_rtt_ms = row.rtt_ms
+        monitor.tick(now_ms)
+    return monitor.state, monitor.reason
+
+
+def watch_links(station: Station, now_ms: int) -> None:
+    """Scheduled task: record and alarm every change of a link's state."""
+    for p in station.store.list_peers():
+        state, reason = judge(station, p.station, now_ms)
+        old = db.health(station.store, p.station)
+        if old is not None and old.state == state:
+            continue
+        with station.store.tx():
+            db.set_health(station.store, db.HealthRow(p.station, state, now_ms, reason))
+            if old is None:
+                continue
+            db.add_link_event(station.store, p.station, now_ms, old.state, state, reason)
+            station._alarm(
+                "link", ALARM[state], p.station,
+                f"link to {p.name}: {old.state} → {state} ({reason})",
+            )  # fmt: skip
+
+
+def overdue_acks(station: Station, peer: str, now_ms: int) -> int:
+    """Our notices whose acknowledgement by `peer` is past its deadline."""
+    return sum(
+        1
+        for d in notices_db.overdue(station.store, now_ms)
+        if d.sender == station.id and d.answerer == peer
+    )
+
+
+def link_json(station: Station, p: PeerRow, now_ms: int) -> dict[str, Any]:
+    state, reason = judge(station, p.station, now_ms)
+    row = station.store.link(p.station)
+    recorded = db.health(station.store, p.station)
+    calls = checkcalls.overdue(station, p.station, now_ms)
+    acks = overdue_acks(station, p.station, now_ms)
+    a = assess(state, calls, acks)
+    return {
+        "station": p.station,
+        "name": p.name,
+        "state": str(state),
+        "reason": reason,
+        "since": recorded.since if recorded and recorded.state == state else None,
+        "last_ok": row.last_ok if row else None,
+        "last_error": row.last_error if row else None,
+        "failures": row.failures if row else 0,
+        "rtt_ms": row.rtt_ms if row else None,
+        "situation": str(a.situation),
+        "why": WHY[a.situation],
+        "overdue_checkcalls": calls,
+        "overdue_acks": acks,
+        "explain": {"en": a.explain("en"), "ko": a.explain("ko")},
+    }
+
+
+def links(station: Station) -> list[dict[str, Any]]:
+    now = station.clock()
+    return [link_json(station, p, now) for p in station.store.list_peers()]
+
+
+def watch_missed_calls(station: Station, now_ms: int) -> None:
+    """Scheduled task: one alarm per missed (call, member), on the calling side only."""
+    for call, ans in checkcalls.missed_unalarmed(station, now_ms):
+        state, reason = judge(station, ans.answerer, now_ms)
+        name = station.peer_name(ans.answerer)
+        if state is LinkState.UP:
+            severity = "critical"
+            message = (
+                f"no answer from {name} to check call {call.call_id} while the link is up: "
+                "heartbeats arrive, nobody answers"
+            )
+        else:
+            severity = "high"
+            message = (
+                f"no answer from {name} to check call {call.call_id}, but the link is {state} "
+                f"({reason}): a technical fault, not silence"
+            )
+        with station.store.tx():
+            db.mark_missed_alarmed(station.store, call, ans.answerer, now_ms)
+            station._alarm("checkcall_missed", severity, ans.answerer, message)
+
+
+def _observe(station: Station, acc: Accepted) -> None:
+    # On the receive path the envelope is stored already: an exception here would report it
+    # rejected while keeping it, so a failure is an alarm instead.
+    for observer in (checkcalls.observe, crises.observe):
+        try:
+            observer(station, acc)
+        except ParleyError as exc:
+            if acc.local:
+                raise
+            station._alarm("vigil", "warning", acc.sender, exc.message)
+
+
+def install(station: Station) -> None:
+    policy(station)  # refuse impossible thresholds when the station opens, not every second
+    station.observers.append(_observe)
+    station.scheduled.extend([watch_links, checkcalls.issue_due, watch_missed_calls])
