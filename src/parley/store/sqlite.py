@@ -23,6 +23,8 @@ class SqliteStore(SqlStore):
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
+        # Freed space is zeroed, so an erased prekey secret does not linger in the file.
+        conn.execute("PRAGMA secure_delete=ON")
         self.conn = conn
         super().__init__()
 
@@ -51,6 +53,12 @@ class SqliteStore(SqlStore):
         return bool(
             self._execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
         )
+
+    def _scrub(self) -> None:
+        # The old page images (secret included) are still in the WAL until it is checkpointed
+        # and truncated.
+        with self._lock:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self.conn.close()

@@ -1,14 +1,19 @@
 """HTTP transport between stations: signed requests to a peer's peer API.
 
-The peer API's paths (docs/protocol.md §Peer API):
-    POST /peer/v1/envelopes   body: canonical envelopes, one per line (application/x-ndjson)
-    GET  /peer/v1/ping        liveness and clock
-    GET  /peer/v1/prekeys     the station's current signed prekeys
+The peer API's paths (docs/protocol.md §9 and §18):
+    POST /peer/v1/envelopes          push: canonical envelopes, one per line (application/x-ndjson)
+    POST /peer/v1/pull               pull: our answer to the last pull (JSON); the response is a
+                                     frame: a header line with receipts, then envelopes
+    POST /peer/v1/relay              relay: a frame with header {"to": station}, then envelopes
+    GET  /peer/v1/ping               liveness and clock
+    GET  /peer/v1/prekeys            the station's current signed prekeys
+    GET  /peer/v1/prekeys/{station}  the prekeys a relay holds for another station
 Every request carries a Parley-Auth header (protocol.request).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,12 +22,19 @@ from typing import Any
 import httpx
 
 from parley.errors import Code, ParleyError
+from parley.protocol.bundle import join_frame, split_frame
 from parley.protocol.request import HEADER
+from parley.protocol.schema import require_fields
 
 PUSH_PATH = "/peer/v1/envelopes"
+PULL_PATH = "/peer/v1/pull"
+RELAY_PATH = "/peer/v1/relay"
 PING_PATH = "/peer/v1/ping"
 PREKEYS_PATH = "/peer/v1/prekeys"
 NDJSON = "application/x-ndjson"
+JSON = "application/json"
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+MAX_FRAME_ENVELOPES = 512
 
 Signer = Callable[[str, str, bytes], str]
 """signer(method, path, body) -> Parley-Auth header value."""
@@ -41,6 +53,15 @@ class PushResponse:
     rtt_ms: int
 
 
+@dataclass(frozen=True)
+class PullResponse:
+    station: str
+    receipts: list[dict[str, Any]]
+    more: bool
+    envelopes: list[bytes]
+    rtt_ms: int
+
+
 class PeerClient:
     def __init__(self, signer: Signer, timeout_s: float = 10.0) -> None:
         self.signer = signer
@@ -49,10 +70,12 @@ class PeerClient:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def _request(self, method: str, base: str, path: str, body: bytes = b"") -> Any:
+    async def _send(
+        self, method: str, base: str, path: str, body: bytes = b"", content_type: str = NDJSON
+    ) -> tuple[httpx.Response, int]:
         headers = {HEADER: self.signer(method, path, body)}
         if body:
-            headers["Content-Type"] = NDJSON
+            headers["Content-Type"] = content_type
         start = time.perf_counter()
         try:
             resp = await self.http.request(
@@ -70,16 +93,50 @@ class PeerClient:
             except (ValueError, KeyError, TypeError):
                 code, msg = Code.STATION_UNREACHABLE, f"HTTP {resp.status_code}"
             raise TransportError(code, f"{base}: {msg}")
-        return resp.json(), rtt
+        if len(resp.content) > MAX_RESPONSE_BYTES:
+            raise TransportError(Code.OVERSIZED, f"{base}: response exceeds {MAX_RESPONSE_BYTES}")
+        return resp, rtt
+
+    async def _request(
+        self, method: str, base: str, path: str, body: bytes = b"", content_type: str = NDJSON
+    ) -> Any:
+        resp, rtt = await self._send(method, base, path, body, content_type)
+        try:
+            return resp.json(), rtt
+        except ValueError as exc:
+            raise TransportError(Code.MALFORMED, f"{base}: the answer is not JSON") from exc
 
     async def push(self, base: str, raws: list[bytes]) -> PushResponse:
         data, rtt = await self._request("POST", base, PUSH_PATH, b"\n".join(raws))
+        return PushResponse(data["results"], data["receipts"], rtt)
+
+    async def pull(self, base: str, answer: dict[str, Any]) -> PullResponse:
+        """Fetch what `base` holds for us; `answer` is our answer to the previous pull."""
+        body = json.dumps(answer, separators=(",", ":")).encode()
+        resp, rtt = await self._send("POST", base, PULL_PATH, body, JSON)
+        try:
+            header, lines = split_frame(
+                resp.content, "pull", header_limit=MAX_RESPONSE_BYTES,
+                max_envelopes=MAX_FRAME_ENVELOPES,
+            )  # fmt: skip
+            obj = require_fields(header, "pull", {"station", "receipts", "more"})
+        except ParleyError as exc:
+            raise TransportError(exc.code, f"{base}: pull answer: {exc.message}") from exc
+        if not isinstance(obj["receipts"], list) or not isinstance(obj["more"], bool):
+            raise TransportError(Code.MALFORMED, f"{base}: pull answer header is malformed")
+        return PullResponse(str(obj["station"]), obj["receipts"], obj["more"], lines, rtt)
+
+    async def relay(self, base: str, to: str, raws: list[bytes]) -> PushResponse:
+        """Ask the relay at `base` to carry `raws` (our envelopes) to station `to`."""
+        data, rtt = await self._request("POST", base, RELAY_PATH, join_frame({"to": to}, raws))
         return PushResponse(data["results"], data["receipts"], rtt)
 
     async def ping(self, base: str) -> tuple[dict[str, Any], int]:
         data, rtt = await self._request("GET", base, PING_PATH)
         return data, rtt
 
-    async def prekeys(self, base: str) -> list[dict[str, Any]]:
-        data, _ = await self._request("GET", base, PREKEYS_PATH)
+    async def prekeys(self, base: str, station: str | None = None) -> list[dict[str, Any]]:
+        """The station's own prekeys, or (with `station`) those a relay holds for another."""
+        path = PREKEYS_PATH if station is None else f"{PREKEYS_PATH}/{station}"
+        data, _ = await self._request("GET", base, path)
         return list(data["prekeys"])

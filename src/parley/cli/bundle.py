@@ -1,0 +1,114 @@
+"""`parley bundle …` and `parley peer route`: offline bundle files and routes through a relay,
+through the running station's operator API.
+
+    parley bundle export --peer North --out north.bundle   what North has not receipted, signed
+    parley bundle import north.bundle                       apply a bundle from a peer
+    parley bundle list                                      bundles exported and imported
+    parley peer route North --via UN [--fallback]           deliver to North through relay UN
+    parley peer route North --direct                        back to direct push
+    parley peer route                                       this station's paths
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from parley.cli import main as cli
+from parley.cli.client import Api
+from parley.errors import Code, LocalError
+
+bundle_app = typer.Typer(help="Offline bundle files: carry envelopes across an air gap.")
+
+
+@bundle_app.command("export")
+def bundle_export(
+    peer: Annotated[str, typer.Option("--peer", help="The peer the bundle is for.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The file to write.")],
+    data: cli.Data = Path("parley-data"),
+    as_json: cli.AsJson = False,
+) -> None:
+    """Write what PEER has not yet receipted (and what we hold of its chains) to a signed file."""
+    api = Api(data)
+    res = api.post("/bundles/export", json={"peer": cli._resolve_peer(api, peer)})
+    out_file.write_bytes(res.pop("bundle").encode())
+    if as_json:
+        return cli._print_json(res | {"file": str(out_file)})
+    cli.out.print(
+        f"wrote {out_file}: {res['envelopes']} envelopes, {res['receipts']} receipts, "
+        f"digest {res['digest']}"
+    )
+
+
+@bundle_app.command("import")
+def bundle_import(
+    file: Annotated[Path, typer.Argument(help="A bundle file from a peer.")],
+    data: cli.Data = Path("parley-data"),
+    as_json: cli.AsJson = False,
+) -> None:
+    """Verify a bundle's signature, then apply it as if its envelopes had been pushed."""
+    if not file.is_file():
+        raise LocalError(Code.NOT_FOUND, f"no file {file}")
+    res = Api(data).post(
+        "/bundles/import",
+        content=file.read_bytes(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    if as_json:
+        return cli._print_json(res)
+    cli.out.print(
+        f"bundle from {res['from_name']} ({cli.when(res['created'])}): {res['envelopes']} "
+        f"envelopes — accepted {res['accepted']}, duplicate {res['duplicate']}, "
+        f"rejected {res['rejected']}, gap {res['gap']}, wait {res['wait']}; "
+        f"{res['delivered']} of our envelopes newly receipted"
+    )
+    for p in res["problems"]:
+        cli.out.print(f"  {p['status']} {p['hash']}: {p.get('code', '')} {p.get('message', '')}")
+
+
+@bundle_app.command("list")
+def bundle_list(data: cli.Data = Path("parley-data"), as_json: cli.AsJson = False) -> None:
+    rows = Api(data).get("/bundles")
+    if as_json:
+        return cli._print_json(rows)
+    t = Table("when", "direction", "peer", "envelopes", "receipts", "outcome")
+    for b in rows:
+        t.add_row(
+            cli.when(b["at"]), b["direction"], b["peer_name"], str(b["envelopes"]),
+            str(b["receipts"]), b["outcome"],
+        )  # fmt: skip
+    cli.out.print(t)
+
+
+def peer_route(
+    peer: Annotated[str, typer.Argument(help="The peer to route; omit to list routes.")] = "",
+    via: Annotated[str, typer.Option("--via", help="A relay station both peers know.")] = "",
+    fallback: Annotated[
+        bool, typer.Option("--fallback", help="Use the relay only while the direct link is down.")
+    ] = False,
+    direct: Annotated[bool, typer.Option("--direct", help="Push directly again.")] = False,
+    data: cli.Data = Path("parley-data"),
+    as_json: cli.AsJson = False,
+) -> None:
+    """Deliver to PEER through a relay station (a facilitator that knows both), or directly."""
+    api = Api(data)
+    if peer:
+        if bool(via) == direct:
+            raise LocalError(Code.INVALID_REQUEST, "give either --via RELAY or --direct")
+        body = {"via": cli._resolve_peer(api, via) if via else None, "fallback": fallback}
+        api.post(f"/peers/{cli._resolve_peer(api, peer)}/route", json=body)
+    info = api.get("/paths")
+    if as_json:
+        return cli._print_json(info)
+    mode = "accepts inbound pushes" if info["inbound"] else "accepts no inbound: it pulls"
+    cli.out.print(f"this station {mode}")
+    for r in info["routes"]:
+        how = "while the direct link is down" if r["fallback"] else "always"
+        cli.out.print(f"  to {r['peer_name']}: through {r['via_name']} ({how})")
+    for p in info["pulls"]:
+        cli.out.print(f"  {p['name']} pulls from us; last pull {cli.when(p['last_pull'])}")
+    for q in info["relaying"]:
+        cli.out.print(f"  relaying {q['queued']} envelopes to {q['name']}")
