@@ -1,0 +1,210 @@
+"""Channels: the list a user may see, one channel's messages (originals with their translations
+side by side), the text composer and the lifecycle buttons."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from parley.domain import channels, translation
+from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
+from parley.station import talks as talks_station
+from parley.station.node import Message, Station
+from parley.web.console import Console
+from parley.web.pages import notices as notice_pages
+from parley.web.session import Viewer
+
+SHOWN = 300  # the newest messages a channel page shows
+PRECEDENCES = ("ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH")
+
+
+@dataclass
+class Row:
+    """One message as the page shows it."""
+
+    msg: Message
+    kind: str  # text | control | record
+    text: str = ""
+    lang: str = ""
+    translations: list[tuple[str, str, str]] = field(default_factory=list)  # (lang, text, label)
+    record: str = ""  # other bodies: canonical JSON, shown as text until a page renders them
+    verb: str = ""  # control events: the catalogue key of what happened
+    notice: dict[str, Any] | None = None
+    ack: dict[str, str] | None = None
+
+
+def _translations(st: Station, msgs: list[Message]) -> dict[str, translation.Translations]:
+    """The translation fold (station/talks.py: causal order, records that do not apply left
+    out) of each text that has translation records among `msgs`."""
+    refs = {str(m.body.get("ref")) for m in msgs if m.body.get("type") == translation.TYPE}
+    out = {}
+    for m in msgs:
+        if m.hash in refs and m.body.get("type") == translation.ORIGINAL_TYPE:
+            out[m.hash] = talks_station.translations(st, m.channel, m.hash).state
+    return out
+
+
+def rows(st: Station, msgs: list[Message], reader_lang: str) -> list[Row]:
+    folded = _translations(st, msgs)
+    out = []
+    for m in msgs:
+        t = m.body.get("type", "")
+        if t == translation.ORIGINAL_TYPE:
+            row = Row(m, "text", str(m.body.get("text", "")), str(m.body.get("lang", "")))
+            by_lang = folded[m.hash].of(m.hash) if m.hash in folded else {}
+            # The reader's own language first, then the others.
+            for lang in sorted(by_lang, key=lambda lg: (lg.split("-")[0] != reader_lang, lg)):
+                best = by_lang[lang].best
+                if best is not None:
+                    row.translations.append((best.lang, best.text, best.label(reader_lang)))
+            out.append(row)
+        elif t == translation.TYPE:
+            continue  # shown beside its original
+        elif t == notice_pages.TYPE:
+            out.append(Row(m, "notice", notice=notice_pages.notice_row(st, m, reader_lang)))
+        elif t == notice_pages.TYPE_ACK:
+            out.append(Row(m, "ack", ack=notice_pages.ack_line(m)))
+        elif channels.is_control(m.body):
+            out.append(Row(m, "control", str(m.body.get("reason", "")), verb=text_key(t)))
+        else:
+            pretty = json.dumps(m.body, ensure_ascii=False, indent=1, sort_keys=True)
+            out.append(Row(m, "record", record=pretty))
+    return out
+
+
+def text_key(body_type: str) -> str:
+    """channel.consent -> ch.event.consent (the catalogue has one per lifecycle move)."""
+    return "ch.event." + body_type.removeprefix("channel.")
+
+
+def _actions(state: channels.ChannelState, me: str) -> list[str]:
+    """Lifecycle moves this station may make now (channels.py's table)."""
+    if state.state == "closed":
+        return []
+    acts = []
+    if state.pending and me not in state.consents:
+        acts.append("consent")
+    if state.state == "open":
+        acts.append("suspend")
+    if state.state == "suspended":
+        acts.append("reopen")
+    acts.append("close")
+    return acts
+
+
+def routes(c: Console) -> APIRouter:
+    r = APIRouter()
+    st = c.station
+
+    def guard(channel: str, v: Viewer) -> channels.ChannelState:
+        """The channel if `v` may see it. A back channel the viewer is not named on answers
+        exactly like a channel that does not exist, so the console does not even confirm it."""
+        try:
+            return st.guard(channel, v.user)
+        except Forbidden:
+            raise NotFound(Code.NOT_FOUND, f"no channel {channel}") from None
+
+    def names(ids: Any) -> list[str]:
+        return [st.peer_name(m) for m in ids]
+
+    def view(channel: str, v: Viewer) -> dict[str, Any]:
+        state = guard(channel, v)
+        msgs = st.messages(channel, 0, 100_000, v.user)[-SHOWN:]
+        return {
+            "ch": state,
+            "members": names(state.members),
+            "awaiting": names(sorted(set(state.members) - state.consents))
+            if state.pending else [],
+            "actions": _actions(state, st.id),
+            "rows": rows(st, msgs, v.lang),
+            "version": msgs[-1].extra["id"] if msgs else 0,
+            "reps": {st.peer_name(k): list(x) for k, x in state.representatives.items()},
+        }  # fmt: skip
+
+    @r.get("/channels")
+    def list_channels(request: Request, v: Viewer = Depends(c.viewer)) -> Response:
+        items = [(s, names(s.members)) for s in st.channel_states(v.user)]
+        return c.page(request, "channels.html", v, channels=items)
+
+    @r.get("/channels/{channel}")
+    def channel_page(channel: str, request: Request, v: Viewer = Depends(c.viewer)) -> Response:
+        return c.page(
+            request, "channel.html", v, precedences=PRECEDENCES, error=None, draft="",
+            **view(channel, v),
+        )  # fmt: skip
+
+    @r.get("/channels/{channel}/live")
+    def live(channel: str, v: Viewer = Depends(c.viewer), have: int = -1) -> Response:
+        """The messages and the lifecycle panel; 204 when nothing was stored after `have`."""
+        guard(channel, v)
+        if have >= 0 and not st.messages(channel, have, 1, v.user):
+            return Response(status_code=204)
+        ctx = view(channel, v)
+        resp = c.fragment("_channel_live.html", v, **ctx)
+        resp.headers["X-Live-Version"] = str(ctx["version"])
+        return resp
+
+    @r.post("/channels/{channel}/send")
+    def send(
+        channel: str,
+        request: Request,
+        v: Viewer = Depends(c.poster),
+        text: str = Form(""),
+        lang: str = Form(""),
+        precedence: Literal["ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH"] = Form("ROUTINE"),
+    ) -> Response:
+        guard(channel, v)
+        error = None
+        if not text.strip():
+            error = v.words("form.required")
+        elif len(text) > channels.MAX_TEXT:
+            error = f"≤ {channels.MAX_TEXT}"
+        if error is None:
+            try:
+                body = channels.text_body(text, lang if lang in ("en", "ko") else st.cfg.lang)
+                row, _ = st.send(channel, body, precedence, "", v.user.name)
+                return c.back(f"/channels/{channel}", "compose.sent", row.seq)
+            except ParleyError as exc:
+                error = exc.message
+        return c.page(
+            request, "channel.html", v, status=422, precedences=PRECEDENCES, error=error,
+            draft=text, **view(channel, v),
+        )  # fmt: skip
+
+    @r.post("/channels/{channel}/translate")
+    def translate(
+        channel: str,
+        v: Viewer = Depends(c.poster),
+        ref: str = Form(...),
+        lang: str = Form(...),
+        text: str = Form(""),
+        certified: str = Form(""),
+    ) -> Response:
+        """A person's translation of a text (translator role), a draft or certified at once."""
+        c.role("translator")(v)
+        guard(channel, v)
+        talks_station.original(st, channel, ref)
+        if not text.strip():
+            raise LocalError(Code.INVALID_REQUEST, "text: the translated text")
+        body = translation.human_body(ref, lang, text, v.user.name, certified=certified == "yes")
+        st.send(channel, body, "ROUTINE", "", v.user.name)
+        return c.back(f"/channels/{channel}", "msg.translated")
+
+    @r.post("/channels/{channel}/control")
+    def control(
+        channel: str,
+        v: Viewer = Depends(c.poster),
+        action: str = Form(...),
+        reason: str = Form(""),
+    ) -> Response:
+        if action not in ("consent", "suspend", "reopen", "close"):
+            raise LocalError(Code.INVALID_REQUEST, f"unknown action {action!r}")
+        guard(channel, v)
+        st.control(channel, action, reason[:2000], v.user.name)
+        return c.back(f"/channels/{channel}")
+
+    return r

@@ -1,0 +1,85 @@
+"""A channel's transcript: digest, checkpoints and who countersigned them, export, and
+verification (of this station's own export, or of a file someone hands the auditor).
+
+Verification is protocol/transcript.verify_transcript, the same offline check as
+`parley transcript verify`: it trusts nothing the station says, only the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi.responses import Response, StreamingResponse
+
+from parley.errors import Code, Forbidden, LocalError
+from parley.protocol import transcript
+from parley.station import checkpoints
+from parley.web.console import Console
+from parley.web.session import Viewer
+
+READERS = ("auditor", "admin")  # as the API: exports carry plaintext out of the station
+MAX_UPLOAD = 64 * 1024 * 1024
+
+
+def routes(c: Console) -> APIRouter:
+    r = APIRouter()
+    st = c.station
+
+    def reader(channel: str, v: Viewer) -> None:
+        state = st.guard(channel, v.user)
+        if state.kind != "backchannel" and not any(v.has(role) for role in READERS):
+            raise Forbidden(Code.FORBIDDEN, "exports need the auditor or admin role")
+
+    def page(request: Request, v: Viewer, channel: str, **extra: Any) -> Response:
+        state = st.guard(channel, v.user)
+        return c.page(
+            request, "transcript.html", v, ch=state, digest=st.transcript_digest(channel),
+            checkpoints=checkpoints.listing(st, channel),
+            may_export=state.kind == "backchannel" or any(v.has(x) for x in READERS),
+            **({"report": None} | extra),
+        )  # fmt: skip
+
+    @r.get("/channels/{channel}/transcript")
+    def show(channel: str, request: Request, v: Viewer = Depends(c.viewer)) -> Response:
+        return page(request, v, channel)
+
+    @r.get("/channels/{channel}/transcript/export")
+    def export(channel: str, v: Viewer = Depends(c.viewer)) -> Response:
+        reader(channel, v)
+        return StreamingResponse(
+            checkpoints.export(st, channel, v.user.name),
+            media_type="text/plain; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{channel}.transcript"'},
+        )
+
+    @r.post("/channels/{channel}/transcript/verify")
+    def verify_own(channel: str, request: Request, v: Viewer = Depends(c.poster)) -> Response:
+        """Export this station's transcript and check it as an auditor would, here and now."""
+        reader(channel, v)
+        data = b"".join(checkpoints.export(st, channel, v.user.name))
+        report = transcript.verify_transcript(transcript.read_lines(data))
+        return page(request, v, channel, report=report.to_json(), source=v.words("tr.own_source"))
+
+    @r.post("/channels/{channel}/transcript/upload")
+    def verify_file(
+        channel: str,
+        request: Request,
+        v: Viewer = Depends(c.poster),
+        file: UploadFile = File(...),
+    ) -> Response:
+        st.guard(channel, v.user)
+        data = file.file.read(MAX_UPLOAD + 1)
+        if len(data) > MAX_UPLOAD:
+            raise LocalError(Code.INVALID_REQUEST, f"the file is over {MAX_UPLOAD} bytes")
+        report = transcript.verify_transcript(transcript.read_lines(data))
+        return page(request, v, channel, report=report.to_json(), source=file.filename or "")
+
+    @r.post("/channels/{channel}/checkpoint")
+    def checkpoint(channel: str, v: Viewer = Depends(c.poster)) -> Response:
+        c.role("operator", "admin")(v)
+        st.guard(channel, v.user)
+        checkpoints.issue(st, channel, v.user.name)
+        return c.back(f"/channels/{channel}/transcript", "transcript.checkpointed")
+
+    return r
