@@ -1,4 +1,21 @@
-"""Running a station: open the data directory, wire the parts, serve HTTP, run background tasks."""
+"""Running a station: open the data directory, wire the parts, serve HTTP, run background tasks.
+
+- One process serves HTTP and runs the duties (dispatcher, key rotation, scheduled tick). That is
+  the default, and the only choice on SQLite.
+- On PostgreSQL, `--workers N` starts N worker processes under a supervisor that restarts any
+  that dies. Each binds the listening port with SO_REUSEPORT, so the kernel spreads incoming
+  connections over the live workers and a dead one simply stops receiving them. Each opens its
+  own store and serves both APIs.
+- On PostgreSQL the duties run only in the process holding the dispatcher lock, a session-level
+  advisory lock (`PostgresStore.try_dispatcher_lock`) that every worker tries to take every
+  LEAD_POLL_S; the lock dies with its holder's connection, so a killed holder is replaced within
+  about LEAD_POLL_S. Two dispatchers can overlap only for that long after a holder loses its
+  connection, and that is harmless: pushes are idempotent at the receiver.
+- A send commits on whichever worker took the request; its transaction also issues
+  `NOTIFY parley_queued`, which PostgreSQL delivers at commit (and only if it commits) to the
+  holder's LISTEN connection, waking its dispatcher at once. If that connection is down, the
+  dispatcher still finds the envelope on its next heartbeat round.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +23,37 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import uvicorn
 
 from parley.api.app import build_app
-from parley.errors import Code, LocalError
-from parley.protocol.request import sign_request
-from parley.station import features
-from parley.station.config import load_config, load_identity, load_token
+from parley.errors import Code, LocalError, ParleyError
+from parley.protocol.request import HEADER, parse_auth, sign_request
+from parley.station import features, logs, metrics
+from parley.station.config import Config, load_config, load_identity, load_token
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Clock, Station
 from parley.store.base import SqlStore
+from parley.store.postgres import PostgresStore
 from parley.store.sqlite import SqliteStore
 from parley.transport.http import PeerClient
 
 log = logging.getLogger("parley.station")
+
+LEAD_POLL_S = 1.0
+QUEUED = "parley_queued"  # the NOTIFY channel a send signals on
+EXIT_STARTUP = 78  # sysexits' EX_CONFIG: a worker could not start, and restarting will not help
+EXIT_DB_LOST = 75  # sysexits' EX_TEMPFAIL: the database connection died; a restart may help
+RESTART_MIN_S, RESTART_MAX_S, STABLE_S = 0.5, 30.0, 30.0
 
 
 def system_clock() -> Clock:
@@ -34,11 +64,12 @@ def system_clock() -> Clock:
 
 def open_store(data: Path, database: str) -> SqlStore:
     if database.startswith(("postgresql://", "postgres://")):
-        from parley.store.postgres import PostgresStore
-
         return PostgresStore(database)
     if database:
-        raise LocalError(Code.INVALID_REQUEST, f"unsupported database {database!r}")
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            f"unsupported database {database!r}; give a postgresql:// URL, or nothing for SQLite",
+        )
     return SqliteStore(data / "parley.db")
 
 
@@ -63,34 +94,366 @@ async def _ticker(station: Station) -> None:
         await asyncio.to_thread(station.tick)
 
 
-def serve(data: Path) -> None:
-    station = open_station(data)
+def _duties(station: Station, dispatcher: Dispatcher) -> list[Coroutine[Any, Any, None]]:
+    """The background work that exactly one process of a station runs."""
+    return [
+        dispatcher.run(),
+        _rotation(station),
+        _ticker(station),
+    ]
+
+
+# --- one process ---------------------------------------------------------------------------------
+class Duties:
+    """Starts and stops the duties; on PostgreSQL, only while this process holds the lock."""
+
+    def __init__(self, station: Station, client: PeerClient) -> None:
+        self.station = station
+        self.client = client
+        self.tasks: list[asyncio.Task[None]] = []
+        store = station.store
+        self.pg = store if isinstance(store, PostgresStore) else None
+        # A send on this worker must wake the dispatcher wherever it runs.
+        self.idle_hook = self._notify if self.pg else station.on_queued
+        station.on_queued = self.idle_hook
+
+    def _notify(self) -> None:
+        # Runs inside the sending transaction: PostgreSQL delivers it at commit, if it commits.
+        self.station.store.q(f"NOTIFY {QUEUED}")
+
+    async def start(self) -> None:
+        st = self.station
+        await asyncio.to_thread(metrics.record_holder, st)
+        dispatcher = Dispatcher(st, self.client)
+        loop = asyncio.get_running_loop()
+        poke = st.on_queued  # the dispatcher's own wake-up, set by its constructor
+
+        def wake() -> None:
+            # Sends come from API threads; the dispatcher's event belongs to this loop.
+            if self.pg:
+                self._notify()
+            loop.call_soon_threadsafe(poke)
+
+        st.on_queued = wake
+        work = _duties(st, dispatcher)
+        if self.pg:
+            work.append(_listen(self.pg.dsn, poke))
+        self.tasks = [asyncio.create_task(w) for w in work]
+        log.info("this process runs the dispatcher")
+
+    def failure(self) -> BaseException | None:
+        for t in self.tasks:
+            if t.done() and not t.cancelled():
+                return t.exception() or RuntimeError("a background task returned")
+        return None
+
+    async def stop(self) -> None:
+        self.station.on_queued = self.idle_hook
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+
+
+async def _listen(dsn: str, poke: Callable[[], None]) -> None:
+    """Wake the dispatcher whenever any worker queues an envelope."""
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                dsn, autocommit=True, application_name="parley-listen"
+            )
+            async with conn:
+                await conn.execute(f"LISTEN {QUEUED}".encode())
+                poke()  # whatever was queued while nobody listened
+                async for _ in conn.notifies():
+                    poke()
+        except psycopg.Error as exc:
+            log.warning("listening for queued envelopes failed (%s); retrying", exc)
+            await asyncio.sleep(LEAD_POLL_S)
+
+
+async def _keep(duties: Duties) -> None:
+    """One process, no lock: run the duties, and start them afresh if one fails."""
+    try:
+        while True:
+            if not duties.tasks:
+                await duties.start()
+            elif (exc := duties.failure()) is not None:
+                log.error("a background task failed; starting them again", exc_info=exc)
+                await duties.stop()
+            await asyncio.sleep(LEAD_POLL_S)
+    finally:
+        await duties.stop()
+
+
+async def _lead(duties: Duties, store: PostgresStore, db_lost: Callable[[], None]) -> None:
+    """Try the dispatcher lock every LEAD_POLL_S; run the duties exactly while holding it.
+
+    The store does not reconnect: once its connection is gone (a database restart or failover),
+    `db_lost` ends this process so that a fresh one (the supervisor's, or the service manager's)
+    starts over."""
+    try:
+        while True:
+            if not await asyncio.to_thread(_connected, store):
+                log.error("the database connection is gone; this process stops to start afresh")
+                await duties.stop()
+                db_lost()
+                return
+            try:
+                held = await asyncio.to_thread(store.try_dispatcher_lock)
+                if held and not duties.tasks:
+                    await duties.start()
+                elif not held and duties.tasks:
+                    log.warning("lost the dispatcher lock; stopping the dispatcher here")
+                    await duties.stop()
+                elif duties.tasks and (exc := duties.failure()) is not None:
+                    log.error("a background task failed; handing the dispatcher on", exc_info=exc)
+                    await duties.stop()
+                    await asyncio.to_thread(store.release_dispatcher_lock)
+            except psycopg.Error as exc:
+                log.warning("cannot reach PostgreSQL for the dispatcher lock: %s", exc)
+            await asyncio.sleep(LEAD_POLL_S)
+    finally:
+        await duties.stop()
+        store.release_dispatcher_lock()
+
+
+def _connected(store: PostgresStore) -> bool:
+    try:
+        store.q("SELECT 1")
+    except psycopg.Error:
+        return not (store.conn.closed or store.conn.broken)
+    return True
+
+
+class _Observed:
+    """ASGI wrapper: logs failed requests with their peer or channel, and with several workers
+    names the one that answered (`X-Parley-Worker`, its pid)."""
+
+    def __init__(self, app: Any, worker: bool) -> None:
+        self.app = app
+        self.header = [(b"x-parley-worker", str(os.getpid()).encode())] if worker else []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def send_(msg: Any) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+                if self.header:
+                    msg = {**msg, "headers": [*msg.get("headers", []), *self.header]}
+            await send(msg)
+
+        with logs.context(**_request_fields(scope)):
+            await self.app(scope, receive, send_)
+            if status >= 400:
+                level = logging.ERROR if status >= 500 else logging.WARNING
+                log.log(level, "%s %s answered %d", scope["method"], scope["path"], status)
+
+
+def _request_fields(scope: Any) -> dict[str, str]:
+    path: str = scope.get("path", "")
+    parts = path.split("/")
+    if path.startswith("/peer/"):
+        for k, v in scope.get("headers", []):
+            if k.decode("latin-1").lower() == HEADER.lower():
+                with contextlib.suppress(ParleyError, UnicodeDecodeError):
+                    return {"peer": parse_auth(v.decode()).station}
+        return {}
+    if len(parts) > 4 and parts[1:4] == ["api", "v1", "channels"]:
+        return {"channel": parts[4]}
+    return {}
+
+
+def _listener(cfg: Config) -> socket.socket:
+    """A socket on the station's address that other workers of this station may bind too."""
+    family, kind, proto, _, addr = socket.getaddrinfo(
+        cfg.host, cfg.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(addr)
+    return sock
+
+
+def _serve_one(data: Path, worker: bool) -> None:
+    try:
+        station = open_station(data)
+        sock = _listener(station.cfg) if worker else None
+    except (ParleyError, OSError) as exc:
+        if not worker:
+            raise
+        log.error("worker cannot start: %s", getattr(exc, "message", exc))
+        sys.exit(EXIT_STARTUP)
+    except psycopg.Error as exc:
+        if not worker:
+            raise
+        log.error("worker cannot reach PostgreSQL: %s", exc)  # the supervisor tries again
+        sys.exit(1)
+    logs.bind(station=station.cfg.name, station_id=station.id)
     token = load_token(data)
     client = PeerClient(
         lambda method, path, body: sign_request(
             station.identity, station.id, method, path, body, station.clock()
         )
     )
-    dispatcher = Dispatcher(station, client)
+    station.on_alarm = _log_alarm(station.on_alarm)
+    duties = Duties(station, client)
     app = build_app(station, token)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(dispatcher.run()),
-            asyncio.create_task(_rotation(station)),
-            asyncio.create_task(_ticker(station)),
-        ]
+        lead = _lead(duties, duties.pg, stop_for_db) if duties.pg else _keep(duties)
+        tasks = [asyncio.create_task(lead)]
         log.info("station %s (%s) serving on %s", station.cfg.name, station.id, station.cfg.listen)
         try:
             yield
         finally:
             for t in tasks:
                 t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await duties.stop()
             await client.close()
+            station.store.close()
 
     app.router.lifespan_context = lifespan
     config = uvicorn.Config(
-        app, host=station.cfg.host, port=station.cfg.port, log_level="warning", access_log=False
-    )
-    uvicorn.Server(config).run()
+        _Observed(app, worker), host=station.cfg.host, port=station.cfg.port,
+        log_level="warning", access_log=False, log_config=None,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    db_lost = False
+
+    def stop_for_db() -> None:
+        nonlocal db_lost
+        db_lost = server.should_exit = True
+
+    server.run(sockets=[sock] if sock else None)
+    if db_lost:
+        sys.exit(EXIT_DB_LOST)
+
+
+def _log_alarm(then: Callable[[str, str], None]) -> Callable[[str, str], None]:
+    def on_alarm(kind: str, message: str) -> None:
+        log.warning("alarm %s: %s", kind, message, extra={"alarm": kind})
+        then(kind, message)
+
+    return on_alarm
+
+
+# --- several workers -----------------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """In a worker, before exec: be sent SIGTERM if the supervisor dies, even by SIGKILL, so no
+    orphan keeps serving or holding the dispatcher lock."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _supervise(data: Path, workers: int, log_format: str, log_level: str) -> None:
+    station = open_station(data)  # migrations and the first key happen once, here
+    cfg = station.cfg
+    logs.bind(station=cfg.name, station_id=station.id)
+    multi = isinstance(station.store, PostgresStore)
+    station.store.close()
+    if not multi:
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            "--workers above 1 needs PostgreSQL: a SQLite station runs as one process; set"
+            ' "database": "postgresql://…" in station.json (or `parley station init --database`)',
+        )
+    try:
+        _listener(cfg).close()
+    except OSError as exc:
+        raise LocalError(
+            Code.INVALID_REQUEST, f"cannot listen on {cfg.listen}: {exc.strerror}"
+        ) from exc
+    argv = [
+        sys.executable, "-m", "parley.cli", "station", "run", "--data", str(data),
+        "--log-format", log_format, "--log-level", log_level, "--worker",
+    ]  # fmt: skip
+    stopping = False
+
+    def stop(signum: int, _: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    started: dict[int, float] = {}
+    delay = dict.fromkeys(range(workers), RESTART_MIN_S)
+    due = dict.fromkeys(range(workers), 0.0)
+    log.info("supervising %d workers on %s", workers, cfg.listen)
+    try:
+        while not stopping:
+            now = time.monotonic()
+            for slot in range(workers):
+                p = procs.get(slot)
+                if p is not None and (rc := p.poll()) is not None:
+                    del procs[slot]
+                    if rc == EXIT_STARTUP:
+                        raise LocalError(
+                            Code.INVALID_REQUEST, "a worker could not start; see its log above"
+                        )
+                    ran = now - started[slot]
+                    delay[slot] = (
+                        RESTART_MIN_S if ran >= STABLE_S else min(delay[slot] * 2, RESTART_MAX_S)
+                    )
+                    due[slot] = now + delay[slot]
+                    log.warning(
+                        "worker %d exited (%s) after %.1f s; restarting in %.1f s",
+                        p.pid, rc, ran, delay[slot], extra={"worker": slot},
+                    )  # fmt: skip
+                if slot not in procs and now >= due[slot]:
+                    procs[slot] = subprocess.Popen(
+                        argv, env={**os.environ, "PARLEY_WORKER": str(slot)},
+                        preexec_fn=_die_with_parent,
+                    )  # fmt: skip
+                    started[slot] = now
+            time.sleep(0.1)
+    finally:
+        for p in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for p in procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.info("all workers stopped")
+
+
+def serve(
+    data: Path,
+    workers: int = 1,
+    log_format: str = "auto",
+    log_level: str = "info",
+    worker: bool = False,
+) -> None:
+    """Run the station in the foreground until SIGTERM or SIGINT."""
+    if log_format not in logs.FORMATS or log_level not in logs.LEVELS:
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            f"--log-format is one of {', '.join(logs.FORMATS)};"
+            f" --log-level one of {', '.join(logs.LEVELS)}",
+        )
+    chosen = logs.configure(log_format, log_level)
+    if worker:
+        logs.bind(worker=int(os.environ.get("PARLEY_WORKER", "0")))
+        _serve_one(data, worker=True)
+    elif workers > 1:
+        _supervise(data, workers, chosen, log_level)
+    elif workers == 1:
+        _serve_one(data, worker=False)
+    else:
+        raise LocalError(Code.INVALID_REQUEST, "--workers must be at least 1")
