@@ -25,8 +25,19 @@ import nacl.signing
 import pytest
 import rfc8785
 
+from parley.domain import records
 from parley.errors import Code, RejectedInput
-from parley.protocol import crypto, encoding, envelope, identity, receipt, request
+from parley.protocol import (
+    crypto,
+    encoding,
+    envelope,
+    identity,
+    merkle,
+    note,
+    receipt,
+    request,
+    transcript,
+)
 from parley.protocol.envelope import RecipientKey, Ref
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +55,14 @@ IDENT = _load("identity.json")
 ENV = _load("envelope.json")
 RCPT = _load("receipt.json")
 REQ = _load("request.json")
+CP = _load("checkpoint.json")
 ALL = {
     "canonical.json": CANON,
     "identity.json": IDENT,
     "envelope.json": ENV,
     "receipt.json": RCPT,
     "request.json": REQ,
+    "checkpoint.json": CP,
 }
 SEEDS = {s["station_id"]: bytes.fromhex(s["seed_hex"]) for s in IDENT["stations"]}
 PUBLICS = {s["station_id"]: bytes.fromhex(s["public_hex"]) for s in IDENT["stations"]}
@@ -469,6 +482,195 @@ def test_request_verification(case: dict[str, Any]) -> None:
         assert _code(exc) == case["error"]
 
 
+# --- checkpoint.json ----------------------------------------------------------------------------
+# The reference side follows docs/protocol.md §14 and RFC 9162 §2.1 directly: recursive MTH,
+# PATH and PROOF, C2SP note lines built by hand, Ed25519 from PyNaCl.
+
+
+def _mth(leaves: list[bytes]) -> bytes:
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + _mth(leaves[:k]) + _mth(leaves[k:])).digest()
+
+
+def _path(m: int, leaves: list[bytes]) -> list[bytes]:
+    if len(leaves) <= 1:
+        return []
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if m < k:
+        return [*_path(m, leaves[:k]), _mth(leaves[k:])]
+    return [*_path(m - k, leaves[k:]), _mth(leaves[:k])]
+
+
+def _subproof(m: int, leaves: list[bytes], whole: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if whole else [_mth(leaves)]
+    k = 1 << ((n - 1).bit_length() - 1)
+    if m <= k:
+        return [*_subproof(m, leaves[:k], whole), _mth(leaves[k:])]
+    return [*_subproof(m - k, leaves[k:], False), _mth(leaves[:k])]
+
+
+CP_CHAIN = CP["chain"]
+CP_LEAVES = [
+    hashlib.sha256(b"\x00" + bytes.fromhex(h)).digest() for h in CP_CHAIN["envelope_hashes_hex"]
+]
+
+
+def test_checkpoint_chain_leaves_and_roots() -> None:
+    assert [x.hex() for x in CP_LEAVES] == CP_CHAIN["leaf_hashes_hex"]
+    assert transcript.leaves([bytes.fromhex(h) for h in CP_CHAIN["envelope_hashes_hex"]]) == (
+        CP_LEAVES
+    )
+    for n, want in enumerate(CP_CHAIN["roots_by_size_hex"], start=1):
+        assert _mth(CP_LEAVES[:n]).hex() == want == merkle.root(CP_LEAVES[:n]).hex()
+    # The chain is Alpha's: envelope-1 and envelope-3 are its seq 1 and 2.
+    by_id = {c["id"]: c for c in ENV["cases"]}
+    assert CP_CHAIN["envelope_hashes_hex"][:2] == [
+        by_id["envelope-1"]["outputs"]["envelope_hash_hex"],
+        by_id["envelope-3"]["outputs"]["envelope_hash_hex"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "case", CP_CHAIN["inclusion"], ids=lambda c: f"{c['index']}-of-{c['size']}"
+)
+def test_checkpoint_inclusion_proofs(case: dict[str, Any]) -> None:
+    i, n = case["index"], case["size"]
+    proof = [bytes.fromhex(h) for h in case["proof_hex"]]
+    assert _path(i, CP_LEAVES[:n]) == proof == merkle.inclusion_proof(i, CP_LEAVES[:n])
+    merkle.verify_inclusion(CP_LEAVES[i], i, n, proof, _mth(CP_LEAVES[:n]))
+
+
+@pytest.mark.parametrize(
+    "case", CP_CHAIN["consistency"], ids=lambda c: f"{c['old_size']}-to-{c['new_size']}"
+)
+def test_checkpoint_consistency_proofs(case: dict[str, Any]) -> None:
+    m, n = case["old_size"], case["new_size"]
+    proof = [bytes.fromhex(h) for h in case["proof_hex"]]
+    assert _subproof(m, CP_LEAVES[:n], True) == proof == merkle.consistency_proof(m, CP_LEAVES[:n])
+    merkle.verify_consistency(m, n, proof, _mth(CP_LEAVES[:m]), _mth(CP_LEAVES[:n]))
+
+
+def _note_line(name: str, key_id: bytes, sig: bytes) -> str:
+    return f"\u2014 {name} {base64.b64encode(key_id + sig).decode()}"
+
+
+def test_checkpoint_note() -> None:
+    (case,) = CP["checkpoints"]
+    i, out = case["inputs"], case["outputs"]
+    seed = bytes.fromhex(i["signer_seed_hex"])
+    sk = nacl.signing.SigningKey(seed)
+    pub = bytes(sk.verify_key)
+    assert identity.station_id(pub) == i["sender"] == out["key_name"]
+    origin = f"parley/chain/v1/{i['channel']}/{i['sender']}"
+    root = _mth(CP_LEAVES[: i["size"]])
+    text = f"{origin}\n{i['size']}\n{base64.b64encode(root).decode()}\n"
+    assert (out["origin"], out["root_hex"], out["note_text"]) == (origin, root.hex(), text)
+    key_id = hashlib.sha256(i["sender"].encode() + b"\n\x01" + pub).digest()[:4]
+    assert key_id.hex() == out["key_id_hex"]
+    material = base64.b64encode(bytes([1]) + pub).decode()
+    assert out["vkey"] == f"{i['sender']}+{key_id.hex()}+{material}"
+    sig = sk.sign(text.encode()).signature
+    assert sig.hex() == out["signature_hex"]
+    assert out["signed_note"] == f"{text}\n{_note_line(i['sender'], key_id, sig)}\n"
+    proof = _subproof(i["prev"], CP_LEAVES[: i["size"]], True)
+    assert out["body"] == {
+        "type": "checkpoint", "note": out["signed_note"], "size": i["size"],
+        "root": _b64u(root), "prev": i["prev"], "proof": [_b64u(p) for p in proof],
+    }  # fmt: skip
+    # The implementation makes the same body and accepts it.
+    hashes = [bytes.fromhex(h) for h in CP_CHAIN["envelope_hashes_hex"][: i["size"]]]
+    key = crypto.SigningKey(seed)
+    assert transcript.checkpoint_body(key, i["channel"], hashes, i["prev"]) == out["body"]
+    records.check(out["body"])
+
+
+def test_cosignature() -> None:
+    (case,) = CP["cosignatures"]
+    (cp,) = CP["checkpoints"]
+    i, out = case["inputs"], case["outputs"]
+    sk = nacl.signing.SigningKey(bytes.fromhex(i["cosigner_seed_hex"]))
+    pub = bytes(sk.verify_key)
+    name = identity.station_id(pub)
+    assert name == out["key_name"]
+    key_id = hashlib.sha256(name.encode() + b"\n\x04" + pub).digest()[:4]
+    assert key_id.hex() == out["key_id_hex"]
+    text = cp["outputs"]["note_text"]
+    message = f"cosignature/v1\ntime {i['timestamp']}\n{text}"
+    assert message == out["signed_message"]
+    sig = i["timestamp"].to_bytes(8, "big") + sk.sign(message.encode()).signature
+    assert sig.hex() == out["signature_hex"]
+    assert out["line"] == _note_line(name, key_id, sig)
+    assert out["cosigned_note"] == cp["outputs"]["signed_note"] + out["line"] + "\n"
+    assert out["body"] == {
+        "type": "checkpoint.cosign", "of": cp["inputs"]["sender"], "size": cp["inputs"]["size"],
+        "note": out["cosigned_note"],
+    }  # fmt: skip
+    made, _ = transcript.cosign_body(
+        transcript.check_checkpoint_body(cp["outputs"]["body"]),
+        crypto.SigningKey(bytes.fromhex(i["cosigner_seed_hex"])),
+        i["timestamp"],
+    )
+    assert made == out["body"]
+    records.check(out["body"])
+    opened = note.open_note(out["cosigned_note"], [note.parse_vkey(cp["outputs"]["vkey"]),
+                                                   note.parse_vkey(out["vkey"])])  # fmt: skip
+    assert len(opened.verified) == 2
+
+
+def test_transcript_file() -> None:
+    (case,) = CP["transcripts"]
+    data = case["file"].encode("utf-8")
+    lines = list(transcript.read_lines(data))
+    report = transcript.verify_transcript(lines)
+    assert report.ok, report.to_json()
+    assert {c.name: c.passed for c in report.checks.values()} == case["checks"]
+    # Reference: the last line signs SHA-256 of every line before it, under the label.
+    digest = hashlib.sha256(b"".join(lines[:-1])).digest()
+    assert digest.hex() == case["signed_digest_hex"]
+    tag, sig = lines[-1].rstrip(b"\n").split(b"\t")
+    assert tag == b"signature"
+    label = bytes.fromhex(case["label_hex"])
+    assert label == b"parley/transcript/v1\x00"
+    sk = nacl.signing.SigningKey(bytes.fromhex(case["exporter_seed_hex"]))
+    assert _b64u(sk.sign(label + digest).signature) == sig.decode()
+    # Each envelope line is an envelope byte for byte, its salt, and its canonical body.
+    for line in lines[2:-2]:
+        tag, raw, salt, body = line.rstrip(b"\n").split(b"\t")
+        env = envelope.parse_envelope(raw)
+        commit = hashlib.sha256(b"parley/commit/v1\x00" + encoding.b64d(salt.decode()) + body)
+        assert commit.digest() == env.commit and rfc8785.dumps(json.loads(body)) == body
+    assert lines[-2].startswith(b"checkpoint\t")
+
+
+def test_proof_of_one_message() -> None:
+    (case,) = CP["proofs"]
+    proof = case["proof"]
+    report = transcript.check_proof(proof)
+    assert report.ok and all(c.passed for c in report.checks.values()), report.to_json()
+    by_id = {c["id"]: c for c in ENV["cases"]}
+    assert proof["envelope"] == by_id["envelope-3"]["outputs"]["envelope"]
+    raw = proof["envelope"].encode()
+    inc = proof["inclusion"]
+    leaf = hashlib.sha256(b"\x00" + hashlib.sha256(raw).digest()).digest()
+    assert leaf == CP_LEAVES[inc["index"]]
+    assert [_b64u(h) for h in _path(inc["index"], CP_LEAVES[: inc["size"]])] == inc["hashes"]
+    # Nothing of the other messages: only this body's text is in the proof.
+    assert "Alpha 3" not in json.dumps(proof, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("case", CP["reject"], ids=_ids(CP["reject"]))
+def test_checkpoint_body_rejects(case: dict[str, Any]) -> None:
+    with pytest.raises(RejectedInput) as exc:
+        records.check(case["body"])
+    assert _code(exc) == case["error"]
+
+
 # --- docs/protocol.md ---------------------------------------------------------------------------
 
 _BLOCK = re.compile(r"^```(\w+) vector:([\w.-]+)(?::([\w.\[\]-]+))?\n(.*?)^```$", re.M | re.S)
@@ -481,6 +683,10 @@ REQUIRED_EXAMPLES = {
     "invitation-alpha:invitation",
     "receipt-1",
     "request-push:outputs.header",
+    "checkpoint-1:outputs.signed_note",
+    "checkpoint-1:outputs.body",
+    "cosignature-1:outputs.cosigned_note",
+    "proof-1:proof.inclusion",
 }
 
 

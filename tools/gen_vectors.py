@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -30,7 +31,17 @@ import nacl.bindings as sodium
 
 from parley.domain import channels
 from parley.errors import RejectedInput
-from parley.protocol import crypto, encoding, envelope, identity, receipt, request
+from parley.protocol import (
+    crypto,
+    encoding,
+    envelope,
+    identity,
+    merkle,
+    note,
+    receipt,
+    request,
+    transcript,
+)
 from parley.protocol.delivery import DEFAULT_SKEW_MS
 from parley.protocol.encoding import b64e, canonical
 
@@ -816,6 +827,205 @@ def request_vectors(envs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- checkpoint.json ----------------------------------------------------------------------------
+
+
+def _seal_plain(sender: Station, to: Station, seq: int, prev: bytes, seen: dict[str, envelope.Ref],
+                ts: int, body: dict[str, Any]) -> envelope.Envelope:  # fmt: skip
+    """One more envelope of a chain, from fixed inputs derived from its seq."""
+    k = seq + (0x00 if sender is ALPHA else 0x40)
+    return envelope.seal_from_parts(
+        body,
+        identity=sender.key,
+        sender=sender.id,
+        channel=CHANNEL_AB,
+        seq=seq,
+        prev=prev,
+        seen=seen,
+        recipients=[to.recipient],
+        now_ms=ts,
+        prec="ROUTINE",
+        salt=fixed(0x11 + k),
+        content_key=fixed(0x31 + k),
+        nonce=fixed(0x51 + k, 24),
+        ephemeral=crypto.KemKey(fixed(0x71 + k)),
+    )
+
+
+def _merkle_cases(hashes: list[bytes]) -> dict[str, Any]:
+    tree = transcript.leaves(hashes)
+    return {
+        "id": "checkpoint-chain",
+        "desc": "Alpha's chain on the Alpha-Bravo channel, seq 1..7 (envelope-1, envelope-3, "
+        "then five more): the Merkle leaves are the envelope hashes",
+        "envelope_hashes_hex": [hx(h) for h in hashes],
+        "leaf_hashes_hex": [hx(h) for h in tree],
+        "roots_by_size_hex": [hx(merkle.root(tree[:n])) for n in range(1, len(tree) + 1)],
+        "inclusion": [
+            {"index": i, "size": n,
+             "proof_hex": [hx(p) for p in merkle.inclusion_proof(i, tree[:n])]}
+            for i, n in [(0, 1), (1, 2), (1, 7), (4, 7), (6, 7), (3, 4)]
+        ],
+        "consistency": [
+            {"old_size": m, "new_size": n,
+             "proof_hex": [hx(p) for p in merkle.consistency_proof(m, tree[:n])]}
+            for m, n in [(1, 7), (3, 7), (4, 7), (6, 7), (2, 5), (7, 7)]
+        ],
+    }  # fmt: skip
+
+
+def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
+    e1, e2, e3 = (
+        envelope.parse_envelope(envs[f"envelope-{i}"]["outputs"]["envelope"].encode())
+        for i in (1, 2, 3)
+    )
+    bodies: dict[bytes, tuple[bytes, dict[str, Any]]] = {
+        e.hash: (fixed(0x10 + i), envs[f"envelope-{n}"]["inputs"]["body"])
+        for i, (n, e) in enumerate([(1, e1), (2, e2), (3, e3)])
+    }
+    chain = [e1, e3]
+    seen_b = {BRAVO.id: e2.ref}
+
+    def add(body: dict[str, Any]) -> envelope.Envelope:
+        seq = len(chain) + 1
+        env = _seal_plain(ALPHA, BRAVO, seq, chain[-1].hash, seen_b, T0 + (seq + 1) * MINUTE, body)
+        bodies[env.hash] = (fixed(0x11 + seq), body)
+        chain.append(env)
+        return env
+
+    add(channels.text_body("Alpha 3: the launch window is 09:00-09:30 UTC.", "en"))
+    add(channels.text_body("Alpha 4: 발사 구역은 통보한 대로입니다.", "ko"))
+    cp0_body = transcript.checkpoint_body(ALPHA.key, CHANNEL_AB, [e.hash for e in chain])
+    add(cp0_body)
+    add(channels.text_body("Alpha 6: impact area unchanged.", "en"))
+    add(channels.text_body("Alpha 7: we will confirm after the launch.", "en"))
+    hashes = [e.hash for e in chain]
+    cp1_body = transcript.checkpoint_body(ALPHA.key, CHANNEL_AB, hashes, prev=4)
+    cp1_env = add(cp1_body)
+    cp1 = transcript.check_checkpoint_body(cp1_body)
+    stamp = (T0 + 12 * MINUTE) // 1000
+    cosig_body, cosig_line = transcript.cosign_body(cp1, BRAVO.key, stamp)
+    b2 = _seal_plain(BRAVO, ALPHA, 2, e2.hash, {ALPHA.id: cp1_env.ref}, T0 + 12 * MINUTE,
+                     cosig_body)  # fmt: skip
+    bodies[b2.hash] = (fixed(0x11 + 2 + 0x40), cosig_body)
+
+    signer = transcript.Member(ALPHA.id, ALPHA.name, ALPHA.key.public)
+    text = cp1.text
+    checkpoints = {
+        "id": "checkpoint-1",
+        "desc": "Alpha checkpoints its chain 1..7 (sent as its seq 8), with a consistency proof "
+        "from its previous checkpoint of size 4 (sent as its seq 5)",
+        "inputs": {
+            "signer_seed_hex": hx(ALPHA.key.seed),
+            "channel": CHANNEL_AB,
+            "sender": ALPHA.id,
+            "size": 7,
+            "prev": 4,
+        },
+        "outputs": {
+            "origin": transcript.origin(CHANNEL_AB, ALPHA.id),
+            "root_hex": hx(cp1.root),
+            "note_text": text,
+            "key_name": ALPHA.id,
+            "key_id_hex": hx(signer.signer.key_id),
+            "vkey": signer.signer.vkey(),
+            "signature_hex": hx(cp1.signatures[0].signature),
+            "signed_note": cp1_body["note"],
+            "body": cp1_body,
+        },
+    }
+    cosigned = note.parse_note(cosig_body["note"])
+    cosigner = transcript.Member(BRAVO.id, BRAVO.name, BRAVO.key.public)
+    cosignature = {
+        "id": "cosignature-1",
+        "desc": "Bravo, having checked checkpoint-1 against its own copy of Alpha's chain, "
+        "countersigns it (C2SP tlog-cosignature/v1) and sends this body as its seq 2",
+        "inputs": {
+            "cosigner_seed_hex": hx(BRAVO.key.seed),
+            "timestamp": stamp,
+            "checkpoint": "checkpoint-1",
+        },
+        "outputs": {
+            "key_name": BRAVO.id,
+            "key_id_hex": hx(cosigner.cosigner.key_id),
+            "vkey": cosigner.cosigner.vkey(),
+            "signed_message": note.cosignature_message(text, stamp).decode("utf-8"),
+            "signature_hex": hx(cosig_line.signature),
+            "line": cosig_line.line().rstrip("\n"),
+            "cosigned_note": cosig_body["note"],
+            "body": cosig_body,
+        },
+    }
+    assert cosigned.signatures[1] == cosig_line
+
+    # A transcript of the whole channel as Bravo holds it, exported and signed by Bravo.
+    members = [signer, cosigner]
+    writer = transcript.TranscriptWriter(CHANNEL_AB, members, BRAVO.id, T0 + 20 * MINUTE)
+    lines = writer.start()
+    order = [e1, e2, *chain[1:], b2]
+    for e in order:
+        salt, body = bodies[e.hash]
+        lines.append(writer.envelope(e.raw, salt, canonical(body)))
+    lines.append(writer.checkpoint(ALPHA.id, 7, cosig_body["note"]))
+    lines.append(writer.finish(BRAVO.key))
+    report = transcript.verify_transcript(lines)
+    assert report.ok and all(c.passed for c in report.checks.values()), report.to_json()
+    file_vector = {
+        "id": "transcript-1",
+        "desc": "The Alpha-Bravo channel as Bravo holds it (Alpha seq 1..8, Bravo seq 1..2) "
+        "with plaintext, checkpoint-1 and cosignature-1, exported by Bravo",
+        "exporter_seed_hex": hx(BRAVO.key.seed),
+        "label_hex": hx(transcript.TRANSCRIPT_LABEL),
+        "signed_digest_hex": hx(hashlib.sha256(b"".join(lines[:-1])).digest()),
+        "file": b"".join(lines).decode("utf-8"),
+        "checks": {c.name: c.passed for c in report.checks.values()},
+    }
+    salt3, body3 = bodies[e3.hash]
+    proof = transcript.make_proof(
+        channel=CHANNEL_AB, sender=signer, cosigners=[cosigner], envelope_raw=e3.raw,
+        salt=salt3, body_text=canonical(body3).decode("utf-8"),
+        signed_note=cosig_body["note"], chain_hashes=hashes, seq=2,
+    )  # fmt: skip
+    assert transcript.check_proof(proof).ok
+    proof_vector = {
+        "id": "proof-1",
+        "desc": "Bravo proves to a third party what Alpha said at seq 2 (envelope-3): the "
+        "message, its envelope, and an inclusion proof against checkpoint-1 as Bravo cosigned it",
+        "proof": proof,
+    }
+
+    rejects = []
+    for desc, change in [
+        ("size differs from the note", {"size": 8}),
+        ("root differs from the note", {"root": b64e(bytes(32))}),
+        ("prev not below size", {"prev": 7}),
+        ("consistency proof one hash short", {"proof": cp1_body["proof"][:-1]}),
+        ("a first checkpoint with a proof", {"prev": 0}),
+        ("unknown field", {"extra": 1}),
+        ("another origin", {"note": cp1_body["note"].replace("parley/chain/v1/", "example.org/")}),
+    ]:  # fmt: skip
+        bad = {**cp1_body, **change}
+        try:
+            transcript.check_checkpoint_body(bad)
+        except RejectedInput as exc:
+            assert str(exc.code) == "bad_body", desc
+        else:
+            raise AssertionError(desc)
+        rejects.append({"desc": desc, "body": bad, "error": "bad_body"})
+    return {
+        "description": "Checkpoints over one sender's chain (RFC 9162 trees whose leaves are "
+        "envelope hashes; C2SP signed notes and cosignature/v1), a transcript file and a proof "
+        "of one message, all from the fixed keys and envelopes of envelope.json.",
+        "encoding": ENCODING_NOTE,
+        "chain": _merkle_cases(hashes),
+        "checkpoints": [checkpoints],
+        "cosignatures": [cosignature],
+        "transcripts": [file_vector],
+        "proofs": [proof_vector],
+        "reject": rejects,
+    }
+
+
 # --- driver -------------------------------------------------------------------------------------
 
 
@@ -829,6 +1039,7 @@ def build() -> dict[str, str]:
         "envelope.json": env,
         "receipt.json": receipt_vectors(by_id),
         "request.json": request_vectors(by_id),
+        "checkpoint.json": checkpoint_vectors(by_id),
     }
     return {name: json.dumps(d, indent=1, ensure_ascii=False) + "\n" for name, d in docs.items()}
 

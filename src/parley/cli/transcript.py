@@ -1,0 +1,222 @@
+"""`parley transcript …`: checkpoints, transcript exports and message proofs.
+
+`export`, `prove`, `checkpoint` and `checkpoints` talk to the running station; `verify` and
+`check-proof` work offline on a file, with no station and no data directory: they are what an
+auditor or a third party runs. Both print every check by name and exit 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from parley.cli import main as cli
+from parley.cli.client import Api, ApiError
+from parley.errors import Code, LocalError
+from parley.protocol import transcript
+
+transcript_app = typer.Typer(
+    help="Checkpoints, transcript exports and offline verification, proofs of one message."
+)
+
+Out = Annotated[Path, typer.Option("--out", "-o", help="The file to write.")]
+NoProgress = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+# Below this a progress bar would only flicker.
+PROGRESS_MIN_BYTES = 4 << 20
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=cli.err,
+        transient=True,
+    )
+
+
+# --- talking to the station -----------------------------------------------------------------------
+
+
+@transcript_app.command("checkpoint")
+def checkpoint(channel: str, data: cli.Data = Path("parley-data")) -> None:
+    """Checkpoint this station's chain on CHANNEL now; the other members countersign it."""
+    api = Api(data)
+    ch = cli._resolve_channel(api, channel)
+    r = api.post(f"/channels/{ch}/checkpoint")
+    cli.out.print(f"checkpoint: channel {ch}, envelopes 1..{r['size']}, root {r['root']}")
+
+
+@transcript_app.command("checkpoints")
+def checkpoints(
+    channel: str, data: cli.Data = Path("parley-data"), as_json: cli.AsJson = False
+) -> None:
+    """Checkpoints held for CHANNEL and who countersigned each."""
+    api = Api(data)
+    rows = api.get(f"/channels/{cli._resolve_channel(api, channel)}/checkpoints")
+    if as_json:
+        return cli._print_json(rows)
+    t = Table("sender", "size", "root", "at", "cosigned by")
+    for r in rows:
+        t.add_row(
+            r["sender_name"], str(r["size"]), r["root"], cli.when(r["ts"]),
+            ", ".join(c["name"] for c in r["cosigners"]) or "-",
+        )  # fmt: skip
+    cli.out.print(t)
+
+
+def _stream(api: Api, path: str, out: Path, quiet: bool) -> int:
+    """GET `path` into `out`, showing progress; returns the bytes written."""
+    part = out.with_name(out.name + ".part")
+    written = 0
+    with api.http.stream("GET", "/api/v1" + path, timeout=None) as resp:
+        if resp.status_code >= 400:
+            resp.read()
+            try:
+                e = resp.json()
+                raise ApiError(Code(e["code"]), e["message"])
+            except (ValueError, KeyError) as exc:
+                raise ApiError(Code.INVALID_REQUEST, f"HTTP {resp.status_code}") from exc
+        with part.open("wb") as f, _progress() as bar:
+            task = bar.add_task("exporting", total=None, visible=not quiet)
+            for chunk in resp.iter_bytes():
+                f.write(chunk)
+                written += len(chunk)
+                bar.update(task, completed=written)
+    part.replace(out)
+    return written
+
+
+@transcript_app.command("export")
+def export(
+    channel: str,
+    out: Out,
+    data: cli.Data = Path("parley-data"),
+    quiet: NoProgress = False,
+) -> None:
+    """Write CHANNEL's transcript as this station holds it: every envelope, the plaintext it
+    holds, checkpoints and cosignatures, members' keys; signed by this station."""
+    api = Api(data)
+    ch = cli._resolve_channel(api, channel)
+    size = _stream(api, f"/channels/{ch}/export", out, quiet)
+    cli.out.print(f"wrote {out} ({size:,} bytes); check it with `parley transcript verify {out}`")
+
+
+@transcript_app.command("prove")
+def prove(
+    channel: str,
+    seq: Annotated[int, typer.Option("--seq", help="The message's seq in its sender's chain.")],
+    sender: Annotated[str, typer.Option("--sender", help="Peer name, station id, or 'me'.")],
+    out: Out,
+    data: cli.Data = Path("parley-data"),
+) -> None:
+    """Write a proof of one message: it, its envelope and an inclusion proof against a
+    countersigned checkpoint. It reveals that message and nothing else of the channel."""
+    api = Api(data)
+    ch = cli._resolve_channel(api, channel)
+    me = api.get("/station")
+    who = me["station"] if sender in ("me", me["station"], me["name"]) else None
+    who = who or cli._resolve_peer(api, sender)
+    doc = api.get(f"/channels/{ch}/proof", params={"sender": who, "seq": seq})
+    out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    cli.out.print(f"wrote {out}; check it with `parley transcript check-proof {out}`")
+
+
+# --- offline checks -------------------------------------------------------------------------------
+
+
+def _print_report(report: transcript.Report, as_json: bool) -> None:
+    if as_json:
+        return cli._print_json(report.to_json())
+    t = Table("check", "result", "passed", "failed")
+    for c in report.checks.values():
+        result = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "none": "-"}[c.status]
+        t.add_row(c.name, result, str(c.passed), str(c.failed))
+    cli.out.print(t)
+    for c in report.checks.values():
+        for why in c.failures:
+            cli.out.print(f"  {c.name}: {why}", markup=False)
+        if c.failed > len(c.failures):
+            cli.out.print(f"  {c.name}: … and {c.failed - len(c.failures)} more", markup=False)
+    cli.out.print("[green]OK[/]: every check passed." if report.ok else "[red]FAILED[/].")
+
+
+def _print_keys(members: list[dict[str, Any]], title: str) -> None:
+    cli.out.print(f"{title} (compare the fingerprints with the ones verified out of band):")
+    for m in members:
+        cli.out.print(f"  {m['name']}  {m['station']}  {m['fingerprint']}", markup=False)
+
+
+@transcript_app.command("verify")
+def verify(
+    file: Annotated[Path, typer.Argument(help="A transcript file from `transcript export`.")],
+    as_json: cli.AsJson = False,
+    quiet: NoProgress = False,
+) -> None:
+    """Check a transcript file offline and print every check by name; exit 1 if any fails."""
+    if not file.is_file():
+        raise LocalError(Code.NOT_FOUND, f"no file {file}")
+    total = file.stat().st_size
+    show = not (quiet or as_json) and total >= PROGRESS_MIN_BYTES
+    with _progress() as bar:
+        task = bar.add_task("verifying", total=total, visible=show)
+        with file.open("rb") as f:
+            report = transcript.verify_transcript(
+                f, progress=lambda done: bar.update(task, completed=done)
+            )
+    if not as_json:
+        facts = report.facts
+        if "channel" in facts:
+            cli.out.print(
+                f"channel {facts['channel']}, exported by {facts['exported_by']} at "
+                f"{cli.when(facts['exported_at'])}"
+            )
+            _print_keys(facts["members"], "members")
+        for c in facts.get("chains", []):
+            cli.out.print(
+                f"  chain of {c['name']}: {c['envelopes']} envelopes, {c['checkpoints']} "
+                f"checkpoints, countersigned up to {c['cosigned_up_to']}",
+                markup=False,
+            )
+    _print_report(report, as_json)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@transcript_app.command("check-proof")
+def check_proof(
+    file: Annotated[Path, typer.Argument(help="A proof from `transcript prove`.")],
+    as_json: cli.AsJson = False,
+) -> None:
+    """Check a proof of one message offline; print the message and every check."""
+    try:
+        doc = json.loads(file.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise LocalError(Code.INVALID_REQUEST, f"cannot read {file} as JSON: {exc}") from exc
+    report = transcript.check_proof(doc)
+    if not as_json and "sender" in report.facts:
+        f = report.facts
+        at = cli.when(f["ts"])
+        cli.out.print(f"channel {f['channel']}: {f['sender']['name']} seq {f['seq']} at {at}")
+        cli.out.print(json.dumps(f["body"], ensure_ascii=False, indent=1), markup=False)
+        cosigners = ", ".join(c["name"] for c in f["cosigners"]) or "nobody"
+        size = f["checkpoint_size"]
+        cli.out.print(f"in a checkpoint of {size} envelopes, countersigned by {cosigners}")
+        _print_keys(f["keys"], "keys")
+    _print_report(report, as_json)
+    if not report.ok:
+        raise typer.Exit(1)

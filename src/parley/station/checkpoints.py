@@ -1,0 +1,386 @@
+"""Checkpoints at a station: issuing them, witnessing the other members', exports and proofs.
+
+    install(station)   an observer that issues, checks, stores and countersigns checkpoints as
+                       bodies are stored, and a scheduled task that issues overdue ones;
+                       `policy(station)` holds the intervals.
+    issue(...)         a checkpoint now (the API's and CLI's "on demand").
+    export(...)        the lines of a transcript file; `prove(...)` a proof for one message.
+
+Rules (docs/protocol.md §17):
+- This station checkpoints its own chain on each open channel once `every_envelopes` envelopes
+  (other than checkpoints and cosignatures) are not yet covered, or the oldest of them is
+  `every_ms` old. A checkpoint covers every envelope before it and is sent as the next envelope
+  of the chain it covers, with a consistency proof from our previous one.
+- On receipt of a member's checkpoint (a witness, as C2SP tlog-witness): its note must be signed
+  by the sender and cover exactly the envelopes before it; its root must equal the root of the
+  sender's chain as we hold it, and its consistency proof must take our root at the previous
+  checkpoint's size to it. Then we countersign (body `checkpoint.cosign`, cosignature/v1).
+- Any cosignature we receive is checked against our own view of the chain it covers, ours
+  included: another member vouching for a root we do not hold is a divergence too.
+- A divergence raises a critical `divergence` alarm and keeps both sides as evidence (the signed
+  note we were given, and the one we hold for that chain and size, if any); nothing is refused.
+  Refusing the envelope would stall the sender's chain at this station, and the envelope itself
+  (signed, in order) is part of the record the evidence is about.
+- A checkpoint we cannot check (a bad signature, a size that is not seq - 1) is a warning alarm
+  (`checkpoint`) and is not countersigned. Observers never raise: a failure here would roll back
+  the body the station just stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from parley.errors import (
+    Code,
+    Conflict,
+    Forbidden,
+    LocalError,
+    NotFound,
+    ParleyError,
+    RejectedInput,
+)
+from parley.protocol import merkle, note, transcript
+from parley.protocol.encoding import b64e, canonical
+from parley.station.node import Accepted, Station
+from parley.store import checkpoints as db
+
+ALARM_DIVERGENCE = "divergence"
+ALARM_CHECKPOINT = "checkpoint"
+EXPORT_PAGE = 2000
+
+
+@dataclass
+class Policy:
+    """When this station checkpoints its own chains."""
+
+    every_envelopes: int = 64
+    every_ms: int = 300_000
+
+
+_policies: WeakKeyDictionary[Station, Policy] = WeakKeyDictionary()
+
+
+def install(station: Station) -> None:
+    _policies[station] = Policy()
+    station.observers.append(observe)
+    station.scheduled.append(checkpoint_due)
+
+
+def policy(station: Station) -> Policy:
+    return _policies.setdefault(station, Policy())
+
+
+def member(station: Station, sid: str) -> transcript.Member:
+    if sid == station.id:
+        return transcript.Member(sid, station.cfg.name, station.identity.public)
+    p = station.store.get_peer(sid)
+    if p is None:
+        raise NotFound(Code.NOT_FOUND, f"{sid} is not a known peer")
+    return transcript.Member(sid, p.name, p.identity)
+
+
+# --- issuing --------------------------------------------------------------------------------------
+
+
+def issue(station: Station, channel: str, actor: str = "station") -> db.CheckpointRow:
+    """Checkpoint this station's chain on `channel` now: everything it has sent there so far."""
+    store = station.store
+    with store.tx():
+        state = station.channel_state(channel)
+        if station.id not in state.members:
+            raise Forbidden(Code.NOT_A_MEMBER, "this station is not a member of that channel")
+        if not state.is_open:
+            raise Conflict(Code.CHANNEL_NOT_OPEN, f"the channel is {state.state}, not open")
+        hashes = db.chain_hashes(store, channel, station.id)
+        last = db.latest_checkpoint(store, channel, station.id)
+        body = transcript.checkpoint_body(
+            station.identity, channel, hashes, last.size if last else 0
+        )
+        station.send(channel, body, "ROUTINE", actor=actor)
+        row = db.checkpoint_at(store, channel, station.id, len(hashes))
+    assert row is not None  # stored by `observe` as the body was sent
+    return row
+
+
+def _due(station: Station, channel: str, now: int) -> bool:
+    last = db.latest_checkpoint(station.store, channel, station.id)
+    count, oldest = db.uncovered(station.store, channel, station.id, last.seq if last else 0)
+    p = policy(station)
+    return count > 0 and (count >= p.every_envelopes or now - oldest >= p.every_ms)
+
+
+def _issue_if_open(station: Station, channel: str) -> None:
+    try:
+        state = station.channel_state(channel)
+    except NotFound:
+        return
+    if station.id in state.members and state.is_open:
+        issue(station, channel)
+
+
+def checkpoint_due(station: Station, now: int) -> None:
+    """Scheduled: checkpoint every chain of ours whose uncovered envelopes are old enough."""
+    for channel in station.store.list_channels():
+        if _due(station, channel, now):
+            _issue_if_open(station, channel)
+
+
+# --- the observer ---------------------------------------------------------------------------------
+
+
+def observe(station: Station, acc: Accepted) -> None:
+    kind = acc.body.get("type")
+    try:
+        if kind == transcript.CHECKPOINT:
+            (_own_checkpoint if acc.local else _witness)(station, acc)
+        elif kind == transcript.COSIGN:
+            (_own_cosignature if acc.local else _check_cosignature)(station, acc)
+        elif acc.local and _due(station, acc.channel, station.clock()):
+            _issue_if_open(station, acc.channel)
+    except ParleyError as exc:
+        _warn(station, acc.sender, f"checkpoint on channel {acc.channel}: {exc.message}")
+
+
+def _warn(station: Station, subject: str, message: str) -> None:
+    station._alarm(ALARM_CHECKPOINT, "warning", subject, message)
+
+
+def _own_checkpoint(station: Station, acc: Accepted) -> None:
+    cb = transcript.check_checkpoint_body(acc.body)
+    db.add_checkpoint(
+        station.store,
+        db.CheckpointRow(
+            acc.channel, acc.sender, cb.size, cb.root, acc.seq, acc.body["note"], acc.ts
+        ),
+    )
+
+
+def _witness(station: Station, acc: Accepted) -> None:
+    """A member's checkpoint: check it against the chain we hold, then countersign it."""
+    cb = transcript.check_checkpoint_body(acc.body)
+    sender = member(station, acc.sender)
+    if (cb.channel, cb.sender) != (acc.channel, acc.sender) or cb.size != acc.seq - 1:
+        why = f"it must cover this chain's seq 1..{acc.seq - 1}"
+    elif not transcript.verify_signature_line(cb.text, cb.signatures[0], sender.signer):
+        why = "its note signature does not verify with the sender's key"
+    else:
+        why = ""
+    if why:
+        _warn(station, acc.sender, f"{sender.name}'s checkpoint at seq {acc.seq}: {why}")
+        return
+    hashes = db.chain_hashes(station.store, acc.channel, acc.sender, cb.size)
+    tree = transcript.ChainTree.of_envelopes(hashes)
+    ours = tree.root()
+    try:
+        if cb.prev:
+            merkle.verify_consistency(cb.prev, cb.size, cb.proof, tree.root(cb.prev), cb.root)
+    except RejectedInput as exc:
+        why = f"its consistency proof from size {cb.prev} fails ({exc.message})"
+    if why or ours != cb.root:
+        _diverged(station, acc, acc.sender, cb.size, cb.root, ours, acc.body["note"], why)
+        return
+    db.add_checkpoint(
+        station.store,
+        db.CheckpointRow(
+            acc.channel, acc.sender, cb.size, cb.root, acc.seq, acc.body["note"], acc.ts
+        ),
+    )
+    body, _ = transcript.cosign_body(cb, station.identity, station.clock() // 1000)
+    try:
+        station.send(acc.channel, body, "ROUTINE", actor="station")
+    except (LocalError, Conflict, Forbidden) as exc:
+        _warn(station, acc.sender, f"could not countersign {sender.name}: {exc.message}")
+
+
+def _own_cosignature(station: Station, acc: Accepted) -> None:
+    cb = transcript.check_cosign_body(acc.body)
+    _keep_cosignature(station, acc, cb)
+
+
+def _keep_cosignature(station: Station, acc: Accepted, cb: transcript.CosignBody) -> None:
+    db.add_cosignature(
+        station.store,
+        db.CosignatureRow(
+            acc.channel, cb.of, cb.size, acc.sender, cb.cosignature.line().rstrip("\n"),
+            note.cosignature_timestamp(cb.cosignature), acc.seq,
+        ),
+    )  # fmt: skip
+
+
+def _check_cosignature(station: Station, acc: Accepted) -> None:
+    """A member's countersignature on some chain's checkpoint: it must match our own view."""
+    cb = transcript.check_cosign_body(acc.body)
+    if cb.channel != acc.channel or cb.cosignature.name != acc.sender:
+        _warn(station, acc.sender, "a cosignature must be its sender's, on this channel")
+        return
+    of, cosigner = member(station, cb.of), member(station, acc.sender)
+    if not (
+        transcript.verify_signature_line(cb.text, cb.signature, of.signer)
+        and transcript.verify_signature_line(cb.text, cb.cosignature, cosigner.cosigner)
+    ):
+        _warn(station, acc.sender, f"{cosigner.name}'s cosignature at seq {acc.seq} is bad")
+        return
+    hashes = db.chain_hashes(station.store, acc.channel, cb.of, cb.size)
+    if len(hashes) < cb.size:
+        why = f"{cosigner.name} cosigned {of.name}'s chain beyond the {len(hashes)} held here"
+        _warn(station, acc.sender, why)
+        return
+    ours = merkle.root(transcript.leaves(hashes))
+    if ours != cb.root:
+        why = f"{cosigner.name} countersigned it"
+        _diverged(station, acc, cb.of, cb.size, cb.root, ours, acc.body["note"], why)
+        return
+    if db.checkpoint_at(station.store, acc.channel, cb.of, cb.size) is None:
+        signed = note.Note(cb.text, (cb.signature,)).format()
+        row = db.CheckpointRow(acc.channel, cb.of, cb.size, cb.root, cb.size + 1, signed, acc.ts)
+        db.add_checkpoint(station.store, row)
+    _keep_cosignature(station, acc, cb)
+
+
+def _diverged(
+    station: Station,
+    acc: Accepted,
+    chain: str,
+    size: int,
+    theirs: bytes,
+    ours: bytes,
+    signed_note: str,
+    why: str,
+) -> None:
+    """Alarm and keep both sides: the note we were given, and the one we hold for that size."""
+    store, now = station.store, station.clock()
+    kept = store.add_evidence(
+        acc.channel, chain, size, ALARM_DIVERGENCE, signed_note.encode(), ours, now
+    )
+    held = db.checkpoint_at(store, acc.channel, chain, size)
+    if held is not None and held.root != theirs:
+        store.add_evidence(
+            acc.channel, chain, size, ALARM_DIVERGENCE, held.note.encode(), theirs, now
+        )
+    if kept:
+        station._alarm(
+            ALARM_DIVERGENCE,
+            "critical",
+            chain,
+            f"{station.peer_name(chain)}'s chain on channel {acc.channel} diverges: a checkpoint "
+            f"of its first {size} envelopes (from {station.peer_name(acc.sender)}, seq "
+            f"{acc.seq}) has root {b64e(theirs)}, but the envelopes held here give {b64e(ours)}"
+            f"{'; ' + why if why else ''}. Both are kept as evidence.",
+        )
+
+
+# --- reading, exports and proofs ------------------------------------------------------------------
+
+
+def _cosign_signatures(rows: list[db.CosignatureRow], text: str) -> list[note.Signature]:
+    return [note.parse_note(f"{text}\n{r.line}\n").signatures[0] for r in rows]
+
+
+def signed_note(row: db.CheckpointRow, cosigs: list[db.CosignatureRow]) -> str:
+    """The checkpoint's note with every cosignature held for it."""
+    own = note.parse_note(row.note)
+    cosigned = _cosign_signatures(cosigs, own.text)
+    return transcript.assemble_note(own.text, [*own.signatures, *cosigned])
+
+
+def listing(station: Station, channel: str) -> list[dict[str, Any]]:
+    """Every checkpoint held on a channel with who countersigned it."""
+    cosigs: dict[tuple[str, int], list[db.CosignatureRow]] = {}
+    for c in db.cosignatures(station.store, channel):
+        cosigs.setdefault((c.sender, c.size), []).append(c)
+    return [
+        {
+            "sender": cp.sender,
+            "sender_name": station.peer_name(cp.sender),
+            "size": cp.size,
+            "root": b64e(cp.root),
+            "seq": cp.seq,
+            "ts": cp.ts,
+            "cosigners": [
+                {"station": c.cosigner, "name": station.peer_name(c.cosigner), "ts": c.signed}
+                for c in cosigs.get((cp.sender, cp.size), [])
+            ],
+        }
+        for cp in db.checkpoints(station.store, channel)
+    ]
+
+
+def export(station: Station, channel: str, actor: str = "station") -> Iterator[bytes]:
+    """The lines of a transcript file of `channel` as this station holds it, signed by it.
+
+    Envelopes stored up to the moment the export starts, in stored (causal) order, then the
+    checkpoints whose envelopes are among them, with the cosignatures also among them. What can
+    fail (an unknown channel or member) fails here, before the first line."""
+    state = station.channel_state(channel)
+    members = [member(station, m) for m in state.members]
+    station.store.audit(actor, "transcript.export", {"channel": channel}, station.clock())
+    writer = transcript.TranscriptWriter(channel, members, station.id, station.clock())
+    return _export_lines(station, channel, writer)
+
+
+def _export_lines(
+    station: Station, channel: str, writer: transcript.TranscriptWriter
+) -> Iterator[bytes]:
+    store = station.store
+    yield from writer.start()
+    upto, after = db.max_envelope_id(store, channel), 0
+    held: dict[str, int] = {}
+    while True:
+        page = db.export_page(store, channel, after, upto, EXPORT_PAGE)
+        if not page:
+            break
+        for eid, sender, seq, raw, body, salt in page:
+            text = body.encode("utf-8") if body is not None else None
+            yield writer.envelope(raw, salt, text)
+            held[sender] = max(held.get(sender, 0), seq)
+            after = eid
+    cosigs: dict[tuple[str, int], list[db.CosignatureRow]] = {}
+    for c in db.cosignatures(store, channel):
+        if c.seq <= held.get(c.cosigner, 0):
+            cosigs.setdefault((c.sender, c.size), []).append(c)
+    for cp in db.checkpoints(store, channel):
+        if cp.seq <= held.get(cp.sender, 0):
+            assembled = signed_note(cp, cosigs.get((cp.sender, cp.size), []))
+            yield writer.checkpoint(cp.sender, cp.size, assembled)
+    yield writer.finish(station.identity)
+
+
+def prove(
+    station: Station, channel: str, sender: str, seq: int, actor: str = "station"
+) -> dict[str, Any]:
+    """A proof of one message for a third party: it, and a countersigned checkpoint over it."""
+    store = station.store
+    station.channel_state(channel)
+    rows = store.envelopes(channel, sender, seq - 1, 1)
+    if not rows or rows[0].seq != seq:
+        raise NotFound(Code.NOT_FOUND, f"no envelope {seq} from {sender} on channel {channel}")
+    body = store.body(rows[0].hash)
+    if body is None:
+        raise NotFound(Code.NOT_FOUND, "this station does not hold that message's plaintext")
+    covering = db.covering(store, channel, sender, seq)
+    if not covering:
+        raise NotFound(
+            Code.NOT_FOUND,
+            f"no countersigned checkpoint covers seq {seq} of that chain yet; a checkpoint "
+            "comes every few minutes (`parley transcript checkpoint` asks for one now, for this "
+            "station's own chain) and the other members countersign it when they receive it",
+        )
+    cp = covering[0]
+    cosigs = db.cosignatures(store, channel, sender, cp.size)
+    doc = transcript.make_proof(
+        channel=channel,
+        sender=member(station, sender),
+        cosigners=[member(station, c.cosigner) for c in cosigs],
+        envelope_raw=rows[0].raw,
+        salt=body.salt,
+        body_text=canonical(body.body).decode("utf-8"),
+        signed_note=signed_note(cp, cosigs),
+        chain_hashes=db.chain_hashes(store, channel, sender, cp.size),
+        seq=seq,
+    )
+    detail = {"channel": channel, "sender": sender, "seq": seq}
+    store.audit(actor, "transcript.prove", detail, station.clock())
+    return doc

@@ -1,0 +1,458 @@
+"""Checkpoints (issue 5 items 1 and 4): issued every N envelopes or T ms and on demand, witnessed
+and countersigned by the other members, and divergence detected within one checkpoint interval,
+alarmed and kept as evidence without refusing anything. Plus the protocol pieces they rest on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parley.domain import channels, records
+from parley.errors import Code, Conflict, RejectedInput
+from parley.protocol import crypto, merkle, note, transcript
+from parley.protocol.encoding import b64e
+from parley.protocol.envelope import (
+    Envelope,
+    RecipientKey,
+    Ref,
+    parse_envelope,
+    seal,
+    signing_input,
+)
+from parley.protocol.identity import station_id
+from parley.station import checkpoints as cps
+from parley.station.node import Station
+from parley.store import checkpoints as db
+from tests.pair import Clock, Net, introduce, make_station, open_channel
+
+CH = b64e(bytes(range(16)))
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Net, Clock, Station, Station, str]:
+    clock = Clock()
+    a = make_station(tmp_path / "a", "South", "en", clock)
+    b = make_station(tmp_path / "b", "North", "ko", clock)
+    introduce(a, b)
+    net = Net()
+    ch = open_channel(net, a, b)
+    return net, clock, a, b, ch
+
+
+def say(st: Station, ch: str, n: int, prefix: str = "message") -> None:
+    for i in range(n):
+        st.send(ch, channels.text_body(f"{prefix} {i}", st.cfg.lang))
+
+
+def exchange(net: Net, *stations: Station) -> None:
+    """Deliver everything pending between every pair, until nothing moves (bounded)."""
+    for _ in range(6):
+        for x in stations:
+            for y in stations:
+                if x is not y:
+                    net.deliver(x, y)
+
+
+def kinds(st: Station) -> list[str]:
+    return [a.kind for a in st.store.alarms()]
+
+
+# --- issuing and countersigning -------------------------------------------------------------------
+
+
+def test_every_n_envelopes_a_checkpoint_is_issued_and_countersigned(
+    pair: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    net, _, a, b, ch = pair
+    cps.policy(a).every_envelopes = 5
+    say(a, ch, 4 - a.store.head_seq(ch, a.id))  # the proposal counts: 4 envelopes
+    assert db.latest_checkpoint(a.store, ch, a.id) is None
+    say(a, ch, 1)
+    cp = db.latest_checkpoint(a.store, ch, a.id)
+    assert cp is not None and cp.size == 5 and cp.seq == 6 == a.store.head_seq(ch, a.id)
+    exchange(net, a, b)
+    # Bravo witnessed it against its own copy of Alpha's chain and countersigned it.
+    held = db.checkpoint_at(b.store, ch, a.id, cp.size)
+    assert held is not None and held.root == cp.root
+    cosigs = db.cosignatures(a.store, ch, a.id, cp.size)
+    assert [c.cosigner for c in cosigs] == [b.id]
+    assert kinds(a) == kinds(b) == []
+    # The cosignature verifies as C2SP tlog-cosignature/v1 by Bravo's identity key.
+    signed = note.parse_note(cps.signed_note(cp, cosigs))
+    opened = note.open_note(
+        cps.signed_note(cp, cosigs),
+        [transcript.Member(a.id, "a", a.identity.public).signer,
+         transcript.Member(b.id, "b", b.identity.public).cosigner],
+    )  # fmt: skip
+    assert len(opened.verified) == 2 and len(signed.signatures) == 2
+    # The second checkpoint carries a consistency proof from the first, which Bravo checked.
+    say(a, ch, 5, "more")
+    second = db.latest_checkpoint(a.store, ch, a.id)
+    assert second is not None and second.size > cp.size
+    exchange(net, a, b)
+    assert [c.cosigner for c in db.cosignatures(a.store, ch, a.id, second.size)] == [b.id]
+    body = b.store.body(a.store.hash_at(ch, a.id, second.seq) or b"")
+    assert body is not None and body.body["prev"] == cp.size and body.body["proof"]
+
+
+def test_a_checkpoint_is_due_after_the_interval_and_only_for_new_envelopes(
+    pair: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    net, clock, a, b, ch = pair
+    p = cps.policy(a)
+    p.every_envelopes, p.every_ms = 1000, 300_000
+    say(a, ch, 1)
+    clock.advance(p.every_ms - 1)
+    a.tick()
+    assert db.latest_checkpoint(a.store, ch, a.id) is None
+    clock.advance(1)
+    a.tick()
+    first = db.latest_checkpoint(a.store, ch, a.id)
+    assert first is not None and first.size == a.store.head_seq(ch, a.id) - 1
+    exchange(net, a, b)
+    # Checkpoints and cosignatures do not make another checkpoint due: an idle channel stays
+    # quiet however long it is idle.
+    for _ in range(3):
+        clock.advance(p.every_ms)
+        a.tick()
+        b.tick()
+        exchange(net, a, b)
+    assert db.latest_checkpoint(a.store, ch, a.id) == first
+    # Bravo checkpointed its consent once, and Alpha countersigned that.
+    (theirs,) = [c for c in db.checkpoints(b.store, ch) if c.sender == b.id]
+    assert [c.cosigner for c in db.cosignatures(b.store, ch, b.id, theirs.size)] == [a.id]
+
+
+def test_on_demand_checkpoint_needs_an_open_channel(
+    pair: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    net, _, a, b, ch = pair
+    row = cps.issue(a, ch, "admin")
+    assert row.size == row.seq - 1 and row.size == len(db.chain_hashes(a.store, ch, a.id)) - 1
+    a.control(ch, "suspend", "maintenance")
+    exchange(net, a, b)
+    with pytest.raises(Conflict):
+        cps.issue(a, ch)
+
+
+# --- divergence -----------------------------------------------------------------------------------
+
+
+def test_a_corrupted_copy_is_found_at_the_next_checkpoint(
+    pair: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    net, clock, a, b, ch = pair
+    p = cps.policy(a)
+    p.every_envelopes = 1000
+    say(a, ch, 3)
+    exchange(net, a, b)
+    # Someone rewrites Alpha's seq 2 in Bravo's database: Bravo now holds another history.
+    b.store.q(
+        "UPDATE envelopes SET hash = ? WHERE channel = ? AND sender = ? AND seq = 2",
+        crypto.sha256(b"rewritten"), ch, a.id,
+    )  # fmt: skip
+    clock.advance(p.every_ms)
+    a.tick()  # one interval later Alpha checkpoints
+    cp = db.latest_checkpoint(a.store, ch, a.id)
+    assert cp is not None
+    results = net.deliver(a, b)
+    # The checkpoint envelope itself is accepted: refusing it would stall Alpha's chain here.
+    assert [r.status for r in results] == ["accepted"]
+    alarms = [x for x in b.store.alarms() if x.kind == "divergence"]
+    assert len(alarms) == 1 and alarms[0].severity == "critical" and alarms[0].subject == a.id
+    ours = merkle.root(transcript.leaves(db.chain_hashes(b.store, ch, a.id, cp.size)))
+    ev = [e for e in b.store.evidence() if e[3] == "divergence"]
+    assert len(ev) == 1
+    channel, chain, size, _, raw, held, _ = ev[0]
+    assert (channel, chain, size, held) == (ch, a.id, cp.size, ours)
+    assert raw.decode() == cp.note and ours != cp.root
+    # Bravo does not countersign what it cannot vouch for.
+    exchange(net, a, b)
+    assert db.cosignatures(a.store, ch, a.id, cp.size) == []
+    assert db.checkpoint_at(b.store, ch, a.id, cp.size) is None
+
+
+def _three(tmp_path: Path) -> tuple[Net, Clock, Station, Station, Station, str]:
+    clock = Clock()
+    a = make_station(tmp_path / "a", "South", "en", clock)
+    b = make_station(tmp_path / "b", "North", "ko", clock)
+    c = make_station(tmp_path / "c", "UN", "en", clock)
+    for x, y in ((a, b), (a, c), (b, c)):
+        introduce(x, y)
+    net = Net()
+    ch = a.propose_channel("hotline", "Three-way line", [b.id, c.id])
+    exchange(net, a, b, c)
+    b.control(ch, "consent")
+    c.control(ch, "consent")
+    exchange(net, a, b, c)
+    assert all(s.channel_state(ch).is_open for s in (a, b, c))
+    for s in (a, b, c):
+        cps.policy(s).every_envelopes = 1000
+    return net, clock, a, b, c, ch
+
+
+def _forge(a: Station, ch: str, body: dict[str, Any], seq: int, prev: bytes) -> Envelope:
+    """An envelope really signed by Alpha, for both other members, outside Alpha's own chain."""
+    now = a.clock()
+    others = [m for m in a.channel_state(ch).members if m != a.id]
+    env, _ = seal(
+        body,
+        identity=a.identity,
+        sender=a.id,
+        channel=ch,
+        seq=seq,
+        prev=prev,
+        seen={m: Ref(h.seq, h.hash) for m in others if (h := a.store.head(ch, m))},
+        recipients=[a._recipient_key(m, now) for m in others],
+        now_ms=now,
+    )
+    return env
+
+
+def test_a_chain_forked_between_two_members_is_found_by_both(tmp_path: Path) -> None:
+    net, clock, a, b, c, ch = _three(tmp_path)
+    say(a, ch, 2)
+    exchange(net, a, b, c)
+    # Alpha forks: Bravo gets X as seq n, the UN gets Y, both really signed by Alpha.
+    a.send(ch, channels.text_body("X: the exercise is postponed", "en"))
+    n = a.store.head_seq(ch, a.id)
+    net.deliver(a, b)
+    a.store.mark_delivered(ch, c.id, n, clock())
+    common = db.chain_hashes(a.store, ch, a.id, n - 1)
+    y = _forge(a, ch, channels.text_body("Y: the exercise goes ahead", "en"), n, common[-1])
+    assert c.receive(y.raw).status == "accepted"
+    # Each side then gets a checkpoint of "its" history, which matches what it holds.
+    x_cp = cps.issue(a, ch)
+    net.deliver(a, b)
+    a.store.mark_delivered(ch, c.id, n + 1, clock())
+    y_body = transcript.checkpoint_body(a.identity, ch, [*common, y.hash])
+    y_cp = _forge(a, ch, y_body, n + 1, y.hash)
+    assert c.receive(y_cp.raw).status == "accepted"
+    assert kinds(b) == kinds(c) == []
+    # Both countersigned; their cosignatures cross and each finds the other history.
+    net.deliver(b, c)
+    net.deliver(c, b)
+    for witness in (b, c):
+        alarms = [x for x in witness.store.alarms() if x.kind == "divergence"]
+        assert len(alarms) == 1 and alarms[0].severity == "critical"
+        assert alarms[0].subject == a.id
+        ev = [e for e in witness.store.evidence() if e[3] == "divergence"]
+        # Both sides are kept: two notes signed by Alpha for the same chain and size, with
+        # different roots. Together they prove to anyone that Alpha forked its chain.
+        assert len(ev) == 2 and {e[2] for e in ev} == {n}
+        roots = set()
+        for e in ev:
+            opened = note.open_note(e[4], [transcript.Member(a.id, "", a.identity.public).signer])
+            cp = note.parse_checkpoint(opened.text)
+            assert cp.origin == transcript.origin(ch, a.id) and cp.size == n
+            roots.add(cp.root_hash)
+        assert roots == {x_cp.root, merkle.root(transcript.leaves([*common, y.hash]))}
+    # Neither witness keeps the other's cosignature as valid.
+    assert [x.cosigner for x in db.cosignatures(b.store, ch, a.id, n)] == [b.id]
+    assert [x.cosigner for x in db.cosignatures(c.store, ch, a.id, n)] == [c.id]
+    del y_cp
+
+
+def test_a_checkpoint_whose_consistency_proof_fails_is_a_divergence(
+    pair: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    net, _, a, b, ch = pair
+    cps.policy(a).every_envelopes = 1000
+    say(a, ch, 3)
+    first = cps.issue(a, ch)
+    say(a, ch, 3)
+    exchange(net, a, b)
+    hashes = db.chain_hashes(a.store, ch, a.id)
+    body = transcript.checkpoint_body(a.identity, ch, hashes, first.size)
+    body["proof"] = [b64e(crypto.sha256(b"not a proof")), *body["proof"][1:]]
+    a.send(ch, body)  # well-formed, signed, with a wrong proof
+    results = net.deliver(a, b)
+    assert [r.status for r in results] == ["accepted"]
+    assert [x.kind for x in b.store.alarms()] == ["divergence"]
+    assert "consistency proof" in b.store.alarms()[0].message
+
+
+def test_a_checkpoint_not_signed_by_its_sender_is_a_warning_not_countersigned(
+    pair: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    net, _, a, b, ch = pair
+    say(a, ch, 2)
+    hashes = db.chain_hashes(a.store, ch, a.id)
+    body = transcript.checkpoint_body(a.identity, ch, hashes)
+    text = note.parse_note(body["note"]).text
+    mallory = crypto.SigningKey(bytes(32))
+    forged = note.Signature(a.id, note.key_id(a.id, note.ED25519, a.identity.public),
+                            mallory.sign(b"", text.encode()))  # fmt: skip
+    body["note"] = note.Note(text, (forged,)).format()
+    a.send(ch, body)
+    assert {r.status for r in net.deliver(a, b)} == {"accepted"}
+    assert kinds(b) == ["checkpoint"]
+    exchange(net, a, b)
+    assert db.cosignatures(a.store, ch, a.id, len(hashes)) == []
+
+
+# --- the protocol pieces --------------------------------------------------------------------------
+
+
+KEY = crypto.SigningKey(bytes(range(32)))
+
+
+def _hashes(n: int) -> list[bytes]:
+    return [crypto.sha256(bytes([i])) for i in range(n)]
+
+
+def test_checkpoint_bodies_round_trip_and_pass_the_records_check() -> None:
+    body = transcript.checkpoint_body(KEY, CH, _hashes(7), prev=3)
+    records.check(body)
+    cb = transcript.check_checkpoint_body(body)
+    assert (cb.size, cb.prev, cb.root) == (7, 3, merkle.root(transcript.leaves(_hashes(7))))
+    merkle.verify_consistency(3, 7, cb.proof, merkle.root(transcript.leaves(_hashes(3))), cb.root)
+    cosig, line = transcript.cosign_body(cb, crypto.SigningKey(bytes(range(1, 33))), 1_790_000)
+    records.check(cosig)
+    cs = transcript.check_cosign_body(cosig)
+    assert cs.cosignature == line and cs.root == cb.root and cs.of == cb.sender
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda b: b.update(size=b["size"] + 1), "size"),
+        (lambda b: b.update(root=b64e(bytes(32))), "root"),
+        (lambda b: b.update(prev=7), "prev"),
+        (lambda b: b.update(proof=b["proof"][:-1]), "proof"),
+        (lambda b: b.update(extra=1), "unknown field"),
+        (lambda b: b.update(note=b["note"].replace("parley/chain/v1/", "example.com/")), "origin"),
+        (lambda b: b.update(note=b["note"] + b["note"].split("\n\n")[1]), "exactly one"),
+    ],
+    ids=["size", "root", "prev", "proof", "extra", "origin", "two-signatures"],
+)
+def test_malformed_checkpoint_bodies_are_bad_bodies(change: Any, needle: str) -> None:
+    body = transcript.checkpoint_body(KEY, CH, _hashes(7), prev=3)
+    change(body)
+    with pytest.raises(RejectedInput) as exc:
+        records.check(body)
+    assert exc.value.code is Code.BAD_BODY and needle in exc.value.message
+
+
+def test_a_cosign_body_needs_the_senders_and_the_cosigners_lines() -> None:
+    cb = transcript.check_checkpoint_body(transcript.checkpoint_body(KEY, CH, _hashes(2)))
+    cosig, _ = transcript.cosign_body(cb, crypto.SigningKey(bytes(range(1, 33))), 5)
+    only_sender = {**cosig, "note": note.Note(cb.text, cb.signatures).format()}
+    with pytest.raises(RejectedInput, match="two signatures"):
+        records.check(only_sender)
+    with pytest.raises(RejectedInput, match="of"):
+        records.check({**cosig, "of": "st" + "a" * 24})
+
+
+def _envelope(seen: int, recipients: int, seq: int = 3) -> Envelope:
+    keys = [crypto.SigningKey(bytes([i]) * 32) for i in range(1, 1 + max(seen, recipients))]
+    ids = [station_id(k.public) for k in keys]
+    kem = crypto.KemKey(bytes(range(32, 64)))
+    return seal(
+        channels.text_body("hello", "en"),
+        identity=KEY,
+        sender=station_id(KEY.public),
+        channel=CH,
+        seq=seq,
+        prev=crypto.sha256(b"prev") if seq > 1 else bytes(32),
+        seen={m: Ref(i + 1, crypto.sha256(m.encode())) for i, m in enumerate(ids[:seen])},
+        recipients=[RecipientKey(m, "AAAAAAAAAAAA", kem.public) for m in ids[:recipients]],
+        now_ms=1_790_000_000_000,
+    )[0]
+
+
+ENVELOPES = [_envelope(0, 1, 1), _envelope(1, 1), _envelope(3, 2), _envelope(2, 5)]
+
+
+@pytest.mark.parametrize("env", ENVELOPES, ids=lambda e: f"seq{e.seq}-to{len(e.keys)}")
+def test_the_fast_scan_reads_envelopes_as_the_reference_parser_does(env: Envelope) -> None:
+    fast = transcript.scan_fast(env.raw)
+    assert fast is not None
+    assert fast.signing_input == signing_input(env)
+    assert (fast.channel, fast.sender, fast.seq, fast.ts, fast.sig) == (
+        env.channel, env.sender, env.seq, env.ts, env.sig,
+    )  # fmt: skip
+    assert fast.recipients == tuple(k.to for k in env.keys)
+    assert fast.seen == tuple(
+        (m, r.seq, b64e(r.hash).encode()) for m, r in sorted(env.seen.items())
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    which=st.integers(0, len(ENVELOPES) - 1),
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 10_000), st.sampled_from(b'{}[]":,019AQgw_-z \\.'), st.integers(0, 2)
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)  # fmt: skip
+def test_the_fast_scan_never_accepts_what_the_reference_refuses(
+    which: int, edits: list[tuple[int, int, int]]
+) -> None:
+    raw = bytearray(ENVELOPES[which].raw)
+    for pos, ch, op in edits:
+        k = pos % len(raw)
+        if op == 0:
+            raw[k] = ch
+        elif op == 1:
+            del raw[k]
+        else:
+            raw.insert(k, ch)
+    data = bytes(raw)
+    fast = transcript.scan_fast(data)
+    try:
+        ref = parse_envelope(data)
+    except RejectedInput:
+        assert fast is None
+        return
+    # Either path may take an envelope the reference accepts; if the fast one does, it agrees.
+    if fast is not None:
+        assert fast.signing_input == signing_input(ref) and fast.seq == ref.seq
+
+
+def test_scan_envelope_names_the_reference_error() -> None:
+    raw = ENVELOPES[1].raw.replace(b'"v":1', b'"v": 1')
+    with pytest.raises(RejectedInput) as exc:
+        transcript.scan_envelope(raw)
+    assert exc.value.code is Code.MALFORMED and "canonical" in exc.value.message
+
+
+def test_origin_names_one_chain() -> None:
+    sid = station_id(KEY.public)
+    assert transcript.parse_origin(transcript.origin(CH, sid)) == (CH, sid)
+    for bad in ("example.com/log", f"parley/chain/v1/{CH}", f"parley/chain/v1/x/{sid}"):
+        with pytest.raises(RejectedInput):
+            transcript.parse_origin(bad)
+
+
+def test_the_chain_tree_agrees_with_the_reference_for_every_small_tree() -> None:
+    tree_leaves = transcript.leaves(_hashes(40))
+    tree = transcript.ChainTree(tree_leaves)
+    for n in range(1, 41):
+        assert tree.root(n) == merkle.root(tree_leaves[:n])
+        for i in range(n):
+            assert tree.inclusion_proof(i, n) == merkle.inclusion_proof(i, tree_leaves[:n])
+            m = i + 1
+            assert tree.consistency_proof(m, n) == merkle.consistency_proof(m, tree_leaves[:n])
+    assert tree.root(0) == merkle.EMPTY_ROOT
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3000), data=st.data())
+def test_the_chain_tree_agrees_with_the_reference(n: int, data: st.DataObject) -> None:
+    tree_leaves = transcript.leaves(crypto.sha256(i.to_bytes(4, "big")) for i in range(n))
+    tree = transcript.ChainTree(tree_leaves)
+    m = data.draw(st.integers(1, n))
+    i = data.draw(st.integers(0, n - 1))
+    assert tree.root() == merkle.root(tree_leaves)
+    assert tree.inclusion_proof(i, n) == merkle.inclusion_proof(i, tree_leaves)
+    assert tree.consistency_proof(m, n) == merkle.consistency_proof(m, tree_leaves)
+    assert tree.root(m) == merkle.root(tree_leaves[:m])

@@ -1,0 +1,516 @@
+"""Transcript export and offline verification, and proofs of one message (issue 5 items 2, 3).
+
+A clean export passes every named check; tampering with each kind of field makes verification
+fail naming that check; a proof reveals its message and no other; the CLI checks files with no
+station running; the API guards exports; and real stations do it end to end.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parley.api.app import build_app
+from parley.domain import channels
+from parley.errors import NotFound
+from parley.protocol import crypto, note, transcript
+from parley.protocol.encoding import b64d, b64e, canonical
+from parley.station import checkpoints as cps
+from parley.station import users
+from parley.station.node import Station
+from parley.store import checkpoints as db
+from tests.net import Stations, parley, wait
+from tests.pair import Clock, Net, introduce, make_station, open_channel
+
+TOKEN = "t" * 32
+TEXTS_A = [f"South message {i}: the launch window opens at 0{i}:00" for i in range(7)]
+TEXTS_B = [f"North answer {i}: acknowledged" for i in range(4)]
+
+
+class World:
+    def __init__(self, tmp: Path) -> None:
+        self.clock = Clock()
+        self.a = make_station(tmp / "a", "South", "en", self.clock)
+        self.b = make_station(tmp / "b", "North", "ko", self.clock)
+        introduce(self.a, self.b)
+        self.net = Net()
+        self.ch = open_channel(self.net, self.a, self.b)
+        for station in (self.a, self.b):
+            cps.policy(station).every_envelopes = 4
+        for i, text in enumerate(TEXTS_A):
+            self.a.send(self.ch, channels.text_body(text, "en"))
+            if i < len(TEXTS_B):
+                self.b.send(self.ch, channels.text_body(TEXTS_B[i], "ko"))
+            self.exchange()
+        self.exchange()
+
+    def exchange(self) -> None:
+        for _ in range(4):
+            self.net.deliver(self.a, self.b)
+            self.net.deliver(self.b, self.a)
+
+    def export(self, st: Station | None = None) -> list[bytes]:
+        data = b"".join(cps.export(st or self.a, self.ch, "auditor"))
+        return list(transcript.read_lines(data))
+
+    def seq_of(self, st: Station, text: str) -> int:
+        for e, b in st.store.channel_events(self.ch):
+            if b is not None and b.body.get("text") == text:
+                return e.seq
+        raise AssertionError(text)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = World(tmp_path_factory.mktemp("transcript"))
+    yield w
+    w.a.store.close()
+    w.b.store.close()
+
+
+@pytest.fixture(scope="module")
+def lines(world: World) -> list[bytes]:
+    return world.export()
+
+
+def verify(lines: list[bytes]) -> transcript.Report:
+    return transcript.verify_transcript(lines)
+
+
+# --- a clean export -------------------------------------------------------------------------------
+
+
+def test_a_clean_export_passes_every_check(world: World, lines: list[bytes]) -> None:
+    report = verify(lines)
+    assert report.ok, report.to_json()
+    # Every check had something to check: a check that passed vacuously proves nothing.
+    assert all(c.passed > 0 for c in report.checks.values()), report.to_json()
+    facts = report.facts
+    assert facts["exported_by"] == world.a.id and facts["bodies"] == facts["envelopes"]
+    chains = {c["sender"]: c for c in facts["chains"]}
+    for station in (world.a, world.b):
+        assert chains[station.id]["envelopes"] == station.store.head_seq(world.ch, station.id)
+        assert chains[station.id]["cosigned_up_to"] > 0
+    # Both members hold the same transcript, so Bravo's export checks out the same way.
+    assert verify(world.export(world.b)).ok
+
+
+def _fields(line: bytes) -> list[bytes]:
+    return line.rstrip(b"\n").split(b"\t")
+
+
+def _line(fields: list[bytes]) -> bytes:
+    return b"\t".join(fields) + b"\n"
+
+
+def _envelopes(lines: list[bytes]) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, json.loads(_fields(ln)[1])) for i, ln in enumerate(lines)
+            if ln.startswith(b"envelope\t")]  # fmt: skip
+
+
+def _index(lines: list[bytes], sender: str, seq: int) -> int:
+    for i, doc in _envelopes(lines):
+        if doc["from"] == sender and doc["seq"] == seq:
+            return i
+    raise AssertionError((sender, seq))
+
+
+# --- tampering: each kind of field fails the check that covers it ---------------------------------
+
+
+def tamper_body(w: World, lines: list[bytes]) -> list[bytes]:
+    i = _index(lines, w.a.id, w.seq_of(w.a, TEXTS_A[2]))
+    f = _fields(lines[i])
+    f[3] = f[3].replace(b"0", b"1")  # 02:00 -> 12:00 and so on; still canonical JSON
+    return [*lines[:i], _line(f), *lines[i + 1 :]]
+
+
+def tamper_signature(w: World, lines: list[bytes]) -> list[bytes]:
+    i = _index(lines, w.b.id, 3)
+    f = _fields(lines[i])
+    doc = json.loads(f[1])
+    sig = doc["sig"]
+    doc["sig"] = sig[:10] + ("B" if sig[10] != "B" else "C") + sig[11:]
+    f[1] = canonical(doc)
+    return [*lines[:i], _line(f), *lines[i + 1 :]]
+
+
+def tamper_order(w: World, lines: list[bytes]) -> list[bytes]:
+    out = list(lines)
+    i, j = _index(lines, w.a.id, 4), _index(lines, w.a.id, 5)
+    out[i], out[j] = out[j], out[i]
+    return out
+
+
+def tamper_drop(w: World, lines: list[bytes]) -> list[bytes]:
+    i = _index(lines, w.a.id, 3)
+    return [*lines[:i], *lines[i + 1 :]]
+
+
+def tamper_causal(w: World, lines: list[bytes]) -> list[bytes]:
+    """Move one of Bravo's envelopes before the envelope of Alpha's that it says it has seen."""
+    envs = _envelopes(lines)
+    for i, doc in envs:
+        seen = doc["seen"].get(w.a.id)
+        if doc["from"] != w.b.id or not seen or seen["seq"] < 2:
+            continue
+        j = _index(lines, w.a.id, seen["seq"])
+        if any(d["from"] == w.b.id for k, d in envs if j < k < i):
+            continue  # moving it would also reorder Bravo's own chain
+        out = list(lines)
+        out.insert(j, out.pop(i))
+        return out
+    raise AssertionError("no envelope of Bravo's has seen Alpha's chain")
+
+
+def _checkpoint_line(w: World, lines: list[bytes]) -> tuple[int, dict[str, Any]]:
+    for i, ln in enumerate(lines):
+        if ln.startswith(b"checkpoint\t"):
+            doc = json.loads(_fields(ln)[1])
+            if doc["sender"] == w.a.id:
+                return i, doc
+    raise AssertionError("no checkpoint line")
+
+
+def tamper_checkpoint(w: World, lines: list[bytes]) -> list[bytes]:
+    """Change the root a checkpoint claims: the sender's signature no longer covers it."""
+    i, doc = _checkpoint_line(w, lines)
+    cp = note.parse_checkpoint(note.parse_note(doc["note"]).text)
+    doc["note"] = doc["note"].replace(b64e_std(cp.root_hash), b64e_std(crypto.sha256(b"x")))
+    return [*lines[:i], _line([b"checkpoint", canonical(doc)]), *lines[i + 1 :]]
+
+
+def tamper_checkpoint_resigned(w: World, lines: list[bytes]) -> list[bytes]:
+    """The sender itself signs a root its envelopes do not have (a checkpoint that lies)."""
+    i, doc = _checkpoint_line(w, lines)
+    cp = note.parse_checkpoint(note.parse_note(doc["note"]).text)
+    lie = note.Checkpoint(cp.origin, cp.size, crypto.sha256(b"another history"))
+    doc["note"] = note.sign_note(note.format_checkpoint(lie), w.a.id, w.a.identity)
+    return [*lines[:i], _line([b"checkpoint", canonical(doc)]), *lines[i + 1 :]]
+
+
+def tamper_cosignature(w: World, lines: list[bytes]) -> list[bytes]:
+    i, doc = _checkpoint_line(w, lines)
+    signed = note.parse_note(doc["note"])
+    own, cosig = signed.signatures
+    flipped = cosig.signature[:-1] + bytes([cosig.signature[-1] ^ 1])
+    bad = note.Signature(cosig.name, cosig.key_id, flipped)
+    doc["note"] = note.Note(signed.text, (own, bad)).format()
+    return [*lines[:i], _line([b"checkpoint", canonical(doc)]), *lines[i + 1 :]]
+
+
+def tamper_header(w: World, lines: list[bytes]) -> list[bytes]:
+    f = _fields(lines[1])
+    doc = json.loads(f[1])
+    doc["exported_at"] += 1
+    return [lines[0], _line([b"header", canonical(doc)]), *lines[2:]]
+
+
+def tamper_member_key(w: World, lines: list[bytes]) -> list[bytes]:
+    f = _fields(lines[1])
+    doc = json.loads(f[1])
+    doc["members"][0]["identity"] = b64e(crypto.SigningKey(bytes(32)).public)
+    return [lines[0], _line([b"header", canonical(doc)]), *lines[2:]]
+
+
+def tamper_truncate(w: World, lines: list[bytes]) -> list[bytes]:
+    return lines[:-1]
+
+
+def b64e_std(data: bytes) -> str:
+    """Standard padded base64, as a C2SP checkpoint writes its root."""
+    return base64.b64encode(data).decode()
+
+
+# (tamper, the check that must fail, every check that may fail with it)
+CASES: list[tuple[Callable[[World, list[bytes]], list[bytes]], str, set[str]]] = [
+    (tamper_body, "body_commitment", {"export_signature"}),
+    # The hash of an envelope covers its signature: what links to it breaks too.
+    (tamper_signature, "signature", {"export_signature", "causal_order", "chain_links",
+                                     "checkpoint_root", "consistency", "cosignature"}),
+    (tamper_order, "seq_order", {"export_signature", "chain_links", "causal_order",
+                                 "checkpoint_root", "consistency", "cosignature"}),
+    (tamper_drop, "seq_order", {"export_signature", "chain_links", "causal_order",
+                                "checkpoint_root", "consistency", "cosignature", "timestamps"}),
+    (tamper_causal, "causal_order", {"export_signature", "cosignature"}),
+    (tamper_checkpoint, "checkpoint_signature", {"export_signature"}),
+    (tamper_checkpoint_resigned, "checkpoint_root", {"export_signature"}),
+    (tamper_cosignature, "cosignature", {"export_signature"}),
+    (tamper_header, "export_signature", set()),
+    (tamper_member_key, "file_format", set()),
+    (tamper_truncate, "export_signature", set()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("tamper", "check", "also"), CASES, ids=[c[0].__name__ for c in CASES])
+def test_tampering_fails_the_check_that_covers_it(
+    world: World,
+    lines: list[bytes],
+    tamper: Callable[[World, list[bytes]], list[bytes]],
+    check: str,
+    also: set[str],
+) -> None:
+    changed = tamper(world, lines)
+    assert changed != lines
+    report = verify(changed)
+    assert not report.ok
+    assert check in report.failed, report.to_json()
+    assert set(report.failed) <= {check, *also}, report.to_json()
+    assert report[check].failures  # and it says why
+
+
+def test_a_signature_changed_alongside_its_envelope_hash_still_breaks_the_chain(
+    world: World, lines: list[bytes]
+) -> None:
+    # Alpha's seq 3 replaced by another envelope Alpha really signed (an equivocation): the
+    # signature holds, the chain does not.
+    i = _index(lines, world.a.id, 3)
+    f = _fields(lines[i])
+    doc = json.loads(f[1])
+    doc["ts"] += 1
+    unsigned = {k: v for k, v in doc.items() if k != "sig"}
+    doc["sig"] = b64e(world.a.identity.sign(b"parley/envelope/v1\x00", canonical(unsigned)))
+    changed = [*lines[:i], _line([b"envelope", canonical(doc), *f[2:]]), *lines[i + 1 :]]
+    report = verify(changed)
+    assert "signature" not in report.failed
+    assert {"chain_links", "causal_order", "checkpoint_root"} <= set(report.failed)
+
+
+def test_a_wrong_consistency_proof_fails_consistency(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    first = db.latest_checkpoint(w.a.store, w.ch, w.a.id)
+    assert first is not None
+    body = transcript.checkpoint_body(
+        w.a.identity, w.ch, db.chain_hashes(w.a.store, w.ch, w.a.id), first.size
+    )
+    body["proof"] = [b64e(crypto.sha256(b"not it")), *body["proof"][1:]]
+    w.a.send(w.ch, body)
+    w.exchange()
+    report = verify(w.export())
+    assert set(report.failed) == {"consistency"}, report.to_json()
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2], ids=["empty", "magic-only", "bad-magic"])
+def test_files_that_are_not_transcripts_fail_closed(lines: list[bytes], cut: int) -> None:
+    given = [[], lines[:1], [b"parley-bundle/v1\n", *lines[1:]]][cut]
+    report = verify(given)
+    assert not report.ok and "file_format" in report.failed
+
+
+# --- the CLI, offline -----------------------------------------------------------------------------
+
+
+def test_the_cli_verifies_offline_and_names_every_check(
+    world: World, lines: list[bytes], tmp_path: Path
+) -> None:
+    good = tmp_path / "good.transcript"
+    good.write_bytes(b"".join(lines))
+    res = parley("transcript", "verify", str(good))
+    for name in transcript.TRANSCRIPT_CHECKS:
+        assert name in res.stdout
+    assert "every check passed" in res.stdout and world.b.fingerprint in res.stdout
+    bad = tmp_path / "bad.transcript"
+    bad.write_bytes(b"".join(tamper_signature(world, lines)))
+    res = parley("transcript", "verify", str(bad), ok=False)
+    assert res.returncode == 1 and "FAIL" in res.stdout
+    out = json.loads(parley("transcript", "verify", str(bad), "--json", ok=False).stdout)
+    assert not out["ok"]
+    assert "signature" in {c["check"] for c in out["checks"] if c["status"] == "fail"}
+
+
+# --- proofs of one message ------------------------------------------------------------------------
+
+
+def test_a_proof_reveals_its_message_and_nothing_else(world: World, tmp_path: Path) -> None:
+    seq = world.seq_of(world.a, TEXTS_A[1])
+    doc = cps.prove(world.b, world.ch, world.a.id, seq, "auditor")
+    report = transcript.check_proof(doc)
+    assert report.ok, report.to_json()
+    assert all(c.passed for c in report.checks.values())
+    assert report.facts["body"]["text"] == TEXTS_A[1] and report.facts["seq"] == seq
+    assert [c["station"] for c in report.facts["cosigners"]] == [world.b.id]
+    text = json.dumps(doc, ensure_ascii=False)
+    for other in [*TEXTS_A, *TEXTS_B]:
+        if other != TEXTS_A[1]:
+            assert other not in text
+    # Nor any other envelope, even encrypted: only sibling subtree hashes of the Merkle tree.
+    mine = json.loads(doc["envelope"])
+    for e in world.b.store.envelopes(world.ch):
+        ct = json.loads(e.raw)["ct"]
+        assert (ct in text) == (ct == mine["ct"])
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(doc))
+    res = parley("transcript", "check-proof", str(path))
+    assert TEXTS_A[1] in res.stdout and "every check passed" in res.stdout
+
+
+def _proof_tampers(w: World) -> list[tuple[str, Callable[[dict[str, Any]], None], str]]:
+    def body(d: dict[str, Any]) -> None:
+        d["body"] = d["body"].replace("launch", "lunch")
+
+    def inclusion(d: dict[str, Any]) -> None:
+        h = bytearray(b64d(d["inclusion"]["hashes"][0]))
+        h[0] ^= 1
+        d["inclusion"]["hashes"][0] = b64e(bytes(h))
+
+    def no_cosignature(d: dict[str, Any]) -> None:
+        signed = note.parse_note(d["checkpoint"])
+        d["checkpoint"] = note.Note(signed.text, signed.signatures[:1]).format()
+
+    def other_leaf(d: dict[str, Any]) -> None:
+        d["inclusion"]["index"] += 1
+
+    def signature(d: dict[str, Any]) -> None:
+        env = json.loads(d["envelope"])
+        env["sig"] = env["sig"][:5] + ("A" if env["sig"][5] != "A" else "B") + env["sig"][6:]
+        d["envelope"] = canonical(env).decode()
+
+    def checkpoint(d: dict[str, Any]) -> None:
+        d["members"][0]["identity"] = b64e(w.b.identity.public)
+        d["members"][0]["station"] = w.b.id
+
+    return [
+        ("body", body, "body_commitment"),
+        ("inclusion", inclusion, "inclusion"),
+        ("cosignature", no_cosignature, "cosignature"),
+        ("leaf", other_leaf, "inclusion"),
+        ("signature", signature, "signature"),
+        ("sender", checkpoint, "envelope_format"),
+    ]
+
+
+def test_a_tampered_proof_fails_naming_the_check(world: World, tmp_path: Path) -> None:
+    seq = world.seq_of(world.a, TEXTS_A[1])
+    for name, change, check in _proof_tampers(world):
+        doc = json.loads(json.dumps(cps.prove(world.b, world.ch, world.a.id, seq)))
+        change(doc)
+        report = transcript.check_proof(doc)
+        assert check in report.failed and not report.ok, (name, report.to_json())
+    doc = cps.prove(world.b, world.ch, world.a.id, seq)
+    _proof_tampers(world)[0][1](doc)
+    path = tmp_path / "bad-proof.json"
+    path.write_text(json.dumps(doc))
+    res = parley("transcript", "check-proof", str(path), ok=False)
+    assert res.returncode == 1 and "body_commitment" in res.stdout
+
+
+def test_no_proof_without_a_countersigned_checkpoint(world: World) -> None:
+    head = world.a.store.head_seq(world.ch, world.a.id)
+    world.a.send(world.ch, channels.text_body("not yet checkpointed", "en"))
+    with pytest.raises(NotFound, match="countersigned checkpoint"):
+        cps.prove(world.a, world.ch, world.a.id, head + 1)
+
+
+# --- the operator API -----------------------------------------------------------------------------
+
+
+def test_the_api_exports_for_auditors_only(world: World) -> None:
+    now = world.clock()
+    users.create_user(world.a, "olga", ["operator"], "password-1", now, "admin")
+    users.create_user(world.a, "audra", ["auditor"], "password-2", now, "admin")
+    _, operator = users.create_token(world.a, "olga", "cli", now, "admin")
+    _, auditor = users.create_token(world.a, "audra", "cli", now, "admin")
+    with TestClient(build_app(world.a, TOKEN)) as client:
+        path = f"/api/v1/channels/{world.ch}/export"
+        r = client.get(path, headers={"Authorization": f"Bearer {operator}"})
+        assert r.status_code == 403 and r.json()["code"] == "forbidden"
+        r = client.get(path, headers={"Authorization": f"Bearer {auditor}"})
+        assert r.status_code == 200
+        assert transcript.verify_transcript(transcript.read_lines(r.content)).ok
+        seq = world.seq_of(world.a, TEXTS_A[0])
+        r = client.get(
+            f"/api/v1/channels/{world.ch}/proof",
+            params={"sender": world.a.id, "seq": seq},
+            headers={"Authorization": f"Bearer {auditor}"},
+        )
+        assert r.status_code == 200 and transcript.check_proof(r.json()).ok
+        r = client.get(
+            f"/api/v1/channels/{world.ch}/checkpoints", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert r.status_code == 200 and r.json()
+        r = client.post(
+            f"/api/v1/channels/{world.ch}/checkpoint",
+            headers={"Authorization": f"Bearer {auditor}"},
+        )
+        assert r.status_code == 403
+    assert ("audra", "transcript.export") in [(x[1], x[2]) for x in world.a.store.audit_log()]
+
+
+# --- real stations --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_stations_export_verify_prove_and_check(tmp_path: Path) -> None:
+    with Stations(tmp_path, [("South", "en"), ("North", "ko")]) as net:
+        ch = net.open_channel("South", ["North"])
+        net.cli("South", "send", ch, "The test launch is at 09:00.")
+        net.cli("South", "send", ch, "It is a test, not a threat.")
+        net.cli("South", "transcript", "checkpoint", ch)
+        south = net.api("South")
+        wait(
+            lambda: any(cp["cosigners"] for cp in south.get(f"/channels/{ch}/checkpoints")),
+            what="North to countersign South's checkpoint",
+        )
+        out = tmp_path / "north.transcript"
+        net.cli("North", "transcript", "export", ch, "--out", str(out))
+        res = parley("transcript", "verify", str(out))  # no station, no data directory
+        assert "every check passed" in res.stdout
+        proof = tmp_path / "proof.json"
+        net.cli("North", "transcript", "prove", ch, "--seq", "2", "--sender", "South",
+                "--out", str(proof))  # fmt: skip
+        res = parley("transcript", "check-proof", str(proof))
+        assert "The test launch is at 09:00." in res.stdout
+        assert "not a threat" not in proof.read_text()
+
+
+# --- hostile input --------------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, 10**9), st.sampled_from(b'\t\n{}[]":,0aA_-=\\ \x00\xff')),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_verify_never_raises_and_fails_closed(
+    lines: list[bytes], edits: list[tuple[int, int]]
+) -> None:
+    data = bytearray(b"".join(lines))
+    for pos, byte in edits:
+        data[pos % len(data)] = byte
+    report = transcript.verify_transcript(transcript.read_lines(bytes(data)))
+    assert report.ok == (bytes(data) == b"".join(lines))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(path=st.lists(st.sampled_from(["members", "inclusion", "hashes", 0, 1, "index"]),
+                     max_size=3),
+       value=st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers()),
+                       st.dictionaries(st.text(max_size=3), st.integers())))  # fmt: skip
+def test_check_proof_never_raises(world: World, path: list[Any], value: Any) -> None:
+    doc: Any = json.loads(json.dumps(cps.prove(world.b, world.ch, world.a.id, 2)))
+    target = doc
+    for key in path[:-1]:
+        try:
+            target = target[key]
+        except (KeyError, IndexError, TypeError):
+            break
+    with contextlib.suppress(IndexError, TypeError):
+        target[path[-1] if path else "format"] = value
+    report = transcript.check_proof(doc)
+    assert isinstance(report.ok, bool)
