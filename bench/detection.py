@@ -14,7 +14,14 @@ import time
 
 from common import pair
 
+from parley.cli.client import Api
 from parley.station.config import Timings
+
+
+def downs(api: Api) -> list[dict[str, str]]:
+    """The link watch's alarms of a link going down."""
+    alarms = api.get("/alarms", params={"all": True})
+    return [x for x in alarms if x["kind"] == "link" and "→ down" in x["message"]]
 
 
 def main() -> None:
@@ -28,7 +35,11 @@ def main() -> None:
         a = p.api("a")
         for _ in range(args.rounds):
             seen = len(
-                [x for x in a.get("/alarms", params={"all": True}) if x["kind"] == "link_down"]
+                [
+                    x
+                    for x in a.get("/alarms", params={"all": True})
+                    if x["kind"] == "link" and "→ down" in x["message"]
+                ]
             )
             time.sleep(2 * args.heartbeat_ms / 1000)  # a quiet, healthy link first
             t0 = time.perf_counter()
@@ -36,7 +47,9 @@ def main() -> None:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 downs = [
-                    x for x in a.get("/alarms", params={"all": True}) if x["kind"] == "link_down"
+                    x
+                    for x in a.get("/alarms", params={"all": True})
+                    if x["kind"] == "link" and "→ down" in x["message"]
                 ]
                 if len(downs) > seen:
                     break

@@ -33,7 +33,9 @@ def parley(
     """Run the `parley` command; with ok=True, fail the test unless it exits 0."""
     cmd = [sys.executable, "-m", "parley.cli", *args]
     if data is not None:
-        cmd += ["--data", str(data)]
+        # Before a "--" (after which a hash or id that starts with "-" is not read as an option).
+        at = cmd.index("--") if "--" in cmd else len(cmd)
+        cmd[at:at] = ["--data", str(data)]
     res = subprocess.run(
         cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
     )

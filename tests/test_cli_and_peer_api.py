@@ -37,18 +37,20 @@ def parley(
 def two(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     procs = []
     dirs = []
-    for name, lang in (("South", "en"), ("North", "ko")):
-        d = tmp_path / name.lower()
-        res = parley("station", "init", "--name", name, "--lang", lang,
-                     "--listen", f"127.0.0.1:{free_port()}", data=d)  # fmt: skip
-        assert "station id   st" in res.stdout
-        assert len(res.stdout.split("fingerprint  ")[1].split("\n")[0].split()) == 12
-        procs.append(start(d, tmp_path / f"{name}.log"))
-        dirs.append(d)
-    yield dirs[0], dirs[1]
-    for p in procs:
-        os.killpg(p.pid, signal.SIGTERM)
-        p.wait(10)
+    try:
+        for name, lang in (("South", "en"), ("North", "ko")):
+            d = tmp_path / name.lower()
+            res = parley("station", "init", "--name", name, "--lang", lang,
+                         "--listen", f"127.0.0.1:{free_port()}", data=d)  # fmt: skip
+            assert "station id   st" in res.stdout
+            assert len(res.stdout.split("fingerprint  ")[1].split("\n")[0].split()) == 12
+            procs.append(start(d, tmp_path / f"{name}.log"))
+            dirs.append(d)
+        yield dirs[0], dirs[1]
+    finally:  # also when the second station fails to start: no station outlives its test
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(10)
 
 
 def wait_until(pred: object, timeout_s: float = 20) -> None:

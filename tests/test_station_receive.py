@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from parley.domain import channels
+from parley.errors import Code, RejectedInput
 from parley.protocol.encoding import b64d, b64e, canonical, parse
 from parley.protocol.envelope import MAX_ENVELOPE_BYTES, Ref, parse_envelope, seal
 from parley.protocol.identity import parse_invitation
-from parley.station.node import Station
+from parley.station.node import Accepted, Station
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
 
@@ -257,3 +258,26 @@ def test_transcripts_are_identical(world) -> None:
     net.deliver(a, b)
     net.deliver(b, a)
     assert a.transcript_digest(ch) == b.transcript_digest(ch)
+
+
+def test_an_observer_refusing_a_received_body_leaves_nothing_stored(tmp_path: Path) -> None:
+    clock = Clock()
+    a = make_station(tmp_path / "a", "South", "en", clock)
+    b = make_station(tmp_path / "b", "North", "ko", clock)
+    introduce(a, b)
+    net = Net()
+    ch = open_channel(net, a, b)
+    first, _ = a.send(ch, channels.text_body("kept", "en"))
+    second, _ = a.send(ch, channels.text_body("refused", "en"))
+
+    def refuse(st: Station, acc: Accepted) -> None:
+        if acc.body.get("text") == "refused":
+            raise RejectedInput(Code.BAD_BODY, "refused by an observer")
+
+    b.observers.append(refuse)
+    results, receipts = b.receive_batch([first.raw, second.raw])
+    assert [r.status for r in results] == ["accepted", "rejected"]
+    assert [m.body.get("text") for m in b.messages(ch)][-1] == "kept"
+    assert b.store.head_seq(ch, a.id) == first.seq
+    assert b.store.body(second.hash) is None
+    assert [r.seq for r in receipts] == [first.seq]

@@ -36,11 +36,13 @@ class Code(StrEnum):
     COMMITMENT_MISMATCH = "commitment_mismatch"
     BAD_BODY = "bad_body"
     BAD_INVITATION = "bad_invitation"
+    NO_ROUTE = "no_route"  # a relay cannot carry that envelope to that destination
     # local use
     INVALID_REQUEST = "invalid_request"
     NOT_FOUND = "not_found"
     FORBIDDEN = "forbidden"
     UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
     CONFLICT = "conflict"
     STATION_EXISTS = "station_exists"
     NO_STATION = "no_station"

@@ -7,10 +7,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from parley import __version__
-from parley.api import operator, peer
+from parley.api import metrics as metrics_api
+from parley.api import notices as notices_api
+from parley.api import operator, peer, users
+from parley.api import paths as paths_api
+from parley.api import talks as talks_api
+from parley.api import transcripts as transcripts_api
+from parley.api import vigil as vigil_api
 from parley.api.auth import Auth
 from parley.errors import Code, ParleyError
 from parley.station.node import Station
+from parley.web import console
 
 
 def build_app(station: Station, token: str) -> FastAPI:
@@ -38,5 +45,13 @@ def build_app(station: Station, token: str) -> FastAPI:
 
     auth = Auth(station, token)
     app.include_router(peer.router(station))
+    app.include_router(talks_api.router(station, auth))  # before operator's /channels/{ch}/{action}
+    app.include_router(notices_api.router(station, auth))  # likewise
+    app.include_router(transcripts_api.router(station, auth))  # likewise
     app.include_router(operator.router(station, auth))
+    app.include_router(users.router(station, auth))
+    app.include_router(metrics_api.router(station, auth))
+    app.include_router(vigil_api.router(station, auth))
+    app.include_router(paths_api.router(station, auth))
+    console.mount(app, station)  # the operator console at /console; / redirects there
     return app

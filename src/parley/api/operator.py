@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -127,16 +128,23 @@ def router(station: Station, auth: Auth) -> APIRouter:
         station.guard(channel, who)
         return station.transcript_digest(channel)
 
-    @r.post("/channels/{channel}/{action}")
-    def control(
-        channel: str,
-        action: Literal["consent", "suspend", "reopen", "close"],
-        req: ChannelControl | None = None,
-        who: User = Depends(auth.user),
-    ) -> dict[str, Any]:
-        station.guard(channel, who)
-        station.control(channel, action, req.reason if req else "", who.name)
-        return _channel(station, channel)
+    # One route per action, not "/channels/{channel}/{action}": a pattern that broad would
+    # capture every other router's POST /channels/{channel}/<word>.
+    def control_route(action: str) -> Callable[..., dict[str, Any]]:
+        def control(
+            channel: str, req: ChannelControl | None = None, who: User = Depends(auth.user)
+        ) -> dict[str, Any]:
+            station.guard(channel, who)
+            station.control(channel, action, req.reason if req else "", who.name)
+            return _channel(station, channel)
+
+        return control
+
+    for action in ("consent", "suspend", "reopen", "close"):
+        r.add_api_route(
+            f"/channels/{{channel}}/{action}", control_route(action), methods=["POST"],
+            name=f"channel_{action}",
+        )  # fmt: skip
 
     @r.get("/inbox")
     def inbox(
@@ -148,18 +156,26 @@ def router(station: Station, auth: Auth) -> APIRouter:
     def status() -> dict[str, Any]:
         return station.status()
 
+    def hidden(who: User) -> set[str]:
+        """Back channels this user is not named on: their alarms and evidence are not shown."""
+        return {s.channel for s in station.channel_states() if not station.visible(s, who)}
+
     @r.get("/alarms")
-    def alarms(all: bool = False) -> list[dict[str, Any]]:
-        return [a.__dict__ for a in station.store.alarms(include_cleared=all)]
+    def alarms(all: bool = False, who: User = Depends(auth.user)) -> list[dict[str, Any]]:
+        skip = hidden(who)
+        return [
+            a.__dict__ for a in station.store.alarms(include_cleared=all) if a.subject not in skip
+        ]
 
     @r.get("/evidence")
-    def evidence() -> list[dict[str, Any]]:
+    def evidence(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
+        skip = hidden(who)
         return [
             {
                 "channel": c, "sender": s, "seq": q, "kind": k, "envelope": raw.decode(),
                 "held_hash": b64e(h) if h else None, "detected": t,
             }
-            for c, s, q, k, raw, h, t in station.store.evidence()
+            for c, s, q, k, raw, h, t in station.store.evidence() if c not in skip
         ]  # fmt: skip
 
     return r

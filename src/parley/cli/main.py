@@ -17,8 +17,16 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import TyperException
 
+from parley.cli.bundle import bundle_app, peer_route
 from parley.cli.client import Api
+from parley.cli.demo import demo_command
+from parley.cli.notices import ack, forms_app, notice_app
+from parley.cli.talks import roadmap_app, talks_app, translate_app
+from parley.cli.transcript import transcript_app
+from parley.cli.users import audit_app, user_app
+from parley.cli.vigil import checkcall_app, crisis_app, links
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.identity import fingerprint, parse_invitation, station_id
 from parley.station import config as station_config
@@ -30,6 +38,20 @@ channel_app = typer.Typer(help="Channels: propose, consent, suspend, reopen, clo
 app.add_typer(station_app, name="station")
 app.add_typer(peer_app, name="peer")
 app.add_typer(channel_app, name="channel")
+app.add_typer(bundle_app, name="bundle")
+peer_app.command("route")(peer_route)
+app.add_typer(forms_app, name="forms")
+app.add_typer(notice_app, name="notice")
+app.command("ack")(ack)
+app.add_typer(talks_app, name="talks")
+app.add_typer(roadmap_app, name="roadmap")
+app.add_typer(translate_app, name="translate")
+app.add_typer(transcript_app, name="transcript")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+app.add_typer(checkcall_app, name="checkcall")
+app.add_typer(crisis_app, name="crisis")
+app.command("links")(links)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -54,6 +76,8 @@ def _print_json(value: Any) -> None:
 def _resolve_channel(api: Api, ref: str) -> str:
     ids = [c["channel"] for c in api.get("/channels")]
     matches = [c for c in ids if c.startswith(ref)]
+    if not matches and len(ref) == 22:  # a whole id the listing hides: let the API say why
+        return ref
     if len(matches) != 1:
         raise LocalError(
             Code.NOT_FOUND if not matches else Code.INVALID_REQUEST,
@@ -80,13 +104,28 @@ def station_init(
     lang: Annotated[str, typer.Option(help="Working language: en, ko, …")] = "en",
     listen: Annotated[str, typer.Option(help="host:port to serve on.")] = "127.0.0.1:8701",
     public_url: Annotated[str, typer.Option(help="URL peers use to reach us.")] = "",
+    inbound: Annotated[
+        bool, typer.Option(help="Serve the peer API; --no-inbound: pull from peers instead.")
+    ] = True,
+    database: Annotated[
+        str,
+        typer.Option(
+            envvar="PARLEY_DATABASE",
+            help="A postgresql:// URL (needed for --workers); empty: SQLite in the data directory.",
+        ),
+    ] = "",
 ) -> None:
     """Create a station: identity key, first signed medium-term key, API token, database."""
-    from parley.station.service import open_station
+    from parley.station.service import open_station, open_store
 
     if not name:
         raise LocalError(Code.INVALID_REQUEST, "give the station a --name")
-    cfg = station_config.Config(name=name, lang=lang, listen=listen, public_url=public_url)
+    if database:
+        open_store(data, database).close()  # unreachable or unsupported: fail before writing
+    cfg = station_config.Config(
+        name=name, lang=lang, listen=listen, public_url=public_url, database=database,
+        inbound=inbound,
+    )  # fmt: skip
     key = station_config.init_dir(data, cfg)
     st = open_station(data)
     st.store.audit("admin", "station.init", {"name": name, "lang": lang}, st.clock())
@@ -110,11 +149,33 @@ def _print_qr(text: str) -> None:
 
 
 @station_app.command("run")
-def station_run(data: Data = Path("parley-data")) -> None:
+def station_run(
+    data: Data = Path("parley-data"),
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="PARLEY_WORKERS",
+            min=1,
+            help="API worker processes sharing the port; above 1 needs PostgreSQL.",
+        ),
+    ] = 1,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            envvar="PARLEY_LOG_FORMAT",
+            help="json (one object per line), text, or auto: text on a terminal, else json.",
+        ),
+    ] = "auto",
+    log_level: Annotated[
+        str,
+        typer.Option(envvar="PARLEY_LOG_LEVEL", help="debug, info, warning or error."),
+    ] = "info",
+    worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
+) -> None:
     """Serve the peer API and operator API, and run delivery in the background."""
     from parley.station.service import serve
 
-    serve(data)
+    serve(data, workers, log_format, log_level, worker)
 
 
 @station_app.command("show")
@@ -304,19 +365,7 @@ def alarms(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
         out.print(f"{when(a['ts'])} [{a['severity']}] {a['kind']}: {a['message']}")
 
 
-@app.command("demo")
-def demo(
-    data: Annotated[
-        Path, typer.Option("--data", "-d", help="Where the demo stations live.")
-    ] = Path("demo-data"),
-    keep_running: Annotated[
-        bool, typer.Option(help="Keep the stations running afterwards.")
-    ] = True,
-) -> None:
-    """Start local stations on loopback and play the story behind Parley."""
-    from parley.cli.demo import run_demo
-
-    run_demo(data, keep_running)
+app.command("demo")(demo_command)
 
 
 def main() -> None:
@@ -334,10 +383,12 @@ def main() -> None:
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
+    except TyperException as exc:  # usage errors (typer bundles its own click)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc}", markup=False)
+        if "No such option: -" in str(exc):
+            err.print("  (a hash or id that begins with '-' goes after `--`: parley … -- ID)")
+        sys.exit(2)

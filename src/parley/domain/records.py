@@ -10,10 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from parley.domain import channels, checkcalls, crisis, roadmap, talks, translation
+from parley.domain import channels, checkcalls, crisis, notices, roadmap, talks, translation
 from parley.errors import Code, RejectedInput
+from parley.protocol import transcript
 
 Checker = Callable[[dict[str, Any]], object]
+
+
+def untyped(parse: Checker) -> Checker:
+    """A checker for a domain parser that takes the body's fields without its "type" key."""
+    return lambda body: parse({k: v for k, v in body.items() if k != "type"})
 
 
 CHECKERS: dict[str, Checker] = {
@@ -26,11 +32,15 @@ CHECKERS: dict[str, Checker] = {
     **{t: talks.parse_body for t in talks.BODY_TYPES},
     **{t: roadmap.parse_body for t in roadmap.BODY_TYPES},
     translation.TYPE: translation.parse_body,
-    checkcalls.KIND_CALL: checkcalls.parse_call,
-    checkcalls.KIND_ANSWER: lambda b: checkcalls.parse_answer(b, 0),
-    crisis.KIND_OPEN: crisis.parse_open,
-    crisis.KIND_STATUS: crisis.parse_status,
-    crisis.KIND_LINK: crisis.parse_link,
+    checkcalls.KIND_CALL: untyped(checkcalls.parse_call),
+    checkcalls.KIND_ANSWER: untyped(lambda b: checkcalls.parse_answer(b, 0)),
+    crisis.KIND_OPEN: untyped(crisis.parse_open),
+    crisis.KIND_STATUS: untyped(crisis.parse_status),
+    crisis.KIND_LINK: untyped(crisis.parse_link),
+    notices.TYPE: notices.check_notice,
+    notices.TYPE_ACK: notices.check_ack,
+    transcript.CHECKPOINT: transcript.check_checkpoint_body,
+    transcript.COSIGN: transcript.check_cosign_body,
 }
 
 

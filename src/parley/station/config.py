@@ -13,6 +13,7 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from parley.errors import Code, LocalError
 from parley.protocol import crypto
@@ -30,6 +31,11 @@ class Timings:
     retry_max_ms: int = 15_000
     heartbeat_ms: int = 5_000
     down_after_failures: int = 3
+    # Link health (domain/liveness.py), in heartbeat intervals without a successful contact or
+    # in failed sends; the defaults agree with down_after_failures. 0: RTT never degrades a link.
+    degraded_after_missed: int = 2
+    down_after_missed: int = 3
+    degraded_rtt_ms: int = 5_000
     skew_ms: int = 5 * 60 * 1000
     prekey_rotation_ms: int = 24 * 3600 * 1000
     prekey_grace_ms: int = 7 * 24 * 3600 * 1000
@@ -42,7 +48,18 @@ class Config:
     listen: str = "127.0.0.1:8701"
     public_url: str = ""
     database: str = ""
+    # False: no peer API is served and the invitation names no address; the station pulls.
+    inbound: bool = True
     timings: Timings = field(default_factory=Timings)
+    # Folders of extra forms beside the packaged catalogue (also PARLEY_FORMS_DIR, ":"-separated).
+    forms_dirs: list[str] = field(default_factory=list)
+    # Overdue acknowledgements escalate in levels: [{"after_overdue_ms": 0, "action":
+    # "console_alarm"}, {"after_overdue_ms": 3600000, "action": "webhook", "target": URL}, …].
+    # Empty: one level, a console alarm as soon as an acknowledgement is overdue.
+    escalation: list[dict[str, Any]] = field(default_factory=list)
+    # Machine translation engine (station/translators.py engine_from_config): {} for none,
+    # {"engine": "libretranslate", "url": …} or {"engine": "argos", "model_dir": …}.
+    translation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def host(self) -> str:

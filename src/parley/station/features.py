@@ -10,9 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
+from parley.station import checkpoints, notices, vigil
+from parley.station import talks as talks_feature
 from parley.station.node import Station
 
-FEATURES: list[ModuleType] = []
+FEATURES: list[ModuleType] = [
+    notices,
+    talks_feature,
+    vigil,
+    checkpoints,
+]
 
 
 def install(station: Station, features: list[ModuleType] | None = None) -> Station:

@@ -10,7 +10,7 @@ Every check runs before anything is stored; a rejection changes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,9 +142,9 @@ class Station:
         self.observers: list[Observer] = []
         # Periodic work (check calls due, deadlines overdue, checkpoints): run by tick(now).
         self.scheduled: list[Callable[[Station, int], None]] = []
-        # `seen` of stored control envelopes, by hash: they never change, and every received
-        # envelope re-derives its channel's state from them.
-        self._control_seen: dict[bytes, dict[str, int]] = {}
+        # `seen` of stored envelopes that folds order (control, talks, crises …), by hash: they
+        # never change, and every received envelope re-derives its channel's state from them.
+        self._seen: dict[bytes, dict[str, int]] = {}
 
     def tick(self) -> None:
         """Run every scheduled task once at the current time. A failing task is an alarm, not a
@@ -243,14 +243,19 @@ class Station:
 
     # --- channels --------------------------------------------------------------------------------
     def _events(self, channel: str) -> list[channels.Event]:
-        out = []
-        for e, b in self.store.control_events(channel):
-            seen = self._control_seen.get(e.hash)
-            if seen is None:
-                seen = {m: r.seq for m, r in parse_envelope(e.raw).seen.items()}
-                self._control_seen[e.hash] = seen
-            out.append(channels.Event(e.sender, e.seq, e.ts, b64e(e.hash), b.body, seen))
-        return out
+        return [self._event(e, b.body) for e, b in self.store.control_events(channel)]
+
+    def _event(self, e: EnvelopeRow, body: dict[str, Any]) -> channels.Event:
+        seen = self._seen.get(e.hash)
+        if seen is None:
+            seen = {m: r.seq for m, r in parse_envelope(e.raw).seen.items()}
+            self._seen[e.hash] = seen
+        return channels.Event(e.sender, e.seq, e.ts, b64e(e.hash), body, seen)
+
+    def causal(self, rows: Iterable[tuple[EnvelopeRow, Mapping[str, Any]]]) -> list[channels.Event]:
+        """One channel's stored bodies in the causal order every member computes alike (stored
+        order differs between members when envelopes cross)."""
+        return channels.causal_order(self._event(e, dict(b)) for e, b in rows)
 
     def channel_state(self, channel: str) -> channels.ChannelState:
         state = channels.derive(channel, self._events(channel))
@@ -288,6 +293,8 @@ class Station:
         for p in peers:
             self._peer(p)
         channel = b64e(crypto.random_bytes(16))
+        while channel.startswith("-"):  # a command line would read it as an option
+            channel = b64e(crypto.random_bytes(16))
         body = channels.propose_body(kind, title, [self.id, *peers], **extra)
         self.store.add_channel(channel, self.clock())
         with self.store.tx():
@@ -425,7 +432,10 @@ class Station:
     def receive(self, raw: bytes) -> ReceiveResult:
         h = b64e(crypto.sha256(raw))
         try:
-            return self._receive(raw)
+            # One envelope's writes (and its observers') stand or fall together, also inside a
+            # batch: a rejection after the insert must leave nothing behind.
+            with self.store.savepoint():
+                return self._receive(raw)
         except ParleyError as exc:
             return ReceiveResult(h, "rejected", str(exc.code), exc.message)
 

@@ -112,6 +112,9 @@ class SqlStore:
     def _ddl(self, sql: str) -> str:
         return sql
 
+    def _scrub(self) -> None:
+        """Make erased secrets unrecoverable from the database's files, where the backend can."""
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -140,6 +143,21 @@ class SqlStore:
                 raise
             self._depth = 0
             self._commit()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A unit of work that can fail alone: inside a transaction (one is begun if none is
+        open), an exception undoes only what this unit wrote, then propagates."""
+        with self.tx():
+            name = f"sp{self._depth}"
+            self._execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                self._execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self._execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            self._execute(f"RELEASE SAVEPOINT {name}")
 
     def migrate(self) -> None:
         current = 0
@@ -210,6 +228,8 @@ class SqlStore:
                 " AND not_after < ?",
                 now_ms, expired_before,
             )  # fmt: skip
+        if rows and not self._depth:
+            self._scrub()
         return [r[0] for r in rows]
 
     # --- peers -----------------------------------------------------------------------------------

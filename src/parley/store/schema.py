@@ -87,9 +87,105 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX login_attempts_source ON login_attempts (source, ts)",
         ],
     ),
-    (3, "paths: relay queue, pull cursors, bundles", []),
-    (4, "transcripts: checkpoints and cosignatures", []),
-    (5, "notices: acknowledgements, deadlines, escalations, check-call schedules", []),
+    (
+        3,
+        "paths: relay queue, pull cursors, bundles",
+        [
+            # Per-peer routing: deliver through the relay station `via` (always, or only while
+            # the direct link is down when fallback = 1). No row: push directly.
+            """CREATE TABLE routes (
+                peer TEXT PRIMARY KEY, via TEXT NOT NULL, fallback INTEGER NOT NULL,
+                updated BIGINT NOT NULL)""",
+            # Envelopes this station relays for others: opaque bytes, deleted once answered.
+            """CREATE TABLE relay_queue (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, src TEXT NOT NULL, dest TEXT NOT NULL,
+                hash BLOB NOT NULL, raw BLOB NOT NULL, received BIGINT NOT NULL,
+                UNIQUE (dest, hash))""",
+            "CREATE INDEX relay_queue_dest ON relay_queue (dest, id)",
+            # The destination's newest receipt per chain, kept for the sender to collect.
+            """CREATE TABLE relay_receipts (
+                channel TEXT NOT NULL, of_station TEXT NOT NULL, by_station TEXT NOT NULL,
+                seq BIGINT NOT NULL, raw BLOB NOT NULL, received BIGINT NOT NULL,
+                PRIMARY KEY (channel, of_station, by_station))""",
+            """CREATE TABLE pull_cursors (
+                peer TEXT PRIMARY KEY, last_pull BIGINT NOT NULL, served BIGINT NOT NULL)""",
+            """CREATE TABLE bundles (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, direction TEXT NOT NULL,
+                peer TEXT NOT NULL, digest BLOB NOT NULL, created BIGINT NOT NULL,
+                envelopes INTEGER NOT NULL, receipts INTEGER NOT NULL, at BIGINT NOT NULL,
+                outcome TEXT NOT NULL)""",
+        ],
+    ),
+    (
+        4,
+        "transcripts: checkpoints and cosignatures",
+        [
+            # store/checkpoints.py: signed tree heads over one sender's chain (ours and the
+            # other members' that matched our own view), and the cosignatures that matched it.
+            """CREATE TABLE checkpoints (
+                channel TEXT NOT NULL, sender TEXT NOT NULL, size BIGINT NOT NULL,
+                root BLOB NOT NULL, seq BIGINT NOT NULL, note TEXT NOT NULL,
+                ts BIGINT NOT NULL, PRIMARY KEY (channel, sender, size))""",
+            """CREATE TABLE cosignatures (
+                channel TEXT NOT NULL, sender TEXT NOT NULL, size BIGINT NOT NULL,
+                cosigner TEXT NOT NULL, line TEXT NOT NULL, signed BIGINT NOT NULL,
+                seq BIGINT NOT NULL, PRIMARY KEY (channel, sender, size, cosigner))""",
+        ],
+    ),
+    (
+        5,
+        "notices: acknowledgements, deadlines, escalations, check-call schedules",
+        [
+            # vigil (station/vigil.py): link health, check calls
+            """CREATE TABLE link_health (
+                peer TEXT PRIMARY KEY, state TEXT NOT NULL, since BIGINT NOT NULL,
+                reason TEXT NOT NULL)""",
+            """CREATE TABLE link_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, at_ms BIGINT NOT NULL,
+                old TEXT NOT NULL, new TEXT NOT NULL, reason TEXT NOT NULL)""",
+            "CREATE INDEX link_events_at ON link_events (at_ms)",
+            """CREATE TABLE checkcall_schedules (
+                channel TEXT PRIMARY KEY, times TEXT NOT NULL, tz TEXT NOT NULL,
+                weekdays TEXT NOT NULL, answer_within_ms BIGINT NOT NULL, holidays TEXT NOT NULL,
+                covered BIGINT NOT NULL, updated BIGINT NOT NULL, updated_by TEXT NOT NULL)""",
+            """CREATE TABLE checkcalls (
+                channel TEXT NOT NULL, caller TEXT NOT NULL, call_id TEXT NOT NULL,
+                due_ms BIGINT NOT NULL, answer_by_ms BIGINT NOT NULL, ref TEXT NOT NULL,
+                ts BIGINT NOT NULL, PRIMARY KEY (channel, caller, call_id))""",
+            "CREATE INDEX checkcalls_due ON checkcalls (caller, answer_by_ms)",
+            """CREATE TABLE checkcall_answers (
+                channel TEXT NOT NULL, caller TEXT NOT NULL, call_id TEXT NOT NULL,
+                answerer TEXT NOT NULL, by_name TEXT, ts BIGINT, ref TEXT, missed_alarmed BIGINT,
+                PRIMARY KEY (channel, caller, call_id, answerer))""",
+            # notices (station/notices.py, store/notices.py): notices, acks, deadlines, escalation
+            """CREATE TABLE notices (
+                hash TEXT PRIMARY KEY, channel TEXT NOT NULL, sender TEXT NOT NULL,
+                seq BIGINT NOT NULL, ts BIGINT NOT NULL, form TEXT NOT NULL,
+                version INTEGER NOT NULL, lang TEXT NOT NULL, deadline_ms BIGINT NOT NULL,
+                late INTEGER NOT NULL)""",
+            "CREATE INDEX notices_channel ON notices (channel, ts)",
+            """CREATE TABLE notice_acks (
+                hash TEXT PRIMARY KEY, channel TEXT NOT NULL, ref TEXT NOT NULL,
+                station TEXT NOT NULL, seq BIGINT NOT NULL, ts BIGINT NOT NULL,
+                answer TEXT NOT NULL, answer_text TEXT NOT NULL, by_name TEXT NOT NULL)""",
+            "CREATE INDEX notice_acks_ref ON notice_acks (ref, station, ts)",
+            """CREATE TABLE notice_deadlines (
+                ref TEXT NOT NULL, answerer TEXT NOT NULL, channel TEXT NOT NULL,
+                sender TEXT NOT NULL, deadline_ms BIGINT NOT NULL, answered_ts BIGINT,
+                PRIMARY KEY (ref, answerer))""",
+            "CREATE INDEX notice_deadlines_open ON notice_deadlines (answered_ts, deadline_ms)",
+            """CREATE TABLE notice_escalations (
+                ref TEXT NOT NULL, answerer TEXT NOT NULL, level INTEGER NOT NULL,
+                action TEXT NOT NULL, fired_ms BIGINT NOT NULL,
+                PRIMARY KEY (ref, answerer, level))""",
+            """CREATE TABLE notice_webhooks (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, ref TEXT NOT NULL, answerer TEXT NOT NULL,
+                level INTEGER NOT NULL, url TEXT NOT NULL, payload TEXT NOT NULL,
+                attempts INTEGER NOT NULL, next_ms BIGINT NOT NULL, state TEXT NOT NULL,
+                last_error TEXT, updated BIGINT NOT NULL)""",
+            "CREATE INDEX notice_webhooks_due ON notice_webhooks (state, next_ms)",
+        ],
+    ),
     (6, "talks and translation", []),
     (
         7,
