@@ -65,6 +65,20 @@ def kinds(st: Station) -> list[str]:
 # --- issuing and countersigning -------------------------------------------------------------------
 
 
+def test_checkpoints_stay_out_of_the_inbox_but_in_the_transcript(
+    pair: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    net, _, a, b, ch = pair
+    cps.policy(a).every_envelopes = 3
+    say(a, ch, 5)
+    exchange(net, a, b)
+    in_transcript = {m.body["type"] for m in b.messages(ch)}
+    assert {"text", transcript.CHECKPOINT} <= in_transcript
+    assert transcript.COSIGN in {m.body["type"] for m in a.messages(ch)}
+    assert {m.body["type"] for m in b.inbox()} == {"text", "channel.propose"}
+    assert {m.body["type"] for m in a.inbox()} == {"channel.consent"}
+
+
 def test_every_n_envelopes_a_checkpoint_is_issued_and_countersigned(
     pair: tuple[Net, Clock, Station, Station, str],
 ) -> None:

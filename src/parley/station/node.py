@@ -47,6 +47,7 @@ from parley.protocol.identity import (
     station_id,
 )
 from parley.protocol.receipt import Receipt, sign_receipt
+from parley.protocol.transcript import CHECKPOINT, COSIGN
 from parley.station.config import Config
 from parley.station.users import User
 from parley.store.base import EnvelopeRow, PeerRow, SqlStore
@@ -607,10 +608,9 @@ class Station:
 
     def inbox(self, limit: int = 200, user: User | None = None) -> list[Message]:
         visible = {st.channel for st in self.channel_states(user)}
-        out = [
-            self._message(e, b.body if b else {})
-            for e, b in self.store.received(self.id, sorted(visible), limit)
-        ]
+        # Checkpoints and cosignatures are the stations' own bookkeeping, not for a person.
+        rows = self.store.received(self.id, sorted(visible), limit, (CHECKPOINT, COSIGN))
+        out = [self._message(e, b.body if b else {}) for e, b in rows]
         for ch, sender, seq, h, prec, body, received in self.store.early():
             if ch in visible:
                 awaiting = seq - 1 - self.store.head_seq(ch, sender)

@@ -369,17 +369,19 @@ class SqlStore:
         ]
 
     def received(
-        self, me: str, channels: list[str], limit: int
+        self, me: str, channels: list[str], limit: int, skip_types: tuple[str, ...] = ()
     ) -> list[tuple[EnvelopeRow, BodyRow | None]]:
-        """The newest `limit` envelopes from others on `channels`, oldest first."""
+        """The newest `limit` envelopes from others on `channels` whose body is not of one of
+        `skip_types`, oldest first."""
         if not channels:
             return []
         marks = ", ".join("?" * len(channels))
+        skip = f" AND b.type NOT IN ({', '.join('?' * len(skip_types))})" if skip_types else ""
         rows = self.q(
             f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt"
             " FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
-            f" WHERE e.sender != ? AND e.channel IN ({marks}) ORDER BY e.id DESC LIMIT ?",
-            me, *channels, limit,
+            f" WHERE e.sender != ? AND e.channel IN ({marks}){skip} ORDER BY e.id DESC LIMIT ?",
+            me, *channels, *skip_types, limit,
         )  # fmt: skip
         return [
             (_env(r[:9]), BodyRow(json.loads(r[9]), bytes(r[10])) if r[9] is not None else None)
