@@ -4,7 +4,9 @@ protocol functions, checked as `parley transcript verify` checks it.
 Prints envelopes/s beside this machine's raw Ed25519 verification rate measured in the same run
 (PyNaCl, a prepared VerifyKey, one verify call per signature of the same envelopes), and their
 ratio; the goal is >= 0.8. The raw rate is measured before and after the verification and
-averaged, since the machine's load may change in between.
+averaged, since the machine's load may change in between. As `parley transcript verify` does,
+envelope signatures are checked in one worker process while this one checks the rest of the file,
+so the crypto runs on one core as in the raw rate; the CPU-time figure counts both processes.
 
 The export is two members' chains on one channel, three envelopes of the first for each of the
 second, each sealed with `envelope.seal` (X25519 wraps, XChaCha20-Poly1305, Ed25519), with a
@@ -32,6 +34,7 @@ import nacl.signing
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from parley.cli.verifying import signature_worker
 from parley.domain import channels
 from parley.protocol import crypto, transcript
 from parley.protocol.encoding import b64d, b64e, canonical
@@ -133,6 +136,12 @@ def build(path: Path, n: int) -> list[tuple[bytes, bytes, bytes]]:
     return sample
 
 
+def cpu_with_children() -> float:
+    """CPU seconds of this process and of its children that have exited."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def raw_rate(sample: list[tuple[bytes, bytes, bytes]]) -> tuple[float, float]:
     """Signatures per second (wall clock, CPU time) of a plain PyNaCl verify loop over the same
     envelopes' signatures."""
@@ -179,11 +188,13 @@ def main() -> None:
         raw_before = raw_rate(sample)
         with _bar("verifying", size, unit_column=False) as bar, path.open("rb") as f:
             task = bar.add_task("verify", total=size)
-            t, c = time.perf_counter(), time.process_time()
-            report = transcript.verify_transcript(
-                f, progress=lambda done: bar.update(task, completed=done)
-            )
-            elapsed, cpu = time.perf_counter() - t, time.process_time() - c
+            t, c = time.perf_counter(), cpu_with_children()
+            with signature_worker() as checks:
+                report = transcript.verify_transcript(
+                    f, progress=lambda done: bar.update(task, completed=done), batch_verify=checks
+                )
+            # The worker process has exited here, so its CPU time is counted too.
+            elapsed, cpu = time.perf_counter() - t, cpu_with_children() - c
         raw_after = raw_rate(sample)
     finally:
         if not args.keep and not args.reuse:

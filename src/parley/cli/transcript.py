@@ -24,6 +24,7 @@ from rich.table import Table
 
 from parley.cli import main as cli
 from parley.cli.client import Api, ApiError
+from parley.cli.verifying import signature_worker
 from parley.errors import Code, LocalError
 from parley.protocol import transcript
 
@@ -174,9 +175,9 @@ def verify(
     show = not (quiet or as_json) and total >= PROGRESS_MIN_BYTES
     with _progress() as bar:
         task = bar.add_task("verifying", total=total, visible=show)
-        with file.open("rb") as f:
+        with file.open("rb") as f, signature_worker() as checks:
             report = transcript.verify_transcript(
-                f, progress=lambda done: bar.update(task, completed=done)
+                f, progress=lambda done: bar.update(task, completed=done), batch_verify=checks
             )
     if not as_json:
         facts = report.facts

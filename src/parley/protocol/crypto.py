@@ -10,6 +10,7 @@ Every decryption failure is the same `DecryptFailed`: no oracle for an attacker.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -69,10 +70,16 @@ def verify(public: bytes, label: bytes, message: bytes, signature: bytes) -> boo
     if len(public) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         return False
     try:
-        nacl.signing.VerifyKey(public).verify(label + message, signature)
+        _verify_key(public).verify(label + message, signature)
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
         return False
     return True
+
+
+@functools.lru_cache(maxsize=256)
+def _verify_key(public: bytes) -> nacl.signing.VerifyKey:
+    # A station verifies the same few peers' keys over and over.
+    return nacl.signing.VerifyKey(public)
 
 
 # --- X25519 key wrapping --------------------------------------------------------------------------

@@ -706,6 +706,22 @@ class TranscriptWriter:
         return _line(b"signature", b64e(sig).encode("ascii"))
 
 
+SignatureJob = tuple[bytes, bytes, bytes]
+"""(public key, signed bytes without the label, signature) of one envelope."""
+
+BatchVerify = Callable[[list[SignatureJob]], Callable[[], list[bool]]]
+"""Start checking a batch of envelope signatures; the returned function gives the results.
+`verify_now` checks at once; a caller may pass one that checks on another thread, so that
+signatures are checked while the next lines are parsed (the core itself starts no threads)."""
+
+SIGNATURE_BATCH = 256
+
+
+def verify_now(jobs: list[SignatureJob]) -> Callable[[], list[bool]]:
+    results = [crypto.verify(pk, ENVELOPE_LABEL, signed, sig) for pk, signed, sig in jobs]
+    return lambda: results
+
+
 class _Chain:
     """One sender's chain as the file gives it, and its Merkle tree so far."""
 
@@ -733,8 +749,12 @@ class _Chain:
 
 
 class _Verifier:
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: Report, batch_verify: BatchVerify = verify_now) -> None:
         self.r = report
+        self.batch_verify = batch_verify
+        self.sig_jobs: list[SignatureJob] = []
+        self.sig_where: list[tuple[int, str, int]] = []  # (line, sender, seq) of each job
+        self.sig_started: list[tuple[list[tuple[int, str, int]], Callable[[], list[bool]]]] = []
         self.channel = ""
         self.members: dict[str, Member] = {}
         self.chains: dict[str, _Chain] = {}
@@ -755,6 +775,23 @@ class _Verifier:
         if k not in self.memo:
             self.memo[k] = verify_signature_line(text, sig, v)
         return self.memo[k]
+
+    def start_signatures(self) -> None:
+        if self.sig_jobs:
+            self.sig_started.append((self.sig_where, self.batch_verify(self.sig_jobs)))
+            self.sig_jobs, self.sig_where = [], []
+
+    def finish_signatures(self) -> None:
+        """Collect every envelope signature's result (in file order)."""
+        self.start_signatures()
+        for wheres, results in self.sig_started:
+            for ok, (n, sid, seq) in zip(results(), wheres, strict=True):
+                if ok:
+                    self.c_signature.passed += 1
+                else:
+                    where = f"line {n} ({self.name(sid)} seq {seq})"
+                    self.c_signature.fail(f"{where}: the signature does not verify")
+        self.sig_started = []
 
     def root(self, sender: str, size: int) -> bytes | None:
         chain = self.chains.get(sender)
@@ -791,10 +828,10 @@ class _Verifier:
             return
         self.c_format.passed += 1
         h = crypto.sha256(raw)
-        if crypto.verify(sender.identity, ENVELOPE_LABEL, signed, sig):
-            self.c_signature.passed += 1
-        else:
-            self.c_signature.fail(f"{self.where(n, s)}: the signature does not verify")
+        self.sig_jobs.append((sender.identity, signed, sig))
+        self.sig_where.append((n, sid, seq))
+        if len(self.sig_jobs) >= SIGNATURE_BATCH:
+            self.start_signatures()
         chain = self.chains[sid]
         held = len(chain.b64)
         if seq == held + 1:
@@ -1028,14 +1065,17 @@ class _Verifier:
 
 
 def verify_transcript(
-    lines: Iterable[bytes], progress: Callable[[int], None] | None = None
+    lines: Iterable[bytes],
+    progress: Callable[[int], None] | None = None,
+    batch_verify: BatchVerify = verify_now,
 ) -> Report:
     """Check a transcript file given as its lines (each ending in b"\\n"), offline.
 
     `progress(bytes_done)` is called every few thousand lines. Never raises for bad input.
+    `batch_verify` checks envelope signatures (see BatchVerify).
     """
     report = Report.of(TRANSCRIPT_CHECKS)
-    v = _Verifier(report)
+    v = _Verifier(report, batch_verify)
     digest = hashlib.sha256()
     signature: bytes | None = None
     after_signature = False
@@ -1071,6 +1111,7 @@ def verify_transcript(
         else:
             report["file_format"].fail(f"line {n}: unknown line {fields[0][:20]!r}")
         update(line)
+    v.finish_signatures()
     if progress is not None:
         progress(done)
     if n < 2:
