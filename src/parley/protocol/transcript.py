@@ -165,6 +165,9 @@ class ChainTree:
     def size(self) -> int:
         return len(self._levels[0])
 
+    def leaf(self, index: int) -> bytes:
+        return self._levels[0][index]
+
     def append(self, leaf: bytes) -> None:
         levels = self._levels
         levels[0].append(leaf)

@@ -61,6 +61,29 @@ class Policy:
 
 
 _policies: WeakKeyDictionary[Station, Policy] = WeakKeyDictionary()
+_trees: WeakKeyDictionary[Station, dict[tuple[str, str], transcript.ChainTree]] = (
+    WeakKeyDictionary()
+)
+
+
+def chain_tree(
+    station: Station, channel: str, sender: str, size: int | None = None
+) -> transcript.ChainTree:
+    """The Merkle tree of a chain as held: at least its first `size` envelopes (all, if None).
+    Kept between calls and extended from the store, so a checkpoint costs O(new envelopes), not
+    O(chain). A tree the store no longer agrees with (a rolled-back receive) is rebuilt."""
+    trees = _trees.setdefault(station, {})
+    tree = trees.get((channel, sender))
+    if tree is not None and tree.size:
+        held = station.store.hash_at(channel, sender, tree.size)
+        if held is None or merkle.leaf_hash(held) != tree.leaf(tree.size - 1):
+            tree = None
+    if tree is None:
+        tree = trees[(channel, sender)] = transcript.ChainTree()
+    if size is None or tree.size < size:
+        for h in db.chain_hashes(station.store, channel, sender, size, after=tree.size):
+            tree.append(merkle.leaf_hash(h))
+    return tree
 
 
 def install(station: Station) -> None:
@@ -94,13 +117,12 @@ def issue(station: Station, channel: str, actor: str = "station") -> db.Checkpoi
             raise Forbidden(Code.NOT_A_MEMBER, "this station is not a member of that channel")
         if not state.is_open:
             raise Conflict(Code.CHANNEL_NOT_OPEN, f"the channel is {state.state}, not open")
-        hashes = db.chain_hashes(store, channel, station.id)
+        tree = chain_tree(station, channel, station.id)
+        size = tree.size
         last = db.latest_checkpoint(store, channel, station.id)
-        body = transcript.checkpoint_body(
-            station.identity, channel, hashes, last.size if last else 0
-        )
+        body = transcript.checkpoint_body(station.identity, channel, tree, last.size if last else 0)
         station.send(channel, body, "ROUTINE", actor=actor)
-        row = db.checkpoint_at(store, channel, station.id, len(hashes))
+        row = db.checkpoint_at(store, channel, station.id, size)
     assert row is not None  # stored by `observe` as the body was sent
     return row
 
@@ -171,9 +193,8 @@ def _witness(station: Station, acc: Accepted) -> None:
     if why:
         _warn(station, acc.sender, f"{sender.name}'s checkpoint at seq {acc.seq}: {why}")
         return
-    hashes = db.chain_hashes(station.store, acc.channel, acc.sender, cb.size)
-    tree = transcript.ChainTree.of_envelopes(hashes)
-    ours = tree.root()
+    tree = chain_tree(station, acc.channel, acc.sender, cb.size)
+    ours = tree.root(cb.size)
     try:
         if cb.prev:
             merkle.verify_consistency(cb.prev, cb.size, cb.proof, tree.root(cb.prev), cb.root)
@@ -223,12 +244,12 @@ def _check_cosignature(station: Station, acc: Accepted) -> None:
     ):
         _warn(station, acc.sender, f"{cosigner.name}'s cosignature at seq {acc.seq} is bad")
         return
-    hashes = db.chain_hashes(station.store, acc.channel, cb.of, cb.size)
-    if len(hashes) < cb.size:
-        why = f"{cosigner.name} cosigned {of.name}'s chain beyond the {len(hashes)} held here"
+    tree = chain_tree(station, acc.channel, cb.of, cb.size)
+    if tree.size < cb.size:
+        why = f"{cosigner.name} cosigned {of.name}'s chain beyond the {tree.size} held here"
         _warn(station, acc.sender, why)
         return
-    ours = merkle.root(transcript.leaves(hashes))
+    ours = tree.root(cb.size)
     if ours != cb.root:
         why = f"{cosigner.name} countersigned it"
         _diverged(station, acc, cb.of, cb.size, cb.root, ours, acc.body["note"], why)

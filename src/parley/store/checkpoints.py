@@ -58,12 +58,13 @@ def _cs(r: tuple[Any, ...]) -> CosignatureRow:
 
 
 def chain_hashes(
-    store: SqlStore, channel: str, sender: str, upto: int | None = None
+    store: SqlStore, channel: str, sender: str, upto: int | None = None, after: int = 0
 ) -> list[bytes]:
-    """Envelope hashes of one chain in seq order (1..upto, or all held)."""
+    """Envelope hashes of one chain in seq order (after+1..upto, or all held)."""
     rows = store.q(
-        "SELECT hash FROM envelopes WHERE channel = ? AND sender = ? AND seq <= ? ORDER BY seq",
-        channel, sender, upto if upto is not None else 2**62,
+        "SELECT hash FROM envelopes WHERE channel = ? AND sender = ? AND seq > ? AND seq <= ?"
+        " ORDER BY seq",
+        channel, sender, after, upto if upto is not None else 2**62,
     )  # fmt: skip
     return [bytes(r[0]) for r in rows]
 
