@@ -33,12 +33,10 @@ from parley.station.notices import WEBHOOK_ATTEMPTS, WEBHOOK_RETRY_MAX_MS, desk
 from parley.station.users import User
 from parley.store import notices as db
 from parley.store.base import SqlStore
-from parley.store.postgres import PostgresStore
-from parley.store.sqlite import SqliteStore
 from tests.net import Stations, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
-pytest_plugins = ["tests.pgserver"]  # the pg_db fixture
+pytest_plugins = ["tests.stores"]  # the store fixture, on SQLite and on PostgreSQL
 
 HOUR = 3_600_000
 MIN = 60_000
@@ -663,17 +661,6 @@ def test_real_stations_send_a_launch_notice_read_in_korean_and_acknowledged(
 
 
 # --- the store, on SQLite and PostgreSQL ---------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    s: SqlStore
-    if request.param == "sqlite":
-        s = SqliteStore(tmp_path / "parley.db")
-    else:
-        s = PostgresStore(request.getfixturevalue("pg_db"))
-    yield s
-    s.close()
 
 
 def test_store_keeps_notices_acks_deadlines_escalations_and_webhook_calls(

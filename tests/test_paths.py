@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -30,13 +30,11 @@ from parley.station.node import Station
 from parley.station.service import open_station
 from parley.store import paths as db
 from parley.store.base import SqlStore
-from parley.store.postgres import PostgresStore
-from parley.store.sqlite import SqliteStore
 from parley.transport.http import PUSH_PATH
 from tests.net import Stations, parley, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
-pytest_plugins = ["tests.pgserver"]  # the pg_db fixture
+pytest_plugins = ["tests.stores"]  # the store fixture, on SQLite and on PostgreSQL
 
 FAST = Timings(heartbeat_ms=300, retry_base_ms=100, retry_max_ms=1000)
 
@@ -525,17 +523,6 @@ def test_a_route_names_a_known_relay_other_than_the_peer(
 
 
 # --- the queries, on both backends ---------------------------------------------------------------
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    s: SqlStore = (
-        SqliteStore(tmp_path / "parley.db")
-        if request.param == "sqlite"
-        else PostgresStore(request.getfixturevalue("pg_db"))
-    )
-    yield s
-    s.close()
-
-
 def test_the_paths_queries_run_on_sqlite_and_postgresql(store: SqlStore) -> None:
     db.set_route(store, "north", "un", True, 1)
     db.set_route(store, "north", "un2", False, 2)

@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -26,12 +25,10 @@ from parley.station import users
 from parley.station.node import Station
 from parley.station.users import RateLimited
 from parley.store.base import SqlStore
-from parley.store.postgres import PostgresStore
-from parley.store.sqlite import SqliteStore
 from tests.net import Stations, wait
 from tests.pair import Clock, Net, introduce, make_station
 
-pytest_plugins = ["tests.pgserver"]  # the pg_db fixture
+pytest_plugins = ["tests.stores"]  # the store fixture, on SQLite and on PostgreSQL
 
 PW = "correct horse battery staple"
 MIN = 60_000
@@ -227,17 +224,6 @@ def test_disabled_users_are_refused_everywhere(station: Station) -> None:
     assert users.token_user(station, tok, now) is None  # re-enabling restores no old credential
     assert [a for a, _ in audit(station, "user.disable")] == ["admin"]
     assert [a for a, _ in audit(station, "user.enable")] == ["admin"]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    s: SqlStore = (
-        SqliteStore(tmp_path / "parley.db")
-        if request.param == "sqlite"
-        else PostgresStore(request.getfixturevalue("pg_db"))
-    )
-    yield s
-    s.close()
 
 
 def test_people_on_both_backends(store: SqlStore, fast: None) -> None:

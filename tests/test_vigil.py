@@ -23,13 +23,11 @@ from parley.station.node import Station
 from parley.station.users import User
 from parley.store import vigil as db
 from parley.store.base import SqlStore
-from parley.store.postgres import PostgresStore
-from parley.store.sqlite import SqliteStore
 from parley.transport.http import TransportError
 from tests.net import Stations, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
-pytest_plugins = ["tests.pgserver"]  # the pg_db fixture
+pytest_plugins = ["tests.stores"]  # the store fixture, on SQLite and on PostgreSQL
 
 SEC = 1000
 H1 = bytes([1]) * 32
@@ -615,17 +613,6 @@ def test_check_calls_links_and_crises_through_the_cli_between_running_stations(
 
 
 # --- the store on both backends ------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    s: SqlStore = (
-        SqliteStore(tmp_path / "parley.db")
-        if request.param == "sqlite"
-        else PostgresStore(request.getfixturevalue("pg_db"))
-    )
-    yield s
-    s.close()
 
 
 def test_the_vigil_queries_run_on_sqlite_and_postgresql(store: SqlStore) -> None:

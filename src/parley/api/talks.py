@@ -24,6 +24,7 @@ nothing is sent. Views are folds of the transcript (station/talks.py), identical
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -92,6 +93,14 @@ class MachineTranslation(Strict):
     lang: str = Field(max_length=16)
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who sends, and the request's Idempotency-Key header: what every POST here takes."""
+
+    who: User
+    key: str
+
+
 def _new_id() -> str:
     return b64e(crypto.random_bytes(9))
 
@@ -99,10 +108,13 @@ def _new_id() -> str:
 def router(station: Station, auth: Auth) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["talks"], dependencies=[Depends(auth.user)])
 
-    def send(
-        channel: str, body: dict[str, Any], key: str, who: User
-    ) -> tuple[EnvelopeRow, dict[str, Any]]:
-        row, created = station.send(channel, body, "ROUTINE", key, who.name)
+    def sender(
+        who: User = Depends(auth.user), idempotency_key: str = Header(default="", max_length=128)
+    ) -> Sender:
+        return Sender(who, idempotency_key)
+
+    def send(channel: str, body: dict[str, Any], by: Sender) -> tuple[EnvelopeRow, dict[str, Any]]:
+        row, created = station.send(channel, body, "ROUTINE", by.key, by.who.name)
         envelope = {
             "channel": channel,
             "seq": row.seq,
@@ -130,31 +142,22 @@ def router(station: Station, auth: Auth) -> APIRouter:
         }
 
     @r.post("/channels/{channel}/talks")
-    def propose(
-        channel: str,
-        req: Propose,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
-    ) -> dict[str, Any]:
-        station.guard(channel, who)
+    def propose(channel: str, req: Propose, by: Sender = Depends(sender)) -> dict[str, Any]:
+        station.guard(channel, by.who)
         nid = req.negotiation_id or _new_id()
         body = talks.propose_body(nid, talks.terms_from_json(req.terms))
-        row, envelope = send(channel, body, idempotency_key, who)
+        row, envelope = send(channel, body, by)
         sent = station.store.body(row.hash)
         nid = str(sent.body["negotiation_id"]) if sent else nid  # a repeated key: the first one
         return moved(channel, nid, row, envelope)
 
     @r.post("/channels/{channel}/talks/{nid}/counter")
     def counter(
-        channel: str,
-        nid: str,
-        req: CounterReq,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
+        channel: str, nid: str, req: CounterReq, by: Sender = Depends(sender)
     ) -> dict[str, Any]:
-        station.guard(channel, who)
+        station.guard(channel, by.who)
         body = talks.counter_body(nid, req.parent, talks.terms_from_json(req.terms))
-        row, envelope = send(channel, body, idempotency_key, who)
+        row, envelope = send(channel, body, by)
         return moved(channel, nid, row, envelope)
 
     @r.post("/channels/{channel}/talks/{nid}/{action}")
@@ -163,12 +166,11 @@ def router(station: Station, auth: Auth) -> APIRouter:
         nid: str,
         action: Literal["withdraw", "accept"],
         req: VersionReq,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
+        by: Sender = Depends(sender),
     ) -> dict[str, Any]:
-        station.guard(channel, who)
+        station.guard(channel, by.who)
         build = talks.accept_body if action == "accept" else talks.withdraw_body
-        row, envelope = send(channel, build(nid, req.version), idempotency_key, who)
+        row, envelope = send(channel, build(nid, req.version), by)
         return moved(channel, nid, row, envelope)
 
     @r.get("/channels/{channel}/talks")
@@ -193,13 +195,8 @@ def router(station: Station, auth: Auth) -> APIRouter:
         return {"envelope": envelope, "roadmap": _roadmap(station, channel)}
 
     @r.post("/channels/{channel}/roadmap/steps")
-    def add_step(
-        channel: str,
-        req: StepAdd,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
-    ) -> dict[str, Any]:
-        state = station.guard(channel, who)
+    def add_step(channel: str, req: StepAdd, by: Sender = Depends(sender)) -> dict[str, Any]:
+        state = station.guard(channel, by.who)
         conditions = tuple(
             roadmap.Condition(after_step=c.after_step, state=c.state) for c in req.conditions
         )
@@ -207,31 +204,22 @@ def router(station: Station, auth: Auth) -> APIRouter:
             req.step_id or _new_id(), _member(station, state, req.owner), req.description,
             conditions,
         )  # fmt: skip
-        _, envelope = send(channel, body, idempotency_key, who)
+        _, envelope = send(channel, body, by)
         return mapped(channel, envelope)
 
     @r.post("/channels/{channel}/roadmap/steps/{step_id}/agree")
-    def agree_step(
-        channel: str,
-        step_id: str,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
-    ) -> dict[str, Any]:
-        station.guard(channel, who)
-        _, envelope = send(channel, roadmap.agree_body(step_id), idempotency_key, who)
+    def agree_step(channel: str, step_id: str, by: Sender = Depends(sender)) -> dict[str, Any]:
+        station.guard(channel, by.who)
+        _, envelope = send(channel, roadmap.agree_body(step_id), by)
         return mapped(channel, envelope)
 
     @r.post("/channels/{channel}/roadmap/steps/{step_id}/update")
     def update_step(
-        channel: str,
-        step_id: str,
-        req: StepUpdate,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
+        channel: str, step_id: str, req: StepUpdate, by: Sender = Depends(sender)
     ) -> dict[str, Any]:
-        station.guard(channel, who)
+        station.guard(channel, by.who)
         body = roadmap.update_body(step_id, req.status, req.note)
-        _, envelope = send(channel, body, idempotency_key, who)
+        _, envelope = send(channel, body, by)
         return mapped(channel, envelope)
 
     @r.get("/channels/{channel}/roadmap")
@@ -254,14 +242,10 @@ def router(station: Station, auth: Auth) -> APIRouter:
 
     @r.post("/channels/{channel}/messages/{ref}/translations")
     def add_translation(
-        channel: str,
-        ref: str,
-        req: HumanTranslation,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
+        channel: str, ref: str, req: HumanTranslation, by: Sender = Depends(sender)
     ) -> dict[str, Any]:
-        station.guard(channel, who)
-        translator = req.translator or who.name
+        station.guard(channel, by.who)
+        translator = req.translator or by.who.name
         old = None
         if req.supersedes is not None:
             f = feature.translations(station, channel, ref)
@@ -292,23 +276,19 @@ def router(station: Station, auth: Auth) -> APIRouter:
             body = translation.certification_body(
                 ref, lang, req.text or old.text, translator, old.envelope_hash
             )
-        row, envelope = send(channel, body, idempotency_key, who)
+        row, envelope = send(channel, body, by)
         return translated(channel, ref, row, envelope, lang)
 
     @r.post("/channels/{channel}/messages/{ref}/translate")
     def machine_translate(
-        channel: str,
-        ref: str,
-        req: MachineTranslation,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
+        channel: str, ref: str, req: MachineTranslation, by: Sender = Depends(sender)
     ) -> dict[str, Any]:
-        station.guard(channel, who)
+        station.guard(channel, by.who)
         _, text = feature.original(station, channel, ref)
         engine = feature.engine(station)
         out = engine.translate(str(text["text"]), str(text["lang"]), req.lang)
         body = translation.machine_body(ref, req.lang, out, engine.name)
-        row, envelope = send(channel, body, idempotency_key, who)
+        row, envelope = send(channel, body, by)
         return translated(channel, ref, row, envelope, req.lang)
 
     @r.get("/channels/{channel}/messages/{ref}/translations")

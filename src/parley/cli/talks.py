@@ -8,6 +8,7 @@ from flags, or both (flags win); a counter starts from the terms it counters.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -117,6 +118,35 @@ def _value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
+def _api_channel(data: Path, channel: str) -> tuple[Api, str]:
+    """A client of the running station, and the full id of the channel CHANNEL abbreviates."""
+    api = Api(data)
+    return api, cli._resolve_channel(api, channel)
+
+
+def _show(r: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+    """The API's answer as it is for programs (--json), or `human`'s reading of it."""
+    if as_json:
+        cli._print_json(r)
+    else:
+        human(r)
+
+
+def _view(data: Path, channel: str, path: str, as_json: bool, human: Callable[[Any], None]) -> None:
+    api, ch = _api_channel(data, channel)
+    _show(api.get(f"/channels/{ch}/{path}"), as_json, human)
+
+
+def _queued(r: dict[str, Any]) -> None:
+    e = r["envelope"]
+    say(f"queued: envelope seq {e['seq']} {e['hash']}")
+
+
+def _say_ignored(items: list[dict[str, Any]], indent: str = "") -> None:
+    for i in items:
+        say(f"{indent}ignored: {i['type']} by {_name(i['author'])}: {i['reason']}")
+
+
 # --- talks ---------------------------------------------------------------------------------------
 
 
@@ -137,8 +167,7 @@ def talks_propose(
     as_json: cli.AsJson = False,
 ) -> None:
     """Propose a meeting (or table one, as the facilitator)."""
-    api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    api, ch = _api_channel(data, channel)
     terms = _terms(
         {}, file, date, venue, table, seating, delegation, agenda, precondition, no_preconditions
     )
@@ -146,7 +175,7 @@ def talks_propose(
     if negotiation_id:
         req["negotiation_id"] = negotiation_id
     r = api.post(f"/channels/{ch}/talks", json=req)
-    _moved(r, "proposed", as_json)
+    _show(r, as_json, _moved("proposed"))
 
 
 @talks_app.command("counter")
@@ -169,8 +198,7 @@ def talks_counter(
     as_json: cli.AsJson = False,
 ) -> None:
     """Counter a version: its terms, changed by the file and flags given."""
-    api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    api, ch = _api_channel(data, channel)
     n = api.get(f"/channels/{ch}/talks/{negotiation_id}")
     if parent is None:
         if len(n["open_versions"]) != 1:
@@ -189,19 +217,18 @@ def talks_counter(
         f"/channels/{ch}/talks/{negotiation_id}/counter",
         json={"parent": parent_hash, "terms": terms},
     )
-    _moved(r, "countered", as_json)
+    _show(r, as_json, _moved("countered"))
 
 
 def _version_move(
     action: str, channel: str, negotiation_id: str, version: str, data: Path, as_json: bool
 ) -> None:
-    api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    api, ch = _api_channel(data, channel)
     n = api.get(f"/channels/{ch}/talks/{negotiation_id}")
     r = api.post(
         f"/channels/{ch}/talks/{negotiation_id}/{action}", json={"version": _version(n, version)}
     )
-    _moved(r, {"accept": "accepted", "withdraw": "withdrew"}[action], as_json)
+    _show(r, as_json, _moved({"accept": "accepted", "withdraw": "withdrew"}[action]))
 
 
 @talks_app.command("accept")
@@ -228,17 +255,20 @@ def talks_withdraw(
     _version_move("withdraw", channel, negotiation_id, version, data, as_json)
 
 
-def _moved(r: dict[str, Any], verb: str, as_json: bool) -> None:
-    if as_json:
-        return cli._print_json(r)
-    n = r["negotiation"]
-    e = r["envelope"]
-    say(f"{verb}: negotiation {n['negotiation_id']} (envelope seq {e['seq']} {e['hash']})")
-    if r.get("version"):
-        say(f"version {r['version']}")
-    say(f"status: {n['status']}")
-    if n["agreement"]:
-        say(f"agreement {n['agreement']['hash']}")
+def _moved(verb: str) -> Callable[[dict[str, Any]], None]:
+    """Prints the answer to a move in a negotiation, named by `verb`."""
+
+    def human(r: dict[str, Any]) -> None:
+        n = r["negotiation"]
+        e = r["envelope"]
+        say(f"{verb}: negotiation {n['negotiation_id']} (envelope seq {e['seq']} {e['hash']})")
+        if r.get("version"):
+            say(f"version {r['version']}")
+        say(f"status: {n['status']}")
+        if n["agreement"]:
+            say(f"agreement {n['agreement']['hash']}")
+
+    return human
 
 
 @talks_app.command("list")
@@ -246,10 +276,10 @@ def talks_list(
     channel: str, data: cli.Data = Path("parley-data"), as_json: cli.AsJson = False
 ) -> None:
     """Every negotiation on a channel."""
-    api = Api(data)
-    r = api.get(f"/channels/{cli._resolve_channel(api, channel)}/talks")
-    if as_json:
-        return cli._print_json(r)
+    _view(data, channel, "talks", as_json, _print_talks)
+
+
+def _print_talks(r: dict[str, Any]) -> None:
     say(f"parties: {_names(r['parties'])}; facilitator: {_name(r['facilitator'])}")
     t = Table("negotiation", "status", "versions", "latest", "by", "table", "updated")
     for n in r["negotiations"]:
@@ -259,8 +289,7 @@ def talks_list(
             _name(latest["author"]), latest["terms"]["format"]["table"], cli.when(n["updated"]),
         )  # fmt: skip
     cli.out.print(t)
-    for i in r["ignored"]:
-        say(f"ignored: {i['type']} by {_name(i['author'])}: {i['reason']}")
+    _say_ignored(r["ignored"])
 
 
 @talks_app.command("show")
@@ -271,10 +300,10 @@ def talks_show(
     as_json: cli.AsJson = False,
 ) -> None:
     """One negotiation: its versions, its history with what each counter changed, the agreement."""
-    api = Api(data)
-    n = api.get(f"/channels/{cli._resolve_channel(api, channel)}/talks/{negotiation_id}")
-    if as_json:
-        return cli._print_json(n)
+    _view(data, channel, f"talks/{negotiation_id}", as_json, _print_negotiation)
+
+
+def _print_negotiation(n: dict[str, Any]) -> None:
     say(f"negotiation {n['negotiation_id']} on {n['channel']}: {n['status']}")
     say(f"parties: {_names(n['parties'])}; facilitator: {_name(n['facilitator'])}")
     say("versions:")
@@ -298,8 +327,7 @@ def talks_show(
                 say(f"      {c['path']}: {_value(c['before'])} → {_value(c['after'])}")
         else:
             say(f"  {cli.when(e['ts'])}  {who} {e['action']}ed {e['version']}")
-    for i in n["ignored"]:
-        say(f"  ignored: {i['type']} by {_name(i['author'])}: {i['reason']}")
+    _say_ignored(n["ignored"], "  ")
     a = n["agreement"]
     if a:
         say(f"agreement {a['hash']} on version {a['record']['version']}, signed by:")
@@ -308,6 +336,19 @@ def talks_show(
 
 
 # --- road map ------------------------------------------------------------------------------------
+
+
+def _step_move(
+    data: Path, channel: str, path: str, req: dict[str, Any] | None, as_json: bool
+) -> None:
+    api, ch = _api_channel(data, channel)
+    r = api.post(f"/channels/{ch}/roadmap/steps{path}", json=req)
+    _show(r, as_json, _print_mapped)
+
+
+def _print_mapped(r: dict[str, Any]) -> None:
+    _queued(r)
+    _print_roadmap(r["roadmap"])
 
 
 @roadmap_app.command("add")
@@ -324,8 +365,6 @@ def roadmap_add(
     as_json: cli.AsJson = False,
 ) -> None:
     """Put a step on the road map; every party agrees to it before it can start."""
-    api = Api(data)
-    ch = cli._resolve_channel(api, channel)
     conditions = []
     for c in after or []:
         step, _, state = c.partition(":")
@@ -333,7 +372,7 @@ def roadmap_add(
     req: dict[str, Any] = {"owner": owner, "description": description, "conditions": conditions}
     if step_id:
         req["step_id"] = step_id
-    _mapped(api.post(f"/channels/{ch}/roadmap/steps", json=req), as_json)
+    _step_move(data, channel, "", req, as_json)
 
 
 @roadmap_app.command("agree")
@@ -341,9 +380,7 @@ def roadmap_agree(
     channel: str, step: str, data: cli.Data = Path("parley-data"), as_json: cli.AsJson = False
 ) -> None:
     """Agree to a proposed step."""
-    api = Api(data)
-    ch = cli._resolve_channel(api, channel)
-    _mapped(api.post(f"/channels/{ch}/roadmap/steps/{step}/agree"), as_json)
+    _step_move(data, channel, f"/{step}/agree", None, as_json)
 
 
 @roadmap_app.command("update")
@@ -356,20 +393,10 @@ def roadmap_update(
     as_json: cli.AsJson = False,
 ) -> None:
     """The owner starts a step or claims it done; another party verifies or disputes it."""
-    api = Api(data)
-    ch = cli._resolve_channel(api, channel)
     req: dict[str, Any] = {"status": status}
     if note:
         req["note"] = note
-    _mapped(api.post(f"/channels/{ch}/roadmap/steps/{step}/update", json=req), as_json)
-
-
-def _mapped(r: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        return cli._print_json(r)
-    e = r["envelope"]
-    say(f"queued: envelope seq {e['seq']} {e['hash']}")
-    _print_roadmap(r["roadmap"])
+    _step_move(data, channel, f"/{step}/update", req, as_json)
 
 
 @roadmap_app.command("show")
@@ -377,11 +404,7 @@ def roadmap_show(
     channel: str, data: cli.Data = Path("parley-data"), as_json: cli.AsJson = False
 ) -> None:
     """Every step, its status history, and what is unlocked."""
-    api = Api(data)
-    r = api.get(f"/channels/{cli._resolve_channel(api, channel)}/roadmap")
-    if as_json:
-        return cli._print_json(r)
-    _print_roadmap(r)
+    _view(data, channel, "roadmap", as_json, _print_roadmap)
 
 
 def _print_roadmap(r: dict[str, Any]) -> None:
@@ -397,8 +420,7 @@ def _print_roadmap(r: dict[str, Any]) -> None:
             note = f" — {h['note']}" if h["note"] else ""
             say(f"    {cli.when(h['ts'])}  {_name(h['by'])}: {h['move']} → {h['status']}{note}")
     say(f"unlocked: {', '.join(r['unlocked']) or '-'}")
-    for i in r["ignored"]:
-        say(f"ignored: {i['type']} by {_name(i['author'])}: {i['reason']}")
+    _say_ignored(r["ignored"])
 
 
 # --- translation ---------------------------------------------------------------------------------
@@ -426,15 +448,24 @@ def _message(api: Api, channel: str, ref: str) -> str:
 
 
 def _translation_call(
-    path: str, channel: str, message: str, req: dict[str, Any], data: Path, as_json: bool
+    path: str,
+    channel: str,
+    message: str,
+    req: dict[str, Any],
+    data: Path,
+    as_json: bool,
+    translator: str | None = None,
 ) -> None:
-    api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    if translator:
+        req = {**req, "translator": translator}
+    api, ch = _api_channel(data, channel)
     r = api.post(f"/channels/{ch}/messages/{_message(api, ch, message)}/{path}", json=req)
-    if as_json:
-        return cli._print_json(r)
-    e, t = r["envelope"], r["translation"]
-    say(f"queued: envelope seq {e['seq']} {e['hash']}")
+    _show(r, as_json, _print_translated)
+
+
+def _print_translated(r: dict[str, Any]) -> None:
+    _queued(r)
+    t = r["translation"]
     if t:
         say(f"[{t['lang']}] {t['label']}\n  {t['text']}")
 
@@ -451,14 +482,9 @@ def translate_add(
     as_json: cli.AsJson = False,
 ) -> None:
     """Attach a human translation (a draft, or certified at once)."""
-    req: dict[str, Any] = {
-        "lang": lang,
-        "text": text,
-        "status": "certified" if certify else "draft",
-    }
-    if translator:
-        req["translator"] = translator
-    _translation_call("translations", channel, message, req, data, as_json)
+    status = "certified" if certify else "draft"
+    req = {"lang": lang, "text": text, "status": status}
+    _translation_call("translations", channel, message, req, data, as_json, translator)
 
 
 @translate_app.command("correct")
@@ -472,10 +498,8 @@ def translate_correct(
     as_json: cli.AsJson = False,
 ) -> None:
     """Correct a translation (machine or human); the earlier one stays in the history."""
-    req: dict[str, Any] = {"status": "corrected", "supersedes": supersedes, "text": text}
-    if translator:
-        req["translator"] = translator
-    _translation_call("translations", channel, message, req, data, as_json)
+    req = {"status": "corrected", "supersedes": supersedes, "text": text}
+    _translation_call("translations", channel, message, req, data, as_json, translator)
 
 
 @translate_app.command("certify")
@@ -488,10 +512,8 @@ def translate_certify(
     as_json: cli.AsJson = False,
 ) -> None:
     """Certify a human translation, exactly as it stands."""
-    req: dict[str, Any] = {"status": "certified", "supersedes": supersedes}
-    if translator:
-        req["translator"] = translator
-    _translation_call("translations", channel, message, req, data, as_json)
+    req = {"status": "certified", "supersedes": supersedes}
+    _translation_call("translations", channel, message, req, data, as_json, translator)
 
 
 @translate_app.command("machine")
@@ -515,12 +537,13 @@ def translate_show(
     as_json: cli.AsJson = False,
 ) -> None:
     """The original, always, with what a reader of LANG sees and every translation."""
-    api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    api, ch = _api_channel(data, channel)
     params = {"lang": lang} if lang else {}
     r = api.get(f"/channels/{ch}/messages/{_message(api, ch, message)}/translations", params=params)
-    if as_json:
-        return cli._print_json(r)
+    _show(r, as_json, _print_translations)
+
+
+def _print_translations(r: dict[str, Any]) -> None:
     o, shown = r["original"], r["shown"]
     say(f"original [{o['lang']}] by {_name(o['author'])}:\n  {o['text']}")
     if shown["text"] is not None:

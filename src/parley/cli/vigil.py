@@ -18,6 +18,7 @@ Channel ids, call ids and hashes may be abbreviated to a unique prefix.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -70,23 +71,37 @@ def _days(days: list[int]) -> str:
     return ",".join(DAYS[d] for d in days)
 
 
+def _table(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    headers: tuple[str, ...],
+    cells: Callable[[dict[str, Any]], tuple[str, ...]],
+) -> None:
+    """The rows as JSON for programs (--json), or as a table of `cells` under `headers`."""
+    if as_json:
+        return cli._print_json(rows)
+    t = Table(*headers)
+    for r in rows:
+        t.add_row(*cells(r))
+    cli.out.print(t)
+
+
 # --- links ---------------------------------------------------------------------------------
 
 
 def links(data: cli.Data = Path("parley-data"), as_json: cli.AsJson = False) -> None:
     """Per peer: link state, round trip, last contact, and why (ok, degraded, silent, down)."""
     rows = Api(data).get("/links")
-    if as_json:
-        return cli._print_json(rows)
-    t = Table(
-        "peer", "link", "since", "rtt ms", "last contact", "why", "calls missed", "acks overdue"
-    )
-    for r in rows:
-        t.add_row(
+    _table(
+        rows, as_json,
+        ("peer", "link", "since", "rtt ms", "last contact", "why", "calls missed", "acks overdue"),
+        lambda r: (
             r["name"], r["state"], cli.when(r["since"]), str(r["rtt_ms"] or "-"),
             cli.when(r["last_ok"]), r["why"], str(r["overdue_checkcalls"]), str(r["overdue_acks"]),
-        )  # fmt: skip
-    cli.out.print(t)
+        ),
+    )  # fmt: skip
+    if as_json:
+        return  # each row's explanation is in the JSON
     for r in rows:
         if r["why"] != "ok":
             cli.out.print(
@@ -134,16 +149,14 @@ def checkcall_schedule(
 @checkcall_app.command("schedules")
 def checkcall_schedules(data: cli.Data = Path("parley-data"), as_json: cli.AsJson = False) -> None:
     """Every channel's check-call schedule and its next call."""
-    rows = Api(data).get("/checkcalls/schedules")
-    if as_json:
-        return cli._print_json(rows)
-    t = Table("channel", "times", "zone", "days", "answer within", "next call")
-    for s in rows:
-        t.add_row(
+    _table(
+        Api(data).get("/checkcalls/schedules"), as_json,
+        ("channel", "times", "zone", "days", "answer within", "next call"),
+        lambda s: (
             s["channel"], " ".join(s["times"]), s["tz"], _days(s["weekdays"]),
             f"{s['answer_within_ms'] // 1000} s", cli.when(s["next_due_ms"]),
-        )  # fmt: skip
-    cli.out.print(t)
+        ),
+    )  # fmt: skip
 
 
 @checkcall_app.command("unschedule")
@@ -192,17 +205,18 @@ def checkcall_list(
         params["channel"] = cli._resolve_channel(api, channel)
     if pending:
         params.update(direction="incoming", status="pending")
-    rows = api.get("/checkcalls", params=params)
-    if as_json:
-        return cli._print_json(rows)
-    t = Table("call", "channel", "from", "due", "answer by", "status", "answered by")
-    for c in rows:
-        who = ", ".join(f"{a['by']} ({a['name']})" for a in c["answers"] if a["by"] is not None)
-        t.add_row(
+    _table(
+        api.get("/checkcalls", params=params), as_json,
+        ("call", "channel", "from", "due", "answer by", "status", "answered by"),
+        lambda c: (
             c["call_id"], c["channel"][:8], c["caller_name"], cli.when(c["due_ms"]),
-            cli.when(c["answer_by_ms"]), c["status"], escape(who) or "-",
-        )  # fmt: skip
-    cli.out.print(t)
+            cli.when(c["answer_by_ms"]), c["status"], escape(_answerers(c)) or "-",
+        ),
+    )  # fmt: skip
+
+
+def _answerers(call: dict[str, Any]) -> str:
+    return ", ".join(f"{a['by']} ({a['name']})" for a in call["answers"] if a["by"] is not None)
 
 
 @checkcall_app.command("answer")
@@ -234,6 +248,12 @@ def checkcall_answer(
 
 
 # --- crises --------------------------------------------------------------------------------
+
+
+def _incident(api: Api, path: str, channel: str | None) -> Any:
+    """GET /crises/PATH; --channel names the incident's channel when its id is not unique."""
+    params = {"channel": cli._resolve_channel(api, channel)} if channel else {}
+    return api.get(f"/crises/{path}", params=params)
 
 
 def _incident_line(i: dict[str, Any]) -> str:
@@ -299,8 +319,7 @@ def crisis_link(
 ) -> None:
     """Put a message, notice or acknowledgement of the incident's channel in its thread."""
     api = Api(data)
-    params = {"channel": cli._resolve_channel(api, channel)} if channel else {}
-    inc = api.get(f"/crises/{incident_id}", params=params)
+    inc = _incident(api, incident_id, channel)
     h = ref
     if len(ref) != HASH_CHARS:
         msgs = api.get(f"/channels/{inc['channel']}/messages", params={"limit": 10_000})
@@ -327,16 +346,14 @@ def crisis_list(
         params["status"] = status
     if channel:
         params["channel"] = cli._resolve_channel(api, channel)
-    rows = api.get("/crises", params=params)
-    if as_json:
-        return cli._print_json(rows)
-    t = Table("incident", "severity", "status", "title", "channel", "opened", "by")
-    for i in rows:
-        t.add_row(
+    _table(
+        api.get("/crises", params=params), as_json,
+        ("incident", "severity", "status", "title", "channel", "opened", "by"),
+        lambda i: (
             i["incident_id"], i["severity"], i["status"], escape(i["title"]), i["channel"][:8],
             cli.when(i["opened_ms"]), i["opened_by_name"],
-        )  # fmt: skip
-    cli.out.print(t)
+        ),
+    )  # fmt: skip
 
 
 @crisis_app.command("show")
@@ -347,9 +364,7 @@ def crisis_show(
     as_json: cli.AsJson = False,
 ) -> None:
     """One incident and its timeline: its moves, linked envelopes, answers and link changes."""
-    api = Api(data)
-    params = {"channel": cli._resolve_channel(api, channel)} if channel else {}
-    tl = api.get(f"/crises/{incident_id}/timeline", params=params)
+    tl = _incident(Api(data), f"{incident_id}/timeline", channel)
     if as_json:
         return cli._print_json(tl)
     i = tl["incident"]
