@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,14 @@ import httpx
 import pytest
 
 from parley.api.app import build_app
-from parley.station import users
+from parley.domain import channels, translation
+from parley.domain.forms import timefmt
+from parley.protocol import transcript
+from parley.station import checkcalls, checkpoints, crises, users
+from parley.store import vigil as vigil_db
 from parley.web import i18n
 from tests.net import Stations, wait
-from tests.pair import Clock, make_station
+from tests.pair import Clock, Net, introduce, make_station, open_channel
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -99,7 +104,10 @@ def browser() -> Iterator[Any]:
 
 
 # The pictures docs/console.md shows (PARLEY_SCREENSHOTS=docs/screenshots refreshes them).
-DOCUMENTED = {"dashboard", "channel-ko", "notice-errors", "talks", "transcript", "crisis", "admin"}
+DOCUMENTED = {
+    "dashboard", "channel-ko", "notice-errors", "talks", "transcript", "crisis", "admin",
+    "schedules",
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -131,6 +139,24 @@ def login(page: Any, w: World, station: str, name: str, path: str = "/console/")
     page.get_by_label(re.compile("^(Password|비밀번호)$")).fill(PASSWORD)
     page.get_by_role("button", name=re.compile("Sign in|로그인")).click()
     page.wait_for_url(re.compile(re.escape(path) + r"(\?.*)?$"))
+
+
+def signed_in(st: Any, name: str) -> Any:
+    """In-process: a TestClient of `st`'s app with `name` signed in to the console."""
+    from fastapi.testclient import TestClient
+
+    web = TestClient(build_app(st, "t" * 32))
+    form = web.get("/console/login")
+    web.post(
+        "/console/login", data={"csrf": csrf_of(form.text), "name": name, "password": PASSWORD}
+    )
+    return web
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found[1]
 
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -526,3 +552,212 @@ def test_crisis_timeline_picture(world: World, browser: Any, shots: Any) -> None
     assert svg.locator("rect.status-open").count() == 1
     assert svg.locator("rect.status-contained").count() == 1
     shots(kim, "crisis")
+
+
+def test_schedules_page_errors_beside_the_field_then_lists_the_next_call(
+    world: World, browser: Any, shots: Any
+) -> None:
+    kim = new_page(browser)
+    login(kim, world, "South", "kim", "/console/admin")
+    kim.get_by_role("link", name="Check-call schedules").click()
+    kim.wait_for_url(re.compile(r"/console/admin/schedules$"))
+    kim.locator("#sched-channel").select_option(world.hotline)
+    kim.locator("#sched-times").fill("09:00 16:00")
+    kim.locator("#sched-tz").fill("Asia/Seol")
+    kim.locator("#sched-within").fill("15")
+    kim.get_by_role("button", name="Save schedule").click()
+    err = kim.locator("#tz-error")
+    err.wait_for()  # the answer to the POST, not the form still on screen
+    assert "Asia/Seol" in err.inner_text()
+    assert kim.locator("#sched-tz").get_attribute("aria-invalid") == "true"
+    assert kim.locator("#times-error, #within-error, #weekdays-error").count() == 0
+    assert kim.locator("#sched-times").input_value() == "09:00 16:00"  # the form is kept
+    api = world.net.api("South")
+    assert [s for s in api.get("/checkcalls/schedules") if s["channel"] == world.hotline] == []
+
+    kim.locator("#sched-tz").fill("Asia/Seoul")
+    kim.get_by_role("button", name="Save schedule").click()
+    kim.wait_for_url(re.compile(r"ok=sched\.saved"))
+    (saved,) = [s for s in api.get("/checkcalls/schedules") if s["channel"] == world.hotline]
+    assert saved["times"] == ["09:00", "16:00"] and saved["weekdays"] == [0, 1, 2, 3, 4]
+    assert saved["answer_within_ms"] == 15 * 60_000 and saved["next_due_ms"]
+    row = kim.locator("#schedules tbody tr", has_text="Military hotline")
+    text = row.inner_text()
+    assert "09:00 16:00" in text and "Asia/Seoul" in text and "Mon Tue Wed Thu Fri" in text
+    assert "0 h 15 min" in text
+    nxt = row.locator(".next-due").inner_text()
+    assert timefmt.when(saved["next_due_ms"], "en") in nxt
+    assert re.search(r"(09|16):00 in Asia/Seoul", nxt)
+    shots(kim, "schedules")
+
+    kim.goto(world.url("South", "/console/admin/schedules?lang=ko"))
+    assert kim.get_by_role("heading", name="점검 통화 일정", exact=True).is_visible()
+    assert "월 화 수 목 금" in kim.locator("#schedules tbody tr").first.inner_text()
+    kim.goto(world.url("South", f"/console/channels/{world.hotline}?lang=en"))
+    assert "Scheduled: 09:00 16:00 (Asia/Seoul)" in kim.locator("#checkcall-schedule").inner_text()
+
+    kim.goto(world.url("South", "/console/admin/schedules"))
+    kim.get_by_role("link", name="Change the schedule of Military hotline").click()
+    kim.wait_for_url(re.compile(r"\?channel="))
+    assert kim.locator("#sched-tz").input_value() == "Asia/Seoul"  # the form starts from it
+    assert kim.locator("#sched-within").input_value() == "15"
+    kim.get_by_role("button", name="Remove the schedule of Military hotline").click()
+    kim.wait_for_url(re.compile(r"ok=sched\.removed"))
+    assert [s for s in api.get("/checkcalls/schedules") if s["channel"] == world.hotline] == []
+    assert kim.locator("#schedules").count() == 0
+
+
+def test_call_now_from_the_channel_page_is_pending_at_the_other_station(
+    world: World, browser: Any, shots: Any
+) -> None:
+    kim = new_page(browser)
+    login(kim, world, "South", "kim", f"/console/channels/{world.hotline}")
+    kim.locator("#call-within").fill("0")
+    kim.get_by_role("button", name="Call now").click()
+    kim.locator("#call-within-error").wait_for()
+    kim.locator("#call-within").fill("20")
+    kim.get_by_role("button", name="Call now").click()
+    kim.wait_for_url(re.compile(r"ok=checkcall\.called"))
+    sent = world.net.api("South").get(
+        "/checkcalls", params={"channel": world.hotline, "direction": "outgoing"}
+    )[-1]
+    assert sent["answer_by_ms"] - sent["due_ms"] == 20 * 60_000
+
+    def pending_at_north() -> bool:
+        calls = world.net.api("North").get(
+            "/checkcalls", params={"status": "pending", "direction": "incoming"}
+        )
+        return any(c["call_id"] == sent["call_id"] for c in calls)
+
+    wait(pending_at_north, what="North to see the pending call")
+    kim.evaluate("window.__same_page = true")
+    lee = new_page(browser, locale="ko-KR")
+    login(lee, world, "North", "lee", f"/console/channels/{world.hotline}")
+    theirs = lee.locator(f'#recent-calls tr[data-call="{sent["call_id"]}"]')
+    assert "응답 대기" in theirs.inner_text()  # waiting for an answer
+    lee.locator(f'[id="ch-answer-{sent["call_id"]}"]').click()
+    lee.wait_for_url(re.compile(rf"/channels/{world.hotline}\?ok=checkcall\.answered"))
+    # The caller's page shows the answer live, with who answered.
+    mine = kim.locator(f'#recent-calls tr[data-call="{sent["call_id"]}"]')
+    mine.locator("td.call-answered").wait_for()
+    assert "lee (North)" in mine.inner_text()
+    shots(kim, "channel-checkcall")
+    assert kim.evaluate("window.__same_page") is True
+
+
+def test_schedule_and_call_now_keep_the_api_roles_and_csrf(tmp_path: Path) -> None:
+    """In-process: admin for schedules, operator for a call, the session's token on every POST;
+    a schedule set in the console calls the other station when it falls due."""
+    clock = Clock()
+    net = Net()
+    south = make_station(tmp_path / "s", "South", "en", clock)
+    north = make_station(tmp_path / "n", "North", "ko", clock)
+    introduce(south, north)
+    ch = open_channel(net, south, north)
+    for name, roles in (("kim", ["admin"]), ("park", ["operator"]), ("ahn", ["auditor"])):
+        users.create_user(south, name, roles, PASSWORD, clock(), "admin")
+    good = {"channel": ch, "times": "09:00", "tz": "Asia/Seoul", "weekdays": ["0", "1", "2",
+            "3", "4", "5", "6"], "within": "10"}  # fmt: skip
+
+    park = signed_in(south, "park")
+    assert park.get("/console/admin/schedules").status_code == 403
+    token = csrf_of(park.get(f"/console/channels/{ch}").text)
+    refused = park.post("/console/admin/schedules", data=good | {"csrf": token})
+    assert refused.status_code == 403
+    ahn = signed_in(south, "ahn")
+    ahn_token = csrf_of(ahn.get(f"/console/channels/{ch}").text)
+    assert "call-now" not in ahn.get(f"/console/channels/{ch}").text
+    call = ahn.post(f"/console/channels/{ch}/checkcall", data={"within": "5", "csrf": ahn_token})
+    assert call.status_code == 403
+    assert park.post(f"/console/channels/{ch}/checkcall", data={"within": "5"}).status_code == 403
+    assert vigil_db.calls(south.store, [ch]) == []
+
+    kim = signed_in(south, "kim")
+    page = kim.get("/console/admin/schedules")
+    assert page.status_code == 200
+    kim_token = csrf_of(page.text)
+    assert kim.post("/console/admin/schedules", data=good).status_code == 403  # no token
+    bad = kim.post(
+        "/console/admin/schedules",
+        data=good | {"csrf": kim_token, "times": "9am", "weekdays": [], "within": "99999"},
+    )
+    assert bad.status_code == 422
+    for field in ("times", "weekdays", "within"):
+        assert f'id="{field}-error"' in bad.text
+    assert 'id="tz-error"' not in bad.text and vigil_db.schedule(south.store, ch) is None
+    saved = kim.post("/console/admin/schedules", data=good | {"csrf": kim_token})
+    assert saved.status_code == 200 and "Schedule saved." in saved.text
+    row = vigil_db.schedule(south.store, ch)
+    assert row is not None and row.times == ["09:00"] and row.updated_by == "kim"
+    due = checkcalls.schedule_json(row, clock())["next_due_ms"]
+    assert timefmt.when(due, "en") in saved.text
+
+    # The schedule calls when due, and North has a call to answer.
+    clock.now = due + 1000
+    south.tick()
+    net.deliver(south, north)
+    (pending,) = checkcalls.list_calls(north, users.BOOTSTRAP, ch, "pending", "incoming")
+    assert pending["due_ms"] == due and pending["caller"] == south.id
+
+    # Removing needs the token too (a new session: the old one ended while the clock ran).
+    kim = signed_in(south, "kim")
+    kim_token = csrf_of(kim.get("/console/admin/schedules").text)
+    assert kim.post(f"/console/admin/schedules/{ch}/remove").status_code == 403
+    assert vigil_db.schedule(south.store, ch) is not None
+    gone = kim.post(f"/console/admin/schedules/{ch}/remove", data={"csrf": kim_token})
+    assert "Schedule removed." in gone.text and vigil_db.schedule(south.store, ch) is None
+
+
+def test_checkpoints_are_one_ledger_line_not_messages(tmp_path: Path) -> None:
+    """In-process: checkpoints and cosignatures (both directions) leave the message list; the
+    other bodies stay as they were; one line counts the transcript and links to it."""
+    clock = Clock()
+    net = Net()
+    south = make_station(tmp_path / "s", "South", "en", clock)
+    north = make_station(tmp_path / "n", "North", "ko", clock)
+    introduce(south, north)
+    ch = open_channel(net, south, north)
+    users.create_user(south, "kim", ["operator", "admin"], PASSWORD, clock(), "admin")
+    kim = users.User("kim", frozenset({"operator", "admin"}))
+    lee = users.User("lee", frozenset({"operator"}))
+    south.send(ch, channels.text_body("Hello North", "en"), "ROUTINE", "", "kim")
+    ref = south.messages(ch)[-1].hash
+    south.send(ch, translation.human_body(ref, "ko", "안녕 북측", "kim", certified=True),
+               "ROUTINE", "", "kim")  # fmt: skip
+    call = checkcalls.call_now(south, ch, 600_000, "kim")
+    crises.open_incident(south, kim, ch, "Radar contact", "medium", "")
+    checkpoints.issue(south, ch, "kim")
+    net.deliver(south, north)
+    checkcalls.answer(north, ch, call.call_id, lee)
+    checkpoints.issue(north, ch)
+    net.deliver(north, south)
+    net.deliver(south, north)
+
+    held = south.messages(ch)
+    types = [m.body.get("type") for m in held]
+    assert {transcript.CHECKPOINT, transcript.COSIGN} <= set(types)  # both are held
+    web = signed_in(south, "kim")
+    for path in (f"/console/channels/{ch}", f"/console/channels/{ch}/live"):
+        html = web.get(path).text
+        messages = html[html.index('class="messages"') :]
+        shown = re.findall(r"<summary>Record: ([^<]+)</summary>", messages)
+        assert "checkpoint" not in shown and "checkpoint.cosign" not in shown
+        assert {"checkcall.call", "checkcall.answer", "crisis.open"} <= set(shown)
+        assert "Hello North" in messages and "안녕 북측" in messages  # text beside translation
+        # One item per body but the translation (beside its original) and the bookkeeping.
+        left_out = (transcript.CHECKPOINT, transcript.COSIGN, translation.TYPE)
+        assert messages.count("<li data-id=") == len([t for t in types if t not in left_out])
+
+        found = re.search(r'id="ledger">(.*?)</p>', html, re.S)
+        assert found is not None
+        line = " ".join(unescape(re.sub(r"<[^>]+>", " ", found[1])).split())
+        assert f"Transcript: {len(held)} envelopes" in line
+        assert len(held) == sum(south.transcript_digest(ch)["chains"].values())
+        for cp in checkpoints.listing(south, ch):
+            other = "North" if cp["sender_name"] == "South" else "South"
+            assert [c["name"] for c in cp["cosigners"]] == [other]
+            assert (
+                f"{cp['sender_name']}'s chain checkpointed up to #{cp['size']}, "
+                f"countersigned by {other}"
+            ) in line
+        assert f'href="/console/channels/{ch}/transcript"' in found[1]

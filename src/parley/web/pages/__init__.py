@@ -12,8 +12,19 @@ from parley.web.pages import (
     crises,
     dashboard,
     notices,
+    schedules,
     talks,
     transcripts,
 )
 
-PAGES: list[ModuleType] = [auth, dashboard, channels, notices, talks, transcripts, crises, admin]
+PAGES: list[ModuleType] = [
+    auth,
+    dashboard,
+    channels,
+    notices,
+    talks,
+    transcripts,
+    crises,
+    admin,
+    schedules,
+]

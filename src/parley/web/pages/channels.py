@@ -1,5 +1,10 @@
 """Channels: the list a user may see, one channel's messages (originals with their translations
-side by side), the text composer and the lifecycle buttons."""
+side by side), the text composer, the lifecycle buttons and check calls (schedule, recent calls,
+"call now").
+
+Checkpoints and their cosignatures are the stations' bookkeeping, not messages for a person: they
+are left out of the message list (as from the inbox) and summed up in one line that links to the
+transcript page, which lists them."""
 
 from __future__ import annotations
 
@@ -12,13 +17,20 @@ from fastapi.responses import Response
 
 from parley.domain import channels, translation
 from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
+from parley.protocol.transcript import CHECKPOINT, COSIGN
+from parley.station import checkcalls
 from parley.station import talks as talks_station
 from parley.station.node import Message, Station
+from parley.store import checkpoints as checkpoints_db
+from parley.store import vigil as vigil_db
 from parley.web.console import Console
 from parley.web.pages import notices as notice_pages
+from parley.web.pages import schedules
 from parley.web.session import Viewer
 
 SHOWN = 300  # the newest messages a channel page shows
+CALLS_SHOWN = 5  # the newest check calls of the channel
+BOOKKEEPING = (CHECKPOINT, COSIGN)
 PRECEDENCES = ("ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH")
 
 
@@ -64,6 +76,8 @@ def rows(st: Station, msgs: list[Message], reader_lang: str) -> list[Row]:
             out.append(row)
         elif t == translation.TYPE:
             continue  # shown beside its original
+        elif t in BOOKKEEPING:
+            continue  # summed up by `ledger`
         elif t == notice_pages.TYPE:
             out.append(Row(m, "notice", notice=notice_pages.notice_row(st, m, reader_lang)))
         elif t == notice_pages.TYPE_ACK:
@@ -74,6 +88,28 @@ def rows(st: Station, msgs: list[Message], reader_lang: str) -> list[Row]:
             pretty = json.dumps(m.body, ensure_ascii=False, indent=1, sort_keys=True)
             out.append(Row(m, "record", record=pretty))
     return out
+
+
+def ledger(st: Station, state: channels.ChannelState, envelopes: int) -> dict[str, Any]:
+    """The transcript in one line: how many envelopes, and per member's chain its latest
+    checkpoint and who countersigned it."""
+    chains = []
+    for member in state.members:
+        cp = checkpoints_db.latest_checkpoint(st.store, state.channel, member)
+        cosigs = checkpoints_db.cosignatures(st.store, state.channel, member, cp.size) if cp else []
+        chains.append({
+            "name": st.peer_name(member), "size": cp.size if cp else None,
+            "by": [st.peer_name(c.cosigner) for c in cosigs],
+        })  # fmt: skip
+    return {"envelopes": envelopes, "chains": chains}
+
+
+def schedule_of(st: Station, channel: str, v: Viewer) -> dict[str, Any] | None:
+    row = vigil_db.schedule(st.store, channel)
+    if row is None:
+        return None
+    days = " ".join(v.words(f"day.{d}") for d in row.weekdays)
+    return checkcalls.schedule_json(row, st.clock()) | {"days": days}
 
 
 def text_key(body_type: str) -> str:
@@ -113,7 +149,8 @@ def routes(c: Console) -> APIRouter:
 
     def view(channel: str, v: Viewer) -> dict[str, Any]:
         state = guard(channel, v)
-        msgs = st.messages(channel, 0, 100_000, v.user)[-SHOWN:]
+        every = st.messages(channel, 0, 100_000, v.user)
+        msgs = [m for m in every if m.body.get("type") not in BOOKKEEPING][-SHOWN:]
         return {
             "ch": state,
             "members": names(state.members),
@@ -121,7 +158,11 @@ def routes(c: Console) -> APIRouter:
             if state.pending else [],
             "actions": _actions(state, st.id),
             "rows": rows(st, msgs, v.lang),
-            "version": msgs[-1].extra["id"] if msgs else 0,
+            # Every envelope counts: a cosignature changes the ledger line.
+            "version": every[-1].extra["id"] if every else 0,
+            "ledger": ledger(st, state, len(every)),
+            "calls": checkcalls.list_calls(st, v.user, channel, limit=CALLS_SHOWN),
+            "schedule": schedule_of(st, channel, v),
             "reps": {st.peer_name(k): list(x) for k, x in state.representatives.items()},
         }  # fmt: skip
 
@@ -173,6 +214,30 @@ def routes(c: Console) -> APIRouter:
         return c.page(
             request, "channel.html", v, status=422, precedences=PRECEDENCES, error=error,
             draft=text, **view(channel, v),
+        )  # fmt: skip
+
+    @r.post("/channels/{channel}/checkcall")
+    def call_now(
+        channel: str,
+        request: Request,
+        v: Viewer = Depends(c.poster),
+        within: str = Form(""),
+    ) -> Response:
+        """A check call now, outside the schedule (operator role, as the API)."""
+        c.role("operator")(v)
+        guard(channel, v)
+        minutes = schedules.answer_minutes(within)
+        if minutes is None:
+            error = v.words("sched.bad_within", max=schedules.MAX_WITHIN_MIN)
+        else:
+            try:
+                checkcalls.call_now(st, channel, minutes * 60_000, v.user.name)
+                return c.back(f"/channels/{channel}", "checkcall.called")
+            except ParleyError as exc:
+                error = exc.message
+        return c.page(
+            request, "channel.html", v, status=422, precedences=PRECEDENCES, error=None,
+            draft="", call_error=error, call_within=within[:16], **view(channel, v),
         )  # fmt: skip
 
     @r.post("/channels/{channel}/translate")

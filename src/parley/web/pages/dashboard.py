@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from parley.station import checkcalls, vigil
@@ -70,9 +70,12 @@ def routes(c: Console) -> APIRouter:
         return c.back("/")
 
     @r.post("/checkcalls/{channel}/{call_id}/answer")
-    def answer(channel: str, call_id: str, v: Viewer = Depends(c.poster)) -> Response:
+    def answer(
+        channel: str, call_id: str, v: Viewer = Depends(c.poster), back: str = Form("")
+    ) -> Response:
+        """Answered from the dashboard, or from the channel page (back=channel)."""
         c.role("operator")(v)
         checkcalls.answer(st, channel, call_id, v.user)
-        return c.back("/", "checkcall.answered")
+        return c.back(f"/channels/{channel}" if back == "channel" else "/", "checkcall.answered")
 
     return r
