@@ -1,7 +1,7 @@
 """Every promise of delivery under faults: two stations exchange messages both ways through
 fault proxies (delay, drop, lost replies, duplicates, reordering, partitions), with SIGKILLs at
 random moments and clocks skewed within the allowed window. Afterwards: no message lost,
-duplicated or reordered, and both transcripts identical.
+duplicated or reordered, both transcripts identical, and each member's export verified offline.
 
 The CI-sized run is part of the suite; `PARLEY_FAULTS=long` runs the long one (figures printed
 with `-s`). Every loop is bounded in count and time.
@@ -24,6 +24,7 @@ import pytest
 
 from parley.cli.client import Api, ApiError
 from parley.cli.demo import free_port, start
+from parley.protocol import transcript
 from parley.station.config import Config, Timings, init_dir
 from tests.faultproxy import FaultProxy
 from tests.net import wait
@@ -166,6 +167,12 @@ def run_chaos(root: Path, messages: int, kills: int, budget_s: float, seed: int)
         violations += int(digests[0] != digests[1])
         for n in nodes:
             violations += len(_call(n, "GET", "/evidence", deadline))  # type: ignore[arg-type]
+            # Each member's export passes the offline verifier, every check by name.
+            export = n.api().http.get(f"/api/v1/channels/{ch}/export")
+            export.raise_for_status()
+            report = transcript.verify_transcript(transcript.read_lines(export.content))
+            violations += len(report.failed)
+            figures["verified_exports"] += int(report.ok)
         figures["violations"] = violations
     return dict(figures)
 
@@ -183,3 +190,4 @@ def test_no_message_lost_duplicated_or_reordered_under_faults(tmp_path: Path) ->
     print("fault run:", figures)
     assert figures["violations"] == 0, figures
     assert figures["kills"] >= 1 and figures["partitions"] >= 1, figures
+    assert figures["verified_exports"] == 2, figures
