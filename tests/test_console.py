@@ -315,7 +315,9 @@ def test_back_channel_exists_only_for_its_named_representatives(
 def test_keyboard_only_sign_in_and_skip_link(world: World, browser: Any) -> None:
     page = new_page(browser)
     page.goto(world.url("South", "/console/login"))
-    # autofocus puts the cursor in the user name; everything else is Tab and Enter.
+    # autofocus puts the cursor in the user name (once the page has applied it); everything else
+    # is Tab and Enter.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'name'")
     page.keyboard.type("kim")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
