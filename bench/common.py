@@ -193,9 +193,14 @@ def pair(timings: Timings = FAST) -> Iterator[Pair]:
 
 
 async def send_all(
-    data: Path, channel: str, n: int, concurrency: int, rate: float = 0.0, prefix: str = "bench"
-) -> None:
-    """Send n text messages through the operator API; with rate > 0, paced at that many per s."""
+    data: Path, channel: str, n: int, concurrency: int, rate: float = 0.0, prefix: str = "bench",
+    batch: int = 1,
+) -> None:  # fmt: skip
+    """Send n text messages through the operator API; with rate > 0, paced at that many per s;
+    with batch > 1, that many per request (POST …/messages/batch, one transaction each)."""
+    if batch > 1:
+        await _send_batches(data, channel, n, concurrency, prefix, batch)
+        return
     cfg = load_config(data)
     headers = {"Authorization": f"Bearer {load_token(data)}"}
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -213,6 +218,30 @@ async def send_all(
                     f"/api/v1/channels/{channel}/messages",
                     json={"text": f"{prefix} {i}"},
                     headers={"Idempotency-Key": f"{prefix}-{i}"},
+                )
+                r.raise_for_status()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _send_batches(
+    data: Path, channel: str, n: int, concurrency: int, prefix: str, batch: int
+) -> None:
+    cfg = load_config(data)
+    headers = {"Authorization": f"Bearer {load_token(data)}"}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for first in range(0, n, batch):
+        queue.put_nowait(first)
+    async with httpx.AsyncClient(base_url=f"http://{cfg.listen}", headers=headers, timeout=60) as c:
+
+        async def worker() -> None:
+            while not queue.empty():
+                first = queue.get_nowait()
+                texts = [{"text": f"{prefix} {i}"} for i in range(first, min(first + batch, n))]
+                r = await c.post(
+                    f"/api/v1/channels/{channel}/messages/batch",
+                    json={"messages": texts},
+                    headers={"Idempotency-Key": f"{prefix}-batch-{first}"},
                 )
                 r.raise_for_status()
 

@@ -7,7 +7,7 @@ per-message cost of seal + verify/open + two durable SQLite commits + one loopba
 trip, one message at a time with nothing else running. A throughput ratio above 1 means batching
 beats the one-at-a-time floor.
 
-    .venv/bin/python bench/delivery.py [--messages 10000] [--concurrency 16]
+    .venv/bin/python bench/delivery.py [--messages 10000] [--concurrency 16] [--batch 1]
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=1, help="messages per API request")
     args = ap.parse_args()
     floor = floor_ms()
     with pair() as p:
         t0 = time.perf_counter()
-        asyncio.run(send_all(p.root / "a", p.channel, args.messages, args.concurrency))
+        asyncio.run(
+            send_all(p.root / "a", p.channel, args.messages, args.concurrency, batch=args.batch)
+        )
         p.wait_delivered()
         elapsed = time.perf_counter() - t0
         lat = p.latencies()
@@ -36,7 +39,8 @@ def main() -> None:
     rate = args.messages / elapsed
     floor_rate = 1000 / floor["total"]
     p50, p99 = pct(lat, 50), pct(lat, 99)
-    print(f"messages            {args.messages} (concurrency {args.concurrency})")
+    print(f"messages            {args.messages} (concurrency {args.concurrency}, "
+          f"{args.batch} per request)")  # fmt: skip
     print(f"floor per message   {describe_floor(floor)}")
     print(f"throughput          {rate:,.0f} msg/s  floor {floor_rate:,.0f} msg/s  "
           f"ratio {rate / floor_rate:.2f}")  # fmt: skip

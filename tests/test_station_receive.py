@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from parley.api.app import build_app
 from parley.domain import channels
 from parley.errors import Code, RejectedInput
 from parley.protocol.encoding import b64d, b64e, canonical, parse
@@ -281,3 +283,32 @@ def test_an_observer_refusing_a_received_body_leaves_nothing_stored(tmp_path: Pa
     assert b.store.head_seq(ch, a.id) == first.seq
     assert b.store.body(second.hash) is None
     assert [r.seq for r in receipts] == [first.seq]
+
+
+def test_a_batch_is_queued_in_order_in_one_transaction_and_a_repeat_makes_nothing_new(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    a = make_station(tmp_path / "a", "South", "en", clock)
+    b = make_station(tmp_path / "b", "North", "ko", clock)
+    introduce(a, b)
+    net = Net()
+    ch = open_channel(net, a, b)
+    client = TestClient(build_app(a, "t" * 32))
+    auth = {"Authorization": "Bearer " + "t" * 32, "Idempotency-Key": "batch-1"}
+    batch = {"messages": [{"text": f"line {i}"} for i in range(5)]}
+    first = client.post(f"/api/v1/channels/{ch}/messages/batch", json=batch, headers=auth)
+    again = client.post(f"/api/v1/channels/{ch}/messages/batch", json=batch, headers=auth)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["created"] and not again.json()["created"]
+    assert again.json()["envelopes"] == first.json()["envelopes"]
+    net.deliver(a, b)
+    texts = [m.body["text"] for m in b.messages(ch) if m.body["type"] == "text"]
+    assert texts == [f"line {i}" for i in range(5)]
+
+    # One bad message refuses the whole batch: nothing is queued.
+    bad = {"messages": [{"text": "fine"}, {"text": ""}]}
+    r = client.post(f"/api/v1/channels/{ch}/messages/batch", json=bad, headers={
+        "Authorization": "Bearer " + "t" * 32})  # fmt: skip
+    assert r.status_code == 422
+    assert [m.body.get("text") for m in a.messages(ch)][-1] == "line 4"

@@ -12,7 +12,7 @@ from parley.api.auth import Auth
 from parley.domain import channels
 from parley.protocol.encoding import b64e
 from parley.protocol.identity import fingerprint, parse_invitation
-from parley.station.node import Station
+from parley.station.node import MAX_BATCH, Station
 from parley.station.users import User
 
 Precedence = Literal["ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH"]
@@ -42,6 +42,10 @@ class TextMessage(Strict):
     text: str = Field(min_length=1, max_length=channels.MAX_TEXT)
     lang: str | None = Field(default=None, max_length=16)
     precedence: Precedence = "ROUTINE"
+
+
+class TextBatch(Strict):
+    messages: list[TextMessage] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 def router(station: Station, auth: Auth) -> APIRouter:
@@ -111,6 +115,27 @@ def router(station: Station, auth: Auth) -> APIRouter:
             "hash": b64e(row.hash),
             "status": "queued",
             "created": created,
+        }
+
+    @r.post("/channels/{channel}/messages/batch")
+    def send_batch(
+        channel: str,
+        req: TextBatch,
+        who: User = Depends(auth.user),
+        idempotency_key: str = Header(default="", max_length=120),
+    ) -> dict[str, Any]:
+        """Several text messages in order, queued in one transaction (all or none)."""
+        station.guard(channel, who)
+        items = [
+            (channels.text_body(m.text, m.lang or station.cfg.lang), m.precedence)
+            for m in req.messages
+        ]
+        rows, created = station.send_many(channel, items, idempotency_key, who.name)
+        return {
+            "channel": channel,
+            "status": "queued",
+            "created": created,
+            "envelopes": [{"seq": r.seq, "hash": b64e(r.hash)} for r in rows],
         }
 
     @r.get("/channels/{channel}/messages")

@@ -10,7 +10,7 @@ Every check runs before anything is stored; a rejection changes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ from parley.store.base import EnvelopeRow, PeerRow, SqlStore
 
 Clock = Callable[[], int]
 HOLD_LIMIT = 4096  # envelopes held ahead of one chain; beyond it they are re-requested instead
+MAX_BATCH = 1000  # messages in one send_many
 
 
 @dataclass(frozen=True)
@@ -336,11 +337,7 @@ class Station:
             if seen is not None:
                 first = self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
                 return first[0], False
-        state = self.channel_state(channel)
-        if self.id not in state.members:
-            raise Forbidden(Code.NOT_A_MEMBER, "this station is not a member of that channel")
-        if not state.is_open:
-            raise Conflict(Code.CHANNEL_NOT_OPEN, f"the channel is {state.state}, not open")
+        state = self._sendable(channel)
         with self.store.tx():
             env = self._append(channel, body, prec, members=state.members)
             if idempotency_key:
@@ -349,6 +346,50 @@ class Station:
         row = self.store.envelope_by_hash(env.hash)
         assert row is not None
         return row, True
+
+    def send_many(
+        self,
+        channel: str,
+        items: Sequence[tuple[dict[str, Any], str]],
+        idempotency_key: str = "",
+        actor: str = "operator",
+    ) -> tuple[list[EnvelopeRow], bool]:
+        """Seal and queue several (body, precedence) in order, in one transaction: one durable
+        commit for all of them, and all or none. A repeated idempotency key returns the
+        envelopes it first made."""
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise LocalError(Code.INVALID_REQUEST, f"a batch holds 1..{MAX_BATCH} messages")
+        if len(idempotency_key) > 120:
+            raise LocalError(Code.INVALID_REQUEST, "Idempotency-Key is at most 120 characters here")
+        keys = [f"{idempotency_key}#{i}" for i in range(len(items))] if idempotency_key else []
+        if keys and self.store.idempotent(keys[0]) is not None:
+            rows = []
+            for k in keys:
+                seen = self.store.idempotent(k)
+                if seen is not None:
+                    rows += self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
+            return rows, False
+        state = self._sendable(channel)
+        hashes = []
+        with self.store.tx():
+            for i, (body, prec) in enumerate(items):
+                env = self._append(channel, body, prec, members=state.members)
+                if keys:
+                    self.store.remember(keys[i], channel, env.seq)
+                hashes.append(env.hash)
+            self.store.audit(
+                actor, "send", {"channel": channel, "messages": len(items)}, self.clock()
+            )
+        made = [self.store.envelope_by_hash(h) for h in hashes]
+        return [r for r in made if r is not None], True  # all are: committed above
+
+    def _sendable(self, channel: str) -> channels.ChannelState:
+        state = self.channel_state(channel)
+        if self.id not in state.members:
+            raise Forbidden(Code.NOT_A_MEMBER, "this station is not a member of that channel")
+        if not state.is_open:
+            raise Conflict(Code.CHANNEL_NOT_OPEN, f"the channel is {state.state}, not open")
+        return state
 
     def _append(
         self, channel: str, body: dict[str, Any], prec: str, members: tuple[str, ...]
