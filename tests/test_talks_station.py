@@ -438,14 +438,15 @@ def test_translations_keep_the_original_human_and_machine(net: Stations, facilit
         "North",
         "translate",
         "correct",
-        ch,
-        ref,
-        t["envelope_hash"],
         "--text",
         fixed,
         "--translator",
         "Kim",
         "--json",
+        "--",  # hashes may begin with "-"
+        ch,
+        ref,
+        t["envelope_hash"],
     )
     corrected = json.loads(out.stdout)["translation"]
     assert (corrected["status"], corrected["translator"]) == ("corrected", "Kim")
