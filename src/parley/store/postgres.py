@@ -19,6 +19,7 @@ Rules this backend keeps (DESIGN.md §5 "Scale"):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
@@ -172,7 +173,11 @@ class PostgresStore(SqlStore):
         with self._dispatcher:
             conn, self._lock_conn, self._lock_key = self._lock_conn, None, None
             if conn is not None:
-                conn.close()  # ends the session, which frees every lock it held
+                # Unlock before closing: the server ends a closed session a moment later, and
+                # until then the lock would still be held for whoever asks next.
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(b"SELECT pg_advisory_unlock_all()")
+                conn.close()
 
     def close(self) -> None:
         self.release_dispatcher_lock()
