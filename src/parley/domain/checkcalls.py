@@ -25,13 +25,14 @@ Book rules (`CheckCallBook`, folded from the transcript in causal order):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from parley.domain.bodies import checked_locally, exact_fields
 from parley.errors import Code, Conflict, LocalError, RejectedInput
 
 KIND_CALL = "checkcall.call"
@@ -174,7 +175,7 @@ class CallAnswered:
 
 def parse_call(body: object) -> CallIssued:
     """Validate a received `checkcall.call` body; RejectedInput(bad_body) names the field."""
-    obj = _fields(body, KIND_CALL, {"call_id", "due_ms", "answer_by_ms"})
+    obj = exact_fields(body, KIND_CALL, {"call_id", "due_ms", "answer_by_ms"})
     call = CallIssued(_call_id(obj), _ms(obj, "due_ms"), _ms(obj, "answer_by_ms"))
     if call.answer_by_ms <= call.due_ms:
         raise RejectedInput(Code.BAD_BODY, f"{KIND_CALL}: answer_by_ms must be after due_ms")
@@ -183,7 +184,7 @@ def parse_call(body: object) -> CallIssued:
 
 def parse_answer(body: object, ts_ms: int) -> CallAnswered:
     """Validate a received `checkcall.answer` body; `ts_ms` is its envelope's timestamp."""
-    obj = _fields(body, KIND_ANSWER, {"call_id", "by"})
+    obj = exact_fields(body, KIND_ANSWER, {"call_id", "by"})
     by = obj["by"]
     if not isinstance(by, str) or not by.strip() or len(by) > MAX_PERSON_CHARS:
         raise RejectedInput(Code.BAD_BODY, f"by: the answering person, 1..{MAX_PERSON_CHARS} chars")
@@ -197,32 +198,14 @@ def call_body(schedule: CheckCallSchedule, due_ms: int) -> dict[str, Any]:
         "due_ms": due_ms,
         "answer_by_ms": due_ms + schedule.answer_within_ms,
     }
-    _local(parse_call, body)
+    checked_locally(parse_call, body)
     return body
 
 
 def answer_body(call_id: str, by: str) -> dict[str, Any]:
     """The body of the `checkcall.answer` envelope: person `by` answers call `call_id`."""
     body = {"call_id": call_id, "by": by}
-    _local(lambda b: parse_answer(b, 0), body)
-    return body
-
-
-def _local(check: Callable[[dict[str, Any]], object], body: dict[str, Any]) -> None:
-    # Our own operator built this body: the same checks, reported as a local error.
-    try:
-        check(body)
-    except RejectedInput as exc:
-        raise LocalError(Code.INVALID_REQUEST, exc.message) from None
-
-
-def _fields(body: object, what: str, required: set[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise RejectedInput(Code.BAD_BODY, f"{what}: expected an object")
-    if set(body) != required:
-        raise RejectedInput(
-            Code.BAD_BODY, f"{what}: expected exactly the fields {sorted(required)}"
-        )
+    checked_locally(lambda b: parse_answer(b, 0), body)
     return body
 
 

@@ -30,11 +30,12 @@ closing (or to now, if not closed), ordered by time, then kind, then ref.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from parley.domain.bodies import checked_locally, exact_fields
 from parley.domain.deadlines import parse_ref
 from parley.domain.liveness import LinkChange
 from parley.errors import Code, Conflict, LocalError, RejectedInput
@@ -94,7 +95,7 @@ class Linked:
 
 
 def parse_open(body: object) -> Opened:
-    obj = _fields(body, KIND_OPEN, {"incident_id", "title", "severity", "description"})
+    obj = exact_fields(body, KIND_OPEN, {"incident_id", "title", "severity", "description"})
     return Opened(
         _incident_id(obj),
         _text(obj, "title", MAX_TITLE_CHARS, required=True),
@@ -104,7 +105,7 @@ def parse_open(body: object) -> Opened:
 
 
 def parse_status(body: object) -> StatusChanged:
-    obj = _fields(body, KIND_STATUS, {"incident_id", "status", "note"})
+    obj = exact_fields(body, KIND_STATUS, {"incident_id", "status", "note"})
     return StatusChanged(
         _incident_id(obj),
         _choice(IncidentStatus, obj, "status"),
@@ -113,7 +114,7 @@ def parse_status(body: object) -> StatusChanged:
 
 
 def parse_link(body: object) -> Linked:
-    obj = _fields(body, KIND_LINK, {"incident_id", "ref"})
+    obj = exact_fields(body, KIND_LINK, {"incident_id", "ref"})
     return Linked(_incident_id(obj), parse_ref(obj["ref"]))
 
 
@@ -126,32 +127,17 @@ def open_body(
         "severity": str(severity),
         "description": description,
     }
-    return _local(parse_open, body)
+    return checked_locally(parse_open, body)
 
 
 def status_body(incident_id: str, status: IncidentStatus | str, note: str) -> dict[str, Any]:
-    return _local(parse_status, {"incident_id": incident_id, "status": str(status), "note": note})
+    return checked_locally(
+        parse_status, {"incident_id": incident_id, "status": str(status), "note": note}
+    )
 
 
 def link_body(incident_id: str, ref: str) -> dict[str, Any]:
-    return _local(parse_link, {"incident_id": incident_id, "ref": ref})
-
-
-def _local(check: Callable[[dict[str, Any]], object], body: dict[str, Any]) -> dict[str, Any]:
-    # Our own operator built this body: the same checks, reported as a local error.
-    try:
-        check(body)
-    except RejectedInput as exc:
-        raise LocalError(Code.INVALID_REQUEST, exc.message) from None
-    return body
-
-
-def _fields(body: object, what: str, required: set[str]) -> dict[str, Any]:
-    if not isinstance(body, dict) or set(body) != required:
-        raise RejectedInput(
-            Code.BAD_BODY, f"{what}: expected exactly the fields {sorted(required)}"
-        )
-    return body
+    return checked_locally(parse_link, {"incident_id": incident_id, "ref": ref})
 
 
 def _incident_id(obj: dict[str, Any]) -> str:
