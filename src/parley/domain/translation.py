@@ -177,23 +177,19 @@ def correction_body(
     ref: str, lang: str, text: str, translator: str, supersedes: str
 ) -> dict[str, Any]:
     """`translator` replaces the translation `supersedes` with a corrected `text`."""
-    return build_record(
-        _ADAPTER,
-        TranslationRecord,
-        ref=ref,
-        lang=lang,
-        text=text,
-        kind="human",
-        translator=translator,
-        status="corrected",
-        supersedes=supersedes,
-    )
+    return _superseding("corrected", ref, lang, text, translator, supersedes)
 
 
 def certification_body(
     ref: str, lang: str, text: str, translator: str, supersedes: str
 ) -> dict[str, Any]:
     """`translator` certifies the human translation `supersedes`, whose text is `text`."""
+    return _superseding("certified", ref, lang, text, translator, supersedes)
+
+
+def _superseding(
+    status: str, ref: str, lang: str, text: str, translator: str, supersedes: str
+) -> dict[str, Any]:
     return build_record(
         _ADAPTER,
         TranslationRecord,
@@ -202,7 +198,7 @@ def certification_body(
         text=text,
         kind="human",
         translator=translator,
-        status="certified",
+        status=status,
         supersedes=supersedes,
     )
 
