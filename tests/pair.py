@@ -66,3 +66,13 @@ def open_channel(net: Net, a: Station, b: Station, kind: str = "hotline") -> str
     net.deliver(b, a)
     assert a.channel_state(ch).is_open and b.channel_state(ch).is_open
     return ch
+
+
+def hotline(tmp: Path) -> tuple[Net, Clock, Station, Station, str]:
+    """South (en) and North (ko), introduced, with an open hotline: (net, clock, a, b, channel)."""
+    clock = Clock()
+    a = make_station(tmp / "a", "South", "en", clock)
+    b = make_station(tmp / "b", "North", "ko", clock)
+    introduce(a, b)
+    net = Net()
+    return net, clock, a, b, open_channel(net, a, b)

@@ -28,20 +28,14 @@ from parley.protocol.identity import station_id
 from parley.station import checkpoints as cps
 from parley.station.node import Station
 from parley.store import checkpoints as db
-from tests.pair import Clock, Net, introduce, make_station, open_channel
+from tests.pair import Clock, Net, hotline, introduce, make_station
 
 CH = b64e(bytes(range(16)))
 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> tuple[Net, Clock, Station, Station, str]:
-    clock = Clock()
-    a = make_station(tmp_path / "a", "South", "en", clock)
-    b = make_station(tmp_path / "b", "North", "ko", clock)
-    introduce(a, b)
-    net = Net()
-    ch = open_channel(net, a, b)
-    return net, clock, a, b, ch
+    return hotline(tmp_path)
 
 
 def say(st: Station, ch: str, n: int, prefix: str = "message") -> None:

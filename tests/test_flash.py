@@ -11,16 +11,12 @@ from parley.station.config import Timings
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
 from tests.net import Stations, wait
-from tests.pair import Clock, Net, introduce, make_station, open_channel
+from tests.pair import Net, hotline
 
 
 def _pair(tmp_path: Path) -> tuple[Net, Station, Station, str]:
-    clock = Clock()
-    a = make_station(tmp_path / "a", "South", "en", clock)
-    b = make_station(tmp_path / "b", "North", "ko", clock)
-    introduce(a, b)
-    net = Net()
-    return net, a, b, open_channel(net, a, b)
+    net, _, a, b, ch = hotline(tmp_path)
+    return net, a, b, ch
 
 
 def _push_one_batch(a: Station, b: Station) -> list[str]:

@@ -20,19 +20,14 @@ from parley.protocol.envelope import open_envelope, parse_envelope
 from parley.station import paths
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
-from tests.pair import Clock, Net, introduce, make_station, open_channel
+from tests.pair import Clock, Net, hotline, make_station
 
 DAY = 24 * 3600 * 1000
 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> tuple[Net, Clock, Station, Station, str]:
-    clock = Clock()
-    a = make_station(tmp_path / "a", "South", "en", clock)
-    b = make_station(tmp_path / "b", "North", "ko", clock)
-    introduce(a, b)
-    net = Net()
-    return net, clock, a, b, open_channel(net, a, b)
+    return hotline(tmp_path)
 
 
 def secrets_on_disk(st: Station) -> list[tuple[str, bytes]]:
