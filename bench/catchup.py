@@ -17,7 +17,7 @@ import time
 from common import describe_floor, floor_ms, pair
 
 from parley.domain import channels
-from parley.station.service import open_station
+from parley.station.boot import open_station
 
 
 def main() -> None:

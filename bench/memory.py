@@ -20,9 +20,7 @@ from common import pair, rss_kb
 
 
 def baseline_kb() -> int:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import parley.station.service, time; time.sleep(30)"]
-    )
+    proc = subprocess.Popen([sys.executable, "-c", "import parley.app.serve, time; time.sleep(30)"])
     time.sleep(4)
     kb = rss_kb(proc.pid)
     proc.kill()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from parley.api.app import build_app
+from parley.app.build import build_app
 from parley.domain import channels, translation
 from parley.domain.forms import timefmt
 from parley.protocol import transcript

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from parley.api.app import build_app
+from parley.app.build import build_app
 from parley.protocol import crypto
 from parley.protocol.identity import parse_invitation
 from parley.station import features

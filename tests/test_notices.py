@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from parley.api.app import build_app
+from parley.app.build import build_app
 from parley.domain import channels, notices
 from parley.domain.forms import Catalogue, packaged_folder, render
 from parley.domain.notices import InvalidNotice, read_notice

@@ -25,9 +25,9 @@ from parley.protocol.encoding import canonical
 from parley.protocol.identity import parse_invitation, station_id
 from parley.protocol.request import HEADER, sign_request
 from parley.station import paths
+from parley.station.boot import open_station
 from parley.station.config import CONFIG, Timings, load_identity
 from parley.station.node import Station
-from parley.station.service import open_station
 from parley.store import paths as db
 from parley.store.base import SqlStore
 from parley.transport.http import PUSH_PATH

@@ -17,7 +17,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from parley.api.app import build_app
+from parley.app.build import build_app
 from parley.cli.client import Api
 from parley.domain.channels import text_body
 from parley.errors import Code, Conflict, LocalError, NotFound, Unauthorized

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from parley.api.app import build_app
+from parley.app.build import build_app
 from parley.domain import channels
 from parley.errors import Code, RejectedInput
 from parley.protocol.encoding import b64d, b64e, canonical, parse

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parley.api.app import build_app
+from parley.app.build import build_app
 from parley.domain import channels
 from parley.errors import NotFound
 from parley.protocol import crypto, note, transcript

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from parley.api.app import build_app
+from parley.app.build import build_app
 from parley.domain import notices as notice_bodies
 from parley.errors import Code, Conflict, NotFound, ParleyError
 from parley.protocol.encoding import b64e

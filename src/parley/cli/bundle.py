@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from parley.cli import main as cli
+from parley.cli import common as cli
 from parley.cli.client import Api
 from parley.errors import Code, LocalError
 
@@ -33,10 +33,10 @@ def bundle_export(
 ) -> None:
     """Write what PEER has not yet receipted (and what we hold of its chains) to a signed file."""
     api = Api(data)
-    res = api.post("/bundles/export", json={"peer": cli._resolve_peer(api, peer)})
+    res = api.post("/bundles/export", json={"peer": cli.resolve_peer(api, peer)})
     out_file.write_bytes(res.pop("bundle").encode())
     if as_json:
-        return cli._print_json(res | {"file": str(out_file)})
+        return cli.print_json(res | {"file": str(out_file)})
     cli.out.print(
         f"wrote {out_file}: {res['envelopes']} envelopes, {res['receipts']} receipts, "
         f"digest {res['digest']}"
@@ -58,7 +58,7 @@ def bundle_import(
         headers={"Content-Type": "application/x-ndjson"},
     )
     if as_json:
-        return cli._print_json(res)
+        return cli.print_json(res)
     cli.out.print(
         f"bundle from {res['from_name']} ({cli.when(res['created'])}): {res['envelopes']} "
         f"envelopes — accepted {res['accepted']}, duplicate {res['duplicate']}, "
@@ -73,7 +73,7 @@ def bundle_import(
 def bundle_list(data: cli.Data = Path("parley-data"), as_json: cli.AsJson = False) -> None:
     rows = Api(data).get("/bundles")
     if as_json:
-        return cli._print_json(rows)
+        return cli.print_json(rows)
     t = Table("when", "direction", "peer", "envelopes", "receipts", "outcome")
     for b in rows:
         t.add_row(
@@ -98,11 +98,11 @@ def peer_route(
     if peer:
         if bool(via) == direct:
             raise LocalError(Code.INVALID_REQUEST, "give either --via RELAY or --direct")
-        body = {"via": cli._resolve_peer(api, via) if via else None, "fallback": fallback}
-        api.post(f"/peers/{cli._resolve_peer(api, peer)}/route", json=body)
+        body = {"via": cli.resolve_peer(api, via) if via else None, "fallback": fallback}
+        api.post(f"/peers/{cli.resolve_peer(api, peer)}/route", json=body)
     info = api.get("/paths")
     if as_json:
-        return cli._print_json(info)
+        return cli.print_json(info)
     mode = "accepts inbound pushes" if info["inbound"] else "accepts no inbound: it pulls"
     cli.out.print(f"this station {mode}")
     for r in info["routes"]:

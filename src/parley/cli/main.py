@@ -10,17 +10,25 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.exceptions import TyperException
 
 from parley.cli.bundle import bundle_app, peer_route
 from parley.cli.client import Api
+from parley.cli.common import (
+    AsJson,
+    Data,
+    err,
+    out,
+    print_json,
+    resolve_channel,
+    resolve_peer,
+    when,
+)
 from parley.cli.demo import demo_command
 from parley.cli.notices import ack, forms_app, notice_app
 from parley.cli.talks import roadmap_app, talks_app, translate_app
@@ -53,47 +61,6 @@ app.add_typer(checkcall_app, name="checkcall")
 app.add_typer(crisis_app, name="crisis")
 app.command("links")(links)
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
-
-Data = Annotated[
-    Path,
-    typer.Option("--data", "-d", envvar="PARLEY_DATA", help="The station's data directory."),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
-
-
-def when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-
-
-def _resolve_channel(api: Api, ref: str) -> str:
-    ids = [c["channel"] for c in api.get("/channels")]
-    matches = [c for c in ids if c.startswith(ref)]
-    if not matches and len(ref) == 22:  # a whole id the listing hides: let the API say why
-        return ref
-    if len(matches) != 1:
-        raise LocalError(
-            Code.NOT_FOUND if not matches else Code.INVALID_REQUEST,
-            f"no channel starts with {ref!r}" if not matches else f"{ref!r} is ambiguous",
-        )
-    return str(matches[0])
-
-
-def _resolve_peer(api: Api, ref: str) -> str:
-    peers = api.get("/peers")
-    for p in peers:
-        if ref in (p["station"], p["name"]):
-            return str(p["station"])
-    raise LocalError(Code.NOT_FOUND, f"no peer named {ref!r}; see `parley peer list`")
-
-
 # --- station -----------------------------------------------------------------------------------
 
 
@@ -116,7 +83,7 @@ def station_init(
     ] = "",
 ) -> None:
     """Create a station: identity key, first signed medium-term key, API token, database."""
-    from parley.station.service import open_station, open_store
+    from parley.station.boot import open_station, open_store
 
     if not name:
         raise LocalError(Code.INVALID_REQUEST, "give the station a --name")
@@ -173,7 +140,7 @@ def station_run(
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
 ) -> None:
     """Serve the peer API and operator API, and run delivery in the background."""
-    from parley.station.service import serve
+    from parley.app.serve import serve
 
     serve(data, workers, log_format, log_level, worker)
 
@@ -183,7 +150,7 @@ def station_show(data: Data = Path("parley-data"), as_json: AsJson = False) -> N
     """This station's id, fingerprint and address."""
     info = Api(data).get("/station")
     if as_json:
-        return _print_json(info)
+        return print_json(info)
     for k in ("name", "station", "lang", "url", "fingerprint"):
         out.print(f"{k:12} {info[k]}")
 
@@ -220,7 +187,7 @@ def peer_add(
 def peer_list(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
     peers = Api(data).get("/peers")
     if as_json:
-        return _print_json(peers)
+        return print_json(peers)
     t = Table("name", "station", "lang", "fingerprint", "addresses")
     for p in peers:
         t.add_row(p["name"], p["station"], p["lang"], p["fingerprint"], " ".join(p["addresses"]))
@@ -239,7 +206,7 @@ def channel_open(
 ) -> None:
     """Propose a channel; it opens when every member has consented."""
     api = Api(data)
-    ids = [_resolve_peer(api, p) for p in peers]
+    ids = [resolve_peer(api, p) for p in peers]
     ch = api.post("/channels", json={"kind": kind, "title": title, "peers": ids})
     out.print(f"Proposed {ch['kind']} channel {ch['channel']} ({ch['state']}).")
     out.print(f"Awaiting consent from: {', '.join(_names(ch, ch['awaiting']))}")
@@ -252,7 +219,7 @@ def _names(ch: dict[str, Any], ids: list[str]) -> list[str]:
 
 def _control(action: str, channel: str, reason: str, data: Path) -> None:
     api = Api(data)
-    ch = api.post(f"/channels/{_resolve_channel(api, channel)}/{action}", json={"reason": reason})
+    ch = api.post(f"/channels/{resolve_channel(api, channel)}/{action}", json={"reason": reason})
     out.print(f"Channel {ch['channel']} is now {ch['state']}.")
 
 
@@ -281,7 +248,7 @@ def channel_close(channel: str, reason: str = "", data: Data = Path("parley-data
 def channel_list(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
     chans = Api(data).get("/channels")
     if as_json:
-        return _print_json(chans)
+        return print_json(chans)
     t = Table("channel", "kind", "state", "title", "members")
     for c in chans:
         t.add_row(
@@ -308,7 +275,7 @@ def send(
 ) -> None:
     """Seal and queue a text message; "queued" is printed only once it is durably stored."""
     api = Api(data)
-    ch = _resolve_channel(api, channel)
+    ch = resolve_channel(api, channel)
     r = api.post(
         f"/channels/{ch}/messages",
         json={"text": text, "precedence": precedence},
@@ -326,7 +293,7 @@ def inbox(
     """Messages received from other stations, newest last, decrypted and verified."""
     msgs = Api(data).get("/inbox", params={"limit": limit})
     if as_json:
-        return _print_json(msgs)
+        return print_json(msgs)
     for m in msgs:
         body = m["body"]
         text = (
@@ -344,7 +311,7 @@ def status(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
     """Per peer: link state, delivered, pending, last receipt."""
     st = Api(data).get("/status")
     if as_json:
-        return _print_json(st)
+        return print_json(st)
     out.print(f"{st['name']} ({st['station']}) — open alarms: {st['alarms']}")
     t = Table("peer", "link", "since", "rtt ms", "delivered", "pending", "last receipt")
     for p in st["peers"]:
@@ -360,7 +327,7 @@ def status(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
 def alarms(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
     rows = Api(data).get("/alarms")
     if as_json:
-        return _print_json(rows)
+        return print_json(rows)
     for a in rows:
         out.print(f"{when(a['ts'])} [{a['severity']}] {a['kind']}: {a['message']}")
 

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from parley.cli import main as cli
+from parley.cli import common as cli
 from parley.cli.client import Api
 from parley.errors import Code, LocalError
 
@@ -78,7 +78,7 @@ def forms_list(
         params["lang"] = lang
     forms = Api(data).get("/forms", params=params)
     if as_json:
-        return cli._print_json(forms)
+        return cli.print_json(forms)
     t = Table()
     t.add_column("form", no_wrap=True)  # an id to copy, so never broken across lines
     for name in ("v", "title", "precedence", "ack within", "lead time"):
@@ -108,7 +108,7 @@ def forms_show(
         params["lang"] = lang
     f = Api(data).get(f"/forms/{form_id}", params=params)
     if as_json:
-        return cli._print_json(f)
+        return cli.print_json(f)
     cli.out.print(f"[bold]{f['name']}[/bold] — {f['id']} v{f['version']} ({f['precedence']})")
     if f["description"]:
         cli.out.print(f["description"], markup=False)
@@ -162,7 +162,7 @@ def notice_send(
 ) -> None:
     """Validate a notice against its form and send it; nothing is sent if a field is wrong."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     req: dict[str, Any] = {"form": form_id, "fields": _fields(fields)}
     if lang:
         req["lang"] = lang
@@ -211,13 +211,13 @@ def notice_show(
 ) -> None:
     """A notice rendered in your language from its fields, with its answers."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     h = _notice_hash(api, ch, ref)
     n = api.get(f"/channels/{ch}/notices/{h}", params={"lang": lang} if lang else {})
     if svg is not None:
         svg.write_text(n["svg"])
     if as_json:
-        return cli._print_json(n)
+        return cli.print_json(n)
     cli.out.print(
         f"{n['sender_name']} #{n['seq']} {cli.when(n['ts'])} [{n['precedence']}] "
         f"{n['form']} v{n['version']} (written in {n['original_lang']}, shown in {n['lang']})",
@@ -242,10 +242,10 @@ def notice_list(
 ) -> None:
     """The channel's notices, oldest first, with the state of their acknowledgements."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     rows = api.get(f"/channels/{ch}/notices")
     if as_json:
-        return cli._print_json(rows)
+        return cli.print_json(rows)
     t = Table("hash", "from", "sent", "form", "late", "answers")
     for n in rows:
         answers = ", ".join(f"{a['answerer_name']}: {a['status']}" for a in n["answers"])
@@ -265,7 +265,7 @@ def notice_deadlines(
     """Acknowledgements due: the ones we owe and the ones we await, soonest first."""
     rows = Api(data).get("/deadlines", params={"all": all_})
     if as_json:
-        return cli._print_json(rows)
+        return cli.print_json(rows)
     t = Table("notice", "from", "to answer", "due", "time left", "status", "level")
     for d in rows:
         t.add_row(
@@ -297,7 +297,7 @@ def ack(
 ) -> None:
     """Answer a message or notice from another station; the answer is a signed envelope."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     h = ref
     if len(ref) != HASH_CHARS:
         msgs = api.get(f"/channels/{ch}/messages", params={"limit": 10_000})

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from parley.cli import main as cli
+from parley.cli import common as cli
 from parley.cli.client import Api
 from parley.errors import Code, LocalError
 
@@ -121,13 +121,13 @@ def _value(v: Any) -> str:
 def _api_channel(data: Path, channel: str) -> tuple[Api, str]:
     """A client of the running station, and the full id of the channel CHANNEL abbreviates."""
     api = Api(data)
-    return api, cli._resolve_channel(api, channel)
+    return api, cli.resolve_channel(api, channel)
 
 
 def _show(r: Any, as_json: bool, human: Callable[[Any], None]) -> None:
     """The API's answer as it is for programs (--json), or `human`'s reading of it."""
     if as_json:
-        cli._print_json(r)
+        cli.print_json(r)
     else:
         human(r)
 
@@ -561,5 +561,5 @@ def translate_engine(data: cli.Data = Path("parley-data"), as_json: cli.AsJson =
     """The machine translation engine this station is configured with (none by default)."""
     r = Api(data).get("/translation/engine")
     if as_json:
-        return cli._print_json(r)
+        return cli.print_json(r)
     say(r["engine"] if r["configured"] else "none: machine translation is off")

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from parley.cli import main as cli
+from parley.cli import common as cli
 from parley.cli.client import Api, ApiError
 from parley.cli.verifying import signature_worker
 from parley.errors import Code, LocalError
@@ -57,7 +57,7 @@ def _progress() -> Progress:
 def checkpoint(channel: str, data: cli.Data = Path("parley-data")) -> None:
     """Checkpoint this station's chain on CHANNEL now; the other members countersign it."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     r = api.post(f"/channels/{ch}/checkpoint")
     cli.out.print(f"checkpoint: channel {ch}, envelopes 1..{r['size']}, root {r['root']}")
 
@@ -68,9 +68,9 @@ def checkpoints(
 ) -> None:
     """Checkpoints held for CHANNEL and who countersigned each."""
     api = Api(data)
-    rows = api.get(f"/channels/{cli._resolve_channel(api, channel)}/checkpoints")
+    rows = api.get(f"/channels/{cli.resolve_channel(api, channel)}/checkpoints")
     if as_json:
-        return cli._print_json(rows)
+        return cli.print_json(rows)
     t = Table("sender", "size", "root", "at", "cosigned by")
     for r in rows:
         t.add_row(
@@ -112,7 +112,7 @@ def export(
     """Write CHANNEL's transcript as this station holds it: every envelope, the plaintext it
     holds, checkpoints and cosignatures, members' keys; signed by this station."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     size = _stream(api, f"/channels/{ch}/export", out, quiet)
     cli.out.print(f"wrote {out} ({size:,} bytes); check it with `parley transcript verify {out}`")
 
@@ -128,10 +128,10 @@ def prove(
     """Write a proof of one message: it, its envelope and an inclusion proof against a
     countersigned checkpoint. It reveals that message and nothing else of the channel."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     me = api.get("/station")
     who = me["station"] if sender in ("me", me["station"], me["name"]) else None
-    who = who or cli._resolve_peer(api, sender)
+    who = who or cli.resolve_peer(api, sender)
     doc = api.get(f"/channels/{ch}/proof", params={"sender": who, "seq": seq})
     out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", "utf-8")
     cli.out.print(f"wrote {out}; check it with `parley transcript check-proof {out}`")
@@ -142,7 +142,7 @@ def prove(
 
 def _print_report(report: transcript.Report, as_json: bool) -> None:
     if as_json:
-        return cli._print_json(report.to_json())
+        return cli.print_json(report.to_json())
     t = Table("check", "result", "passed", "failed")
     for c in report.checks.values():
         result = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "none": "-"}[c.status]

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from parley.cli import common as cli
 from parley.cli.client import Api
 from parley.station.users import ROLES
 
@@ -62,7 +63,7 @@ def user_add(
 def user_list(data: cli.Data = Path("parley-data"), as_json: cli.AsJson = False) -> None:
     rows = Api(data).get("/users")
     if as_json:
-        return cli._print_json(rows)
+        return cli.print_json(rows)
     t = Table("name", "roles", "state", "created")
     for u in rows:
         state = f"disabled {cli.when(u['disabled_at'])}" if u["disabled"] else "active"
@@ -126,7 +127,7 @@ def user_tokens(
     """A user's API tokens (never their secrets)."""
     rows = Api(data).get(f"/users/{name}/tokens")
     if as_json:
-        return cli._print_json(rows)
+        return cli.print_json(rows)
     t = Table("id", "label", "created", "last used", "revoked")
     for r in rows:
         t.add_row(
@@ -152,14 +153,9 @@ def audit(
     """Local actions, newest first: logins, user changes, channels, sends (admin or auditor)."""
     rows = Api(data).get("/audit", params={"limit": limit})
     if as_json:
-        return cli._print_json(rows)
+        return cli.print_json(rows)
     for a in rows:
         detail = json.dumps(a["detail"], ensure_ascii=False, sort_keys=True)
         cli.out.print(
             f"{cli.when(a['ts'])}  {a['actor']:<16} {a['action']:<16} {detail}", markup=False
         )
-
-
-# Last, so that importing either this module or main.py first works: main.py imports user_app
-# and audit_app from here, and these commands use main's options and printers (by then loaded).
-from parley.cli import main as cli  # noqa: E402

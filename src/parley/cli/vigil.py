@@ -26,7 +26,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from parley.cli import main as cli
+from parley.cli import common as cli
 from parley.cli.client import Api
 from parley.cli.notices import HASH_CHARS, _resolve_hash
 from parley.errors import Code, LocalError
@@ -79,7 +79,7 @@ def _table(
 ) -> None:
     """The rows as JSON for programs (--json), or as a table of `cells` under `headers`."""
     if as_json:
-        return cli._print_json(rows)
+        return cli.print_json(rows)
     t = Table(*headers)
     for r in rows:
         t.add_row(*cells(r))
@@ -131,14 +131,14 @@ def checkcall_schedule(
 ) -> None:
     """Call the other members at these local times; each call must be answered in time."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     req = {
         "times": at, "tz": tz, "weekdays": parse_days(days),
         "answer_within_ms": parse_duration(within), "holidays": holiday or [],
     }  # fmt: skip
     s = api.call("PUT", f"/checkcalls/schedules/{ch}", json=req)
     if as_json:
-        return cli._print_json(s)
+        return cli.print_json(s)
     cli.out.print(
         f"Check calls on {ch}: {', '.join(s['times'])} {s['tz']} on {_days(s['weekdays'])}, "
         f"answer within {within}. Next call {cli.when(s['next_due_ms'])}.",
@@ -163,7 +163,7 @@ def checkcall_schedules(data: cli.Data = Path("parley-data"), as_json: cli.AsJso
 def checkcall_unschedule(channel: str, data: cli.Data = Path("parley-data")) -> None:
     """Stop the channel's scheduled check calls."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     r = api.call("DELETE", f"/checkcalls/schedules/{ch}")
     cli.out.print(
         f"Schedule of {ch} removed." if r["deleted"] else f"{ch} had no schedule.", markup=False
@@ -179,10 +179,10 @@ def checkcall_call(
 ) -> None:
     """Call the other members now, outside the schedule."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     c = api.post(f"/checkcalls/{ch}/call", json={"answer_within_ms": parse_duration(within)})
     if as_json:
-        return cli._print_json(c)
+        return cli.print_json(c)
     cli.out.print(
         f"called: {c['call_id']} on {ch}, answer by {cli.when(c['answer_by_ms'])}", markup=False
     )
@@ -202,7 +202,7 @@ def checkcall_list(
     api = Api(data)
     params: dict[str, Any] = {"limit": limit}
     if channel:
-        params["channel"] = cli._resolve_channel(api, channel)
+        params["channel"] = cli.resolve_channel(api, channel)
     if pending:
         params.update(direction="incoming", status="pending")
     _table(
@@ -230,7 +230,7 @@ def checkcall_answer(
 ) -> None:
     """Answer another station's check call, as the person the API credentials name."""
     api = Api(data)
-    ch = cli._resolve_channel(api, channel)
+    ch = cli.resolve_channel(api, channel)
     incoming = api.get("/checkcalls", params={"channel": ch, "direction": "incoming"})
     if call_id is None:
         waiting = [c["call_id"] for c in incoming if c["status"] in ("pending", "missed")]
@@ -241,7 +241,7 @@ def checkcall_answer(
         cid = _resolve_hash([c["call_id"] for c in incoming], call_id, "check call")
     c = api.post(f"/checkcalls/{ch}/{cid}/answer")
     if as_json:
-        return cli._print_json(c)
+        return cli.print_json(c)
     mine = [a for a in c["answers"] if a["by"] is not None and a["status"] != "pending"]
     late = " (late)" if c["status"] == "answered_late" else ""
     cli.out.print(f"answered {cid}{late}" + (f" as {mine[-1]['by']}" if mine else ""), markup=False)
@@ -252,7 +252,7 @@ def checkcall_answer(
 
 def _incident(api: Api, path: str, channel: str | None) -> Any:
     """GET /crises/PATH; --channel names the incident's channel when its id is not unique."""
-    params = {"channel": cli._resolve_channel(api, channel)} if channel else {}
+    params = {"channel": cli.resolve_channel(api, channel)} if channel else {}
     return api.get(f"/crises/{path}", params=params)
 
 
@@ -278,14 +278,14 @@ def crisis_open(
     """Open an incident thread on a channel; every member sees it."""
     api = Api(data)
     req: dict[str, Any] = {
-        "channel": cli._resolve_channel(api, channel), "title": title, "severity": severity,
+        "channel": cli.resolve_channel(api, channel), "title": title, "severity": severity,
         "description": description,
     }  # fmt: skip
     if incident_id:
         req["incident_id"] = incident_id
     i = api.post("/crises", json=req)
     if as_json:
-        return cli._print_json(i)
+        return cli.print_json(i)
     cli.out.print("opened " + _incident_line(i), markup=False)
 
 
@@ -302,10 +302,10 @@ def crisis_status(
     api = Api(data)
     req: dict[str, Any] = {"status": status, "note": note}
     if channel:
-        req["channel"] = cli._resolve_channel(api, channel)
+        req["channel"] = cli.resolve_channel(api, channel)
     i = api.post(f"/crises/{incident_id}/status", json=req)
     if as_json:
-        return cli._print_json(i)
+        return cli.print_json(i)
     cli.out.print(_incident_line(i), markup=False)
 
 
@@ -326,7 +326,7 @@ def crisis_link(
         h = _resolve_hash([m["hash"] for m in msgs], ref, "message")
     i = api.post(f"/crises/{incident_id}/link", json={"ref": h, "channel": inc["channel"]})
     if as_json:
-        return cli._print_json(i)
+        return cli.print_json(i)
     cli.out.print(f"linked {h} to {i['incident_id']} ({len(i['links'])} linked)", markup=False)
 
 
@@ -345,7 +345,7 @@ def crisis_list(
     if status:
         params["status"] = status
     if channel:
-        params["channel"] = cli._resolve_channel(api, channel)
+        params["channel"] = cli.resolve_channel(api, channel)
     _table(
         api.get("/crises", params=params), as_json,
         ("incident", "severity", "status", "title", "channel", "opened", "by"),
@@ -366,7 +366,7 @@ def crisis_show(
     """One incident and its timeline: its moves, linked envelopes, answers and link changes."""
     tl = _incident(Api(data), f"{incident_id}/timeline", channel)
     if as_json:
-        return cli._print_json(tl)
+        return cli.print_json(tl)
     i = tl["incident"]
     cli.out.print(_incident_line(i), markup=False)
     if i["description"]:

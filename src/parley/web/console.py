@@ -16,8 +16,9 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -176,15 +177,13 @@ def _when(ms: int | None, lang: str) -> str:
     return timefmt.when(int(ms), lang) if ms else "—"
 
 
-def mount(app: FastAPI, station: Station) -> Console:
+def mount(app: FastAPI, station: Station, pages: Sequence[ModuleType]) -> Console:
     """Add the console to the station's app: /console/…, with / redirecting to it."""
-    from parley.web.pages import PAGES
-
     console = Console(station)
     station.scheduled.append(console.links.sample)
     sub = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     sub.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for page in PAGES:
+    for page in pages:
         sub.include_router(page.routes(console))
 
     @sub.middleware("http")

@@ -1,4 +1,5 @@
-"""The FastAPI application of one station: peer API, operator API, errors as JSON with codes."""
+"""The FastAPI application of one station: peer API, operator API and console; errors as JSON
+with codes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from parley.api.auth import Auth
 from parley.errors import Code, ParleyError
 from parley.station.node import Station
 from parley.web import console
+from parley.web.pages import PAGES
 
 
 def build_app(station: Station, token: str) -> FastAPI:
@@ -53,5 +55,5 @@ def build_app(station: Station, token: str) -> FastAPI:
     app.include_router(metrics_api.router(station, auth))
     app.include_router(vigil_api.router(station, auth))
     app.include_router(paths_api.router(station, auth))
-    console.mount(app, station)  # the operator console at /console; / redirects there
+    console.mount(app, station, PAGES)  # the operator console at /console; / redirects there
     return app

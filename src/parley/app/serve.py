@@ -35,16 +35,15 @@ from typing import Any
 import psycopg
 import uvicorn
 
-from parley.api.app import build_app
+from parley.app.build import build_app
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.request import HEADER, parse_auth, sign_request
-from parley.station import features, logs, metrics
-from parley.station.config import Config, load_config, load_identity, load_token
+from parley.station import logs, metrics
+from parley.station.boot import open_station
+from parley.station.config import Config, load_token
 from parley.station.dispatcher import Dispatcher
-from parley.station.node import Clock, Station
-from parley.store.base import SqlStore
+from parley.station.node import Station
 from parley.store.postgres import PostgresStore
-from parley.store.sqlite import SqliteStore
 from parley.transport.http import PeerClient
 
 log = logging.getLogger("parley.station")
@@ -54,32 +53,6 @@ QUEUED = "parley_queued"  # the NOTIFY channel a send signals on
 EXIT_STARTUP = 78  # sysexits' EX_CONFIG: a worker could not start, and restarting will not help
 EXIT_DB_LOST = 75  # sysexits' EX_TEMPFAIL: the database connection died; a restart may help
 RESTART_MIN_S, RESTART_MAX_S, STABLE_S = 0.5, 30.0, 30.0
-
-
-def system_clock() -> Clock:
-    """Wall clock in Unix ms; PARLEY_CLOCK_OFFSET_MS shifts it (fault-injection of clock skew)."""
-    offset = int(os.environ.get("PARLEY_CLOCK_OFFSET_MS", "0"))
-    return lambda: time.time_ns() // 1_000_000 + offset
-
-
-def open_store(data: Path, database: str) -> SqlStore:
-    if database.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(database)
-    if database:
-        raise LocalError(
-            Code.INVALID_REQUEST,
-            f"unsupported database {database!r}; give a postgresql:// URL, or nothing for SQLite",
-        )
-    return SqliteStore(data / "parley.db")
-
-
-def open_station(data: Path, clock: Clock | None = None) -> Station:
-    cfg = load_config(data)
-    station = Station(
-        cfg, open_store(data, cfg.database), load_identity(data), clock or system_clock()
-    )
-    station.rotate_prekeys()
-    return features.install(station)
 
 
 async def _rotation(station: Station) -> None:

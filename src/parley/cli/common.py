@@ -1,0 +1,55 @@
+"""Options, printers and name resolution that every `parley` subcommand shares."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from parley.cli.client import Api
+from parley.errors import Code, LocalError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+Data = Annotated[
+    Path,
+    typer.Option("--data", "-d", envvar="PARLEY_DATA", help="The station's data directory."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+
+
+def when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def resolve_channel(api: Api, ref: str) -> str:
+    ids = [c["channel"] for c in api.get("/channels")]
+    matches = [c for c in ids if c.startswith(ref)]
+    if not matches and len(ref) == 22:  # a whole id the listing hides: let the API say why
+        return ref
+    if len(matches) != 1:
+        raise LocalError(
+            Code.NOT_FOUND if not matches else Code.INVALID_REQUEST,
+            f"no channel starts with {ref!r}" if not matches else f"{ref!r} is ambiguous",
+        )
+    return str(matches[0])
+
+
+def resolve_peer(api: Api, ref: str) -> str:
+    peers = api.get("/peers")
+    for p in peers:
+        if ref in (p["station"], p["name"]):
+            return str(p["station"])
+    raise LocalError(Code.NOT_FOUND, f"no peer named {ref!r}; see `parley peer list`")
