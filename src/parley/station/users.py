@@ -32,10 +32,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from parley.errors import Code, Conflict, LocalError, NotFound, Unauthorized
 from parley.protocol.crypto import sha256
+from parley.station.roles import ROLES as ROLES  # the one list of roles
 from parley.store import users as db
 from parley.store.base import SqlStore
-
-ROLES = ("operator", "representative", "translator", "facilitator", "auditor", "admin")
 
 
 @dataclass(frozen=True)
