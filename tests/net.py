@@ -13,6 +13,7 @@ Each station is `parley station run` in its own process group with its own data 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -87,6 +88,13 @@ class Stations:
 
     def api(self, name: str) -> Api:
         return Api(self.dirs[name])
+
+    def person(self, station: str, name: str, roles: list[str]) -> Api:
+        """A user of `station` with `roles`, made by its admin, signed in with their password."""
+        password = secrets.token_urlsafe(18)
+        self.api(station).post("/users", json={"name": name, "roles": roles, "password": password})
+        session = self.api(station).post("/login", json={"name": name, "password": password})
+        return Api(self.dirs[station], as_token=session["token"])
 
     def cli(self, name: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         return parley(*args, data=self.dirs[name], ok=ok)

@@ -101,14 +101,22 @@ def test_three_stations_facilitated_lifecycle_back_channel_and_wrapping(tmp_path
         assert exc.value.code == Code.CONFLICT
 
         # A back channel between the two parties' representatives; the UN never learns of it.
-        reps = {ids["South"]: ["admin"], ids["North"]: ["admin"]}
-        bc = net.open_channel(
-            "South", ["North"], kind="backchannel", title="Personal representatives",
-            representatives=reps,
-        )  # fmt: skip
-        net.api("South").post(f"/channels/{bc}/messages", json={"text": "Quietly: agreed."})
-        wait(lambda: texts(net, "North", bc) == ["Quietly: agreed."])
-        assert channel(net, "North", bc)["kind"] == "backchannel"
+        south_rep = net.person("South", "south.rep", ["representative"])
+        north_rep = net.person("North", "north.rep", ["representative"])
+        reps = {ids["South"]: ["south.rep"], ids["North"]: ["north.rep"]}
+        bc = south_rep.post("/channels", json={
+            "kind": "backchannel", "title": "Personal representatives",
+            "peers": [ids["North"]], "representatives": reps,
+        })["channel"]  # fmt: skip
+        wait(lambda: any(c["channel"] == bc for c in north_rep.get("/channels")))
+        north_rep.post(f"/channels/{bc}/consent")
+        wait(lambda: south_rep.get(f"/channels/{bc}")["state"] == "open")
+        south_rep.post(f"/channels/{bc}/messages", json={"text": "Quietly: agreed."})
+        wait(lambda: [
+            m["body"]["text"] for m in north_rep.get(f"/channels/{bc}/messages")
+            if m["body"].get("type") == "text"
+        ] == ["Quietly: agreed."])  # fmt: skip
+        assert north_rep.get(f"/channels/{bc}")["kind"] == "backchannel"
         with pytest.raises(ApiError) as exc:
             net.api("UN").get(f"/channels/{bc}")
         assert exc.value.code == Code.NOT_FOUND

@@ -8,11 +8,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.domain import channels
-from parley.protocol.encoding import b64e
-from parley.protocol.identity import fingerprint, parse_invitation
+from parley.station.channels import STEPS, ChannelDesk
 from parley.station.node import MAX_BATCH, Station
+from parley.station.overview import StationDesk
+from parley.station.roles import Action
 from parley.station.users import User
 
 Precedence = Literal["ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH"]
@@ -50,74 +52,48 @@ class TextBatch(Strict):
 
 def router(station: Station, auth: Auth) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["operator"], dependencies=[Depends(auth.user)])
+    desk, chans = StationDesk(station), ChannelDesk(station)
 
-    @r.get("/station")
-    def get_station() -> dict[str, Any]:
-        return {
-            "station": station.id,
-            "name": station.cfg.name,
-            "lang": station.cfg.lang,
-            "fingerprint": station.fingerprint,
-            "url": station.cfg.url,
-        }
+    @r.get("/station", **acts(Action.STATION_READ))
+    def get_station(who: User = Depends(auth.user)) -> dict[str, Any]:
+        return desk.info(who)
 
-    @r.get("/invitation")
-    def invitation() -> dict[str, str]:
-        return {"invitation": station.invitation().encode()}
+    @r.get("/invitation", **acts(Action.STATION_READ))
+    def invitation(who: User = Depends(auth.user)) -> dict[str, str]:
+        return {"invitation": desk.invitation(who)}
 
-    @r.post("/peers")
+    @r.post("/peers", **acts(Action.PEER_ADD))
     def add_peer(req: PeerAdd, who: User = Depends(auth.user)) -> dict[str, Any]:
-        inv = parse_invitation(req.invitation)
-        station.add_peer(inv, who.name)
-        return {"station": inv.station, "name": inv.name, "fingerprint": inv.fingerprint}
+        return desk.add_peer(who, req.invitation)
 
-    @r.get("/peers")
-    def peers() -> list[dict[str, Any]]:
-        return [
-            {
-                "station": p.station,
-                "name": p.name,
-                "lang": p.lang,
-                "addresses": p.addresses,
-                "fingerprint": fingerprint(p.identity),
-            }
-            for p in station.store.list_peers()
-        ]
+    @r.get("/peers", **acts(Action.STATION_READ))
+    def peers(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
+        return desk.peers(who)
 
-    @r.post("/channels")
+    @r.post("/channels", **acts(Action.CHANNEL_PROPOSE))
     def propose(req: ChannelPropose, who: User = Depends(auth.user)) -> dict[str, Any]:
-        extra = req.model_dump(include={"facilitator", "representatives"}, exclude_none=True)
-        ch = station.propose_channel(req.kind, req.title, req.peers, who.name, **extra)
-        return _channel(station, ch)
+        return chans.propose(
+            who, req.kind, req.title, req.peers, req.facilitator, req.representatives
+        )
 
-    @r.get("/channels")
+    @r.get("/channels", **acts(Action.CHANNEL_READ))
     def list_channels(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
-        return [_channel(station, s.channel) for s in station.channel_states(who)]
+        return chans.channels(who)
 
-    @r.get("/channels/{channel}")
+    @r.get("/channels/{channel}", **acts(Action.CHANNEL_READ))
     def get_channel(channel: str, who: User = Depends(auth.user)) -> dict[str, Any]:
-        station.guard(channel, who)
-        return _channel(station, channel)
+        return chans.channel(who, channel)
 
-    @r.post("/channels/{channel}/messages")
+    @r.post("/channels/{channel}/messages", **acts(Action.MESSAGE_SEND))
     def send(
         channel: str,
         req: TextMessage,
         who: User = Depends(auth.user),
         idempotency_key: str = Header(default="", max_length=128),
     ) -> dict[str, Any]:
-        station.guard(channel, who)
-        body = channels.text_body(req.text, req.lang or station.cfg.lang)
-        row, created = station.send(channel, body, req.precedence, idempotency_key, who.name)
-        return {
-            "channel": channel,
-            "seq": row.seq,
-            "hash": b64e(row.hash),
-            "status": "queued",
-            "created": created,
-        }
+        return chans.send(who, channel, req.text, req.lang, req.precedence, idempotency_key)
 
-    @r.post("/channels/{channel}/messages/batch")
+    @r.post("/channels/{channel}/messages/batch", **acts(Action.MESSAGE_SEND))
     def send_batch(
         channel: str,
         req: TextBatch,
@@ -125,99 +101,59 @@ def router(station: Station, auth: Auth) -> APIRouter:
         idempotency_key: str = Header(default="", max_length=120),
     ) -> dict[str, Any]:
         """Several text messages in order, queued in one transaction (all or none)."""
-        station.guard(channel, who)
-        items = [
-            (channels.text_body(m.text, m.lang or station.cfg.lang), m.precedence)
-            for m in req.messages
-        ]
-        rows, created = station.send_many(channel, items, idempotency_key, who.name)
-        return {
-            "channel": channel,
-            "status": "queued",
-            "created": created,
-            "envelopes": [{"seq": r.seq, "hash": b64e(r.hash)} for r in rows],
-        }
+        items = [(m.text, m.lang, m.precedence) for m in req.messages]
+        return chans.send_batch(who, channel, items, idempotency_key)
 
-    @r.get("/channels/{channel}/messages")
+    @r.get("/channels/{channel}/messages", **acts(Action.CHANNEL_READ))
     def messages(
         channel: str,
         after: int = Query(0, ge=0),
         limit: int = Query(1000, ge=1, le=10_000),
         who: User = Depends(auth.user),
     ) -> list[dict[str, Any]]:
-        msgs = station.messages(channel, after, limit, who)
+        msgs = chans.messages(who, channel, after, limit)
         return [m.to_json() | {"id": m.extra["id"]} for m in msgs]
 
-    @r.get("/channels/{channel}/transcript")
+    @r.get("/channels/{channel}/transcript", **acts(Action.CHANNEL_READ))
     def transcript(channel: str, who: User = Depends(auth.user)) -> dict[str, Any]:
-        station.guard(channel, who)
-        return station.transcript_digest(channel)
+        return chans.transcript(who, channel)
 
-    # One route per action, not "/channels/{channel}/{action}": a pattern that broad would
+    # One route per step, not "/channels/{channel}/{step}": a pattern that broad would
     # capture every other router's POST /channels/{channel}/<word>.
-    def control_route(action: str) -> Callable[..., dict[str, Any]]:
+    def step_route(step: str) -> Callable[..., dict[str, Any]]:
         def control(
             channel: str, req: ChannelControl | None = None, who: User = Depends(auth.user)
         ) -> dict[str, Any]:
-            station.guard(channel, who)
-            station.control(channel, action, req.reason if req else "", who.name)
-            return _channel(station, channel)
+            return chans.step(who, channel, step, req.reason if req else "")
 
         return control
 
-    for action in ("consent", "suspend", "reopen", "close"):
+    for step, action in STEPS.items():
         r.add_api_route(
-            f"/channels/{{channel}}/{action}", control_route(action), methods=["POST"],
-            name=f"channel_{action}",
+            f"/channels/{{channel}}/{step}", step_route(step), methods=["POST"],
+            name=f"channel_{step}", **acts(action),
         )  # fmt: skip
 
-    @r.get("/inbox")
+    @r.get("/inbox", **acts(Action.CHANNEL_READ))
     def inbox(
         limit: int = Query(200, ge=1, le=10_000), who: User = Depends(auth.user)
     ) -> list[dict[str, Any]]:
-        return [m.to_json() for m in station.inbox(limit, who)]
+        return [m.to_json() for m in chans.inbox(who, limit)]
 
-    @r.get("/status")
-    def status() -> dict[str, Any]:
-        return station.status()
+    @r.get("/status", **acts(Action.STATION_READ))
+    def status(who: User = Depends(auth.user)) -> dict[str, Any]:
+        return desk.status(who)
 
-    def hidden(who: User) -> set[str]:
-        """Back channels this user is not named on: their alarms and evidence are not shown."""
-        return {s.channel for s in station.channel_states() if not station.visible(s, who)}
-
-    @r.get("/alarms")
+    @r.get("/alarms", **acts(Action.ALARM_READ))
     def alarms(all: bool = False, who: User = Depends(auth.user)) -> list[dict[str, Any]]:
-        skip = hidden(who)
-        return [
-            a.__dict__ for a in station.store.alarms(include_cleared=all) if a.subject not in skip
-        ]
+        return [a.__dict__ for a in desk.alarms(who, include_cleared=all)]
 
-    @r.get("/evidence")
+    @r.post("/alarms/{alarm_id}/clear", **acts(Action.ALARM_CLEAR))
+    def clear_alarm(alarm_id: int, who: User = Depends(auth.user)) -> dict[str, Any]:
+        return {"id": alarm_id, "cleared": desk.clear_alarm(who, alarm_id)}
+
+    @r.get("/evidence", **acts(Action.EVIDENCE_READ))
     def evidence(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
-        skip = hidden(who)
-        return [
-            {
-                "channel": c, "sender": s, "seq": q, "kind": k, "envelope": raw.decode(),
-                "held_hash": b64e(h) if h else None, "detected": t,
-            }
-            for c, s, q, k, raw, h, t in station.store.evidence() if c not in skip
-        ]  # fmt: skip
+        return desk.evidence(who)
 
     return r
-
-
-def _channel(station: Station, channel: str) -> dict[str, Any]:
-    s = station.channel_state(channel)
-    return {
-        "channel": s.channel,
-        "kind": s.kind,
-        "title": s.title,
-        "state": s.state,
-        "members": [{"station": m, "name": station.peer_name(m)} for m in s.members],
-        "proposer": s.proposer,
-        "facilitator": s.facilitator or None,
-        "representatives": {k: list(v) for k, v in s.representatives.items()},
-        "consents": sorted(s.consents),
-        "awaiting": sorted(set(s.members) - s.consents) if s.pending else [],
-        "history": [{"ts": ts, "by": who, "event": what} for ts, who, what in s.history],
-    }

@@ -23,13 +23,13 @@ def token(data: Path) -> str:
 
 
 class Api:
-    def __init__(self, data: Path, timeout_s: float = 30.0) -> None:
+    def __init__(self, data: Path, timeout_s: float = 30.0, as_token: str | None = None) -> None:
         cfg = load_config(data)
         host = cfg.host if cfg.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         self.base = f"http://{host}:{cfg.port}"
         self.http = httpx.Client(
             base_url=self.base,
-            headers={"Authorization": f"Bearer {token(data)}"},
+            headers={"Authorization": f"Bearer {as_token or token(data)}"},
             timeout=timeout_s,
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -522,13 +522,17 @@ class SqlStore:
                     channel, of, by, seq, h, ts, raw,
                 )  # fmt: skip
 
-    def last_receipt(self, by: str) -> tuple[str, int, int, bytes] | None:
-        """(channel, seq, ts, raw) of the newest receipt signed by `by`."""
+    def last_receipt(
+        self, by: str, exclude: Sequence[str] = ()
+    ) -> tuple[str, int, int, bytes] | None:
+        """(channel, seq, ts, raw) of the newest receipt signed by `by`, on any channel but those
+        in `exclude`."""
+        skip = f" AND channel NOT IN ({', '.join('?' * len(exclude))})" if exclude else ""
         rows = self.q(
-            "SELECT channel, seq, ts, raw FROM receipts WHERE by_station = ?"
+            f"SELECT channel, seq, ts, raw FROM receipts WHERE by_station = ?{skip}"
             " ORDER BY ts DESC, seq DESC LIMIT 1",
-            by,
-        )
+            by, *exclude,
+        )  # fmt: skip
         return (rows[0][0], int(rows[0][1]), int(rows[0][2]), bytes(rows[0][3])) if rows else None
 
     def receipts_for(self, channel: str, by: str) -> list[tuple[int, bytes]]:

@@ -20,7 +20,9 @@ from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
 from parley.protocol.transcript import CHECKPOINT, COSIGN
 from parley.station import checkcalls
 from parley.station import talks as talks_station
+from parley.station.channels import ChannelDesk
 from parley.station.node import Message, Station
+from parley.station.roles import Action, authorize
 from parley.store import checkpoints as checkpoints_db
 from parley.store import vigil as vigil_db
 from parley.web.console import Console
@@ -136,11 +138,14 @@ def routes(c: Console) -> APIRouter:
     r = APIRouter()
     st = c.station
 
+    desk = ChannelDesk(st)
+
     def guard(channel: str, v: Viewer) -> channels.ChannelState:
         """The channel if `v` may see it. A back channel the viewer is not named on answers
         exactly like a channel that does not exist, so the console does not even confirm it."""
+        authorize(v.user, Action.CHANNEL_READ)
         try:
-            return st.guard(channel, v.user)
+            return desk.state(v.user, channel)
         except Forbidden:
             raise NotFound(Code.NOT_FOUND, f"no channel {channel}") from None
 
@@ -149,7 +154,7 @@ def routes(c: Console) -> APIRouter:
 
     def view(channel: str, v: Viewer) -> dict[str, Any]:
         state = guard(channel, v)
-        every = st.messages(channel, 0, 100_000, v.user)
+        every = desk.messages(v.user, channel, 0, 100_000)
         msgs = [m for m in every if m.body.get("type") not in BOOKKEEPING][-SHOWN:]
         return {
             "ch": state,
@@ -168,7 +173,7 @@ def routes(c: Console) -> APIRouter:
 
     @r.get("/channels")
     def list_channels(request: Request, v: Viewer = Depends(c.viewer)) -> Response:
-        items = [(s, names(s.members)) for s in st.channel_states(v.user)]
+        items = [(s, names(s.members)) for s in desk.states(v.user)]
         return c.page(request, "channels.html", v, channels=items)
 
     @r.get("/channels/{channel}")
@@ -182,7 +187,7 @@ def routes(c: Console) -> APIRouter:
     def live(channel: str, v: Viewer = Depends(c.viewer), have: int = -1) -> Response:
         """The messages and the lifecycle panel; 204 when nothing was stored after `have`."""
         guard(channel, v)
-        if have >= 0 and not st.messages(channel, have, 1, v.user):
+        if have >= 0 and not desk.messages(v.user, channel, have, 1):
             return Response(status_code=204)
         ctx = view(channel, v)
         resp = c.fragment("_channel_live.html", v, **ctx)
@@ -206,9 +211,9 @@ def routes(c: Console) -> APIRouter:
             error = f"≤ {channels.MAX_TEXT}"
         if error is None:
             try:
-                body = channels.text_body(text, lang if lang in ("en", "ko") else st.cfg.lang)
-                row, _ = st.send(channel, body, precedence, "", v.user.name)
-                return c.back(f"/channels/{channel}", "compose.sent", row.seq)
+                lang_ = lang if lang in ("en", "ko") else None
+                sent = desk.send(v.user, channel, text, lang_, precedence)
+                return c.back(f"/channels/{channel}", "compose.sent", sent["seq"])
             except ParleyError as exc:
                 error = exc.message
         return c.page(
@@ -266,10 +271,8 @@ def routes(c: Console) -> APIRouter:
         action: str = Form(...),
         reason: str = Form(""),
     ) -> Response:
-        if action not in ("consent", "suspend", "reopen", "close"):
-            raise LocalError(Code.INVALID_REQUEST, f"unknown action {action!r}")
         guard(channel, v)
-        st.control(channel, action, reason[:2000], v.user.name)
+        desk.step(v.user, channel, action, reason[:2000])
         return c.back(f"/channels/{channel}")
 
     return r

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from parley.station import checkcalls, vigil
+from parley.station.overview import StationDesk
 from parley.store import vigil as vigil_db
 from parley.web import charts
 from parley.web.console import PREFIX, Console
@@ -16,10 +17,10 @@ from parley.web.pages import notices
 from parley.web.session import Viewer
 
 
-def _links(c: Console) -> list[dict[str, Any]]:
+def _links(c: Console, v: Viewer) -> list[dict[str, Any]]:
     st = c.station
     now = st.clock()
-    queues = {p["station"]: p for p in st.status()["peers"]}
+    queues = {p["station"]: p for p in StationDesk(st).status(v.user)["peers"]}
     start = now - charts.WINDOW_MS
     out = []
     for link in vigil.links(st):
@@ -45,7 +46,7 @@ def _live(c: Console, v: Viewer) -> dict[str, Any]:
     calls = checkcalls.list_calls(st, v.user, status="pending", direction="incoming")
     titles = {s.channel: s.title for s in st.channel_states(v.user)}
     return {
-        "links": _links(c), "alarms": st.store.alarms(), "deadlines": deadlines,
+        "links": _links(c, v), "alarms": StationDesk(st).alarms(v.user), "deadlines": deadlines,
         "calls": [cl | {"title": titles.get(cl["channel"], "")} for cl in calls],
     }  # fmt: skip
 
@@ -64,9 +65,7 @@ def routes(c: Console) -> APIRouter:
 
     @r.post("/alarms/{alarm_id}/clear")
     def clear(alarm_id: int, v: Viewer = Depends(c.poster)) -> Response:
-        c.role("operator", "admin")(v)
-        if st.store.clear_alarm(alarm_id, st.clock()):
-            st.store.audit(v.user.name, "alarm.clear", {"id": alarm_id}, st.clock())
+        StationDesk(st).clear_alarm(v.user, alarm_id)
         return c.back("/")
 
     @r.post("/checkcalls/{channel}/{call_id}/answer")

@@ -1,0 +1,129 @@
+"""The station as its people see it: identity, peers, delivery status, alarms and evidence.
+
+    StationDesk(station)
+      info / invitation / peers / add_peer      the station and the stations it knows
+      status                                    per peer: link, delivered, pending, last receipt
+      alarms / clear_alarm / evidence           what needs a person's attention, and proof kept
+
+Rules:
+- Every method takes the acting user and checks the role table first (station/roles.py).
+- Nothing here names or acts on a back channel for a user not named on it. An alarm belongs to a
+  back channel when its subject is that channel, an envelope of it, or when its text names the
+  channel's id; such alarms are left out of the lists and counts that user sees, and clearing one
+  answers `not_found` exactly as for an alarm that does not exist. A peer's last receipt is shown
+  from the channels the user may see only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parley.errors import Code, NotFound
+from parley.protocol.encoding import b64d, b64e
+from parley.protocol.identity import fingerprint, parse_invitation
+from parley.station.node import Station
+from parley.station.roles import Action, authorize
+from parley.station.users import User
+from parley.store.base import AlarmRow
+
+
+class StationDesk:
+    def __init__(self, station: Station) -> None:
+        self.station = station
+
+    # --- the station and its peers ---------------------------------------------------------------
+    def info(self, who: User) -> dict[str, Any]:
+        authorize(who, Action.STATION_READ)
+        st = self.station
+        return {
+            "station": st.id,
+            "name": st.cfg.name,
+            "lang": st.cfg.lang,
+            "fingerprint": st.fingerprint,
+            "url": st.cfg.url,
+        }
+
+    def invitation(self, who: User) -> str:
+        authorize(who, Action.STATION_READ)
+        return self.station.invitation().encode()
+
+    def peers(self, who: User) -> list[dict[str, Any]]:
+        authorize(who, Action.STATION_READ)
+        return [
+            {
+                "station": p.station,
+                "name": p.name,
+                "lang": p.lang,
+                "addresses": p.addresses,
+                "fingerprint": fingerprint(p.identity),
+            }
+            for p in self.station.store.list_peers()
+        ]
+
+    def add_peer(self, who: User, invitation: str) -> dict[str, Any]:
+        authorize(who, Action.PEER_ADD)
+        inv = parse_invitation(invitation)
+        self.station.add_peer(inv, who.name)
+        return {"station": inv.station, "name": inv.name, "fingerprint": inv.fingerprint}
+
+    def status(self, who: User) -> dict[str, Any]:
+        authorize(who, Action.STATION_READ)
+        st = self.station
+        hidden = self.hidden(who)
+        out = st.status()
+        for p in out["peers"]:
+            last = p["last_receipt"]
+            if last is not None and last["channel"] in hidden:
+                seen = st.store.last_receipt(p["station"], exclude=sorted(hidden))
+                p["last_receipt"] = (
+                    {"channel": seen[0], "seq": seen[1], "ts": seen[2]} if seen else None
+                )
+        out["alarms"] = len(self.alarms(who))
+        return out
+
+    # --- alarms and evidence ---------------------------------------------------------------------
+    def hidden(self, who: User) -> set[str]:
+        """The back channels `who` is not named on."""
+        st = self.station
+        return {s.channel for s in st.channel_states() if not st.visible(s, who)}
+
+    def _channel_of(self, alarm: AlarmRow, hidden: set[str]) -> str | None:
+        if alarm.subject in hidden:
+            return alarm.subject
+        if len(alarm.subject) == 43:  # an envelope's hash, base64url
+            try:
+                row = self.station.store.envelope_by_hash(b64d(alarm.subject))
+            except ValueError:
+                row = None
+            if row is not None and row.channel in hidden:
+                return row.channel
+        return next((ch for ch in hidden if ch in alarm.message), None)
+
+    def alarms(self, who: User, include_cleared: bool = False) -> list[AlarmRow]:
+        authorize(who, Action.ALARM_READ)
+        hidden = self.hidden(who)
+        rows = self.station.store.alarms(include_cleared=include_cleared)
+        return [a for a in rows if not hidden or self._channel_of(a, hidden) is None]
+
+    def clear_alarm(self, who: User, alarm_id: int) -> bool:
+        """True if it was open and is now cleared; not_found for one `who` may not see."""
+        authorize(who, Action.ALARM_CLEAR)
+        st = self.station
+        if not any(a.id == alarm_id for a in self.alarms(who, include_cleared=True)):
+            raise NotFound(Code.NOT_FOUND, f"no alarm {alarm_id}")
+        now = st.clock()
+        cleared = st.store.clear_alarm(alarm_id, now)
+        if cleared:
+            st.store.audit(who.name, "alarm.clear", {"id": alarm_id}, now)
+        return cleared
+
+    def evidence(self, who: User) -> list[dict[str, Any]]:
+        authorize(who, Action.EVIDENCE_READ)
+        hidden = self.hidden(who)
+        return [
+            {
+                "channel": c, "sender": s, "seq": q, "kind": k, "envelope": raw.decode(),
+                "held_hash": b64e(h) if h else None, "detected": t,
+            }
+            for c, s, q, k, raw, h, t in self.station.store.evidence() if c not in hidden
+        ]  # fmt: skip
