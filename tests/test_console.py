@@ -54,7 +54,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("console")
     with Stations(root, [("South", "en"), ("North", "ko")]) as net:
         people = {
-            "South": [("kim", ["operator", "admin"]), ("park", ["operator"])],
+            "South": [("kim", ["operator", "admin", "representative"]), ("park", ["operator"])],
             "North": [("lee", ["operator", "representative", "translator"])],
         }
         for station, users in people.items():

@@ -13,7 +13,9 @@ Rules:
   proposer, or when it consents) must be existing, enabled users holding the `representative`
   role here, checked when the proposal is made and again when this station consents: naming
   oneself without the role, or a user who does not exist yet (and whom a later account of that
-  name would inherit), is refused with `invalid_request`.
+  name would inherit), is refused with `invalid_request`. Names for other stations must at least
+  be user names, never the reserved `admin` (the bootstrap token) or `station`. A named user
+  who loses the role loses the channel with it (`Station.visible`).
 - Answers are plain data (dicts) the API returns as JSON and the console and CLI render.
 """
 
@@ -55,6 +57,9 @@ class ChannelDesk:
         authorize(who, Action.CHANNEL_PROPOSE)
         st = self.station
         if kind == "backchannel":
+            for names in (representatives or {}).values():
+                for name in names:  # other stations' names too: never "admin" or "station"
+                    users.check_name(name)
             self._check_representatives((representatives or {}).get(st.id, []))
         extra: dict[str, Any] = {}
         if facilitator is not None:

@@ -266,10 +266,11 @@ class Station:
         return state
 
     def visible(self, state: channels.ChannelState, user: User) -> bool:
-        """A back channel exists only for the users its proposal names for this station."""
+        """A back channel exists only for the users its proposal names for this station, while
+        they hold the representative role."""
         if state.kind != "backchannel":
             return True
-        return user.name in state.representatives.get(self.id, ())
+        return user.name in state.representatives.get(self.id, ()) and user.has("representative")
 
     def guard(self, channel: str, user: User) -> channels.ChannelState:
         """The channel's state if `user` may see it; Forbidden otherwise."""
