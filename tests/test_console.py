@@ -726,11 +726,11 @@ def test_checkpoints_are_one_ledger_line_not_messages(tmp_path: Path) -> None:
     ref = south.messages(ch)[-1].hash
     south.send(ch, translation.human_body(ref, "ko", "안녕 북측", "kim", certified=True),
                "ROUTINE", "", "kim")  # fmt: skip
-    call = checkcalls.call_now(south, ch, 600_000, "kim")
+    call = checkcalls.call_now(south, ch, 600_000, kim)
     crises.open_incident(south, kim, ch, "Radar contact", "medium", "")
     checkpoints.issue(south, ch, "kim")
     net.deliver(south, north)
-    checkcalls.answer(north, ch, call.call_id, lee)
+    checkcalls.answer(north, ch, call["call_id"], lee)
     checkpoints.issue(north, ch)
     net.deliver(north, south)
     net.deliver(south, north)
@@ -755,7 +755,7 @@ def test_checkpoints_are_one_ledger_line_not_messages(tmp_path: Path) -> None:
         line = " ".join(unescape(re.sub(r"<[^>]+>", " ", found[1])).split())
         assert f"Transcript: {len(held)} envelopes" in line
         assert len(held) == sum(south.transcript_digest(ch)["chains"].values())
-        for cp in checkpoints.listing(south, ch):
+        for cp in checkpoints.checkpoints_of(south, kim, ch):
             other = "North" if cp["sender_name"] == "South" else "South"
             assert [c["name"] for c in cp["cosigners"]] == [other]
             assert (

@@ -30,7 +30,7 @@ from parley.station import notices as feature
 from parley.station.config import Config, load_token
 from parley.station.node import Station
 from parley.station.notices import WEBHOOK_ATTEMPTS, WEBHOOK_RETRY_MAX_MS, desk
-from parley.station.users import User
+from parley.station.users import BOOTSTRAP, User
 from parley.store import notices as db
 from parley.store.base import SqlStore
 from tests.net import Stations, wait
@@ -40,6 +40,7 @@ pytest_plugins = ["tests.stores"]  # the store fixture, on SQLite and on Postgre
 
 HOUR = 3_600_000
 MIN = 60_000
+OP = BOOTSTRAP  # acts at either station: operator (and admin), and names who answers (`by`)
 
 
 @pytest.fixture
@@ -75,9 +76,9 @@ def alarms(st: Station, kind: str) -> list[str]:
 
 
 def send_launch(
-    net: Net, clock: Clock, a: Station, b: Station, ch: str, **kw: Any
+    net: Net, clock: Clock, a: Station, b: Station, ch: str, who: User = OP, **kw: Any
 ) -> dict[str, Any]:
-    r = desk(a).send_notice(ch, "launch_notice", launch_fields(clock), **kw)
+    r = desk(a).send_notice(who, ch, "launch_notice", launch_fields(clock), **kw)
     net.deliver(a, b)
     return r
 
@@ -90,25 +91,25 @@ def test_launch_notice_written_in_english_is_read_in_korean_from_the_same_fields
 ) -> None:
     net, clock, a, b, ch = world
     fields = launch_fields(clock)
-    sent = desk(a).send_notice(ch, "launch_notice", fields)
+    sent = desk(a).send_notice(OP, ch, "launch_notice", fields)
     assert sent["precedence"] == "IMMEDIATE"  # the form's precedence
     assert sent["deadline_ms"] == clock() + 2 * HOUR  # the form's ack_deadline_hours
     assert not sent["late"]
     assert [r.status for r in net.deliver(a, b)] == ["accepted"]
 
-    ko = desk(b).notice_view(ch, sent["hash"])  # North reads in its own language by default
+    ko = desk(b).notice_view(OP, ch, sent["hash"])  # North reads in its own language by default
     form = notices.catalogue().get("launch_notice")
     assert ko["lang"] == "ko" and ko["original_lang"] == "en"
     assert ko["fields"] == fields
     assert ko["text"] == render(form, fields, "ko", lateness=None)
     assert ko["text"].startswith("발사 통보") and "북위 39.650000°" in ko["text"]
-    en = desk(a).notice_view(ch, sent["hash"])
+    en = desk(a).notice_view(OP, ch, sent["hash"])
     assert en["text"].startswith("LAUNCH NOTICE") and "39.650000°N" in en["text"]
     assert en["fields"] == ko["fields"]
     svg = ET.fromstring(ko["svg"])
     assert svg.tag.endswith("svg")
     assert "발사 구역" in ko["svg"] and "낙하 구역" in ko["svg"]  # areas labelled in Korean
-    assert desk(b).notice_map(ch, sent["hash"], "en") == en["svg"]
+    assert desk(b).notice_map(OP, ch, sent["hash"], "en") == en["svg"]
 
 
 def test_bad_fields_are_refused_with_every_field_named_in_the_senders_language(
@@ -122,7 +123,7 @@ def test_bad_fields_are_refused_with_every_field_named_in_the_senders_language(
     before = counts(a)
     for lang, words in (("en", "is required"), ("ko", "필수 항목이 없습니다")):
         with pytest.raises(InvalidNotice) as exc:
-            desk(a).send_notice(ch, "launch_notice", fields, lang=lang)
+            desk(a).send_notice(OP, ch, "launch_notice", fields, lang=lang)
         assert exc.value.status == 422 and exc.value.code == Code.BAD_BODY
         errors = {e["field"]: e for e in exc.value.details["fields"]}  # type: ignore[union-attr]
         assert set(errors) == {
@@ -141,14 +142,14 @@ def test_a_launch_notice_under_24_hours_ahead_is_marked_late_on_both_sides(
     world: tuple[Net, Clock, Station, Station, str],
 ) -> None:
     net, clock, a, b, ch = world
-    r = desk(a).send_notice(ch, "launch_notice", launch_fields(clock, ahead_ms=10 * HOUR))
+    r = desk(a).send_notice(OP, ch, "launch_notice", launch_fields(clock, ahead_ms=10 * HOUR))
     assert r["late"] and r["lateness"]["lead_ms"] == 10 * HOUR
     assert r["lateness"]["required_ms"] == 24 * HOUR
     net.deliver(a, b)
-    ko = desk(b).notice_view(ch, r["hash"])
+    ko = desk(b).notice_view(OP, ch, r["hash"])
     assert ko["late"] and ko["text"].startswith("*** 기한 경과 통보: 10시간 00분 전에 통보됨")
-    assert desk(a).notice_view(ch, r["hash"])["text"].startswith("*** LATE NOTICE")
-    assert [n["late"] for n in desk(b).notice_list(ch)] == [True]
+    assert desk(a).notice_view(OP, ch, r["hash"])["text"].startswith("*** LATE NOTICE")
+    assert [n["late"] for n in desk(b).notice_list(OP, ch)] == [True]
 
 
 def test_an_auditor_rerenders_text_and_map_from_the_transcript_alone(
@@ -163,7 +164,7 @@ def test_an_auditor_rerenders_text_and_map_from_the_transcript_alone(
         fresh = Catalogue.load()  # nothing from the station, only the stored body and timestamp
         for lang in ("en", "ko"):
             again = read_notice(held.body, env.ts, lang, fresh)
-            shown = desk(b).notice_view(ch, r["hash"], lang)
+            shown = desk(b).notice_view(OP, ch, r["hash"], lang)
             assert (again.text, again.svg) == (shown["text"], shown["svg"])
 
 
@@ -212,22 +213,22 @@ def test_deadline_is_open_then_answered_on_both_sides(
     net, clock, a, b, ch = world
     r = send_launch(net, clock, a, b, ch)
     clock.advance(30 * MIN)
-    [awaited] = desk(a).deadlines(None)
-    [owed] = desk(b).deadlines(None)
+    [awaited] = desk(a).deadlines(OP)
+    [owed] = desk(b).deadlines(OP)
     assert (awaited["direction"], owed["direction"]) == ("awaited", "owed")
     assert awaited["answerer"] == owed["answerer"] == b.id
     assert awaited["status"] == owed["status"] == "open"
     assert awaited["time_left_ms"] == owed["time_left_ms"] == 90 * MIN
     assert owed["title"] == "발사 통보" and awaited["title"] == "Launch notice"
 
-    ack = desk(b).acknowledge(ch, r["hash"], "acknowledged", "확인했습니다.", "Lt. Kim")
+    ack = desk(b).acknowledge(OP, ch, r["hash"], "acknowledged", "확인했습니다.", "Lt. Kim")
     net.deliver(b, a)
-    assert desk(a).deadlines(None) == desk(b).deadlines(None) == []
-    [done] = desk(a).deadlines(None, include_answered=True)
+    assert desk(a).deadlines(OP) == desk(b).deadlines(OP) == []
+    [done] = desk(a).deadlines(OP, include_answered=True)
     assert (done["status"], done["answer"], done["answered_ts"]) == (
         "answered", "acknowledged", clock(),
     )  # fmt: skip
-    [seen] = desk(a).acks(ch, r["hash"])
+    [seen] = desk(a).acks(OP, ch, r["hash"])
     assert (seen["hash"], seen["by"], seen["text"]) == (ack["hash"], "Lt. Kim", "확인했습니다.")
     assert seen["station_name"] == "North"
     clock.advance(10 * HOUR)
@@ -241,14 +242,14 @@ def test_questions_meet_the_deadline_and_a_later_answer_becomes_the_current_one(
 ) -> None:
     net, clock, a, b, ch = world
     r = send_launch(net, clock, a, b, ch)
-    desk(b).acknowledge(ch, r["hash"], "questions", "발사 횟수는 몇 회입니까?", "Lt. Kim")
+    desk(b).acknowledge(OP, ch, r["hash"], "questions", "발사 횟수는 몇 회입니까?", "Lt. Kim")
     net.deliver(b, a)
     clock.advance(3 * HOUR)  # past the deadline
-    desk(b).acknowledge(ch, r["hash"], "acknowledged", "", "Lt. Kim")
+    desk(b).acknowledge(OP, ch, r["hash"], "acknowledged", "", "Lt. Kim")
     net.deliver(b, a)
-    [row] = desk(a).deadlines(None, include_answered=True)
+    [row] = desk(a).deadlines(OP, include_answered=True)
     assert (row["status"], row["answer"]) == ("answered", "acknowledged")
-    assert [x["answer"] for x in desk(a).notice_view(ch, r["hash"])["acks"]] == [
+    assert [x["answer"] for x in desk(a).notice_view(OP, ch, r["hash"])["acks"]] == [
         "questions", "acknowledged",
     ]  # fmt: skip
 
@@ -262,7 +263,7 @@ def test_an_overdue_acknowledgement_is_an_alarm_at_both_ends_once_and_cleared_by
     a.tick()
     assert alarms(a, feature.ALARM_OVERDUE) == []
     clock.advance(1)
-    [row] = desk(a).deadlines(None)
+    [row] = desk(a).deadlines(OP)
     assert row["status"] == "overdue" and row["time_left_ms"] == -1
     for _ in range(3):
         a.tick()
@@ -272,12 +273,12 @@ def test_an_overdue_acknowledgement_is_an_alarm_at_both_ends_once_and_cleared_by
     [at_b] = alarms(b, feature.ALARM_OVERDUE)
     assert "North has not acknowledged the Launch notice" in at_a
     assert "our acknowledgement of the Launch notice" in at_b and "from South" in at_b
-    assert desk(a).deadlines(None)[0]["escalation_level"] == 1
+    assert desk(a).deadlines(OP)[0]["escalation_level"] == 1
 
-    desk(b).acknowledge(ch, r["hash"], "rejected", "The impact area is ours.", "Lt. Kim")
+    desk(b).acknowledge(OP, ch, r["hash"], "rejected", "The impact area is ours.", "Lt. Kim")
     net.deliver(b, a)
     assert alarms(a, feature.ALARM_OVERDUE) == alarms(b, feature.ALARM_OVERDUE) == []
-    [done] = desk(a).deadlines(None, include_answered=True)
+    [done] = desk(a).deadlines(OP, include_answered=True)
     assert (done["status"], done["answer"]) == ("answered_late", "rejected")
 
 
@@ -301,17 +302,17 @@ def test_acknowledging_is_checked_before_anything_is_sent(
     proposal = a.store.envelopes(ch, a.id)[0]
     before = counts(b)
     with pytest.raises(LocalError, match="only messages from other stations"):
-        desk(a).acknowledge(ch, r["hash"], "acknowledged", "", "Park")
+        desk(a).acknowledge(OP, ch, r["hash"], "acknowledged", "", "Park")
     with pytest.raises(LocalError, match="questions must be written out"):
-        desk(b).acknowledge(ch, r["hash"], "questions", " ", "Kim")
+        desk(b).acknowledge(OP, ch, r["hash"], "questions", " ", "Kim")
     with pytest.raises(LocalError, match="answer"):
-        desk(b).acknowledge(ch, r["hash"], "maybe", "", "Kim")
+        desk(b).acknowledge(OP, ch, r["hash"], "maybe", "", "Kim")
     with pytest.raises(LocalError, match=r"channel\.propose envelope is not acknowledged"):
-        desk(b).acknowledge(ch, b64e(proposal.hash), "acknowledged", "", "Kim")
+        desk(b).acknowledge(OP, ch, b64e(proposal.hash), "acknowledged", "", "Kim")
     with pytest.raises(NotFound):
-        desk(b).acknowledge(ch, "A" * 43, "acknowledged", "", "Kim")
+        desk(b).acknowledge(OP, ch, "A" * 43, "acknowledged", "", "Kim")
     with pytest.raises(LocalError):
-        desk(b).acknowledge(ch, "not-a-hash", "acknowledged", "", "Kim")
+        desk(b).acknowledge(OP, ch, "not-a-hash", "acknowledged", "", "Kim")
     assert counts(b) == before
 
 
@@ -322,12 +323,12 @@ def test_a_plain_message_can_be_acknowledged_without_a_deadline(
     row, _ = a.send(ch, channels.text_body("Exercise ends at 18:00.", "en"))
     net.deliver(a, b)
     h = b64e(row.hash)
-    desk(b).acknowledge(ch, h, "acknowledged", "", "Kim")
+    desk(b).acknowledge(OP, ch, h, "acknowledged", "", "Kim")
     net.deliver(b, a)
-    assert [x["answer"] for x in desk(a).acks(ch, h)] == ["acknowledged"]
-    assert desk(a).deadlines(None, include_answered=True) == []
+    assert [x["answer"] for x in desk(a).acks(OP, ch, h)] == ["acknowledged"]
+    assert desk(a).deadlines(OP, include_answered=True) == []
     with pytest.raises(NotFound, match="not a notice"):
-        desk(a).notice_view(ch, h)
+        desk(a).notice_view(OP, ch, h)
 
 
 def test_an_explicit_deadline_must_lie_ahead(
@@ -336,10 +337,10 @@ def test_an_explicit_deadline_must_lie_ahead(
     net, clock, a, b, ch = world
     before = counts(a)
     with pytest.raises(LocalError, match="deadline"):
-        desk(a).send_notice(ch, "launch_notice", launch_fields(clock), deadline_ms=clock() - 1)
+        desk(a).send_notice(OP, ch, "launch_notice", launch_fields(clock), deadline_ms=clock() - 1)
     assert counts(a) == before
     r = send_launch(net, clock, a, b, ch, deadline_ms=clock() + 5 * MIN)
-    assert desk(b).deadlines(None)[0]["deadline_ms"] == r["deadline_ms"] == clock() + 5 * MIN
+    assert desk(b).deadlines(OP)[0]["deadline_ms"] == r["deadline_ms"] == clock() + 5 * MIN
 
 
 def test_back_channel_deadlines_are_hidden_from_others_and_escalations_are_discreet(
@@ -355,8 +356,9 @@ def test_back_channel_deadlines_are_hidden_from_others_and_escalations_are_discr
     net.deliver(a, b)
     b.control(ch, "consent")
     net.deliver(b, a)
-    send_launch(net, clock, a, b, ch)
-    envoy, other = User("envoy.s", frozenset({"representative"})), User("duty", frozenset())
+    envoy = User("envoy.s", frozenset({"representative"}))
+    other = User("duty", frozenset({"operator"}))
+    send_launch(net, clock, a, b, ch, envoy)
     assert len(desk(a).deadlines(envoy)) == 1
     assert desk(a).deadlines(other) == []
     clock.advance(3 * HOUR)
@@ -426,7 +428,7 @@ def test_an_overdue_notice_escalates_to_a_console_alarm_then_a_webhook(
     assert (call["ref"], call["channel"], call["form"]) == (r["hash"], ch, "launch_notice")
     assert (call["direction"], call["answerer_name"]) == ("awaited", "North")
     assert call["overdue_ms"] == HOUR + MIN
-    assert desk(a).deadlines(None)[0]["escalation_level"] == 2
+    assert desk(a).deadlines(OP)[0]["escalation_level"] == 2
     assert alarms(a, feature.ALARM_WEBHOOK) == []
     clock.advance(5 * HOUR)
     a.tick()
@@ -520,10 +522,10 @@ def test_a_form_dropped_into_the_forms_folder_can_be_sent_and_read(
         net = Net()
         ch = open_channel(net, a, b)
         assert "drill_notice" in desk(a).catalogue
-        r = desk(a).send_notice(ch, "drill_notice", launch_fields(clock))
+        r = desk(a).send_notice(OP, ch, "drill_notice", launch_fields(clock))
         assert r["deadline_ms"] == clock() + 5 * HOUR
         assert [x.status for x in net.deliver(a, b)] == ["accepted"]
-        assert desk(b).notice_view(ch, r["hash"])["text"].startswith("발사 통보")
+        assert desk(b).notice_view(OP, ch, r["hash"])["text"].startswith("발사 통보")
     finally:
         notices.use_catalogue(Catalogue.load())
 

@@ -28,6 +28,7 @@ from parley.station import paths
 from parley.station.boot import open_station
 from parley.station.config import CONFIG, Timings, load_identity
 from parley.station.node import Station
+from parley.station.users import BOOTSTRAP, User
 from parley.store import paths as db
 from parley.store.base import SqlStore
 from parley.transport.http import PUSH_PATH
@@ -36,6 +37,8 @@ from tests.pair import Clock, Net, introduce, make_station, open_channel
 
 pytest_plugins = ["tests.stores"]  # the store fixture, on SQLite and on PostgreSQL
 
+OPERATOR = User("duty", frozenset({"operator"}))
+ADMIN = BOOTSTRAP
 FAST = Timings(heartbeat_ms=300, retry_base_ms=100, retry_max_ms=1000)
 
 
@@ -78,17 +81,17 @@ def test_a_bundle_carries_pending_envelopes_and_its_answer_carries_the_receipts(
     _, a, b, ch = pair
     for i in range(3):
         send(a, ch, f"by courier {i}")
-    data, summary = paths.export_bundle(a, b.id, "operator")
+    data, summary = paths.export_bundle(a, b.id, OPERATOR)
     assert summary["envelopes"] == 3
     assert a.store.outbox_counts(b.id) == (1, 3)  # exporting marks nothing delivered
 
-    report = paths.import_bundle(b, data, "operator")
+    report = paths.import_bundle(b, data, OPERATOR)
     assert (report["accepted"], report["duplicate"], report["rejected"]) == (3, 0, 0)
     assert texts(b, ch) == ["by courier 0", "by courier 1", "by courier 2"]
 
-    answer, summary = paths.export_bundle(b, a.id, "operator")
+    answer, summary = paths.export_bundle(b, a.id, OPERATOR)
     assert summary["envelopes"] == 0 and summary["receipts"] == 1
-    back = paths.import_bundle(a, answer, "operator")
+    back = paths.import_bundle(a, answer, OPERATOR)
     assert back["delivered"] == 3
     assert a.store.outbox_counts(b.id) == (4, 0)
     assert [x.direction for x in db.bundle_log(a.store)] == ["import", "export"]
@@ -148,13 +151,13 @@ def test_a_tampered_bundle_is_refused_and_changes_nothing(
     net.deliver(b, a)  # so that b's export would carry a receipt worth tampering with
     send(a, ch, "second")
     send(a, ch, "third")
-    data, _ = paths.export_bundle(a, b.id, "operator")
+    data, _ = paths.export_bundle(a, b.id, OPERATOR)
     before = state(b)
     with pytest.raises(RejectedInput) as exc:
-        paths.import_bundle(b, tamper(data), "operator")
+        paths.import_bundle(b, tamper(data), OPERATOR)
     assert exc.value.code == code
     assert state(b) == before
-    assert paths.import_bundle(b, data, "operator")["accepted"] == 3  # the genuine one applies
+    assert paths.import_bundle(b, data, OPERATOR)["accepted"] == 3  # the genuine one applies
 
 
 def test_a_bundle_for_another_station_or_from_a_stranger_is_refused(
@@ -164,13 +167,13 @@ def test_a_bundle_for_another_station_or_from_a_stranger_is_refused(
     c = make_station(tmp_path / "c", "UN", "en", a.clock)  # type: ignore[arg-type]
     introduce(a, c)
     send(a, ch, "not for you")
-    data, _ = paths.export_bundle(a, b.id, "operator")
+    data, _ = paths.export_bundle(a, b.id, OPERATOR)
     with pytest.raises(RejectedInput) as exc:
-        paths.import_bundle(c, data, "operator")
+        paths.import_bundle(c, data, OPERATOR)
     assert exc.value.code == Code.NOT_A_RECIPIENT
     stranger = make_station(tmp_path / "d", "Stranger", "en", a.clock)  # type: ignore[arg-type]
     with pytest.raises(RejectedInput) as exc:
-        paths.import_bundle(stranger, data, "operator")
+        paths.import_bundle(stranger, data, OPERATOR)
     assert exc.value.code == Code.UNKNOWN_SENDER
 
 
@@ -182,9 +185,9 @@ def test_a_bundle_brings_the_senders_new_prekeys(pair: tuple[Net, Station, Stati
     a.rotate_prekeys()
     newest = a.prekeys()[0]["kid"]
     assert newest not in {r["kid"] for r in b.store.get_peer(a.id).prekeys}  # type: ignore[union-attr]
-    data, _ = paths.export_bundle(a, b.id, "operator")
+    data, _ = paths.export_bundle(a, b.id, OPERATOR)
     assert parse_bundle(data).prekeys[0]["kid"] == newest
-    paths.import_bundle(b, data, "operator")
+    paths.import_bundle(b, data, OPERATOR)
     assert newest in {r["kid"] for r in b.store.get_peer(a.id).prekeys}  # type: ignore[union-attr]
 
 
@@ -192,10 +195,10 @@ def test_a_bundle_brings_the_senders_new_prekeys(pair: tuple[Net, Station, Stati
 def test_direct_push_then_bundle_applies_once(pair: tuple[Net, Station, Station, str]) -> None:
     net, a, b, ch = pair
     send(a, ch, "over two paths")
-    data, _ = paths.export_bundle(a, b.id, "operator")
+    data, _ = paths.export_bundle(a, b.id, OPERATOR)
     assert [r.status for r in net.deliver(a, b)] == ["accepted"]
     before = state(b)
-    report = paths.import_bundle(b, data, "operator")
+    report = paths.import_bundle(b, data, OPERATOR)
     assert (report["accepted"], report["duplicate"]) == (0, 1)
     assert state(b) == before
     assert texts(b, ch) == ["over two paths"]
@@ -204,8 +207,8 @@ def test_direct_push_then_bundle_applies_once(pair: tuple[Net, Station, Station,
 def test_bundle_then_direct_push_applies_once(pair: tuple[Net, Station, Station, str]) -> None:
     net, a, b, ch = pair
     send(a, ch, "courier first")
-    data, _ = paths.export_bundle(a, b.id, "operator")
-    assert paths.import_bundle(b, data, "operator")["accepted"] == 1
+    data, _ = paths.export_bundle(a, b.id, OPERATOR)
+    assert paths.import_bundle(b, data, OPERATOR)["accepted"] == 1
     assert [r.status for r in net.deliver(a, b)] == ["duplicate"]
     assert texts(b, ch) == ["courier first"]
     assert a.store.outbox_counts(b.id)[1] == 0  # the duplicate's receipt delivered it
@@ -513,12 +516,12 @@ def test_a_route_names_a_known_relay_other_than_the_peer(
 ) -> None:
     _, a, b, r, _ = three
     with pytest.raises(LocalError):
-        paths.set_route(a, b.id, b.id, False, "admin")
+        paths.set_route(a, b.id, b.id, False, ADMIN)
     with pytest.raises(NotFound):
-        paths.set_route(a, b.id, "st" + "a" * 24, False, "admin")
-    paths.set_route(a, b.id, r.id, True, "admin")
+        paths.set_route(a, b.id, "st" + "a" * 24, False, ADMIN)
+    paths.set_route(a, b.id, r.id, True, ADMIN)
     assert db.route(a.store, b.id) == db.Route(b.id, r.id, True, a.clock())
-    paths.set_route(a, b.id, None, False, "admin")
+    paths.set_route(a, b.id, None, False, ADMIN)
     assert db.route(a.store, b.id) is None
 
 

@@ -413,15 +413,17 @@ def test_no_proof_without_a_countersigned_checkpoint(world: World) -> None:
 # --- the operator API -----------------------------------------------------------------------------
 
 
-def test_the_api_exports_for_auditors_only(world: World) -> None:
+def test_the_api_exports_for_the_roles_the_table_names(world: World) -> None:
+    # The role table (station/roles.py, `transcript.export`): auditors, admins and the people
+    # who speak on channels export; a translator, or a user with no role, does not.
     now = world.clock()
-    users.create_user(world.a, "olga", ["operator"], "password-1", now, "admin")
+    users.create_user(world.a, "tran", ["translator"], "password-1", now, "admin")
     users.create_user(world.a, "audra", ["auditor"], "password-2", now, "admin")
-    _, operator = users.create_token(world.a, "olga", "cli", now, "admin")
+    _, translator = users.create_token(world.a, "tran", "cli", now, "admin")
     _, auditor = users.create_token(world.a, "audra", "cli", now, "admin")
     with TestClient(build_app(world.a, TOKEN)) as client:
         path = f"/api/v1/channels/{world.ch}/export"
-        r = client.get(path, headers={"Authorization": f"Bearer {operator}"})
+        r = client.get(path, headers={"Authorization": f"Bearer {translator}"})
         assert r.status_code == 403 and r.json()["code"] == "forbidden"
         r = client.get(path, headers={"Authorization": f"Bearer {auditor}"})
         assert r.status_code == 200

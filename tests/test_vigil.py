@@ -90,7 +90,7 @@ def bodies(st: Station, channel: str, kind: str) -> list[dict[str, Any]]:
 
 
 def link_of(st: Station) -> dict[str, Any]:
-    [row] = vigil.links(st)
+    [row] = vigil.links(st, LEE)
     return row
 
 
@@ -165,7 +165,7 @@ def test_seoul_calls_at_nine_and_four_on_working_days(tmp_path: Path) -> None:
     pair = make_pair(tmp_path, utc(2026, 3, 26, 12))  # Thursday 21:00 in Seoul
     checkcalls.set_schedule(
         pair.south, pair.channel, ["16:00", "09:00"], "Asia/Seoul", [0, 1, 2, 3, 4], 10 * MIN,
-        [], "lee",
+        [], LEE,
     )  # fmt: skip
     due = _run_schedule(pair, utc(2026, 3, 30, 8))  # Monday 17:00 in Seoul
     # Seoul is UTC+9 all year: 09:00 is 00:00 UTC and 16:00 is 07:00 UTC; nothing on the weekend.
@@ -184,7 +184,7 @@ def test_seoul_calls_at_nine_and_four_on_working_days(tmp_path: Path) -> None:
 def test_london_calls_move_in_utc_when_the_clocks_go_forward(tmp_path: Path) -> None:
     pair = make_pair(tmp_path, utc(2026, 3, 27, 6))
     checkcalls.set_schedule(
-        pair.south, pair.channel, ["09:00"], "Europe/London", [0, 1, 2, 3, 4], 10 * MIN, [], "lee"
+        pair.south, pair.channel, ["09:00"], "Europe/London", [0, 1, 2, 3, 4], 10 * MIN, [], LEE
     )
     due = _run_schedule(pair, utc(2026, 3, 30, 10))
     # Friday 09:00 GMT is 09:00 UTC; after Sunday's change, Monday 09:00 BST is 08:00 UTC.
@@ -196,7 +196,7 @@ def test_slots_missed_while_the_station_was_not_running_are_skipped_not_called(
 ) -> None:
     pair = make_pair(tmp_path, utc(2026, 3, 26, 12))
     checkcalls.set_schedule(
-        pair.south, pair.channel, ["09:00"], "Asia/Seoul", [0, 1, 2, 3, 4], 10 * MIN, [], "lee"
+        pair.south, pair.channel, ["09:00"], "Asia/Seoul", [0, 1, 2, 3, 4], 10 * MIN, [], LEE
     )
     pair.clock.now = utc(2026, 3, 27, 0, 30)  # the 09:00 KST call's answer time has passed
     pair.south.tick()
@@ -209,7 +209,7 @@ def test_slots_missed_while_the_station_was_not_running_are_skipped_not_called(
 def test_a_schedule_is_refused_with_a_bad_zone_or_time(pair: Pair) -> None:
     for tz, times in (("Asia/Nowhere", ["09:00"]), ("Asia/Seoul", ["9am"])):
         with pytest.raises(ParleyError) as err:
-            checkcalls.set_schedule(pair.south, pair.channel, times, tz, [0], MIN, [], "lee")
+            checkcalls.set_schedule(pair.south, pair.channel, times, tz, [0], MIN, [], LEE)
         assert err.value.code is Code.INVALID_REQUEST
     assert db.schedules(pair.south.store) == []
 
@@ -218,33 +218,33 @@ def test_a_schedule_is_refused_with_a_bad_zone_or_time(pair: Pair) -> None:
 
 
 def test_a_person_answers_in_time_and_both_transcripts_record_it(pair: Pair) -> None:
-    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, "lee")
+    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, LEE)
     pair.deliver()
     [pending] = checkcalls.list_calls(pair.north, KIM, status="pending", direction="incoming")
-    assert pending["call_id"] == call.call_id
+    assert pending["call_id"] == call["call_id"]
 
     pair.clock.advance(3 * MIN)
-    checkcalls.answer(pair.north, pair.channel, call.call_id, KIM)
+    checkcalls.answer(pair.north, pair.channel, call["call_id"], KIM)
     pair.deliver()
     [seen] = checkcalls.list_calls(pair.south, LEE)
     assert seen["status"] == "answered"
     assert (seen["answers"][0]["by"], seen["answers"][0]["name"]) == ("kim", "North")
     for st in (pair.south, pair.north):
         assert bodies(st, pair.channel, "checkcall.answer") == [
-            {"type": "checkcall.answer", "call_id": call.call_id, "by": "kim"}
+            {"type": "checkcall.answer", "call_id": call["call_id"], "by": "kim"}
         ]
     pair.clock.advance(HOUR)
     pair.heartbeat()
     pair.tick()
     assert alarms(pair.south, "checkcall_missed") == []
     with pytest.raises(Conflict):  # the first answer stands
-        checkcalls.answer(pair.north, pair.channel, call.call_id, KIM)
+        checkcalls.answer(pair.north, pair.channel, call["call_id"], KIM)
 
 
 def test_a_station_cannot_answer_its_own_call_or_an_unknown_one(pair: Pair) -> None:
-    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, "lee")
+    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, LEE)
     with pytest.raises(NotFound):
-        checkcalls.answer(pair.south, pair.channel, call.call_id, LEE)
+        checkcalls.answer(pair.south, pair.channel, call["call_id"], LEE)
     with pytest.raises(NotFound):
         checkcalls.answer(pair.north, pair.channel, "cc-1.nothing", KIM)
 
@@ -252,7 +252,7 @@ def test_a_station_cannot_answer_its_own_call_or_an_unknown_one(pair: Pair) -> N
 def test_a_missed_call_alarms_the_caller_only_and_says_the_link_is_up(pair: Pair) -> None:
     pair.heartbeat()
     pair.tick()
-    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, "lee")
+    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, LEE)
     pair.deliver()
     pair.clock.advance(10 * MIN)
     pair.heartbeat()
@@ -266,7 +266,7 @@ def test_a_missed_call_alarms_the_caller_only_and_says_the_link_is_up(pair: Pair
     [alarm] = alarms(pair.south, "checkcall_missed")
     assert alarm.severity == "critical"
     assert alarm.message == (
-        f"no answer from North to check call {call.call_id} while the link is up: "
+        f"no answer from North to check call {call['call_id']} while the link is up: "
         "heartbeats arrive, nobody answers"
     )
     assert pair.north.store.alarms() == []  # the called side is not alarmed about itself
@@ -279,21 +279,21 @@ def test_a_missed_call_alarms_the_caller_only_and_says_the_link_is_up(pair: Pair
 
 def test_a_late_answer_is_answered_late_and_ends_the_silence(pair: Pair) -> None:
     pair.heartbeat()
-    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, "lee")
+    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, LEE)
     pair.deliver()
     pair.clock.advance(15 * MIN)
     pair.heartbeat()
     pair.tick()
     assert link_of(pair.south)["why"] == "silent"
 
-    checkcalls.answer(pair.north, pair.channel, call.call_id, KIM)  # missed on North too: allowed
+    checkcalls.answer(pair.north, pair.channel, call["call_id"], KIM)  # missed on North too: allowed
     pair.deliver()
     [seen] = checkcalls.list_calls(pair.south, LEE)
     assert (seen["status"], seen["answers"][0]["answered_ms"]) == ("answered_late", pair.clock.now)
     [late] = alarms(pair.south, "checkcall_late")
     assert (
         late.message
-        == f"kim (North) answered check call {call.call_id} 300 s after its answer time"
+        == f"kim (North) answered check call {call['call_id']} 300 s after its answer time"
     )
     assert len(alarms(pair.south, "checkcall_missed")) == 1  # the alarm raised stays
     assert (link_of(pair.south)["why"], link_of(pair.south)["overdue_checkcalls"]) == ("ok", 0)
@@ -302,12 +302,12 @@ def test_a_late_answer_is_answered_late_and_ends_the_silence(pair: Pair) -> None
 def test_an_unanswered_call_while_the_link_is_down_is_a_fault_not_silence(pair: Pair) -> None:
     pair.heartbeat()
     pair.tick()
-    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, "lee")
+    call = checkcalls.call_now(pair.south, pair.channel, 10 * MIN, LEE)
     pair.clock.advance(11 * MIN)  # no heartbeats: the link went down, the call never arrived
     pair.tick()
     [alarm] = alarms(pair.south, "checkcall_missed")
     assert alarm.severity == "high"
-    assert alarm.message.startswith(f"no answer from North to check call {call.call_id}, but")
+    assert alarm.message.startswith(f"no answer from North to check call {call['call_id']}, but")
     assert "the link is down" in alarm.message and "a technical fault, not silence" in alarm.message
     row = link_of(pair.south)
     assert (row["state"], row["situation"], row["why"]) == ("down", "link_down", "down")
@@ -319,14 +319,14 @@ def test_an_overdue_acknowledgement_while_heartbeats_arrive_is_silence(pair: Pai
     desk = notices.desk(pair.south)
     fields = desk.catalogue.get("statement_of_intention").example
     sent = desk.send_notice(
-        pair.channel, "statement_of_intention", fields, deadline_ms=pair.clock.now + HOUR
+        LEE, pair.channel, "statement_of_intention", fields, deadline_ms=pair.clock.now + HOUR
     )
     pair.deliver()
     pair.clock.advance(HOUR + SEC)
     pair.heartbeat()
     row = link_of(pair.south)
     assert (row["why"], row["overdue_acks"], row["overdue_checkcalls"]) == ("silent", 1, 0)
-    notices.desk(pair.north).acknowledge(pair.channel, sent["hash"], "acknowledged", "", "kim")
+    notices.desk(pair.north).acknowledge(KIM, pair.channel, sent["hash"], "acknowledged")
     pair.deliver()
     assert (link_of(pair.south)["why"], link_of(pair.south)["overdue_acks"]) == ("ok", 0)
 
@@ -456,19 +456,19 @@ def test_back_channel_incidents_and_calls_are_hidden_and_alarms_are_discreet(
     envoy_s = User("envoy.s", frozenset({"representative", "operator"}))
     envoy_n = User("envoy.n", frozenset({"representative", "operator"}))
     inc = crises.open_incident(s, envoy_s, ch, "Secret matter", "high")
-    call = checkcalls.call_now(s, ch, 10 * MIN, "envoy.s")
+    call = checkcalls.call_now(s, ch, 10 * MIN, envoy_s)
     pair.deliver()
 
     assert crises.list_incidents(n, KIM) == [] and checkcalls.list_calls(n, KIM) == []
     with pytest.raises(NotFound):
         crises.find(n, KIM, inc["incident_id"])
     with pytest.raises(ParleyError) as err:
-        checkcalls.answer(n, ch, call.call_id, KIM)
+        checkcalls.answer(n, ch, call["call_id"], KIM)
     assert err.value.code is Code.FORBIDDEN
     [alarm] = alarms(n, "crisis")
     assert alarm.message == "South opened an incident on a back channel"
     assert [i["title"] for i in crises.list_incidents(n, envoy_n)] == ["Secret matter"]
-    checkcalls.answer(n, ch, call.call_id, envoy_n)
+    checkcalls.answer(n, ch, call["call_id"], envoy_n)
 
 
 # --- the operator API ----------------------------------------------------------------------

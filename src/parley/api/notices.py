@@ -16,7 +16,8 @@
     GET  /deadlines?all=                             acknowledgement deadlines, soonest first,
                                                      with time left (unanswered unless all=true)
 
-POSTs take an Idempotency-Key header as message sends do. Every channel route checks that the
+POSTs take an Idempotency-Key header as message sends do. The routes only parse and render:
+`NoticeDesk` (station/notices.py) checks the role table and, on every channel route, that the
 caller may see the channel (a back channel only for its named representatives).
 """
 
@@ -28,13 +29,13 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.domain import deadlines
-from parley.domain.notices import form_fields
-from parley.errors import Code, Forbidden, LocalError
 from parley.station.node import Station
 from parley.station.notices import desk
-from parley.station.users import BOOTSTRAP, User
+from parley.station.roles import Action
+from parley.station.users import User
 
 Precedence = Literal["ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH"]
 Lang = Query(default=None, max_length=16, pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")
@@ -64,74 +65,55 @@ class AckSend(Strict):
 def router(station: Station, auth: Auth) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["notices"], dependencies=[Depends(auth.user)])
     notices = desk(station)
-    # Sending and answering are duty work (a representative does it on a back channel).
-    duty = auth.role("operator", "representative")
 
-    @r.get("/forms")
-    def list_forms(lang: str | None = Lang, all_versions: bool = False) -> list[dict[str, Any]]:
-        shown = lang or station.cfg.lang
-        return [
-            f.summary() | {"name": f.title(shown)}
-            for f in notices.catalogue.list(all_versions=all_versions)
-        ]
+    @r.get("/forms", **acts(Action.STATION_READ))
+    def list_forms(
+        lang: str | None = Lang, all_versions: bool = False, who: User = Depends(auth.user)
+    ) -> list[dict[str, Any]]:
+        return notices.forms(who, lang, all_versions=all_versions)
 
-    @r.get("/forms/{form_id}")
+    @r.get("/forms/{form_id}", **acts(Action.STATION_READ))
     def show_form(
-        form_id: str, version: int | None = Query(None, ge=1), lang: str | None = Lang
+        form_id: str,
+        version: int | None = Query(None, ge=1),
+        lang: str | None = Lang,
+        who: User = Depends(auth.user),
     ) -> dict[str, Any]:
-        shown = lang or station.cfg.lang
-        form = notices.catalogue.get(form_id, version)
-        return form.summary() | {
-            "name": form.title(shown),
-            "description": form.descriptions.get(shown) or form.descriptions.get("en", ""),
-            "lead_time": {"field": form.lead_time.field, "min_hours": form.lead_time.min_hours}
-            if form.lead_time
-            else None,
-            "fields": form_fields(form, shown),
-            "schema": form.schema,
-            "example": form.example,
-        }
+        return notices.form(who, form_id, version, lang)
 
-    @r.post("/channels/{channel}/notices")
+    @r.post("/channels/{channel}/notices", **acts(Action.NOTICE_SEND))
     def send_notice(
         channel: str,
         req: NoticeSend,
-        who: User = Depends(duty),
+        who: User = Depends(auth.user),
         idempotency_key: str = Header(default="", max_length=128),
     ) -> dict[str, Any]:
-        station.guard(channel, who)
-        deadline = req.deadline_ms
-        if req.deadline_hours is not None:
-            if deadline is not None:
-                raise LocalError(
-                    Code.INVALID_REQUEST, "give deadline_ms or deadline_hours, not both"
-                )
-            deadline = station.clock() + req.deadline_hours * 3_600_000
         return notices.send_notice(
-            channel, req.form, req.fields, lang=req.lang, version=req.version,
-            deadline_ms=deadline, prec=req.precedence,
-            idempotency_key=idempotency_key, actor=who.name,
+            who, channel, req.form, req.fields, lang=req.lang, version=req.version,
+            deadline_ms=req.deadline_ms, deadline_hours=req.deadline_hours,
+            prec=req.precedence, idempotency_key=idempotency_key,
         )  # fmt: skip
 
-    @r.get("/channels/{channel}/notices")
+    @r.get("/channels/{channel}/notices", **acts(Action.CHANNEL_READ))
     def list_notices(channel: str, who: User = Depends(auth.user)) -> list[dict[str, Any]]:
-        station.guard(channel, who)
-        return notices.notice_list(channel)
+        return notices.notice_list(who, channel)
 
-    @r.get("/channels/{channel}/notices/{ref}")
+    @r.get("/channels/{channel}/notices/{ref}", **acts(Action.CHANNEL_READ))
     def show_notice(
         channel: str, ref: str, lang: str | None = Lang, who: User = Depends(auth.user)
     ) -> dict[str, Any]:
-        station.guard(channel, who)
-        return notices.notice_view(channel, ref, lang)
+        return notices.notice_view(who, channel, ref, lang)
 
-    @r.get("/channels/{channel}/notices/{ref}/map.svg", response_class=Response)
+    @r.get(
+        "/channels/{channel}/notices/{ref}/map.svg",
+        response_class=Response,
+        **acts(Action.CHANNEL_READ),
+    )
     def notice_map(
         channel: str, ref: str, lang: str | None = Lang, who: User = Depends(auth.user)
     ) -> Response:
-        station.guard(channel, who)
         return Response(
-            notices.notice_map(channel, ref, lang),
+            notices.notice_map(who, channel, ref, lang),
             media_type="image/svg+xml",
             # Untrusted content (escaped by svgmap), but never let a browser run anything in it.
             headers={
@@ -140,30 +122,24 @@ def router(station: Station, auth: Auth) -> APIRouter:
             },
         )
 
-    @r.post("/channels/{channel}/messages/{ref}/ack")
+    @r.post("/channels/{channel}/messages/{ref}/ack", **acts(Action.NOTICE_ACK))
     def ack(
         channel: str,
         ref: str,
         req: AckSend,
-        who: User = Depends(duty),
+        who: User = Depends(auth.user),
         idempotency_key: str = Header(default="", max_length=128),
     ) -> dict[str, Any]:
-        station.guard(channel, who)
-        # An acknowledgement is a named person's act: the shared bootstrap token must say who
-        # answers; a named user answers as themselves.
-        if req.by and who != BOOTSTRAP and req.by != who.name:
-            raise Forbidden(Code.FORBIDDEN, f"you answer as {who.name}, not as {req.by}")
         return notices.acknowledge(
-            channel, ref, req.answer, req.text, req.by or who.name, prec=req.precedence,
-            idempotency_key=idempotency_key, actor=who.name,
+            who, channel, ref, req.answer, req.text, req.by, prec=req.precedence,
+            idempotency_key=idempotency_key,
         )  # fmt: skip
 
-    @r.get("/channels/{channel}/messages/{ref}/acks")
+    @r.get("/channels/{channel}/messages/{ref}/acks", **acts(Action.CHANNEL_READ))
     def acks(channel: str, ref: str, who: User = Depends(auth.user)) -> list[dict[str, Any]]:
-        station.guard(channel, who)
-        return notices.acks(channel, ref)
+        return notices.acks(who, channel, ref)
 
-    @r.get("/deadlines")
+    @r.get("/deadlines", **acts(Action.CHANNEL_READ))
     def open_deadlines(all: bool = False, who: User = Depends(auth.user)) -> list[dict[str, Any]]:
         return notices.deadlines(who, include_answered=all)
 

@@ -1,10 +1,14 @@
 """Operator API for delivery paths: routes through a relay, offline bundles, and an overview.
 
 GET  /api/v1/paths                 inbound or pull-only, routes, pulling peers, relay queues
-POST /api/v1/peers/{peer}/route    {"via": station | null, "fallback": bool}         admin
-POST /api/v1/bundles/export        {"peer": station} -> the bundle text and counts   operator
-POST /api/v1/bundles/import        body: the bundle file (application/x-ndjson)      operator
+POST /api/v1/peers/{peer}/route    {"via": station | null, "fallback": bool}     peer.route
+POST /api/v1/bundles/export        {"peer": station} -> the bundle text, counts  bundle.export
+POST /api/v1/bundles/import        body: the bundle file (application/x-ndjson)  bundle.import
 GET  /api/v1/bundles               the log of bundles exported and imported
+
+station/paths.py checks the role table and keeps back channels out of the export of a user
+not named on them; these routes parse and render. The import's role is checked before its
+body is read.
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.errors import Code, RejectedInput
 from parley.protocol.bundle import MAX_BUNDLE_BYTES
-from parley.protocol.encoding import b64e
 from parley.station import paths
 from parley.station.node import Station
+from parley.station.roles import Action
 from parley.station.users import User
-from parley.store import paths as db
 
 
 class Strict(BaseModel):
@@ -41,38 +45,17 @@ class BundleExport(Strict):
 def router(station: Station, auth: Auth) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["paths"], dependencies=[Depends(auth.user)])
 
-    @r.get("/paths")
-    def overview() -> dict[str, Any]:
-        st = station.store
-        pulls = []
-        for p in st.list_peers():
-            cur = db.pull_cursor(st, p.station)
-            if cur is not None:
-                pulls.append({"peer": p.station, "name": p.name, "last_pull": cur[0],
-                              "served": cur[1]})  # fmt: skip
-        return {
-            "inbound": station.cfg.inbound,
-            "routes": [paths.route_json(station, x) for x in db.routes(st)],
-            "pulls": pulls,
-            "relaying": [
-                {"dest": d, "name": station.peer_name(d), "queued": db.relay_count(st, d)}
-                for d in db.relay_dests(st)
-            ],
-        }
+    @r.get("/paths", **acts(Action.STATION_READ))
+    def overview(who: User = Depends(auth.user)) -> dict[str, Any]:
+        return paths.overview(station, who)
 
-    @r.post("/peers/{peer}/route")
-    def set_route(
-        peer: str, req: RouteSet, who: User = Depends(auth.role("admin"))
-    ) -> dict[str, Any]:
-        paths.set_route(station, peer, req.via, req.fallback, who.name)
-        found = db.route(station.store, peer)
-        return {"peer": peer, "route": paths.route_json(station, found) if found else None}
+    @r.post("/peers/{peer}/route", **acts(Action.PEER_ROUTE))
+    def set_route(peer: str, req: RouteSet, who: User = Depends(auth.user)) -> dict[str, Any]:
+        return paths.set_route(station, peer, req.via, req.fallback, who)
 
-    @r.post("/bundles/export")
-    async def export(
-        req: BundleExport, who: User = Depends(auth.role("operator", "admin"))
-    ) -> dict[str, Any]:
-        data, summary = await run_in_threadpool(paths.export_bundle, station, req.peer, who.name)
+    @r.post("/bundles/export", **acts(Action.BUNDLE_EXPORT))
+    async def export(req: BundleExport, who: User = Depends(auth.user)) -> dict[str, Any]:
+        data, summary = await run_in_threadpool(paths.export_bundle, station, req.peer, who)
         return {**summary, "bundle": data.decode()}
 
     @r.post(
@@ -81,10 +64,12 @@ def router(station: Station, auth: Auth) -> APIRouter:
             "requestBody": {
                 "required": True,
                 "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
-            }
+            },
+            **acts(Action.BUNDLE_IMPORT)["openapi_extra"],
         },
     )
-    async def import_(request: Request, who: User = Depends(auth.role("operator", "admin"))) -> Any:
+    async def import_(request: Request, who: User = Depends(auth.user)) -> Any:
+        paths.may_import(station, who)  # before a byte of the body is read
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BUNDLE_BYTES):
             raise RejectedInput(Code.OVERSIZED, f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
@@ -93,17 +78,10 @@ def router(station: Station, auth: Auth) -> APIRouter:
             data += chunk
             if len(data) > MAX_BUNDLE_BYTES:
                 raise RejectedInput(Code.OVERSIZED, f"a bundle is at most {MAX_BUNDLE_BYTES} bytes")
-        return await run_in_threadpool(paths.import_bundle, station, bytes(data), who.name)
+        return await run_in_threadpool(paths.import_bundle, station, bytes(data), who)
 
-    @r.get("/bundles")
-    def bundles() -> list[dict[str, Any]]:
-        return [
-            {
-                "direction": b.direction, "peer": b.peer, "peer_name": station.peer_name(b.peer),
-                "digest": b64e(b.digest), "created": b.created, "envelopes": b.envelopes,
-                "receipts": b.receipts, "at": b.at, "outcome": b.outcome,
-            }
-            for b in db.bundle_log(station.store)
-        ]  # fmt: skip
+    @r.get("/bundles", **acts(Action.STATION_READ))
+    def bundles(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
+        return paths.bundle_log(station, who)
 
     return r

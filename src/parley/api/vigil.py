@@ -1,5 +1,6 @@
 """Operator API for link health, check calls and crises (station/vigil.py, checkcalls.py,
-crises.py). Everything a channel holds is shown only to users who may see that channel."""
+crises.py). The routes parse and render; those services check the role table and, for
+anything a channel holds, that the caller may see that channel."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.domain import checkcalls as cc
 from parley.domain import crisis
 from parley.station import checkcalls, crises, vigil
 from parley.station.node import Station
+from parley.station.roles import Action
 from parley.station.users import User
-from parley.store import vigil as db
 
 Severity = Literal["low", "medium", "high", "critical"]
 IncidentStatus = Literal["open", "contained", "closed"]
@@ -58,53 +60,39 @@ class IncidentLink(Strict):
 
 def router(station: Station, auth: Auth) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["vigil"], dependencies=[Depends(auth.user)])
-    operator = auth.role("operator")
-    admin = auth.role("admin")
 
     # --- links ---------------------------------------------------------------------------------
-    @r.get("/links")
-    def links() -> list[dict[str, Any]]:
+    @r.get("/links", **acts(Action.STATION_READ))
+    def links(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
         """Per peer: state, RTT, last contact, and why (ok, degraded, silent, down)."""
-        return vigil.links(station)
+        return vigil.links(station, who)
 
-    @r.get("/links/events")
+    @r.get("/links/events", **acts(Action.STATION_READ))
     def link_events(
         peer: str | None = Query(None, max_length=64),
         since: int = Query(0, ge=0),
         limit: int = Query(200, ge=1, le=10_000),
+        who: User = Depends(auth.user),
     ) -> list[dict[str, Any]]:
-        rows = db.link_events(station.store, [peer] if peer else None, since, limit)
-        return [e.__dict__ | {"name": station.peer_name(e.peer)} for e in rows]
+        return vigil.link_events(station, who, peer, since, limit)
 
     # --- check calls ---------------------------------------------------------------------------
-    @r.get("/checkcalls/schedules")
+    @r.get("/checkcalls/schedules", **acts(Action.CHANNEL_READ))
     def schedules(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
-        visible = {s.channel for s in station.channel_states(who)}
-        now = station.clock()
-        return [
-            checkcalls.schedule_json(s, now)
-            for s in db.schedules(station.store)
-            if s.channel in visible
-        ]
+        return checkcalls.schedules(station, who)
 
-    @r.put("/checkcalls/schedules/{channel}")
-    def put_schedule(channel: str, req: Schedule, who: User = Depends(admin)) -> dict[str, Any]:
-        station.guard(channel, who)
-        row = checkcalls.set_schedule(
+    @r.put("/checkcalls/schedules/{channel}", **acts(Action.CHECKCALL_SCHEDULE))
+    def put_schedule(channel: str, req: Schedule, who: User = Depends(auth.user)) -> dict[str, Any]:
+        return checkcalls.set_schedule(
             station, channel, req.times, req.tz, req.weekdays, req.answer_within_ms,
-            req.holidays, who.name,
+            req.holidays, who,
         )  # fmt: skip
-        return checkcalls.schedule_json(row, station.clock())
 
-    @r.delete("/checkcalls/schedules/{channel}")
-    def delete_schedule(channel: str, who: User = Depends(admin)) -> dict[str, Any]:
-        station.guard(channel, who)
-        return {
-            "channel": channel,
-            "deleted": checkcalls.remove_schedule(station, channel, who.name),
-        }
+    @r.delete("/checkcalls/schedules/{channel}", **acts(Action.CHECKCALL_SCHEDULE))
+    def delete_schedule(channel: str, who: User = Depends(auth.user)) -> dict[str, Any]:
+        return {"channel": channel, "deleted": checkcalls.remove_schedule(station, channel, who)}
 
-    @r.get("/checkcalls")
+    @r.get("/checkcalls", **acts(Action.CHANNEL_READ))
     def list_calls(
         channel: str | None = Query(None, max_length=64),
         status: CallStatus | None = None,
@@ -114,22 +102,19 @@ def router(station: Station, auth: Auth) -> APIRouter:
     ) -> list[dict[str, Any]]:
         return checkcalls.list_calls(station, who, channel, status, direction, limit)
 
-    @r.post("/checkcalls/{channel}/call")
+    @r.post("/checkcalls/{channel}/call", **acts(Action.CHECKCALL_CALL))
     def call_now(
-        channel: str, req: CallNow | None = None, who: User = Depends(operator)
+        channel: str, req: CallNow | None = None, who: User = Depends(auth.user)
     ) -> dict[str, Any]:
-        station.guard(channel, who)
         within = (req or CallNow()).answer_within_ms
-        row = checkcalls.call_now(station, channel, within, who.name)
-        return _call(station, row)
+        return checkcalls.call_now(station, channel, within, who)
 
-    @r.post("/checkcalls/{channel}/{call_id}/answer")
-    def answer(channel: str, call_id: str, who: User = Depends(operator)) -> dict[str, Any]:
-        row = checkcalls.answer(station, channel, call_id, who)
-        return _call(station, row)
+    @r.post("/checkcalls/{channel}/{call_id}/answer", **acts(Action.CHECKCALL_ANSWER))
+    def answer(channel: str, call_id: str, who: User = Depends(auth.user)) -> dict[str, Any]:
+        return checkcalls.answer(station, channel, call_id, who)
 
     # --- crises --------------------------------------------------------------------------------
-    @r.get("/crises")
+    @r.get("/crises", **acts(Action.CHANNEL_READ))
     def list_crises(
         channel: str | None = Query(None, max_length=64),
         status: IncidentStatus | None = None,
@@ -137,22 +122,21 @@ def router(station: Station, auth: Auth) -> APIRouter:
     ) -> list[dict[str, Any]]:
         return crises.list_incidents(station, who, channel, status)
 
-    @r.post("/crises")
-    def open_crisis(req: IncidentOpen, who: User = Depends(operator)) -> dict[str, Any]:
+    @r.post("/crises", **acts(Action.CRISIS_OPEN))
+    def open_crisis(req: IncidentOpen, who: User = Depends(auth.user)) -> dict[str, Any]:
         return crises.open_incident(
             station, who, req.channel, req.title, req.severity, req.description, req.incident_id
         )
 
-    @r.get("/crises/{incident_id}")
+    @r.get("/crises/{incident_id}", **acts(Action.CHANNEL_READ))
     def get_crisis(
         incident_id: str,
         channel: str | None = Query(None, max_length=64),
         who: User = Depends(auth.user),
     ) -> dict[str, Any]:
-        th, inc = crises.find(station, who, incident_id, channel)
-        return crises.incident_json(station, th, inc)
+        return crises.incident(station, who, incident_id, channel)
 
-    @r.get("/crises/{incident_id}/timeline")
+    @r.get("/crises/{incident_id}/timeline", **acts(Action.CHANNEL_READ))
     def crisis_timeline(
         incident_id: str,
         channel: str | None = Query(None, max_length=64),
@@ -160,20 +144,16 @@ def router(station: Station, auth: Auth) -> APIRouter:
     ) -> dict[str, Any]:
         return crises.timeline(station, who, incident_id, channel)
 
-    @r.post("/crises/{incident_id}/status")
+    @r.post("/crises/{incident_id}/status", **acts(Action.CRISIS_UPDATE))
     def crisis_status(
-        incident_id: str, req: IncidentMove, who: User = Depends(operator)
+        incident_id: str, req: IncidentMove, who: User = Depends(auth.user)
     ) -> dict[str, Any]:
         return crises.move(station, who, incident_id, req.status, req.note, req.channel)
 
-    @r.post("/crises/{incident_id}/link")
+    @r.post("/crises/{incident_id}/link", **acts(Action.CRISIS_UPDATE))
     def crisis_link(
-        incident_id: str, req: IncidentLink, who: User = Depends(operator)
+        incident_id: str, req: IncidentLink, who: User = Depends(auth.user)
     ) -> dict[str, Any]:
         return crises.link(station, who, incident_id, req.ref, req.channel)
 
     return r
-
-
-def _call(station: Station, row: db.CallRow) -> dict[str, Any]:
-    return checkcalls.call_json(station, row, db.answers_of(station.store, row), station.clock())

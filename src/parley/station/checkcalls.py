@@ -19,6 +19,11 @@ Rules (the pure ones are in domain/checkcalls.py):
 - Overdue calls of a peer (for "the link is up but nobody answers") are the calls it missed
   after its latest answer: a peer that answers again is no longer silent, whatever it missed
   before.
+- The operator's functions take the acting user and check the role table first: setting or
+  removing a schedule needs `checkcall.schedule`, calling now `checkcall.call`, answering
+  `checkcall.answer`, reading `channel.read`; each also passes `Station.guard` for its channel
+  (a back channel's schedule and calls exist only for its named representatives). They answer
+  plain data (`schedule_json`, `call_json`) for the adapters to render.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from parley.domain import channels
 from parley.domain import checkcalls as cc
 from parley.errors import Code, Conflict, Forbidden, LocalError, NotFound, ParleyError
 from parley.station.node import Accepted, Station
+from parley.station.roles import Action, authorize
 from parley.station.users import User
 from parley.store import vigil as db
 
@@ -57,6 +64,28 @@ def domain_schedule(row: db.ScheduleRow) -> cc.CheckCallSchedule:
     )  # fmt: skip
 
 
+def schedules(station: Station, who: User) -> list[dict[str, Any]]:
+    """The schedules of the channels `who` may see."""
+    authorize(who, Action.CHANNEL_READ)
+    visible = {s.channel for s in station.channel_states(who)}
+    now = station.clock()
+    return [schedule_json(s, now) for s in db.schedules(station.store) if s.channel in visible]
+
+
+def settable(station: Station, who: User) -> list[channels.ChannelState]:
+    """The channels whose schedule `who` may set: those they may see that are not closed."""
+    authorize(who, Action.CHECKCALL_SCHEDULE)
+    return [s for s in station.channel_states(who) if s.state != "closed"]
+
+
+def schedule_of(station: Station, who: User, channel: str) -> dict[str, Any] | None:
+    """One channel's schedule (None: it has none), if `who` may see the channel."""
+    authorize(who, Action.CHANNEL_READ)
+    station.guard(channel, who)
+    row = db.schedule(station.store, channel)
+    return schedule_json(row, station.clock()) if row else None
+
+
 def set_schedule(
     station: Station,
     channel: str,
@@ -65,10 +94,11 @@ def set_schedule(
     weekdays: list[int],
     answer_within_ms: int,
     holidays: list[str],
-    actor: str,
-) -> db.ScheduleRow:
+    who: User,
+) -> dict[str, Any]:
     """Create or replace the channel's schedule; calls start with the first slot after now."""
-    state = station.channel_state(channel)
+    authorize(who, Action.CHECKCALL_SCHEDULE)
+    state = station.guard(channel, who)
     if station.id not in state.members:
         raise Forbidden(Code.NOT_A_MEMBER, "this station is not a member of that channel")
     try:
@@ -81,20 +111,22 @@ def set_schedule(
     row = db.ScheduleRow(
         channel, list(schedule.times), schedule.tz, sorted(schedule.weekdays),
         schedule.answer_within_ms, sorted(d.isoformat() for d in schedule.holidays),
-        max(now, old.covered) if old else now, now, actor,
+        max(now, old.covered) if old else now, now, who.name,
     )  # fmt: skip
     with station.store.tx():
         db.put_schedule(station.store, row)
-        station.store.audit(actor, "checkcall.schedule", schedule_json(row, now), now)
-    return row
+        station.store.audit(who.name, "checkcall.schedule", schedule_json(row, now), now)
+    return schedule_json(row, now)
 
 
-def remove_schedule(station: Station, channel: str, actor: str) -> bool:
+def remove_schedule(station: Station, channel: str, who: User) -> bool:
+    authorize(who, Action.CHECKCALL_SCHEDULE)
+    station.guard(channel, who)
     now = station.clock()
     with station.store.tx():
         found = db.delete_schedule(station.store, channel)
         if found:
-            station.store.audit(actor, "checkcall.unschedule", {"channel": channel}, now)
+            station.store.audit(who.name, "checkcall.unschedule", {"channel": channel}, now)
     return found
 
 
@@ -151,12 +183,21 @@ def _issue_schedule(station: Station, row: db.ScheduleRow, now_ms: int) -> None:
     db.set_covered(station.store, row.channel, now_ms)
 
 
-def call_now(station: Station, channel: str, answer_within_ms: int, actor: str) -> db.CallRow:
-    """An unscheduled call, due now (a test of the line, or a call an operator decides on)."""
+def call_now(station: Station, channel: str, answer_within_ms: int, who: User) -> dict[str, Any]:
+    """An unscheduled call by `who`, due now (a test of the line, or a call an operator
+    decides on)."""
+    authorize(who, Action.CHECKCALL_CALL)
+    station.guard(channel, who)
     if not 0 < answer_within_ms <= cc.MAX_ANSWER_WITHIN_MS:
         raise LocalError(Code.INVALID_REQUEST, "answer_within_ms must be in (0, 24 h]")
     now = station.clock()
-    return _send_call(station, channel, now, now + answer_within_ms, actor)
+    return _answered_json(
+        station, _send_call(station, channel, now, now + answer_within_ms, who.name)
+    )
+
+
+def _answered_json(station: Station, row: db.CallRow) -> dict[str, Any]:
+    return call_json(station, row, db.answers_of(station.store, row), station.clock())
 
 
 def _send_call(
@@ -173,8 +214,9 @@ def _send_call(
     return row
 
 
-def answer(station: Station, channel: str, cid: str, user: User) -> db.CallRow:
+def answer(station: Station, channel: str, cid: str, user: User) -> dict[str, Any]:
     """`user` answers another station's call `cid` on `channel`."""
+    authorize(user, Action.CHECKCALL_ANSWER)
     station.guard(channel, user)
     theirs = [c for c in db.calls_named(station.store, channel, cid) if c.caller != station.id]
     if not theirs:
@@ -190,7 +232,7 @@ def answer(station: Station, channel: str, cid: str, user: User) -> db.CallRow:
         channel, {"type": cc.KIND_ANSWER, **fields}, PRECEDENCE,
         f"checkcall-answer:{channel}:{cid}", user.name,
     )  # fmt: skip
-    return call
+    return _answered_json(station, call)
 
 
 # --- the transcript ------------------------------------------------------------------------
@@ -300,6 +342,7 @@ def list_calls(
     direction: str | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
+    authorize(user, Action.CHANNEL_READ)
     if channel is not None:
         station.guard(channel, user)
         chans = [channel]

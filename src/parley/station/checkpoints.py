@@ -3,8 +3,14 @@
     install(station)   an observer that issues, checks, stores and countersigns checkpoints as
                        bodies are stored, and a scheduled task that issues overdue ones;
                        `policy(station)` holds the intervals.
-    issue(...)         a checkpoint now (the API's and CLI's "on demand").
+    issue(...)         a checkpoint now (the station's own; `make` is the operator's).
     export(...)        the lines of a transcript file; `prove(...)` a proof for one message.
+
+The operator's services take the acting user and check the role table (station/roles.py)
+and `Station.guard` before anything is read: `checkpoints_of` (channel.read), `make`
+(checkpoint.make), `export_transcript` and `proof` (transcript.export: they carry plaintext
+out of the station; on a back channel only its named representatives pass the guard). The
+adapters (API, console, CLI through the API) call only these.
 
 Rules (docs/protocol.md §17):
 - This station checkpoints its own chain on each open channel once `every_envelopes` envelopes
@@ -44,7 +50,10 @@ from parley.errors import (
 )
 from parley.protocol import merkle, note, transcript
 from parley.protocol.encoding import b64e, canonical
+from parley.protocol.identity import is_station_id
 from parley.station.node import Accepted, Station
+from parley.station.roles import Action, authorize
+from parley.station.users import User
 from parley.store import checkpoints as db
 
 ALARM_DIVERGENCE = "divergence"
@@ -405,3 +414,37 @@ def prove(
     detail = {"channel": channel, "sender": sender, "seq": seq}
     store.audit(actor, "transcript.prove", detail, station.clock())
     return doc
+
+
+# --- the operator's services ------------------------------------------------------------------
+
+
+def checkpoints_of(station: Station, who: User, channel: str) -> list[dict[str, Any]]:
+    """Every checkpoint held on `channel` with who countersigned it."""
+    authorize(who, Action.CHANNEL_READ)
+    station.guard(channel, who)
+    return listing(station, channel)
+
+
+def make(station: Station, who: User, channel: str) -> dict[str, Any]:
+    """`who` asks for a checkpoint of this station's chain on `channel` now."""
+    authorize(who, Action.CHECKPOINT_MAKE)
+    station.guard(channel, who)
+    row = issue(station, channel, who.name)
+    return {"channel": channel, "size": row.size, "root": b64e(row.root), "seq": row.seq}
+
+
+def export_transcript(station: Station, who: User, channel: str) -> Iterator[bytes]:
+    """The transcript file of `channel` for `who` (audited under their name)."""
+    authorize(who, Action.TRANSCRIPT_EXPORT)
+    station.guard(channel, who)
+    return export(station, channel, who.name)
+
+
+def proof(station: Station, who: User, channel: str, sender: str, seq: int) -> dict[str, Any]:
+    """A proof of one message of `channel` for `who` to hand a third party."""
+    authorize(who, Action.TRANSCRIPT_EXPORT)
+    station.guard(channel, who)
+    if not is_station_id(sender):
+        raise LocalError(Code.INVALID_REQUEST, "sender: expected a station id")
+    return prove(station, channel, sender, seq, who.name)

@@ -12,6 +12,9 @@ Rules (the pure ones are in domain/crisis.py):
   acknowledgements of those, and the link-state changes (store/vigil.py) of the links to the
   channel's other members between the opening and the last closing.
 - A peer's opening or status move is an alarm here (an observer), so the duty operator sees it.
+- Every function an operator reaches takes the acting user and checks the role table first:
+  opening needs `crisis.open`, a status move or a link `crisis.update`, reading
+  `channel.read`; a back channel's incidents exist only for its named representatives.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from parley.domain.liveness import LinkChange, LinkState
 from parley.errors import Code, Conflict, LocalError, NotFound, ParleyError
 from parley.protocol.encoding import b64d, b64e
 from parley.station.node import Accepted, Station
+from parley.station.roles import Action, authorize
 from parley.station.users import User
 from parley.store import vigil as db
 from parley.store.base import EnvelopeRow
@@ -104,6 +108,7 @@ def incident_json(station: Station, th: Thread, inc: crisis.Incident) -> dict[st
 def list_incidents(
     station: Station, user: User, channel: str | None = None, status: str | None = None
 ) -> list[dict[str, Any]]:
+    authorize(user, Action.CHANNEL_READ)
     if channel is not None:
         station.guard(channel, user)
     visible = {s.channel for s in station.channel_states(user)}
@@ -122,6 +127,7 @@ def find(
 ) -> tuple[Thread, crisis.Incident]:
     """The incident of that id the user may see; `channel` picks one when several channels have
     an incident of that id."""
+    authorize(user, Action.CHANNEL_READ)
     if channel is not None:
         station.guard(channel, user)
     visible = {s.channel for s in station.channel_states(user)}
@@ -141,6 +147,14 @@ def find(
     return hits[0]
 
 
+def incident(
+    station: Station, user: User, incident_id: str, channel: str | None = None
+) -> dict[str, Any]:
+    """One incident as `incident_json` shows it, if `user` may see its channel."""
+    th, inc = find(station, user, incident_id, channel)
+    return incident_json(station, th, inc)
+
+
 def open_incident(
     station: Station,
     user: User,
@@ -150,6 +164,7 @@ def open_incident(
     description: str = "",
     incident_id: str | None = None,
 ) -> dict[str, Any]:
+    authorize(user, Action.CRISIS_OPEN)
     station.guard(channel, user)
     iid = incident_id or _new_id(station.clock())
     fields = crisis.open_body(iid, title, severity, description)
@@ -174,6 +189,7 @@ def move(
     note: str = "",
     channel: str | None = None,
 ) -> dict[str, Any]:
+    authorize(user, Action.CRISIS_UPDATE)
     th, inc = find(station, user, incident_id, channel)
     fields = crisis.status_body(incident_id, status, note)
     # The book says whether the move is legal (Conflict if not); it is a throwaway fold.
@@ -186,6 +202,7 @@ def move(
 def link(
     station: Station, user: User, incident_id: str, ref: str, channel: str | None = None
 ) -> dict[str, Any]:
+    authorize(user, Action.CRISIS_UPDATE)
     th, inc = find(station, user, incident_id, channel)
     fields = crisis.link_body(incident_id, ref)
     held = db.event(station.store, b64d(ref, field="ref", size=32))

@@ -13,6 +13,7 @@ Rules:
 - A peer that asks for part of a chain again (a gap after it lost data) gets it delivered twice;
   both deliveries count.
 - Labels name peers, alarm kinds and severities, never channels: a back channel stays invisible.
+- A scrape is the action `metrics.read` of the role table (`scrape` checks the acting user).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -34,6 +36,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from parley import __version__
 from parley.station.node import Station
+from parley.station.roles import Action, authorize
+from parley.station.users import User
 from parley.store import metrics as q
 
 SETTLE_MS = 5_000
@@ -185,3 +189,10 @@ def registry(station: Station) -> CollectorRegistry:
     reg = CollectorRegistry()
     reg.register(StationCollector(station))
     return reg
+
+
+def scrape(reg: CollectorRegistry, who: User, accept: str) -> tuple[bytes, str]:
+    """The metrics of `reg` for `who`, in the format `accept` asks for: (body, content type)."""
+    authorize(who, Action.METRICS_READ)
+    encode, content_type = choose_encoder(accept)
+    return encode(reg), content_type

@@ -2,9 +2,13 @@
 
     install(station)   observers that index notices and acks as they are stored (sent or
                        received), and the scheduled escalation task; `desk(station)` is the
-                       `NoticeDesk` the API uses.
+                       `NoticeDesk` the API, the console and (through the API) the CLI use.
 
 Rules:
+- Every operator method of `NoticeDesk` takes the acting user first and checks the role table
+  (station/roles.py) before it reads or changes anything: sending needs `notice.send`,
+  answering `notice.ack`, reading `channel.read` (forms: `station.read`); anything on a channel
+  also passes `Station.guard`, so a back channel exists only for its named representatives.
 - A notice is validated before it is sealed (domain/notices.notice_body); a bad one raises
   InvalidNotice with every field error and nothing reaches the store.
 - A notice expects an answer from every other member of its channel by its `deadline_ms`. Each
@@ -34,7 +38,7 @@ from weakref import WeakKeyDictionary
 import httpx
 
 from parley import __version__
-from parley.domain import notices
+from parley.domain import channels, notices
 from parley.domain.deadlines import (
     DeadlineTracker,
     EscalationAction,
@@ -43,11 +47,12 @@ from parley.domain.deadlines import (
     parse_ref,
 )
 from parley.domain.forms import Catalogue, assess_lateness
-from parley.errors import Code, LocalError, NotFound, ParleyError
+from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
 from parley.protocol.encoding import b64d, b64e
 from parley.station.config import Config
 from parley.station.node import Accepted, Station
-from parley.station.users import User
+from parley.station.roles import Action, authorize
+from parley.station.users import BOOTSTRAP, User
 from parley.store import notices as db
 from parley.store.base import EnvelopeRow
 
@@ -105,9 +110,43 @@ class NoticeDesk:
             self._policy_key = key
         return self._policy
 
+    # --- the forms catalogue ------------------------------------------------------------------
+    def forms(
+        self, who: User, lang: str | None = None, *, all_versions: bool = False
+    ) -> list[dict[str, Any]]:
+        authorize(who, Action.STATION_READ)
+        shown = lang or self.station.cfg.lang
+        return [
+            f.summary() | {"name": f.title(shown)}
+            for f in self.catalogue.list(all_versions=all_versions)
+        ]
+
+    def form(
+        self, who: User, form_id: str, version: int | None = None, lang: str | None = None
+    ) -> dict[str, Any]:
+        authorize(who, Action.STATION_READ)
+        shown = lang or self.station.cfg.lang
+        form = self.catalogue.get(form_id, version)
+        return form.summary() | {
+            "name": form.title(shown),
+            "description": form.descriptions.get(shown) or form.descriptions.get("en", ""),
+            "lead_time": {"field": form.lead_time.field, "min_hours": form.lead_time.min_hours}
+            if form.lead_time
+            else None,
+            "fields": notices.form_fields(form, shown),
+            "schema": form.schema,
+            "example": form.example,
+        }
+
     # --- operator actions ---------------------------------------------------------------------
+    def may_send(self, who: User, channel: str) -> channels.ChannelState:
+        """The channel's state if `who` may send notices on it (a composer shows it)."""
+        authorize(who, Action.NOTICE_SEND)
+        return self.station.guard(channel, who)
+
     def send_notice(
         self,
+        who: User,
         channel: str,
         form_id: str,
         fields: object,
@@ -115,17 +154,27 @@ class NoticeDesk:
         lang: str | None = None,
         version: int | None = None,
         deadline_ms: int | None = None,
+        deadline_hours: int | None = None,
         prec: str | None = None,
         idempotency_key: str = "",
-        actor: str = "operator",
     ) -> dict[str, Any]:
+        """Send a notice as `who`; the deadline is `deadline_ms` or `deadline_hours` from now."""
         st = self.station
+        self.may_send(who, channel)
+        if deadline_hours is not None:
+            if deadline_ms is not None:
+                raise LocalError(
+                    Code.INVALID_REQUEST, "give deadline_ms or deadline_hours, not both"
+                )
+            deadline_ms = st.clock() + deadline_hours * 3_600_000
         body, _ = notices.notice_body(
             self.catalogue, form_id, fields, lang or st.cfg.lang, st.clock(),
             version=version, deadline_ms=deadline_ms,
         )  # fmt: skip
         form = self.catalogue.get(body["form"], body["version"])
-        row, created = st.send(channel, body, prec or str(form.precedence), idempotency_key, actor)
+        row, created = st.send(
+            channel, body, prec or str(form.precedence), idempotency_key, who.name
+        )
         sent = st.store.body(row.hash)
         stored = sent.body if sent else body
         # Lateness as everyone will derive it: from the envelope's signed timestamp.
@@ -156,18 +205,26 @@ class NoticeDesk:
 
     def acknowledge(
         self,
+        who: User,
         channel: str,
         ref: str,
         answer: str,
-        text: str,
-        by: str,
+        text: str = "",
+        by: str | None = None,
         *,
         prec: str | None = None,
         idempotency_key: str = "",
-        actor: str = "operator",
     ) -> dict[str, Any]:
-        """A person's answer to a message or notice of another station, as a signed `ack`."""
+        """`who`'s answer to a message or notice of another station, as a signed `ack`.
+
+        An acknowledgement is a named person's act: a user answers as themselves (`by` is their
+        name or omitted); only the shared bootstrap token names who answers."""
         st = self.station
+        authorize(who, Action.NOTICE_ACK)
+        st.guard(channel, who)
+        if by and who != BOOTSTRAP and by != who.name:
+            raise Forbidden(Code.FORBIDDEN, f"you answer as {who.name}, not as {by}")
+        by = by or who.name
         env = self._envelope(channel, ref)
         if env.sender == st.id:
             raise LocalError(
@@ -181,7 +238,7 @@ class NoticeDesk:
                 f"a {kind} envelope is not acknowledged; answer messages and notices",
             )
         body = notices.ack_body(ref, answer, text, by)
-        row, created = st.send(channel, body, prec or env.prec, idempotency_key, actor)
+        row, created = st.send(channel, body, prec or env.prec, idempotency_key, who.name)
         return {
             "channel": channel,
             "seq": row.seq,
@@ -193,10 +250,17 @@ class NoticeDesk:
         }
 
     # --- reading ------------------------------------------------------------------------------
-    def notice_view(self, channel: str, ref: str, lang: str | None = None) -> dict[str, Any]:
+    def _reader(self, who: User, channel: str) -> None:
+        authorize(who, Action.CHANNEL_READ)
+        self.station.guard(channel, who)
+
+    def notice_view(
+        self, who: User, channel: str, ref: str, lang: str | None = None
+    ) -> dict[str, Any]:
         """A notice rendered in `lang` (default: this station's), with its map, deadline,
         lateness and answers. Rendering uses only the stored body and envelope timestamp."""
         st = self.station
+        self._reader(who, channel)
         env = self._envelope(channel, ref)
         row = db.notice(st.store, ref)
         held = st.store.body(env.hash)
@@ -227,19 +291,21 @@ class NoticeDesk:
             "lateness": notices.lateness_json(reading.lateness),
             "deadline_ms": reading.notice.deadline_ms,
             "answers": [self._deadline_json(d, now) for d in db.deadlines_for(st.store, ref)],
-            "acks": self.acks(channel, ref),
+            "acks": self._acks(channel, ref),
         }
 
-    def notice_map(self, channel: str, ref: str, lang: str | None = None) -> str:
+    def notice_map(self, who: User, channel: str, ref: str, lang: str | None = None) -> str:
         st = self.station
+        self._reader(who, channel)
         env = self._envelope(channel, ref)
         held = st.store.body(env.hash)
         if held is None or held.body.get("type") != notices.TYPE:
             raise NotFound(Code.NOT_FOUND, f"message {ref} is not a notice")
         return notices.read_notice(held.body, env.ts, lang or st.cfg.lang, self.catalogue).svg
 
-    def notice_list(self, channel: str) -> list[dict[str, Any]]:
+    def notice_list(self, who: User, channel: str) -> list[dict[str, Any]]:
         st = self.station
+        self._reader(who, channel)
         now = st.clock()
         out = []
         for n in db.notices(st.store, channel):
@@ -264,7 +330,12 @@ class NoticeDesk:
             )
         return out
 
-    def acks(self, channel: str, ref: str) -> list[dict[str, Any]]:
+    def acks(self, who: User, channel: str, ref: str) -> list[dict[str, Any]]:
+        """Every answer to a message or notice on `channel`."""
+        self._reader(who, channel)
+        return self._acks(channel, ref)
+
+    def _acks(self, channel: str, ref: str) -> list[dict[str, Any]]:
         st = self.station
         return [
             {
@@ -281,13 +352,12 @@ class NoticeDesk:
             if a.channel == channel
         ]
 
-    def deadlines(
-        self, user: User | None, *, include_answered: bool = False
-    ) -> list[dict[str, Any]]:
+    def deadlines(self, who: User, *, include_answered: bool = False) -> list[dict[str, Any]]:
         """Acknowledgement deadlines this station is party to, soonest first, on the channels
-        `user` may see; by default only the unanswered ones (open or overdue)."""
+        `who` may see; by default only the unanswered ones (open or overdue)."""
         st = self.station
-        visible = {s.channel for s in st.channel_states(user)}
+        authorize(who, Action.CHANNEL_READ)
+        visible = {s.channel for s in st.channel_states(who)}
         now = st.clock()
         rows = db.deadlines(st.store, only_unanswered=not include_answered)
         return [self._deadline_json(d, now) for d in rows if d.channel in visible]

@@ -17,6 +17,19 @@ time, and a receipt that arrives twice marks nothing twice.
 - bundles (§18.3): `export_bundle` / `import_bundle` write and apply a signed file.
 - prekeys: `merge_prekeys` learns a peer's newer signed prekeys from whichever path brings them.
 - link state: `record_link` is the one writer of the links table (dispatcher and pull service).
+- operators: `overview`, `set_route`, `export_bundle`, `import_bundle` and `bundle_log` take
+  the acting user and check the role table first (`station.read`, `peer.route`,
+  `bundle.export`, `bundle.import`).
+- back channels in bundles: a bundle file names the channel of every envelope and receipt in
+  it (routing metadata), and the person who exports it holds the file. So a user's export
+  carries only the channels that user may see: a back channel's envelopes and receipts go into
+  a bundle only when one of its named representatives exports it (with a role that may
+  export), and otherwise wait, pending, for another path. Nothing in the export's answer counts
+  or names what was left out. An import applies everything in the file (the file holder has it
+  all anyway), but its report lists problems only on channels the importer may see. The bundle
+  log (`bundle_log`, every station reader sees it) counts only envelopes and receipts on
+  channels that are not back channels, so it reveals no back channel's traffic to people who
+  never held the file; the file's own counts are in the exporter's and importer's answers.
 """
 
 from __future__ import annotations
@@ -42,6 +55,8 @@ from parley.protocol.envelope import parse_envelope, verify_signature
 from parley.protocol.identity import parse_prekey
 from parley.protocol.receipt import Receipt, parse_receipt, verify_receipt
 from parley.station.node import Station
+from parley.station.roles import Action, authorize
+from parley.station.users import User
 from parley.store import paths as db
 from parley.store.base import LinkRow
 
@@ -329,10 +344,32 @@ def apply_relay_response(
     return progressed
 
 
-# --- routes --------------------------------------------------------------------------------------
-def set_route(st: Station, peer: str, via: str | None, fallback: bool, actor: str) -> None:
+# --- routes ------------------------------------------------------------------------------------
+def overview(st: Station, who: User) -> dict[str, Any]:
+    """Inbound or pull-only, routes through relays, peers that pull from us, relay queues."""
+    authorize(who, Action.STATION_READ)
+    store = st.store
+    pulls = []
+    for p in store.list_peers():
+        cur = db.pull_cursor(store, p.station)
+        if cur is not None:
+            pulls.append({"peer": p.station, "name": p.name, "last_pull": cur[0],
+                          "served": cur[1]})  # fmt: skip
+    return {
+        "inbound": st.cfg.inbound,
+        "routes": [route_json(st, x) for x in db.routes(store)],
+        "pulls": pulls,
+        "relaying": [
+            {"dest": d, "name": st.peer_name(d), "queued": db.relay_count(store, d)}
+            for d in db.relay_dests(store)
+        ],
+    }
+
+
+def set_route(st: Station, peer: str, via: str | None, fallback: bool, who: User) -> dict[str, Any]:
     """Deliver to `peer` through the relay `via` (None: directly). With `fallback`, the relay
     is used only while the direct link is down or a direct push has just failed."""
+    authorize(who, Action.PEER_ROUTE)
     st._peer(peer)
     if via is None:
         db.clear_route(st.store, peer)
@@ -344,9 +381,11 @@ def set_route(st: Station, peer: str, via: str | None, fallback: bool, actor: st
             raise LocalError(Code.INVALID_REQUEST, f"{relay.name} has no address to relay through")
         db.set_route(st.store, peer, via, fallback, st.clock())
     st.store.audit(
-        actor, "peer.route", {"peer": peer, "via": via, "fallback": fallback}, st.clock()
+        who.name, "peer.route", {"peer": peer, "via": via, "fallback": fallback}, st.clock()
     )
     st.on_queued()
+    found = db.route(st.store, peer)
+    return {"peer": peer, "route": route_json(st, found) if found else None}
 
 
 def route_json(st: Station, r: db.Route) -> dict[str, Any]:
@@ -361,32 +400,54 @@ def route_json(st: Station, r: db.Route) -> dict[str, Any]:
 
 
 # --- bundles -------------------------------------------------------------------------------------
-def export_bundle(st: Station, peer: str, actor: str) -> tuple[bytes, dict[str, Any]]:
-    """A signed bundle of everything `peer` has not receipted, our receipts of its chains and
-    our current prekeys. Exporting marks nothing delivered: the peer's receipts do that,
-    whichever path brings them back."""
+def _hidden(st: Station, who: User) -> set[str]:
+    """The back channels `who` is not named on: none of their ids may reach `who`."""
+    return {s.channel for s in st.channel_states() if not st.visible(s, who)}
+
+
+def _back_channels(st: Station) -> set[str]:
+    return {s.channel for s in st.channel_states() if s.kind == "backchannel"}
+
+
+def export_bundle(st: Station, peer: str, who: User) -> tuple[bytes, dict[str, Any]]:
+    """A signed bundle of what `peer` has not receipted, our receipts of its chains and our
+    current prekeys, on the channels `who` may see (module rules). Exporting marks nothing
+    delivered: the peer's receipts do that, whichever path brings them back."""
+    authorize(who, Action.BUNDLE_EXPORT)
     st._peer(peer)
-    rows = st.store.pending(peer, MAX_BUNDLE_ENVELOPES)
-    receipts = [r.to_json() for r in peer_receipts(st, peer)]
+    hidden = _hidden(st, who)
+    # A hidden channel is left out whole, so every chain in the bundle stays gapless.
+    rows = [r for r in st.store.pending(peer, MAX_BUNDLE_ENVELOPES) if r.channel not in hidden]
+    receipts = [r.to_json() for r in peer_receipts(st, peer) if r.channel not in hidden]
     b = make_bundle(
         st.identity, st.id, peer, [r.raw for r in rows], receipts, st.prekeys()[:4], st.clock()
     )
     summary = {
         "peer": peer, "envelopes": len(rows), "receipts": len(receipts), "digest": b64e(b.digest),
     }  # fmt: skip
+    private = _back_channels(st)
+    shared_envs = sum(1 for r in rows if r.channel not in private)
+    shared_rcpts = sum(1 for r in receipts if r["ch"] not in private)
+    logged = summary | {"envelopes": shared_envs, "receipts": shared_rcpts}
     with st.store.tx():
         db.log_bundle(
             st.store,
-            db.BundleLog("export", peer, b.digest, b.ts, len(rows), len(receipts), st.clock(),
+            db.BundleLog("export", peer, b.digest, b.ts, shared_envs, shared_rcpts, st.clock(),
                          "exported"),
         )  # fmt: skip
-        st.store.audit(actor, "bundle.export", summary, st.clock())
+        st.store.audit(who.name, "bundle.export", logged, st.clock())
     return b.encode(), summary
 
 
-def import_bundle(st: Station, data: bytes, actor: str) -> dict[str, Any]:
+def may_import(st: Station, who: User) -> None:
+    """Forbidden unless `who` may import bundles: checked before a bundle is even read."""
+    authorize(who, Action.BUNDLE_IMPORT)
+
+
+def import_bundle(st: Station, data: bytes, who: User) -> dict[str, Any]:
     """Verify a bundle completely (format, sender, addressee, signature) before anything is
     applied; then its receipts and envelopes go the way pushed ones go."""
+    may_import(st, who)
     b = parse_bundle(data)
     sender = st.store.get_peer(b.sender)
     if sender is None:
@@ -397,13 +458,18 @@ def import_bundle(st: Station, data: bytes, actor: str) -> dict[str, Any]:
     merge_prekeys(st, b.sender, list(b.prekeys))
     delivered = apply_answer(st, b.sender, [], list(b.receipts), set())
     counts: Counter[str] = Counter()
+    shared: Counter[str] = Counter()  # on channels that are not back channels: for the log
     problems: list[dict[str, Any]] = []
     envs = list(b.envelopes)
     for i in range(0, len(envs), MAX_PULL):
         results, _ = st.receive_batch(envs[i : i + MAX_PULL])
+        hidden, private = _hidden(st, who), _back_channels(st)
         for res in results:
             counts[res.status] += 1
-            if res.status not in ("accepted", "duplicate") and len(problems) < 20:
+            if res.channel not in private:
+                shared[res.status] += 1
+            shown = res.channel not in hidden
+            if res.status not in ("accepted", "duplicate") and shown and len(problems) < 20:
                 problems.append(res.to_json())
     report = {
         "from": b.sender,
@@ -416,12 +482,28 @@ def import_bundle(st: Station, data: bytes, actor: str) -> dict[str, Any]:
         "delivered": delivered,
         "problems": problems,
     }
-    outcome = ", ".join(f"{k} {counts[k]}" for k in sorted(counts)) or "empty"
+    outcome = ", ".join(f"{k} {shared[k]}" for k in sorted(shared)) or "empty"
+    private = _back_channels(st)
+    shared_rcpts = sum(1 for r in b.receipts if r.get("ch") not in private)
     with st.store.tx():
         db.log_bundle(
             st.store,
-            db.BundleLog("import", b.sender, b.digest, b.ts, len(envs), len(b.receipts),
+            db.BundleLog("import", b.sender, b.digest, b.ts, shared.total(), shared_rcpts,
                          st.clock(), outcome),
         )  # fmt: skip
-        st.store.audit(actor, "bundle.import", {"from": b.sender, "outcome": outcome}, st.clock())
+        st.store.audit(who.name, "bundle.import", {"from": b.sender, "outcome": outcome},
+                       st.clock())  # fmt: skip
     return report
+
+
+def bundle_log(st: Station, who: User) -> list[dict[str, Any]]:
+    """The bundles exported and imported, newest first."""
+    authorize(who, Action.STATION_READ)
+    return [
+        {
+            "direction": b.direction, "peer": b.peer, "peer_name": st.peer_name(b.peer),
+            "digest": b64e(b.digest), "created": b.created, "envelopes": b.envelopes,
+            "receipts": b.receipts, "at": b.at, "outcome": b.outcome,
+        }
+        for b in db.bundle_log(st.store)
+    ]  # fmt: skip

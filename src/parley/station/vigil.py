@@ -28,6 +28,8 @@ from parley.domain.liveness import LinkMonitor, LinkPolicy, LinkState, Situation
 from parley.errors import ParleyError
 from parley.station import checkcalls, crises
 from parley.station.node import Accepted, Station
+from parley.station.roles import Action, authorize
+from parley.station.users import User
 from parley.store import notices as notices_db
 from parley.store import vigil as db
 from parley.store.base import PeerRow
@@ -114,9 +116,20 @@ def link_json(station: Station, p: PeerRow, now_ms: int) -> dict[str, Any]:
     }
 
 
-def links(station: Station) -> list[dict[str, Any]]:
+def links(station: Station, who: User) -> list[dict[str, Any]]:
+    """Per peer: state, RTT, last contact, and why (ok, degraded, silent, down)."""
+    authorize(who, Action.STATION_READ)
     now = station.clock()
     return [link_json(station, p, now) for p in station.store.list_peers()]
+
+
+def link_events(
+    station: Station, who: User, peer: str | None = None, since: int = 0, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Recorded link-state changes, oldest first (one peer's, or every peer's)."""
+    authorize(who, Action.STATION_READ)
+    rows = db.link_events(station.store, [peer] if peer else None, since, limit)
+    return [e.__dict__ | {"name": station.peer_name(e.peer)} for e in rows]
 
 
 def watch_missed_calls(station: Station, now_ms: int) -> None:

@@ -28,7 +28,7 @@ def routes(c: Console) -> APIRouter:
     admin = c.role("admin")
 
     def context(v: Viewer, errors: dict[str, str] | None = None, **form: str) -> dict[str, Any]:
-        states = {x["station"]: x["state"] for x in vigil.links(st)}
+        states = {x["station"]: x["state"] for x in vigil.links(st, v.user)}
         peers = [
             {"p": p, "fingerprint": fingerprint(p.identity),
              "link": states.get(p.station, "unknown")}

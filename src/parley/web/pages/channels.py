@@ -23,6 +23,7 @@ from parley.station import talks as talks_station
 from parley.station.channels import ChannelDesk
 from parley.station.node import Message, Station
 from parley.station.roles import Action, authorize
+from parley.station.users import User
 from parley.store import checkpoints as checkpoints_db
 from parley.store import vigil as vigil_db
 from parley.web.console import Console
@@ -62,7 +63,7 @@ def _translations(st: Station, msgs: list[Message]) -> dict[str, translation.Tra
     return out
 
 
-def rows(st: Station, msgs: list[Message], reader_lang: str) -> list[Row]:
+def rows(st: Station, msgs: list[Message], reader_lang: str, who: User) -> list[Row]:
     folded = _translations(st, msgs)
     out = []
     for m in msgs:
@@ -81,7 +82,7 @@ def rows(st: Station, msgs: list[Message], reader_lang: str) -> list[Row]:
         elif t in BOOKKEEPING:
             continue  # summed up by `ledger`
         elif t == notice_pages.TYPE:
-            out.append(Row(m, "notice", notice=notice_pages.notice_row(st, m, reader_lang)))
+            out.append(Row(m, "notice", notice=notice_pages.notice_row(st, who, m, reader_lang)))
         elif t == notice_pages.TYPE_ACK:
             out.append(Row(m, "ack", ack=notice_pages.ack_line(m)))
         elif channels.is_control(m.body):
@@ -162,7 +163,7 @@ def routes(c: Console) -> APIRouter:
             "awaiting": names(sorted(set(state.members) - state.consents))
             if state.pending else [],
             "actions": _actions(state, st.id),
-            "rows": rows(st, msgs, v.lang),
+            "rows": rows(st, msgs, v.lang, v.user),
             # Every envelope counts: a cosignature changes the ledger line.
             "version": every[-1].extra["id"] if every else 0,
             "ledger": ledger(st, state, len(every)),
@@ -236,7 +237,7 @@ def routes(c: Console) -> APIRouter:
             error = v.words("sched.bad_within", max=schedules.MAX_WITHIN_MIN)
         else:
             try:
-                checkcalls.call_now(st, channel, minutes * 60_000, v.user.name)
+                checkcalls.call_now(st, channel, minutes * 60_000, v.user)
                 return c.back(f"/channels/{channel}", "checkcall.called")
             except ParleyError as exc:
                 error = exc.message

@@ -23,7 +23,7 @@ def _links(c: Console, v: Viewer) -> list[dict[str, Any]]:
     queues = {p["station"]: p for p in StationDesk(st).status(v.user)["peers"]}
     start = now - charts.WINDOW_MS
     out = []
-    for link in vigil.links(st):
+    for link in vigil.links(st, v.user):
         peer = link["station"]
         # Recorded state changes in the window; before the first, the state it changed from.
         events = vigil_db.link_events(st.store, [peer], start, 10_000)

@@ -12,13 +12,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
-from parley.errors import Code, Forbidden, LocalError
+from parley.errors import Code, LocalError
 from parley.protocol import transcript
 from parley.station import checkpoints
+from parley.station.roles import Action, allowed
 from parley.web.console import Console
 from parley.web.session import Viewer
 
-READERS = ("auditor", "admin")  # as the API: exports carry plaintext out of the station
 MAX_UPLOAD = 64 * 1024 * 1024
 
 
@@ -26,17 +26,14 @@ def routes(c: Console) -> APIRouter:
     r = APIRouter()
     st = c.station
 
-    def reader(channel: str, v: Viewer) -> None:
-        state = st.guard(channel, v.user)
-        if state.kind != "backchannel" and not any(v.has(role) for role in READERS):
-            raise Forbidden(Code.FORBIDDEN, "exports need the auditor or admin role")
-
     def page(request: Request, v: Viewer, channel: str, **extra: Any) -> Response:
+        held = checkpoints.checkpoints_of(st, v.user, channel)  # checks the user may read it
         state = st.guard(channel, v.user)
         return c.page(
             request, "transcript.html", v, ch=state, digest=st.transcript_digest(channel),
-            checkpoints=checkpoints.listing(st, channel),
-            may_export=state.kind == "backchannel" or any(v.has(x) for x in READERS),
+            checkpoints=held,
+            # Which buttons to show; the services check again when one is used.
+            may_export=allowed(v.user, Action.TRANSCRIPT_EXPORT),
             **({"report": None} | extra),
         )  # fmt: skip
 
@@ -46,9 +43,8 @@ def routes(c: Console) -> APIRouter:
 
     @r.get("/channels/{channel}/transcript/export")
     def export(channel: str, v: Viewer = Depends(c.viewer)) -> Response:
-        reader(channel, v)
         return StreamingResponse(
-            checkpoints.export(st, channel, v.user.name),
+            checkpoints.export_transcript(st, v.user, channel),
             media_type="text/plain; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{channel}.transcript"'},
         )
@@ -56,8 +52,7 @@ def routes(c: Console) -> APIRouter:
     @r.post("/channels/{channel}/transcript/verify")
     def verify_own(channel: str, request: Request, v: Viewer = Depends(c.poster)) -> Response:
         """Export this station's transcript and check it as an auditor would, here and now."""
-        reader(channel, v)
-        data = b"".join(checkpoints.export(st, channel, v.user.name))
+        data = b"".join(checkpoints.export_transcript(st, v.user, channel))
         report = transcript.verify_transcript(transcript.read_lines(data))
         return page(request, v, channel, report=report.to_json(), source=v.words("tr.own_source"))
 
@@ -77,9 +72,7 @@ def routes(c: Console) -> APIRouter:
 
     @r.post("/channels/{channel}/checkpoint")
     def checkpoint(channel: str, v: Viewer = Depends(c.poster)) -> Response:
-        c.role("operator", "admin")(v)
-        st.guard(channel, v.user)
-        checkpoints.issue(st, channel, v.user.name)
+        checkpoints.make(st, v.user, channel)
         return c.back(f"/channels/{channel}/transcript", "transcript.checkpointed")
 
     return r
