@@ -286,7 +286,8 @@ def test_a_late_answer_is_answered_late_and_ends_the_silence(pair: Pair) -> None
     pair.tick()
     assert link_of(pair.south)["why"] == "silent"
 
-    checkcalls.answer(pair.north, pair.channel, call["call_id"], KIM)  # missed on North too: allowed
+    # Missed on North too: answering late is allowed.
+    checkcalls.answer(pair.north, pair.channel, call["call_id"], KIM)
     pair.deliver()
     [seen] = checkcalls.list_calls(pair.south, LEE)
     assert (seen["status"], seen["answers"][0]["answered_ms"]) == ("answered_late", pair.clock.now)

@@ -91,7 +91,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "GET /api/v1/channels/{channel}/checkpoints": {},
     "POST /api/v1/channels/{channel}/checkpoint": {},
     "GET /api/v1/channels/{channel}/export": {},
-    "GET /api/v1/channels/{channel}/proof": {"params": {"ref": "{ref}"}},
+    "GET /api/v1/channels/{channel}/proof": {"params": {"sender": "{peer}", "seq": 1}},
     # people
     "POST /api/v1/login": {"json": {"name": "nobody.here", "password": "wrong wrong wrong"}},
     "POST /api/v1/logout": {},

@@ -426,6 +426,22 @@ def checkpoints_of(station: Station, who: User, channel: str) -> list[dict[str, 
     return listing(station, channel)
 
 
+def chain_heads(station: Station, who: User, channel: str) -> list[dict[str, Any]]:
+    """Per member's chain: its latest checkpoint's size (None: none yet) and who countersigned
+    it, by name (the channel page's ledger line)."""
+    authorize(who, Action.CHANNEL_READ)
+    state = station.guard(channel, who)
+    out = []
+    for member in state.members:
+        cp = db.latest_checkpoint(station.store, channel, member)
+        cosigs = db.cosignatures(station.store, channel, member, cp.size) if cp else []
+        out.append({
+            "name": station.peer_name(member), "size": cp.size if cp else None,
+            "by": [station.peer_name(c.cosigner) for c in cosigs],
+        })  # fmt: skip
+    return out
+
+
 def make(station: Station, who: User, channel: str) -> dict[str, Any]:
     """`who` asks for a checkpoint of this station's chain on `channel` now."""
     authorize(who, Action.CHECKPOINT_MAKE)

@@ -18,14 +18,12 @@ from fastapi.responses import Response
 from parley.domain import channels, translation
 from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
 from parley.protocol.transcript import CHECKPOINT, COSIGN
-from parley.station import checkcalls
+from parley.station import checkcalls, checkpoints
 from parley.station import talks as talks_station
 from parley.station.channels import ChannelDesk
 from parley.station.node import Message, Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
-from parley.store import checkpoints as checkpoints_db
-from parley.store import vigil as vigil_db
 from parley.web.console import Console
 from parley.web.pages import notices as notice_pages
 from parley.web.pages import schedules
@@ -93,26 +91,18 @@ def rows(st: Station, msgs: list[Message], reader_lang: str, who: User) -> list[
     return out
 
 
-def ledger(st: Station, state: channels.ChannelState, envelopes: int) -> dict[str, Any]:
+def ledger(st: Station, who: User, channel: str, envelopes: int) -> dict[str, Any]:
     """The transcript in one line: how many envelopes, and per member's chain its latest
     checkpoint and who countersigned it."""
-    chains = []
-    for member in state.members:
-        cp = checkpoints_db.latest_checkpoint(st.store, state.channel, member)
-        cosigs = checkpoints_db.cosignatures(st.store, state.channel, member, cp.size) if cp else []
-        chains.append({
-            "name": st.peer_name(member), "size": cp.size if cp else None,
-            "by": [st.peer_name(c.cosigner) for c in cosigs],
-        })  # fmt: skip
-    return {"envelopes": envelopes, "chains": chains}
+    return {"envelopes": envelopes, "chains": checkpoints.chain_heads(st, who, channel)}
 
 
 def schedule_of(st: Station, channel: str, v: Viewer) -> dict[str, Any] | None:
-    row = vigil_db.schedule(st.store, channel)
-    if row is None:
+    found = checkcalls.schedule_of(st, v.user, channel)
+    if found is None:
         return None
-    days = " ".join(v.words(f"day.{d}") for d in row.weekdays)
-    return checkcalls.schedule_json(row, st.clock()) | {"days": days}
+    days = " ".join(v.words(f"day.{d}") for d in found["weekdays"])
+    return found | {"days": days}
 
 
 def text_key(body_type: str) -> str:
@@ -166,7 +156,7 @@ def routes(c: Console) -> APIRouter:
             "rows": rows(st, msgs, v.lang, v.user),
             # Every envelope counts: a cosignature changes the ledger line.
             "version": every[-1].extra["id"] if every else 0,
-            "ledger": ledger(st, state, len(every)),
+            "ledger": ledger(st, v.user, channel, len(every)),
             "calls": checkcalls.list_calls(st, v.user, channel, limit=CALLS_SHOWN),
             "schedule": schedule_of(st, channel, v),
             "reps": {st.peer_name(k): list(x) for k, x in state.representatives.items()},

@@ -10,7 +10,6 @@ from fastapi.responses import Response
 
 from parley.station import checkcalls, vigil
 from parley.station.overview import StationDesk
-from parley.store import vigil as vigil_db
 from parley.web import charts
 from parley.web.console import PREFIX, Console
 from parley.web.pages import notices
@@ -26,9 +25,9 @@ def _links(c: Console, v: Viewer) -> list[dict[str, Any]]:
     for link in vigil.links(st, v.user):
         peer = link["station"]
         # Recorded state changes in the window; before the first, the state it changed from.
-        events = vigil_db.link_events(st.store, [peer], start, 10_000)
-        initial = events[0].old if events else link["state"]
-        changes = [(0, initial)] + [(e.at_ms, e.new) for e in events]
+        events = vigil.link_events(st, v.user, peer, start, 10_000)
+        initial = events[0]["old"] if events else link["state"]
+        changes = [(0, initial)] + [(e["at_ms"], e["new"]) for e in events]
         chart = charts.link_chart(c.links.series(peer), now, changes)
         q = queues.get(peer, {})
         out.append(
