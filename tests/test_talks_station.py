@@ -409,19 +409,11 @@ def test_road_map_steps_are_verified_or_disputed_and_unlock_the_next(
     assert "step 2 [agreed] North" in shown and "unlocked: 2" in shown
 
 
-PASSWORD = "quiet harbour lantern 1953"
-
-
 def translator(net: Stations, station: str, name: str) -> tuple[Api, str]:
     """A user with the translator role at `station`: an API client acting as them, and their
     session token (for the CLI's PARLEY_TOKEN)."""
-    net.api(station).post(
-        "/users", json={"name": name, "roles": ["translator"], "password": PASSWORD}
-    )
-    token = str(net.api(station).post("/login", json={"name": name, "password": PASSWORD})["token"])
-    api = net.api(station)
-    api.http.headers["Authorization"] = f"Bearer {token}"
-    return api, token
+    api = net.person(station, name, ["translator"])
+    return api, str(api.http.headers["Authorization"]).removeprefix("Bearer ")
 
 
 def test_translations_keep_the_original_human_and_machine(net: Stations, facilitated: str) -> None:
