@@ -252,8 +252,8 @@ def test_talks_and_road_map_moves_follow_the_role_table(world: World) -> None:
     moves: list[tuple[Action, Callable[[User], Any]]] = [
         (Action.TALKS_PROPOSE, lambda u: d.propose(u, ch, TERMS, "n2")),
         (Action.TALKS_COUNTER, lambda u: d.counter(u, ch, "n1", v1, {**TERMS, "agenda": ["x"]})),
-        (Action.TALKS_WITHDRAW, lambda u: d.withdraw(u, ch, "n1", v1)),
-        (Action.TALKS_ACCEPT, lambda u: d.accept(u, ch, "n1", v1)),
+        (Action.TALKS_WITHDRAW, lambda u: d.version_move(u, ch, "n1", "withdraw", v1)),
+        (Action.TALKS_ACCEPT, lambda u: d.version_move(u, ch, "n1", "accept", v1)),
         (Action.ROADMAP_ADD, lambda u: d.add_step(u, ch, south_id, "another", step_id="s2")),
         (Action.ROADMAP_AGREE, lambda u: d.agree_step(u, ch, "s1")),
         (Action.ROADMAP_UPDATE, lambda u: d.update_step(u, ch, "s1", "done")),

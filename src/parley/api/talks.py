@@ -117,17 +117,17 @@ def router(station: Station, auth: Auth) -> APIRouter:
     ) -> dict[str, Any]:
         return d.counter(who, channel, nid, req.parent, req.terms, idempotency_key=idempotency_key)
 
-    @r.post("/channels/{channel}/talks/{nid}/withdraw", **acts(Action.TALKS_WITHDRAW))
-    def withdraw(
-        channel: str, nid: str, req: VersionReq, who: User = caller, idempotency_key: str = Key
-    ) -> dict[str, Any]:
-        return d.withdraw(who, channel, nid, req.version, idempotency_key=idempotency_key)
+    def version_route(move: str, action: Action) -> None:
+        @r.post(f"/channels/{{channel}}/talks/{{nid}}/{move}", name=move, **acts(action))
+        def version_move(
+            channel: str, nid: str, req: VersionReq, who: User = caller, idempotency_key: str = Key
+        ) -> dict[str, Any]:
+            return d.version_move(
+                who, channel, nid, move, req.version, idempotency_key=idempotency_key
+            )
 
-    @r.post("/channels/{channel}/talks/{nid}/accept", **acts(Action.TALKS_ACCEPT))
-    def accept(
-        channel: str, nid: str, req: VersionReq, who: User = caller, idempotency_key: str = Key
-    ) -> dict[str, Any]:
-        return d.accept(who, channel, nid, req.version, idempotency_key=idempotency_key)
+    version_route("withdraw", Action.TALKS_WITHDRAW)
+    version_route("accept", Action.TALKS_ACCEPT)
 
     @r.get("/channels/{channel}/talks", **acts(Action.CHANNEL_READ))
     def list_talks(channel: str, who: User = caller) -> dict[str, Any]:

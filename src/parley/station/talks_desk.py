@@ -21,7 +21,8 @@ the station reaches it at.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from parley.domain import roadmap, talks, translation
@@ -49,6 +50,12 @@ MOVES: Mapping[str, Action] = {
     "update_step": Action.ROADMAP_UPDATE,
     "translate": Action.TRANSLATION_HUMAN,
     "machine_translate": Action.TRANSLATION_MACHINE,
+}
+
+
+VERSION_MOVES: Mapping[str, tuple[Action, Callable[[str, str], dict[str, Any]]]] = {
+    "accept": (Action.TALKS_ACCEPT, talks.accept_body),
+    "withdraw": (Action.TALKS_WITHDRAW, talks.withdraw_body),
 }
 
 
@@ -111,38 +118,44 @@ class TalksDesk:
         *,
         idempotency_key: str = "",
     ) -> dict[str, Any]:
-        self._enter(who, Action.TALKS_COUNTER, channel)
-        body = talks.counter_body(negotiation_id, parent, talks.terms_from_json(terms))
-        row, envelope = self._send(who, channel, body, idempotency_key)
-        return self._moved(channel, negotiation_id, row, envelope)
+        build = partial(talks.counter_body, negotiation_id, parent)
+        move = Action.TALKS_COUNTER
+        return self._move(
+            who, move, channel, negotiation_id, lambda: build(talks.terms_from_json(terms)),
+            idempotency_key,
+        )  # fmt: skip
 
-    def withdraw(
+    def version_move(
         self,
         who: User,
         channel: str,
         negotiation_id: str,
+        move: str,
         version: str,
         *,
         idempotency_key: str = "",
     ) -> dict[str, Any]:
-        self._enter(who, Action.TALKS_WITHDRAW, channel)
-        body = talks.withdraw_body(negotiation_id, version)
-        row, envelope = self._send(who, channel, body, idempotency_key)
-        return self._moved(channel, negotiation_id, row, envelope)
+        """`accept` (a party accepts this exact version) or `withdraw` (its author takes it off
+        the table)."""
+        if move not in VERSION_MOVES:
+            raise LocalError(Code.INVALID_REQUEST, f"move: one of {', '.join(VERSION_MOVES)}")
+        action, builder = VERSION_MOVES[move]
+        build = partial(builder, negotiation_id, version)
+        return self._move(who, action, channel, negotiation_id, build, idempotency_key)
 
-    def accept(
+    def _move(
         self,
         who: User,
+        action: Action,
         channel: str,
-        negotiation_id: str,
-        version: str,
-        *,
-        idempotency_key: str = "",
+        nid: str,
+        build: Callable[[], dict[str, Any]],
+        key: str,
     ) -> dict[str, Any]:
-        self._enter(who, Action.TALKS_ACCEPT, channel)
-        body = talks.accept_body(negotiation_id, version)
-        row, envelope = self._send(who, channel, body, idempotency_key)
-        return self._moved(channel, negotiation_id, row, envelope)
+        """Check, then build (a bad request from someone refused is still `forbidden`), send."""
+        self._enter(who, action, channel)
+        row, envelope = self._send(who, channel, build(), key)
+        return self._moved(channel, nid, row, envelope)
 
     def _moved(
         self, channel: str, nid: str, row: EnvelopeRow, envelope: dict[str, Any]

@@ -143,10 +143,8 @@ def routes(c: Console) -> APIRouter:
                 talks.propose(who, channel, terms_from_form(raw), nid or None)
             elif action == "counter":
                 talks.counter(who, channel, nid, version, terms_from_form(raw))
-            elif action == "accept":
-                talks.accept(who, channel, nid, version)
-            elif action == "withdraw":
-                talks.withdraw(who, channel, nid, version)
+            elif action in ("accept", "withdraw"):
+                talks.version_move(who, channel, nid, action, version)
             else:
                 raise LocalError(Code.INVALID_REQUEST, f"unknown move {action!r}")
         except (Forbidden, NotFound):
