@@ -24,7 +24,7 @@ from parley.protocol.crypto import sha256
 from parley.protocol.encoding import b64e
 from parley.station import talks as feature
 from parley.station.node import Station
-from tests.net import Stations, wait
+from tests.net import Stations, parley, wait
 from tests.pair import Clock, Net, introduce, make_station
 from tests.translate_standin import StandIn, phrasebook_translate
 
@@ -409,9 +409,19 @@ def test_road_map_steps_are_verified_or_disputed_and_unlock_the_next(
     assert "step 2 [agreed] North" in shown and "unlocked: 2" in shown
 
 
+def translator(net: Stations, station: str, name: str) -> tuple[Api, str]:
+    """A user with the translator role at `station`: an API client acting as them, and their
+    session token (for the CLI's PARLEY_TOKEN)."""
+    api = net.person(station, name, ["translator"])
+    return api, str(api.http.headers["Authorization"]).removeprefix("Bearer ")
+
+
 def test_translations_keep_the_original_human_and_machine(net: Stations, facilitated: str) -> None:
     ch = facilitated
     south, north = net.api("South"), net.api("North")
+    kim, kim_token = translator(net, "North", "kim")
+    park, _ = translator(net, "North", "park")
+    lee, _ = translator(net, "South", "lee")
     text = "We propose a round table without preconditions"
     ref = south.post(f"/channels/{ch}/messages", json={"text": text, "lang": "en"})["hash"]
     path = f"/channels/{ch}/messages/{ref}"
@@ -428,40 +438,52 @@ def test_translations_keep_the_original_human_and_machine(net: Stations, facilit
     machine = north.post(f"{path}/translate", json={"lang": "ko"})
     t = machine["translation"]
     assert (t["kind"], t["status"]) == ("machine", "draft")
-    assert t["engine"].startswith("LibreTranslate")
+    assert t["engine"] == "LibreTranslate"  # the product: never the address North reaches it at
     assert t["text"] == phrasebook_translate(text, "en", "ko")
     assert machine["view"]["original"]["text"] == text
     assert machine["view"]["shown"]["label"] == f"기계 번역: {t['engine']}"
 
     fixed = "우리는 전제조건 없이 원탁 회담을 제안한다"
-    out = net.cli(
-        "North",
+    # The station's operator (the bootstrap token) may not write a person's translation.
+    fix = {"status": "corrected", "supersedes": t["envelope_hash"], "text": "고친 번역"}
+    refused(lambda: north.post(f"{path}/translations", json=fix), Code.FORBIDDEN, "translator")
+    args = ["translate", "correct", "--text", "x", "--json", "--", ch, ref, t["envelope_hash"]]
+    res = parley(*args, data=net.dirs["North"], ok=False)
+    assert res.returncode == 1 and "error [forbidden]" in res.stderr, res.stderr
+
+    out = parley(
         "translate",
         "correct",
         "--text",
         fixed,
         "--translator",
-        "Kim",
+        "kim",
         "--json",
         "--",  # hashes may begin with "-"
         ch,
         ref,
         t["envelope_hash"],
+        data=net.dirs["North"],
+        env={"PARLEY_TOKEN": kim_token},
     )
     corrected = json.loads(out.stdout)["translation"]
-    assert (corrected["status"], corrected["translator"]) == ("corrected", "Kim")
-    certified = north.post(
+    assert (corrected["status"], corrected["translator"]) == ("corrected", "kim")
+    # A translator certifies only in their own name: not as kim, and nobody as a made-up name.
+    for other in ("kim", "Park", "south.translator"):
+        certify = {"status": "certified", "supersedes": corrected["envelope_hash"]}
+        refused(
+            lambda b=certify | {"translator": other}: park.post(f"{path}/translations", json=b),
+            Code.FORBIDDEN,
+            "own name",
+        )
+    certified = park.post(
         f"{path}/translations",
-        json={
-            "status": "certified",
-            "supersedes": corrected["envelope_hash"],
-            "translator": "Park",
-        },
+        json={"status": "certified", "supersedes": corrected["envelope_hash"]},
     )["translation"]
-    assert certified["text"] == fixed and certified["label"] == "사람 번역, Park 인증"
+    assert certified["text"] == fixed and certified["label"] == "사람 번역, park 인증"
     again = {"status": "corrected", "supersedes": t["envelope_hash"], "text": "원탁"}
     refused(
-        lambda: north.post(f"{path}/translations", json=again), Code.CONFLICT, "already superseded"
+        lambda: kim.post(f"{path}/translations", json=again), Code.CONFLICT, "already superseded"
     )
 
     for name in ("South", "North", "UN"):
@@ -491,12 +513,12 @@ def test_translations_keep_the_original_human_and_machine(net: Stations, facilit
     # A Korean message, translated into English by a person at South.
     ko_ref = north.post(f"/channels/{ch}/messages", json={"text": "직통전화", "lang": "ko"})["hash"]
     wait(lambda: has(south, f"/channels/{ch}/messages/{ko_ref}/translations"), what="South")
-    draft = south.post(
+    draft = lee.post(
         f"/channels/{ch}/messages/{ko_ref}/translations",
-        json={"lang": "en", "text": "hotline", "translator": "Lee"},
+        json={"lang": "en", "text": "hotline", "translator": "lee"},
     )
-    assert draft["view"]["shown"]["label"] == "human, draft by Lee"
+    assert draft["view"]["shown"]["label"] == "human, draft by lee"
     assert draft["view"]["original"]["text"] == "직통전화"
 
     shown = net.cli("UN", "translate", "show", "--lang", "ko", "--", ch, ref).stdout
-    assert text in shown and fixed in shown and "Park" in shown
+    assert text in shown and fixed in shown and "park" in shown

@@ -63,7 +63,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /api/v1/channels/{channel}/talks/{nid}/counter": {
         "json": {"parent": "{ref}", "terms": {}}
     },
-    "POST /api/v1/channels/{channel}/talks/{nid}/{action}": {"json": {"version": "{ref}"}},
+    "POST /api/v1/channels/{channel}/talks/{nid}/withdraw": {"json": {"version": "{ref}"}},
+    "POST /api/v1/channels/{channel}/talks/{nid}/accept": {"json": {"version": "{ref}"}},
     "GET /api/v1/channels/{channel}/talks/{nid}": {},
     "POST /api/v1/channels/{channel}/roadmap/steps": {
         "json": {"owner": "South", "description": "a step"}

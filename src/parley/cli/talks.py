@@ -1,5 +1,10 @@
 """`parley talks …`, `parley roadmap …` and `parley translate …`: the operator API's talks routes.
 
+The station decides who may do what (its role table): with the bootstrap token you act as the
+station's `admin`; set PARLEY_TOKEN to your own API token to act as yourself (a human translation
+needs the translator role, and is signed in your own name). A refusal prints as
+`error [forbidden]: …` and exits 1.
+
 Versions and messages are named by their hash; a unique prefix of a version hash is enough (the
 full hash is what is signed). Terms come from a JSON file (`--file`, the API's `terms` object),
 from flags, or both (flags win); a counter starts from the terms it counters.
@@ -426,7 +431,11 @@ def _print_roadmap(r: dict[str, Any]) -> None:
 # --- translation ---------------------------------------------------------------------------------
 
 Translator = Annotated[
-    str | None, typer.Option(help="The translator's name (default: the API user).")
+    str | None,
+    typer.Option(
+        help="Your own user name (the default); a translator signs only in their own name, "
+        "so the station refuses any other (403 forbidden). Act as yourself with PARLEY_TOKEN."
+    ),
 ]
 
 

@@ -13,8 +13,11 @@ Record (an envelope body on the channel of the original; `?` = optional, omitted
     lang        the translation's language tag, e.g. "ko", "en", "en-GB"
     text        the translated text
     kind        "machine" (engine named) | "human" (translator named)
-    engine      machine only: engine name and version, e.g. "LibreTranslate 1.6.2 (en→ko)"
-    translator  human only: the person's name, as the label shows it
+    engine      machine only: the engine's product name and, optionally, a label the station
+                configured (version, model), e.g. "LibreTranslate 1.6.2 (en→ko)"; never the
+                host, port, URL or path the station reaches the engine at
+    translator  human only: the name of the translator, a user of the sending station who
+                signs in their own name (station/talks_desk.py checks it is the acting user)
     status      "draft" | "corrected" | "certified"
     supersedes  b64url envelope hash of the earlier translation record this one replaces
 
@@ -51,6 +54,7 @@ reader's language: certified > corrected > human draft > machine; among equals t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Final, Literal, TypeAlias
@@ -67,7 +71,7 @@ from parley.domain.talks import (
     build_record,
     validate_record,
 )
-from parley.errors import Code, Conflict, NotFound, RejectedInput
+from parley.errors import Code, Conflict, LocalError, NotFound, RejectedInput
 from parley.protocol.crypto import HASH_BYTES
 from parley.protocol.encoding import b64e
 
@@ -140,11 +144,43 @@ def parse_body(body: Mapping[str, Any]) -> TranslationRecord:
     return record
 
 
+# --- engine labels ------------------------------------------------------------------------
+
+# What in an engine label would tell the other side where this station's engine runs: a URL, a
+# path, an IPv4 or IPv6 address, host:port, or a dotted host name ("mt.internal", "localhost").
+# Version numbers ("1.6.2", "v1.6", "en_ko-1_1") are not addresses.
+_ADDRESS = re.compile(
+    r"""
+      [a-z][a-z0-9+.-]*://                   # a URL
+    | (?:^|[\s(])[/~\\]                   # a path
+    | \b\d{1,3}(?:\.\d{1,3}){3}\b           # IPv4
+    | [0-9a-f]{0,4}:[0-9a-f]{0,4}:[0-9a-f:]*  # IPv6
+    | [\w.-]:\d{1,5}\b                     # host:port
+    | \b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z][a-z0-9-]*[a-z]\b   # a host name with a domain
+    | \blocalhost\b
+    | @
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def names_an_address(label: str) -> bool:
+    """True when `label` holds something that looks like a network address or a path."""
+    return _ADDRESS.search(label) is not None
+
+
 # --- builders (our operator's records; bad values are LocalError(INVALID_REQUEST)) ---------
 
 
 def machine_body(ref: str, lang: str, text: str, engine: str) -> dict[str, Any]:
-    """A machine translation of the original `ref` into `lang`, produced by `engine`."""
+    """A machine translation of the original `ref` into `lang`, produced by `engine` (a
+    product label: one that names an address is refused, as the record goes to the peers)."""
+    if names_an_address(engine):
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            f"engine: {engine!r} looks like an address; a translation record names the "
+            "engine's product, never where this station reaches it",
+        )
     return build_record(
         _ADAPTER,
         TranslationRecord,

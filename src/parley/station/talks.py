@@ -1,5 +1,8 @@
 """Talks, road maps and translations on a running station: folds of a channel's transcript.
 
+This module holds the folds, the check of each move as it is stored, and the engine; what an
+operator does (and who may do it) is station/talks_desk.py's `TalksDesk`.
+
 The rules of each record are the domain's (domain/talks.py, roadmap.py, translation.py). Here:
  1. Nothing is stored beside the transcript. A channel's negotiations (and their agreements), its
     road map, and the translations of one message are the fold of the channel's records of that

@@ -5,6 +5,11 @@ works fully without one (`NoEngine`): people translate, and every translation is
 (domain/translation.py). An engine only proposes text; the station records it as a `machine`
 translation naming `engine.name`.
 
+`engine.name` goes to every member of the channel inside a signed record, so it is the engine's
+product name ("LibreTranslate", "Argos Translate …" with the model's own metadata) followed by an
+optional `label` from the configuration (e.g. a version), and never the URL, host, port or
+directory the station reaches the engine at: a label that looks like one is refused at start.
+
     TranslationEngine  name, languages() -> [(source, target)], translate(text, source, target)
     ├── NoEngine       the default: no pairs; translate() says no engine is configured
     ├── LibreTranslateEngine
@@ -23,9 +28,11 @@ Errors (all ParleyError, so the API and CLI show them as they show every other e
 Configuration (`engine_from_config`), e.g. the `translation` object of a station's settings:
 
     {}  or  {"engine": "none"}
-    {"engine": "libretranslate", "url": "http://127.0.0.1:5000", "api_key"?: "…", "timeout_s"?: 30}
+    {"engine": "libretranslate", "url": "http://127.0.0.1:5000", "api_key"?: "…", "timeout_s"?: 30,
+     "label"?: "1.6.2"}                  (recorded as "LibreTranslate 1.6.2")
     {"engine": "argos", "model_dir": "/srv/models/translate-en_ko-1_1",
-     "source"?: "en", "target"?: "ko"}   (source/target: only for a bare CTranslate2 directory)
+     "source"?: "en", "target"?: "ko",   (source/target: only for a bare CTranslate2 directory)
+     "label"?: "…"}
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from parley.domain.translation import names_an_address
 from parley.errors import Code, LocalError, ParleyError
 
 MAX_INPUT_CHARS = 64 * 1024  # the largest free text a channel carries (domain/channels.MAX_TEXT)
@@ -62,7 +70,8 @@ class UnsupportedPair(EngineError):
 class TranslationEngine(Protocol):
     @property
     def name(self) -> str:
-        """Engine name and, where known, version and model: recorded in `engine` of the record."""
+        """Product name and, where known, version and model: recorded in `engine` of the record,
+        so never an address (see `product_label`)."""
         ...
 
     def languages(self) -> list[tuple[str, str]]:
@@ -70,6 +79,23 @@ class TranslationEngine(Protocol):
         ...
 
     def translate(self, text: str, source: str, target: str) -> str: ...
+
+
+def product_label(product: str, label: str | None = None) -> str:
+    """The name a record carries: the product, then the configured label (if any); a label that
+    names an address or path is refused (LocalError), since the record goes to the peers."""
+    if label is None or not label.strip():
+        return product
+    if len(label) > 100:
+        raise LocalError(Code.INVALID_REQUEST, "translation engine label: at most 100 characters")
+    if names_an_address(label):
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            f"translation engine label {label!r} looks like an address or a path; it goes to "
+            "the other stations in every machine translation record, so name the product or "
+            "version instead",
+        )
+    return f"{product} {label.strip()}"
 
 
 def _check_request(text: str, source: str, target: str) -> None:
@@ -112,15 +138,15 @@ class LibreTranslateEngine:
         api_key: str | None = None,
         timeout: float = 30.0,
         *,
-        name: str | None = None,
+        label: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise LocalError(Code.INVALID_REQUEST, f"translation server URL {base_url!r}")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")  # ours alone: never in `name`
         self.api_key = api_key
-        self.name = name or f"LibreTranslate ({parts.netloc})"
+        self.name = product_label("LibreTranslate", label)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def close(self) -> None:
@@ -226,6 +252,7 @@ class ArgosEngine:
         source: str | None = None,
         target: str | None = None,
         *,
+        label: str | None = None,
         device: str = "cpu",
     ) -> None:
         root = Path(model_dir).expanduser()
@@ -255,10 +282,11 @@ class ArgosEngine:
             )
         self.source: str = src
         self.target: str = dst
-        version = _meta_str(meta, "package_version")
-        label = _meta_str(meta, "name") or root.name
-        self.name = f"Argos Translate {label}" + (f" {version}" if version else "")
-        self.name += f" ({self.source}→{self.target})"
+        # The package's own name and version, never the directory it was unpacked into.
+        named = (_meta_str(meta, "name"), _meta_str(meta, "package_version"))
+        model = [m for m in named if m and not names_an_address(m)]
+        product = " ".join(["Argos Translate", *model, f"({self.source}→{self.target})"])
+        self.name = product_label(product, label)
         self._target_prefix = _meta_str(meta, "target_prefix")
         self._device = device
         self._lock = threading.Lock()
@@ -351,8 +379,8 @@ def _meta_str(meta: Mapping[str, Any], key: str) -> str | None:
 
 _SETTINGS: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {  # kind: (required, optional)
     "none": (frozenset(), frozenset()),
-    "libretranslate": (frozenset({"url"}), frozenset({"api_key", "timeout_s", "name"})),
-    "argos": (frozenset({"model_dir"}), frozenset({"source", "target"})),
+    "libretranslate": (frozenset({"url"}), frozenset({"api_key", "timeout_s", "label"})),
+    "argos": (frozenset({"model_dir"}), frozenset({"source", "target", "label"})),
 }
 
 
@@ -366,6 +394,9 @@ def engine_from_config(cfg: Mapping[str, Any] | None) -> TranslationEngine:
             f"unknown translation engine {kind!r}: one of {', '.join(_SETTINGS)}",
         )
     required, optional = _SETTINGS[kind]
+    label = settings.get("label")
+    if label is not None and not isinstance(label, str):
+        raise LocalError(Code.INVALID_REQUEST, "translation engine label: a text")
     if missing := required - settings.keys():
         raise LocalError(
             Code.INVALID_REQUEST, f"translation engine {kind!r} needs {sorted(missing)}"
@@ -383,12 +414,13 @@ def engine_from_config(cfg: Mapping[str, Any] | None) -> TranslationEngine:
             str(settings["url"]),
             api_key=settings.get("api_key"),
             timeout=timeout,
-            name=settings.get("name"),
+            label=label,
         )
     if kind == "argos":
         return ArgosEngine(
             str(settings["model_dir"]),
             source=settings.get("source"),
             target=settings.get("target"),
+            label=label,
         )
     return NoEngine()

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from parley.domain import channels, translation
 from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
 from parley.protocol.transcript import CHECKPOINT, COSIGN
-from parley.station import checkcalls, checkpoints
+from parley.station import checkcalls, checkpoints, talks_desk
 from parley.station import talks as talks_station
 from parley.station.channels import ChannelDesk
 from parley.station.node import Message, Station
@@ -245,14 +245,12 @@ def routes(c: Console) -> APIRouter:
         text: str = Form(""),
         certified: str = Form(""),
     ) -> Response:
-        """A person's translation of a text (translator role), a draft or certified at once."""
-        c.role("translator")(v)
-        guard(channel, v)
-        talks_station.original(st, channel, ref)
+        """A person's translation of a text, in their own name: a draft or certified at once
+        (the talks desk checks the translator role and the channel)."""
         if not text.strip():
             raise LocalError(Code.INVALID_REQUEST, "text: the translated text")
-        body = translation.human_body(ref, lang, text, v.user.name, certified=certified == "yes")
-        st.send(channel, body, "ROUTINE", "", v.user.name)
+        status = "certified" if certified == "yes" else "draft"
+        talks_desk.desk(st).translate(v.user, channel, ref, status=status, lang=lang, text=text)
         return c.back(f"/channels/{channel}", "msg.translated")
 
     @r.post("/channels/{channel}/control")

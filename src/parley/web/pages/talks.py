@@ -1,8 +1,10 @@
 """Talks about talks on one channel: each negotiation's versions and history (what every counter
 changed), the moves this station may make, and the road map as a board of steps by status.
 
-Everything shown is the transcript's fold (station/talks.py); every move is one signed record,
-refused before sealing if the fold would not accept it.
+Everything shown and every move goes through the station's `TalksDesk` (station/talks_desk.py),
+which checks the user's role and channel; this page only reads forms and renders. Buttons are
+shown for the moves the user's roles allow (`may`), but the desk decides. Every move is one
+signed record, refused before sealing if the transcript's fold would not accept it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from parley.domain import roadmap, talks
-from parley.errors import Code, LocalError, ParleyError
-from parley.protocol import crypto
-from parley.protocol.encoding import b64e
-from parley.station import talks as feature
-from parley.station.node import Station
+from parley.domain.roadmap import UPDATE_STATUSES
+from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
+from parley.station.talks_desk import desk
 from parley.web.console import Console
 from parley.web.session import Viewer
 
@@ -29,17 +28,17 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def terms_from_form(raw: dict[str, str]) -> talks.MeetingTerms:
-    """Meeting terms as typed in the console: one date option per line ("start" or
-    "start / end"), one venue or agenda item or precondition per line; no precondition
-    lines means "without preconditions", said explicitly."""
+def terms_from_form(raw: dict[str, str]) -> dict[str, Any]:
+    """Meeting terms (the API's `terms` object) as typed in the console: one date option per
+    line ("start" or "start / end"), one venue or agenda item or precondition per line; no
+    precondition lines means "without preconditions", said explicitly."""
     dates = []
     for line in _lines(raw.get("dates", "")):
         start, _, end = (p.strip() for p in line.partition("/"))
         dates.append({"start": start, "end": end} if end else {"start": start})
     size = raw.get("delegation", "").strip()
     items = _lines(raw.get("preconditions", ""))
-    return talks.terms_from_json({
+    return {
         "date_options": dates,
         "venue_options": _lines(raw.get("venues", "")),
         "format": {
@@ -48,11 +47,10 @@ def terms_from_form(raw: dict[str, str]) -> talks.MeetingTerms:
         "delegation_size": {"max": int(size) if size.isdigit() else 0},
         "agenda": _lines(raw.get("agenda", "")),
         "preconditions": {"items": items} if items else {"none": True},
-    })  # fmt: skip
+    }  # fmt: skip
 
 
-def terms_to_form(t: talks.MeetingTerms) -> dict[str, str]:
-    j = t.to_json()
+def terms_to_form(j: dict[str, Any]) -> dict[str, str]:
     return {
         "dates": "\n".join(
             d["start"] + (f" / {d['end']}" if d.get("end") else "") for d in j["date_options"]
@@ -66,65 +64,64 @@ def terms_to_form(t: talks.MeetingTerms) -> dict[str, str]:
     }
 
 
-def _view(st: Station, channel: str) -> dict[str, Any]:
-    f = feature.negotiations(st, channel)
-    m = feature.road_map(st, channel)
-    me = st.id
+def _names(people: list[dict[str, Any]]) -> list[str]:
+    return [p["name"] for p in people]
+
+
+def _view(board: dict[str, Any]) -> dict[str, Any]:
+    """The desk's board, shaped for talks.html."""
     negs = []
-    for n in reversed(list(f.state.negotiations.values())):
-        versions = []
-        for v in n.versions.values():
-            versions.append({
-                "v": v, "terms": v.terms.to_json(), "author": st.peer_name(v.author),
-                "accepted_by": [st.peer_name(p) for p in sorted(v.acceptances)],
-                "awaiting": [st.peer_name(p) for p in sorted(f.state.parties - set(v.acceptances))],
-                "can_accept": v.status == "open" and me in f.state.parties
-                and me not in v.acceptances,
-                "can_withdraw": v.status == "open" and v.author == me,
-                "form": terms_to_form(v.terms),
-            })  # fmt: skip
+    for n in board["negotiations"]:
+        versions = [
+            {
+                "v": ver, "terms": ver["terms"], "author": ver["author"]["name"],
+                "accepted_by": _names(ver["acceptances"]), "awaiting": _names(ver["awaiting"]),
+                "can_accept": ver["can_accept"], "can_withdraw": ver["can_withdraw"],
+                "form": terms_to_form(ver["terms"]),
+            }
+            for ver in n["versions"]
+        ]  # fmt: skip
         log = [
-            {"e": e, "author": st.peer_name(e.author),
-             "changes": [(c.path, c.before, c.after) for c in e.changes]}
-            for e in n.log
+            {"e": e, "author": e["author"]["name"],
+             "changes": [(c["path"], c["before"], c["after"]) for c in e["changes"]]}
+            for e in n["history"]
         ]  # fmt: skip
         negs.append({"n": n, "versions": versions, "log": log})
-    board: dict[str, list[dict[str, Any]]] = {s: [] for s in BOARD}
-    unlocked = set(roadmap.unlocked(m.state))
-    for step in m.state.steps.values():
-        board[step.status].append({
-            "s": step, "owner": st.peer_name(step.owner), "unlocked": step.step_id in unlocked,
-            "unmet": [f"{c.after_step}: {c.state}" for c in roadmap.unmet(m.state, step.step_id)],
-            "can_agree": step.status == "proposed" and st.id in m.state.parties
-            and st.id not in step.signed,
-            "history": [(e.status, st.peer_name(e.by), e.ts_ms, e.note) for e in step.history],
+    rm = board["roadmap"]
+    columns: dict[str, list[dict[str, Any]]] = {s: [] for s in BOARD}
+    for step in rm["steps"]:
+        columns[step["status"]].append({
+            "s": step, "owner": step["owner"]["name"], "unlocked": step["unlocked"],
+            "unmet": [f"{c['after_step']}: {c['state']}" for c in step["conditions"]
+                      if not c["holds"]],
+            "can_agree": step["can_agree"],
+            "history": [(e["status"], e["by"]["name"], e["ts"], e["note"])
+                        for e in step["history"]],
         })  # fmt: skip
     return {
-        "negotiations": negs, "board": board, "parties": sorted(f.state.parties),
-        "party_names": {p: st.peer_name(p) for p in f.state.parties},
-        "ignored": [(i.record.type, st.peer_name(i.record.author), i.error.message)
-                    for i in (*f.ignored, *m.ignored)],
+        "negotiations": negs, "board": columns,
+        "parties": [p["station"] for p in board["parties"]],
+        "party_names": {p["station"]: p["name"] for p in board["parties"]},
+        "ignored": [(i["type"], i["author"]["name"], i["reason"])
+                    for i in (*board["ignored"], *rm["ignored"])],
+        "may": board["may"],
     }  # fmt: skip
 
 
 def routes(c: Console) -> APIRouter:
     r = APIRouter()
-    st = c.station
-    duty = c.role("operator", "representative", "facilitator")
+    talks = desk(c.station)
 
     def page(
         request: Request, v: Viewer, channel: str, status: int = 200,
         errors: dict[str, str] | None = None, draft: dict[str, str] | None = None,
     ) -> Response:  # fmt: skip
-        state = st.guard(channel, v.user)
+        board = talks.board(v.user, channel)
+        ch = {"channel": channel, "title": board["title"]}
         return c.page(
-            request, "talks.html", v, status=status, ch=state, errors=errors or {},
-            draft=draft or {}, **_view(st, channel),
+            request, "talks.html", v, status=status, ch=ch, errors=errors or {},
+            draft=draft or {}, **_view(board),
         )  # fmt: skip
-
-    def send(channel: str, body: dict[str, Any], v: Viewer) -> None:
-        st.guard(channel, v.user)
-        st.send(channel, body, "ROUTINE", "", v.user.name)
 
     @r.get("/channels/{channel}/talks")
     def talks_page(channel: str, request: Request, v: Viewer = Depends(c.viewer)) -> Response:
@@ -137,24 +134,21 @@ def routes(c: Console) -> APIRouter:
         v: Viewer = Depends(c.poster),
         raw: dict[str, str] = Depends(c.form),
     ) -> Response:
-        duty(v)
         action = raw.get("action", "")
         nid = raw.get("negotiation_id", "")[:64]
         version = raw.get("version", "")[:64]
+        who = v.user
         try:
-            if action in ("propose", "counter"):
-                terms = terms_from_form(raw)
-                if action == "propose":
-                    body = talks.propose_body(nid or b64e(crypto.random_bytes(9)), terms)
-                else:
-                    body = talks.counter_body(nid, version, terms)
-            elif action == "accept":
-                body = talks.accept_body(nid, version)
-            elif action == "withdraw":
-                body = talks.withdraw_body(nid, version)
+            if action == "propose":
+                talks.propose(who, channel, terms_from_form(raw), nid or None)
+            elif action == "counter":
+                talks.counter(who, channel, nid, version, terms_from_form(raw))
+            elif action in ("accept", "withdraw"):
+                talks.version_move(who, channel, nid, action, version)
             else:
                 raise LocalError(Code.INVALID_REQUEST, f"unknown move {action!r}")
-            send(channel, body, v)
+        except (Forbidden, NotFound):
+            raise  # not a mistake in the form: the error page says why
         except ParleyError as exc:
             key = f"{action}:{version}" if action == "counter" else action
             return page(request, v, channel, 422, {key: exc.message}, raw)
@@ -170,23 +164,23 @@ def routes(c: Console) -> APIRouter:
         v: Viewer = Depends(c.poster),
         raw: dict[str, str] = Depends(c.form),
     ) -> Response:
-        duty(v)
         action, sid = raw.get("action", ""), raw.get("step_id", "").strip()[:64]
+        who = v.user
         try:
             if action == "add":
                 after = raw.get("after", "").strip()
-                conds = (roadmap.Condition(after_step=after, state="done"),) if after else ()
-                body = roadmap.add_step_body(
-                    sid or b64e(crypto.random_bytes(6)), raw.get("owner", ""),
-                    raw.get("description", "").strip(), conds,
+                talks.add_step(
+                    who, channel, raw.get("owner", ""), raw.get("description", "").strip(),
+                    [{"after_step": after, "state": "done"}] if after else [], sid or None,
                 )  # fmt: skip
             elif action == "agree":
-                body = roadmap.agree_body(sid)
-            elif action in roadmap.UPDATE_STATUSES:
-                body = roadmap.update_body(sid, action, raw.get("note", "").strip() or None)
+                talks.agree_step(who, channel, sid)
+            elif action in UPDATE_STATUSES:
+                talks.update_step(who, channel, sid, action, raw.get("note", "").strip() or None)
             else:
                 raise LocalError(Code.INVALID_REQUEST, f"unknown move {action!r}")
-            send(channel, body, v)
+        except (Forbidden, NotFound):
+            raise
         except ParleyError as exc:
             return page(request, v, channel, 422, {"step": exc.message}, raw)
         return c.back(f"/channels/{channel}/talks", "talks.done")
