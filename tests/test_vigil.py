@@ -650,5 +650,5 @@ def test_the_vigil_queries_run_on_sqlite_and_postgresql(store: SqlStore) -> None
     store.insert_envelope("ch", "sta", 1, H1, b"raw", t, "ROUTINE", t)
     store.put_body(H1, "crisis.open", '{"type": "crisis.open", "incident_id": "i"}', b"salt")
     [(env, body)] = db.typed_events(store, ["crisis.open", "crisis.link"], "ch")
-    assert (env.seq, body["incident_id"]) == (1, "i")
+    assert (env.seq, body.body["incident_id"], body.type) == (1, "i", "crisis.open")
     assert db.event(store, H1) == (env, body)

@@ -48,6 +48,8 @@ class Code(StrEnum):
     NO_STATION = "no_station"
     STATION_UNREACHABLE = "station_unreachable"
     SCHEMA_TOO_NEW = "schema_too_new"
+    INTEGRITY_FAILED = "integrity_failed"  # a stored message failed its check at rest
+    NO_TRUST_ANCHORS = "no_trust_anchors"  # offline verification given no keys to trust
 
 
 class ParleyError(Exception):

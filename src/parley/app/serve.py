@@ -38,7 +38,7 @@ import uvicorn
 from parley.app.build import build_app
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.request import HEADER, parse_auth, sign_request
-from parley.station import logs, metrics
+from parley.station import logs, metrics, selfaudit
 from parley.station.boot import open_station
 from parley.station.config import Config, load_token
 from parley.station.dispatcher import Dispatcher
@@ -73,6 +73,7 @@ def _duties(station: Station, dispatcher: Dispatcher) -> list[Coroutine[Any, Any
         dispatcher.run(),
         _rotation(station),
         _ticker(station),
+        selfaudit.run(station),  # the whole store re-checked, on start and periodically
     ]
 
 

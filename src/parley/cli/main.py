@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
@@ -290,7 +291,8 @@ def inbox(
     limit: int = 50,
     as_json: AsJson = False,
 ) -> None:
-    """Messages received from other stations, newest last, decrypted and verified."""
+    """Messages received from other stations, newest last, decrypted, each checked against its
+    signed envelope as it is read ("signature verified", or INTEGRITY CHECK FAILED)."""
     msgs = Api(data).get("/inbox", params={"limit": limit})
     if as_json:
         return print_json(msgs)
@@ -299,9 +301,13 @@ def inbox(
         text = (
             body.get("text") if body.get("type") == "text" else json.dumps(body, ensure_ascii=False)
         )
+        mark = f"signature {m['signature']}"
+        if m["signature"] != "verified":  # the station's integrity check failed for this read
+            mark = "[bold red]INTEGRITY CHECK FAILED[/bold red]"
+            text = f"{m.get('problem', '')} (the stored text is withheld; see `parley alarms`)"
         out.print(
-            f"[bold]{m['sender_name']}[/bold] #{m['seq']} {when(m['ts'])} "
-            f"[{m['precedence']}] signature {m['signature']}\n  {text}",
+            f"[bold]{escape(m['sender_name'])}[/bold] #{m['seq']} {when(m['ts'])} "
+            f"[{m['precedence']}] {mark}\n  {escape(str(text))}",
             markup=True,
         )
 

@@ -51,6 +51,7 @@ from parley.errors import (
 from parley.protocol import merkle, note, transcript
 from parley.protocol.encoding import b64e, canonical
 from parley.protocol.identity import is_station_id
+from parley.station import integrity
 from parley.station.node import Accepted, Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
@@ -364,6 +365,12 @@ def _export_lines(
             break
         for eid, sender, seq, raw, body, salt in page:
             text = body.encode("utf-8") if body is not None else None
+            # Written as held; a changed body is alarmed here and fails the file's check
+            # (station/integrity.py rule 5).
+            if body is not None and salt is not None:
+                problem = integrity.export_problem(channel, sender, seq, raw, salt, body)
+                if problem:
+                    station.integrity.report(channel, sender, seq, problem)
             yield writer.envelope(raw, salt, text)
             held[sender] = max(held.get(sender, 0), seq)
             after = eid
@@ -387,9 +394,7 @@ def prove(
     rows = store.envelopes(channel, sender, seq - 1, 1)
     if not rows or rows[0].seq != seq:
         raise NotFound(Code.NOT_FOUND, f"no envelope {seq} from {sender} on channel {channel}")
-    body = store.body(rows[0].hash)
-    if body is None:
-        raise NotFound(Code.NOT_FOUND, "this station does not hold that message's plaintext")
+    held = station.integrity.require(rows[0])  # never a proof of a changed text
     covering = db.covering(store, channel, sender, seq)
     if not covering:
         raise NotFound(
@@ -405,8 +410,8 @@ def prove(
         sender=member(station, sender),
         cosigners=[member(station, c.cosigner) for c in cosigs],
         envelope_raw=rows[0].raw,
-        salt=body.salt,
-        body_text=canonical(body.body).decode("utf-8"),
+        salt=held.salt,
+        body_text=canonical(held.body).decode("utf-8"),
         signed_note=signed_note(cp, cosigs),
         chain_hashes=db.chain_hashes(store, channel, sender, cp.size),
         seq=seq,

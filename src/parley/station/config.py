@@ -39,6 +39,24 @@ class Timings:
     skew_ms: int = 5 * 60 * 1000
     prekey_rotation_ms: int = 24 * 3600 * 1000
     prekey_grace_ms: int = 7 * 24 * 3600 * 1000
+    # The self-audit (station/selfaudit.py): a pass over the whole store at start, then this long
+    # after the previous one ended (0: off), in chunks of this many envelopes, using at most this
+    # share of one core.
+    selfaudit_period_ms: int = 6 * 3600 * 1000
+    selfaudit_chunk: int = 256
+    selfaudit_cpu_percent: int = 20
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (
+            ("selfaudit_period_ms", 0, 366 * 24 * 3600 * 1000),
+            ("selfaudit_chunk", 1, 100_000),
+            ("selfaudit_cpu_percent", 1, 100),
+        ):
+            value = getattr(self, name)
+            if type(value) is not int or not lo <= value <= hi:
+                raise LocalError(
+                    Code.INVALID_REQUEST, f"timings.{name} must be an integer in {lo}..{hi}"
+                )
 
 
 @dataclass

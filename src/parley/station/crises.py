@@ -56,7 +56,8 @@ class Thread:
 def fold(station: Station, channel: str | None = None) -> dict[str, Thread]:
     """Every channel's thread (or one channel's), from the transcript."""
     by_channel: dict[str, list[tuple[EnvelopeRow, dict[str, Any]]]] = {}
-    for env, body in db.typed_events(station.store, KINDS, channel):
+    stored = db.typed_events(station.store, KINDS, channel)
+    for env, body in station.integrity.verified_bodies(stored):
         by_channel.setdefault(env.channel, []).append((env, body))
     threads: dict[str, Thread] = {}
     for ch, rows in by_channel.items():
@@ -208,6 +209,7 @@ def link(
     held = db.event(station.store, b64d(ref, field="ref", size=32))
     if held is None or held[0].channel != th.channel:
         raise NotFound(Code.NOT_FOUND, f"no envelope {ref} on channel {th.channel} here")
+    station.integrity.require(held[0])  # a message whose stored text was changed is not linked
     if ref in inc.links:
         return incident_json(station, th, inc)
     station.send(th.channel, {"type": crisis.KIND_LINK, **fields}, "PRIORITY", "", user.name)
@@ -223,11 +225,11 @@ def timeline(
 ) -> dict[str, Any]:
     th, inc = find(station, user, incident_id, channel)
     events: list[crisis.TranscriptEvent] = []
-    for ref in inc.links:
-        held = db.event(station.store, b64d(ref, field="ref", size=32))
-        if held is not None and held[0].channel == th.channel:
-            events.append(_event(station, *held))
-    for env, body in db.typed_events(station.store, [KIND_ACK], th.channel):
+    linked = [db.event(station.store, b64d(ref, field="ref", size=32)) for ref in inc.links]
+    stored = [held for held in linked if held is not None and held[0].channel == th.channel]
+    stored += db.typed_events(station.store, [KIND_ACK], th.channel)
+    # Checked as every read is; one that fails is left out (and alarmed).
+    for env, body in station.integrity.verified_bodies(stored):
         events.append(_event(station, env, body))
     members = [m for m in station.channel_state(th.channel).members if m != station.id]
     changes = [

@@ -49,7 +49,9 @@ from parley.protocol.identity import (
 from parley.protocol.receipt import Receipt, sign_receipt
 from parley.protocol.transcript import CHECKPOINT, COSIGN
 from parley.station.config import Config
+from parley.station.integrity import Checked, Integrity
 from parley.station.users import User
+from parley.store import integrity as integrity_db
 from parley.store.base import EnvelopeRow, PeerRow, SqlStore
 
 Clock = Callable[[], int]
@@ -109,11 +111,12 @@ class Message:
     stored: int
     prec: str
     body: dict[str, Any]
-    verified: bool = True
+    verified: bool = True  # the integrity check (station/integrity.py) passed in this read
     extra: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""  # why the check failed; the body is then withheld ({})
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "channel": self.channel,
             "sender": self.sender,
             "sender_name": self.sender_name,
@@ -123,8 +126,13 @@ class Message:
             "stored": self.stored,
             "precedence": self.prec,
             "body": self.body,
-            "signature": "verified" if self.verified else "unverified",
-        } | ({"early": True, "awaiting": self.extra["awaiting"]} if self.extra.get("early") else {})
+            "signature": "verified" if self.verified else "failed",
+        }
+        if not self.verified:
+            out["problem"] = self.problem
+        if self.extra.get("early"):
+            out.update(early=True, awaiting=self.extra["awaiting"])
+        return out
 
 
 class Station:
@@ -147,6 +155,8 @@ class Station:
         # `seen` of stored envelopes that folds order (control, talks, crises …), by hash: they
         # never change, and every received envelope re-derives its channel's state from them.
         self._seen: dict[bytes, dict[str, int]] = {}
+        # Every stored body is checked against its signed envelope when it is read.
+        self.integrity = Integrity(self)
 
     def tick(self) -> None:
         """Run every scheduled task once at the current time. A failing task is an alarm, not a
@@ -245,7 +255,8 @@ class Station:
 
     # --- channels --------------------------------------------------------------------------------
     def _events(self, channel: str) -> list[channels.Event]:
-        return [self._event(e, b.body) for e, b in self.store.control_events(channel)]
+        rows = self.integrity.verified_bodies(self.store.control_events(channel))
+        return [self._event(e, body) for e, body in rows]
 
     def _event(self, e: EnvelopeRow, body: dict[str, Any]) -> channels.Event:
         seen = self._seen.get(e.hash)
@@ -637,45 +648,54 @@ class Station:
             self.channel_state(channel)
         else:
             self.guard(channel, user)
-        out = []
-        for e, b in self.store.channel_events(channel, after_id, limit):
-            out.append(self._message(e, b.body if b else {}))
-        return out
+        rows = self.store.channel_events(channel, after_id, limit)
+        return [self._message(c) for c in self.integrity.check(rows, links=True)]
 
-    def _message(self, e: EnvelopeRow, body: dict[str, Any]) -> Message:
+    def _message(self, c: Checked) -> Message:
+        e = c.row
         return Message(
             e.channel, e.sender, self.peer_name(e.sender), e.seq, b64e(e.hash), e.ts, e.stored,
-            e.prec, body, extra={"id": e.id},
+            e.prec, c.body, c.ok, {"id": e.id}, c.problem,
         )  # fmt: skip
 
     def inbox(self, limit: int = 200, user: User | None = None) -> list[Message]:
         visible = {st.channel for st in self.channel_states(user)}
         # Checkpoints and cosignatures are the stations' own bookkeeping, not for a person.
         rows = self.store.received(self.id, sorted(visible), limit, (CHECKPOINT, COSIGN))
-        out = [self._message(e, b.body if b else {}) for e, b in rows]
-        for ch, sender, seq, h, prec, body, received in self.store.early():
+        out = [self._message(c) for c in self.integrity.check(rows, links=True)]
+        for ch, sender, seq, h, prec, text, received in self.store.early():
             if ch in visible:
                 awaiting = seq - 1 - self.store.head_seq(ch, sender)
+                body, problem = self.integrity.early(ch, sender, seq, h, prec, text)
                 m = Message(
                     ch, sender, self.peer_name(sender), seq, b64e(h), received, received, prec,
-                    json.loads(body), extra={"id": 0, "early": True, "awaiting": awaiting},
+                    body, not problem, {"id": 0, "early": True, "awaiting": awaiting}, problem,
                 )  # fmt: skip
                 out.append(m)
         out.sort(key=lambda m: (m.stored, m.extra["id"]))
         return out[-limit:]
 
     def transcript_digest(self, channel: str) -> dict[str, Any]:
-        """A digest of every chain of the channel, identical at every member holding the same."""
+        """A digest of every chain of the channel, identical at every member holding the same.
+        Every envelope and body is checked first (station/integrity.py); if any fails, there is
+        no digest (`digest` null, `integrity.ok` false): equal digests must never hide a store
+        whose text was changed."""
         self.channel_state(channel)
+        checked = self.integrity.check(self.store.channel_events(channel), links=True)
+        failed = [c for c in checked if not c.ok]
         chains: dict[str, list[str]] = {}
         digest = crypto.sha256(b"")
-        for e in sorted(self.store.envelopes(channel), key=lambda r: (r.sender, r.seq)):
-            chains.setdefault(e.sender, []).append(b64e(e.hash))
-            digest = crypto.sha256(digest + e.hash)
+        for c in sorted(checked, key=lambda c: (c.row.sender, c.row.seq)):
+            chains.setdefault(c.row.sender, []).append(b64e(c.row.hash))
+            digest = crypto.sha256(digest + c.row.hash)
+        problems = [
+            {"sender": c.row.sender, "seq": c.row.seq, "problem": c.problem} for c in failed[:20]
+        ]
         return {
             "channel": channel,
             "chains": {s: len(v) for s, v in chains.items()},
-            "digest": b64e(digest),
+            "digest": None if failed else b64e(digest),
+            "integrity": {"ok": not failed, "failed": len(failed), "problems": problems},
         }
 
     def status(self) -> dict[str, Any]:
@@ -706,4 +726,5 @@ class Station:
             "fingerprint": self.fingerprint,
             "peers": peers,
             "alarms": len(self.store.alarms()),
+            "selfaudit": integrity_db.last_pass(self.store),
         }

@@ -175,8 +175,7 @@ class NoticeDesk:
         row, created = st.send(
             channel, body, prec or str(form.precedence), idempotency_key, who.name
         )
-        sent = st.store.body(row.hash)
-        stored = sent.body if sent else body
+        stored = st.integrity.require(row).body  # a repeated key: the notice it first made
         # Lateness as everyone will derive it: from the envelope's signed timestamp.
         lateness = assess_lateness(form, stored["fields"], row.ts)
         return {
@@ -230,8 +229,7 @@ class NoticeDesk:
             raise LocalError(
                 Code.INVALID_REQUEST, "only messages from other stations are acknowledged"
             )
-        held = st.store.body(env.hash)
-        kind = str(held.body.get("type", "")) if held else ""
+        kind = str(st.integrity.require(env).body.get("type", ""))
         if kind.startswith("channel.") or kind == notices.TYPE_ACK:
             raise LocalError(
                 Code.INVALID_REQUEST,
@@ -263,10 +261,10 @@ class NoticeDesk:
         self._reader(who, channel)
         env = self._envelope(channel, ref)
         row = db.notice(st.store, ref)
-        held = st.store.body(env.hash)
-        if row is None or held is None:
+        if row is None:
             raise NotFound(Code.NOT_FOUND, f"message {ref} is not a notice")
-        reading = notices.read_notice(held.body, env.ts, lang or st.cfg.lang, self.catalogue)
+        held = st.integrity.require(env).body
+        reading = notices.read_notice(held, env.ts, lang or st.cfg.lang, self.catalogue)
         now = st.clock()
         return {
             "channel": channel,
@@ -298,10 +296,10 @@ class NoticeDesk:
         st = self.station
         self._reader(who, channel)
         env = self._envelope(channel, ref)
-        held = st.store.body(env.hash)
-        if held is None or held.body.get("type") != notices.TYPE:
+        held = st.integrity.require(env).body
+        if held.get("type") != notices.TYPE:
             raise NotFound(Code.NOT_FOUND, f"message {ref} is not a notice")
-        return notices.read_notice(held.body, env.ts, lang or st.cfg.lang, self.catalogue).svg
+        return notices.read_notice(held, env.ts, lang or st.cfg.lang, self.catalogue).svg
 
     def notice_list(self, who: User, channel: str) -> list[dict[str, Any]]:
         st = self.station

@@ -110,17 +110,24 @@ def _ordered(
     return [Record(ev.sender, ev.hash, ev.ts, ev.body, ev.seq) for ev in station.causal(rows)]
 
 
+def _records(station: Station, channel: str, types: Sequence[str]) -> list[Record]:
+    """The channel's records of `types` that pass the integrity check (station/integrity.py: a
+    changed record is left out of every fold, and alarmed), in fold order."""
+    rows = store_talks.records(station.store, channel, types)
+    return _ordered(station, station.integrity.verified_bodies(rows))
+
+
 # --- the three folds -------------------------------------------------------------------------
 
 
 def _talks_input(station: Station, channel: str) -> tuple[Talks, list[Record]]:
     start = Talks.start(*sides(station.channel_state(channel)))
-    return start, _ordered(station, store_talks.records(station.store, channel, talks.BODY_TYPES))
+    return start, _records(station, channel, talks.BODY_TYPES)
 
 
 def _roadmap_input(station: Station, channel: str) -> tuple[RoadMap, list[Record]]:
     start = RoadMap.start(*sides(station.channel_state(channel)))
-    return start, _ordered(station, store_talks.records(station.store, channel, roadmap.BODY_TYPES))
+    return start, _records(station, channel, roadmap.BODY_TYPES)
 
 
 def original(station: Station, channel: str, ref: str) -> tuple[EnvelopeRow, dict[str, Any]]:
@@ -130,14 +137,14 @@ def original(station: Station, channel: str, ref: str) -> tuple[EnvelopeRow, dic
     except RejectedInput as exc:
         raise NotFound(Code.NOT_FOUND, f"no message {ref!r}: {exc.message}") from exc
     row = station.store.envelope_by_hash(raw_hash)
-    body = station.store.body(raw_hash) if row is not None else None
-    if row is None or row.channel != channel or body is None:
+    if row is None or row.channel != channel:
         raise NotFound(Code.NOT_FOUND, f"no message {ref} on channel {channel}")
-    if body.body.get("type") != translation.ORIGINAL_TYPE:
+    body = station.integrity.require(row).body
+    if body.get("type") != translation.ORIGINAL_TYPE:
         raise NotFound(
-            Code.NOT_FOUND, f"message {ref} is a {body.body.get('type')} record, not free text"
+            Code.NOT_FOUND, f"message {ref} is a {body.get('type')} record, not free text"
         )
-    return row, body.body
+    return row, body
 
 
 def _translation_input(
@@ -145,11 +152,8 @@ def _translation_input(
 ) -> tuple[Translations, list[Record]]:
     station.channel_state(channel)
     row, body = original(station, channel, ref)
-    rows = [
-        (e, b)
-        for e, b in store_talks.records(station.store, channel, (translation.TYPE,))
-        if b.get("ref") == ref
-    ]
+    stored = store_talks.records(station.store, channel, (translation.TYPE,))
+    rows = [(e, b) for e, b in station.integrity.verified_bodies(stored) if b.get("ref") == ref]
     return Translations(), _ordered(station, [(row, body), *rows])
 
 

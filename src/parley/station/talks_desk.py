@@ -104,8 +104,8 @@ class TalksDesk:
         nid = negotiation_id or new_id()
         body = talks.propose_body(nid, talks.terms_from_json(terms))
         row, envelope = self._send(who, channel, body, idempotency_key)
-        sent = self.station.store.body(row.hash)
-        nid = str(sent.body["negotiation_id"]) if sent else nid  # a repeated key: the first one
+        # A repeated key: the negotiation it first made, as stored (and checked).
+        nid = str(self.station.integrity.require(row).body["negotiation_id"])
         return self._moved(channel, nid, row, envelope)
 
     def counter(

@@ -46,8 +46,18 @@ class EnvelopeRow:
 
 @dataclass(frozen=True)
 class BodyRow:
-    body: dict[str, Any]
+    """A stored body as it is on disk: its text (the canonical JSON its envelope's commitment
+    covers), salt and type column. Unchecked: station/integrity.py checks it before anything
+    shows or folds it."""
+
+    text: str
     salt: bytes
+    type: str = ""
+
+    @property
+    def body(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.text)
+        return parsed
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,11 @@ class AlarmRow:
 
 
 _ENV_COLS = "id, channel, sender, seq, hash, raw, ts, prec, stored"
+
+
+def _body(row: tuple[Any, ...]) -> BodyRow | None:
+    """(body, salt, type) columns, all NULL for an envelope without a body (a LEFT JOIN)."""
+    return None if row[0] is None else BodyRow(str(row[0]), bytes(row[1]), str(row[2]))
 
 
 def _env(row: tuple[Any, ...]) -> EnvelopeRow:
@@ -351,22 +366,19 @@ class SqlStore:
             )  # fmt: skip
 
     def body(self, h: bytes) -> BodyRow | None:
-        rows = self.q("SELECT body, salt FROM bodies WHERE hash = ?", h)
-        return BodyRow(json.loads(rows[0][0]), bytes(rows[0][1])) if rows else None
+        rows = self.q("SELECT body, salt, type FROM bodies WHERE hash = ?", h)
+        return _body(rows[0]) if rows else None
 
     def channel_events(
         self, channel: str, after_id: int = 0, limit: int = 100_000
     ) -> list[tuple[EnvelopeRow, BodyRow | None]]:
         rows = self.q(
-            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt"
+            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt, b.type"
             " FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
             " WHERE e.channel = ? AND e.id > ? ORDER BY e.id LIMIT ?",
             channel, after_id, limit,
         )  # fmt: skip
-        return [
-            (_env(r[:9]), BodyRow(json.loads(r[9]), bytes(r[10])) if r[9] is not None else None)
-            for r in rows
-        ]
+        return [(_env(r[:9]), _body(r[9:])) for r in rows]
 
     def received(
         self, me: str, channels: list[str], limit: int, skip_types: tuple[str, ...] = ()
@@ -378,19 +390,16 @@ class SqlStore:
         marks = ", ".join("?" * len(channels))
         skip = f" AND b.type NOT IN ({', '.join('?' * len(skip_types))})" if skip_types else ""
         rows = self.q(
-            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt"
+            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt, b.type"
             " FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
             f" WHERE e.sender != ? AND e.channel IN ({marks}){skip} ORDER BY e.id DESC LIMIT ?",
             me, *channels, *skip_types, limit,
         )  # fmt: skip
-        return [
-            (_env(r[:9]), BodyRow(json.loads(r[9]), bytes(r[10])) if r[9] is not None else None)
-            for r in reversed(rows)
-        ]
+        return [(_env(r[:9]), _body(r[9:])) for r in reversed(rows)]
 
     def control_events(self, channel: str) -> list[tuple[EnvelopeRow, BodyRow]]:
         rows = self.q(
-            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt"
+            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt, b.type"
             # Control bodies are few; start from them (CROSS JOIN fixes SQLite's join order)
             # so this stays cheap however long the channel's transcript grows.
             " FROM bodies b CROSS JOIN envelopes e"
@@ -398,7 +407,7 @@ class SqlStore:
             " AND e.channel = ? ORDER BY e.id",
             channel,
         )
-        return [(_env(r[:9]), BodyRow(json.loads(r[9]), bytes(r[10]))) for r in rows]
+        return [(_env(r[:9]), BodyRow(str(r[9]), bytes(r[10]), str(r[11]))) for r in rows]
 
     # --- outbox ----------------------------------------------------------------------------------
     def enqueue(self, channel: str, seq: int, peer: str, envelope_id: int, prec: str) -> None:

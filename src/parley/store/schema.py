@@ -10,6 +10,8 @@ Log:
      evidence, alarms, idempotency keys, link state, audit log.
   2-6 slots of the features (people, paths, transcripts, notices, talks).
   7  envelopes held ahead of their predecessors (and FLASH bodies shown early).
+  8  integrity findings: stored envelopes, bodies or checkpoints that failed their check at rest
+     (station/integrity.py), one row per item, so each raises one alarm, not one per read.
 """
 
 from __future__ import annotations
@@ -196,6 +198,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 hash BLOB NOT NULL, raw BLOB NOT NULL, prec TEXT NOT NULL,
                 early_body TEXT, received BIGINT NOT NULL,
                 PRIMARY KEY (channel, sender, seq))""",
+        ],
+    ),
+    (
+        8,
+        "integrity findings",
+        [
+            # kind: 'envelope' (seq = the envelope's) or 'checkpoint' (seq = the tree size).
+            # found_by: 'read' (a reader's check) or 'selfaudit' (the background pass).
+            """CREATE TABLE integrity_findings (
+                kind TEXT NOT NULL, channel TEXT NOT NULL, sender TEXT NOT NULL,
+                seq BIGINT NOT NULL, problem TEXT NOT NULL, found_by TEXT NOT NULL,
+                detected BIGINT NOT NULL, PRIMARY KEY (kind, channel, sender, seq))""",
         ],
     ),
 ]

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from parley.store.base import _ENV_COLS, EnvelopeRow, SqlStore, _env
+from parley.store.base import _ENV_COLS, BodyRow, EnvelopeRow, SqlStore, _env
 
 # --- link health ---------------------------------------------------------------------------
 
@@ -320,13 +320,15 @@ def recent_for(
 
 def typed_events(
     store: SqlStore, types: list[str], channel: str | None = None
-) -> list[tuple[EnvelopeRow, dict[str, Any]]]:
+) -> list[tuple[EnvelopeRow, BodyRow]]:
     """Envelopes whose body is of one of `types` (on one channel, if given), in stored order,
-    which is causal order: a station applies each envelope after everything it names."""
+    which is causal order: a station applies each envelope after everything it names. Bodies
+    as stored (unchecked: the station checks them)."""
     cols = ", ".join("e." + c for c in _ENV_COLS.split(", "))
     # Few bodies are of these types: start from them (CROSS JOIN fixes SQLite's join order).
     sql = (
-        f"SELECT {cols}, b.body FROM bodies b CROSS JOIN envelopes e WHERE e.hash = b.hash"
+        f"SELECT {cols}, b.body, b.salt, b.type FROM bodies b CROSS JOIN envelopes e"
+        " WHERE e.hash = b.hash"
         f" AND b.type IN ({', '.join('?' for _ in types)})"
     )
     params: list[object] = list(types)
@@ -334,11 +336,11 @@ def typed_events(
         sql += " AND e.channel = ?"
         params.append(channel)
     rows = store.q(f"{sql} ORDER BY e.id", *params)
-    return [(_env(r[:9]), json.loads(r[9])) for r in rows]
+    return [(_env(r[:9]), BodyRow(str(r[9]), bytes(r[10]), str(r[11]))) for r in rows]
 
 
-def event(store: SqlStore, h: bytes) -> tuple[EnvelopeRow, dict[str, Any]] | None:
-    """One envelope and its body by hash."""
+def event(store: SqlStore, h: bytes) -> tuple[EnvelopeRow, BodyRow] | None:
+    """One envelope and its stored body by hash (unchecked)."""
     env = store.envelope_by_hash(h)
     body = store.body(h) if env is not None else None
-    return (env, body.body) if env is not None and body is not None else None
+    return (env, body) if env is not None and body is not None else None

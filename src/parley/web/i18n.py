@@ -103,6 +103,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "msg.translation": "Translation",
         "msg.no_translation": "No translation yet.",
         "msg.signature": "signature verified",
+        "msg.integrity_failed": "INTEGRITY CHECK FAILED",
+        "msg.withheld": "This message failed its integrity check at rest: {problem}. Its stored "
+        "text is not shown as its sender's words. An alarm was raised; a transcript export still "
+        "carries the stored bytes for whoever investigates.",
         "msg.control": "Channel event",
         "ch.event.propose": "proposed the channel",
         "ch.event.consent": "consented",
@@ -308,6 +312,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "tr.root": "Root hash",
         "tr.cosigners": "Countersigned by",
         "tr.checkpoint_now": "Checkpoint this station's chain now",
+        "tr.digest_failed": "No digest: {n} stored envelope(s) of this channel fail the integrity "
+        "check at rest (see the alarms).",
+        "tr.anchors": "Member keys are checked against this station's own key and its known peers.",
         "transcript.checkpointed": "Checkpoint made.",
         "step.proposed": "proposed",
         "step.agreed": "agreed",
@@ -482,6 +489,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "msg.translation": "번역",
         "msg.no_translation": "아직 번역이 없습니다.",
         "msg.signature": "서명 확인됨",
+        "msg.integrity_failed": "무결성 검사 실패",
+        "msg.withheld": "이 메시지는 저장 데이터 무결성 검사에 실패했습니다: {problem}. 저장된 "
+        "본문은 발신자의 말로 표시하지 않습니다. 경보가 발생했으며, 조사를 위해 기록 내보내기 "
+        "파일에는 저장된 내용이 그대로 들어 있습니다.",
         "msg.control": "채널 이벤트",
         "ch.event.propose": "채널을 제안함",
         "ch.event.consent": "동의함",
@@ -689,6 +700,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "tr.root": "루트 해시",
         "tr.cosigners": "상호 서명",
         "tr.checkpoint_now": "이 스테이션의 체인을 지금 체크포인트",
+        "tr.digest_failed": "요약값 없음: 이 채널에 저장된 봉투 {n}개가 저장 데이터 무결성 검사에 "
+        "실패했습니다(경보를 보십시오).",
+        "tr.anchors": "구성원 키는 이 스테이션 자신의 키와 알려진 상대 스테이션의 키로 확인합니다.",
         "transcript.checkpointed": "체크포인트를 만들었습니다.",
         "step.proposed": "제안됨",
         "step.agreed": "합의됨",

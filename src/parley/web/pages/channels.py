@@ -40,7 +40,7 @@ class Row:
     """One message as the page shows it."""
 
     msg: Message
-    kind: str  # text | control | record
+    kind: str  # text | control | notice | ack | record | tampered
     text: str = ""
     lang: str = ""
     translations: list[tuple[str, str, str]] = field(default_factory=list)  # (lang, text, label)
@@ -66,7 +66,9 @@ def rows(st: Station, msgs: list[Message], reader_lang: str, who: User) -> list[
     out = []
     for m in msgs:
         t = m.body.get("type", "")
-        if t == translation.ORIGINAL_TYPE:
+        if not m.verified:  # station/integrity.py: shown as failed, its stored text withheld
+            out.append(Row(m, "tampered", m.problem))
+        elif t == translation.ORIGINAL_TYPE:
             row = Row(m, "text", str(m.body.get("text", "")), str(m.body.get("lang", "")))
             by_lang = folded[m.hash].of(m.hash) if m.hash in folded else {}
             # The reader's own language first, then the others.
