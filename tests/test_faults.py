@@ -24,6 +24,7 @@ import pytest
 
 from parley.cli.client import Api, ApiError
 from parley.cli.demo import free_port, start
+from parley.cli.transcript import station_anchors
 from parley.protocol import transcript
 from parley.station.config import Config, Timings, init_dir
 from tests.faultproxy import FaultProxy
@@ -170,7 +171,11 @@ def run_chaos(root: Path, messages: int, kills: int, budget_s: float, seed: int)
             # Each member's export passes the offline verifier, every check by name.
             export = n.api().http.get(f"/api/v1/channels/{ch}/export")
             export.raise_for_status()
-            report = transcript.verify_transcript(transcript.read_lines(export.content))
+            # Anchored as `parley transcript verify` run at that station: its key and its peers'.
+            trusted = station_anchors(n.data)
+            report = transcript.verify_transcript(
+                transcript.read_lines(export.content), trust=trusted
+            )
             violations += len(report.failed)
             figures["verified_exports"] += int(report.ok)
         figures["violations"] = violations

@@ -24,6 +24,7 @@ from parley.domain import channels
 from parley.errors import NotFound
 from parley.protocol import crypto, note, transcript
 from parley.protocol.encoding import b64d, b64e, canonical
+from parley.protocol.trust import Anchors
 from parley.station import checkpoints as cps
 from parley.station import users
 from parley.station.node import Station
@@ -62,6 +63,10 @@ class World:
         data = b"".join(cps.export(st or self.a, self.ch, "auditor"))
         return list(transcript.read_lines(data))
 
+    def anchors(self) -> Anchors:
+        """What an auditor who compared both stations' fingerprints trusts."""
+        return Anchors.of_keys([(self.a.identity.public, "a"), (self.b.identity.public, "b")])
+
     def seq_of(self, st: Station, text: str) -> int:
         for e, b in st.store.channel_events(self.ch):
             if b is not None and b.body.get("text") == text:
@@ -82,15 +87,15 @@ def lines(world: World) -> list[bytes]:
     return world.export()
 
 
-def verify(lines: list[bytes]) -> transcript.Report:
-    return transcript.verify_transcript(lines)
+def verify(lines: list[bytes], w: World) -> transcript.Report:
+    return transcript.verify_transcript(lines, trust=w.anchors())
 
 
 # --- a clean export -------------------------------------------------------------------------------
 
 
 def test_a_clean_export_passes_every_check(world: World, lines: list[bytes]) -> None:
-    report = verify(lines)
+    report = verify(lines, world)
     assert report.ok, report.to_json()
     # Every check had something to check: a check that passed vacuously proves nothing.
     assert all(c.passed > 0 for c in report.checks.values()), report.to_json()
@@ -101,7 +106,7 @@ def test_a_clean_export_passes_every_check(world: World, lines: list[bytes]) -> 
         assert chains[station.id]["envelopes"] == station.store.head_seq(world.ch, station.id)
         assert chains[station.id]["cosigned_up_to"] > 0
     # Both members hold the same transcript, so Bravo's export checks out the same way.
-    assert verify(world.export(world.b)).ok
+    assert verify(world.export(world.b), world).ok
 
 
 def _fields(line: bytes) -> list[bytes]:
@@ -261,7 +266,7 @@ def test_tampering_fails_the_check_that_covers_it(
 ) -> None:
     changed = tamper(world, lines)
     assert changed != lines
-    report = verify(changed)
+    report = verify(changed, world)
     assert not report.ok
     assert check in report.failed, report.to_json()
     assert set(report.failed) <= {check, *also}, report.to_json()
@@ -280,7 +285,7 @@ def test_a_signature_changed_alongside_its_envelope_hash_still_breaks_the_chain(
     unsigned = {k: v for k, v in doc.items() if k != "sig"}
     doc["sig"] = b64e(world.a.identity.sign(b"parley/envelope/v1\x00", canonical(unsigned)))
     changed = [*lines[:i], _line([b"envelope", canonical(doc), *f[2:]]), *lines[i + 1 :]]
-    report = verify(changed)
+    report = verify(changed, world)
     assert "signature" not in report.failed
     assert {"chain_links", "causal_order", "checkpoint_root"} <= set(report.failed)
 
@@ -295,14 +300,16 @@ def test_a_wrong_consistency_proof_fails_consistency(tmp_path: Path) -> None:
     body["proof"] = [b64e(crypto.sha256(b"not it")), *body["proof"][1:]]
     w.a.send(w.ch, body)
     w.exchange()
-    report = verify(w.export())
+    report = verify(w.export(), w)
     assert set(report.failed) == {"consistency"}, report.to_json()
 
 
 @pytest.mark.parametrize("cut", [0, 1, 2], ids=["empty", "magic-only", "bad-magic"])
-def test_files_that_are_not_transcripts_fail_closed(lines: list[bytes], cut: int) -> None:
+def test_files_that_are_not_transcripts_fail_closed(
+    world: World, lines: list[bytes], cut: int
+) -> None:
     given = [[], lines[:1], [b"parley-bundle/v1\n", *lines[1:]]][cut]
-    report = verify(given)
+    report = verify(given, world)
     assert not report.ok and "file_format" in report.failed
 
 
@@ -314,15 +321,18 @@ def test_the_cli_verifies_offline_and_names_every_check(
 ) -> None:
     good = tmp_path / "good.transcript"
     good.write_bytes(b"".join(lines))
-    res = parley("transcript", "verify", str(good))
+    keys = tmp_path / "trusted.txt"
+    keys.write_text(f"# compared by voice\n{world.a.id} {world.a.fingerprint}\n{world.b.id}\n")
+    res = parley("transcript", "verify", str(good), "--trust", str(keys))
     for name in transcript.TRANSCRIPT_CHECKS:
         assert name in res.stdout
     assert "every check passed" in res.stdout and world.b.fingerprint in res.stdout
     bad = tmp_path / "bad.transcript"
     bad.write_bytes(b"".join(tamper_signature(world, lines)))
-    res = parley("transcript", "verify", str(bad), ok=False)
+    members = ["--member", world.a.fingerprint, "--member", world.b.fingerprint]
+    res = parley("transcript", "verify", str(bad), *members, ok=False)
     assert res.returncode == 1 and "FAIL" in res.stdout
-    out = json.loads(parley("transcript", "verify", str(bad), "--json", ok=False).stdout)
+    out = json.loads(parley("transcript", "verify", str(bad), *members, "--json", ok=False).stdout)
     assert not out["ok"]
     assert "signature" in {c["check"] for c in out["checks"] if c["status"] == "fail"}
 
@@ -333,7 +343,7 @@ def test_the_cli_verifies_offline_and_names_every_check(
 def test_a_proof_reveals_its_message_and_nothing_else(world: World, tmp_path: Path) -> None:
     seq = world.seq_of(world.a, TEXTS_A[1])
     doc = cps.prove(world.b, world.ch, world.a.id, seq, "auditor")
-    report = transcript.check_proof(doc)
+    report = transcript.check_proof(doc, trust=world.anchors())
     assert report.ok, report.to_json()
     assert all(c.passed for c in report.checks.values())
     assert report.facts["body"]["text"] == TEXTS_A[1] and report.facts["seq"] == seq
@@ -349,7 +359,8 @@ def test_a_proof_reveals_its_message_and_nothing_else(world: World, tmp_path: Pa
         assert (ct in text) == (ct == mine["ct"])
     path = tmp_path / "proof.json"
     path.write_text(json.dumps(doc))
-    res = parley("transcript", "check-proof", str(path))
+    res = parley("transcript", "check-proof", str(path), "--member", world.a.id, "--member",
+                 world.b.id)  # fmt: skip
     assert TEXTS_A[1] in res.stdout and "every check passed" in res.stdout
 
 
@@ -393,13 +404,14 @@ def test_a_tampered_proof_fails_naming_the_check(world: World, tmp_path: Path) -
     for name, change, check in _proof_tampers(world):
         doc = json.loads(json.dumps(cps.prove(world.b, world.ch, world.a.id, seq)))
         change(doc)
-        report = transcript.check_proof(doc)
+        report = transcript.check_proof(doc, trust=world.anchors())
         assert check in report.failed and not report.ok, (name, report.to_json())
     doc = cps.prove(world.b, world.ch, world.a.id, seq)
     _proof_tampers(world)[0][1](doc)
     path = tmp_path / "bad-proof.json"
     path.write_text(json.dumps(doc))
-    res = parley("transcript", "check-proof", str(path), ok=False)
+    trusted = ["--member", world.a.fingerprint, "--member", world.b.fingerprint]
+    res = parley("transcript", "check-proof", str(path), *trusted, ok=False)
     assert res.returncode == 1 and "body_commitment" in res.stdout
 
 
@@ -427,14 +439,18 @@ def test_the_api_exports_for_the_roles_the_table_names(world: World) -> None:
         assert r.status_code == 403 and r.json()["code"] == "forbidden"
         r = client.get(path, headers={"Authorization": f"Bearer {auditor}"})
         assert r.status_code == 200
-        assert transcript.verify_transcript(transcript.read_lines(r.content)).ok
+        report = transcript.verify_transcript(
+            transcript.read_lines(r.content), trust=world.anchors()
+        )
+        assert report.ok
         seq = world.seq_of(world.a, TEXTS_A[0])
         r = client.get(
             f"/api/v1/channels/{world.ch}/proof",
             params={"sender": world.a.id, "seq": seq},
             headers={"Authorization": f"Bearer {auditor}"},
         )
-        assert r.status_code == 200 and transcript.check_proof(r.json()).ok
+        assert r.status_code == 200
+        assert transcript.check_proof(r.json(), trust=world.anchors()).ok
         r = client.get(
             f"/api/v1/channels/{world.ch}/checkpoints", headers={"Authorization": f"Bearer {TOKEN}"}
         )
@@ -464,12 +480,13 @@ def test_real_stations_export_verify_prove_and_check(tmp_path: Path) -> None:
         )
         out = tmp_path / "north.transcript"
         net.cli("North", "transcript", "export", ch, "--out", str(out))
-        res = parley("transcript", "verify", str(out))  # no station, no data directory
-        assert "every check passed" in res.stdout
+        # At a station: its own key and its known peers anchor the members' keys.
+        res = parley("transcript", "verify", str(out), data=net.dirs["South"])
+        assert "every check passed" in res.stdout and "anchored by known peer North" in res.stdout
         proof = tmp_path / "proof.json"
         net.cli("North", "transcript", "prove", ch, "--seq", "2", "--sender", "South",
                 "--out", str(proof))  # fmt: skip
-        res = parley("transcript", "check-proof", str(proof))
+        res = parley("transcript", "check-proof", str(proof), data=net.dirs["North"])
         assert "The test launch is at 09:00." in res.stdout
         assert "not a threat" not in proof.read_text()
 
@@ -488,12 +505,12 @@ def test_real_stations_export_verify_prove_and_check(tmp_path: Path) -> None:
     )
 )
 def test_verify_never_raises_and_fails_closed(
-    lines: list[bytes], edits: list[tuple[int, int]]
+    world: World, lines: list[bytes], edits: list[tuple[int, int]]
 ) -> None:
     data = bytearray(b"".join(lines))
     for pos, byte in edits:
         data[pos % len(data)] = byte
-    report = transcript.verify_transcript(transcript.read_lines(bytes(data)))
+    report = transcript.verify_transcript(transcript.read_lines(bytes(data)), trust=world.anchors())
     assert report.ok == (bytes(data) == b"".join(lines))
 
 
@@ -514,5 +531,5 @@ def test_check_proof_never_raises(world: World, path: list[Any], value: Any) -> 
             break
     with contextlib.suppress(IndexError, TypeError):
         target[path[-1] if path else "format"] = value
-    report = transcript.check_proof(doc)
+    report = transcript.check_proof(doc, trust=world.anchors())
     assert isinstance(report.ok, bool)

@@ -41,6 +41,7 @@ from parley.protocol import (
     receipt,
     request,
     transcript,
+    trust,
 )
 from parley.protocol.delivery import DEFAULT_SKEW_MS
 from parley.protocol.encoding import b64e, canonical
@@ -968,7 +969,9 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
         lines.append(writer.envelope(e.raw, salt, canonical(body)))
     lines.append(writer.checkpoint(ALPHA.id, 7, cosig_body["note"]))
     lines.append(writer.finish(BRAVO.key))
-    report = transcript.verify_transcript(lines)
+    # Checked as an auditor who compared both members' fingerprints out of band would.
+    trusted = trust.Anchors.of_keys([(m.identity, m.name) for m in members])
+    report = transcript.verify_transcript(lines, trust=trusted)
     assert report.ok and all(c.passed for c in report.checks.values()), report.to_json()
     file_vector = {
         "id": "transcript-1",
@@ -986,7 +989,7 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
         salt=salt3, body_text=canonical(body3).decode("utf-8"),
         signed_note=cosig_body["note"], chain_hashes=hashes, seq=2,
     )  # fmt: skip
-    assert transcript.check_proof(proof).ok
+    assert transcript.check_proof(proof, trust=trusted).ok
     proof_vector = {
         "id": "proof-1",
         "desc": "Bravo proves to a third party what Alpha said at seq 2 (envelope-3): the "

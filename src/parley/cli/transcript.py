@@ -1,8 +1,14 @@
 """`parley transcript …`: checkpoints, transcript exports and message proofs.
 
 `export`, `prove`, `checkpoint` and `checkpoints` talk to the running station; `verify` and
-`check-proof` work offline on a file, with no station and no data directory: they are what an
-auditor or a third party runs. Both print every check by name and exit 1 if any check fails.
+`check-proof` check a file offline: they are what an auditor or a third party runs. Both print
+every check by name and exit 1 if any check fails.
+
+Which member keys they accept is the verifier's choice, never the file's (protocol/trust.py):
+`--trust FILE` and `--member KEY` name them; with neither, the station at `--data` is asked for
+its own key and its known peers' (so run it at a station, or give the keys); with no keys at all
+the command refuses (`no_trust_anchors`). `--unsafe-trust-file-keys` takes the file's own keys,
+and the output says, before and after the result, that this proves nothing about who wrote it.
 """
 
 from __future__ import annotations
@@ -25,8 +31,19 @@ from rich.table import Table
 from parley.cli import common as cli
 from parley.cli.client import Api, ApiError
 from parley.cli.verifying import signature_worker
-from parley.errors import Code, LocalError
+from parley.errors import Code, LocalError, ParleyError
 from parley.protocol import transcript
+from parley.protocol.trust import (
+    MAX_TRUST_BYTES,
+    NO_ANCHORS,
+    UNSAFE_NAME,
+    UNSAFE_TRUST_FILE_KEYS,
+    Anchor,
+    Anchors,
+    TrustPolicy,
+    parse_anchor,
+    parse_trust_file,
+)
 
 transcript_app = typer.Typer(
     help="Checkpoints, transcript exports and offline verification, proofs of one message."
@@ -36,6 +53,33 @@ Out = Annotated[Path, typer.Option("--out", "-o", help="The file to write.")]
 NoProgress = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 # Below this a progress bar would only flicker.
 PROGRESS_MIN_BYTES = 4 << 20
+MAX_MEMBER_OPTIONS = 256
+
+TrustFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--trust",
+        help="A file of keys to trust, one per line: station ids, fingerprints, 'station-id "
+        "fingerprint' pairs, public keys, parley-fp: payloads or invitations (docs/protocol.md "
+        "§17.3). Repeatable. Replaces the station's own key and known peers.",
+    ),
+]
+Members = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--member",
+        help="A key to trust: a fingerprint (quote it: 12 groups of 5 digits), a station id, "
+        "both, or a public key. Repeatable. Replaces the station's own key and known peers.",
+    ),
+]
+UnsafeFileKeys = Annotated[
+    bool,
+    typer.Option(
+        f"--{UNSAFE_NAME}",
+        help="UNSAFE: trust the member keys the file itself names. A forgery signed with "
+        "made-up keys passes; the output says so. Not with --trust or --member.",
+    ),
+]
 
 
 def _progress() -> Progress:
@@ -140,8 +184,72 @@ def prove(
 # --- offline checks -------------------------------------------------------------------------------
 
 
+def trust_policy(
+    data: Path, files: list[Path] | None, members: list[str] | None, unsafe: bool
+) -> TrustPolicy:
+    """The keys to accept: --trust and --member, else the station at `data`; or the unsafe
+    policy, only when asked for by name and alone."""
+    files, members = files or [], members or []
+    if unsafe:
+        if files or members:
+            raise LocalError(
+                Code.INVALID_REQUEST,
+                f"--{UNSAFE_NAME} takes the file's own keys: it cannot be combined with "
+                "--trust or --member (drop it to verify against those keys)",
+            )
+        return UNSAFE_TRUST_FILE_KEYS
+    if len(members) > MAX_MEMBER_OPTIONS:
+        raise LocalError(Code.INVALID_REQUEST, f"at most {MAX_MEMBER_OPTIONS} --member options")
+    anchors: list[Anchor] = []
+    for f in files:
+        try:
+            if f.stat().st_size > MAX_TRUST_BYTES:
+                raise LocalError(
+                    Code.INVALID_REQUEST, f"{f}: a trust file holds at most {MAX_TRUST_BYTES} bytes"
+                )
+            content = f.read_bytes()
+        except OSError as exc:
+            raise LocalError(Code.NOT_FOUND, f"cannot read the trust file {f}: {exc}") from exc
+        anchors += parse_trust_file(content, str(f))
+    anchors += [parse_anchor(m, f"--member {m!r}") for m in members]
+    if anchors:
+        return Anchors(tuple(anchors))
+    return station_anchors(data)
+
+
+def station_anchors(data: Path) -> Anchors:
+    """The station at `data`: its own key and its known peers' (by station id and fingerprint)."""
+    try:
+        api = Api(data)
+        me = api.get("/station")
+        peers = api.get("/peers")
+    except (ParleyError, OSError) as exc:
+        why = exc.message if isinstance(exc, ParleyError) else str(exc)
+        raise LocalError(
+            Code.NO_TRUST_ANCHORS, f"{NO_ANCHORS} (no station at {data}: {why})"
+        ) from exc
+    keys = [(me, f"this station ({me['name']})")]
+    keys += [(p, f"known peer {p['name']}") for p in peers]
+    return Anchors(
+        tuple(Anchor(src, k["station"], k["fingerprint"].replace(" ", "")) for k, src in keys)
+    )
+
+
+def _print_warning_first(policy: TrustPolicy, as_json: bool) -> None:
+    """The unsafe policy's warning, before anything else is printed (and again with the result)."""
+    if not isinstance(policy, Anchors) and not as_json:
+        cli.out.print(f"[bold red]{policy.warning}[/]")
+
+
+def _print_warning(report: transcript.Report, as_json: bool) -> None:
+    trust = report.facts.get("trust", {})
+    if "warning" in trust:
+        (cli.err if as_json else cli.out).print(f"[bold red]{trust['warning']}[/]")
+
+
 def _print_report(report: transcript.Report, as_json: bool) -> None:
     if as_json:
+        _print_warning(report, as_json)
         return cli.print_json(report.to_json())
     t = Table("check", "result", "passed", "failed")
     for c in report.checks.values():
@@ -153,31 +261,50 @@ def _print_report(report: transcript.Report, as_json: bool) -> None:
             cli.out.print(f"  {c.name}: {why}", markup=False)
         if c.failed > len(c.failures):
             cli.out.print(f"  {c.name}: … and {c.failed - len(c.failures)} more", markup=False)
-    cli.out.print("[green]OK[/]: every check passed." if report.ok else "[red]FAILED[/].")
+    _print_warning(report, as_json)
+    if report.ok and "warning" in report.facts.get("trust", {}):
+        cli.out.print("[yellow]OK only if the member keys are the real ones[/]: see above.")
+    else:
+        cli.out.print("[green]OK[/]: every check passed." if report.ok else "[red]FAILED[/].")
 
 
 def _print_keys(members: list[dict[str, Any]], title: str) -> None:
-    cli.out.print(f"{title} (compare the fingerprints with the ones verified out of band):")
+    cli.out.print(f"{title}:")
     for m in members:
-        cli.out.print(f"  {m['name']}  {m['station']}  {m['fingerprint']}", markup=False)
+        by = m.get("anchored_by")
+        trusted = f"anchored by {by}" if by else "NOT ANCHORED"
+        cli.out.print(
+            f"  {m['name']}  {m['station']}  {m['fingerprint']}  ({trusted})", markup=False
+        )
 
 
 @transcript_app.command("verify")
 def verify(
     file: Annotated[Path, typer.Argument(help="A transcript file from `transcript export`.")],
+    trust: TrustFiles = None,
+    member: Members = None,
+    unsafe_trust_file_keys: UnsafeFileKeys = False,
+    data: cli.Data = Path("parley-data"),
     as_json: cli.AsJson = False,
     quiet: NoProgress = False,
 ) -> None:
-    """Check a transcript file offline and print every check by name; exit 1 if any fails."""
+    """Check a transcript file offline and print every check by name; exit 1 if any fails.
+    Member keys must be anchored: --trust/--member, or the station at --data (its own key and
+    its known peers)."""
     if not file.is_file():
         raise LocalError(Code.NOT_FOUND, f"no file {file}")
+    policy = trust_policy(data, trust, member, unsafe_trust_file_keys)
+    _print_warning_first(policy, as_json)
     total = file.stat().st_size
     show = not (quiet or as_json) and total >= PROGRESS_MIN_BYTES
     with _progress() as bar:
         task = bar.add_task("verifying", total=total, visible=show)
         with file.open("rb") as f, signature_worker() as checks:
             report = transcript.verify_transcript(
-                f, progress=lambda done: bar.update(task, completed=done), batch_verify=checks
+                f,
+                progress=lambda done: bar.update(task, completed=done),
+                batch_verify=checks,
+                trust=policy,
             )
     if not as_json:
         facts = report.facts
@@ -201,14 +328,21 @@ def verify(
 @transcript_app.command("check-proof")
 def check_proof(
     file: Annotated[Path, typer.Argument(help="A proof from `transcript prove`.")],
+    trust: TrustFiles = None,
+    member: Members = None,
+    unsafe_trust_file_keys: UnsafeFileKeys = False,
+    data: cli.Data = Path("parley-data"),
     as_json: cli.AsJson = False,
 ) -> None:
-    """Check a proof of one message offline; print the message and every check."""
+    """Check a proof of one message offline; print the message and every check. Member keys
+    are anchored as for `transcript verify`."""
+    policy = trust_policy(data, trust, member, unsafe_trust_file_keys)
+    _print_warning_first(policy, as_json)
     try:
         doc = json.loads(file.read_bytes())
     except (OSError, ValueError) as exc:
         raise LocalError(Code.INVALID_REQUEST, f"cannot read {file} as JSON: {exc}") from exc
-    report = transcript.check_proof(doc)
+    report = transcript.check_proof(doc, trust=policy)
     if not as_json and "sender" in report.facts:
         f = report.facts
         at = cli.when(f["ts"])

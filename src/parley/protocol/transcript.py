@@ -47,6 +47,7 @@ from parley.protocol.envelope import (
 )
 from parley.protocol.identity import fingerprint, is_station_id, station_id
 from parley.protocol.schema import MAX_SAFE_INT, require_fields
+from parley.protocol.trust import Anchors, TrustPolicy
 
 FORMAT = "parley-transcript/v1"
 PROOF_FORMAT = "parley-proof/v1"
@@ -60,6 +61,7 @@ MAX_FAILURES_KEPT = 20
 
 TRANSCRIPT_CHECKS = (
     "file_format",
+    "member_keys",
     "export_signature",
     "envelope_format",
     "signature",
@@ -75,6 +77,7 @@ TRANSCRIPT_CHECKS = (
 )
 PROOF_CHECKS = (
     "file_format",
+    "member_keys",
     "envelope_format",
     "signature",
     "body_commitment",
@@ -640,6 +643,28 @@ class Report:
         }
 
 
+def anchor_members(report: Report, members: Sequence[Member], trust: TrustPolicy) -> list[Any]:
+    """The `member_keys` check: every member key the file names must match an anchor the
+    verifier was given (protocol/trust.py); with the unsafe policy nothing is checked, and the
+    report says so. Returns the members as facts, each with what anchored it."""
+    out: list[Any] = []
+    if not isinstance(trust, Anchors):
+        report.facts["trust"] = {"policy": trust.name, "warning": trust.warning}
+    else:
+        report.facts["trust"] = {"policy": "anchored", "anchors": len(trust.anchors)}
+    for m in members:
+        fp = fingerprint(m.identity)
+        anchor = trust.anchor_of(m.identity) if isinstance(trust, Anchors) else None
+        if isinstance(trust, Anchors):
+            report["member_keys"].record(
+                anchor is not None,
+                f"member {m.name} ({m.station}, fingerprint {fp}) is not anchored: no trusted "
+                "station id, fingerprint or key is its key",
+            )
+        out.append({**m.to_json(), "fingerprint": fp, "anchored_by": anchor and anchor.source})
+    return out
+
+
 # --- transcript files -----------------------------------------------------------------------------
 
 
@@ -752,8 +777,11 @@ class _Chain:
 
 
 class _Verifier:
-    def __init__(self, report: Report, batch_verify: BatchVerify = verify_now) -> None:
+    def __init__(
+        self, report: Report, trust: TrustPolicy, batch_verify: BatchVerify = verify_now
+    ) -> None:
         self.r = report
+        self.trust = trust
         self.batch_verify = batch_verify
         self.sig_jobs: list[SignatureJob] = []
         self.sig_where: list[tuple[int, str, int]] = []  # (line, sender, seq) of each job
@@ -1042,7 +1070,7 @@ class _Verifier:
             channel=self.channel,
             exported_by=doc["exported_by"],
             exported_at=doc["exported_at"],
-            members=[{**m.to_json(), "fingerprint": fingerprint(m.identity)} for m in members],
+            members=anchor_members(self.r, members, self.trust),
         )
         return True
 
@@ -1071,14 +1099,18 @@ def verify_transcript(
     lines: Iterable[bytes],
     progress: Callable[[int], None] | None = None,
     batch_verify: BatchVerify = verify_now,
+    *,
+    trust: TrustPolicy,
 ) -> Report:
     """Check a transcript file given as its lines (each ending in b"\\n"), offline.
 
-    `progress(bytes_done)` is called every few thousand lines. Never raises for bad input.
-    `batch_verify` checks envelope signatures (see BatchVerify).
+    `trust` says which member keys to accept (protocol/trust.py): there is no default, and the
+    file's own keys count only under `UNSAFE_TRUST_FILE_KEYS`. `progress(bytes_done)` is called
+    every few thousand lines. Never raises for bad input. `batch_verify` checks envelope
+    signatures (see BatchVerify).
     """
     report = Report.of(TRANSCRIPT_CHECKS)
-    v = _Verifier(report, batch_verify)
+    v = _Verifier(report, trust, batch_verify)
     digest = hashlib.sha256()
     signature: bytes | None = None
     after_signature = False
@@ -1179,8 +1211,9 @@ _PROOF_FIELDS = {"format", "channel", "members", "envelope", "salt", "body", "ch
                  "inclusion"}  # fmt: skip
 
 
-def check_proof(doc: object) -> Report:
-    """Check a message proof offline. Never raises for bad input."""
+def check_proof(doc: object, *, trust: TrustPolicy) -> Report:
+    """Check a proof of one message offline, its members' keys against `trust` (as
+    `verify_transcript`). Never raises for bad input."""
     r = Report.of(PROOF_CHECKS)
     try:
         obj = require_fields(doc, "proof", _PROOF_FIELDS)
@@ -1207,6 +1240,7 @@ def check_proof(doc: object) -> Report:
         r["file_format"].fail(why)
         return r
     r["file_format"].ok()
+    keys = anchor_members(r, members, trust)
     channel = obj["channel"]
     try:
         s = scan_envelope(raw)
@@ -1280,7 +1314,7 @@ def check_proof(doc: object) -> Report:
         body=body,
         checkpoint_size=cp.size,
         cosigners=cosigners,
-        keys=[{**m.to_json(), "fingerprint": fingerprint(m.identity)} for m in members],
+        keys=keys,
     )
     return r
 

@@ -48,7 +48,7 @@ from parley.errors import (
     ParleyError,
     RejectedInput,
 )
-from parley.protocol import merkle, note, transcript
+from parley.protocol import merkle, note, transcript, trust
 from parley.protocol.encoding import b64e, canonical
 from parley.protocol.identity import is_station_id
 from parley.station import integrity
@@ -337,6 +337,14 @@ def listing(station: Station, channel: str) -> list[dict[str, Any]]:
         }
         for cp in db.checkpoints(station.store, channel)
     ]
+
+
+def anchors(station: Station) -> trust.Anchors:
+    """The keys this station trusts when it verifies a file (protocol/trust.py): its own, and its
+    known peers', whose fingerprints its admins compared out of band when adding them."""
+    keys = [(station.identity.public, f"this station ({station.cfg.name})")]
+    keys += [(p.identity, f"known peer {p.name}") for p in station.store.list_peers()]
+    return trust.Anchors.of_keys(keys)
 
 
 def export(station: Station, channel: str, actor: str = "station") -> Iterator[bytes]:
