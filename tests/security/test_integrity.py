@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from parley.app import serve
 from parley.domain import channels, translation
 from parley.errors import Code, Conflict, LocalError
 from parley.protocol import crypto, transcript
@@ -42,6 +43,7 @@ from parley.station import checkpoints as cps
 from parley.station import features, selfaudit
 from parley.station import talks as talks_station
 from parley.station.config import Config, Timings
+from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
 from parley.store import checkpoints as cp_db
 from parley.store import integrity as integrity_db
@@ -558,3 +560,17 @@ def test_verification_is_anchored_and_fails_closed(tmp_path: Path) -> None:
     cases += 3
     print(f"{cases} anchoring cases tried")
     assert cases == 24
+
+
+def test_the_self_audit_runs_as_a_duty(tmp_path: Path) -> None:
+    """Where it runs is where the duties run (app/serve.py): the one process of a SQLite station,
+    the dispatcher-lock holder of a PostgreSQL one (tests/test_workers_pg.py hands that on)."""
+    _, _, _, b, _ = hotline(tmp_path)
+    work = serve._duties(b, Dispatcher(b, None))  # type: ignore[arg-type]
+    try:
+        audits = [c for c in work if c.cr_code is selfaudit.run.__code__]
+    finally:
+        for c in work:
+            c.close()
+    print(f"{len(work)} duties, {len(audits)} of them the self-audit")
+    assert len(audits) == 1
