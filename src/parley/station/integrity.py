@@ -41,23 +41,42 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from parley.errors import Code, Conflict, ParleyError, RejectedInput
 from parley.protocol import crypto
 from parley.protocol.encoding import b64e, canonical
-from parley.protocol.envelope import ENVELOPE_LABEL, PRECEDENCES, parse_envelope, signing_input
+from parley.protocol.envelope import (
+    ENVELOPE_LABEL,
+    PRECEDENCES,
+    Envelope,
+    Opened,
+    parse_envelope,
+    signing_input,
+)
 from parley.protocol.transcript import Scanned, commitment_b64, scan_envelope
 from parley.store import integrity as db
-from parley.store.base import BodyRow, EnvelopeRow
-
-if TYPE_CHECKING:
-    from parley.station.node import Station
+from parley.store.base import BodyRow, EnvelopeRow, SqlStore
 
 ALARM = "integrity"
 REMEMBERED = 200_000  # (hash, key) pairs whose signature verified, kept per process (~25 MB)
 
 KeyOf = Callable[[str], bytes | None]
+
+
+class Host(Protocol):
+    """What the check needs of its station (station/node.py `Station`, which holds it)."""
+
+    id: str
+    identity: crypto.SigningKey
+    store: SqlStore
+    clock: Callable[[], int]
+
+    def peer_name(self, station: str) -> str: ...
+
+    def _open(self, env: Envelope) -> Opened: ...
+
+    def _alarm(self, kind: str, severity: str, subject: str, message: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -181,7 +200,7 @@ def export_problem(channel: str, sender: str, seq: int, raw: bytes, salt: bytes,
 class Integrity:
     """The check as every reader of a station uses it (rules 1–4)."""
 
-    def __init__(self, station: Station) -> None:
+    def __init__(self, station: Host) -> None:
         self.station = station
         self.verified = Verified()
 
