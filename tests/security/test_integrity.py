@@ -16,6 +16,7 @@ Every test states how many cases it tried.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import re
@@ -566,3 +567,37 @@ def test_the_self_audit_runs_as_a_duty(tmp_path: Path) -> None:
             c.close()
     print(f"{len(work)} duties, {len(audits)} of them the self-audit")
     assert len(audits) == 1
+
+
+# The store's reads that return stored bodies (store/base.py, store/talks.py, store/vigil.py,
+# store/checkpoints.py, store/integrity.py).
+BODY_READS = {
+    "body", "channel_events", "control_events", "received", "records", "typed_events", "event",
+    "export_page", "page",
+}  # fmt: skip
+SRC = Path(__file__).resolve().parents[2] / "src" / "parley"
+
+
+def _reads_bodies(node: ast.AST) -> bool:
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return False
+    receiver = ast.unparse(node.func.value)
+    return node.func.attr in BODY_READS and ("store" in receiver or receiver == "db")
+
+
+def test_every_reader_of_stored_bodies_goes_through_the_check() -> None:
+    """Outside store/ (and the check itself), a function that calls a store read returning
+    bodies also calls station/integrity.py in the same function."""
+    readers, bad = [], []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel.startswith("store/") or rel in ("station/integrity.py", "station/selfaudit.py"):
+            continue
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(fn, ast.FunctionDef) and any(map(_reads_bodies, ast.walk(fn))):
+                readers.append(f"{rel}:{fn.lineno} {fn.name}")
+                if "integrity" not in ast.unparse(fn):
+                    bad.append(readers[-1])
+    print(f"{len(readers)} functions read stored bodies:", *readers, sep="\n  ")
+    assert not bad, "\n".join(bad)
+    assert len(readers) >= 10
