@@ -41,7 +41,11 @@ from parley.station.config import Limits
 
 log = logging.getLogger("parley.station")
 
-FD_RESERVE = 256  # descriptors kept for the database, peers, logs and the station's own work
+# asyncio accepts up to BACKLOG connections in one go before any of them reaches
+# connection_made (where the cap is applied), so the cap leaves room for two such bursts besides
+# the descriptors the station needs for its database, peers and logs.
+BACKLOG = 128
+FD_RESERVE = 128 + 2 * BACKLOG
 
 
 class Guarded(H11Protocol):

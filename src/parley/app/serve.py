@@ -35,9 +35,8 @@ from typing import Any
 import psycopg
 import uvicorn
 
-from parley.api.limits import BodyLimit
 from parley.app.build import build_app
-from parley.app.conn import guarded, quiet_accept_errors
+from parley.app.conn import BACKLOG, guarded, quiet_accept_errors
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.request import HEADER, parse_auth, sign_request
 from parley.station import logs, metrics
@@ -300,9 +299,10 @@ def _serve_one(data: Path, worker: bool) -> None:
     limits, proxies = station.cfg.limits, station.cfg.trusted_proxies
     quiet_accept_errors()
     config = uvicorn.Config(
-        _Observed(BodyLimit(app, limits), worker), host=station.cfg.host, port=station.cfg.port,
+        _Observed(app, worker), host=station.cfg.host, port=station.cfg.port,
         log_level="warning", access_log=False, log_config=None,
-        http=guarded(limits), timeout_keep_alive=limits.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
+        http=guarded(limits), backlog=BACKLOG,
+        timeout_keep_alive=limits.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
         # X-Forwarded-For only from the proxies station.json names; by default from none.
         proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
     )  # fmt: skip

@@ -593,7 +593,7 @@ class Station:
         lim = self.cfg.limits
         count, size = self.store.held_usage(env.sender)
         if count + 1 > lim.held_per_peer or size + len(raw) > lim.held_bytes_per_peer:
-            if env.sender not in self._held_full:  # once, until the peer is below it again
+            if env.sender not in self._held_full:  # once, until it is down to half again
                 self._held_full.add(env.sender)
                 self._alarm(
                     "held_limit", "high", env.sender,
@@ -603,7 +603,8 @@ class Station:
                     " asked for again instead",
                 )  # fmt: skip
             return
-        self._held_full.discard(env.sender)
+        if 2 * count < lim.held_per_peer and 2 * size < lim.held_bytes_per_peer:
+            self._held_full.discard(env.sender)  # well below again: the next time alarms anew
         kept = self.store.hold(
             env.channel, env.sender, env.seq, env.hash, raw, env.prec, early, self.clock(),
             HOLD_LIMIT,
