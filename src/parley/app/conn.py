@@ -55,7 +55,6 @@ class Guarded(H11Protocol):
     body_timeout_s: float
     max_connections: int
     waiting: OrderedDict[Guarded, None]  # head or idle phase, longest waiting first
-    closed_slow: list[int]  # [connections closed at a deadline or to make room]
 
     def __init__(
         self, config: Config, server_state: ServerState, app_state: dict[str, Any],
@@ -128,7 +127,6 @@ class Guarded(H11Protocol):
         self._close()
 
     def _close(self) -> None:
-        self.closed_slow[0] += 1
         self._enter("")
         if not self.transport.is_closing():
             self.transport.close()
@@ -160,7 +158,6 @@ def guarded(limits: Limits) -> type[Guarded]:
         "body_timeout_s": limits.body_timeout_ms / 1000,
         "max_connections": cap,
         "waiting": OrderedDict(),
-        "closed_slow": [0],
     }
     return type("GuardedH11", (Guarded,), attrs)
 

@@ -139,7 +139,7 @@ def load_config(data: Path) -> Config:
         limits = Limits(**raw.pop("limits", {}))
     except TypeError as exc:
         raise LocalError(Code.INVALID_REQUEST, f"{path}: limits: {exc}") from exc
-    if not all(isinstance(v, int) and v > 0 for v in asdict(limits).values()):
+    if not all(type(v) is int and v > 0 for v in asdict(limits).values()):
         raise LocalError(Code.INVALID_REQUEST, f"{path}: every limit is a positive integer")
     proxies = raw.get("trusted_proxies", [])
     if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
