@@ -45,7 +45,7 @@ from parley.protocol.request import HEADER, sign_request
 from parley.station.config import Limits, Timings, load_config, load_token, save_config
 from parley.station.node import Station
 from tests.net import Stations, parley, wait
-from tests.pair import hotline, make_station
+from tests.pair import hotline, introduce, make_station
 
 MiB = 1024 * 1024
 
@@ -196,6 +196,10 @@ def test_each_route_class_has_its_limit(tmp_path: Path) -> None:
     bearer = {"Authorization": "Bearer tok", "Content-Type": "application/json"}
     anon = {"Content-Type": "application/json"}
     form = {"Content-Type": "application/x-www-form-urlencoded"}
+    peer = make_station(tmp_path / "p", "North", "ko", _now)  # type: ignore[arg-type]
+    introduce(st, peer)
+    path = "/peer/v1/envelopes"
+    signed = {HEADER: sign_request(peer.identity, peer.id, "POST", path, b"", _now())}
     routes = [
         ("anonymous", "/api/v1/login", anon),
         ("anonymous", "/api/v1/login", bearer),  # the login route is small even with a token
@@ -204,7 +208,7 @@ def test_each_route_class_has_its_limit(tmp_path: Path) -> None:
         ("operator", "/api/v1/channels", bearer),
         ("console", "/console/alarms/1/clear", {**form, "Cookie": "parley_session=x"}),
         ("upload", "/api/v1/bundles/import", bearer),
-        ("peer", "/peer/v1/envelopes", {HEADER: "a.b.c"}),
+        ("peer", "/peer/v1/envelopes", signed),  # a known peer's header (the body is read)
     ]
     cases = 0
     for cls, path, headers in routes:
@@ -222,6 +226,53 @@ def test_each_route_class_has_its_limit(tmp_path: Path) -> None:
                     assert r.status_code != 413, (cls, path, size, r.text)
     print(f"{cases} cases")
     assert cases == len(routes) * 4, f"{cases} cases"
+
+
+def test_bodies_with_made_up_credentials_share_one_budget(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    """A made-up token buys the operator class, but all bodies being received share one budget:
+    the request that would pass it is answered 503 `busy`; once another ends, there is room."""
+    lim = Limits(operator_body_bytes=1_000_000, bodies_in_flight_bytes=2_000_000)
+    st = Proc(tmp_path, limits=lim)
+    procs.append(st)
+    head = (
+        b"POST /api/v1/channels HTTP/1.1\r\nHost: station\r\nAuthorization: Bearer made-up\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+    )
+
+    def start(part: int) -> socket.socket:
+        s = socket.create_connection((st.cfg.host, st.cfg.port), timeout=30)
+        s.sendall(head + b"{" * part)
+        return s
+
+    def answer(s: socket.socket) -> tuple[int, str]:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        top, _, body = data.partition(b"\r\n\r\n")
+        return int(top.split(b" ", 2)[1]), json.loads(body)["code"]
+
+    first, second = start(900_000), start(900_000)
+    time.sleep(1)  # both bodies are being received: 1.8 MB of the 2 MB budget
+    third_sock = start(0)
+    for _ in range(60):  # 16 KB at a time, so the station has read all of it when it answers
+        if select.select([third_sock], [], [], 0.01)[0]:
+            break
+        third_sock.sendall(b"{" * 16_000)
+    third = answer(third_sock)
+    first.close()
+    for _ in range(20):  # until the station has seen the first end (a moment)
+        after = answer(start(1_000_000))  # the whole body: read, then refused as not JSON
+        if after != (503, "busy"):
+            break
+        time.sleep(0.5)
+    second.close()
+    print(f"4 requests: two in flight; the third {third}; after the first ended {after}")
+    assert third == (503, "busy")
+    assert after == (422, "invalid_request")
+    assert st.api("GET", "/station").status_code == 200
 
 
 # --- 2. slow connections -------------------------------------------------------------------------

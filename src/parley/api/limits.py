@@ -13,6 +13,11 @@ counted as it streams and cut at the limit. Either way the answer is 413 with th
 `{"code": "oversized", …}` and `Connection: close`, so the rest of the body is never read. The
 limit applies to what the client sends; what a route then accepts may be smaller (its own
 checks stay). A credential only chooses the class: it is checked later, by the route.
+
+Because of that, the bodies of all requests still being answered count against one budget per
+process (`bodies_in_flight_bytes`, 256 MiB): a request whose body would pass it is answered 503
+`busy` (with Retry-After) and closed, so many clients with made-up credentials together cannot
+make the station hold more than the budget either.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class BodyLimit:
     def __init__(self, app: App, limits: Limits) -> None:
         self.app = app
         self.limits = limits
+        self.in_flight = 0  # body bytes received by requests not yet answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,16 +100,21 @@ class BodyLimit:
                     await _refuse(send, 413, Code.OVERSIZED, _message(cls, limit))
                     return
         seen = 0
-        over = started = False
+        over = busy = started = False
 
         async def receive_() -> Message:
-            nonlocal seen, over
+            nonlocal seen, over, busy
             msg = await receive()
             if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > limit:
+                n = len(msg.get("body", b""))
+                if seen + n > limit:
                     over = True
                     raise TooLarge
+                if self.in_flight + n > self.limits.bodies_in_flight_bytes:
+                    over = busy = True
+                    raise TooLarge
+                seen += n
+                self.in_flight += n
             return msg
 
         async def send_(msg: Message) -> None:
@@ -120,7 +131,15 @@ class BodyLimit:
         except Exception:
             if not over:
                 raise
-        if over and not started:
+        finally:
+            self.in_flight -= seen
+        if busy and not started:
+            await _refuse(
+                send, 503, Code.BUSY,
+                "the station is receiving as many request bodies as it may; try again shortly",
+                ((b"retry-after", b"5"),),
+            )  # fmt: skip
+        elif over and not started:
             await _refuse(send, 413, Code.OVERSIZED, _message(cls, limit))
 
 
@@ -128,7 +147,9 @@ def _message(cls: str, limit: int) -> str:
     return f"the request body exceeds {limit} bytes, the limit for {cls} requests"
 
 
-async def _refuse(send: Send, status: int, code: Code, message: str) -> None:
+async def _refuse(
+    send: Send, status: int, code: Code, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     body = json.dumps({"code": str(code), "message": message}).encode()
     await send(
         {
@@ -138,6 +159,7 @@ async def _refuse(send: Send, status: int, code: Code, message: str) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *extra,
             ],
         }
     )

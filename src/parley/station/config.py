@@ -57,6 +57,10 @@ class Limits:
     operator_body_bytes: int = 8 * 1024 * 1024
     upload_body_bytes: int = 64 * 1024 * 1024
     peer_body_bytes: int = 16 * 1024 * 1024
+    # All request bodies being received at once, in one process: a credential only chooses a
+    # class and is checked by the route after the body is read, so this bounds what many
+    # clients with made-up credentials can make the station hold together (503 `busy`).
+    bodies_in_flight_bytes: int = 256 * 1024 * 1024
     # Connections: a request's head must arrive within header_timeout_ms of its first byte (or
     # of the connection), its body within body_timeout_ms after the head; an idle keep-alive
     # connection closes after keepalive_timeout_ms. Beyond max_connections (never more than
