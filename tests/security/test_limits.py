@@ -457,6 +457,58 @@ def test_connections_beyond_the_file_limit_give_way_and_the_log_stays_small(
     assert served == 20, f"{served} cases"
 
 
+def _closed_after(sock: socket.socket, trickle: bytes, bound_s: float) -> float | None:
+    """Send `trickle` one byte every 0.25 s (then more of its last byte) until the station
+    closes the connection; the seconds that took, or None if it stayed open for `bound_s`."""
+    start = time.monotonic()
+    sock.setblocking(False)
+    k = 0
+    while time.monotonic() - start < bound_s:
+        try:
+            if sock.recv(65536) == b"":
+                return time.monotonic() - start
+        except BlockingIOError:
+            pass
+        except OSError:
+            return time.monotonic() - start
+        try:
+            sock.send(trickle[k : k + 1] or trickle[-1:])
+            k += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            return time.monotonic() - start
+        time.sleep(0.25)
+    return None
+
+
+def test_every_phase_of_a_connection_has_a_deadline(tmp_path: Path, procs: list[Proc]) -> None:
+    """Deadlines count from the start of a phase; bytes that keep trickling do not renew them."""
+    lim = Limits(header_timeout_ms=1500, body_timeout_ms=2500, keepalive_timeout_ms=1000)
+    st = Proc(tmp_path, limits=lim)
+    procs.append(st)
+    addr = (st.cfg.host, st.cfg.port)
+    head = b"GET /api/v1/station HTTP/1.1\r\nHost: s\r\nX-Slow: " + b"a" * 400
+    body_head = b"POST /api/v1/login HTTP/1.1\r\nHost: s\r\nContent-Length: 1000\r\n\r\n"
+    done = b"GET /api/v1/station HTTP/1.1\r\nHost: s\r\n\r\n"
+    took: dict[str, float | None] = {}
+    took["silent"] = _closed_after(socket.create_connection(addr), b"", 10)
+    took["head"] = _closed_after(socket.create_connection(addr), head, 10)
+    s = socket.create_connection(addr)
+    s.sendall(body_head)
+    took["body"] = _closed_after(s, b"{" * 1000, 10)
+    s = socket.create_connection(addr)
+    s.sendall(done)  # one whole request: answered, then the connection idles
+    took["idle"] = _closed_after(s, b"", 10)
+    s = socket.create_connection(addr)
+    s.sendall(done)
+    time.sleep(0.5)  # answered; now a second head, trickled, before the keep-alive ends
+    took["second head"] = _closed_after(s, head, 10)
+    print({k: None if v is None else round(v, 2) for k, v in took.items()})
+    assert all(v is not None for v in took.values()), took
+    assert len(took) == 5, f"{len(took)} cases"
+
+
 def test_a_repeated_log_line_is_rate_limited() -> None:
     """The filter on the loggers of accept() and connection errors: 10,000 identical errors give
     at most a handful of lines (the issue saw 230 MB in 40 s)."""
