@@ -43,6 +43,7 @@ class Code(StrEnum):
     FORBIDDEN = "forbidden"
     UNAUTHORIZED = "unauthorized"
     RATE_LIMITED = "rate_limited"
+    BUSY = "busy"  # the station holds as many request bodies as it may; try again shortly
     CONFLICT = "conflict"
     STATION_EXISTS = "station_exists"
     NO_STATION = "no_station"

@@ -27,15 +27,16 @@ async def _authenticated(request: Request, station: Station) -> tuple[str, bytes
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > MAX_BATCH_BYTES):
         raise RejectedInput(Code.OVERSIZED, f"request body exceeds {MAX_BATCH_BYTES} bytes")
+    # Who claims to send it, before its body is read: only a known peer's body is read at all.
+    auth = parse_auth(request.headers.get(HEADER))
+    peer = station.store.get_peer(auth.station)
+    if peer is None:
+        raise RejectedInput(Code.UNKNOWN_SENDER, f"{auth.station} is not a known peer")
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BATCH_BYTES:
             raise RejectedInput(Code.OVERSIZED, f"request body exceeds {MAX_BATCH_BYTES} bytes")
-    auth = parse_auth(request.headers.get(HEADER))
-    peer = station.store.get_peer(auth.station)
-    if peer is None:
-        raise RejectedInput(Code.UNKNOWN_SENDER, f"{auth.station} is not a known peer")
     verify_request(
         auth, peer.identity, request.method, request.url.path, body, station.clock(),
         station.cfg.timings.skew_ms,

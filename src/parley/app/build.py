@@ -16,6 +16,7 @@ from parley.api import talks as talks_api
 from parley.api import transcripts as transcripts_api
 from parley.api import vigil as vigil_api
 from parley.api.auth import Auth
+from parley.api.limits import BodyLimit
 from parley.errors import Code, ParleyError
 from parley.station.node import Station
 from parley.web import console
@@ -56,4 +57,6 @@ def build_app(station: Station, token: str) -> FastAPI:
     app.include_router(vigil_api.router(station, auth))
     app.include_router(paths_api.router(station, auth))
     console.mount(app, station, PAGES)  # the operator console at /console; / redirects there
+    # Request bodies over their route class's limit: 413 before they are read (api/limits.py).
+    app.add_middleware(BodyLimit, limits=station.cfg.limits)
     return app

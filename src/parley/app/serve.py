@@ -36,11 +36,12 @@ import psycopg
 import uvicorn
 
 from parley.app.build import build_app
+from parley.app.conn import BACKLOG, guarded, quiet_accept_errors
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.request import HEADER, parse_auth, sign_request
 from parley.station import logs, metrics, selfaudit
 from parley.station.boot import open_station
-from parley.station.config import Config, load_token
+from parley.station.config import Config, check_private, load_token
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
 from parley.store.postgres import PostgresStore
@@ -296,9 +297,15 @@ def _serve_one(data: Path, worker: bool) -> None:
             station.store.close()
 
     app.router.lifespan_context = lifespan
+    limits, proxies = station.cfg.limits, station.cfg.trusted_proxies
+    quiet_accept_errors()
     config = uvicorn.Config(
         _Observed(app, worker), host=station.cfg.host, port=station.cfg.port,
         log_level="warning", access_log=False, log_config=None,
+        http=guarded(limits), backlog=BACKLOG,
+        timeout_keep_alive=limits.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
+        # X-Forwarded-For only from the proxies station.json names; by default from none.
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
     )  # fmt: skip
     server = uvicorn.Server(config)
     db_lost = False
@@ -422,6 +429,8 @@ def serve(
             f" --log-level one of {', '.join(logs.LEVELS)}",
         )
     chosen = logs.configure(log_format, log_level)
+    os.umask(0o077)  # the database, its -wal/-shm files and exports: this user's only
+    check_private(data)
     if worker:
         logs.bind(worker=int(os.environ.get("PARLEY_WORKER", "0")))
         _serve_one(data, worker=True)

@@ -8,6 +8,7 @@ Errors print their stable code and a message, and exit with status 1 (2 for usag
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -342,6 +343,9 @@ app.command("demo")(demo_command)
 
 
 def main() -> None:
+    # Whatever the CLI writes (a data directory, the database and its -wal/-shm files, exports
+    # of transcripts and bundles) is readable by this user only.
+    os.umask(0o077)
     try:
         rc = app(standalone_mode=False)  # click returns an Exit's code instead of raising it
         if isinstance(rc, int) and rc:

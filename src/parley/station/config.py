@@ -4,6 +4,9 @@ DIR/station.json   name, working language, listen address, public URL, timings
 DIR/identity.key   the Ed25519 seed (hex), mode 0600; never leaves the machine
 DIR/api.token      the operator API token for the CLI, mode 0600
 DIR/parley.db      the SQLite database (unless `database` names a PostgreSQL URL)
+
+The directory is the station's alone: mode 0700, every file in it 0600 (the CLI runs with umask
+077), and `parley station run` refuses a directory that group or others may read or write.
 """
 
 from __future__ import annotations
@@ -60,6 +63,37 @@ class Timings:
 
 
 @dataclass
+class Limits:
+    """What one client, connection or peer may make the station hold (docs/limits.md).
+
+    Request bodies are refused with 413 `oversized` before they are read, by route class:
+    anonymous (no credential at all, and the login routes), console forms, operator API,
+    uploads (bundle import, transcript upload), peer API."""
+
+    anonymous_body_bytes: int = 16 * 1024
+    console_body_bytes: int = 256 * 1024
+    operator_body_bytes: int = 8 * 1024 * 1024
+    upload_body_bytes: int = 64 * 1024 * 1024
+    peer_body_bytes: int = 16 * 1024 * 1024
+    # All request bodies being received at once, in one process: a credential only chooses a
+    # class and is checked by the route after the body is read, so this bounds what many
+    # clients with made-up credentials can make the station hold together (503 `busy`).
+    bodies_in_flight_bytes: int = 256 * 1024 * 1024
+    # Connections: a request's head must arrive within header_timeout_ms of its first byte (or
+    # of the connection), its body within body_timeout_ms after the head; an idle keep-alive
+    # connection closes after keepalive_timeout_ms. Beyond max_connections (never more than
+    # the process's file limit allows), the connection that has waited longest for a request
+    # head is closed to make room; if none waits, the new one is closed.
+    header_timeout_ms: int = 10_000
+    body_timeout_ms: int = 60_000
+    keepalive_timeout_ms: int = 5_000
+    max_connections: int = 10_000
+    # Envelopes held ahead of their chain, per sending peer, over all its channels.
+    held_per_peer: int = 8192
+    held_bytes_per_peer: int = 64 * 1024 * 1024
+
+
+@dataclass
 class Config:
     name: str
     lang: str
@@ -78,6 +112,11 @@ class Config:
     # Machine translation engine (station/translators.py engine_from_config): {} for none,
     # {"engine": "libretranslate", "url": …} or {"engine": "argos", "model_dir": …}.
     translation: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks, e.g. ["10.0.0.5"]). Empty: none, not even 127.0.0.1; the client address is the
+    # connection's.
+    trusted_proxies: list[str] = field(default_factory=list)
 
     @property
     def host(self) -> str:
@@ -99,13 +138,14 @@ def _write_secret(path: Path, text: str) -> None:
 
 
 def init_dir(data: Path, cfg: Config) -> crypto.SigningKey:
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
     if (data / CONFIG).exists():
         raise LocalError(Code.STATION_EXISTS, f"{data} already holds a station")
+    data.chmod(0o700)
     key = crypto.SigningKey.generate()
     _write_secret(data / IDENTITY, key.seed.hex())
     _write_secret(data / TOKEN, secrets.token_urlsafe(32))
-    (data / CONFIG).write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    _write_private(data / CONFIG, json.dumps(asdict(cfg), indent=2) + "\n")
     return key
 
 
@@ -117,11 +157,40 @@ def load_config(data: Path) -> Config:
         )
     raw = json.loads(path.read_text())
     timings = Timings(**raw.pop("timings", {}))
-    return Config(**raw, timings=timings)
+    try:
+        limits = Limits(**raw.pop("limits", {}))
+    except TypeError as exc:
+        raise LocalError(Code.INVALID_REQUEST, f"{path}: limits: {exc}") from exc
+    if not all(type(v) is int and v > 0 for v in asdict(limits).values()):
+        raise LocalError(Code.INVALID_REQUEST, f"{path}: every limit is a positive integer")
+    proxies = raw.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
+        raise LocalError(Code.INVALID_REQUEST, f"{path}: trusted_proxies is a list of addresses")
+    return Config(**raw, timings=timings, limits=limits)
 
 
 def save_config(data: Path, cfg: Config) -> None:
-    (data / CONFIG).write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    _write_private(data / CONFIG, json.dumps(asdict(cfg), indent=2) + "\n")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def check_private(data: Path) -> None:
+    """Refuse a data directory that other local users may read or write: it holds the identity
+    key, prekey secrets, password hashes and back-channel plaintext."""
+    if not data.is_dir():
+        return  # load_config says there is no station there
+    mode = data.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            f"{data} is open to other users (mode {mode:o}); it holds the station's secrets."
+            f" Fix it with `chmod 700 {data}` (and `chmod 600 {data}/*`)",
+        )
 
 
 def load_identity(data: Path) -> crypto.SigningKey:

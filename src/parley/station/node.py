@@ -157,6 +157,8 @@ class Station:
         self._seen: dict[bytes, dict[str, int]] = {}
         # Every stored body is checked against its signed envelope when it is read.
         self.integrity = Integrity(self)
+        # Peers that reached the held bound (cfg.limits.held_*): alarmed once until below it.
+        self._held_full: set[str] = set()
 
     def tick(self) -> None:
         """Run every scheduled task once at the current time. A failing task is an alarm, not a
@@ -508,9 +510,11 @@ class Station:
         state = channels.derive(env.channel, events) if known else None
         members = frozenset(state.members) if state else env.recipients | {env.sender}
         if state is None and env.seq != 1:
-            self._hold(env, raw, None, 1)
+            # Nothing is held for a channel this station does not have: the sender re-sends
+            # from seq 1 (its proposal or first envelope), and a hostile one fills nothing.
             return ReceiveResult(
-                h, "gap", "gap", "the channel's proposal has not arrived", 1,
+                h, "gap", str(Code.UNKNOWN_CHANNEL),
+                "this station has no such channel; send its chain from seq 1", 1,
                 channel=env.channel, sender=env.sender, seq=env.seq,
             )  # fmt: skip
         if env.sender not in members:
@@ -597,6 +601,21 @@ class Station:
                 early = canonical(body).decode()
             except ParleyError:
                 early = None
+        lim = self.cfg.limits
+        count, size = self.store.held_usage(env.sender)
+        if count + 1 > lim.held_per_peer or size + len(raw) > lim.held_bytes_per_peer:
+            if env.sender not in self._held_full:  # once, until it is down to half again
+                self._held_full.add(env.sender)
+                self._alarm(
+                    "held_limit", "high", env.sender,
+                    f"{self.peer_name(env.sender)} sent more envelopes ahead of their chains"
+                    f" than this station holds ({count} held, {size} bytes; limits"
+                    f" {lim.held_per_peer}, {lim.held_bytes_per_peer} bytes); the rest are"
+                    " asked for again instead",
+                )  # fmt: skip
+            return
+        if 2 * count < lim.held_per_peer and 2 * size < lim.held_bytes_per_peer:
+            self._held_full.discard(env.sender)  # well below again: the next time alarms anew
         kept = self.store.hold(
             env.channel, env.sender, env.seq, env.hash, raw, env.prec, early, self.clock(),
             HOLD_LIMIT,

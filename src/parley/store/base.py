@@ -455,6 +455,13 @@ class SqlStore:
             )  # fmt: skip
         return True
 
+    def held_usage(self, sender: str) -> tuple[int, int]:
+        """(count, bytes) of the envelopes held from `sender` over all channels."""
+        row = self.q(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(raw)), 0) FROM held WHERE sender = ?", sender
+        )[0]
+        return int(row[0]), int(row[1])
+
     def held_next(self, channel: str) -> list[tuple[str, int, bytes]]:
         """(sender, seq, raw) of held envelopes of a channel, lowest seq per sender first."""
         rows = self.q(

@@ -13,6 +13,7 @@ Every request carries a Parley-Auth header (protocol.request).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ PREKEYS_PATH = "/peer/v1/prekeys"
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+MAX_ERROR_BYTES = 64 * 1024  # an error answer is one small JSON object
 MAX_FRAME_ENVELOPES = 512
 
 Signer = Callable[[str, str, bytes], str]
@@ -62,9 +64,27 @@ class PullResponse:
     rtt_ms: int
 
 
+async def _read_capped(resp: httpx.Response, base: str, limit: int) -> bytes:
+    """Read a streamed answer, refusing it as soon as it is known to exceed `limit` bytes:
+    from its Content-Length before reading, else while it arrives. We ask for no compression
+    (so no small answer inflates past the limit) and refuse one that comes compressed."""
+    if resp.headers.get("content-encoding", "identity").lower() != "identity":
+        raise TransportError(Code.MALFORMED, f"{base}: the answer is compressed; we asked not")
+    length = resp.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise TransportError(Code.OVERSIZED, f"{base}: the answer exceeds {limit} bytes")
+    data = bytearray()
+    async for chunk in resp.aiter_raw():
+        data += chunk
+        if len(data) > limit:
+            raise TransportError(Code.OVERSIZED, f"{base}: the answer exceeds {limit} bytes")
+    return bytes(data)
+
+
 class PeerClient:
     def __init__(self, signer: Signer, timeout_s: float = 10.0) -> None:
         self.signer = signer
+        self.total_s = 3 * timeout_s  # a whole exchange, however slowly the answer trickles
         self.http = httpx.AsyncClient(timeout=timeout_s)
 
     async def close(self) -> None:
@@ -72,37 +92,49 @@ class PeerClient:
 
     async def _send(
         self, method: str, base: str, path: str, body: bytes = b"", content_type: str = NDJSON
-    ) -> tuple[httpx.Response, int]:
-        headers = {HEADER: self.signer(method, path, body)}
+    ) -> tuple[bytes, int]:
+        """The answer's body, read as it streams and cut at MAX_RESPONSE_BYTES (an error
+        answer at MAX_ERROR_BYTES): a peer cannot make us hold more than that."""
+        headers = {HEADER: self.signer(method, path, body), "Accept-Encoding": "identity"}
         if body:
             headers["Content-Type"] = content_type
         start = time.perf_counter()
         try:
-            resp = await self.http.request(
+            req = self.http.build_request(
                 method, base.rstrip("/") + path, content=body, headers=headers
             )
+            async with asyncio.timeout(self.total_s):
+                resp = await self.http.send(req, stream=True)
+                try:
+                    ok = resp.status_code == 200
+                    limit = MAX_RESPONSE_BYTES if ok else MAX_ERROR_BYTES
+                    data = await _read_capped(resp, base, limit)
+                finally:
+                    await resp.aclose()
+        except TimeoutError as exc:
+            raise TransportError(
+                Code.STATION_UNREACHABLE, f"{base}: no whole answer within {self.total_s:g} s"
+            ) from exc
         except httpx.HTTPError as exc:
             raise TransportError(
                 Code.STATION_UNREACHABLE, f"{base}: {type(exc).__name__}: {exc}"
             ) from exc
         rtt = int((time.perf_counter() - start) * 1000)
-        if resp.status_code != 200:
+        if not ok:
             try:
-                err = resp.json()
+                err = json.loads(data)
                 code, msg = Code(err["code"]), err["message"]
             except (ValueError, KeyError, TypeError):
                 code, msg = Code.STATION_UNREACHABLE, f"HTTP {resp.status_code}"
             raise TransportError(code, f"{base}: {msg}")
-        if len(resp.content) > MAX_RESPONSE_BYTES:
-            raise TransportError(Code.OVERSIZED, f"{base}: response exceeds {MAX_RESPONSE_BYTES}")
-        return resp, rtt
+        return data, rtt
 
     async def _request(
         self, method: str, base: str, path: str, body: bytes = b"", content_type: str = NDJSON
     ) -> Any:
-        resp, rtt = await self._send(method, base, path, body, content_type)
+        data, rtt = await self._send(method, base, path, body, content_type)
         try:
-            return resp.json(), rtt
+            return json.loads(data), rtt
         except ValueError as exc:
             raise TransportError(Code.MALFORMED, f"{base}: the answer is not JSON") from exc
 
@@ -113,10 +145,10 @@ class PeerClient:
     async def pull(self, base: str, answer: dict[str, Any]) -> PullResponse:
         """Fetch what `base` holds for us; `answer` is our answer to the previous pull."""
         body = json.dumps(answer, separators=(",", ":")).encode()
-        resp, rtt = await self._send("POST", base, PULL_PATH, body, JSON)
+        data, rtt = await self._send("POST", base, PULL_PATH, body, JSON)
         try:
             header, lines = split_frame(
-                resp.content, "pull", header_limit=MAX_RESPONSE_BYTES,
+                data, "pull", header_limit=MAX_RESPONSE_BYTES,
                 max_envelopes=MAX_FRAME_ENVELOPES,
             )  # fmt: skip
             obj = require_fields(header, "pull", {"station", "receipts", "more"})
