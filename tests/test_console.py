@@ -357,7 +357,7 @@ def test_add_user_form_shows_errors_beside_the_field(world: World, browser: Any)
     page.locator("#user-password").fill("short")
     page.get_by_role("button", name="Add user").click()
     err = page.locator("#password-error")
-    assert err.is_visible() and "8" in err.inner_text()
+    assert err.is_visible() and "10" in err.inner_text()
     assert page.locator("#user-password").get_attribute("aria-invalid") == "true"
     page.locator("#user-password").fill(PASSWORD)
     page.get_by_role("button", name="Add user").click()

@@ -56,7 +56,7 @@ def audit(st: Station, action: str) -> list[tuple[str, dict[str, object]]]:
 def test_passwords_and_tokens_are_stored_only_as_hashes(station: Station, tmp_path: Path) -> None:
     now = station.clock()
     alice = users.create_user(station, "alice", ["representative"], PW, now, "admin")
-    tid, secret = users.create_token(station, "alice", "laptop", now, "admin")
+    tid, secret = users.create_token(station, "alice", "laptop", now, "alice")
     session = users.new_session(station, users.authenticate(station, "alice", PW, now, "lo"), now)
 
     row = users.get_user(station, "alice")
@@ -77,7 +77,7 @@ def test_passwords_and_tokens_are_stored_only_as_hashes(station: Station, tmp_pa
         ("alice", {"source": "lo", "reason": "wrong password"})
     ]
     assert audit(station, "token.create") == [
-        ("admin", {"user": "alice", "id": tid, "label": "laptop"})
+        ("alice", {"user": "alice", "id": tid, "label": "laptop"})
     ]
 
 
@@ -194,8 +194,8 @@ def test_a_password_change_ends_sessions(station: Station) -> None:
 def test_revoked_tokens_stop_working(station: Station) -> None:
     now = station.clock()
     users.create_user(station, "alice", ["operator"], PW, now, "admin")
-    t1, s1 = users.create_token(station, "alice", "laptop", now, "admin")
-    t2, s2 = users.create_token(station, "alice", "phone", now, "admin")
+    t1, s1 = users.create_token(station, "alice", "laptop", now, "alice")
+    t2, s2 = users.create_token(station, "alice", "phone", now, "alice")
     users.revoke_token(station, "alice", t1, now + MIN, "admin")
     assert users.token_user(station, s1, now + MIN) is None
     assert users.token_user(station, s2, now + MIN) is not None
@@ -210,7 +210,7 @@ def test_revoked_tokens_stop_working(station: Station) -> None:
 def test_disabled_users_are_refused_everywhere(station: Station) -> None:
     now = station.clock()
     alice = users.create_user(station, "alice", ["operator"], PW, now, "admin")
-    _, tok = users.create_token(station, "alice", "laptop", now, "admin")
+    _, tok = users.create_token(station, "alice", "laptop", now, "alice")
     s = users.new_session(station, alice, now)
     users.set_disabled(station, "alice", True, now, "admin")
     assert users.token_user(station, tok, now) is None
@@ -218,7 +218,7 @@ def test_disabled_users_are_refused_everywhere(station: Station) -> None:
     with pytest.raises(Unauthorized, match="disabled"):
         users.authenticate(station, "alice", PW, now, "lo")
     with pytest.raises(Conflict):
-        users.create_token(station, "alice", "again", now, "admin")
+        users.create_token(station, "alice", "again", now, "alice")
     users.set_disabled(station, "alice", False, now, "admin")
     assert users.authenticate(station, "alice", PW, now, "lo") == alice
     assert users.token_user(station, tok, now) is None  # re-enabling restores no old credential
@@ -237,7 +237,7 @@ def test_people_on_both_backends(store: SqlStore, fast: None) -> None:
     s = users.new_session(store, alice, now)
     assert users.session_user(store, s, now + 2 * MIN) == alice
     assert users.session_user(store, s, now + 2 * MIN + users.SESSION_IDLE_MS + 1) is None
-    tid, tok = users.create_token(store, "alice", "cli", now, "admin")
+    tid, tok = users.create_token(store, "alice", "cli", now, "alice")
     assert users.token_user(store, tok, now) == alice
     users.revoke_token(store, "alice", tid, now, "admin")
     assert users.token_user(store, tok, now) is None
@@ -283,9 +283,9 @@ def test_people_api_login_roles_and_admin_only_management(station: Station, fast
         ("GET", "/api/v1/users", None),
         ("POST", "/api/v1/users", {"name": "mallory", "roles": ["admin"], "password": PW}),
         ("PATCH", "/api/v1/users/carol", {"roles": ["admin"]}),
-        ("POST", "/api/v1/users/carol/tokens", {"label": "mine"}),
-        ("GET", "/api/v1/users/carol/tokens", None),
-        ("DELETE", "/api/v1/users/carol/tokens/1", None),
+        ("POST", "/api/v1/users/ann/tokens", {"label": "hers"}),
+        ("GET", "/api/v1/users/ann/tokens", None),
+        ("DELETE", "/api/v1/users/ann/tokens/1", None),
         ("GET", "/api/v1/audit", None),
     ]:
         r = client.request(method, path, headers=carol, json=payload)
@@ -299,8 +299,8 @@ def test_people_api_login_roles_and_admin_only_management(station: Station, fast
     actions = [(e["actor"], e["action"]) for e in log]
     assert ("admin", "user.add") in actions and ("carol", "login") in actions
 
-    # The admin makes carol an API token, then revokes it.
-    tok = client.post("/api/v1/users/carol/tokens", headers=boot, json={"label": "cli"}).json()
+    # carol makes her own API token (nobody else may); the admin lists it, then revokes it.
+    tok = client.post("/api/v1/users/carol/tokens", headers=carol, json={"label": "cli"}).json()
     assert tok["token"].startswith("pt_")
     tok_h = {"Authorization": f"Bearer {tok['token']}"}
     assert client.get("/api/v1/me", headers=tok_h).json()["name"] == "carol"
@@ -372,7 +372,8 @@ def test_back_channel_is_readable_only_by_its_named_representatives(tmp_path: Pa
         ]:
             flags = [a for r in roles for a in ("--role", r)]
             ok(run_cli(data, "user", "add", name, *flags, "--password-stdin", stdin=PW + "\n"))
-            tok[name] = ok(run_cli(data, "user", "token", name, "--label", "test")).strip()
+            tok[name] = ok(run_cli(data, "user", "token", name, "--label", "test",
+                                   "--password-stdin", stdin=PW + "\n")).strip()  # fmt: skip
             assert tok[name].startswith("pt_")
         listed = json.loads(ok(run_cli(south, "user", "list", "--json")))
         assert [(u["name"], u["roles"]) for u in listed] == [
@@ -472,7 +473,7 @@ def test_back_channel_is_readable_only_by_its_named_representatives(tmp_path: Pa
         audit_out = ok(run_cli(south, "audit", "--json", "--limit", "1000", token=tok["bob"]))
         entries = json.loads(audit_out)
         acts = [(e["actor"], e["action"]) for e in entries]
-        assert ("admin", "token.create") in acts
+        assert ("carol", "token.create") in acts and ("admin", "token.create") not in acts
         assert ("bob", "user.roles") in acts and ("bob", "user.password") in acts
         assert ("carol", "login") in acts
         assert all(e["detail"].get("channel") != ch for e in entries)
@@ -508,7 +509,7 @@ def test_alarms_and_evidence_of_a_back_channel_show_only_to_its_representatives(
     flash, _ = north.send(ch, text_body("urgent", "ko"), "FLASH")
     south.receive_batch([flash.raw])  # ahead of its chain: held, shown early, alarmed
     users.create_user(south, "alice", ["representative"], PW, clock(), "admin")
-    _, alice = users.create_token(south, "alice", "laptop", clock(), "admin")
+    _, alice = users.create_token(south, "alice", "laptop", clock(), "alice")
 
     client = TestClient(build_app(south, "bootstrap-secret"))
     admin = client.get("/api/v1/alarms", headers={"Authorization": "Bearer bootstrap-secret"})

@@ -429,10 +429,10 @@ def test_the_api_exports_for_the_roles_the_table_names(world: World) -> None:
     # The role table (station/roles.py, `transcript.export`): auditors, admins and the people
     # who speak on channels export; a translator, or a user with no role, does not.
     now = world.clock()
-    users.create_user(world.a, "tran", ["translator"], "password-1", now, "admin")
-    users.create_user(world.a, "audra", ["auditor"], "password-2", now, "admin")
-    _, translator = users.create_token(world.a, "tran", "cli", now, "admin")
-    _, auditor = users.create_token(world.a, "audra", "cli", now, "admin")
+    users.create_user(world.a, "tran", ["translator"], "tran checks every word", now, "admin")
+    users.create_user(world.a, "audra", ["auditor"], "audra reads every transcript", now, "admin")
+    _, translator = users.create_token(world.a, "tran", "cli", now, "tran")
+    _, auditor = users.create_token(world.a, "audra", "cli", now, "audra")
     with TestClient(build_app(world.a, TOKEN)) as client:
         path = f"/api/v1/channels/{world.ch}/export"
         r = client.get(path, headers={"Authorization": f"Bearer {translator}"})

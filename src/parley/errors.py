@@ -44,6 +44,7 @@ class Code(StrEnum):
     UNAUTHORIZED = "unauthorized"
     RATE_LIMITED = "rate_limited"
     BUSY = "busy"  # the station holds as many request bodies as it may; try again shortly
+    WEAK_PASSWORD = "weak_password"
     CONFLICT = "conflict"
     STATION_EXISTS = "station_exists"
     NO_STATION = "no_station"

@@ -5,8 +5,18 @@ Accepted credentials, in this order:
 - `Authorization: Bearer <DIR/api.token>`: the bootstrap token, acting as the BOOTSTRAP user;
 - `Authorization: Bearer pt_…`: a user's named API token (`parley user token`);
 - `Authorization: Bearer ps_…`: a session from `POST /api/v1/login`;
-- the `parley_session` cookie: a console session.
+- the `parley_session` cookie: a console session, so that a signed-in browser can read the API.
 A Bearer credential that is not valid is refused outright, whatever cookie comes with it.
+
+Cross-site request forgery: a browser sends the cookie on its own, also with a request that a page
+of another origin makes it send (another port of the same host is "same-site", and SameSite=Strict
+lets the cookie through). So the cookie alone authenticates only safe methods (GET, HEAD,
+OPTIONS), whose answers such a page cannot read; a request that changes something (POST, PUT,
+PATCH, DELETE) with the cookie also needs the session's CSRF token (`users.csrf_token`, the one the
+console puts in its forms) in the X-CSRF-Token header. A page of another origin can neither read
+that token nor send a custom header without a CORS preflight, which the station never grants. The
+Origin check (app/browser.py) refuses such requests before they get here too; each defence holds
+without the other. Bearer credentials need neither: a browser never adds them by itself.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
-from fastapi import Cookie, Depends
+from fastapi import Cookie, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from parley.errors import Code, Forbidden, Unauthorized
@@ -23,6 +33,8 @@ from parley.station.node import Station
 from parley.station.users import BOOTSTRAP, User
 
 SESSION_COOKIE = "parley_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -34,6 +46,7 @@ class Auth:
 
     def user(
         self,
+        request: Request,
         cred: HTTPAuthorizationCredentials | None = Depends(bearer),
         session: str | None = Cookie(default=None, alias=SESSION_COOKIE),
     ) -> User:
@@ -54,6 +67,15 @@ class Auth:
                 )
             return found
         if session:
+            if request.method not in SAFE_METHODS:
+                sent = request.headers.get(CSRF_HEADER, "")
+                if not hmac.compare_digest(sent.encode(), users.csrf_token(session).encode()):
+                    raise Forbidden(
+                        Code.FORBIDDEN,
+                        f"a request that changes something with the console's session cookie "
+                        f"needs the session's {CSRF_HEADER} header; programs send "
+                        "Authorization: Bearer instead",
+                    )
             found = users.session_user(self.station.store, session, now)
             if found is None:
                 raise Unauthorized(Code.UNAUTHORIZED, "the session has ended; log in again")

@@ -1,5 +1,6 @@
-"""The people part of the operator API: login and logout, who am I, users and their API tokens
-(admin), and the audit log (admin or auditor). Rules live in `station/users.py`."""
+"""The people part of the operator API: login and logout, who am I, users (admin), API tokens
+(each user makes their own; an admin lists and revokes), and the audit log (admin or auditor).
+Rules live in `station/users.py`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import Field
 
 from parley.api.auth import SESSION_COOKIE, Auth, bearer
 from parley.api.operator import Strict
+from parley.errors import Code, Forbidden
 from parley.station import users
 from parley.station.node import Station
 from parley.station.users import MAX_LABEL, MAX_PASSWORD, ROLES, User
@@ -35,6 +37,11 @@ class UserChange(Strict):
     roles: Roles | None = Field(default=None, max_length=len(ROLES))
     disabled: bool | None = None
     password: str | None = Field(default=None, min_length=1, max_length=MAX_PASSWORD)
+
+
+class PasswordChange(Strict):
+    current: str = Field(min_length=1, max_length=MAX_PASSWORD)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
 
 
 class TokenAdd(Strict):
@@ -69,6 +76,20 @@ def router(station: Station, auth: Auth) -> APIRouter:
     def me(who: User = Depends(auth.user)) -> dict[str, Any]:
         return _me(who)
 
+    @r.post("/me/password")
+    def change_own_password(
+        req: PasswordChange, request: Request, who: User = Depends(auth.user)
+    ) -> dict[str, Any]:
+        """A user sets their own password, proving the current one (under the login limit)."""
+        if who.name in users.RESERVED:
+            raise Forbidden(Code.FORBIDDEN, "the bootstrap token has no password to change")
+        now = station.clock()
+        source = request.client.host if request.client else ""
+        users.check_password(req.password, who.name)
+        users.authenticate(station, who.name, req.current, now, source)
+        users.set_password(station, who.name, req.password, now, who.name)
+        return {"user": who.name, "changed": True}
+
     @r.get("/users")
     def list_users(who: User = Depends(admin)) -> list[dict[str, Any]]:
         return [_user(u) for u in users.list_users(station)]
@@ -84,7 +105,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
         users.get_user(station, name)
         users.check_roles(req.roles or [])
         if req.password is not None:
-            users.check_password(req.password)
+            users.check_password_change(station, name, req.password, who.name)
         now = station.clock()
         if req.roles is not None:
             users.set_roles(station, name, req.roles, now, who.name)
@@ -94,17 +115,25 @@ def router(station: Station, auth: Auth) -> APIRouter:
             users.set_disabled(station, name, req.disabled, now, who.name)
         return _user(users.get_user(station, name))
 
+    def self_or_admin(name: str, who: User = Depends(auth.user)) -> User:
+        if who.name != name and not who.has("admin"):
+            raise Forbidden(Code.FORBIDDEN, "this needs the admin role, or to be that user")
+        return who
+
+    # Only the user themselves (station/users.py create_token): not an admin, not the bootstrap.
     @r.post("/users/{name}/tokens")
-    def add_token(name: str, req: TokenAdd, who: User = Depends(admin)) -> dict[str, Any]:
+    def add_token(name: str, req: TokenAdd, who: User = Depends(auth.user)) -> dict[str, Any]:
         tid, secret = users.create_token(station, name, req.label, station.clock(), who.name)
         return {"id": tid, "user": name, "label": req.label, "token": secret}
 
     @r.get("/users/{name}/tokens")
-    def list_tokens(name: str, who: User = Depends(admin)) -> list[dict[str, Any]]:
+    def list_tokens(name: str, who: User = Depends(self_or_admin)) -> list[dict[str, Any]]:
         return [_token(t) for t in users.list_tokens(station, name)]
 
     @r.delete("/users/{name}/tokens/{token_id}")
-    def revoke_token(name: str, token_id: int, who: User = Depends(admin)) -> dict[str, Any]:
+    def revoke_token(
+        name: str, token_id: int, who: User = Depends(self_or_admin)
+    ) -> dict[str, Any]:
         users.revoke_token(station, name, token_id, station.clock(), who.name)
         return {"id": token_id, "user": name, "revoked": True}
 

@@ -1,5 +1,6 @@
 """The FastAPI application of one station: peer API, operator API and console; errors as JSON
-with codes."""
+with codes; security headers and the Origin check (app/browser.py) around all of it; the API's
+own description (/docs, /openapi.json) only when the config switches it on (api/docs.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from parley import __version__
+from parley.api import docs as docs_api
 from parley.api import metrics as metrics_api
 from parley.api import notices as notices_api
 from parley.api import operator, peer, users
@@ -17,6 +19,7 @@ from parley.api import transcripts as transcripts_api
 from parley.api import vigil as vigil_api
 from parley.api.auth import Auth
 from parley.api.limits import BodyLimit
+from parley.app.browser import BrowserGuard
 from parley.errors import Code, ParleyError
 from parley.station.node import Station
 from parley.web import console
@@ -28,7 +31,15 @@ def build_app(station: Station, token: str) -> FastAPI:
         title=f"Parley station {station.cfg.name}",
         version=__version__,
         description="Operator API of a Parley station. Authenticate with `Authorization: Bearer`.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
+    # Outermost, around Starlette's own error middleware too, so that every response (a 500
+    # included) has the security headers and no foreign-origin request reaches anything.
+    stack = app.build_middleware_stack
+    public = [station.cfg.public_url] if station.cfg.public_url else []
+    app.build_middleware_stack = lambda: BrowserGuard(stack(), public)  # type: ignore[method-assign]
 
     @app.exception_handler(ParleyError)
     async def parley_error(_: Request, exc: ParleyError) -> JSONResponse:
@@ -56,6 +67,8 @@ def build_app(station: Station, token: str) -> FastAPI:
     app.include_router(metrics_api.router(station, auth))
     app.include_router(vigil_api.router(station, auth))
     app.include_router(paths_api.router(station, auth))
+    if station.cfg.api_docs:
+        app.include_router(docs_api.router(app, station, auth))
     console.mount(app, station, PAGES)  # the operator console at /console; / redirects there
     # Request bodies over their route class's limit: 413 before they are read (api/limits.py).
     app.add_middleware(BodyLimit, limits=station.cfg.limits)

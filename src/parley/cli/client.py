@@ -24,6 +24,7 @@ def token(data: Path) -> str:
 
 class Api:
     def __init__(self, data: Path, timeout_s: float = 30.0, as_token: str | None = None) -> None:
+        """`as_token`: act with this credential (e.g. a session from /login) instead."""
         cfg = load_config(data)
         host = cfg.host if cfg.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         self.base = f"http://{host}:{cfg.port}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -40,6 +39,7 @@ from rich.table import Table
 from parley.cli.client import Api, ApiError
 from parley.errors import Code, LocalError, ParleyError
 from parley.station import config as station_config
+from parley.station import passwords
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -227,7 +227,7 @@ BACK_LINES = (
 
 
 def _password() -> str:
-    return secrets.token_urlsafe(9)
+    return passwords.generate()
 
 
 def _day(days_ahead: int) -> str:

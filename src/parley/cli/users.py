@@ -2,12 +2,15 @@
 
 These call the operator API like every other command, so they need an admin's credentials (the
 station's api.token, or PARLEY_TOKEN holding an admin's own token); `parley audit` also works
-for an auditor.
+for an auditor. `parley user token NAME` is the exception: only NAME may make their own API token
+(station/users.py), so it signs in as NAME with their password (or uses PARLEY_TOKEN when that
+already is NAME's), makes the token, and signs out again.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -110,10 +113,24 @@ def user_enable(name: str, data: cli.Data = Path("parley-data")) -> None:
 def user_token(
     name: str,
     label: Annotated[str, typer.Option(help="What the token is for, e.g. 'duty laptop'.")],
+    password_stdin: PasswordStdin = False,
     data: cli.Data = Path("parley-data"),
 ) -> None:
-    """Make an API token for a user and print it, once: use it as PARLEY_TOKEN."""
-    t = Api(data).post(f"/users/{name}/tokens", json={"label": label})
+    """Make your own API token and print it, once: use it as PARLEY_TOKEN. Asks for NAME's
+    password (or reads it with --password-stdin) unless PARLEY_TOKEN already is NAME's."""
+    if os.environ.get("PARLEY_TOKEN") and Api(data).get("/me")["name"] == name:
+        t = Api(data).post(f"/users/{name}/tokens", json={"label": label})
+    else:
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt(f"Password of {name}", hide_input=True)
+        session = Api(data).post("/login", json={"name": name, "password": password})["token"]
+        me = Api(data, as_token=session)
+        try:
+            t = me.post(f"/users/{name}/tokens", json={"label": label})
+        finally:
+            me.post("/logout")
     cli.err.print(
         f"API token {t['id']} ({t['label']}) for {name}; it is shown only now:", markup=False
     )

@@ -117,6 +117,9 @@ class Config:
     # networks, e.g. ["10.0.0.5"]). Empty: none, not even 127.0.0.1; the client address is the
     # connection's.
     trusted_proxies: list[str] = field(default_factory=list)
+    # Serve the operator API's OpenAPI description (/openapi.json) and Swagger UI (/docs) to
+    # signed-in users (api/docs.py). Off: neither exists.
+    api_docs: bool = False
 
     @property
     def host(self) -> str:

@@ -285,6 +285,14 @@ class Station:
             return True
         return user.name in state.representatives.get(self.id, ()) and user.has("representative")
 
+    def named_on_backchannel(self, name: str) -> bool:
+        """Whether any back channel, in any state, names user `name` for this station (then
+        nobody else may set their password: station/users.py)."""
+        return any(
+            s.kind == "backchannel" and name in s.representatives.get(self.id, ())
+            for s in self.channel_states()
+        )
+
     def guard(self, channel: str, user: User) -> channels.ChannelState:
         """The channel's state if `user` may see it; Forbidden otherwise."""
         state = self.channel_state(channel)

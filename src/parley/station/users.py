@@ -12,7 +12,19 @@ Credentials, and the rules they follow:
   SHA-256 of either, so a copy of it gives no working credential;
 - login is refused for LOCKOUT_MS once a user name or a source address has collected
   MAX_FAILURES failures within FAILURE_WINDOW_MS; refused attempts are not checked against the
-  password, so a locked-out guesser learns nothing;
+  password, so a locked-out guesser learns nothing. The limit holds under concurrency: each
+  attempt reserves its place as a failure in the same write transaction that counts the earlier
+  ones (write transactions are serialized on SQLite and on PostgreSQL), and only then is the
+  password checked; a right password turns its reservation into a success. So however many
+  guesses arrive at once, at most MAX_FAILURES of them reach the password check;
+- a password must pass the policy (station/passwords.py: length and zxcvbn strength, not built on
+  the user's name) wherever it is set;
+- credentials that can read a back channel stay with the person named on it: an API token is made
+  only by its own user (`create_token` with actor == name), never by an admin or the bootstrap
+  token for someone else; and nobody but the user may set the password of a user named on a back
+  channel (`set_password` refuses it), since whoever sets a password can sign in as that user.
+  An admin may still disable such a user and revoke their tokens: that takes access away and
+  gives nobody any;
 - disabling a user ends their sessions and revokes their tokens: re-enabling restores no old
   credential. A password change ends the user's sessions.
 Every change and every login (successful, failed, refused) goes to the audit log.
@@ -20,6 +32,8 @@ Every change and every login (successful, failed, refused) goes to the audit log
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -30,9 +44,10 @@ from typing import Protocol
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from parley.errors import Code, Conflict, LocalError, NotFound, Unauthorized
+from parley.errors import Code, Conflict, Forbidden, LocalError, NotFound, Unauthorized
 from parley.protocol.crypto import sha256
 from parley.station.roles import ROLES as ROLES  # the one list of roles
+from parley.station import passwords
 from parley.store import users as db
 from parley.store.base import SqlStore
 
@@ -54,7 +69,7 @@ BOOTSTRAP = User("admin", frozenset({"admin", "operator"}))
 # log: a person with either name could pass for them, on back channels and in the audit log.
 RESERVED = frozenset({BOOTSTRAP.name, "station"})
 NAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
-MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+MIN_PASSWORD, MAX_PASSWORD = passwords.MIN_LENGTH, passwords.MAX_LENGTH
 MAX_LABEL = 100
 
 SESSION_IDLE_MS = 8 * 3600_000
@@ -68,6 +83,7 @@ FAILURE_WINDOW_MS = 15 * 60_000
 LOCKOUT_MS = 15 * 60_000
 
 SESSION_PREFIX, TOKEN_PREFIX = "ps_", "pt_"
+_CSRF_CONTEXT = b"parley console csrf v1"
 
 _hasher = PasswordHasher()
 
@@ -80,6 +96,12 @@ class RateLimited(Unauthorized):
 
 class HasStore(Protocol):
     store: SqlStore
+
+
+class HasBackChannels(HasStore, Protocol):
+    def named_on_backchannel(self, name: str) -> bool:
+        """Whether any back channel's proposal names user `name` for this station."""
+        ...
 
 
 def _store(where: SqlStore | HasStore) -> SqlStore:
@@ -117,13 +139,9 @@ def check_roles(roles: list[str]) -> list[str]:
     return sorted(set(roles))
 
 
-def check_password(password: str) -> str:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise LocalError(
-            Code.INVALID_REQUEST,
-            f"a password is {MIN_PASSWORD}..{MAX_PASSWORD} characters",
-        )
-    return password
+def check_password(password: str, name: str = "") -> str:
+    """`password` if the policy accepts it for user `name`; WeakPassword (weak_password) if not."""
+    return passwords.check(password, name)
 
 
 def _verify(encoded: str, password: str) -> bool:
@@ -151,7 +169,7 @@ def create_user(
     store = _store(where)
     check_name(name)
     roles = check_roles(roles)
-    encoded = _hasher.hash(check_password(password))
+    encoded = _hasher.hash(check_password(password, name))
     with store.tx():
         if not db.add_user(store, name, roles, encoded, now_ms):
             raise Conflict(Code.CONFLICT, f"a user named {name!r} exists already")
@@ -182,11 +200,29 @@ def set_roles(
     return User(name, frozenset(roles))
 
 
+def check_password_change(where: SqlStore | HasStore, name: str, password: str, actor: str) -> None:
+    """Whether `actor` may give user `name` this password: Forbidden for someone else's password
+    while that user is named on a back channel (a bare store, which cannot tell, refuses any
+    other's); WeakPassword for a password the policy refuses; NotFound for an unknown user."""
+    get_user(where, name)
+    if actor != name:
+        named = where.named_on_backchannel(name) if hasattr(where, "named_on_backchannel") else True
+        if named:
+            raise Forbidden(
+                Code.FORBIDDEN,
+                f"{name} is named on a back channel: only {name} may change their password, "
+                "since whoever sets it can sign in as them. Disable the user instead if needed",
+            )
+    check_password(password, name)
+
+
 def set_password(
-    where: SqlStore | HasStore, name: str, password: str, now_ms: int, actor: str
+    where: SqlStore | HasStore | HasBackChannels, name: str, password: str, now_ms: int, actor: str
 ) -> None:
+    """Give `name` a new password (their sessions end). See `check_password_change`."""
     store = _store(where)
-    encoded = _hasher.hash(check_password(password))
+    check_password_change(where, name, password, actor)
+    encoded = _hasher.hash(password)
     with store.tx():
         get_user(store, name)
         db.set_password(store, name, encoded)
@@ -225,10 +261,20 @@ def authenticate(
     """The user with this name and password, or Unauthorized (RateLimited when locked out)."""
     store = _store(where)
     name, source = name[:64], source[:128]
-    by_name, by_source = db.failures(store, name, source, now_ms - FAILURE_WINDOW_MS - LOCKOUT_MS)
-    until = max(_locked_until(by_name), _locked_until(by_source))
-    if until > now_ms:
-        store.audit(name, "login.refused", {"source": source, "until": until}, now_ms)
+    # Count the earlier failures and reserve this attempt's place among them in one write
+    # transaction, so concurrent guesses cannot all read "4 failures" and all go on to the
+    # password check. The reservation counts as a failure until the password proves it wrong.
+    with store.tx():
+        by_name, by_source = db.failures(
+            store, name, source, now_ms - FAILURE_WINDOW_MS - LOCKOUT_MS
+        )
+        until = max(_locked_until(by_name), _locked_until(by_source))
+        if until > now_ms:
+            store.audit(name, "login.refused", {"source": source, "until": until}, now_ms)
+            attempt = None
+        else:
+            attempt = db.record_attempt(store, name, source, False, now_ms)
+    if attempt is None:
         minutes = -(-(until - now_ms) // 60_000)
         raise RateLimited(
             Code.RATE_LIMITED,
@@ -242,15 +288,14 @@ def authenticate(
         # Hashes made under older parameters are upgraded while the password is at hand.
         rehash = _hasher.hash(password) if _hasher.check_needs_rehash(row.password) else None
         with store.tx():
-            db.record_attempt(store, name, source, True, now_ms)
+            db.settle_attempt(store, attempt, True)
             if rehash is not None:
                 db.set_password(store, name, rehash)
             store.audit(name, "login", {"source": source}, now_ms)
             db.purge_attempts(store, now_ms - 24 * 3600_000)
         return _user(row)
     reason = "unknown user" if row is None else "disabled" if good else "wrong password"
-    with store.tx():
-        db.record_attempt(store, name, source, False, now_ms)
+    with store.tx():  # the reservation stays: it is this failure
         store.audit(name, "login.failed", {"source": source, "reason": reason}, now_ms)
     if reason == "disabled":
         raise Unauthorized(Code.UNAUTHORIZED, "this account is disabled; ask an admin")
@@ -291,6 +336,14 @@ def session_user(where: SqlStore | HasStore, token: str, now_ms: int) -> User | 
     return _user(row)
 
 
+def csrf_token(session: str) -> str:
+    """The CSRF token that goes with a session: an HMAC of the session token, so it needs no
+    storage and a page that cannot read the session cookie cannot compute it. The console puts
+    it in every form; the operator API wants it in X-CSRF-Token when a browser sends the
+    session cookie on a request that changes something."""
+    return hmac.new(session.encode(), _CSRF_CONTEXT, hashlib.sha256).hexdigest()[:43]
+
+
 def end_session(where: SqlStore | HasStore, token: str, now_ms: int | None = None) -> bool:
     """Log out: the session token stops working. False if it was not a live session."""
     store = _store(where)
@@ -309,8 +362,21 @@ def end_session(where: SqlStore | HasStore, token: str, now_ms: int | None = Non
 def create_token(
     where: SqlStore | HasStore, name: str, label: str, now_ms: int, actor: str
 ) -> tuple[int, str]:
-    """A new API token for `name`: (id, secret). The secret is shown once and never stored."""
+    """A new API token for `name`: (id, secret). The secret is shown once and never stored.
+    Only `name` themselves may make one (actor == name): a token made by anyone else would let
+    them act as `name`, on back channels too."""
     store = _store(where)
+    if actor in RESERVED:
+        raise Forbidden(
+            Code.FORBIDDEN,
+            "the bootstrap token makes no API tokens; each user makes their own",
+        )
+    if actor != name:
+        raise Forbidden(
+            Code.FORBIDDEN,
+            f"only {name} may make an API token for {name}: they sign in and make it themselves "
+            "(`parley user token NAME` asks for their password)",
+        )
     if not 1 <= len(label) <= MAX_LABEL:
         raise LocalError(Code.INVALID_REQUEST, f"a token label is 1..{MAX_LABEL} characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -186,12 +186,19 @@ def revoke_tokens(store: SqlStore, name: str, now_ms: int) -> None:
 
 
 # --- login attempts --------------------------------------------------------------------------
-def record_attempt(store: SqlStore, name: str, source: str, ok: bool, now_ms: int) -> None:
+def record_attempt(store: SqlStore, name: str, source: str, ok: bool, now_ms: int) -> int:
+    """Record a login attempt; its id (for `settle_attempt`)."""
     with store.tx():
-        store.q(
-            "INSERT INTO login_attempts (ts, name, source, ok) VALUES (?, ?, ?, ?)",
-            now_ms, name, source, 1 if ok else 0,
-        )  # fmt: skip
+        return store._insert_id(
+            store._sql("INSERT INTO login_attempts (ts, name, source, ok) VALUES (?, ?, ?, ?)"),
+            (now_ms, name, source, 1 if ok else 0),
+        )
+
+
+def settle_attempt(store: SqlStore, attempt_id: int, ok: bool) -> None:
+    """Mark an attempt recorded in advance as what it turned out to be."""
+    with store.tx():
+        store.q("UPDATE login_attempts SET ok = ? WHERE id = ?", 1 if ok else 0, attempt_id)
 
 
 def failures(store: SqlStore, name: str, source: str, since_ms: int) -> tuple[list[int], list[int]]:

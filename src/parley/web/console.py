@@ -11,7 +11,8 @@ Rules:
   fragment answers 401 when the session has ended, and the page then reloads into sign-in.
 - Each page area is a module in `parley.web.pages` with `routes(console) -> APIRouter`; PAGES
   lists them, and NAV the links of the top bar. A feature adds its page with one line in each.
-- No script or style comes from elsewhere, and the Content-Security-Policy says so.
+- No script or style comes from elsewhere, and no inline one: the Content-Security-Policy that
+  app/browser.py sends with every response of the station says so.
 """
 
 from __future__ import annotations
@@ -57,11 +58,6 @@ NOTICES = {
     "admin.added", "admin.proposed", "admin.user_added", "admin.user_changed", "sched.saved",
     "sched.removed", "checkcall.called",
 }  # fmt: skip
-
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 
 
 class Console:
@@ -188,11 +184,8 @@ def mount(app: FastAPI, station: Station, pages: Sequence[ModuleType]) -> Consol
 
     @sub.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        # The security headers come from app/browser.py, for every response of the station.
         resp: Response = await call_next(request)
-        resp.headers.setdefault("Content-Security-Policy", _CSP)
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        resp.headers.setdefault("Referrer-Policy", "no-referrer")
         if not request.url.path.startswith(PREFIX + "/static"):
             resp.headers.setdefault("Cache-Control", "no-store")
         return resp

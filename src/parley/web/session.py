@@ -14,7 +14,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from parley.web.i18n import Words
 
 LOGIN_COOKIE = "parley_login"
 LOGIN_COOKIE_S = 3600
-_CSRF_CONTEXT = b"parley console csrf v1"
 
 
 class LoginRequired(Exception):
@@ -57,8 +55,7 @@ class Viewer:
 
 
 def csrf_for(secret: str) -> str:
-    mac = hmac.new(secret.encode(), _CSRF_CONTEXT, hashlib.sha256).hexdigest()
-    return mac[:43]
+    return users.csrf_token(secret)
 
 
 def csrf_ok(secret: str | None, token: object) -> bool:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from parley.domain import channels
 from parley.errors import ParleyError
 from parley.protocol.identity import fingerprint, parse_invitation
-from parley.station import users, vigil
+from parley.station import passwords, users, vigil
 from parley.web.console import Console
 from parley.web.session import Viewer
 
@@ -119,6 +119,9 @@ def routes(c: Console) -> APIRouter:
         admin(v)
         try:
             users.create_user(st, name.strip(), roles, password, st.clock(), v.user.name)
+        except passwords.WeakPassword as exc:  # why, in the reader's language
+            why = v.words(f"password.{exc.details['reason']}")
+            return c.page(request, "admin.html", v, status=422, **context(v, {"password": why}))
         except ParleyError as exc:
             field = "password" if "password" in exc.message else "name"
             ctx = context(v, {field: exc.message}, name=name)
