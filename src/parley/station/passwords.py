@@ -6,7 +6,8 @@ Rules:
   about 10^8 guesses or more ("safely unguessable": it survives an online attack and an offline
   one against a slow hash for a while). zxcvbn knows common passwords, dictionary words, names,
   keyboard patterns, repeats, sequences and dates, and it is given the user's own name (and its
-  parts: `south.rep` gives `south` and `rep`) and the station's name, so neither can carry it;
+  parts: `south.rep` gives `south` and `rep`) and the station's name, so neither can carry it:
+  what is left of the password without them must score as high on its own;
 - zxcvbn reads at most its own 72 characters (its run time grows with length), so a longer password
   is judged by its first 72: a weak start makes it weak whatever follows.
 A refusal is `weak_password` with `details.reason` (one of REASONS: a key that the console shows
@@ -68,9 +69,17 @@ def check(password: str, name: str = "", *, context: tuple[str, ...] = ()) -> st
         raise WeakPassword(Code.WEAK_PASSWORD, _MESSAGES["long"], reason="long", feedback={})
     if len(password) < MIN_LENGTH:
         raise WeakPassword(Code.WEAK_PASSWORD, _MESSAGES["short"], reason="short", feedback={})
-    result = zxcvbn(password[:_ZXCVBN_MAX], user_inputs=_hints(name, context))
+    hints = _hints(name, context)
+    result = zxcvbn(password[:_ZXCVBN_MAX], user_inputs=hints)
     if int(result["score"]) >= MIN_SCORE:
-        return password
+        # zxcvbn may still credit a name that is repeated or run together with its parts: what
+        # is left without the names must be strong on its own.
+        rest = password.lower()
+        for h in sorted(hints, key=len, reverse=True):
+            rest = rest.replace(h, "")
+        if rest == password.lower() or zxcvbn(rest[:_ZXCVBN_MAX])["score"] >= MIN_SCORE:
+            return password
+        raise WeakPassword(Code.WEAK_PASSWORD, _MESSAGES["name"], reason="name", feedback={})
     reason = _reason(result)
     fb = result.get("feedback", {})
     feedback = {
