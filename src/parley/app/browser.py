@@ -4,8 +4,8 @@ One ASGI middleware, outermost around the whole app (peer API, operator API, con
 errors and 404s alike), in one place:
 - Security headers on every response: HEADERS below. The Content-Security-Policy lets a page load
   scripts, styles and images from the station itself only (the console has no inline script or
-  style), no page may frame a station page, and no address leaks in a Referer. A response that
-  set its own value of one of them keeps it.
+  style), no page may frame a station page, and no address leaks in a Referer to another origin.
+  A response that set its own value of one of them keeps it.
 - Origin check: a request that changes something (any method but GET, HEAD, OPTIONS) that names
   an Origin must name the station's own: the address it was reached at (the Host header) or the
   configured public URL. `Origin: null` (a sandboxed or opaque page) is foreign. A page on another
@@ -35,7 +35,9 @@ HEADERS: dict[str, str] = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Not "no-referrer": under it a browser sends `Origin: null` even with the station's own
+    # forms, and the Origin check could no longer tell them from a foreign page's.
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
