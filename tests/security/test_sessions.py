@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -147,6 +148,85 @@ def test_a_page_on_another_port_cannot_act_through_a_signed_in_operators_cookie(
                        headers={"Authorization": f"Bearer {cookie}"})  # fmt: skip
         assert r.status_code == 200, r.text
         assert cases == 14, cases
+
+
+EVIL_PAGE = """<!doctype html><html><body>
+<form id="api" method="post" action="{station}/api/v1/channels/{ch}/suspend"
+      enctype="text/plain" target="f1"><input name='{{"reason":"evil","x":"' value='"}}'></form>
+<form id="console" method="post" action="{station}/console/channels/{ch}/control" target="f2">
+  <input name="action" value="suspend"><input name="reason" value="evil"></form>
+<iframe name="f1"></iframe><iframe name="f2"></iframe>
+<script>
+  fetch("{station}/api/v1/channels/{ch}/suspend", {{method: "POST", mode: "no-cors",
+    credentials: "include"}});
+  document.getElementById("api").submit();
+  document.getElementById("console").submit();
+</script></body></html>"""
+
+
+def test_a_real_browser_on_another_port_cannot_suspend_the_hotline(tmp_path: Path) -> None:
+    """The attack itself: a signed-in operator's Chromium opens a page served from another port
+    of the same host, which posts to the station three ways. The cookie goes along (same site);
+    each request is refused and the hotline stays open."""
+    from tests.test_console import ARGS, CHROMIUM
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (scripts/setup installs it)")
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from playwright.sync_api import sync_playwright
+
+    with Stations(tmp_path, [("South", "en"), ("North", "ko")]) as net:
+        ch = net.open_channel("South", ["North"])
+        boot = net.api("South")
+        boot.post("/users", json={"name": "kim", "roles": ["operator"], "password": STRONG})
+        station = boot.base
+        page_html = EVIL_PAGE.format(station=station, ch=ch).encode()
+
+        class Evil(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(page_html)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        evil = ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+        threading.Thread(target=evil.serve_forever, daemon=True).start()
+        sent: list[str] = []
+        answers: list[int] = []
+        try:
+            with sync_playwright() as p:
+                b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+                try:
+                    page = b.new_context().new_page()
+                    page.set_default_timeout(15_000)
+                    page.goto(station + "/console/")
+                    page.get_by_label("User name").fill("kim")
+                    page.get_by_label("Password").fill(STRONG)
+                    page.get_by_role("button", name="Sign in").click()
+                    page.wait_for_url(re.compile(r"/console/(\?.*)?$"))
+                    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else 0)
+                    page.on("response", lambda r: answers.append(r.status)
+                            if r.request.method == "POST" else 0)  # fmt: skip
+                    page.goto(f"http://127.0.0.1:{evil.server_address[1]}/")
+                    deadline = time.monotonic() + 15
+                    while time.monotonic() < deadline and len(answers) < 2:
+                        page.wait_for_timeout(100)
+                    page.wait_for_timeout(1000)  # the fetch, whose answer a no-cors page never sees
+                finally:
+                    b.close()
+        finally:
+            evil.shutdown()
+        log = boot.get("/audit", params={"limit": 1000})
+        suspends = [e for e in log if e["action"] == "channel.suspend"]
+        state = boot.get(f"/channels/{ch}")["state"]
+        print(f"{len(sent)} forged posts sent by the browser, answers seen: {answers}; {state}")
+        assert len(sent) == 3 and all(u.startswith(station) for u in sent), sent
+        assert state == "open" and suspends == []
+        assert len(answers) >= 2 and all(s == 403 for s in answers), answers
 
 
 def test_origin_comparison_table() -> None:

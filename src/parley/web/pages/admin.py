@@ -121,7 +121,8 @@ def routes(c: Console) -> APIRouter:
             users.create_user(st, name.strip(), roles, password, st.clock(), v.user.name)
         except passwords.WeakPassword as exc:  # why, in the reader's language
             why = v.words(f"password.{exc.details['reason']}")
-            return c.page(request, "admin.html", v, status=422, **context(v, {"password": why}))
+            ctx = context(v, {"password": why}, name=name)
+            return c.page(request, "admin.html", v, status=422, **ctx)
         except ParleyError as exc:
             field = "password" if "password" in exc.message else "name"
             ctx = context(v, {field: exc.message}, name=name)
