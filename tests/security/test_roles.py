@@ -97,6 +97,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /api/v1/login": {"json": {"name": "nobody.here", "password": "wrong wrong wrong"}},
     "POST /api/v1/logout": {},
     "GET /api/v1/me": {},
+    "POST /api/v1/me/password": {"json": {"current": "wrong guess", "password": "{password}"}},
     "GET /api/v1/users": {},
     "POST /api/v1/users": {"json": {"name": "new.user", "password": "{password}"}},
     "PATCH /api/v1/users/{name}": {"json": {"disabled": True}},

@@ -46,8 +46,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from parley.errors import Code, Conflict, Forbidden, LocalError, NotFound, Unauthorized
 from parley.protocol.crypto import sha256
-from parley.station.roles import ROLES as ROLES  # the one list of roles
 from parley.station import passwords
+from parley.station.roles import ROLES as ROLES  # the one list of roles
 from parley.store import users as db
 from parley.store.base import SqlStore
 
