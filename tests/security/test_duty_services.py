@@ -36,7 +36,7 @@ from parley.station.roles import Action
 from parley.station.users import BOOTSTRAP, create_user
 from parley.web import session
 from tests.net import Stations, parley
-from tests.pair import Clock, Net, introduce, make_station, open_channel
+from tests.pair import Clock, Net, hotline, introduce, make_station
 from tests.security.test_roles import snapshot
 
 TOKEN = "bootstrap-" + "d" * 32
@@ -83,12 +83,7 @@ def launch_fields(clock: Clock) -> dict[str, Any]:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    clock = Clock()
-    a = make_station(tmp_path / "a", "South", "en", clock)
-    b = make_station(tmp_path / "b", "North", "ko", clock)
-    introduce(a, b)
-    net = Net()
-    ch = open_channel(net, a, b)
+    net, clock, a, b, ch = hotline(tmp_path)
     w = World(tmp_path, net, clock, a, b, ch, TestClient(build_app(a, TOKEN)), "")
     w.password = secrets.token_urlsafe(18)
     for name, roles in PEOPLE.items():

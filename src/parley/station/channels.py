@@ -28,7 +28,7 @@ from parley.domain.channels import ChannelState, text_body
 from parley.errors import Code, LocalError
 from parley.protocol.encoding import b64e
 from parley.station import users
-from parley.station.node import Message, Station
+from parley.station.node import Message, Station, queued
 from parley.station.roles import REPRESENTATIVE, Action, authorize
 from parley.station.users import User
 
@@ -117,13 +117,7 @@ class ChannelDesk:
         st.guard(channel, who)
         body = text_body(text, lang or st.cfg.lang)
         row, created = st.send(channel, body, precedence, idempotency_key, who.name)
-        return {
-            "channel": channel,
-            "seq": row.seq,
-            "hash": b64e(row.hash),
-            "status": "queued",
-            "created": created,
-        }
+        return queued(row, created)
 
     def send_batch(
         self,
@@ -148,7 +142,7 @@ class ChannelDesk:
     # --- reading ---------------------------------------------------------------------------------
     def channels(self, who: User) -> list[dict[str, Any]]:
         authorize(who, Action.CHANNEL_READ)
-        return [self.view(s.channel) for s in self.station.channel_states(who)]
+        return [self._view(s) for s in self.station.channel_states(who)]
 
     def states(self, who: User) -> list[ChannelState]:
         """The channels `who` may see, as states (the console renders them)."""
@@ -160,8 +154,7 @@ class ChannelDesk:
         return self.station.guard(channel, who)
 
     def channel(self, who: User, channel: str) -> dict[str, Any]:
-        self.state(who, channel)
-        return self.view(channel)
+        return self._view(self.state(who, channel))
 
     def messages(self, who: User, channel: str, after: int = 0, limit: int = 1000) -> list[Message]:
         authorize(who, Action.CHANNEL_READ)
@@ -177,8 +170,10 @@ class ChannelDesk:
 
     def view(self, channel: str) -> dict[str, Any]:
         """A channel as the API shows it (callers have passed the gate)."""
+        return self._view(self.station.channel_state(channel))
+
+    def _view(self, s: ChannelState) -> dict[str, Any]:
         st = self.station
-        s = st.channel_state(channel)
         return {
             "channel": s.channel,
             "kind": s.kind,

@@ -135,6 +135,17 @@ class Message:
         return out
 
 
+def queued(row: EnvelopeRow, created: bool) -> dict[str, Any]:
+    """What a send answers once its envelope is committed to the outbox."""
+    return {
+        "channel": row.channel,
+        "seq": row.seq,
+        "hash": b64e(row.hash),
+        "status": "queued",
+        "created": created,
+    }
+
+
 class Station:
     def __init__(
         self, cfg: Config, store: SqlStore, identity: crypto.SigningKey, clock: Clock

@@ -48,9 +48,9 @@ from parley.domain.deadlines import (
 )
 from parley.domain.forms import Catalogue, assess_lateness
 from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
-from parley.protocol.encoding import b64d, b64e
+from parley.protocol.encoding import b64d
 from parley.station.config import Config
-from parley.station.node import Accepted, Station
+from parley.station.node import Accepted, Station, queued
 from parley.station.roles import Action, authorize
 from parley.station.users import BOOTSTRAP, User
 from parley.store import notices as db
@@ -178,12 +178,7 @@ class NoticeDesk:
         stored = st.integrity.require(row).body  # a repeated key: the notice it first made
         # Lateness as everyone will derive it: from the envelope's signed timestamp.
         lateness = assess_lateness(form, stored["fields"], row.ts)
-        return {
-            "channel": channel,
-            "seq": row.seq,
-            "hash": b64e(row.hash),
-            "status": "queued",
-            "created": created,
+        return queued(row, created) | {
             "form": form.id,
             "version": form.version,
             "precedence": row.prec,
@@ -237,12 +232,7 @@ class NoticeDesk:
             )
         body = notices.ack_body(ref, answer, text, by)
         row, created = st.send(channel, body, prec or env.prec, idempotency_key, who.name)
-        return {
-            "channel": channel,
-            "seq": row.seq,
-            "hash": b64e(row.hash),
-            "status": "queued",
-            "created": created,
+        return queued(row, created) | {
             "ref": ref,
             "answer": answer,
         }

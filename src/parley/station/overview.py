@@ -78,7 +78,7 @@ class StationDesk:
                 p["last_receipt"] = (
                     {"channel": seen[0], "seq": seen[1], "ts": seen[2]} if seen else None
                 )
-        out["alarms"] = len(self.alarms(who))
+        out["alarms"] = len(self._alarms(hidden))
         return out
 
     # --- alarms and evidence ---------------------------------------------------------------------
@@ -101,7 +101,9 @@ class StationDesk:
 
     def alarms(self, who: User, include_cleared: bool = False) -> list[AlarmRow]:
         authorize(who, Action.ALARM_READ)
-        hidden = self.hidden(who)
+        return self._alarms(self.hidden(who), include_cleared)
+
+    def _alarms(self, hidden: set[str], include_cleared: bool = False) -> list[AlarmRow]:
         rows = self.station.store.alarms(include_cleared=include_cleared)
         return [a for a in rows if not hidden or self._channel_of(a, hidden) is None]
 

@@ -31,7 +31,7 @@ from parley.errors import Code, Forbidden, LocalError, NotFound
 from parley.protocol import crypto
 from parley.protocol.encoding import b64e
 from parley.station import talks as feature
-from parley.station.node import Station
+from parley.station.node import Station, queued
 from parley.station.roles import Action, allowed, authorize
 from parley.station.translators import NoEngine
 from parley.station.users import User
@@ -77,13 +77,7 @@ class TalksDesk:
         self, who: User, channel: str, body: dict[str, Any], key: str
     ) -> tuple[EnvelopeRow, dict[str, Any]]:
         row, created = self.station.send(channel, body, "ROUTINE", key, who.name)
-        return row, {
-            "channel": channel,
-            "seq": row.seq,
-            "hash": b64e(row.hash),
-            "status": "queued",
-            "created": created,
-        }
+        return row, queued(row, created)
 
     def may(self, who: User) -> dict[str, bool]:
         """Which moves `who`'s roles allow (the console shows only those buttons)."""
