@@ -369,3 +369,33 @@ def test_the_cli_prints_the_refusal(tmp_path: Path) -> None:
         assert not (tmp_path / "x.bundle").exists()
         print(f"cli: {tried} commands tried")
         assert tried == 3
+
+
+def test_the_console_admin_page_is_the_role_tables_answer(world: World) -> None:
+    """The admin page and its user and peer forms go through the same services as the API: a
+    person without the admin role sees 403 and changes nothing; the admin sees users and audit."""
+    w = world
+    posts = [
+        ("/console/admin/users", {"name": "mallory", "password": w.password, "roles": "admin"}),
+        ("/console/admin/users/duty", {"roles": "admin"}),
+        ("/console/admin/users/boss", {"disabled": "yes"}),
+        ("/console/admin/peers", {"invitation": w.b.invitation().encode()}),
+    ]
+    tried = 0
+    for who in ("nobody", "audra", "tran", "duty", "envoy.s"):
+        web, csrf = console_as(w, who)
+        r = web.get("/console/admin")
+        tried += 1
+        assert r.status_code == 403 and "boss" not in r.text, f"GET /admin as {who}"
+        for path, data in posts:
+            before = w.db()
+            r = web.post(path, data={"csrf": csrf, **data}, follow_redirects=False)
+            tried += 1
+            assert r.status_code == 403, f"{path} as {who}: {r.status_code} {r.text[:300]}"
+            assert w.db() == before, f"{path} as {who}: refused but changed the database"
+    web, csrf = console_as(w, "boss")
+    page = web.get("/console/admin")
+    assert page.status_code == 200 and "envoy.s" in page.text and "peer.add" in page.text
+    tried += 1
+    print(f"console admin: {tried} requests tried")
+    assert tried == 5 * 5 + 1, tried

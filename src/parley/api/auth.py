@@ -1,6 +1,7 @@
 """Who is calling the operator API: a FastAPI dependency that turns credentials into a User.
 
-Every operator route depends on `auth.user`; a route that needs a role adds `auth.role("admin")`.
+Every operator route depends on `auth.user`; what that user may do is the role table's answer,
+checked by the use-case service the route calls (station/roles.py).
 Accepted credentials, in this order:
 - `Authorization: Bearer <DIR/api.token>`: the bootstrap token, acting as the BOOTSTRAP user;
 - `Authorization: Bearer pt_…`: a user's named API token (`parley user token`);
@@ -22,7 +23,6 @@ without the other. Bearer credentials need neither: a browser never adds them by
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 
 from fastapi import Cookie, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -83,13 +83,3 @@ class Auth:
         raise Unauthorized(
             Code.UNAUTHORIZED, "a valid API token (Bearer) or console session is required"
         )
-
-    def role(self, *roles: str) -> Callable[..., User]:
-        """A dependency for routes that need one of `roles`."""
-
-        def need(user: User = Depends(self.user)) -> User:
-            if not any(user.has(r) for r in roles):
-                raise Forbidden(Code.FORBIDDEN, f"this needs the {' or '.join(roles)} role")
-            return user
-
-        return need

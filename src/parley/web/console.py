@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.api.auth import SESSION_COOKIE
 from parley.domain.forms import timefmt
-from parley.errors import Code, Forbidden, ParleyError
+from parley.errors import Code, ParleyError
 from parley.station.node import Station
 from parley.web import i18n, session
 from parley.web.charts import LinkHistory
@@ -105,16 +105,6 @@ class Console:
         are not known in advance (a notice's fields come from its form)."""
         form = await request.form()
         return {k: v[:100_000] for k, v in form.items() if isinstance(v, str)}
-
-    def role(self, *roles: str) -> Callable[..., session.Viewer]:
-        """A dependency (or a check, called with a Viewer) for pages that need one of `roles`."""
-
-        def need(v: session.Viewer = Depends(self.viewer)) -> session.Viewer:
-            if not any(v.has(r) for r in roles):
-                raise Forbidden(Code.FORBIDDEN, f"this needs the {' or '.join(roles)} role")
-            return v
-
-        return need
 
     # --- answering -------------------------------------------------------------------------------
     def page(
