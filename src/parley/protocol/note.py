@@ -427,6 +427,12 @@ def cosignature_timestamp(signature: Signature) -> int:
 # --- helpers --------------------------------------------------------------------------------------
 
 
+def decode_base64(text: str, what: str) -> bytes:
+    """Standard, padded, canonical base64 (as these formats write hashes and keys), or
+    RejectedInput(MALFORMED) naming `what`."""
+    return _b64decode(text, what)
+
+
 def _b64decode(text: str, what: str) -> bytes:
     """Standard, padded, canonical base64 only: one value, one encoding."""
     try:
