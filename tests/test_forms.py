@@ -635,3 +635,19 @@ def test_a_form_with_floats_in_its_files_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LocalError) as exc:
         Catalogue.load(extra=[tmp_path])
     assert exc.value.code == Code.INVALID_REQUEST
+
+
+@pytest.mark.parametrize(
+    ("ms", "en", "ko"),
+    [
+        (30_000, "30 s", "30초"),  # a 30-second deadline never reads "0 h 00 min"
+        (-5_000, "-5 s", "-5초"),  # overdue by five seconds, not by "0 min"
+        (0, "0 s", "0초"),
+        (59_999, "59 s", "59초"),
+        (60_000, "0 h 01 min", "0시간 01분"),
+        (26 * 3_600_000 + 5 * 60_000, "26 h 05 min", "26시간 05분"),
+    ],
+)
+def test_durations_show_seconds_below_a_minute(ms: int, en: str, ko: str) -> None:
+    assert timefmt.duration(ms, "en") == en
+    assert timefmt.duration(ms, "ko") == ko

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from parley.cli import common as cli
 from parley.cli.client import Api
+from parley.domain.forms import timefmt
 from parley.errors import Code, LocalError
 
 forms_app = typer.Typer(help="The forms catalogue: the notices a station can send.")
@@ -44,10 +45,7 @@ Prec = Annotated[
 
 
 def _duration(ms: int) -> str:
-    sign = "-" if ms < 0 else ""
-    minutes = abs(ms) // 60_000
-    h, m = divmod(minutes, 60)
-    return f"{sign}{h} h {m:02d} min"
+    return timefmt.duration(ms, "en")
 
 
 def _resolve_hash(candidates: list[str], ref: str, what: str) -> str:

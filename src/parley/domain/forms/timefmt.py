@@ -45,10 +45,13 @@ def coordinate(lat_e6: int, lon_e6: int, lang: str) -> str:
 
 
 def duration(ms: int, lang: str) -> str:
-    """Whole hours and minutes: "23 h 05 min" / "23시간 05분"; a leading "-" if negative."""
+    """Hours and minutes ("23 h 05 min" / "23시간 05분"), or seconds below a minute ("30 s" /
+    "30초"), so a short deadline never reads as zero; a leading "-" if negative."""
     sign = "-" if ms < 0 else ""
-    minutes = abs(ms) // 60_000
-    h, m = divmod(minutes, 60)
+    seconds = abs(ms) // 1000
+    if seconds < 60:
+        return f"{sign}{seconds}초" if lang == "ko" else f"{sign}{seconds} s"
+    h, m = divmod(seconds // 60, 60)
     if lang == "ko":
         return f"{sign}{h}시간 {m:02d}분"
     return f"{sign}{h} h {m:02d} min"
