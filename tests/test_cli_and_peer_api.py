@@ -129,3 +129,45 @@ def test_peer_api_refuses_a_replayed_or_skewed_request(two: tuple[Path, Path]) -
     auth = sign_request(key, station_id(key.public), "POST", path, b"", now)
     swapped = httpx.post(base + path, content=b"{}", headers={HEADER: auth}, timeout=10)
     assert swapped.json()["code"] == "bad_signature"
+
+
+def test_peers_are_named_by_name_and_the_cli_opens_back_and_facilitated_channels(
+    two: tuple[Path, Path], tmp_path: Path
+) -> None:
+    south, north = two
+    for a, b in ((south, north), (north, south)):
+        (tmp_path / "x.inv").write_text(parley("peer", "invite", data=b).stdout)
+        parley("peer", "add", "@" + str(tmp_path / "x.inv"), "--yes", data=a)
+    for d, user in ((south, "kim"), (north, "lee")):
+        subprocess.run(
+            [sys.executable, "-m", "parley.cli", "user", "add", user, "--role", "representative",
+             "--password-stdin", "--data", str(d)],
+            input="a long passphrase for the test\n", capture_output=True, text=True, timeout=60,
+            check=True,
+        )  # fmt: skip
+    # The API takes the name `GET /peers` lists (exactly, or ignoring case), as well as the id.
+    api = Api(south)
+    hot = api.post("/channels", json={"peers": ["north"], "title": "Hotline"})
+    assert sorted(m["name"] for m in hot["members"]) == ["North", "South"]
+    fac = api.post(
+        "/channels",
+        json={"kind": "facilitated", "title": "Talks", "peers": ["North"], "facilitator": "me"},
+    )
+    assert fac["kind"] == "facilitated"
+    with pytest.raises(Exception) as err:
+        api.post("/channels", json={"peers": ["Nobody"], "title": "x"})
+    assert getattr(err.value, "code", None) == "not_found" and "North" in str(err.value)
+    # The CLI names a back channel's representatives, for this station and for the peer.
+    res = parley(
+        "channel", "open", "North", "--kind", "backchannel", "--title", "Quiet word",
+        "--rep", "me=kim", "--rep", "North=lee", data=south,
+    ).stdout  # fmt: skip
+    assert "Proposed backchannel channel" in res
+    ch = res.split("channel ")[2].split()[0]
+    assert "Awaiting consent from: North" in res
+    with pytest.raises(Exception) as err:  # named: kim and lee; not the bootstrap admin
+        api.get(f"/channels/{ch}")
+    assert getattr(err.value, "code", None) == "forbidden"
+    bad = parley("channel", "open", "North", "--kind", "backchannel", "--title", "x",
+                 "--rep", "kim", data=south, ok=False)  # fmt: skip
+    assert bad.returncode == 1 and "STATION=USER" in bad.stderr

@@ -33,7 +33,7 @@ def bundle_export(
 ) -> None:
     """Write what PEER has not yet receipted (and what we hold of its chains) to a signed file."""
     api = Api(data)
-    res = api.post("/bundles/export", json={"peer": cli.resolve_peer(api, peer)})
+    res = api.post("/bundles/export", json={"peer": peer})
     out_file.write_bytes(res.pop("bundle").encode())
     if as_json:
         return cli.print_json(res | {"file": str(out_file)})
@@ -98,8 +98,8 @@ def peer_route(
     if peer:
         if bool(via) == direct:
             raise LocalError(Code.INVALID_REQUEST, "give either --via RELAY or --direct")
-        body = {"via": cli.resolve_peer(api, via) if via else None, "fallback": fallback}
-        api.post(f"/peers/{cli.resolve_peer(api, peer)}/route", json=body)
+        body = {"via": via or None, "fallback": fallback}
+        api.post(f"/peers/{peer}/route", json=body)
     info = api.get("/paths")
     if as_json:
         return cli.print_json(info)

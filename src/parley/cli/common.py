@@ -45,11 +45,3 @@ def resolve_channel(api: Api, ref: str) -> str:
             f"no channel starts with {ref!r}" if not matches else f"{ref!r} is ambiguous",
         )
     return str(matches[0])
-
-
-def resolve_peer(api: Api, ref: str) -> str:
-    peers = api.get("/peers")
-    for p in peers:
-        if ref in (p["station"], p["name"]):
-            return str(p["station"])
-    raise LocalError(Code.NOT_FOUND, f"no peer named {ref!r}; see `parley peer list`")

@@ -28,7 +28,6 @@ from parley.cli.common import (
     out,
     print_json,
     resolve_channel,
-    resolve_peer,
     when,
 )
 from parley.cli.demo import demo_command
@@ -204,12 +203,38 @@ def channel_open(
     peers: Annotated[list[str], typer.Argument(help="Peer names or station ids.")],
     title: Annotated[str, typer.Option(help="What the channel is for.")],
     kind: Annotated[str, typer.Option(help="hotline, backchannel or facilitated")] = "hotline",
+    facilitator: Annotated[
+        str | None,
+        typer.Option(help="facilitated: the member who facilitates ('me', a peer name or id)."),
+    ] = None,
+    rep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rep",
+            help="backchannel: STATION=USER, a representative named for a member ('me', a peer"
+            " name or id); repeatable. Every member names at least one.",
+        ),
+    ] = None,
     data: Data = Path("parley-data"),
 ) -> None:
-    """Propose a channel; it opens when every member has consented."""
-    api = Api(data)
-    ids = [resolve_peer(api, p) for p in peers]
-    ch = api.post("/channels", json={"kind": kind, "title": title, "peers": ids})
+    """Propose a channel; it opens when every member has consented.
+
+    A back channel names its representatives, the only users each member station lets read it:
+    `parley channel open "Hotline North" --kind backchannel --title "Quiet word" --rep me=kim
+    --rep "Hotline North=lee"`. A facilitated channel names its facilitator: `--facilitator me`.
+    """
+    body: dict[str, Any] = {"kind": kind, "title": title, "peers": peers}
+    if facilitator is not None:
+        body["facilitator"] = facilitator
+    if rep:
+        reps: dict[str, list[str]] = {}
+        for item in rep:
+            station, sep, user = item.rpartition("=")
+            if not sep or not station.strip() or not user.strip():
+                raise LocalError(Code.INVALID_REQUEST, f"--rep {item!r}: expected STATION=USER")
+            reps.setdefault(station.strip(), []).append(user.strip())
+        body["representatives"] = reps
+    ch = Api(data).post("/channels", json=body)
     out.print(f"Proposed {ch['kind']} channel {ch['channel']} ({ch['state']}).")
     out.print(f"Awaiting consent from: {', '.join(_names(ch, ch['awaiting']))}")
 

@@ -173,10 +173,7 @@ def prove(
     countersigned checkpoint. It reveals that message and nothing else of the channel."""
     api = Api(data)
     ch = cli.resolve_channel(api, channel)
-    me = api.get("/station")
-    who = me["station"] if sender in ("me", me["station"], me["name"]) else None
-    who = who or cli.resolve_peer(api, sender)
-    doc = api.get(f"/channels/{ch}/proof", params={"sender": who, "seq": seq})
+    doc = api.get(f"/channels/{ch}/proof", params={"sender": sender, "seq": seq})
     out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", "utf-8")
     cli.out.print(f"wrote {out}; check it with `parley transcript check-proof {out}`")
 

@@ -56,6 +56,11 @@ class ChannelDesk:
     ) -> dict[str, Any]:
         authorize(who, Action.CHANNEL_PROPOSE)
         st = self.station
+        peers = [st.station_id(p) for p in peers]
+        if facilitator is not None:
+            facilitator = st.station_id(facilitator)
+        if representatives is not None:
+            representatives = {st.station_id(k): v for k, v in representatives.items()}
         if kind == "backchannel":
             for names in (representatives or {}).values():
                 for name in names:  # other stations' names too: never "admin" or "station"

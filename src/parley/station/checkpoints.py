@@ -50,7 +50,6 @@ from parley.errors import (
 )
 from parley.protocol import merkle, note, transcript, trust
 from parley.protocol.encoding import b64e, canonical
-from parley.protocol.identity import is_station_id
 from parley.station import integrity
 from parley.station.node import Accepted, Station
 from parley.station.roles import Action, authorize
@@ -474,6 +473,4 @@ def proof(station: Station, who: User, channel: str, sender: str, seq: int) -> d
     """A proof of one message of `channel` for `who` to hand a third party."""
     authorize(who, Action.TRANSCRIPT_EXPORT)
     station.guard(channel, who)
-    if not is_station_id(sender):
-        raise LocalError(Code.INVALID_REQUEST, "sender: expected a station id")
-    return prove(station, channel, sender, seq, who.name)
+    return prove(station, channel, station.station_id(sender), seq, who.name)

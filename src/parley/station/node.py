@@ -243,6 +243,30 @@ class Station:
             )
         return p
 
+    def peer_id(self, ref: str) -> str:
+        """The station id a person means by `ref`: a peer's id, or its name (exactly, else
+        ignoring case) when exactly one peer has it. Operators know peers by name; the
+        protocol knows them by id. Every use case that takes a peer from a person calls this."""
+        if self.store.get_peer(ref) is not None:
+            return ref
+        peers = self.store.list_peers()
+        found = [p for p in peers if p.name == ref] or [
+            p for p in peers if p.name.casefold() == ref.strip().casefold()
+        ]
+        if len(found) == 1:
+            return found[0].station
+        if found:
+            ids = ", ".join(p.station for p in found)
+            raise LocalError(
+                Code.INVALID_REQUEST, f"{len(found)} peers are named {ref!r} ({ids}): use the id"
+            )
+        names = ", ".join(f"{p.name} ({p.station})" for p in peers[:20]) or "none yet"
+        raise NotFound(Code.NOT_FOUND, f"{ref!r} is not a known peer; known peers: {names}")
+
+    def station_id(self, ref: str) -> str:
+        """A member named by a person: this station (id, name or "me") or a peer (`peer_id`)."""
+        return self.id if ref in (self.id, self.cfg.name, "me") else self.peer_id(ref)
+
     def peer_name(self, station: str) -> str:
         if station == self.id:
             return self.cfg.name

@@ -370,7 +370,8 @@ def set_route(st: Station, peer: str, via: str | None, fallback: bool, who: User
     """Deliver to `peer` through the relay `via` (None: directly). With `fallback`, the relay
     is used only while the direct link is down or a direct push has just failed."""
     authorize(who, Action.PEER_ROUTE)
-    st._peer(peer)
+    peer = st.peer_id(peer)
+    via = None if via is None else st.peer_id(via)
     if via is None:
         db.clear_route(st.store, peer)
     else:
@@ -414,7 +415,7 @@ def export_bundle(st: Station, peer: str, who: User) -> tuple[bytes, dict[str, A
     current prekeys, on the channels `who` may see (module rules). Exporting marks nothing
     delivered: the peer's receipts do that, whichever path brings them back."""
     authorize(who, Action.BUNDLE_EXPORT)
-    st._peer(peer)
+    peer = st.peer_id(peer)
     hidden = _hidden(st, who)
     # A hidden channel is left out whole, so every chain in the bundle stays gapless.
     rows = [r for r in st.store.pending(peer, MAX_BUNDLE_ENVELOPES) if r.channel not in hidden]

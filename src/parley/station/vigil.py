@@ -128,7 +128,8 @@ def link_events(
 ) -> list[dict[str, Any]]:
     """Recorded link-state changes, oldest first (one peer's, or every peer's)."""
     authorize(who, Action.STATION_READ)
-    rows = db.link_events(station.store, [peer] if peer else None, since, limit)
+    peers = [station.peer_id(peer)] if peer else None
+    rows = db.link_events(station.store, peers, since, limit)
     return [e.__dict__ | {"name": station.peer_name(e.peer)} for e in rows]
 
 
