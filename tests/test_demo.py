@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,10 +37,28 @@ def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def free_run(n: int) -> int:
+    """A port p such that p .. p+n-1 are free on 127.0.0.1 now (bounded tries)."""
+    for _ in range(200):
+        base = random.randrange(20_000, 60_000)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + n):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise AssertionError("no run of free ports")
+
+
+PORT_BASE = free_run(3)
+
+
 @pytest.fixture(scope="module")
 def played(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("demo") / "parley-demo"
-    res = run_demo("--exit", "--dir", str(root))
+    res = run_demo("--exit", "--dir", str(root), "--port-base", str(PORT_BASE))
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return root, res.stdout
 
@@ -73,6 +94,10 @@ def test_demo_prints_consoles_and_working_logins(played: tuple[Path, str]) -> No
         assert (root / key / "parley.db").is_file()
         assert (root / key / "station.json").is_file()
         assert doc["stations"][key]["console"] in text
+        # printed last, where people look: after the summary
+        assert text.rindex(doc["stations"][key]["console"]) > text.index("6. Summary")
+    ports = [doc["stations"][k]["url"].rsplit(":", 1)[1] for k in ("south", "north", "un")]
+    assert ports == [str(PORT_BASE + i) for i in range(3)]
     assert {u["name"] for u in doc["users"]} >= {"south.duty", "north.rep", "un.facilitator"}
     for u in doc["users"]:
         assert f"{u['name']} " in text and u["password"] in text
@@ -113,3 +138,14 @@ def test_demo_refuses_to_replace_a_directory_it_did_not_make(tmp_path: Path) -> 
     assert res.returncode == 1
     assert "was not made by `parley demo`" in " ".join(res.stderr.split())  # wrapped at 80
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_refuses_a_taken_port_base_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        res = run_demo("--exit", "--dir", str(tmp_path / "d"), "--port-base", str(taken))
+    assert res.returncode != 0
+    assert f"port {taken} on 127.0.0.1 is taken" in res.stdout + res.stderr
+    assert not (tmp_path / "d" / "south" / "parley.db").exists()

@@ -58,11 +58,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def init(data: Path, name: str, lang: str, timings: station_config.Timings | None = None) -> None:
+def claim_port(port: int) -> int:
+    """`port` if nothing on this machine listens on it; else a clear error, before any station
+    is started."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise LocalError(
+                Code.INVALID_REQUEST,
+                f"port {port} on 127.0.0.1 is taken ({exc.strerror}); choose another --port-base",
+            ) from exc
+    return port
+
+
+def init(
+    data: Path,
+    name: str,
+    lang: str,
+    timings: station_config.Timings | None = None,
+    port: int | None = None,
+) -> None:
     cfg = station_config.Config(
         name=name,
         lang=lang,
-        listen=f"127.0.0.1:{free_port()}",
+        listen=f"127.0.0.1:{port or free_port()}",
         timings=timings or station_config.Timings(),
     )
     station_config.init_dir(data, cfg)
@@ -259,8 +279,9 @@ def _say(text: str) -> None:
 class Demo:
     """Three running stations and the people on them; each method plays one part of the story."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, port_base: int | None = None) -> None:
         self.root = root
+        self.port_base = port_base
         self.procs: list[subprocess.Popen[bytes]] = []
         self.admin: dict[str, Api] = {}  # the bootstrap token of each station
         self.ids: dict[str, str] = {}
@@ -272,8 +293,11 @@ class Demo:
     # --- set-up ----------------------------------------------------------------------------------
     def start(self) -> None:
         spawned = []
-        for site in SITES:
-            init(self.root / site.key, site.name, site.lang)
+        ports: list[int | None] = [None] * len(SITES)
+        if self.port_base is not None:
+            ports = [claim_port(self.port_base + i) for i in range(len(SITES))]
+        for site, port in zip(SITES, ports, strict=True):
+            init(self.root / site.key, site.name, site.lang, port=port)
             log = self.root / f"{site.key}.log"
             spawned.append((site, _spawn(self.root / site.key, log), log))
             self.procs.append(spawned[-1][1])
@@ -843,9 +867,9 @@ def _interruptible() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_demo(root: Path, keep_running: bool) -> None:
+def run_demo(root: Path, keep_running: bool, port_base: int | None = None) -> None:
     _prepare(root)
-    demo = Demo(root)
+    demo = Demo(root, port_base)
     began = time.monotonic()
     with _interruptible():
         try:
@@ -853,7 +877,9 @@ def run_demo(root: Path, keep_running: bool) -> None:
             demo.start()
             demo.introduce()
             demo.add_people()
-            demo.print_logins()
+            _say(
+                f"The consoles and their logins are printed at the end (also in {root}/demo.json)."
+            )
             demo.hotline()
             demo.check_calls()
             demo.launch_notice()
@@ -861,6 +887,8 @@ def run_demo(root: Path, keep_running: bool) -> None:
             demo.talks()
             demo.summary()
             out.print(f"\nThe story took {time.monotonic() - began:.1f} s.")
+            out.rule("[bold]The consoles[/bold] · 콘솔")
+            demo.print_logins()
             if keep_running:
                 out.print("Stations keep running; press Ctrl-C to stop them.")
                 while True:
@@ -886,6 +914,16 @@ def demo_command(
             help="After the story, keep the stations running until Ctrl-C, or stop them.",
         ),
     ] = True,
+    port_base: Annotated[
+        int | None,
+        typer.Option(
+            "--port-base",
+            min=1024,
+            max=65533,
+            help="South listens on this port, North on the next, the UN on the one after "
+            "(default: free ports chosen at random).",
+        ),
+    ] = None,
 ) -> None:
     """Start three stations on loopback (South, North, the UN) and play the story behind Parley."""
-    run_demo(dir, keep_running)
+    run_demo(dir, keep_running, port_base)
