@@ -143,6 +143,16 @@ def canonical_vectors() -> dict[str, Any]:
         ("canon-literals", "literals", "[true, false, null]"),
         ("canon-empty", "empty containers", '{"a": [], "b": {}}'),
         ("canon-depth", "24 levels of nesting is the maximum", "[" * 24 + "0" + "]" * 24),
+        (
+            "canon-depth-empty",
+            "an empty array at level 24 is allowed: only arrays and objects count, scalars add none",
+            "[" * 24 + "]" * 24,
+        ),
+        (
+            "canon-depth-mixed",
+            "objects and arrays count alike: 12 objects and 12 arrays, alternating",
+            '{"a":[' * 12 + "true" + "]}" * 12,
+        ),
     ]
     encode = []
     for case_id, desc, text in encode_inputs:
@@ -176,6 +186,8 @@ def canonical_vectors() -> dict[str, Any]:
         _reject_case("a lone surrogate", b'"\\ud800"'),
         _reject_case("invalid UTF-8", b'"\xff"'),
         _reject_case("25 levels of nesting", b"[" * 25 + b"0" + b"]" * 25),
+        _reject_case("25 levels of nesting, the last an empty array", b"[" * 25 + b"]" * 25),
+        _reject_case("25 levels of nesting, the last an empty object", b"[" * 24 + b"{}" + b"]" * 24),
         _reject_case("a leading zero", b"01"),
     ]
     b64_ok = [

@@ -19,7 +19,9 @@ from parley.errors import Code, RejectedInput
 # The largest envelope, receipt or request body a station accepts. A notice with a map polygon
 # and a page of text fits in a few KiB; 256 KiB leaves room for attachments of text only.
 MAX_DOCUMENT_BYTES = 256 * 1024
-# JSON nesting beyond this is never produced by Parley and only costs the parser.
+# JSON nesting beyond this is never produced by Parley and only costs the parser. Only arrays and
+# objects count (the top-level one is level 1; an empty one counts like any other); scalars add
+# no level (docs/protocol.md §2).
 MAX_DEPTH = 24
 
 
@@ -67,15 +69,16 @@ _SAFE_INT = 2**53
 
 def _plain(value: Any, depth: int) -> bool:
     """Refuse what no canonical document holds (floats, deep nesting, non-text keys); True if
-    the fast path of `canonical` gives the RFC 8785 bytes for this value."""
-    if depth > MAX_DEPTH:
-        raise RejectedInput(Code.MALFORMED, "document nested too deeply")
+    the fast path of `canonical` gives the RFC 8785 bytes for this value. `depth` is the number
+    of containers around `value`."""
     if isinstance(value, float):
         raise RejectedInput(Code.MALFORMED, "floats are not allowed in canonical documents")
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return True
     if isinstance(value, int):
         return -_SAFE_INT < value < _SAFE_INT
+    if isinstance(value, dict | list | tuple) and depth >= MAX_DEPTH:
+        raise RejectedInput(Code.MALFORMED, f"arrays and objects nest deeper than {MAX_DEPTH}")
     plain = True
     if isinstance(value, dict):
         for k, v in value.items():
