@@ -241,6 +241,30 @@ def test_invitation_rejects(case: dict[str, Any]) -> None:
     assert _code(exc) == case["error"]
 
 
+@pytest.mark.parametrize("case", IDENT["invitation_current"], ids=_ids(IDENT["invitation_current"]))
+def test_invitation_is_current(case: dict[str, Any]) -> None:
+    text = next(i["invitation"] for i in IDENT["invitations"] if i["id"] == case["invitation"])
+    inv = identity.parse_invitation(text)
+    if case["error"] is None:
+        assert identity.check_current(inv, case["now"], case["skew_ms"])
+        return
+    with pytest.raises(RejectedInput) as exc:
+        identity.check_current(inv, case["now"], case["skew_ms"])
+    assert _code(exc) == case["error"]
+
+
+def test_station_id_syntax() -> None:
+    syntax = IDENT["station_id_syntax"]
+    for text in syntax["valid"]:
+        assert identity.is_station_id(text)
+        assert re.fullmatch(r"st[a-z2-7]{24}", text)
+    for text in syntax["invalid"]:
+        assert not identity.is_station_id(text)
+        assert not re.fullmatch(r"st[a-z2-7]{24}", text)
+    for s in IDENT["stations"]:
+        assert identity.is_station_id(s["station_id"])
+
+
 # --- envelope.json ------------------------------------------------------------------------------
 
 

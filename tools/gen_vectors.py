@@ -145,7 +145,7 @@ def canonical_vectors() -> dict[str, Any]:
         ("canon-depth", "24 levels of nesting is the maximum", "[" * 24 + "0" + "]" * 24),
         (
             "canon-depth-empty",
-            "an empty array at level 24 is allowed: only arrays and objects count, scalars add none",
+            "an empty array at level 24 is allowed: arrays and objects count, scalars add none",
             "[" * 24 + "]" * 24,
         ),
         (
@@ -187,7 +187,9 @@ def canonical_vectors() -> dict[str, Any]:
         _reject_case("invalid UTF-8", b'"\xff"'),
         _reject_case("25 levels of nesting", b"[" * 25 + b"0" + b"]" * 25),
         _reject_case("25 levels of nesting, the last an empty array", b"[" * 25 + b"]" * 25),
-        _reject_case("25 levels of nesting, the last an empty object", b"[" * 24 + b"{}" + b"]" * 24),
+        _reject_case(
+            "25 levels of nesting, the last an empty object", b"[" * 24 + b"{}" + b"]" * 24
+        ),
         _reject_case("a leading zero", b"01"),
     ]
     b64_ok = [
@@ -296,6 +298,20 @@ def identity_vectors() -> dict[str, Any]:
     bad_prekey_doc = json.loads(invitations[0]["document"])
     bad_prekey_doc["prekeys"] = [BRAVO.record.to_json()]
     invitation_reject = [
+        ("an address that is not a URL", _signed_invite(ALPHA, addresses=["not a url"])),
+        ("an address of another scheme", _signed_invite(ALPHA, addresses=["ftp://x"])),
+        ("an address with user info", _signed_invite(ALPHA, addresses=["https://u@alpha.example"])),
+        ("an address with a query", _signed_invite(ALPHA, addresses=["https://alpha.example/?a"])),
+        ("an address without a host", _signed_invite(ALPHA, addresses=["https://:8443"])),
+        ("the same address twice", _signed_invite(ALPHA, addresses=[ALPHA.url, ALPHA.url])),
+        ("a blank name", _signed_invite(ALPHA, name=" \t")),
+        ("an empty name", _signed_invite(ALPHA, name="")),
+        ("a blank lang", _signed_invite(ALPHA, lang=" ")),
+        ("created is not an integer", _signed_invite(ALPHA, created=str(T0))),
+        (
+            "a prekey validity time is not an integer",
+            _signed_invite(ALPHA, prekeys=[{**ALPHA.record.to_json(), "not_after": True}]),
+        ),
         ("wrong prefix", "parley-invitation:" + body),
         ("padded base64url", good + "="),
         ("signature does not cover the changed name", _invite(bad_sig_doc)),
@@ -310,6 +326,29 @@ def identity_vectors() -> dict[str, Any]:
             assert str(exc.code) == "bad_invitation"
         else:
             raise AssertionError("invitation accepted")
+
+    # Whether an invitation is usable now (identity.check_current): `created` at most the skew
+    # window ahead, and at least one prekey not yet expired. Alpha's prekey ends at T0 + 7 days.
+    not_after = ALPHA.record.not_after
+    invitation_current = []
+    for desc, now, error in [
+        ("created now", T0, None),
+        ("created exactly the skew window ahead of the clock", T0 - DEFAULT_SKEW_MS, None),
+        ("created 1 ms beyond the skew window", T0 - DEFAULT_SKEW_MS - 1, "bad_invitation"),
+        ("a week old, its prekey valid until the last millisecond", not_after, None),
+        ("its only prekey expired 1 ms ago", not_after + 1, "bad_invitation"),
+    ]:
+        inv = identity.parse_invitation(good)
+        try:
+            identity.check_current(inv, now, DEFAULT_SKEW_MS)
+        except RejectedInput as exc:
+            assert str(exc.code) == error, desc
+        else:
+            assert error is None, desc
+        invitation_current.append(
+            {"desc": desc, "invitation": "invitation-alpha", "now": now,
+             "skew_ms": DEFAULT_SKEW_MS, "error": error}
+        )  # fmt: skip
 
     good_rec = ALPHA.record.to_json()
     prekey_reject = []
@@ -346,11 +385,36 @@ def identity_vectors() -> dict[str, Any]:
         "invitation_reject": [
             {"desc": d, "invitation": t, "error": "bad_invitation"} for d, t in invitation_reject
         ],
+        "invitation_current": invitation_current,
+        "station_id_syntax": {
+            "valid": [ALPHA.id, "st" + "a" * 24, "st" + "7" * 24],
+            "invalid": [
+                "st" + "a" * 23,
+                "st" + "a" * 25,
+                "ST" + "a" * 24,
+                "st" + "A" * 24,
+                "st" + "a" * 23 + "1",
+                "st" + "a" * 23 + "8",
+                "sx" + "a" * 24,
+                "st" + "a" * 23 + "=",
+            ],
+        },
     }
 
 
 def _invite(doc: dict[str, Any]) -> str:
     return identity.INVITE_PREFIX + b64e(canonical(doc))
+
+
+def _signed_invite(st: Station, **changes: Any) -> str:
+    """A correctly signed invitation of `st` whose body breaks one rule: the refusal is for the
+    rule, not the signature."""
+    body = {
+        **identity.make_invitation(st.key, st.name, st.lang, [st.record], [st.url], T0).body(),
+        **changes,
+    }
+    sig = st.key.sign(identity.INVITE_LABEL, canonical(body))
+    return _invite({**body, "sig": b64e(sig)})
 
 
 # --- envelope.json ------------------------------------------------------------------------------

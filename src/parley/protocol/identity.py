@@ -8,7 +8,10 @@ Rules:
 - Medium-term X25519 keys ("prekeys") are signed by the identity key with a validity window; a
   sender wraps for the newest prekey of the recipient that is valid at the envelope's time.
 - An invitation is a signed document carrying identity, prekeys and addresses. It proves possession
-  of the key; only the out-of-band fingerprint comparison proves whose key it is.
+  of the key; only the out-of-band fingerprint comparison proves whose key it is. Its name and
+  language are not blank; each address is an absolute http(s) URL with a host and nothing else
+  (no user info, query or fragment). Whether it is still usable (`created` not ahead of the
+  clock, an unexpired prekey) depends on `now`, so it is a separate check (`check_current`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +52,36 @@ def fingerprint(identity_public: bytes) -> str:
     return " ".join(f"{g:05d}" for g in groups)
 
 
+_STATION_ID = re.compile(r"st[a-z2-7]{24}")
+# Printable ASCII without space: what an address may contain (an IDN host goes in as punycode).
+_URL_CHARS = re.compile(r"[!-~]+")
+
+
 def is_station_id(text: object) -> bool:
-    return isinstance(text, str) and re.fullmatch(r"st[a-z2-7]{24}", text) is not None
+    """The syntax of a station id (`st` + 24 of [a-z2-7]); whether it derives from a given key
+    is a separate question (`station_id`)."""
+    return isinstance(text, str) and _STATION_ID.fullmatch(text) is not None
+
+
+def is_blank(text: str) -> bool:
+    """Empty or only whitespace (Python `str.isspace`, the definition of docs/protocol.md §19)."""
+    return not text or text.isspace()
+
+
+def check_address(url: str) -> None:
+    """An address is an absolute http or https URL with a host, optionally a port and a path,
+    and nothing a client would have to interpret: no user info, query or fragment."""
+    if not _URL_CHARS.fullmatch(url) or not url.startswith(("http://", "https://")):
+        raise RejectedInput(Code.MALFORMED, f"address {url!r}: expected an http(s) URL")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise RejectedInput(Code.MALFORMED, f"address {url!r}: {exc}") from exc
+    if not parts.hostname or "@" in parts.netloc or port == 0:
+        raise RejectedInput(Code.MALFORMED, f"address {url!r}: expected a host (and a port)")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise RejectedInput(Code.MALFORMED, f"address {url!r}: no query or fragment")
 
 
 @dataclass(frozen=True)
@@ -149,6 +181,17 @@ class Invitation:
         return INVITE_PREFIX + b64e(canonical(doc))
 
 
+def _check_invitation_fields(name: str, lang: str, addresses: tuple[str, ...]) -> None:
+    if is_blank(name):
+        raise RejectedInput(Code.MALFORMED, "name: must not be blank")
+    if is_blank(lang):
+        raise RejectedInput(Code.MALFORMED, "lang: must not be blank")
+    for url in addresses:
+        check_address(url)
+    if len(set(addresses)) != len(addresses):
+        raise RejectedInput(Code.MALFORMED, "addresses: each address once")
+
+
 def make_invitation(
     identity: crypto.SigningKey,
     name: str,
@@ -157,6 +200,7 @@ def make_invitation(
     addresses: list[str],
     now_ms: int,
 ) -> Invitation:
+    _check_invitation_fields(name, lang, tuple(addresses))
     unsigned = Invitation(
         name, lang, identity.public, tuple(prekeys), tuple(addresses), now_ms, b""
     )
@@ -193,8 +237,29 @@ def parse_invitation(text: str) -> Invitation:
         )
         if obj["station"] != inv.station:
             raise RejectedInput(Code.MALFORMED, "station id does not match the identity key")
+        _check_invitation_fields(inv.name, inv.lang, inv.addresses)
         if not crypto.verify(identity, INVITE_LABEL, canonical(inv.body()), inv.sig):
             raise RejectedInput(Code.BAD_SIGNATURE, "invitation signature does not verify")
     except RejectedInput as exc:
         raise RejectedInput(Code.BAD_INVITATION, f"invalid invitation: {exc.message}") from exc
     return inv
+
+
+def check_current(inv: Invitation, now_ms: int, skew_ms: int) -> tuple[Prekey, ...]:
+    """Refuse an invitation a station cannot use now: one `created` more than the skew window
+    ahead of `now` (a clock far off, or a document made to look newer than a real one), or one
+    whose prekeys have all expired (nothing could be sealed to it). Returns the unexpired
+    prekeys, the ones worth keeping."""
+    if inv.created > now_ms + skew_ms:
+        raise RejectedInput(
+            Code.BAD_INVITATION,
+            f"invalid invitation: created {inv.created - now_ms} ms in the future"
+            f" (allowed {skew_ms} ms); check both clocks",
+        )
+    live = tuple(p for p in inv.prekeys if now_ms <= p.not_after)
+    if not live:
+        raise RejectedInput(
+            Code.BAD_INVITATION,
+            "invalid invitation: every prekey in it has expired; ask the peer for a new one",
+        )
+    return live

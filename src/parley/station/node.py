@@ -40,6 +40,7 @@ from parley.protocol.envelope import (
 from parley.protocol.identity import (
     Invitation,
     Prekey,
+    check_current,
     fingerprint,
     make_invitation,
     parse_prekey,
@@ -221,9 +222,11 @@ class Station:
     def add_peer(self, inv: Invitation, actor: str = "admin") -> PeerRow:
         if inv.station == self.id:
             raise LocalError(Code.INVALID_REQUEST, "that invitation is this station's own")
+        now = self.clock()
+        live = check_current(inv, now, self.cfg.timings.skew_ms)
         row = PeerRow(
             inv.station, inv.name, inv.lang, inv.identity, list(inv.addresses),
-            [p.to_json() for p in inv.prekeys], self.clock(),
+            [p.to_json() for p in live], now,
         )  # fmt: skip
         with self.store.tx():
             self.store.add_peer(row)

@@ -1,0 +1,92 @@
+"""The station follows the rules docs/protocol.md states where it used to be silent (issue 16).
+
+Each test names the section it proves. Real stations (SQLite files, the real receive path),
+joined in memory by tests.pair; the byte-level rules have their vectors in vectors/protocol/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parley.errors import RejectedInput
+from parley.protocol import identity
+from parley.protocol.encoding import b64e, canonical
+from parley.station.node import Station
+from tests.pair import Clock, make_station
+
+
+def _resigned(st: Station, **changes: object) -> str:
+    """`st`'s own invitation with fields changed and signed again: only the rule can refuse it."""
+    body = {**st.invitation().body(), **changes}
+    sig = st.identity.sign(identity.INVITE_LABEL, canonical(body))
+    return identity.INVITE_PREFIX + b64e(canonical({**body, "sig": b64e(sig)}))
+
+
+def _peers(st: Station) -> int:
+    return int(st.store.q("SELECT COUNT(*) FROM peers")[0][0])
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> tuple[Clock, Station, Station]:
+    clock = Clock()
+    return (
+        clock,
+        make_station(tmp_path / "a", "South", "en", clock),
+        make_station(tmp_path / "b", "North", "ko", clock),
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"addresses": ["not a url"]},
+        {"addresses": ["ftp://x"]},
+        {"addresses": ["https://user@north.example"]},
+        {"addresses": ["https://north.example/#top"]},
+        {"addresses": ["https://north.example", "https://north.example"]},
+        {"name": "   "},
+        {"name": ""},
+        {"lang": "\u3000"},
+        {"created": "1790000000000"},
+        {"created": True},
+    ],
+    ids=repr,
+)
+def test_3_4_an_invitation_breaking_a_field_rule_is_refused(two, changes) -> None:
+    _, a, b = two
+    with pytest.raises(RejectedInput) as exc:
+        identity.parse_invitation(_resigned(b, **changes))
+    assert str(exc.value.code) == "bad_invitation"
+    assert _peers(a) == 0
+
+
+def test_3_4_a_station_refuses_an_invitation_from_the_future(two) -> None:
+    clock, a, b = two
+    clock.advance(a.cfg.timings.skew_ms + 1)
+    inv = identity.parse_invitation(b.invitation().encode())
+    clock.advance(-(a.cfg.timings.skew_ms + 1))
+    with pytest.raises(RejectedInput) as exc:
+        a.add_peer(inv)
+    assert str(exc.value.code) == "bad_invitation" and "future" in exc.value.message
+    assert _peers(a) == 0
+    clock.advance(1)  # now exactly the skew window ahead: allowed (bounds inclusive)
+    a.add_peer(inv)
+    assert _peers(a) == 1
+
+
+def test_3_4_a_station_refuses_an_invitation_whose_prekeys_all_expired(two) -> None:
+    clock, a, b = two
+    inv = identity.parse_invitation(b.invitation().encode())
+    clock.advance(max(p.not_after for p in inv.prekeys) - clock() + 1)
+    with pytest.raises(RejectedInput) as exc:
+        a.add_peer(inv)
+    assert str(exc.value.code) == "bad_invitation" and "expired" in exc.value.message
+    assert _peers(a) == 0
+
+
+def test_3_4_an_own_address_that_is_not_a_url_cannot_go_into_an_invitation(two) -> None:
+    _, a, _ = two
+    with pytest.raises(RejectedInput):
+        identity.make_invitation(a.identity, "South", "en", [], ["not a url"], 0)
