@@ -10,9 +10,9 @@ so the crypto runs on one core as in the raw rate; the CPU-time figure counts bo
 
 The export is two members' chains on one channel, three envelopes of the first for each of the
 second, each sealed with `envelope.seal` (X25519 wraps, XChaCha20-Poly1305, Ed25519), with a
-checkpoint every 64 envelopes per chain (`transcript.checkpoint_body`, with its consistency
+checkpoint every 64 envelopes per chain (`checkpoint.checkpoint_body`, with its consistency
 proof) and the other member's cosignature as its next envelope, then the checkpoints with their
-cosignatures and the exporter's signature, as `transcript.TranscriptWriter` writes them.
+cosignatures and the exporter's signature, as `export.TranscriptWriter` writes them.
 
     .venv/bin/python bench/verify.py [--envelopes 200000] [--file PATH] [--keep]
     .venv/bin/python bench/verify.py --file PATH --reuse      # verify a file kept earlier
@@ -36,7 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from parley.cli.verifying import signature_worker
 from parley.domain import channels
-from parley.protocol import crypto, transcript
+from parley.protocol import checkpoint, crypto, export, merkle, scan, verifier
 from parley.protocol.encoding import b64d, b64e, canonical
 from parley.protocol.envelope import ENVELOPE_LABEL, ZERO_HASH, RecipientKey, Ref, seal
 from parley.protocol.identity import key_id, station_id
@@ -56,7 +56,7 @@ class Member:
     id: str = ""
     seq: int = 0
     head: bytes = ZERO_HASH
-    tree: transcript.ChainTree = field(default_factory=transcript.ChainTree)
+    tree: merkle.Tree = field(default_factory=merkle.Tree)
     uncovered: int = 0
     last_checkpoint: int = 0
 
@@ -89,8 +89,8 @@ def build(path: Path, n: int) -> list[tuple[bytes, bytes, bytes]]:
     a = Member("South", SOUTH_KEY, crypto.KemKey(bytes(range(32, 64))))
     b = Member("North", NORTH_KEY, crypto.KemKey(bytes(range(96, 128))))
     ch = b64e(bytes(range(16)))
-    members = [transcript.Member(m.id, m.name, m.key.public) for m in (a, b)]
-    writer = transcript.TranscriptWriter(ch, members, a.id, T0)
+    members = [checkpoint.Member(m.id, m.name, m.key.public) for m in (a, b)]
+    writer = export.TranscriptWriter(ch, members, a.id, T0)
     sample: list[tuple[bytes, bytes, bytes]] = []
     checkpoints: list[tuple[str, int, str]] = []
     made = 0
@@ -105,20 +105,20 @@ def build(path: Path, n: int) -> list[tuple[bytes, bytes, bytes]]:
         )  # fmt: skip
         f.write(writer.envelope(env.raw, salt, canonical(body)))
         if len(sample) < RAW_SAMPLE:
-            scanned = transcript.scan_envelope(env.raw)
+            scanned = scan.scan_envelope(env.raw)
             sample.append((m.key.public, ENVELOPE_LABEL + scanned.signing_input, env.sig))
         m.head = env.hash
-        m.tree.append(transcript.leaves([env.hash])[0])
+        m.tree.append(checkpoint.leaves([env.hash])[0])
         made += 1
 
     def content(m: Member, other: Member, body: dict[str, Any], f: Any) -> None:
         send(m, other, body, f)
         m.uncovered += 1
         if m.uncovered >= EVERY and made < n - 1:
-            cp_body = transcript.checkpoint_body(m.key, ch, m.tree, m.last_checkpoint)
+            cp_body = checkpoint.checkpoint_body(m.key, ch, m.tree, m.last_checkpoint)
             send(m, other, cp_body, f)
-            cb = transcript.check_checkpoint_body(cp_body)
-            cosign, _ = transcript.cosign_body(cb, other.key, (T0 + made * 1000) // 1000)
+            cb = checkpoint.check_checkpoint_body(cp_body)
+            cosign, _ = checkpoint.cosign_body(cb, other.key, (T0 + made * 1000) // 1000)
             send(other, m, cosign, f)
             checkpoints.append((m.id, cb.size, cosign["note"]))
             m.uncovered, m.last_checkpoint = 0, cb.size
@@ -169,7 +169,7 @@ def sample_of(path: Path) -> list[tuple[bytes, bytes, bytes]]:
                 for m in json.loads(fields[1])["members"]:
                     members[m["station"]] = b64d(m["identity"])
             elif fields[0] == b"envelope" and len(out) < RAW_SAMPLE:
-                s = transcript.scan_envelope(fields[1])
+                s = scan.scan_envelope(fields[1])
                 out.append((members[s.sender], ENVELOPE_LABEL + s.signing_input, s.sig))
     return out
 
@@ -196,7 +196,7 @@ def main() -> None:
             task = bar.add_task("verify", total=size)
             t, c = time.perf_counter(), cpu_with_children()
             with signature_worker() as checks:
-                report = transcript.verify_transcript(
+                report = verifier.verify_transcript(
                     f,
                     progress=lambda done: bar.update(task, completed=done),
                     batch_verify=checks,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from parley.domain import channels, records
 from parley.errors import Code, Conflict, RejectedInput
-from parley.protocol import crypto, merkle, note, transcript
+from parley.protocol import checkpoint, crypto, merkle, note, scan
 from parley.protocol.encoding import b64e
 from parley.protocol.envelope import (
     Envelope,
@@ -67,8 +67,8 @@ def test_checkpoints_stay_out_of_the_inbox_but_in_the_transcript(
     say(a, ch, 5)
     exchange(net, a, b)
     in_transcript = {m.body["type"] for m in b.messages(ch)}
-    assert {"text", transcript.CHECKPOINT} <= in_transcript
-    assert transcript.COSIGN in {m.body["type"] for m in a.messages(ch)}
+    assert {"text", checkpoint.CHECKPOINT} <= in_transcript
+    assert checkpoint.COSIGN in {m.body["type"] for m in a.messages(ch)}
     assert {m.body["type"] for m in b.inbox()} == {"text", "channel.propose"}
     assert {m.body["type"] for m in a.inbox()} == {"channel.consent"}
 
@@ -94,8 +94,8 @@ def test_every_n_envelopes_a_checkpoint_is_issued_and_countersigned(
     signed = note.parse_note(cps.signed_note(cp, cosigs))
     opened = note.open_note(
         cps.signed_note(cp, cosigs),
-        [transcript.Member(a.id, "a", a.identity.public).signer,
-         transcript.Member(b.id, "b", b.identity.public).cosigner],
+        [checkpoint.Member(a.id, "a", a.identity.public).signer,
+         checkpoint.Member(b.id, "b", b.identity.public).cosigner],
     )  # fmt: skip
     assert len(opened.verified) == 2 and len(signed.signatures) == 2
     # The second checkpoint carries a consistency proof from the first, which Bravo checked.
@@ -173,7 +173,7 @@ def test_a_corrupted_copy_is_found_at_the_next_checkpoint(
     assert [r.status for r in results] == ["accepted"]
     alarms = [x for x in b.store.alarms() if x.kind == "divergence"]
     assert len(alarms) == 1 and alarms[0].severity == "critical" and alarms[0].subject == a.id
-    ours = merkle.root(transcript.leaves(db.chain_hashes(b.store, ch, a.id, cp.size)))
+    ours = merkle.root(checkpoint.leaves(db.chain_hashes(b.store, ch, a.id, cp.size)))
     ev = [e for e in b.store.evidence() if e[3] == "divergence"]
     assert len(ev) == 1
     channel, chain, size, _, raw, held, _ = ev[0]
@@ -238,7 +238,7 @@ def test_a_chain_forked_between_two_members_is_found_by_both(tmp_path: Path) -> 
     x_cp = cps.issue(a, ch)
     net.deliver(a, b)
     a.store.mark_delivered(ch, c.id, n + 1, clock())
-    y_body = transcript.checkpoint_body(a.identity, ch, [*common, y.hash])
+    y_body = checkpoint.checkpoint_body(a.identity, ch, [*common, y.hash])
     y_cp = _forge(a, ch, y_body, n + 1, y.hash)
     assert c.receive(y_cp.raw).status == "accepted"
     assert kinds(b) == kinds(c) == []
@@ -255,11 +255,11 @@ def test_a_chain_forked_between_two_members_is_found_by_both(tmp_path: Path) -> 
         assert len(ev) == 2 and {e[2] for e in ev} == {n}
         roots = set()
         for e in ev:
-            opened = note.open_note(e[4], [transcript.Member(a.id, "", a.identity.public).signer])
+            opened = note.open_note(e[4], [checkpoint.Member(a.id, "", a.identity.public).signer])
             cp = note.parse_checkpoint(opened.text)
-            assert cp.origin == transcript.origin(ch, a.id) and cp.size == n
+            assert cp.origin == checkpoint.origin(ch, a.id) and cp.size == n
             roots.add(cp.root_hash)
-        assert roots == {x_cp.root, merkle.root(transcript.leaves([*common, y.hash]))}
+        assert roots == {x_cp.root, merkle.root(checkpoint.leaves([*common, y.hash]))}
     # Neither witness keeps the other's cosignature as valid.
     assert [x.cosigner for x in db.cosignatures(b.store, ch, a.id, n)] == [b.id]
     assert [x.cosigner for x in db.cosignatures(c.store, ch, a.id, n)] == [c.id]
@@ -276,7 +276,7 @@ def test_a_checkpoint_whose_consistency_proof_fails_is_a_divergence(
     say(a, ch, 3)
     exchange(net, a, b)
     hashes = db.chain_hashes(a.store, ch, a.id)
-    body = transcript.checkpoint_body(a.identity, ch, hashes, first.size)
+    body = checkpoint.checkpoint_body(a.identity, ch, hashes, first.size)
     body["proof"] = [b64e(crypto.sha256(b"not a proof")), *body["proof"][1:]]
     a.send(ch, body)  # well-formed, signed, with a wrong proof
     results = net.deliver(a, b)
@@ -291,7 +291,7 @@ def test_a_checkpoint_not_signed_by_its_sender_is_a_warning_not_countersigned(
     net, _, a, b, ch = pair
     say(a, ch, 2)
     hashes = db.chain_hashes(a.store, ch, a.id)
-    body = transcript.checkpoint_body(a.identity, ch, hashes)
+    body = checkpoint.checkpoint_body(a.identity, ch, hashes)
     text = note.parse_note(body["note"]).text
     mallory = crypto.SigningKey(bytes(32))
     forged = note.Signature(a.id, note.key_id(a.id, note.ED25519, a.identity.public),
@@ -315,14 +315,14 @@ def _hashes(n: int) -> list[bytes]:
 
 
 def test_checkpoint_bodies_round_trip_and_pass_the_records_check() -> None:
-    body = transcript.checkpoint_body(KEY, CH, _hashes(7), prev=3)
+    body = checkpoint.checkpoint_body(KEY, CH, _hashes(7), prev=3)
     records.check(body)
-    cb = transcript.check_checkpoint_body(body)
-    assert (cb.size, cb.prev, cb.root) == (7, 3, merkle.root(transcript.leaves(_hashes(7))))
-    merkle.verify_consistency(3, 7, cb.proof, merkle.root(transcript.leaves(_hashes(3))), cb.root)
-    cosig, line = transcript.cosign_body(cb, crypto.SigningKey(bytes(range(1, 33))), 1_790_000)
+    cb = checkpoint.check_checkpoint_body(body)
+    assert (cb.size, cb.prev, cb.root) == (7, 3, merkle.root(checkpoint.leaves(_hashes(7))))
+    merkle.verify_consistency(3, 7, cb.proof, merkle.root(checkpoint.leaves(_hashes(3))), cb.root)
+    cosig, line = checkpoint.cosign_body(cb, crypto.SigningKey(bytes(range(1, 33))), 1_790_000)
     records.check(cosig)
-    cs = transcript.check_cosign_body(cosig)
+    cs = checkpoint.check_cosign_body(cosig)
     assert cs.cosignature == line and cs.root == cb.root and cs.of == cb.sender
 
 
@@ -340,7 +340,7 @@ def test_checkpoint_bodies_round_trip_and_pass_the_records_check() -> None:
     ids=["size", "root", "prev", "proof", "extra", "origin", "two-signatures"],
 )
 def test_malformed_checkpoint_bodies_are_bad_bodies(change: Any, needle: str) -> None:
-    body = transcript.checkpoint_body(KEY, CH, _hashes(7), prev=3)
+    body = checkpoint.checkpoint_body(KEY, CH, _hashes(7), prev=3)
     change(body)
     with pytest.raises(RejectedInput) as exc:
         records.check(body)
@@ -348,8 +348,8 @@ def test_malformed_checkpoint_bodies_are_bad_bodies(change: Any, needle: str) ->
 
 
 def test_a_cosign_body_needs_the_senders_and_the_cosigners_lines() -> None:
-    cb = transcript.check_checkpoint_body(transcript.checkpoint_body(KEY, CH, _hashes(2)))
-    cosig, _ = transcript.cosign_body(cb, crypto.SigningKey(bytes(range(1, 33))), 5)
+    cb = checkpoint.check_checkpoint_body(checkpoint.checkpoint_body(KEY, CH, _hashes(2)))
+    cosig, _ = checkpoint.cosign_body(cb, crypto.SigningKey(bytes(range(1, 33))), 5)
     only_sender = {**cosig, "note": note.Note(cb.text, cb.signatures).format()}
     with pytest.raises(RejectedInput, match="two signatures"):
         records.check(only_sender)
@@ -379,7 +379,7 @@ ENVELOPES = [_envelope(0, 1, 1), _envelope(1, 1), _envelope(3, 2), _envelope(2, 
 
 @pytest.mark.parametrize("env", ENVELOPES, ids=lambda e: f"seq{e.seq}-to{len(e.keys)}")
 def test_the_fast_scan_reads_envelopes_as_the_reference_parser_does(env: Envelope) -> None:
-    fast = transcript.scan_fast(env.raw)
+    fast = scan.scan_fast(env.raw)
     assert fast is not None
     assert fast.signing_input == signing_input(env)
     assert (fast.channel, fast.sender, fast.seq, fast.ts, fast.sig) == (
@@ -415,7 +415,7 @@ def test_the_fast_scan_never_accepts_what_the_reference_refuses(
         else:
             raw.insert(k, ch)
     data = bytes(raw)
-    fast = transcript.scan_fast(data)
+    fast = scan.scan_fast(data)
     try:
         ref = parse_envelope(data)
     except RejectedInput:
@@ -429,38 +429,13 @@ def test_the_fast_scan_never_accepts_what_the_reference_refuses(
 def test_scan_envelope_names_the_reference_error() -> None:
     raw = ENVELOPES[1].raw.replace(b'"v":1', b'"v": 1')
     with pytest.raises(RejectedInput) as exc:
-        transcript.scan_envelope(raw)
+        scan.scan_envelope(raw)
     assert exc.value.code is Code.MALFORMED and "canonical" in exc.value.message
 
 
 def test_origin_names_one_chain() -> None:
     sid = station_id(KEY.public)
-    assert transcript.parse_origin(transcript.origin(CH, sid)) == (CH, sid)
+    assert checkpoint.parse_origin(checkpoint.origin(CH, sid)) == (CH, sid)
     for bad in ("example.com/log", f"parley/chain/v1/{CH}", f"parley/chain/v1/x/{sid}"):
         with pytest.raises(RejectedInput):
-            transcript.parse_origin(bad)
-
-
-def test_the_chain_tree_agrees_with_the_reference_for_every_small_tree() -> None:
-    tree_leaves = transcript.leaves(_hashes(40))
-    tree = transcript.ChainTree(tree_leaves)
-    for n in range(1, 41):
-        assert tree.root(n) == merkle.root(tree_leaves[:n])
-        for i in range(n):
-            assert tree.inclusion_proof(i, n) == merkle.inclusion_proof(i, tree_leaves[:n])
-            m = i + 1
-            assert tree.consistency_proof(m, n) == merkle.consistency_proof(m, tree_leaves[:n])
-    assert tree.root(0) == merkle.EMPTY_ROOT
-
-
-@settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 3000), data=st.data())
-def test_the_chain_tree_agrees_with_the_reference(n: int, data: st.DataObject) -> None:
-    tree_leaves = transcript.leaves(crypto.sha256(i.to_bytes(4, "big")) for i in range(n))
-    tree = transcript.ChainTree(tree_leaves)
-    m = data.draw(st.integers(1, n))
-    i = data.draw(st.integers(0, n - 1))
-    assert tree.root() == merkle.root(tree_leaves)
-    assert tree.inclusion_proof(i, n) == merkle.inclusion_proof(i, tree_leaves)
-    assert tree.consistency_proof(m, n) == merkle.consistency_proof(m, tree_leaves)
-    assert tree.root(m) == merkle.root(tree_leaves[:m])
+            checkpoint.parse_origin(bad)

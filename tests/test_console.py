@@ -20,7 +20,7 @@ import pytest
 from parley.app.build import build_app
 from parley.domain import channels, translation
 from parley.domain.forms import timefmt
-from parley.protocol import transcript
+from parley.protocol import checkpoint
 from parley.station import checkcalls, checkpoints, crises, users
 from parley.store import vigil as vigil_db
 from parley.web import i18n
@@ -737,7 +737,7 @@ def test_checkpoints_are_one_ledger_line_not_messages(tmp_path: Path) -> None:
 
     held = south.messages(ch)
     types = [m.body.get("type") for m in held]
-    assert {transcript.CHECKPOINT, transcript.COSIGN} <= set(types)  # both are held
+    assert {checkpoint.CHECKPOINT, checkpoint.COSIGN} <= set(types)  # both are held
     web = signed_in(south, "kim")
     for path in (f"/console/channels/{ch}", f"/console/channels/{ch}/live"):
         html = web.get(path).text
@@ -747,7 +747,7 @@ def test_checkpoints_are_one_ledger_line_not_messages(tmp_path: Path) -> None:
         assert {"checkcall.call", "checkcall.answer", "crisis.open"} <= set(shown)
         assert "Hello North" in messages and "안녕 북측" in messages  # text beside translation
         # One item per body but the translation (beside its original) and the bookkeeping.
-        left_out = (transcript.CHECKPOINT, transcript.COSIGN, translation.TYPE)
+        left_out = (checkpoint.CHECKPOINT, checkpoint.COSIGN, translation.TYPE)
         assert messages.count("<li data-id=") == len([t for t in types if t not in left_out])
 
         found = re.search(r'id="ledger">(.*?)</p>', html, re.S)

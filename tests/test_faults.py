@@ -25,7 +25,8 @@ import pytest
 from parley.cli.client import Api, ApiError
 from parley.cli.demo import free_port, start
 from parley.cli.transcript import station_anchors
-from parley.protocol import transcript
+from parley.protocol import verifier
+from parley.protocol.export import read_lines
 from parley.station.config import Config, Timings, init_dir
 from tests.faultproxy import FaultProxy
 from tests.net import wait
@@ -173,9 +174,7 @@ def run_chaos(root: Path, messages: int, kills: int, budget_s: float, seed: int)
             export.raise_for_status()
             # Anchored as `parley transcript verify` run at that station: its key and its peers'.
             trusted = station_anchors(n.data)
-            report = transcript.verify_transcript(
-                transcript.read_lines(export.content), trust=trusted
-            )
+            report = verifier.verify_transcript(read_lines(export.content), trust=trusted)
             violations += len(report.failed)
             figures["verified_exports"] += int(report.ok)
         figures["violations"] = violations

@@ -22,9 +22,14 @@ from hypothesis import strategies as st
 from parley.app.build import build_app
 from parley.domain import channels
 from parley.errors import NotFound
-from parley.protocol import crypto, note, transcript
+from parley.protocol import crypto, note
+from parley.protocol.checkpoint import checkpoint_body
 from parley.protocol.encoding import b64d, b64e, canonical
+from parley.protocol.export import read_lines
+from parley.protocol.proof import check_proof
+from parley.protocol.report import Report
 from parley.protocol.trust import Anchors
+from parley.protocol.verifier import TRANSCRIPT_CHECKS, verify_transcript
 from parley.station import checkpoints as cps
 from parley.station import users
 from parley.station.node import Station
@@ -61,7 +66,7 @@ class World:
 
     def export(self, st: Station | None = None) -> list[bytes]:
         data = b"".join(cps.export(st or self.a, self.ch, "auditor"))
-        return list(transcript.read_lines(data))
+        return list(read_lines(data))
 
     def anchors(self) -> Anchors:
         """What an auditor who compared both stations' fingerprints trusts."""
@@ -87,8 +92,8 @@ def lines(world: World) -> list[bytes]:
     return world.export()
 
 
-def verify(lines: list[bytes], w: World) -> transcript.Report:
-    return transcript.verify_transcript(lines, trust=w.anchors())
+def verify(lines: list[bytes], w: World) -> Report:
+    return verify_transcript(lines, trust=w.anchors())
 
 
 # --- a clean export -------------------------------------------------------------------------------
@@ -294,9 +299,7 @@ def test_a_wrong_consistency_proof_fails_consistency(tmp_path: Path) -> None:
     w = World(tmp_path)
     first = db.latest_checkpoint(w.a.store, w.ch, w.a.id)
     assert first is not None
-    body = transcript.checkpoint_body(
-        w.a.identity, w.ch, db.chain_hashes(w.a.store, w.ch, w.a.id), first.size
-    )
+    body = checkpoint_body(w.a.identity, w.ch, db.chain_hashes(w.a.store, w.ch, w.a.id), first.size)
     body["proof"] = [b64e(crypto.sha256(b"not it")), *body["proof"][1:]]
     w.a.send(w.ch, body)
     w.exchange()
@@ -324,7 +327,7 @@ def test_the_cli_verifies_offline_and_names_every_check(
     keys = tmp_path / "trusted.txt"
     keys.write_text(f"# compared by voice\n{world.a.id} {world.a.fingerprint}\n{world.b.id}\n")
     res = parley("transcript", "verify", str(good), "--trust", str(keys))
-    for name in transcript.TRANSCRIPT_CHECKS:
+    for name in TRANSCRIPT_CHECKS:
         assert name in res.stdout
     assert "every check passed" in res.stdout and world.b.fingerprint in res.stdout
     bad = tmp_path / "bad.transcript"
@@ -343,7 +346,7 @@ def test_the_cli_verifies_offline_and_names_every_check(
 def test_a_proof_reveals_its_message_and_nothing_else(world: World, tmp_path: Path) -> None:
     seq = world.seq_of(world.a, TEXTS_A[1])
     doc = cps.prove(world.b, world.ch, world.a.id, seq, "auditor")
-    report = transcript.check_proof(doc, trust=world.anchors())
+    report = check_proof(doc, trust=world.anchors())
     assert report.ok, report.to_json()
     assert all(c.passed for c in report.checks.values())
     assert report.facts["body"]["text"] == TEXTS_A[1] and report.facts["seq"] == seq
@@ -404,7 +407,7 @@ def test_a_tampered_proof_fails_naming_the_check(world: World, tmp_path: Path) -
     for name, change, check in _proof_tampers(world):
         doc = json.loads(json.dumps(cps.prove(world.b, world.ch, world.a.id, seq)))
         change(doc)
-        report = transcript.check_proof(doc, trust=world.anchors())
+        report = check_proof(doc, trust=world.anchors())
         assert check in report.failed and not report.ok, (name, report.to_json())
     doc = cps.prove(world.b, world.ch, world.a.id, seq)
     _proof_tampers(world)[0][1](doc)
@@ -439,9 +442,7 @@ def test_the_api_exports_for_the_roles_the_table_names(world: World) -> None:
         assert r.status_code == 403 and r.json()["code"] == "forbidden"
         r = client.get(path, headers={"Authorization": f"Bearer {auditor}"})
         assert r.status_code == 200
-        report = transcript.verify_transcript(
-            transcript.read_lines(r.content), trust=world.anchors()
-        )
+        report = verify_transcript(read_lines(r.content), trust=world.anchors())
         assert report.ok
         seq = world.seq_of(world.a, TEXTS_A[0])
         r = client.get(
@@ -450,7 +451,7 @@ def test_the_api_exports_for_the_roles_the_table_names(world: World) -> None:
             headers={"Authorization": f"Bearer {auditor}"},
         )
         assert r.status_code == 200
-        assert transcript.check_proof(r.json(), trust=world.anchors()).ok
+        assert check_proof(r.json(), trust=world.anchors()).ok
         r = client.get(
             f"/api/v1/channels/{world.ch}/checkpoints", headers={"Authorization": f"Bearer {TOKEN}"}
         )
@@ -510,7 +511,7 @@ def test_verify_never_raises_and_fails_closed(
     data = bytearray(b"".join(lines))
     for pos, byte in edits:
         data[pos % len(data)] = byte
-    report = transcript.verify_transcript(transcript.read_lines(bytes(data)), trust=world.anchors())
+    report = verify_transcript(read_lines(bytes(data)), trust=world.anchors())
     assert report.ok == (bytes(data) == b"".join(lines))
 
 
@@ -531,5 +532,5 @@ def test_check_proof_never_raises(world: World, path: list[Any], value: Any) -> 
             break
     with contextlib.suppress(IndexError, TypeError):
         target[path[-1] if path else "format"] = value
-    report = transcript.check_proof(doc, trust=world.anchors())
+    report = check_proof(doc, trust=world.anchors())
     assert isinstance(report.ok, bool)

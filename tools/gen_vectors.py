@@ -40,11 +40,21 @@ from parley.protocol import (
     note,
     receipt,
     request,
-    transcript,
     trust,
+)
+from parley.protocol.checkpoint import (
+    Member,
+    check_checkpoint_body,
+    checkpoint_body,
+    cosign_body,
+    leaves,
+    origin,
 )
 from parley.protocol.delivery import DEFAULT_SKEW_MS
 from parley.protocol.encoding import b64e, canonical
+from parley.protocol.export import TRANSCRIPT_LABEL, TranscriptWriter
+from parley.protocol.proof import check_proof, make_proof
+from parley.protocol.verifier import verify_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "vectors" / "protocol"
@@ -930,7 +940,7 @@ def _seal_plain(sender: Station, to: Station, seq: int, prev: bytes, seen: dict[
 
 
 def _merkle_cases(hashes: list[bytes]) -> dict[str, Any]:
-    tree = transcript.leaves(hashes)
+    tree = leaves(hashes)
     return {
         "id": "checkpoint-chain",
         "desc": "Alpha's chain on the Alpha-Bravo channel, seq 1..7 (envelope-1, envelope-3, "
@@ -972,21 +982,21 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
 
     add(channels.text_body("Alpha 3: the launch window is 09:00-09:30 UTC.", "en"))
     add(channels.text_body("Alpha 4: 발사 구역은 통보한 대로입니다.", "ko"))
-    cp0_body = transcript.checkpoint_body(ALPHA.key, CHANNEL_AB, [e.hash for e in chain])
+    cp0_body = checkpoint_body(ALPHA.key, CHANNEL_AB, [e.hash for e in chain])
     add(cp0_body)
     add(channels.text_body("Alpha 6: impact area unchanged.", "en"))
     add(channels.text_body("Alpha 7: we will confirm after the launch.", "en"))
     hashes = [e.hash for e in chain]
-    cp1_body = transcript.checkpoint_body(ALPHA.key, CHANNEL_AB, hashes, prev=4)
+    cp1_body = checkpoint_body(ALPHA.key, CHANNEL_AB, hashes, prev=4)
     cp1_env = add(cp1_body)
-    cp1 = transcript.check_checkpoint_body(cp1_body)
+    cp1 = check_checkpoint_body(cp1_body)
     stamp = (T0 + 12 * MINUTE) // 1000
-    cosig_body, cosig_line = transcript.cosign_body(cp1, BRAVO.key, stamp)
+    cosig_body, cosig_line = cosign_body(cp1, BRAVO.key, stamp)
     b2 = _seal_plain(BRAVO, ALPHA, 2, e2.hash, {ALPHA.id: cp1_env.ref}, T0 + 12 * MINUTE,
                      cosig_body)  # fmt: skip
     bodies[b2.hash] = (fixed(0x11 + 2 + 0x40), cosig_body)
 
-    signer = transcript.Member(ALPHA.id, ALPHA.name, ALPHA.key.public)
+    signer = Member(ALPHA.id, ALPHA.name, ALPHA.key.public)
     text = cp1.text
     checkpoints = {
         "id": "checkpoint-1",
@@ -1000,7 +1010,7 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
             "prev": 4,
         },
         "outputs": {
-            "origin": transcript.origin(CHANNEL_AB, ALPHA.id),
+            "origin": origin(CHANNEL_AB, ALPHA.id),
             "root_hex": hx(cp1.root),
             "note_text": text,
             "key_name": ALPHA.id,
@@ -1012,7 +1022,7 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
         },
     }
     cosigned = note.parse_note(cosig_body["note"])
-    cosigner = transcript.Member(BRAVO.id, BRAVO.name, BRAVO.key.public)
+    cosigner = Member(BRAVO.id, BRAVO.name, BRAVO.key.public)
     cosignature = {
         "id": "cosignature-1",
         "desc": "Bravo, having checked checkpoint-1 against its own copy of Alpha's chain, "
@@ -1037,7 +1047,7 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
 
     # A transcript of the whole channel as Bravo holds it, exported and signed by Bravo.
     members = [signer, cosigner]
-    writer = transcript.TranscriptWriter(CHANNEL_AB, members, BRAVO.id, T0 + 20 * MINUTE)
+    writer = TranscriptWriter(CHANNEL_AB, members, BRAVO.id, T0 + 20 * MINUTE)
     lines = writer.start()
     order = [e1, e2, *chain[1:], b2]
     for e in order:
@@ -1047,25 +1057,25 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
     lines.append(writer.finish(BRAVO.key))
     # Checked as an auditor who compared both members' fingerprints out of band would.
     trusted = trust.Anchors.of_keys([(m.identity, m.name) for m in members])
-    report = transcript.verify_transcript(lines, trust=trusted)
+    report = verify_transcript(lines, trust=trusted)
     assert report.ok and all(c.passed for c in report.checks.values()), report.to_json()
     file_vector = {
         "id": "transcript-1",
         "desc": "The Alpha-Bravo channel as Bravo holds it (Alpha seq 1..8, Bravo seq 1..2) "
         "with plaintext, checkpoint-1 and cosignature-1, exported by Bravo",
         "exporter_seed_hex": hx(BRAVO.key.seed),
-        "label_hex": hx(transcript.TRANSCRIPT_LABEL),
+        "label_hex": hx(TRANSCRIPT_LABEL),
         "signed_digest_hex": hx(hashlib.sha256(b"".join(lines[:-1])).digest()),
         "file": b"".join(lines).decode("utf-8"),
         "checks": {c.name: c.passed for c in report.checks.values()},
     }
     salt3, body3 = bodies[e3.hash]
-    proof = transcript.make_proof(
+    proof = make_proof(
         channel=CHANNEL_AB, sender=signer, cosigners=[cosigner], envelope_raw=e3.raw,
         salt=salt3, body_text=canonical(body3).decode("utf-8"),
         signed_note=cosig_body["note"], chain_hashes=hashes, seq=2,
     )  # fmt: skip
-    assert transcript.check_proof(proof, trust=trusted).ok
+    assert check_proof(proof, trust=trusted).ok
     proof_vector = {
         "id": "proof-1",
         "desc": "Bravo proves to a third party what Alpha said at seq 2 (envelope-3): the "
@@ -1085,7 +1095,7 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
     ]:  # fmt: skip
         bad = {**cp1_body, **change}
         try:
-            transcript.check_checkpoint_body(bad)
+            check_checkpoint_body(bad)
         except RejectedInput as exc:
             assert str(exc.code) == "bad_body", desc
         else:

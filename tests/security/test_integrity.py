@@ -32,8 +32,9 @@ import pytest
 from parley.app import serve
 from parley.domain import channels, translation
 from parley.errors import Code, Conflict, LocalError
-from parley.protocol import crypto, transcript
+from parley.protocol import crypto, export, verifier
 from parley.protocol.encoding import b64e, canonical
+from parley.protocol.proof import check_proof
 from parley.protocol.trust import (
     UNSAFE_TRUST_FILE_KEYS,
     Anchor,
@@ -460,8 +461,8 @@ def test_folds_proofs_exports_and_the_lifecycle_never_use_a_changed_record(
         cps.prove(a, ch, a.id, row.seq)
     assert exc.value.code == Code.INTEGRITY_FAILED
     cases += 1
-    report = transcript.verify_transcript(
-        transcript.read_lines(b"".join(cps.export(a, ch))), trust=cps.anchors(a)
+    report = verifier.verify_transcript(
+        export.read_lines(b"".join(cps.export(a, ch))), trust=cps.anchors(a)
     )
     assert "body_commitment" in report.failed and report["body_commitment"].failed == 2
     cases += 1
@@ -491,26 +492,26 @@ def test_verification_is_anchored_and_fails_closed(tmp_path: Path) -> None:
     for _ in range(3):
         net.deliver(a, b)
         net.deliver(b, a)
-    real = list(transcript.read_lines(b"".join(cps.export(a, ch))))
-    forged = list(transcript.read_lines(forged_export(tmp_path / "forged")))
+    real = list(export.read_lines(b"".join(cps.export(a, ch))))
+    forged = list(export.read_lines(forged_export(tmp_path / "forged")))
     proof = cps.prove(a, ch, a.id, 2)
     anchors = cps.anchors(b)  # what North trusts: itself and South
     cases = 0
-    ok = transcript.verify_transcript(real, trust=anchors)
+    ok = verifier.verify_transcript(real, trust=anchors)
     assert ok.ok and ok["member_keys"].passed == 2
-    assert transcript.check_proof(proof, trust=anchors).ok
+    assert check_proof(proof, trust=anchors).ok
     cases += 2
-    bad = transcript.verify_transcript(forged, trust=anchors)
+    bad = verifier.verify_transcript(forged, trust=anchors)
     assert not bad.ok and bad.failed == ["member_keys"] and bad["member_keys"].failed == 2
     assert all("is not anchored" in why for why in bad["member_keys"].failures)
     cases += 1
     # One real member trusted, the other not: the other is named.
     half = Anchors((Anchor("south", a.id),))
-    report = transcript.verify_transcript(real, trust=half)
+    report = verifier.verify_transcript(real, trust=half)
     assert report["member_keys"].failed == 1 and b.id in report["member_keys"].failures[0]
-    assert not transcript.check_proof(proof, trust=Anchors((Anchor("north", b.id),))).ok
+    assert not check_proof(proof, trust=Anchors((Anchor("north", b.id),))).ok
     cases += 2
-    unsafe = transcript.verify_transcript(forged, trust=UNSAFE_TRUST_FILE_KEYS)
+    unsafe = verifier.verify_transcript(forged, trust=UNSAFE_TRUST_FILE_KEYS)
     assert unsafe.ok and "UNSAFE" in unsafe.facts["trust"]["warning"]
     assert unsafe["member_keys"].status == "none"
     cases += 1

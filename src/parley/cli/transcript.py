@@ -32,7 +32,8 @@ from parley.cli import common as cli
 from parley.cli.client import Api, ApiError
 from parley.cli.verifying import signature_worker
 from parley.errors import Code, LocalError, ParleyError
-from parley.protocol import transcript
+from parley.protocol import proof, verifier
+from parley.protocol.report import Report
 from parley.protocol.trust import (
     MAX_TRUST_BYTES,
     NO_ANCHORS,
@@ -238,13 +239,13 @@ def _print_warning_first(policy: TrustPolicy, as_json: bool) -> None:
         cli.out.print(f"[bold red]{policy.warning}[/]")
 
 
-def _print_warning(report: transcript.Report, as_json: bool) -> None:
+def _print_warning(report: Report, as_json: bool) -> None:
     trust = report.facts.get("trust", {})
     if "warning" in trust:
         (cli.err if as_json else cli.out).print(f"[bold red]{trust['warning']}[/]")
 
 
-def _print_report(report: transcript.Report, as_json: bool) -> None:
+def _print_report(report: Report, as_json: bool) -> None:
     if as_json:
         _print_warning(report, as_json)
         return cli.print_json(report.to_json())
@@ -297,7 +298,7 @@ def verify(
     with _progress() as bar:
         task = bar.add_task("verifying", total=total, visible=show)
         with file.open("rb") as f, signature_worker() as checks:
-            report = transcript.verify_transcript(
+            report = verifier.verify_transcript(
                 f,
                 progress=lambda done: bar.update(task, completed=done),
                 batch_verify=checks,
@@ -339,7 +340,7 @@ def check_proof(
         doc = json.loads(file.read_bytes())
     except (OSError, ValueError) as exc:
         raise LocalError(Code.INVALID_REQUEST, f"cannot read {file} as JSON: {exc}") from exc
-    report = transcript.check_proof(doc, trust=policy)
+    report = proof.check_proof(doc, trust=policy)
     if not as_json and "sender" in report.facts:
         f = report.facts
         at = cli.when(f["ts"])

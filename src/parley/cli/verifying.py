@@ -6,21 +6,21 @@ import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
-from parley.protocol import transcript
+from parley.protocol import verifier
 
 
 @contextlib.contextmanager
-def signature_worker() -> Iterator[transcript.BatchVerify]:
+def signature_worker() -> Iterator[verifier.BatchVerify]:
     """Envelope signatures checked in one worker process while this one parses and checks the
     rest of the file: the crypto still runs on one core, as in the raw rate it is compared with,
     and the file's other checks run beside it instead of after it."""
     with ProcessPoolExecutor(max_workers=1) as pool:
 
-        def start(jobs: list[transcript.SignatureJob]) -> Callable[[], list[bool]]:
+        def start(jobs: list[verifier.SignatureJob]) -> Callable[[], list[bool]]:
             return pool.submit(_check, jobs).result
 
         yield start
 
 
-def _check(jobs: list[transcript.SignatureJob]) -> list[bool]:
-    return transcript.verify_now(jobs)()
+def _check(jobs: list[verifier.SignatureJob]) -> list[bool]:
+    return verifier.verify_now(jobs)()

@@ -12,7 +12,7 @@ from typing import Any
 
 from parley.domain import channels, checkcalls, crisis, notices, roadmap, talks, translation
 from parley.errors import Code, RejectedInput
-from parley.protocol import transcript
+from parley.protocol import checkpoint
 
 Checker = Callable[[dict[str, Any]], object]
 
@@ -39,8 +39,8 @@ CHECKERS: dict[str, Checker] = {
     crisis.KIND_LINK: untyped(crisis.parse_link),
     notices.TYPE: notices.check_notice,
     notices.TYPE_ACK: notices.check_ack,
-    transcript.CHECKPOINT: transcript.check_checkpoint_body,
-    transcript.COSIGN: transcript.check_cosign_body,
+    checkpoint.CHECKPOINT: checkpoint.check_checkpoint_body,
+    checkpoint.COSIGN: checkpoint.check_cosign_body,
 }
 
 

@@ -41,6 +41,11 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def sha256_hasher() -> hashlib._Hash:
+    """An incremental SHA-256, for hashing what arrives in pieces (a file, a stream of lines)."""
+    return hashlib.sha256()
+
+
 # --- Ed25519 ------------------------------------------------------------------------------------
 
 

@@ -13,14 +13,15 @@ Rules:
   the tree shape requires before anything is hashed, so a hostile proof costs O(log n) at most.
 - A consistency proof from the empty tree is refused, as transparency-dev/merkle does: every
   tree extends the empty tree, so such a proof proves nothing; callers treat old size 0 apart.
-- `Frontier` appends leaf hashes and yields the root in O(log n) memory, for checkpointing long
-  chains without keeping every leaf.
+- One tree, `Tree`: appends leaf hashes and gives the root and proofs of any prefix without
+  rehashing; `Frontier` is the same tree kept compact (O(log n) memory) for walking long chains.
+  `root`, `inclusion_proof` and `consistency_proof` over a list are that tree built once.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from parley.errors import Code, RejectedInput
 
@@ -45,17 +46,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 def root(leaf_hashes: Sequence[bytes]) -> bytes:
     """MTH over the given leaf hashes (the tree head of RFC 9162 §2.1.1)."""
-    if not leaf_hashes:
-        return EMPTY_ROOT
-    level = list(leaf_hashes)
-    # Pairing level by level and carrying a lone last node up unchanged builds exactly the tree
-    # RFC 9162 defines by splitting at the largest power of two below n, without recursion.
-    while len(level) > 1:
-        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            paired.append(level[-1])
-        level = paired
-    return level[0]
+    return Tree(leaf_hashes).root()
 
 
 def mth(entries: Sequence[bytes]) -> bytes:
@@ -73,22 +64,7 @@ def _split(n: int) -> int:
 
 def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
     """PATH(index, D[n]): the audit path for leaf `index`, nearest sibling first."""
-    n = len(leaf_hashes)
-    if not 0 <= index < n:
-        raise ValueError(f"leaf index {index} is outside a tree of size {n}")
-    path: list[bytes] = []
-    lo, hi = 0, n
-    # Walk down from the root, remembering each sibling subtree; the RFC lists them bottom-up.
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            path.append(root(leaf_hashes[lo + k : hi]))
-            hi = lo + k
-        else:
-            path.append(root(leaf_hashes[lo : lo + k]))
-            lo = lo + k
-    path.reverse()
-    return path
+    return Tree(leaf_hashes).inclusion_proof(index)
 
 
 def inclusion_proof_length(index: int, size: int) -> int:
@@ -150,30 +126,7 @@ def verify_inclusion(
 
 def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
     """PROOF(m, D[n]): proof that the first `old_size` leaves' tree is a prefix of this tree."""
-    n = len(leaf_hashes)
-    if not 0 < old_size <= n:
-        raise ValueError(f"old size {old_size} must be in 1..{n}")
-    if old_size == n:
-        return []
-    proof: list[bytes] = []
-    m, lo, hi, complete = old_size, 0, n, True
-    # SUBPROOF(m, D[lo:hi], complete), unrolled: each step descends into one child and records
-    # the root of the other.
-    while True:
-        size = hi - lo
-        if m == size:
-            if not complete:
-                proof.append(root(leaf_hashes[lo:hi]))
-            break
-        k = _split(size)
-        if m <= k:
-            proof.append(root(leaf_hashes[lo + k : hi]))
-            hi = lo + k
-        else:
-            proof.append(root(leaf_hashes[lo : lo + k]))
-            lo, m, complete = lo + k, m - k, False
-    proof.reverse()
-    return proof
+    return Tree(leaf_hashes).consistency_proof(old_size)
 
 
 def consistency_proof_length(old_size: int, new_size: int) -> int:
@@ -266,21 +219,158 @@ def verify_consistency(
         )
 
 
-# --- incremental root -----------------------------------------------------------------------------
+# --- the tree -----------------------------------------------------------------------------------
 
 
-class Frontier:
-    """The right edge of a growing tree: one hash per complete subtree, largest first.
+class Tree:
+    """An append-only RFC 9162 tree that keeps the hash of every complete, aligned subtree.
 
-    A tree of n leaves is the concatenation of complete subtrees whose sizes are the set bits of
-    n, so popcount(n) <= 64 hashes are enough to append and to compute the root.
+    Level h holds the roots of the aligned subtrees of 2^h leaves, so it has size >> h nodes.
+    Every subtree the RFC's recursive definitions ask for is either one of them (a lookup) or
+    splits into one plus a smaller right part, so a root or proof for any prefix costs
+    O(log^2 n) hashes instead of rehashing the leaves: a station checkpointing a long chain every
+    few dozen envelopes would otherwise hash it from the start each time.
+
+    Appending is binary addition: a new node merges with the last node of its level while that
+    level's count is odd. A compact tree (`Frontier`) drops every node a later append or the
+    current root cannot need, keeping one per set bit of the size (at most 64).
     """
 
-    __slots__ = ("_hashes", "_size")
+    __slots__ = ("_base", "_compact", "_levels", "_size")
+
+    def __init__(self, leaf_hashes: Iterable[bytes] = (), *, compact: bool = False) -> None:
+        self._size = 0
+        self._compact = compact
+        self._levels: list[list[bytes]] = [[]]
+        self._base = [0]  # the index within its level of each level's first node still held
+        leaves = list(leaf_hashes)
+        if compact or not leaves:
+            for leaf in leaves:
+                self.append(leaf)
+            return
+        for i, leaf in enumerate(leaves):
+            _check_hash(leaf, f"leaf hash {i}")
+        if len(leaves) > MAX_TREE_SIZE:
+            raise _fail("argument", "tree is full")
+        # Built level by level: the same nodes `append` makes, without a loop per leaf.
+        level = leaves
+        self._levels = [level]
+        while len(level) > 1:
+            level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            self._levels.append(level)
+        self._base = [0] * len(self._levels)
+        self._size = len(leaves)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def leaf(self, index: int) -> bytes:
+        return self._node(0, index)
+
+    def append(self, leaf: bytes) -> None:
+        """Append one leaf hash."""
+        _check_hash(leaf, "leaf hash")
+        if self._size >= MAX_TREE_SIZE:
+            raise _fail("argument", "tree is full")
+        levels, base = self._levels, self._base
+        i, h, node = self._size, 0, leaf
+        levels[0].append(leaf)
+        while i & 1:  # this node completes a subtree one level up
+            node = node_hash(levels[h][i - 1 - base[h]], node)
+            h, i = h + 1, i >> 1
+            if len(levels) == h:
+                levels.append([])
+                base.append(i)
+            levels[h].append(node)
+        self._size += 1
+        if self._compact:
+            # Levels below h now have an even count: their nodes are merged into level h.
+            for k in range(h):
+                base[k] += len(levels[k])
+                levels[k].clear()
+            base[h] += len(levels[h]) - 1
+            del levels[h][:-1]
+
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        for leaf in leaves:
+            self.append(leaf)
+
+    def _node(self, h: int, i: int) -> bytes:
+        j = i - self._base[h]
+        if j < 0:
+            raise ValueError("a compact tree keeps only what its root needs")
+        return self._levels[h][j]
+
+    def _mth(self, lo: int, hi: int) -> bytes:
+        n = hi - lo
+        if n & (n - 1) == 0:  # a power of two: the RFC's recursion only asks for aligned ones
+            h = n.bit_length() - 1
+            return self._node(h, lo >> h)
+        k = _split(n)
+        return node_hash(self._mth(lo, lo + k), self._mth(lo + k, hi))
+
+    def _prefix(self, n: int | None) -> int:
+        n = self._size if n is None else n
+        if not 0 <= n <= self._size:
+            raise ValueError(f"the tree has {self._size} leaves, not {n}")
+        return n
+
+    def root(self, n: int | None = None) -> bytes:
+        """MTH of the first `n` leaves (all of them by default); EMPTY_ROOT for none."""
+        n = self._prefix(n)
+        return self._mth(0, n) if n else EMPTY_ROOT
+
+    def inclusion_proof(self, index: int, n: int | None = None) -> list[bytes]:
+        """PATH(index, D[n]) (RFC 9162 §2.1.3.1), nearest the leaf first."""
+        n = self._prefix(n)
+        if not 0 <= index < n:
+            raise ValueError(f"leaf index {index} is outside a tree of size {n}")
+        path: list[bytes] = []
+        lo, hi = 0, n
+        # Walk down from the root, remembering each sibling subtree; the RFC lists them bottom-up.
+        while hi - lo > 1:
+            k = _split(hi - lo)
+            if index < lo + k:
+                path.append(self._mth(lo + k, hi))
+                hi = lo + k
+            else:
+                path.append(self._mth(lo, lo + k))
+                lo += k
+        path.reverse()
+        return path
+
+    def consistency_proof(self, m: int, n: int | None = None) -> list[bytes]:
+        """PROOF(m, D[n]) (RFC 9162 §2.1.4.1) for 0 < m <= n, nearest the leaves first."""
+        n = self._prefix(n)
+        if not 0 < m <= n:
+            raise ValueError(f"old size {m} must be in 1..{n}")
+        proof: list[bytes] = []
+        lo, hi, complete = 0, n, True
+        # SUBPROOF(m, D[lo:hi], complete), unrolled: each step descends into one child and
+        # records the root of the other.
+        while m != hi - lo:
+            k = _split(hi - lo)
+            if m <= k:
+                proof.append(self._mth(lo + k, hi))
+                hi = lo + k
+            else:
+                proof.append(self._mth(lo, lo + k))
+                lo, m, complete = lo + k, m - k, False
+        if not complete:
+            proof.append(self._mth(lo, hi))
+        proof.reverse()
+        return proof
+
+
+class Frontier(Tree):
+    """A compact `Tree`: the right edge of a growing tree, one hash per complete subtree,
+    largest first, enough to append and to compute the root in O(log n) memory."""
+
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._size = 0
-        self._hashes: list[bytes] = []
+        super().__init__(compact=True)
 
     @classmethod
     def from_state(cls, size: int, hashes: Sequence[bytes]) -> Frontier:
@@ -294,45 +384,20 @@ class Frontier:
         for i, h in enumerate(hashes):
             _check_hash(h, f"frontier hash {i}")
         out = cls()
+        height = max(size.bit_length(), 1)
+        out._levels = [[] for _ in range(height)]
+        out._base = [size >> level for level in range(height)]
+        edge = iter(hashes)
+        for level in reversed(range(height)):
+            if size >> level & 1:
+                out._levels[level].append(next(edge))
+                out._base[level] -= 1
         out._size = size
-        out._hashes = list(hashes)
         return out
 
     @property
-    def size(self) -> int:
-        return self._size
-
-    @property
     def hashes(self) -> tuple[bytes, ...]:
-        return tuple(self._hashes)
-
-    def append(self, leaf: bytes) -> None:
-        """Append one leaf hash."""
-        _check_hash(leaf, "leaf hash")
-        if self._size >= MAX_TREE_SIZE:
-            raise _fail("argument", "tree is full")
-        h = leaf
-        # Each trailing 1 bit of the old size is a complete subtree of the same height as the
-        # carry: merge them, like binary addition.
-        n = self._size
-        while n & 1:
-            h = node_hash(self._hashes.pop(), h)
-            n >>= 1
-        self._hashes.append(h)
-        self._size += 1
-
-    def extend(self, leaves: Sequence[bytes]) -> None:
-        for leaf in leaves:
-            self.append(leaf)
-
-    def root(self) -> bytes:
-        """The root of the tree so far (EMPTY_ROOT when empty)."""
-        if not self._hashes:
-            return EMPTY_ROOT
-        r = self._hashes[-1]
-        for h in reversed(self._hashes[:-1]):
-            r = node_hash(h, r)
-        return r
+        return tuple(level[-1] for level in reversed(self._levels) if level)
 
 
 # --- checks ---------------------------------------------------------------------------------------

@@ -48,8 +48,10 @@ from parley.errors import (
     ParleyError,
     RejectedInput,
 )
-from parley.protocol import merkle, note, transcript, trust
+from parley.protocol import checkpoint, merkle, note, trust
 from parley.protocol.encoding import b64e, canonical
+from parley.protocol.export import TranscriptWriter
+from parley.protocol.proof import make_proof
 from parley.station import integrity
 from parley.station.node import Accepted, Station
 from parley.station.roles import Action, authorize
@@ -70,14 +72,10 @@ class Policy:
 
 
 _policies: WeakKeyDictionary[Station, Policy] = WeakKeyDictionary()
-_trees: WeakKeyDictionary[Station, dict[tuple[str, str], transcript.ChainTree]] = (
-    WeakKeyDictionary()
-)
+_trees: WeakKeyDictionary[Station, dict[tuple[str, str], merkle.Tree]] = WeakKeyDictionary()
 
 
-def chain_tree(
-    station: Station, channel: str, sender: str, size: int | None = None
-) -> transcript.ChainTree:
+def chain_tree(station: Station, channel: str, sender: str, size: int | None = None) -> merkle.Tree:
     """The Merkle tree of a chain as held: at least its first `size` envelopes (all, if None).
     Kept between calls and extended from the store, so a checkpoint costs O(new envelopes), not
     O(chain). A tree the store no longer agrees with (a rolled-back receive) is rebuilt."""
@@ -88,7 +86,7 @@ def chain_tree(
         if held is None or merkle.leaf_hash(held) != tree.leaf(tree.size - 1):
             tree = None
     if tree is None:
-        tree = trees[(channel, sender)] = transcript.ChainTree()
+        tree = trees[(channel, sender)] = merkle.Tree()
     if size is None or tree.size < size:
         for h in db.chain_hashes(station.store, channel, sender, size, after=tree.size):
             tree.append(merkle.leaf_hash(h))
@@ -105,13 +103,13 @@ def policy(station: Station) -> Policy:
     return _policies.setdefault(station, Policy())
 
 
-def member(station: Station, sid: str) -> transcript.Member:
+def member(station: Station, sid: str) -> checkpoint.Member:
     if sid == station.id:
-        return transcript.Member(sid, station.cfg.name, station.identity.public)
+        return checkpoint.Member(sid, station.cfg.name, station.identity.public)
     p = station.store.get_peer(sid)
     if p is None:
         raise NotFound(Code.NOT_FOUND, f"{sid} is not a known peer")
-    return transcript.Member(sid, p.name, p.identity)
+    return checkpoint.Member(sid, p.name, p.identity)
 
 
 # --- issuing --------------------------------------------------------------------------------------
@@ -129,7 +127,7 @@ def issue(station: Station, channel: str, actor: str = "station") -> db.Checkpoi
         tree = chain_tree(station, channel, station.id)
         size = tree.size
         last = db.latest_checkpoint(store, channel, station.id)
-        body = transcript.checkpoint_body(station.identity, channel, tree, last.size if last else 0)
+        body = checkpoint.checkpoint_body(station.identity, channel, tree, last.size if last else 0)
         station.send(channel, body, "ROUTINE", actor=actor)
         row = db.checkpoint_at(store, channel, station.id, size)
     assert row is not None  # stored by `observe` as the body was sent
@@ -165,9 +163,9 @@ def checkpoint_due(station: Station, now: int) -> None:
 def observe(station: Station, acc: Accepted) -> None:
     kind = acc.body.get("type")
     try:
-        if kind == transcript.CHECKPOINT:
+        if kind == checkpoint.CHECKPOINT:
             (_own_checkpoint if acc.local else _witness)(station, acc)
-        elif kind == transcript.COSIGN:
+        elif kind == checkpoint.COSIGN:
             (_own_cosignature if acc.local else _check_cosignature)(station, acc)
         elif acc.local and _due(station, acc.channel, station.clock()):
             _issue_if_open(station, acc.channel)
@@ -180,7 +178,7 @@ def _warn(station: Station, subject: str, message: str) -> None:
 
 
 def _own_checkpoint(station: Station, acc: Accepted) -> None:
-    cb = transcript.check_checkpoint_body(acc.body)
+    cb = checkpoint.check_checkpoint_body(acc.body)
     db.add_checkpoint(
         station.store,
         db.CheckpointRow(
@@ -191,11 +189,11 @@ def _own_checkpoint(station: Station, acc: Accepted) -> None:
 
 def _witness(station: Station, acc: Accepted) -> None:
     """A member's checkpoint: check it against the chain we hold, then countersign it."""
-    cb = transcript.check_checkpoint_body(acc.body)
+    cb = checkpoint.check_checkpoint_body(acc.body)
     sender = member(station, acc.sender)
     if (cb.channel, cb.sender) != (acc.channel, acc.sender) or cb.size != acc.seq - 1:
         why = f"it must cover this chain's seq 1..{acc.seq - 1}"
-    elif not transcript.verify_signature_line(cb.text, cb.signatures[0], sender.signer):
+    elif not checkpoint.verify_signature_line(cb.text, cb.signatures[0], sender.signer):
         why = "its note signature does not verify with the sender's key"
     else:
         why = ""
@@ -218,7 +216,7 @@ def _witness(station: Station, acc: Accepted) -> None:
             acc.channel, acc.sender, cb.size, cb.root, acc.seq, acc.body["note"], acc.ts
         ),
     )
-    body, _ = transcript.cosign_body(cb, station.identity, station.clock() // 1000)
+    body, _ = checkpoint.cosign_body(cb, station.identity, station.clock() // 1000)
     try:
         station.send(acc.channel, body, "ROUTINE", actor="station")
     except (LocalError, Conflict, Forbidden) as exc:
@@ -226,11 +224,11 @@ def _witness(station: Station, acc: Accepted) -> None:
 
 
 def _own_cosignature(station: Station, acc: Accepted) -> None:
-    cb = transcript.check_cosign_body(acc.body)
+    cb = checkpoint.check_cosign_body(acc.body)
     _keep_cosignature(station, acc, cb)
 
 
-def _keep_cosignature(station: Station, acc: Accepted, cb: transcript.CosignBody) -> None:
+def _keep_cosignature(station: Station, acc: Accepted, cb: checkpoint.CosignBody) -> None:
     db.add_cosignature(
         station.store,
         db.CosignatureRow(
@@ -242,14 +240,14 @@ def _keep_cosignature(station: Station, acc: Accepted, cb: transcript.CosignBody
 
 def _check_cosignature(station: Station, acc: Accepted) -> None:
     """A member's countersignature on some chain's checkpoint: it must match our own view."""
-    cb = transcript.check_cosign_body(acc.body)
+    cb = checkpoint.check_cosign_body(acc.body)
     if cb.channel != acc.channel or cb.cosignature.name != acc.sender:
         _warn(station, acc.sender, "a cosignature must be its sender's, on this channel")
         return
     of, cosigner = member(station, cb.of), member(station, acc.sender)
     if not (
-        transcript.verify_signature_line(cb.text, cb.signature, of.signer)
-        and transcript.verify_signature_line(cb.text, cb.cosignature, cosigner.cosigner)
+        checkpoint.verify_signature_line(cb.text, cb.signature, of.signer)
+        and checkpoint.verify_signature_line(cb.text, cb.cosignature, cosigner.cosigner)
     ):
         _warn(station, acc.sender, f"{cosigner.name}'s cosignature at seq {acc.seq} is bad")
         return
@@ -313,7 +311,7 @@ def signed_note(row: db.CheckpointRow, cosigs: list[db.CosignatureRow]) -> str:
     """The checkpoint's note with every cosignature held for it."""
     own = note.parse_note(row.note)
     cosigned = _cosign_signatures(cosigs, own.text)
-    return transcript.assemble_note(own.text, [*own.signatures, *cosigned])
+    return checkpoint.assemble_note(own.text, [*own.signatures, *cosigned])
 
 
 def listing(station: Station, channel: str) -> list[dict[str, Any]]:
@@ -355,13 +353,11 @@ def export(station: Station, channel: str, actor: str = "station") -> Iterator[b
     state = station.channel_state(channel)
     members = [member(station, m) for m in state.members]
     station.store.audit(actor, "transcript.export", {"channel": channel}, station.clock())
-    writer = transcript.TranscriptWriter(channel, members, station.id, station.clock())
+    writer = TranscriptWriter(channel, members, station.id, station.clock())
     return _export_lines(station, channel, writer)
 
 
-def _export_lines(
-    station: Station, channel: str, writer: transcript.TranscriptWriter
-) -> Iterator[bytes]:
+def _export_lines(station: Station, channel: str, writer: TranscriptWriter) -> Iterator[bytes]:
     store = station.store
     yield from writer.start()
     upto, after = db.max_envelope_id(store, channel), 0
@@ -412,7 +408,7 @@ def prove(
         )
     cp = covering[0]
     cosigs = db.cosignatures(store, channel, sender, cp.size)
-    doc = transcript.make_proof(
+    doc = make_proof(
         channel=channel,
         sender=member(station, sender),
         cosigners=[member(station, c.cosigner) for c in cosigs],

@@ -54,7 +54,7 @@ from parley.protocol.envelope import (
     parse_envelope,
     signing_input,
 )
-from parley.protocol.transcript import Scanned, commitment_b64, scan_envelope
+from parley.protocol.scan import Scanned, commitment_b64, scan_envelope
 from parley.store import integrity as db
 from parley.store.base import BodyRow, EnvelopeRow, SqlStore
 

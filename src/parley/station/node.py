@@ -25,6 +25,7 @@ from parley.errors import (
     RejectedInput,
 )
 from parley.protocol import crypto
+from parley.protocol.checkpoint import CHECKPOINT, COSIGN
 from parley.protocol.delivery import ChainHead, Verdict, decide
 from parley.protocol.encoding import b64e, canonical
 from parley.protocol.envelope import (
@@ -48,7 +49,6 @@ from parley.protocol.identity import (
     station_id,
 )
 from parley.protocol.receipt import Receipt, sign_receipt
-from parley.protocol.transcript import CHECKPOINT, COSIGN
 from parley.station.config import Config
 from parley.station.integrity import Checked, Integrity
 from parley.station.users import User

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from parley.errors import Code, ParleyError, RejectedInput
-from parley.protocol import crypto, merkle, note, transcript
+from parley.protocol import checkpoint, crypto, merkle, note
 from parley.station.integrity import body_problem, envelope_problem, link_problem
 from parley.store import checkpoints as checkpoints_db
 from parley.store import integrity as db
@@ -150,7 +150,7 @@ class Pass:
             problem = f"its note is not signed by the chain's sender ({exc.message})"
         else:
             if (head.origin, head.size, head.root_hash) != (
-                transcript.origin(cp.channel, cp.sender),
+                checkpoint.origin(cp.channel, cp.sender),
                 cp.size,
                 cp.root,
             ):

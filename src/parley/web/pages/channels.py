@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from parley.domain import channels, translation
 from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
-from parley.protocol.transcript import CHECKPOINT, COSIGN
+from parley.protocol.checkpoint import CHECKPOINT, COSIGN
 from parley.station import checkcalls, checkpoints, talks_desk
 from parley.station import talks as talks_station
 from parley.station.channels import ChannelDesk

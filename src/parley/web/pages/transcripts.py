@@ -1,7 +1,7 @@
 """A channel's transcript: digest, checkpoints and who countersigned them, export, and
 verification (of this station's own export, or of a file someone hands the auditor).
 
-Verification is protocol/transcript.verify_transcript, the same offline check as
+Verification is protocol/verifier.verify_transcript, the same offline check as
 `parley transcript verify` run at this station: every check is the file's own, except which
 member keys to accept, which are this station's own and its known peers' (protocol/trust.py):
 a file whose member keys are made up fails `member_keys`.
@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from parley.errors import Code, LocalError
-from parley.protocol import transcript
+from parley.protocol import verifier
+from parley.protocol.export import read_lines
 from parley.station import checkpoints
 from parley.station.roles import Action, allowed
 from parley.web.console import Console
@@ -55,9 +56,7 @@ def routes(c: Console) -> APIRouter:
     def verify_own(channel: str, request: Request, v: Viewer = Depends(c.poster)) -> Response:
         """Export this station's transcript and check it as an auditor would, here and now."""
         data = b"".join(checkpoints.export_transcript(st, v.user, channel))
-        report = transcript.verify_transcript(
-            transcript.read_lines(data), trust=checkpoints.anchors(st)
-        )
+        report = verifier.verify_transcript(read_lines(data), trust=checkpoints.anchors(st))
         return page(request, v, channel, report=report.to_json(), source=v.words("tr.own_source"))
 
     @r.post("/channels/{channel}/transcript/upload")
@@ -71,9 +70,7 @@ def routes(c: Console) -> APIRouter:
         data = file.file.read(MAX_UPLOAD + 1)
         if len(data) > MAX_UPLOAD:
             raise LocalError(Code.INVALID_REQUEST, f"the file is over {MAX_UPLOAD} bytes")
-        report = transcript.verify_transcript(
-            transcript.read_lines(data), trust=checkpoints.anchors(st)
-        )
+        report = verifier.verify_transcript(read_lines(data), trust=checkpoints.anchors(st))
         return page(request, v, channel, report=report.to_json(), source=file.filename or "")
 
     @r.post("/channels/{channel}/checkpoint")

@@ -1,0 +1,489 @@
+"""Checking a transcript file offline (docs/protocol.md §17.3).
+
+Rules:
+- Checking never raises for bad input: `verify_transcript` returns a Report in which every named
+  check says how often it passed and failed, and why (fail closed: see report.py).
+- Member keys are checked against the verifier's trust policy (protocol/trust.py), never taken
+  from the file unless the caller says so by name.
+- Envelopes are read by `scan` (exact, fast); their signatures are checked in batches by a
+  `BatchVerify` the caller gives, so an adapter may spread them over processes; the core itself
+  starts none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from parley.errors import Code, RejectedInput
+from parley.protocol import crypto, merkle, note
+from parley.protocol.checkpoint import (
+    CHECKPOINT,
+    COSIGN,
+    Member,
+    check_checkpoint_body,
+    check_cosign_body,
+    origin,
+    parse_member,
+    parse_signed_checkpoint,
+    verify_signature_line,
+)
+from parley.protocol.encoding import b64d, parse
+from parley.protocol.envelope import ENVELOPE_LABEL
+from parley.protocol.export import FORMAT, TRANSCRIPT_LABEL
+from parley.protocol.report import Report, anchor_members
+from parley.protocol.scan import (
+    ZERO_B64,
+    Scanned,
+    b64u_bytes,
+    commitment_b64,
+    salt_of,
+    scan_envelope,
+)
+from parley.protocol.schema import require_fields
+from parley.protocol.trust import TrustPolicy
+
+MAX_HEADER_BYTES = 64 * 1024
+
+TRANSCRIPT_CHECKS = (
+    "file_format",
+    "member_keys",
+    "export_signature",
+    "envelope_format",
+    "signature",
+    "seq_order",
+    "chain_links",
+    "timestamps",
+    "causal_order",
+    "body_commitment",
+    "checkpoint_signature",
+    "checkpoint_root",
+    "consistency",
+    "cosignature",
+)
+
+SignatureJob = tuple[bytes, bytes, bytes]
+"""(public key, signed bytes without the label, signature) of one envelope."""
+
+BatchVerify = Callable[[list[SignatureJob]], Callable[[], list[bool]]]
+"""Start checking a batch of envelope signatures; the returned function gives the results.
+`verify_now` checks at once; a caller may pass one that checks on another thread, so that
+signatures are checked while the next lines are parsed (the core itself starts no threads)."""
+
+SIGNATURE_BATCH = 256
+
+
+def verify_now(jobs: list[SignatureJob]) -> Callable[[], list[bool]]:
+    results = [crypto.verify(pk, ENVELOPE_LABEL, signed, sig) for pk, signed, sig in jobs]
+    return lambda: results
+
+
+class _Chain:
+    """One sender's chain as the file gives it: its envelope hashes as base64 text (to compare
+    with the links of later envelopes) and its Merkle tree so far."""
+
+    __slots__ = ("b64", "last_ts", "tree")
+
+    def __init__(self) -> None:
+        self.b64: list[bytes] = []
+        self.tree = merkle.Tree()
+        self.last_ts = 0
+
+    def root(self, size: int) -> bytes | None:
+        """The root of this chain's first `size` envelopes, if the file holds that many."""
+        return self.tree.root(size) if 0 < size <= self.tree.size else None
+
+
+class _Verifier:
+    def __init__(
+        self, report: Report, trust: TrustPolicy, batch_verify: BatchVerify = verify_now
+    ) -> None:
+        self.r = report
+        self.trust = trust
+        self.batch_verify = batch_verify
+        self.sig_jobs: list[SignatureJob] = []
+        self.sig_where: list[tuple[int, str, int]] = []  # (line, sender, seq) of each job
+        self.sig_started: list[tuple[list[tuple[int, str, int]], Callable[[], list[bool]]]] = []
+        self.channel = ""
+        self.members: dict[str, Member] = {}
+        self.chains: dict[str, _Chain] = {}
+        self.memo: dict[tuple[str, bytes, str, bytes], bool] = {}
+        self.checkpoints: dict[tuple[str, int], bytes] = {}  # (sender, size) -> root signed
+        self.cosigned: dict[tuple[str, int], set[str]] = {}  # (sender, size) -> cosigners
+        self.bodies = 0
+        self.envelopes = 0
+        self.others: dict[str, tuple[str, ...]] = {}
+        self.c_format, self.c_signature = report["envelope_format"], report["signature"]
+        self.c_seq, self.c_links = report["seq_order"], report["chain_links"]
+        self.c_ts, self.c_causal = report["timestamps"], report["causal_order"]
+        self.c_commit = report["body_commitment"]
+
+    # signature lines are checked once however often they appear (bodies, checkpoint lines)
+    def line_ok(self, text: str, sig: note.Signature, v: note.Verifier) -> bool:
+        k = (v.name, bytes([v.sig_type]) + v.public, text, sig.key_id + sig.signature)
+        if k not in self.memo:
+            self.memo[k] = verify_signature_line(text, sig, v)
+        return self.memo[k]
+
+    def start_signatures(self) -> None:
+        if self.sig_jobs:
+            self.sig_started.append((self.sig_where, self.batch_verify(self.sig_jobs)))
+            self.sig_jobs, self.sig_where = [], []
+
+    def finish_signatures(self) -> None:
+        """Collect every envelope signature's result (in file order)."""
+        self.start_signatures()
+        for wheres, results in self.sig_started:
+            for ok, (n, sid, seq) in zip(results(), wheres, strict=True):
+                if ok:
+                    self.c_signature.passed += 1
+                else:
+                    where = f"line {n} ({self.name(sid)} seq {seq})"
+                    self.c_signature.fail(f"{where}: the signature does not verify")
+        self.sig_started = []
+
+    def root(self, sender: str, size: int) -> bytes | None:
+        chain = self.chains.get(sender)
+        return chain.root(size) if chain else None
+
+    def where(self, n: int, s: Scanned) -> str:
+        return f"line {n} ({self.name(s.sender)} seq {s.seq})"
+
+    def name(self, station: str) -> str:
+        m = self.members.get(station)
+        return m.name if m else station
+
+    # --- envelopes ---
+    def envelope(self, n: int, fields: list[bytes]) -> None:
+        # The hot path: one envelope per call; messages are only formatted for failures.
+        self.envelopes += 1
+        raw = fields[1]
+        try:
+            s = scan_envelope(raw)
+        except RejectedInput as exc:
+            self.c_format.fail(f"line {n}: {exc.message}")
+            return
+        channel, sid, seq, ts, prev, commit, seen, recipients, sig, signed = s
+        sender = self.members.get(sid)
+        if channel != self.channel or sender is None or recipients != self.others[sid]:
+            why = (
+                "another channel"
+                if channel != self.channel
+                else "a sender who is not a member"
+                if sender is None
+                else "recipients other than the other members"
+            )
+            self.c_format.fail(f"line {n}: the envelope has {why}")
+            return
+        self.c_format.passed += 1
+        h = crypto.sha256(raw)
+        self.sig_jobs.append((sender.identity, signed, sig))
+        self.sig_where.append((n, sid, seq))
+        if len(self.sig_jobs) >= SIGNATURE_BATCH:
+            self.start_signatures()
+        chain = self.chains[sid]
+        held = len(chain.b64)
+        if seq == held + 1:
+            self.c_seq.passed += 1
+        else:
+            self.c_seq.fail(
+                f"{self.where(n, s)}: expected seq {held + 1} of this chain here "
+                "(an envelope is missing, repeated or out of order)"
+            )
+        if prev == (chain.b64[-1] if held else ZERO_B64):
+            self.c_links.passed += 1
+        else:
+            self.c_links.fail(f"{self.where(n, s)}: prev is not the hash of the previous envelope")
+        if ts >= chain.last_ts:
+            self.c_ts.passed += 1
+            chain.last_ts = ts
+        else:
+            self.c_ts.fail(f"{self.where(n, s)}: earlier than its predecessor")
+        chains = self.chains
+        for m, q, hb in seen:
+            other = chains.get(m)
+            if other is None or q > len(other.b64) or other.b64[q - 1] != hb:
+                self.c_causal.fail(f"{self.where(n, s)}: {self.unseen(m, q)}")
+                break
+        else:
+            self.c_causal.passed += 1
+        if len(fields) == 4:
+            self.bodies += 1
+            salt, text = salt_of(fields[2]), fields[3]
+            if salt is None or commitment_b64(salt, text) != commit:
+                self.c_commit.fail(
+                    f"{self.where(n, s)}: the body and salt do not match the signed commitment"
+                )
+            else:
+                self.c_commit.passed += 1
+                # Only checkpoints need parsing: the commitment already fixed every body's bytes.
+                if b'"type":"checkpoint' in text:
+                    self.body(n, s, text)
+        chain.b64.append(b64u_bytes(h))
+        chain.tree.append(merkle.leaf_hash(h))
+
+    def unseen(self, m: str, q: int) -> str:
+        other = self.chains.get(m)
+        if m not in self.members:
+            return f"names {m}, which is not a member"
+        if other is None or q > other.tree.size:
+            return f"has seen {self.name(m)} seq {q}, which comes later or not at all"
+        return f"has seen a {self.name(m)} seq {q} other than the one in this file"
+
+    def body(self, n: int, s: Scanned, text: bytes) -> None:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(body, dict):
+            return
+        if body.get("type") == CHECKPOINT:
+            self.checkpoint_body(n, s, body)
+        elif body.get("type") == COSIGN:
+            self.cosign_body(n, s, body)
+
+    def checkpoint_body(self, n: int, s: Scanned, body: dict[str, Any]) -> None:
+        r, at = self.r, self.where(n, s)
+        try:
+            cb = check_checkpoint_body(body)
+        except RejectedInput as exc:
+            r["checkpoint_signature"].fail(f"{at}: {exc.message}")
+            return
+        if (cb.channel, cb.sender, cb.size) != (self.channel, s.sender, s.seq - 1):
+            r["checkpoint_signature"].fail(
+                f"{at}: a checkpoint at seq {s.seq} must name this channel and its sender's "
+                f"chain, and cover seq 1..{s.seq - 1}"
+            )
+            return
+        signer = self.members[s.sender].signer
+        if not r["checkpoint_signature"].record(
+            self.line_ok(cb.text, cb.signatures[0], signer),
+            f"{at}: the checkpoint note's signature does not verify with the sender's key",
+        ):
+            return
+        self.checkpoints[(s.sender, cb.size)] = cb.root
+        mine = self.root(s.sender, cb.size)
+        r["checkpoint_root"].record(
+            mine == cb.root,
+            f"{at}: the checkpoint's root is not the root of the chain's envelopes "
+            f"1..{cb.size} in this file",
+        )
+        if cb.prev:
+            old = self.root(s.sender, cb.prev)
+            try:
+                if old is None:
+                    raise RejectedInput(Code.MALFORMED, f"the file lacks seq 1..{cb.prev}")
+                merkle.verify_consistency(cb.prev, cb.size, cb.proof, old, cb.root)
+            except RejectedInput as exc:
+                r["consistency"].fail(
+                    f"{at}: no consistent extension of checkpoint {cb.prev}: {exc.message}"
+                )
+            else:
+                r["consistency"].ok()
+
+    def cosign_body(self, n: int, s: Scanned, body: dict[str, Any]) -> None:
+        r, at = self.r, self.where(n, s)
+        try:
+            cb = check_cosign_body(body)
+        except RejectedInput as exc:
+            r["cosignature"].fail(f"{at}: {exc.message}")
+            return
+        of = self.members.get(cb.of)
+        if cb.channel != self.channel or of is None or cb.cosignature.name != s.sender:
+            r["cosignature"].fail(
+                f"{at}: a cosignature must be its sender's, on a member's chain of this channel"
+            )
+            return
+        if not (
+            self.line_ok(cb.text, cb.signature, of.signer)
+            and self.line_ok(cb.text, cb.cosignature, self.members[s.sender].cosigner)
+        ):
+            r["cosignature"].fail(f"{at}: a signature on the cosigned checkpoint does not verify")
+            return
+        if not r["cosignature"].record(
+            self.root(cb.of, cb.size) == cb.root,
+            f"{at}: it cosigns a root of {self.name(cb.of)}'s chain at size {cb.size} that is "
+            "not the root of the envelopes in this file",
+        ):
+            return
+        self.cosigned.setdefault((cb.of, cb.size), set()).add(s.sender)
+
+    # --- assembled checkpoints ---
+    def checkpoint_line(self, n: int, payload: bytes) -> None:
+        r = self.r
+        try:
+            # Not held to canonical form: what matters in it is the note, whose lines are signed.
+            doc = require_fields(
+                parse(payload, require_canonical=False),
+                "checkpoint line",
+                {"sender", "size", "note"},
+            )
+            if not isinstance(doc["sender"], str) or type(doc["size"]) is not int:
+                raise RejectedInput(Code.MALFORMED, "checkpoint line: sender text, size integer")
+            sender = self.members.get(doc["sender"])
+            signed, cp = parse_signed_checkpoint(doc["note"], "checkpoint line")
+        except RejectedInput as exc:
+            r["file_format"].fail(f"line {n}: {exc.message}")
+            return
+        at = f"line {n} (checkpoint of {self.name(doc['sender'])} at size {cp.size})"
+        if (
+            sender is None
+            or cp.origin != origin(self.channel, sender.station)
+            or (doc["size"] != cp.size)
+        ):
+            r["checkpoint_signature"].fail(f"{at}: it does not name a member's chain here")
+            return
+        own = [s for s in signed.signatures if s.name == sender.station]
+        if not r["checkpoint_signature"].record(
+            len(own) == 1 and self.line_ok(signed.text, own[0], sender.signer),
+            f"{at}: the sender's signature is missing or does not verify",
+        ):
+            return
+        if not r["checkpoint_root"].record(
+            self.root(sender.station, cp.size) == cp.root_hash,
+            f"{at}: the root is not the root of the chain's envelopes 1..{cp.size} in this file",
+        ):
+            return
+        for sig in signed.signatures:
+            if sig is own[0]:
+                continue
+            m = self.members.get(sig.name)
+            if r["cosignature"].record(
+                m is not None and self.line_ok(signed.text, sig, m.cosigner),
+                f"{at}: the cosignature by {self.name(sig.name)} does not verify",
+            ):
+                self.cosigned.setdefault((sender.station, cp.size), set()).add(sig.name)
+
+    def header(self, n: int, fields: list[bytes]) -> bool:
+        try:
+            if len(fields) != 2 or fields[0] != b"header":
+                raise RejectedInput(Code.MALFORMED, "line 2 must be the header")
+            doc = require_fields(
+                parse(fields[1], limit=MAX_HEADER_BYTES),
+                "header",
+                {"v", "channel", "exported_by", "exported_at", "members"},
+            )
+            if doc["v"] != 1 or type(doc["v"]) is not int:
+                raise RejectedInput(Code.MALFORMED, "header: unsupported version")
+            if not isinstance(doc["exported_by"], str) or type(doc["exported_at"]) is not int:
+                raise RejectedInput(Code.MALFORMED, "header: exported_by text, exported_at ms")
+            b64d(doc["channel"], field="header.channel", size=16)
+            raw_members = doc["members"]
+            if not isinstance(raw_members, list) or not 2 <= len(raw_members) <= 64:
+                raise RejectedInput(Code.MALFORMED, "header.members: 2..64 members")
+            members = [parse_member(m) for m in raw_members]
+            if len({m.station for m in members}) != len(members):
+                raise RejectedInput(Code.MALFORMED, "header.members: a member appears twice")
+            if doc["exported_by"] not in {m.station for m in members}:
+                raise RejectedInput(Code.MALFORMED, "header.exported_by: not a member")
+        except RejectedInput as exc:
+            self.r["file_format"].fail(f"line {n}: {exc.message}")
+            return False
+        self.channel = doc["channel"]
+        self.members = {m.station: m for m in members}
+        self.others = {m: tuple(sorted(set(self.members) - {m})) for m in self.members}
+        self.chains = {m: _Chain() for m in self.members}
+        self.r.facts.update(
+            channel=self.channel,
+            exported_by=doc["exported_by"],
+            exported_at=doc["exported_at"],
+            members=anchor_members(self.r, members, self.trust),
+        )
+        return True
+
+    def facts(self) -> None:
+        chains = []
+        for station, chain in sorted(self.chains.items()):
+            fixed = [size for (who, size), c in self.cosigned.items() if who == station and c]
+            chains.append(
+                {
+                    "sender": station,
+                    "name": self.name(station),
+                    "envelopes": chain.tree.size,
+                    "checkpoints": sum(1 for who, _ in self.checkpoints if who == station),
+                    "cosigned_up_to": max(fixed, default=0),
+                }
+            )
+        self.r.facts.update(
+            envelopes=self.envelopes,
+            bodies=self.bodies,
+            chains=chains,
+            note_signatures=len(self.memo),  # distinct checkpoint and cosignature lines checked
+        )
+
+
+def verify_transcript(
+    lines: Iterable[bytes],
+    progress: Callable[[int], None] | None = None,
+    batch_verify: BatchVerify = verify_now,
+    *,
+    trust: TrustPolicy,
+) -> Report:
+    """Check a transcript file given as its lines (each ending in b"\\n"), offline.
+
+    `trust` says which member keys to accept (protocol/trust.py): there is no default, and the
+    file's own keys count only under `UNSAFE_TRUST_FILE_KEYS`. `progress(bytes_done)` is called
+    every few thousand lines. Never raises for bad input. `batch_verify` checks envelope
+    signatures (see BatchVerify).
+    """
+    report = Report.of(TRANSCRIPT_CHECKS)
+    v = _Verifier(report, trust, batch_verify)
+    digest = crypto.sha256_hasher()
+    signature: bytes | None = None
+    after_signature = False
+    done = 0
+    n = 0
+    envelope, update = v.envelope, digest.update
+    for n, line in enumerate(lines, start=1):
+        done += len(line)
+        if progress is not None and n % 4096 == 0:
+            progress(done)
+        if line[-1:] != b"\n":
+            report["file_format"].fail(f"line {n}: the last line does not end in a newline")
+        fields = line.rstrip(b"\n").split(b"\t")
+        if fields[0] == b"envelope" and n > 2 and signature is None and len(fields) in (2, 4):
+            envelope(n, fields)  # the common case first
+        elif n == 1:
+            if line != FORMAT.encode("ascii") + b"\n":
+                report["file_format"].fail(f"line 1: not a {FORMAT} file")
+                break
+        elif n == 2:
+            if not v.header(n, fields):
+                return report
+        elif signature is not None:
+            after_signature = True
+        elif fields[0] == b"checkpoint" and len(fields) == 2:
+            v.checkpoint_line(n, fields[1])
+        elif fields[0] == b"signature" and len(fields) == 2:
+            try:
+                signature = b64d(fields[1].decode("ascii"), field="signature", size=64)
+            except (RejectedInput, UnicodeDecodeError):
+                signature = b""
+            continue
+        else:
+            report["file_format"].fail(f"line {n}: unknown line {fields[0][:20]!r}")
+        update(line)
+    v.finish_signatures()
+    if progress is not None:
+        progress(done)
+    if n < 2:
+        if n == 0:
+            report["file_format"].fail("the file is empty")
+        elif not report["file_format"].failed:
+            report["file_format"].fail("the file ends after line 1")
+        return report
+    if v.members and not report["file_format"].failed:
+        report["file_format"].ok()
+    if after_signature:
+        report["file_format"].fail("lines follow the exporter's signature")
+    exporter = v.members.get(str(report.facts.get("exported_by", "")))
+    if signature is None:
+        report["export_signature"].fail("the file has no signature line (it is cut short)")
+    elif exporter is not None:
+        report["export_signature"].record(
+            crypto.verify(exporter.identity, TRANSCRIPT_LABEL, digest.digest(), signature),
+            "the exporter's signature does not cover this file as it is",
+        )
+    v.facts()
+    return report

@@ -1,0 +1,105 @@
+"""The one Merkle tree (`merkle.Tree`, and `merkle.Frontier`, the same tree kept compact) against
+RFC 9162's recursive definitions written out literally, for every prefix of a growing tree."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parley.errors import RejectedInput
+from parley.protocol import crypto, merkle
+
+
+def _k(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def mth(d: list[bytes]) -> bytes:
+    """RFC 9162 §2.1.1, over leaf hashes."""
+    if not d:
+        return merkle.EMPTY_ROOT
+    if len(d) == 1:
+        return d[0]
+    k = _k(len(d))
+    return merkle.node_hash(mth(d[:k]), mth(d[k:]))
+
+
+def path(m: int, d: list[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 PATH(m, D[n])."""
+    if len(d) == 1:
+        return []
+    k = _k(len(d))
+    if m < k:
+        return [*path(m, d[:k]), mth(d[k:])]
+    return [*path(m - k, d[k:]), mth(d[:k])]
+
+
+def subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 SUBPROOF(m, D[n], b)."""
+    n = len(d)
+    if m == n:
+        return [] if b else [mth(d)]
+    k = _k(n)
+    if m <= k:
+        return [*subproof(m, d[:k], b), mth(d[k:])]
+    return [*subproof(m - k, d[k:], False), mth(d[:k])]
+
+
+def _leaves(n: int) -> list[bytes]:
+    return [merkle.leaf_hash(crypto.sha256(i.to_bytes(4, "big"))) for i in range(n)]
+
+
+def test_every_prefix_root_and_proof_of_a_growing_tree_is_the_rfcs() -> None:
+    leaves = _leaves(40)
+    grown = merkle.Tree()
+    compact = merkle.Frontier()
+    for n in range(41):
+        assert grown.root(n) == merkle.root(leaves[:n]) == mth(leaves[:n])
+        assert compact.root() == mth(leaves[:n])
+        for i in range(n):
+            assert grown.inclusion_proof(i, n) == path(i, leaves[:n])
+            assert grown.consistency_proof(i + 1, n) == subproof(i + 1, leaves[:n], True)
+        if n < 40:
+            grown.append(leaves[n])
+            compact.append(leaves[n])
+    built = merkle.Tree(leaves)
+    assert [built.root(n) for n in range(41)] == [grown.root(n) for n in range(41)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3000), data=st.data())
+def test_large_trees_agree_with_the_rfc(n: int, data: st.DataObject) -> None:
+    leaves = _leaves(n)
+    tree = merkle.Tree(leaves)
+    m = data.draw(st.integers(1, n))
+    i = data.draw(st.integers(0, n - 1))
+    assert tree.root(m) == mth(leaves[:m])
+    assert tree.inclusion_proof(i, m if i < m else n) == path(i, leaves[: m if i < m else n])
+    assert tree.consistency_proof(m, n) == subproof(m, leaves, True)
+    merkle.verify_consistency(m, n, tree.consistency_proof(m, n), tree.root(m), tree.root())
+
+
+def test_a_compact_tree_keeps_only_its_edge_and_refuses_what_it_dropped() -> None:
+    frontier = merkle.Frontier()
+    frontier.extend(_leaves(1000))
+    assert len(frontier.hashes) == bin(1000).count("1")
+    with pytest.raises(ValueError):
+        frontier.root(999)
+    with pytest.raises(ValueError):
+        frontier.inclusion_proof(0)
+
+
+def test_bad_leaves_and_impossible_prefixes_are_refused() -> None:
+    with pytest.raises(RejectedInput):
+        merkle.Tree([b"short"])
+    with pytest.raises(RejectedInput):
+        merkle.Tree().append(b"")
+    tree = merkle.Tree(_leaves(5))
+    for bad in (-1, 6):
+        with pytest.raises(ValueError):
+            tree.root(bad)
+    with pytest.raises(ValueError):
+        tree.consistency_proof(0)
+    with pytest.raises(ValueError):
+        tree.inclusion_proof(5)
