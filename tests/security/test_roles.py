@@ -83,6 +83,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "GET /api/v1/forms/{form_id}": {},
     "POST /api/v1/channels/{channel}/notices": {"json": {"form": "launch_notice", "fields": {}}},
     "GET /api/v1/channels/{channel}/notices": {},
+    "POST /api/v1/channels/{channel}/notices/preview": {
+        "json": {"form": "launch_notice", "inputs": {"launch_count": "1"}}
+    },
     "GET /api/v1/channels/{channel}/notices/{ref}": {},
     "GET /api/v1/channels/{channel}/notices/{ref}/map.svg": {},
     "POST /api/v1/channels/{channel}/messages/{ref}/ack": {"json": {"answer": "acknowledged"}},

@@ -2,10 +2,15 @@
 
     GET  /forms?lang=&all_versions=                  every form (latest versions by default)
     GET  /forms/{form_id}?version=&lang=             one form: schema, fields with labels, example
-    POST /channels/{ch}/notices                      send a notice {form, fields, version?, lang?,
+    POST /channels/{ch}/notices                      send a notice {form, fields | inputs,
+                                                     timezone?, version?, lang?,
                                                      deadline_ms? | deadline_hours?, precedence?};
                                                      a wrong field: 422 bad_body, details.fields
                                                      [{field, code, message}], nothing sent
+    POST /channels/{ch}/notices/preview              the notice as each member would read it
+                                                     {form, fields | inputs, timezone?, lang?}:
+                                                     errors, lateness warning, text and map per
+                                                     member in its language; nothing is sent
     GET  /channels/{ch}/notices                      the channel's notices with their answers
     GET  /channels/{ch}/notices/{hash}?lang=ko       the notice rendered in a language: text,
                                                      html, svg, lateness, deadline, answers, acks
@@ -23,15 +28,16 @@ caller may see the channel (a back channel only for its named representatives).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.domain import deadlines
+from parley.domain.forms.inputs import MAX_INPUT_CHARS, MAX_INPUTS
 from parley.station.node import Station
 from parley.station.notices import desk
 from parley.station.roles import Action
@@ -45,14 +51,31 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+InputKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+InputText = Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
+
+
 class NoticeSend(Strict):
     form: str = Field(min_length=1, max_length=64)
-    fields: dict[str, Any]
+    # Either the fields as the notice carries them (integers: Unix ms, micro-degrees) or
+    # `inputs`: text as a person types it (domain/forms/inputs), read in `timezone`.
+    fields: dict[str, Any] | None = None
+    inputs: dict[InputKey, InputText] | None = Field(default=None, max_length=MAX_INPUTS)
+    timezone: str | None = Field(default=None, max_length=64)
     version: int | None = Field(default=None, ge=1)
     lang: str | None = Field(default=None, max_length=16)
     deadline_ms: int | None = Field(default=None, ge=0)
     deadline_hours: int | None = Field(default=None, ge=1, le=8760)  # or: due in H hours
     precedence: Precedence | None = None
+
+
+class NoticePreview(Strict):
+    form: str = Field(min_length=1, max_length=64)
+    fields: dict[str, Any] | None = None
+    inputs: dict[InputKey, InputText] | None = Field(default=None, max_length=MAX_INPUTS)
+    timezone: str | None = Field(default=None, max_length=64)
+    version: int | None = Field(default=None, ge=1)
+    lang: str | None = Field(default=None, max_length=16)
 
 
 class AckSend(Strict):
@@ -89,9 +112,19 @@ def router(station: Station, auth: Auth) -> APIRouter:
         idempotency_key: str = Header(default="", max_length=128),
     ) -> dict[str, Any]:
         return notices.send_notice(
-            who, channel, req.form, req.fields, lang=req.lang, version=req.version,
+            who, channel, req.form, req.fields, texts=req.inputs, zone=req.timezone,
+            lang=req.lang, version=req.version,
             deadline_ms=req.deadline_ms, deadline_hours=req.deadline_hours,
             prec=req.precedence, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    @r.post("/channels/{channel}/notices/preview", **acts(Action.NOTICE_SEND))
+    def preview_notice(
+        channel: str, req: NoticePreview, who: User = Depends(auth.user)
+    ) -> dict[str, Any]:
+        return notices.preview(
+            who, channel, req.form, req.fields, req.inputs, lang=req.lang,
+            version=req.version, zone=req.timezone,
         )  # fmt: skip
 
     @r.get("/channels/{channel}/notices", **acts(Action.CHANNEL_READ))

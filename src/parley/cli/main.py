@@ -71,6 +71,9 @@ def station_init(
     name: Annotated[str, typer.Option(help="A name people recognise, e.g. 'Seoul MND'.")] = "",
     lang: Annotated[str, typer.Option(help="Working language: en, ko, …")] = "en",
     listen: Annotated[str, typer.Option(help="host:port to serve on.")] = "127.0.0.1:8701",
+    timezone: Annotated[
+        str, typer.Option(help="Zone people here type and read times in, e.g. Asia/Seoul.")
+    ] = "UTC",
     public_url: Annotated[str, typer.Option(help="URL peers use to reach us.")] = "",
     inbound: Annotated[
         bool, typer.Option(help="Serve the peer API; --no-inbound: pull from peers instead.")
@@ -92,8 +95,9 @@ def station_init(
         open_store(data, database).close()  # unreachable or unsupported: fail before writing
     cfg = station_config.Config(
         name=name, lang=lang, listen=listen, public_url=public_url, database=database,
-        inbound=inbound,
+        inbound=inbound, timezone=timezone,
     )  # fmt: skip
+    station_config.check_timezone(timezone)  # fails before anything is written
     key = station_config.init_dir(data, cfg)
     st = open_station(data)
     st.store.audit("admin", "station.init", {"name": name, "lang": lang}, st.clock())

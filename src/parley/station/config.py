@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parley.domain.forms import inputs
 from parley.errors import Code, LocalError
 from parley.protocol import crypto
 
@@ -98,6 +99,10 @@ class Config:
     name: str
     lang: str
     listen: str = "127.0.0.1:8701"
+    # The zone people at this station read and type times in (IANA name, e.g. "Asia/Seoul"):
+    # notice forms take times in it and show them in it beside UTC. Notices themselves always
+    # carry and render UTC, so both sides read the same text.
+    timezone: str = "UTC"
     public_url: str = ""
     database: str = ""
     # False: no peer API is served and the invitation names no address; the station pulls.
@@ -169,7 +174,20 @@ def load_config(data: Path) -> Config:
     proxies = raw.get("trusted_proxies", [])
     if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
         raise LocalError(Code.INVALID_REQUEST, f"{path}: trusted_proxies is a list of addresses")
-    return Config(**raw, timings=timings, limits=limits)
+    cfg = Config(**raw, timings=timings, limits=limits)
+    check_timezone(cfg.timezone)
+    return cfg
+
+
+def check_timezone(name: str) -> None:
+    """LocalError(invalid_request) unless `name` is a zone the notice forms can use."""
+    try:
+        inputs.zone(name)
+    except inputs.InputError:
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            f"timezone {name!r} is not a time zone: use an IANA name such as Asia/Seoul, or UTC",
+        ) from None
 
 
 def save_config(data: Path, cfg: Config) -> None:

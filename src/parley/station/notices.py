@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -46,7 +49,19 @@ from parley.domain.deadlines import (
     NoticeStatus,
     parse_ref,
 )
-from parley.domain.forms import Catalogue, assess_lateness
+from parley.domain.forms import (
+    Catalogue,
+    FieldError,
+    assess_lateness,
+    inputs,
+    messages,
+    render,
+    render_map_svg,
+    validate,
+)
+from parley.domain.forms.inputs import zone_name
+from parley.domain.forms.messages import lateness_note
+from parley.domain.notices import InvalidNotice
 from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
 from parley.protocol.encoding import b64d
 from parley.station.config import Config
@@ -86,6 +101,11 @@ def escalation_policy(cfg: Config) -> EscalationPolicy:
             )
         levels.append((item.get("after_overdue_ms", 0), item["action"], item.get("target")))
     return EscalationPolicy(levels)
+
+
+def _top(path: str) -> str:
+    """The top-level field a field path is in: "launch_area.points[2]" -> "launch_area"."""
+    return re.split(r"[.\[]", path, maxsplit=1)[0]
 
 
 def _status(deadline_ms: int, answered_ts: int | None, now_ms: int) -> NoticeStatus:
@@ -134,6 +154,9 @@ class NoticeDesk:
             if form.lead_time
             else None,
             "fields": notices.form_fields(form, shown),
+            # What a person types per field, and the example as that text (station's zone).
+            "inputs": self.form_inputs(who, form.id, shown, form.version)["fields"],
+            "timezone": self.station.cfg.timezone,
             "schema": form.schema,
             "example": form.example,
         }
@@ -144,6 +167,144 @@ class NoticeDesk:
         authorize(who, Action.NOTICE_SEND)
         return self.station.guard(channel, who)
 
+    def zone(self, name: str | None = None) -> tzinfo:
+        """The zone `name` (default: the station's `timezone`); LocalError if there is none."""
+        name = name or self.station.cfg.timezone
+        try:
+            return inputs.zone(name)
+        except inputs.InputError:
+            raise LocalError(
+                Code.INVALID_REQUEST, f"{name[:40]!r} is not a time zone (e.g. Asia/Seoul, UTC)"
+            ) from None
+
+    def form_inputs(
+        self, who: User, form_id: str, lang: str | None = None, version: int | None = None
+    ) -> dict[str, Any]:
+        """What a person fills in for `form_id`: each field's input kind, label, whether
+        required, and the form's example as the text an input would hold (station's zone)."""
+        authorize(who, Action.STATION_READ)
+        shown = lang or self.station.cfg.lang
+        form = self.catalogue.get(form_id, version)
+        tz = self.zone()
+        example = dict(form.example or {})
+        fields = []
+        for f in notices.form_fields(form, shown):
+            spec = form.schema["properties"][f["name"]]
+            kind = inputs.kind_of(spec)
+            fields.append(
+                f
+                | {
+                    "input": kind,
+                    "example": inputs.as_text(kind, example[f["name"]], tz)
+                    if f["name"] in example
+                    else "",
+                    "parts": sorted(spec.get("properties", {})) if kind == "object" else [],
+                }
+            )
+        return {"form": form.id, "version": form.version, "timezone": zone_name(tz),
+                "fields": fields}  # fmt: skip
+
+    def read_inputs(
+        self, form_id: str, texts: Mapping[str, str], lang: str, *, version: int | None = None,
+        zone: str | None = None,
+    ) -> inputs.Parsed:  # fmt: skip
+        """Notice fields from what a person typed (domain/forms/inputs), in `zone` (default:
+        the station's `timezone`)."""
+        form = self.catalogue.get(form_id, version)
+        tz = self.zone(zone)
+        try:
+            return inputs.parse_inputs(form, texts, tz, lang)
+        except inputs.InputError as exc:
+            msg = messages.field_message(form, (), exc.code, lang, **exc.params)
+            raise LocalError(Code.INVALID_REQUEST, msg) from None
+
+    def _fields(
+        self, form_id: str, fields: object, texts: Mapping[str, str] | None, lang: str,
+        version: int | None, zone: str | None,
+    ) -> object:  # fmt: skip
+        if texts is None:
+            return fields
+        if fields is not None:
+            raise LocalError(Code.INVALID_REQUEST, "give fields or inputs, not both")
+        parsed = self.read_inputs(form_id, texts, lang, version=version, zone=zone)
+        if parsed.errors:
+            raise InvalidNotice(
+                Code.BAD_BODY,
+                f"notice inputs invalid: {parsed.errors[0].message}"
+                + (f" (+{len(parsed.errors) - 1} more)" if len(parsed.errors) > 1 else ""),
+                fields=[e.to_json() for e in parsed.errors],
+            )
+        return parsed.fields
+
+    def preview(
+        self,
+        who: User,
+        channel: str,
+        form_id: str,
+        fields: object = None,
+        texts: Mapping[str, str] | None = None,
+        *,
+        lang: str | None = None,
+        version: int | None = None,
+        zone: str | None = None,
+    ) -> dict[str, Any]:
+        """The notice as each member of `channel` would read it, before anything is sent: the
+        same check as sending (`notice.send`, the channel guard), field errors instead of an
+        exception, the lead-time warning at this moment, and per member its language's text
+        and map. Nothing is stored."""
+        st = self.station
+        state = self.may_send(who, channel)
+        lang = lang or st.cfg.lang
+        form = self.catalogue.get(form_id, version)
+        form.require_lang(lang)
+        tz = self.zone(zone)
+        errors: list[FieldError] = []
+        echo: dict[str, str] = {}
+        if texts is not None:
+            if fields is not None:
+                raise LocalError(Code.INVALID_REQUEST, "give fields or inputs, not both")
+            parsed = self.read_inputs(form_id, texts, lang, version=version, zone=zone)
+            fields, echo = parsed.fields, parsed.echo
+            errors += parsed.errors
+        now = st.clock()
+        checked = validate(form, fields, lang, now)
+        failed = {e.field for e in errors}
+        errors += [e for e in checked.errors if _top(e.field) not in failed]
+        lateness = checked.lateness
+        readers: list[dict[str, Any]] = []
+        if not errors and isinstance(fields, dict):
+            for member in state.members:
+                peer = st.store.get_peer(member) if member != st.id else None
+                want = peer.lang if peer else st.cfg.lang
+                shown = want if want in form.languages else lang
+                readers.append(
+                    {
+                        "station": member,
+                        "name": st.peer_name(member),
+                        "lang": shown,
+                        "wanted_lang": want,
+                        "text": render(form, fields, shown, lateness=lateness),
+                        "html": render(form, fields, shown, lateness=lateness, html=True),
+                        "svg": render_map_svg(form, fields, shown),
+                    }
+                )
+        return {
+            "channel": channel,
+            "form": form.id,
+            "version": form.version,
+            "title": form.title(lang),
+            "ok": not errors,
+            "errors": [e.to_json() for e in errors],
+            "fields": fields,
+            "timezone": zone_name(tz),
+            "times": echo,
+            "late": lateness.late,
+            "lateness": notices.lateness_json(lateness),
+            "warning": lateness_note(lateness, lang),
+            "precedence": str(form.precedence),
+            "readers": readers,
+        }
+
     def send_notice(
         self,
         who: User,
@@ -151,6 +312,8 @@ class NoticeDesk:
         form_id: str,
         fields: object,
         *,
+        texts: Mapping[str, str] | None = None,
+        zone: str | None = None,
         lang: str | None = None,
         version: int | None = None,
         deadline_ms: int | None = None,
@@ -161,6 +324,7 @@ class NoticeDesk:
         """Send a notice as `who`; the deadline is `deadline_ms` or `deadline_hours` from now."""
         st = self.station
         self.may_send(who, channel)
+        fields = self._fields(form_id, fields, texts, lang or st.cfg.lang, version, zone)
         if deadline_hours is not None:
             if deadline_ms is not None:
                 raise LocalError(

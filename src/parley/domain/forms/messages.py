@@ -51,6 +51,25 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "point [{j}]",
         "polygon_antimeridian": "edge crosses the 180° meridian; split the area in two",
         "window_order": "end must be after the start",
+        "bad_time": "{value!r} is not a date and time: write 2030-03-01 15:00, optionally with a "
+        "zone (UTC, Asia/Seoul, +09:00)",
+        "bad_time_gap": "{value!r} does not exist in {zone} (the clocks skip it)",
+        "bad_zone": "{zone!r} is not a time zone: write UTC, an offset (+09:00) or a name "
+        "(Asia/Seoul)",
+        "bad_duration": "{value!r} is not a duration: write 4h, 2 h 30 min, 90 min, 1 d or 1:30",
+        "bad_length": "{value!r} is not a length: write 500 m, 20 km or 3 nmi",
+        "bad_number": "{value!r} is not a whole number",
+        "whole_units": "must be a whole number of {unit}",
+        "bad_coordinate": "{value!r} is not a position: write 37.5, 127.25 or 37.5N 127.25E or "
+        "37°30'N 127°15'E (latitude first)",
+        "bad_area": "{value!r} is not an area: write corners separated by ';' (38N 124E; 38N 125E;"
+        " 37N 125E) or circle 37.5N 127E 20 km",
+        "bad_window": "{value!r} is not a time window: write START / END or START / +4h",
+        "bad_waypoint": "{value!r} is not a waypoint: write one per line, Name: POSITION [@ TIME]",
+        "bad_boolean": "{value!r}: answer yes or no",
+        "bad_json": "is not valid JSON ({where})",
+        "unknown_part": "has no part {part!r}",
+        "too_many_inputs": "too many inputs (at most {limit})",
     },
     "ko": {
         "required": "필수 항목이 없습니다",
@@ -84,6 +103,25 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "변과 교차합니다",
         "polygon_antimeridian": "변이 180° 경선을 넘습니다. 구역을 둘로 나누십시오",
         "window_order": "종료 시각은 시작 시각보다 뒤여야 합니다",
+        "bad_time": "{value!r}은(는) 날짜와 시각이 아닙니다. 2030-03-01 15:00 형식으로 쓰고, "
+        "필요하면 시간대를 붙이십시오 (UTC, Asia/Seoul, +09:00)",
+        "bad_time_gap": "{value!r}은(는) {zone}에 존재하지 않는 시각입니다",
+        "bad_zone": "{zone!r}은(는) 시간대가 아닙니다. UTC, +09:00 또는 Asia/Seoul처럼 쓰십시오",
+        "bad_duration": "{value!r}은(는) 기간이 아닙니다. 4h, 2시간 30분, 90 min, 1:30처럼 "
+        "쓰십시오",
+        "bad_length": "{value!r}은(는) 거리가 아닙니다. 500 m, 20 km, 3 nmi처럼 쓰십시오",
+        "bad_number": "{value!r}은(는) 정수가 아닙니다",
+        "whole_units": "{unit} 단위의 정수여야 합니다",
+        "bad_coordinate": "{value!r}은(는) 위치가 아닙니다. 37.5, 127.25 또는 37.5N 127.25E 또는 "
+        "37°30'N 127°15'E처럼 쓰십시오 (위도 먼저)",
+        "bad_area": "{value!r}은(는) 구역이 아닙니다. 꼭짓점을 ';'로 구분하거나 (38N 124E; "
+        "38N 125E; 37N 125E) circle 37.5N 127E 20 km처럼 쓰십시오",
+        "bad_window": "{value!r}은(는) 시간대가 아닙니다. 시작 / 종료 또는 시작 / +4h처럼 쓰십시오",
+        "bad_waypoint": "{value!r}은(는) 경유지가 아닙니다. 한 줄에 하나씩 이름: 위치 [@ 시각]",
+        "bad_boolean": "{value!r}: 예 또는 아니오로 답하십시오",
+        "bad_json": "올바른 JSON이 아닙니다 ({where})",
+        "unknown_part": "{part!r} 항목이 없습니다",
+        "too_many_inputs": "입력이 너무 많습니다 (최대 {limit}개)",
     },
 }
 
