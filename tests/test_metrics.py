@@ -81,6 +81,9 @@ def test_sends_queue_and_receipts_deliver(
     assert value(queued, "parley_queue_oldest_age_seconds", peer="North") == 2.0
     assert value(queued, "parley_envelopes_stored", sender="South") == stored_before + 3
     assert value(queued, "parley_deliveries_total", peer="North") == delivered_before
+    # One at a time here, so one commit each; tests/test_writer.py shows them grouped.
+    for name in ("parley_writer_sends_total", "parley_writer_commits_total"):
+        assert value(queued, name) == value(before, name) + 3
 
     clock.advance(250)  # receipted 2.25 s after queueing
     net.deliver(a, b)

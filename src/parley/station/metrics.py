@@ -170,9 +170,33 @@ class StationCollector:
         for sender, n in q.envelopes_by_sender(store):
             stored.add_metric([st.cfg.name if sender == st.id else names.get(sender, sender)], n)
 
+        # Group commit (station/writer.py): sends per commit is the grouping achieved.
+        counts = store.counters()
+        groups = CounterMetricFamily(
+            "parley_writer_commits",
+            "Durable transactions the send writer committed (each holds one or more sends).",
+        )
+        groups.add_metric([], counts.get("writer.groups", 0))
+        sends = CounterMetricFamily(
+            "parley_writer_sends", "Sends committed by the send writer, over all its commits."
+        )
+        sends.add_metric([], counts.get("writer.sends", 0))
+
         info = InfoMetricFamily("parley_station", "This station.")
         info.add_metric([], {"name": st.cfg.name, "station": st.id, "version": __version__})
-        out: list[Metric] = [info, deliveries, latency, depth, oldest, link, rtt, alarms, stored]
+        out: list[Metric] = [
+            info,
+            deliveries,
+            latency,
+            depth,
+            oldest,
+            link,
+            rtt,
+            alarms,
+            stored,
+            groups,
+            sends,
+        ]
         h = holder(st)
         if h is not None:
             who = InfoMetricFamily("parley_dispatcher", "The process running the dispatcher.")

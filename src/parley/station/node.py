@@ -52,6 +52,7 @@ from parley.protocol.receipt import Receipt, sign_receipt
 from parley.station.config import Config
 from parley.station.integrity import Checked, Integrity
 from parley.station.users import User
+from parley.station.writer import Writer
 from parley.store import integrity as integrity_db
 from parley.store.base import EnvelopeRow, PeerRow, SqlStore
 
@@ -169,6 +170,8 @@ class Station:
         self._seen: dict[bytes, dict[str, int]] = {}
         # Every stored body is checked against its signed envelope when it is read.
         self.integrity = Integrity(self)
+        # Sends arriving together share one durable commit.
+        self.writer = Writer(store)
         # Peers that reached the held bound (cfg.limits.held_*): alarmed once until below it.
         self._held_full: set[str] = set()
 
@@ -389,22 +392,27 @@ class Station:
         actor: str = "operator",
     ) -> tuple[EnvelopeRow, bool]:
         """Seal and queue a content body. Returns (row, created); a repeated idempotency key
-        returns the envelope it first made instead of a second copy."""
+        returns the envelope it first made instead of a second copy. Sends arriving together
+        share one durable commit (station/writer.py); this returns once it is done."""
+        if len(idempotency_key) > 128:
+            raise LocalError(Code.INVALID_REQUEST, "Idempotency-Key is at most 128 characters")
+        return self.writer.run(lambda: self._send(channel, body, prec, idempotency_key, actor))
+
+    def _send(
+        self, channel: str, body: dict[str, Any], prec: str, idempotency_key: str, actor: str
+    ) -> tuple[EnvelopeRow, bool]:
+        # Inside the writer's transaction: the key's lookup and its insert cannot interleave
+        # with another send of the same key.
         if idempotency_key:
-            if len(idempotency_key) > 128:
-                raise LocalError(Code.INVALID_REQUEST, "Idempotency-Key is at most 128 characters")
             seen = self.store.idempotent(idempotency_key)
             if seen is not None:
                 first = self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
                 return first[0], False
         state = self._sendable(channel)
-        with self.store.tx():
-            env = self._append(channel, body, prec, members=state.members)
-            if idempotency_key:
-                self.store.remember(idempotency_key, channel, env.seq)
-            self.store.audit(actor, "send", {"channel": channel, "seq": env.seq}, self.clock())
-        row = self.store.envelope_by_hash(env.hash)
-        assert row is not None
+        _, row = self._queue(channel, body, prec, members=state.members)
+        if idempotency_key:
+            self.store.remember(idempotency_key, channel, row.seq)
+        self.store.audit(actor, "send", {"channel": channel, "seq": row.seq}, self.clock())
         return row, True
 
     def send_many(
@@ -421,6 +429,15 @@ class Station:
             raise LocalError(Code.INVALID_REQUEST, f"a batch holds 1..{MAX_BATCH} messages")
         if len(idempotency_key) > 120:
             raise LocalError(Code.INVALID_REQUEST, "Idempotency-Key is at most 120 characters here")
+        return self.writer.run(lambda: self._send_many(channel, items, idempotency_key, actor))
+
+    def _send_many(
+        self,
+        channel: str,
+        items: Sequence[tuple[dict[str, Any], str]],
+        idempotency_key: str,
+        actor: str,
+    ) -> tuple[list[EnvelopeRow], bool]:
         keys = [f"{idempotency_key}#{i}" for i in range(len(items))] if idempotency_key else []
         if keys and self.store.idempotent(keys[0]) is not None:
             rows = []
@@ -430,18 +447,14 @@ class Station:
                     rows += self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
             return rows, False
         state = self._sendable(channel)
-        hashes = []
-        with self.store.tx():
-            for i, (body, prec) in enumerate(items):
-                env = self._append(channel, body, prec, members=state.members)
-                if keys:
-                    self.store.remember(keys[i], channel, env.seq)
-                hashes.append(env.hash)
-            self.store.audit(
-                actor, "send", {"channel": channel, "messages": len(items)}, self.clock()
-            )
-        made = [self.store.envelope_by_hash(h) for h in hashes]
-        return [r for r in made if r is not None], True  # all are: committed above
+        made = []
+        for i, (body, prec) in enumerate(items):
+            _, row = self._queue(channel, body, prec, members=state.members)
+            if keys:
+                self.store.remember(keys[i], channel, row.seq)
+            made.append(row)
+        self.store.audit(actor, "send", {"channel": channel, "messages": len(items)}, self.clock())
+        return made, True
 
     def _sendable(self, channel: str) -> channels.ChannelState:
         state = self.channel_state(channel)
@@ -455,6 +468,12 @@ class Station:
         self, channel: str, body: dict[str, Any], prec: str, members: tuple[str, ...]
     ) -> Envelope:
         """Seal the next envelope of our chain and commit it with its outbox rows (caller's tx)."""
+        return self._queue(channel, body, prec, members)[0]
+
+    def _queue(
+        self, channel: str, body: dict[str, Any], prec: str, members: tuple[str, ...]
+    ) -> tuple[Envelope, EnvelopeRow]:
+        """`_append`, also answering the stored row (built here: reading it back costs a query)."""
         records.check(body)
         now = self.clock()
         head = self.store.head(channel, self.id)
@@ -470,15 +489,19 @@ class Station:
             env, salt = self._seal(body, channel, head, seen, others, now, prec)
         except RejectedInput as exc:
             raise LocalError(exc.code, f"cannot send: {exc.message}") from exc
+        stored = self.clock()
         env_id = self.store.insert_envelope(
-            channel, self.id, env.seq, env.hash, env.raw, env.ts, prec, self.clock()
+            channel, self.id, env.seq, env.hash, env.raw, env.ts, prec, stored
         )
         self.store.put_body(env.hash, str(body.get("type", "")), canonical(body).decode(), salt)
         for m in others:
             self.store.enqueue(channel, env.seq, m, env_id, prec)
         self._notify(Accepted(channel, self.id, env.seq, b64e(env.hash), env.ts, prec, body, True))
         self.on_queued()
-        return env
+        row = EnvelopeRow(
+            env_id, channel, self.id, env.seq, env.hash, env.raw, env.ts, prec, stored
+        )
+        return env, row
 
     def _notify(self, acc: Accepted) -> None:
         for observer in self.observers:

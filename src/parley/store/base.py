@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,7 +157,24 @@ class SqlStore:
                 self._rollback()
                 raise
             self._depth = 0
-            self._commit()
+            try:
+                self._commit()
+            except BaseException:
+                # A COMMIT that failed may leave the transaction open on the connection, and the
+                # next transaction's COMMIT would then make these writes durable after all, long
+                # after their callers were told they failed.
+                with suppress(Exception):
+                    self._rollback()
+                raise
+
+    def in_tx(self) -> bool:
+        """Whether the calling thread is inside a transaction of this store."""
+        if not self._lock.acquire(blocking=False):
+            return False  # another thread holds the store, so this one has no transaction open
+        try:
+            return self._depth > 0
+        finally:
+            self._lock.release()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -202,6 +219,18 @@ class SqlStore:
         with self.tx():
             self.q("DELETE FROM meta WHERE key = ?", key)
             self.q("INSERT INTO meta (key, value) VALUES (?, ?)", key, value)
+
+    # --- counters --------------------------------------------------------------------------------
+    def count_group(self, sends: int) -> None:
+        """One more group commit of the writer (station/writer.py) holding `sends` sends."""
+        self.q(
+            "UPDATE counters SET n = n + CASE name WHEN 'writer.groups' THEN 1 ELSE ? END"
+            " WHERE name IN ('writer.groups', 'writer.sends')",
+            sends,
+        )
+
+    def counters(self) -> dict[str, int]:
+        return {str(r[0]): int(r[1]) for r in self.q("SELECT name, n FROM counters")}
 
     # --- prekeys ---------------------------------------------------------------------------------
     def add_prekey(

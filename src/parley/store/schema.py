@@ -212,6 +212,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 detected BIGINT NOT NULL, PRIMARY KEY (kind, channel, sender, seq))""",
         ],
     ),
+    (
+        9,
+        "counters: the group-commit writer's figures, kept in the store for every worker",
+        [
+            "CREATE TABLE counters (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+            "INSERT INTO counters (name, n) VALUES ('writer.groups', 0)",
+            "INSERT INTO counters (name, n) VALUES ('writer.sends', 0)",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,106 @@
+"""Group commit: sends that arrive together share one durable transaction.
+
+Rules:
+- One writer per store. A thread with a send to commit queues it as a job. If no thread is
+  committing, it becomes the committer (leader/follower: there is no thread of the writer's own to
+  start, stop or leak) and commits whatever is queued, at most MAX_GROUP jobs per transaction,
+  until its own job is in a committed group; then it hands the role to a thread still waiting.
+  While one group is being committed (its fsync is the slow part), the next one gathers.
+- Each job runs in a savepoint: one that raises is undone alone, its caller gets the exception,
+  and the rest of the group commits.
+- A job's answer is released only after COMMIT returned, so "queued" is still only said for what
+  is on disk (`synchronous=FULL` on SQLite, `synchronous_commit=on` on PostgreSQL). If the commit
+  fails, every job of the group gets that error and none of them is reported queued.
+- A job started by a thread that is already inside a store transaction runs there at once,
+  joining that transaction: queueing it would wait for the very transaction that holds the store.
+- Every committed group adds to two counters in the store (`writer.groups`, `writer.sends`), in
+  the same transaction, so /metrics shows how much grouping happens, whichever worker is scraped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from parley.store.base import SqlStore
+
+T = TypeVar("T")
+
+MAX_GROUP = 256  # jobs in one transaction: bounds how long one commit holds the store
+
+
+class _Job(Generic[T]):
+    __slots__ = ("done", "error", "fn", "value")
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self.fn = fn
+        self.done = False
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+    def result(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]  # set when there is no error
+
+
+class Writer:
+    def __init__(self, store: SqlStore, max_group: int = MAX_GROUP) -> None:
+        self.store = store
+        self.max_group = max_group
+        self._cv = threading.Condition()
+        self._queue: deque[_Job[Any]] = deque()
+        self._leading = False
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` (store writes) in the next group's transaction; return its result once that
+        transaction is committed, or raise what `fn` or the commit raised."""
+        if self.store.in_tx():
+            return fn()
+        job: _Job[T] = _Job(fn)
+        with self._cv:
+            self._queue.append(job)
+            while not job.done and self._leading:
+                self._cv.wait()
+            if job.done:
+                return job.result()
+            self._leading = True
+        try:
+            while not job.done:
+                self._commit_next()
+        finally:
+            with self._cv:
+                self._leading = False
+                self._cv.notify_all()
+        return job.result()
+
+    def _commit_next(self) -> None:
+        with self._cv:
+            group = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_group))]
+        ok = 0
+        try:
+            with self.store.tx():
+                for job in group:
+                    try:
+                        with self.store.savepoint():
+                            job.value = job.fn()
+                        ok += 1
+                    except Exception as exc:  # this send fails alone; its caller gets it
+                        job.error = exc
+                if ok:
+                    self.store.count_group(ok)
+        except BaseException as exc:
+            # Nothing of this group is durable: nobody may be told "queued".
+            for job in group:
+                if job.error is None:
+                    job.error = exc
+        finally:
+            with self._cv:
+                for job in group:
+                    job.done = True
+                self._cv.notify_all()
+
+
+__all__ = ["MAX_GROUP", "Writer"]

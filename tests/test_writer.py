@@ -1,0 +1,213 @@
+"""Group commit (station/writer.py) on both stores: sends queued together share one transaction,
+a bad send fails alone, a failed commit answers nobody "queued", a send inside a transaction joins
+it, and the counters show the grouping. Threads are real; every wait is bounded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parley.errors import Code, LocalError, ParleyError
+from parley.protocol import crypto
+from parley.station import features
+from parley.station.config import Config, Timings
+from parley.station.node import Accepted, Station
+from parley.store.base import EnvelopeRow, SqlStore
+from tests.pair import Clock, Net, introduce, make_station, open_channel
+
+pytest_plugins = ["tests.stores"]  # the `store` fixture: SQLite and PostgreSQL
+
+TEXT = {"type": "text", "text": "", "lang": "en"}
+
+
+def text(t: str) -> dict[str, Any]:
+    return {**TEXT, "text": t}
+
+
+@pytest.fixture
+def pair(store: SqlStore, tmp_path: Path) -> Iterator[tuple[Station, Station, str]]:
+    """A on the parametrized store, B on SQLite, an open hotline between them."""
+    clock = Clock()
+    cfg = Config(name="South", lang="en", listen="127.0.0.1:9", timings=Timings())
+    a = features.install(Station(cfg, store, crypto.SigningKey.generate(), clock))
+    a.rotate_prekeys()
+    b = make_station(tmp_path / "b", "North", "ko", clock)
+    introduce(a, b)
+    ch = open_channel(Net(), a, b)
+    yield a, b, ch
+    b.store.close()
+
+
+def wait(pred: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+class Burst:
+    """Sends on threads of their own while the writer is held inside a transaction, so that all
+    of them are queued together before the first is committed."""
+
+    def __init__(self, st: Station) -> None:
+        self.st = st
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.results: dict[str, tuple[EnvelopeRow, bool] | BaseException] = {}
+
+    def hold(self) -> None:
+        def block() -> None:
+            self.entered.set()
+            assert self.release.wait(30)
+
+        self._spawn("blocker", lambda: self.st.writer.run(block))
+        wait(self.entered.is_set, "the writer to hold its transaction")
+
+    def send(self, name: str, channel: str, body: dict[str, Any], key: str = "") -> None:
+        self._spawn(name, lambda: self.st.send(channel, body, "ROUTINE", key))
+
+    def _spawn(self, name: str, fn: Callable[[], Any]) -> None:
+        def run() -> None:
+            try:
+                self.results[name] = fn()
+            except BaseException as exc:
+                self.results[name] = exc
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def go(self, queued: int) -> None:
+        wait(lambda: len(self.st.writer._queue) == queued, f"{queued} queued sends")
+        self.release.set()
+        for t in self.threads:
+            t.join(30)
+            assert not t.is_alive()
+
+
+def chain(st: Station, channel: str) -> list[EnvelopeRow]:
+    return st.store.envelopes(channel, st.id)
+
+
+def test_sends_queued_together_share_one_commit(pair: tuple[Station, Station, str]) -> None:
+    a, _, ch = pair
+    before = a.store.counters()
+    burst = Burst(a)
+    burst.hold()
+    for i in range(40):
+        burst.send(f"s{i}", ch, text(f"m{i}"), key=f"k{i}")
+    burst.go(40)
+    after = a.store.counters()
+    # The held group (one job) and then all 40 in one transaction.
+    assert after["writer.groups"] - before["writer.groups"] == 2
+    assert after["writer.sends"] - before["writer.sends"] == 41
+    rows = {name: r for name, r in burst.results.items() if name != "blocker"}
+    assert all(isinstance(r, tuple) and r[1] for r in rows.values()), rows
+    held = chain(a, ch)
+    # Each answer is exactly what is stored, and the chain has no gap.
+    stored = {r.seq: r for r in held}
+    for r in rows.values():
+        assert isinstance(r, tuple)
+        assert stored[r[0].seq] == r[0]
+    assert [r.seq for r in held] == list(range(1, len(held) + 1))
+    texts = sorted(a.store.body(r.hash).body.get("text", "") for r in held)  # type: ignore[union-attr]
+    assert [t for t in texts if t.startswith("m")] == sorted(f"m{i}" for i in range(40))
+
+
+def test_a_bad_send_fails_alone_and_leaves_nothing(pair: tuple[Station, Station, str]) -> None:
+    a, b, ch = pair
+
+    def poison(st: Station, acc: Accepted) -> None:
+        # Runs after the envelope, body and outbox rows are written: the savepoint undoes them.
+        if acc.local and acc.body.get("text") == "poison":
+            raise LocalError(Code.INVALID_REQUEST, "poisoned")
+
+    a.observers.append(poison)
+    burst = Burst(a)
+    burst.hold()
+    burst.send("first", ch, text("first"))
+    burst.send("poison", ch, text("poison"))
+    burst.send("nochannel", "no-such-channel", text("lost"))
+    burst.send("badbody", ch, {"type": "text"})
+    burst.go(4)
+    burst.send("last", ch, text("last"))
+    for t in burst.threads:
+        t.join(30)
+    assert isinstance(burst.results["poison"], LocalError)
+    assert isinstance(burst.results["nochannel"], ParleyError)
+    assert isinstance(burst.results["badbody"], ParleyError)
+    first, last = burst.results["first"], burst.results["last"]
+    assert isinstance(first, tuple) and isinstance(last, tuple)
+    held = chain(a, ch)
+    texts = [a.store.body(r.hash).body.get("text") for r in held]  # type: ignore[union-attr]
+    assert "poison" not in texts and "lost" not in texts
+    assert texts[-2:] == ["first", "last"]
+    assert [r.seq for r in held] == list(range(1, len(held) + 1))
+    # The peer takes the chain as it is: no gap, no hole left by the undone send.
+    results = Net().deliver(a, b)
+    assert {r.status for r in results} == {"accepted"}
+    assert b.store.head_seq(ch, a.id) == held[-1].seq
+
+
+def test_a_failed_commit_answers_nobody_queued(
+    pair: tuple[Station, Station, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _, ch = pair
+    head = a.store.head_seq(ch, a.id)
+    burst = Burst(a)
+    burst.hold()
+    for i in range(5):
+        burst.send(f"s{i}", ch, text(f"m{i}"))
+    real_commit = type(a.store)._commit
+    calls = {"n": 0}
+
+    def failing_commit(self: SqlStore) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the group of five, after the held one
+            raise OSError("disk full")
+        real_commit(self)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(a.store), "_commit", failing_commit)
+    burst.go(5)
+    monkeypatch.undo()
+    errors = [burst.results[f"s{i}"] for i in range(5)]
+    assert all(isinstance(e, OSError) for e in errors), errors
+    assert a.store.head_seq(ch, a.id) == head + 0  # the held job stored nothing either
+    row, created = a.send(ch, text("after"))
+    assert created and row.seq == head + 1
+
+
+def test_a_send_inside_a_transaction_joins_it(pair: tuple[Station, Station, str]) -> None:
+    a, _, ch = pair
+    groups = a.store.counters()["writer.groups"]
+    with a.store.tx():
+        row, _ = a.send(ch, text("inside"))
+        row2, _ = a.send(ch, text("inside 2"))
+    assert row2.seq == row.seq + 1
+    assert a.store.counters()["writer.groups"] == groups  # not through a group
+    with pytest.raises(RuntimeError), a.store.tx():
+        a.send(ch, text("undone"))
+        raise RuntimeError("the outer transaction fails")
+    assert a.store.head_seq(ch, a.id) == row2.seq
+
+
+def test_a_repeated_key_in_one_group_makes_one_envelope(
+    pair: tuple[Station, Station, str],
+) -> None:
+    a, _, ch = pair
+    burst = Burst(a)
+    burst.hold()
+    for i in range(6):
+        burst.send(f"s{i}", ch, text("same"), key="one-key")
+    burst.go(6)
+    answers = [burst.results[f"s{i}"] for i in range(6)]
+    assert all(isinstance(r, tuple) for r in answers), answers
+    rows = {r[0] for r in answers if isinstance(r, tuple)}
+    assert len(rows) == 1
+    assert sum(1 for r in answers if isinstance(r, tuple) and r[1]) == 1
