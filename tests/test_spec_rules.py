@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from parley.domain import channels
 from parley.errors import RejectedInput
 from parley.protocol import identity
-from parley.protocol.encoding import b64e, canonical
+from parley.protocol.encoding import b64e, canonical, parse
+from parley.protocol.envelope import ENVELOPE_LABEL, MIN_CT_BYTES, Ref, seal
 from parley.station.node import Station
-from tests.pair import Clock, make_station
+from tests.pair import Clock, hotline, make_station
 
 
 def _resigned(st: Station, **changes: object) -> str:
@@ -90,3 +92,51 @@ def test_3_4_an_own_address_that_is_not_a_url_cannot_go_into_an_invitation(two) 
     _, a, _ = two
     with pytest.raises(RejectedInput):
         identity.make_invitation(a.identity, "South", "en", [], ["not a url"], 0)
+
+
+def _snapshot(st: Station) -> tuple[object, ...]:
+    q = st.store.q
+    return tuple(
+        q(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("envelopes", "bodies", "held", "evidence")
+    )
+
+
+def _forge(a: Station, b: Station, ch: str, **seen: Ref) -> bytes:
+    """a's next envelope on `ch`, really signed by a, with the `seen` the test chooses."""
+    head = a.store.head(ch, a.id)
+    assert head is not None
+    env, _ = seal(
+        channels.text_body("hello", "en"),
+        identity=a.identity,
+        sender=a.id,
+        channel=ch,
+        seq=head.seq + 1,
+        prev=head.hash,
+        seen=seen,
+        recipients=[a._recipient_key(b.id, a.clock())],
+        now_ms=a.clock(),
+    )
+    return env.raw
+
+
+def test_4_1_a_seen_key_must_be_a_member(tmp_path: Path) -> None:
+    _, clock, a, b, ch = hotline(tmp_path)
+    carol = make_station(tmp_path / "c", "Carol", "en", clock)
+    raw = _forge(a, b, ch, **{carol.id: Ref(1, bytes(32))})
+    before = _snapshot(b)
+    res = b.receive(raw)
+    assert (res.status, res.code) == ("rejected", "not_a_member")
+    assert carol.id in res.message
+    assert _snapshot(b) == before
+
+
+def test_4_1_a_ct_too_short_to_open_is_malformed_at_step_1(tmp_path: Path) -> None:
+    _, _, a, b, ch = hotline(tmp_path)
+    doc = parse(_forge(a, b, ch))
+    doc["ct"] = b64e(bytes(MIN_CT_BYTES - 1))
+    del doc["sig"]
+    doc["sig"] = b64e(a.identity.sign(ENVELOPE_LABEL, canonical(doc)))
+    before = _snapshot(b)
+    res = b.receive(canonical(doc))
+    assert (res.status, res.code) == ("rejected", "malformed")
+    assert _snapshot(b) == before

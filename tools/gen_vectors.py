@@ -681,7 +681,7 @@ def envelope_rejects(c1: dict[str, Any], c3: dict[str, Any], e3: envelope.Envelo
     # A body that decrypts but is not {"body", "salt"}: same content key, so the wrap still opens.
     content_key = fixed(0x32)
     aad = canonical({"ch": doc["ch"], "from": doc["from"], "seq": doc["seq"]})
-    bad_pt = canonical({"body": {"type": "text", "text": "x", "lang": "en"}})
+    bad_pt = canonical({"body": {"type": "text", "text": "x" * 32, "lang": "en"}})
     bad_ct = crypto.aead_encrypt(content_key, e3.nonce, bad_pt, aad)
     add("plaintext lacks its salt (re-encrypted and re-signed)",
         _resign({**doc, "ct": b64e(bad_ct)}, ALPHA), "open", "bad_body")  # fmt: skip
@@ -718,6 +718,20 @@ def envelope_rejects(c1: dict[str, Any], c3: dict[str, Any], e3: envelope.Envelo
     add("the sender in its own seen references", _resign({**doc, "seen": {
         **doc["seen"], ALPHA.id: {"seq": 1, "hash": b64e(bytes(32))}}}, ALPHA), "parse",
         "malformed")  # fmt: skip
+    short = envelope.MIN_CT_BYTES
+    ref_b = doc["seen"][BRAVO.id]
+    add("an empty ct (shorter than the 16-byte tag plus the shortest plaintext)",
+        _resign({**doc, "ct": ""}, ALPHA), "parse", "malformed")  # fmt: skip
+    add("a ct of 79 bytes, one short of the minimum",
+        _resign({**doc, "ct": b64e(fixed(0, short - 1))}, ALPHA), "parse", "malformed")  # fmt: skip
+    add("a ct of exactly the minimum 80 bytes that does not decrypt",
+        _resign({**doc, "ct": b64e(fixed(0, short))}, ALPHA), "open", "decrypt_failed")  # fmt: skip
+    add("a seen seq of 0", _resign({**doc, "seen": {BRAVO.id: {**ref_b, "seq": 0}}}, ALPHA),
+        "parse", "malformed")  # fmt: skip
+    add("a seen seq as text", _resign({**doc, "seen": {BRAVO.id: {**ref_b, "seq": "1"}}}, ALPHA),
+        "parse", "malformed")  # fmt: skip
+    add("a seen key that is not a station id", _resign({**doc, "seen": {"bravo": ref_b}}, ALPHA),
+        "parse", "malformed")  # fmt: skip
     add("a float timestamp", c3["outputs"]["envelope"].replace(
         f'"ts":{doc["ts"]}', f'"ts":{doc["ts"]}.5'), "parse", "malformed")  # fmt: skip
     for case in out:

@@ -32,6 +32,10 @@ ENVELOPE_LABEL = b"parley/envelope/v1\x00"
 COMMIT_LABEL = b"parley/commit/v1\x00"
 MAX_ENVELOPE_BYTES = 192 * 1024
 MAX_RECIPIENTS = 64
+# The 16-byte AEAD tag plus the shortest plaintext, canonical({"body": {}, "salt": <43 chars>})
+# (64 bytes): anything shorter cannot open, so it is malformed at parsing rather than a
+# decryption failure at step 9 of docs/protocol.md §6.
+MIN_CT_BYTES = 16 + 64
 ZERO_HASH = bytes(32)
 PRECEDENCES = ("ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH")
 _FIELDS = {
@@ -253,6 +257,9 @@ def parse_envelope(raw: bytes) -> Envelope:
     prev = b64d(obj["prev"], field="prev", size=32)
     if (seq == 1) != (prev == ZERO_HASH):
         raise RejectedInput(Code.MALFORMED, "prev: zero exactly for the first envelope of a chain")
+    ct = b64d(obj["ct"], field="ct")
+    if len(ct) < MIN_CT_BYTES:
+        raise RejectedInput(Code.MALFORMED, f"ct: at least {MIN_CT_BYTES} bytes, got {len(ct)}")
     return Envelope(
         channel=obj["ch"],
         sender=sender,
@@ -265,11 +272,26 @@ def parse_envelope(raw: bytes) -> Envelope:
         eph=b64d(obj["eph"], field="eph", size=32),
         keys=tuple(keys),
         nonce=b64d(obj["nonce"], field="nonce", size=24),
-        ct=b64d(obj["ct"], field="ct"),
+        ct=ct,
         sig=b64d(obj["sig"], field="sig", size=64),
         raw=raw,
         hash=crypto.sha256(raw),
     )
+
+
+def check_members(env: Envelope, members: frozenset[str]) -> None:
+    """Steps 6 and 7 of docs/protocol.md §6: the sender is a member, the recipients are exactly
+    the other members, and every `seen` key is one of them (a reference to a station that is
+    not on the channel could never be satisfied, and would hold the envelope forever)."""
+    if env.sender not in members:
+        raise RejectedInput(Code.NOT_A_MEMBER, f"{env.sender} is not a member of the channel")
+    if env.recipients | {env.sender} != members:
+        raise RejectedInput(Code.NOT_A_MEMBER, "the envelope's recipients are not the members")
+    strangers = sorted(set(env.seen) - members)
+    if strangers:
+        raise RejectedInput(
+            Code.NOT_A_MEMBER, f"seen names {', '.join(strangers)}, not a member of the channel"
+        )
 
 
 def signing_input(env: Envelope) -> bytes:

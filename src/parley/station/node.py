@@ -33,6 +33,7 @@ from parley.protocol.envelope import (
     Envelope,
     RecipientKey,
     Ref,
+    check_members,
     open_envelope,
     parse_envelope,
     seal,
@@ -586,10 +587,7 @@ class Station:
                 "this station has no such channel; send its chain from seq 1", 1,
                 channel=env.channel, sender=env.sender, seq=env.seq,
             )  # fmt: skip
-        if env.sender not in members:
-            raise RejectedInput(Code.NOT_A_MEMBER, f"{env.sender} is not a member of the channel")
-        if env.recipients | {env.sender} != members:
-            raise RejectedInput(Code.NOT_A_MEMBER, "the envelope's recipients are not the members")
+        check_members(env, members)
         head_row = self.store.head(env.channel, env.sender)
         head = ChainHead(head_row.seq, head_row.hash, head_row.ts) if head_row else None
         d = decide(
