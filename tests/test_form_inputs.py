@@ -4,9 +4,11 @@ areas, windows; the preview every member would read (issue 15)."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import UTC, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,14 @@ from hypothesis import strategies as st
 
 from parley.app.build import build_app
 from parley.domain import notices
-from parley.domain.forms import Catalogue, inputs, messages
+from parley.domain.forms import Catalogue, basemap, inputs, messages, render_map_svg, svgmap
 from parley.domain.forms.inputs import InputError, parse_point, parse_time, zone
 from parley.domain.notices import InvalidNotice
 from parley.errors import Forbidden
 from parley.station.node import Station
 from parley.station.notices import desk
 from parley.station.users import BOOTSTRAP, User
+from tests.net import Stations, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
 SEOUL = zone("Asia/Seoul")
@@ -375,3 +378,69 @@ def test_api_sends_and_previews_from_inputs_and_bounds_them(
         json={"form": "launch_notice", "inputs": LAUNCH_INPUTS, "timezone": "Mars/Base"},
     )
     assert bad_zone.status_code == 400 and bad_zone.json()["code"] == "invalid_request"
+
+
+# --- the base map -------------------------------------------------------------------------------
+
+
+def test_the_map_draws_the_korean_coast_from_the_packaged_base_map() -> None:
+    form = Catalogue.load().get("launch_notice")
+    assert form.example is not None
+    svg = render_map_svg(form, form.example, "ko")
+    root = ET.fromstring(svg)
+    land = [e for e in root.iter() if e.get("fill") == svgmap.LAND]
+    assert land and len(land[0].get("d", "")) > 1000  # a coastline, not a box
+    assert render_map_svg(form, form.example, "ko") == svg  # same bytes every time
+    assert len(svg) < 200_000
+    # Seoul (37.57N 126.98E) is on land and the middle of the East Sea is not.
+    rings = basemap.land_rings(37, 38, 126.5, 127.5)
+    assert rings
+    assert not basemap.land_rings(39.5, 40.0, 133.0, 133.5)
+    packaged = files("parley.domain.forms").joinpath("mapdata/world-50m.bin").read_bytes()
+    assert len(packaged) < 250_000  # the wheel stays small
+
+
+def test_a_point_in_the_open_ocean_still_gets_a_readable_map() -> None:
+    form = Catalogue.load().get("incident_report")
+    assert form.example is not None
+    fields = dict(form.example) | {"position": {"lat_e6": 0, "lon_e6": -140_000_000}}
+    fields.pop("area", None)
+    root = ET.fromstring(render_map_svg(form, fields, "en"))
+    assert root.tag.endswith("svg")  # no land to draw, and no error either
+
+
+# --- the command line, against real stations ----------------------------------------------------
+
+
+def test_cli_previews_and_sends_a_notice_typed_field_by_field(tmp_path: Path) -> None:
+    with Stations(tmp_path, [("South", "en"), ("North", "ko")]) as net:
+        ch = net.open_channel("South", ["North"])
+        start = datetime.now(UTC) + timedelta(days=3)
+        sets = [
+            f"launch_window={start:%Y-%m-%d} 09:00 UTC / +4h",
+            "launch_area=39°39'N 124°42'E; 39°39'N 124°45'E; 39°36'N 124°45'E",
+            "launch_area.name=Sohae",
+            "impact_area=circle 40N 131.5E 60 km",
+            "vehicle_kind=space launch vehicle",
+        ]
+        args = [a for s in sets for a in ("--set", s)]
+        shown = net.cli("South", "notice", "send", *args, "--preview", "--", ch,
+                        "launch_notice").stdout  # fmt: skip
+        assert "North reads (ko)" in shown and "발사 통보" in shown and "nothing was sent" in shown
+        assert not net.api("South").get(f"/channels/{ch}/notices")
+        bad = net.cli("South", "notice", "send", *args, "--set", "launch_count=many", "--",
+                      ch, "launch_notice", ok=False)  # fmt: skip
+        assert bad.returncode == 1 and "launch_count" in bad.stderr
+        out = net.cli("South", "notice", "send", *args, "--", ch, "launch_notice").stdout
+        h = out.split(" hash ")[1].split()[0]
+        north = net.api("North")
+        wait(lambda: any(n["hash"] == h for n in north.get(f"/channels/{ch}/notices")),
+             what="North to receive the notice")  # fmt: skip
+        map_file = tmp_path / "map.svg"
+        net.cli("North", "notice", "show", "--map", str(map_file), "--", ch, h[:10])
+        root = ET.parse(map_file).getroot()
+        assert any(e.get("fill") == svgmap.LAND for e in root.iter())
+        [n] = north.get(f"/channels/{ch}/notices")
+        seen = north.get(f"/channels/{ch}/notices/{n['hash']}")
+        assert seen["fields"]["launch_area"]["points"][1] == {"lat_e6": 39_650_000,
+                                                              "lon_e6": 124_750_000}  # fmt: skip

@@ -4,7 +4,9 @@ acknowledgements and deadlines, through the running station's operator API.
     parley forms list                      the forms, titled in the station's language
     parley forms show launch_notice        fields with labels, lead time, schema, example
     parley notice send CH launch_notice --fields @notice.json
-    parley notice show CH HASH --lang ko --svg map.svg
+    parley notice send CH launch_notice --set launch_window='2030-03-01 15:00 / +4h' \
+        --set launch_area='39.65N 124.7E; 39.65N 124.75E; 39.6N 124.75E' … [--preview]
+    parley notice show CH HASH --lang ko --map map.svg
     parley notice list CH                  the channel's notices and who answered
     parley notice deadlines                acknowledgements due, with time left
     parley ack CH HASH --answer acknowledged --text "Received." --by "Lt. Park"
@@ -146,8 +148,25 @@ def notice_send(
         str, typer.Argument(metavar="FORM", help="A form id (`parley forms list`).")
     ],
     fields: Annotated[
-        str, typer.Option(help="The notice's fields as JSON, or @FILE holding them.")
-    ],
+        str | None, typer.Option(help="The notice's fields as JSON, or @FILE holding them.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="A field as you would type it: launch_window='2030-03-01 15:00 / +4h', "
+            "launch_area='39.65N 124.7E; 39.65N 124.75E; 39.6N 124.75E', "
+            "launch_area.name='Site A', impact_area='circle 40N 131.5E 60 km'. Repeat.",
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="Zone of times given without one (default: the station's)."),
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option(help="Show the notice as each member will read it; send nothing.")
+    ] = False,
     data: cli.Data = Path("parley-data"),
     lang: Annotated[
         str | None, typer.Option(help="The language you write in (default: the station's).")
@@ -161,11 +180,21 @@ def notice_send(
     """Validate a notice against its form and send it; nothing is sent if a field is wrong."""
     api = Api(data)
     ch = cli.resolve_channel(api, channel)
-    req: dict[str, Any] = {"form": form_id, "fields": _fields(fields)}
+    if (fields is None) == (not set_):
+        raise LocalError(Code.INVALID_REQUEST, "give --fields JSON or --set FIELD=VALUE, not both")
+    req: dict[str, Any] = {"form": form_id}
+    if fields is not None:
+        req["fields"] = _fields(fields)
+    else:
+        req["inputs"] = _inputs(set_ or [])
+    if timezone:
+        req["timezone"] = timezone
     if lang:
         req["lang"] = lang
     if version:
         req["version"] = version
+    if preview:
+        return _print_preview(api.post(f"/channels/{ch}/notices/preview", json=req))
     if precedence:
         req["precedence"] = precedence
     if deadline_hours is not None:
@@ -182,6 +211,33 @@ def notice_send(
             f"at least {_duration(lt['required_ms'])} required",
             markup=False,
         )
+
+
+def _inputs(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise LocalError(Code.INVALID_REQUEST, f"--set {pair!r}: write FIELD=VALUE")
+        if value.startswith("@"):
+            value = Path(value[1:]).read_text()
+        out[name.strip()] = value
+    return out
+
+
+def _print_preview(p: dict[str, Any]) -> None:
+    if not p["ok"]:
+        for e in p["errors"]:
+            cli.err.print(f"{e['field'] or '-'}: {e['message']}", markup=False)
+        raise LocalError(Code.BAD_BODY, f"{len(p['errors'])} field(s) to correct; nothing sent")
+    for name, text in p["times"].items():
+        cli.out.print(f"{name}: {text}", markup=False)
+    if p["warning"]:
+        cli.out.print(p["warning"], markup=False)
+    for r in p["readers"]:
+        cli.out.print(f"--- {r['name']} reads ({r['lang']}) ---", markup=False)
+        cli.out.print(r["text"], markup=False)
+    cli.out.print("preview only: nothing was sent", markup=False)
 
 
 def _notice_hash(api: Api, ch: str, ref: str) -> str:
@@ -204,7 +260,10 @@ def notice_show(
     ref: Annotated[str, typer.Argument(metavar="HASH", help="The notice's hash (or a prefix).")],
     data: cli.Data = Path("parley-data"),
     lang: Lang = None,
-    svg: Annotated[Path | None, typer.Option(help="Write the map picture to this file.")] = None,
+    svg: Annotated[
+        Path | None,
+        typer.Option("--map", "--svg", help="Write the map (SVG, over the base map) to this file."),
+    ] = None,
     as_json: cli.AsJson = False,
 ) -> None:
     """A notice rendered in your language from its fields, with its answers."""

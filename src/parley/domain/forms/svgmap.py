@@ -1,8 +1,13 @@
-"""A simple map picture of a notice: every area, route and point it names, as SVG.
+"""A map picture of a notice: every area, route and point it names, as SVG, over the offline
+base map (coastlines and land borders, domain/forms/basemap.py).
 
 Rules:
-- Equirectangular projection over the bounding box of the notice's shapes with a 10 % margin;
-  longitude is scaled by cos(mid-latitude) so shapes keep their proportions near the box.
+- Equirectangular projection over the bounding box of the notice's shapes with a 10 % margin,
+  widened to at least MIN_SPAN_DEG and to an aspect between 1:MAX_ASPECT and MAX_ASPECT:1 so the
+  coast around a small or long, thin area is still recognisable (the Korean peninsula around a
+  launch site); longitude is scaled by cos(mid-latitude) so shapes keep their proportions.
+- Land is drawn from the packaged Natural Earth data, clipped to the map; no tile server, no
+  network: the console, `parley notice show --map` and printed transcripts draw the same map.
 - A graticule at a round step (…, 0.1°, 0.2°, 0.5°, 1°, 2°, 5° …) labelled in degrees; each shape
   labelled with its field name (in `lang`) and its own name, and listed in a legend.
 - Every piece of text from the notice is XML-escaped and stripped of characters XML cannot
@@ -20,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
-from parley.domain.forms import geo, messages, timefmt
+from parley.domain.forms import basemap, geo, messages, timefmt
 from parley.domain.forms.model import Form
 
 MAP_SIZE = 640  # the longer side of the map area, in px
@@ -69,6 +74,12 @@ def _circle_extent(shape: geo.Shape) -> tuple[float, float]:
     return dlat, dlon
 
 
+MIN_SPAN_DEG = 1.5
+MAX_ASPECT = 1.6
+LAND = "#efe9d8"
+SEA = "#dcebf5"
+
+
 def _bbox(shapes: list[geo.Shape]) -> tuple[float, float, float, float]:
     lats: list[float] = []
     lons: list[float] = []
@@ -80,10 +91,19 @@ def _bbox(shapes: list[geo.Shape]) -> tuple[float, float, float, float]:
     s_lat, n_lat = max(min(lats), -90.0), min(max(lats), 90.0)
     w_lon, e_lon = max(min(lons), -180.0), min(max(lons), 180.0)
     # A single point still gets a visible neighbourhood; then a 10 % margin on every side.
-    span_lat = max(n_lat - s_lat, 0.05)
-    span_lon = max(e_lon - w_lon, 0.05)
     mid_lat, mid_lon = (n_lat + s_lat) / 2, (e_lon + w_lon) / 2
-    span_lat, span_lon = span_lat * 1.2, span_lon * 1.2
+    coslat = max(math.cos(math.radians(mid_lat)), 0.05)
+    span_lat = max((n_lat - s_lat) * 1.2, MIN_SPAN_DEG)
+    span_lon = max((e_lon - w_lon) * 1.2, MIN_SPAN_DEG / coslat)
+    # Neither a ribbon nor a tower: widen the shorter side (in projected units).
+    wide, high = span_lon * coslat, span_lat
+    if wide > high * MAX_ASPECT:
+        span_lat = wide / MAX_ASPECT
+    elif high > wide * MAX_ASPECT:
+        span_lon = high / MAX_ASPECT / coslat
+    span_lat = min(span_lat, 180.0)
+    span_lon = min(span_lon, 360.0)
+    mid_lat = min(max(mid_lat, -90 + span_lat / 2), 90 - span_lat / 2)
     return (
         mid_lat - span_lat / 2,
         mid_lat + span_lat / 2,
@@ -134,10 +154,24 @@ def render_map_svg(form: Form, fields: Mapping[str, Any], lang: str = "en") -> s
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_f(width)}" height="{_f(height)}" '
         f'viewBox="0 0 {_f(width)} {_f(height)}" font-family="sans-serif" font-size="11">',
         f"<title>{_text(title)}</title>",
-        f'<rect x="{PAD}" y="{PAD}" width="{_f(map_w)}" height="{_f(map_h)}" fill="#f4f8fb" '
-        'stroke="#555"/>',
+        f'<clipPath id="map"><rect x="{PAD}" y="{PAD}" width="{_f(map_w)}" '
+        f'height="{_f(map_h)}"/></clipPath>',
+        f'<rect x="{PAD}" y="{PAD}" width="{_f(map_w)}" height="{_f(map_h)}" fill="{SEA}"/>',
         f'<text x="{PAD}" y="{PAD - 30}" font-size="13" font-weight="bold">{_text(title)}</text>',
     ]
+
+    def pxy(lon: float, lat: float) -> tuple[float, float]:
+        return PAD + (lon - west) * coslat * scale, PAD + (north - lat) * scale
+
+    out += _base(south, north, west, east, pxy)
+    out.append(
+        f'<rect x="{PAD}" y="{PAD}" width="{_f(map_w)}" height="{_f(map_h)}" fill="none" '
+        'stroke="#555"/>'
+    )
+    out.append(
+        f'<text x="{_f(PAD + map_w)}" y="{_f(PAD + map_h + 26)}" text-anchor="end" '
+        'font-size="9" fill="#777">Natural Earth 1:50m</text>'
+    )
     out += _graticule(south, north, west, east, xy, map_w, map_h)
     for i, shape in enumerate(shapes):
         out += _shape(
@@ -152,6 +186,41 @@ def render_map_svg(form: Form, fields: Mapping[str, Any], lang: str = "en") -> s
         )
     out.append("</svg>\n")
     return "\n".join(out)
+
+
+def _path(points: list[tuple[float, float]], closed: bool) -> str:
+    # Points closer than about a pixel to the last one kept add bytes, not detail.
+    kept: list[tuple[float, float]] = []
+    for x, y in points:
+        if not kept or abs(x - kept[-1][0]) + abs(y - kept[-1][1]) >= 0.8:
+            kept.append((x, y))
+    if len(kept) < (3 if closed else 2):
+        return ""
+    head, *rest = kept
+    d = f"M{_f(head[0])},{_f(head[1])}" + "".join(f"L{_f(x)},{_f(y)}" for x, y in rest)
+    return d + ("Z" if closed else "")
+
+
+def _base(south: float, north: float, west: float, east: float, pxy: Any) -> list[str]:
+    """Land and borders, clipped to a box a little larger than the map (the picture is clipped
+    to the map itself, so cut edges never show)."""
+    m_lat, m_lon = (north - south) * 0.05, (east - west) * 0.05
+    box = (south - m_lat, north + m_lat, west - m_lon, east + m_lon)
+    land = [_path([pxy(lon, lat) for lon, lat in ring], True) for ring in basemap.land_rings(*box)]
+    lines = [_path([pxy(lon, lat) for lon, lat in ln], False) for ln in basemap.border_lines(*box)]
+    out = ['<g clip-path="url(#map)">']
+    if any(land):
+        out.append(
+            f'<path d="{"".join(d for d in land if d)}" fill="{LAND}" fill-rule="evenodd" '
+            'stroke="#7d8c99" stroke-width="0.7"/>'
+        )
+    if any(lines):
+        out.append(
+            f'<path d="{"".join(d for d in lines if d)}" fill="none" stroke="#9a7f6a" '
+            'stroke-width="0.8" stroke-dasharray="4 2"/>'
+        )
+    out.append("</g>")
+    return out
 
 
 def _step(span: float) -> int:
