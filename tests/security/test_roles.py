@@ -98,6 +98,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "GET /api/v1/channels/{channel}/proof": {"params": {"sender": "{peer}", "seq": 1}},
     # people
     "POST /api/v1/login": {"json": {"name": "nobody.here", "password": "wrong wrong wrong"}},
+    # The C2SP witness API: public, limited by itself (api/witness.py).
+    "GET /witness": {},
+    "POST /witness/add-checkpoint": {"content": b"old 0\n\nnot a checkpoint\n"},
     "POST /api/v1/logout": {},
     "GET /api/v1/me": {},
     "POST /api/v1/me/password": {"json": {"current": "wrong guess", "password": "{password}"}},

@@ -2,7 +2,7 @@
 
     class       routes                                                  default (Limits)
     anonymous   any request with no credential at all; /api/v1/login,   16 KiB
-                /console/login (always)
+                /console/login, /witness/… (always)
     upload      POST /api/v1/bundles/import, console transcript upload  64 MiB
     peer        /peer/…                                                 16 MiB
     console     /console/…                                              256 KiB
@@ -57,7 +57,8 @@ def _has_credential(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 def route_class(path: str, headers: list[tuple[bytes, bytes]]) -> str:
-    if path in LOGIN_PATHS or not _has_credential(headers):
+    # The witness API authenticates nothing but checkpoints: a credential must not raise its limit.
+    if path in LOGIN_PATHS or path.startswith("/witness/") or not _has_credential(headers):
         return "anonymous"
     if _is_upload(path):
         return "upload"

@@ -17,6 +17,7 @@ from parley.api import paths as paths_api
 from parley.api import talks as talks_api
 from parley.api import transcripts as transcripts_api
 from parley.api import vigil as vigil_api
+from parley.api import witness as witness_api
 from parley.api.auth import Auth
 from parley.api.limits import BodyLimit
 from parley.app.browser import BrowserGuard
@@ -59,6 +60,7 @@ def build_app(station: Station, token: str) -> FastAPI:
 
     auth = Auth(station, token)
     app.include_router(peer.router(station))
+    app.include_router(witness_api.router(station))  # C2SP tlog-witness, unauthenticated
     app.include_router(talks_api.router(station, auth))  # before operator's /channels/{ch}/{action}
     app.include_router(notices_api.router(station, auth))  # likewise
     app.include_router(transcripts_api.router(station, auth))  # likewise

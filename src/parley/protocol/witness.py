@@ -152,28 +152,30 @@ def decide(
     """The witness's answer to one add-checkpoint request (the module docstring's rules)."""
     cp = request.checkpoint
     if log is None or log.origin != cp.origin:
-        return _text(404, f"this witness does not witness the log {cp.origin!r}")
+        return refusal(404, f"this witness does not witness the log {cp.origin!r}")
     try:
         note.open_note(request.signed_note, log.verifiers)
     except RejectedInput as exc:
-        return _text(403, f"no trusted signature on the checkpoint: {exc.message}")
+        return refusal(403, f"no trusted signature on the checkpoint: {exc.message}")
     if request.old_size > cp.size:
-        return _text(400, f"old size {request.old_size} is larger than the checkpoint's {cp.size}")
+        return refusal(
+            400, f"old size {request.old_size} is larger than the checkpoint's {cp.size}"
+        )
     held = state.size if state is not None else 0
     if request.old_size != held:
-        return _conflict(held, f"old size {request.old_size} is not the size {held} cosigned")
+        return conflict(held, f"old size {request.old_size} is not the size {held} cosigned")
     if request.proof and request.old_size in (0, cp.size):
-        return _text(
+        return refusal(
                 422, "the consistency proof must be empty when old size is 0 or the checkpoint's",
                 suspicious=True,
             )  # fmt: skip
     if state is not None and request.old_size == cp.size and state.root != cp.root_hash:
-        return _conflict(held, f"a different root for the cosigned size {held}: a fork", True)
+        return conflict(held, f"a different root for the cosigned size {held}: a fork", True)
     if state is not None and 0 < request.old_size < cp.size:
         try:
             merkle.verify_consistency(state.size, cp.size, request.proof, state.root, cp.root_hash)
         except RejectedInput as exc:
-            return _text(422, f"consistency proof does not verify: {exc.message}", True)
+            return refusal(422, f"consistency proof does not verify: {exc.message}", True)
     sig = note.cosign(request.parsed.text, key.name, key.key, now_s)
     new = State(cp.size, cp.root_hash, request.signed_note)
     return Answer(200, sig.line().encode("utf-8"), TEXT_CONTENT_TYPE, "cosigned", new)
@@ -186,7 +188,7 @@ def parse_answer(body: bytes) -> list[note.Signature]:
     return list(note.parse_note(b"x\n\n" + body).signatures)
 
 
-def parse_conflict(body: bytes) -> int:
+def parseconflict(body: bytes) -> int:
     """The size a 409 answer names (`text/x.tlog.size`)."""
     text = body.decode("ascii", "replace")
     if len(body) > 32 or not text.endswith("\n") or not _DECIMAL.fullmatch(text[:-1]):
@@ -194,11 +196,13 @@ def parse_conflict(body: bytes) -> int:
     return int(text[:-1])
 
 
-def _text(status: int, reason: str, suspicious: bool = False) -> Answer:
+def refusal(status: int, reason: str, suspicious: bool = False) -> Answer:
+    """A refusal with a one-line reason as its text body."""
     return Answer(
         status, (reason + "\n").encode("utf-8"), TEXT_CONTENT_TYPE, reason, None, suspicious
     )
 
 
-def _conflict(held: int, reason: str, suspicious: bool = False) -> Answer:
+def conflict(held: int, reason: str, suspicious: bool = False) -> Answer:
+    """409: the size the witness holds, as `text/x.tlog.size`."""
     return Answer(409, f"{held}\n".encode("ascii"), SIZE_CONTENT_TYPE, reason, None, suspicious)

@@ -125,6 +125,8 @@ class Config:
     # Serve the operator API's OpenAPI description (/openapi.json) and Swagger UI (/docs) to
     # signed-in users (api/docs.py). Off: neither exists.
     api_docs: bool = False
+    # Witnessing other parties' checkpoints (station/witness.py): {} witnesses nothing.
+    witness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def host(self) -> str:

@@ -12,6 +12,8 @@ Log:
   7  envelopes held ahead of their predecessors (and FLASH bodies shown early).
   8  integrity findings: stored envelopes, bodies or checkpoints that failed their check at rest
      (station/integrity.py), one row per item, so each raises one alarm, not one per read.
+  10 witnesses (store/witness.py): as a witness, the latest checkpoint cosigned per log origin;
+     as a channel member, the cosignatures witnesses returned on our checkpoints.
 """
 
 from __future__ import annotations
@@ -219,6 +221,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE TABLE counters (name TEXT PRIMARY KEY, n BIGINT NOT NULL)",
             "INSERT INTO counters (name, n) VALUES ('writer.groups', 0)",
             "INSERT INTO counters (name, n) VALUES ('writer.sends', 0)",
+        ],
+    ),
+    (
+        10,
+        "witnesses",
+        [
+            """CREATE TABLE witness_state (
+                origin TEXT PRIMARY KEY, size BIGINT NOT NULL, root BLOB NOT NULL,
+                note TEXT NOT NULL, updated BIGINT NOT NULL)""",
+            """CREATE TABLE witness_cosignatures (
+                channel TEXT NOT NULL, sender TEXT NOT NULL, size BIGINT NOT NULL,
+                witness TEXT NOT NULL, line TEXT NOT NULL, signed BIGINT NOT NULL,
+                received BIGINT NOT NULL, PRIMARY KEY (channel, sender, size, witness))""",
         ],
     ),
 ]
