@@ -188,7 +188,7 @@ def parse_answer(body: bytes) -> list[note.Signature]:
     return list(note.parse_note(b"x\n\n" + body).signatures)
 
 
-def parseconflict(body: bytes) -> int:
+def parse_conflict(body: bytes) -> int:
     """The size a 409 answer names (`text/x.tlog.size`)."""
     text = body.decode("ascii", "replace")
     if len(body) > 32 or not text.endswith("\n") or not _DECIMAL.fullmatch(text[:-1]):
