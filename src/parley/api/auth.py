@@ -22,12 +22,11 @@ without the other. Bearer credentials need neither: a browser never adds them by
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import Cookie, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from parley.errors import Code, Forbidden, Unauthorized
+from parley.protocol import crypto
 from parley.station import users
 from parley.station.node import Station
 from parley.station.users import BOOTSTRAP, User
@@ -53,7 +52,7 @@ class Auth:
         now = self.station.clock()
         if cred is not None:
             secret = cred.credentials
-            if hmac.compare_digest(secret.encode(), self.token.encode()):
+            if crypto.equal(secret, self.token):
                 return BOOTSTRAP
             found = None
             if secret.startswith(users.TOKEN_PREFIX):
@@ -69,7 +68,7 @@ class Auth:
         if session:
             if request.method not in SAFE_METHODS:
                 sent = request.headers.get(CSRF_HEADER, "")
-                if not hmac.compare_digest(sent.encode(), users.csrf_token(session).encode()):
+                if not crypto.equal(sent, users.csrf_token(session)):
                     raise Forbidden(
                         Code.FORBIDDEN,
                         f"a request that changes something with the console's session cookie "

@@ -1,10 +1,15 @@
-"""The one module that calls libsodium (through PyNaCl). Everything cryptographic goes through here.
+"""The one module that makes cryptographic calls: libsodium (through PyNaCl), hashlib, hmac,
+secrets and argon2. Everything cryptographic goes through here (tests/security/test_crypto_calls.py
+fails on a direct import anywhere else).
 
 Recipes, not primitives, are exported to the rest of the core:
 - Ed25519 signatures with a domain-separation label per kind of document;
 - X25519 key agreement + BLAKE2b key derivation to wrap a per-envelope key for each recipient
   (the shape of age's X25519 recipient stanza);
-- XChaCha20-Poly1305 (IETF) for bodies.
+- XChaCha20-Poly1305 (IETF) for bodies;
+- SHA-256 (and SHA-512, BLAKE2b where a format fixes them) for hashes;
+- for the station's own use, not the wire: random tokens, constant-time comparison, HMAC-SHA-256
+  and argon2id password hashes.
 Every decryption failure is the same `DecryptFailed`: no oracle for an attacker.
 """
 
@@ -12,12 +17,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
 
 import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.signing
 import nacl.utils
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from parley.errors import Code, RejectedInput
 
@@ -44,6 +53,60 @@ def sha256(data: bytes) -> bytes:
 def sha256_hasher() -> hashlib._Hash:
     """An incremental SHA-256, for hashing what arrives in pieces (a file, a stream of lines)."""
     return hashlib.sha256()
+
+
+def sha512(data: bytes) -> bytes:
+    return hashlib.sha512(data).digest()
+
+
+def blake2b(data: bytes, size: int) -> bytes:
+    """BLAKE2b with a `size`-byte digest (1..64)."""
+    return hashlib.blake2b(data, digest_size=size).digest()
+
+
+# --- station-local secrets (never on the wire) ---------------------------------------------------
+
+
+def token(nbytes: int) -> str:
+    """A random URL-safe token of `nbytes` random bytes (tokens, session ids, passwords)."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_hex(nbytes: int) -> str:
+    """A random hex token of `nbytes` random bytes, for short identifiers."""
+    return secrets.token_hex(nbytes)
+
+
+def equal(a: str | bytes, b: str | bytes) -> bool:
+    """Compare secrets in constant time (text is compared as its UTF-8 bytes)."""
+    left = a.encode() if isinstance(a, str) else a
+    right = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(left, right)
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+_passwords = PasswordHasher()  # argon2id with RFC 9106's defaults
+
+
+def hash_password(password: str) -> str:
+    """The encoded argon2id hash of `password` (salt and parameters included)."""
+    return _passwords.hash(password)
+
+
+def verify_password(encoded: str, password: str) -> bool:
+    """True if `password` matches `encoded`; False for a wrong password or a damaged hash."""
+    try:
+        return _passwords.verify(encoded, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(encoded: str) -> bool:
+    """True if `encoded` was made with weaker parameters than today's."""
+    return _passwords.check_needs_rehash(encoded)
 
 
 # --- Ed25519 ------------------------------------------------------------------------------------

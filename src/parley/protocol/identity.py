@@ -17,7 +17,6 @@ Rules:
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -41,13 +40,13 @@ MAX_ADDRESSES = 8
 
 
 def station_id(identity_public: bytes) -> str:
-    digest = hashlib.sha256(b"parley/station-id/v1" + identity_public).digest()[:15]
+    digest = crypto.sha256(b"parley/station-id/v1" + identity_public)[:15]
     return "st" + base64.b32encode(digest).decode("ascii").lower()
 
 
 def fingerprint(identity_public: bytes) -> str:
     """60 decimal digits in 12 groups of 5, derived from the identity key."""
-    digest = hashlib.sha512(b"parley/fingerprint/v1" + identity_public).digest()
+    digest = crypto.sha512(b"parley/fingerprint/v1" + identity_public)
     groups = [int.from_bytes(digest[i * 5 : i * 5 + 5], "big") % 100_000 for i in range(12)]
     return " ".join(f"{g:05d}" for g in groups)
 
@@ -112,7 +111,7 @@ class Prekey:
 
 
 def key_id(public: bytes) -> str:
-    return b64e(hashlib.sha256(b"parley/kid/v1" + public).digest()[:9])
+    return b64e(crypto.sha256(b"parley/kid/v1" + public)[:9])
 
 
 def sign_prekey(

@@ -20,13 +20,13 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 
 from parley.errors import Code, RejectedInput
+from parley.protocol.crypto import sha256
 
 HASH_BYTES = 32
-EMPTY_ROOT = hashlib.sha256(b"").digest()
+EMPTY_ROOT = sha256(b"")
 # Tree sizes travel as uint64 in C2SP checkpoints and RFC 9162 structures.
 MAX_TREE_SIZE = 2**64 - 1
 
@@ -36,12 +36,12 @@ _NODE_PREFIX = b"\x01"
 
 def leaf_hash(entry: bytes) -> bytes:
     """MTH({d}) = SHA-256(0x00 || d)."""
-    return hashlib.sha256(_LEAF_PREFIX + entry).digest()
+    return sha256(_LEAF_PREFIX + entry)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SHA-256(0x01 || left || right)."""
-    return hashlib.sha256(_NODE_PREFIX + left + right).digest()
+    return sha256(_NODE_PREFIX + left + right)
 
 
 def root(leaf_hashes: Sequence[bytes]) -> bytes:

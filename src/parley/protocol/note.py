@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,7 +60,7 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # every ASCII control character 
 
 def key_id(name: str, sig_type: int, public: bytes) -> bytes:
     """The 4-byte key ID: SHA-256(name || "\\n" || type || public key)[:4]."""
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([sig_type]) + public).digest()[:4]
+    return crypto.sha256(name.encode("utf-8") + b"\n" + bytes([sig_type]) + public)[:4]
 
 
 def valid_name(name: str) -> bool:

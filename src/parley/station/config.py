@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,7 +153,7 @@ def init_dir(data: Path, cfg: Config) -> crypto.SigningKey:
     data.chmod(0o700)
     key = crypto.SigningKey.generate()
     _write_secret(data / IDENTITY, key.seed.hex())
-    _write_secret(data / TOKEN, secrets.token_urlsafe(32))
+    _write_secret(data / TOKEN, crypto.token(32))
     _write_private(data / CONFIG, json.dumps(asdict(cfg), indent=2) + "\n")
     return key
 

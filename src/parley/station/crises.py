@@ -20,7 +20,6 @@ Rules (the pure ones are in domain/crisis.py):
 from __future__ import annotations
 
 import contextlib
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +29,7 @@ from parley.domain import crisis
 from parley.domain.deadlines import KIND_ACK
 from parley.domain.liveness import LinkChange, LinkState
 from parley.errors import Code, Conflict, LocalError, NotFound, ParleyError
+from parley.protocol import crypto
 from parley.protocol.encoding import b64d, b64e
 from parley.station.node import Accepted, Station
 from parley.station.roles import Action, authorize
@@ -179,7 +179,7 @@ def open_incident(
 
 def _new_id(now_ms: int) -> str:
     day = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y%m%d")
-    return f"inc-{day}-{secrets.token_hex(3)}"
+    return f"inc-{day}-{crypto.token_hex(3)}"
 
 
 def move(

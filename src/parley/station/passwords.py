@@ -17,12 +17,12 @@ in the reader's language) and `details.feedback` (zxcvbn's own warning and sugge
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any
 
 from zxcvbn import zxcvbn
 
 from parley.errors import Code, LocalError
+from parley.protocol import crypto
 
 MIN_LENGTH, MAX_LENGTH = 10, 1024
 MIN_SCORE = 3
@@ -93,7 +93,7 @@ def check(password: str, name: str = "", *, context: tuple[str, ...] = ()) -> st
 def generate(name: str = "") -> str:
     """A random password the policy accepts (the demo's), 16 URL-safe characters."""
     while True:
-        pw = secrets.token_urlsafe(12)
+        pw = crypto.token(12)
         try:
             return check(pw, name)
         except WeakPassword:  # pragma: no cover - a random 96-bit string is almost never weak

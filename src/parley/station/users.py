@@ -32,19 +32,14 @@ Every change and every login (successful, failed, refused) goes to the audit log
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from parley.errors import Code, Conflict, Forbidden, LocalError, NotFound, Unauthorized
+from parley.protocol import crypto
 from parley.protocol.crypto import sha256
 from parley.station import passwords
 from parley.station.roles import ROLES as ROLES  # the one list of roles
@@ -84,8 +79,6 @@ LOCKOUT_MS = 15 * 60_000
 
 SESSION_PREFIX, TOKEN_PREFIX = "ps_", "pt_"
 _CSRF_CONTEXT = b"parley console csrf v1"
-
-_hasher = PasswordHasher()
 
 
 class RateLimited(Unauthorized):
@@ -145,16 +138,13 @@ def check_password(password: str, name: str = "") -> str:
 
 
 def _verify(encoded: str, password: str) -> bool:
-    try:
-        return _hasher.verify(encoded, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    return crypto.verify_password(encoded, password)
 
 
 @cache
 def _decoy() -> str:
     """A hash to verify against for unknown names, so they take as long as known ones."""
-    return _hasher.hash(secrets.token_urlsafe(16))
+    return crypto.hash_password(crypto.token(16))
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -169,7 +159,7 @@ def create_user(
     store = _store(where)
     check_name(name)
     roles = check_roles(roles)
-    encoded = _hasher.hash(check_password(password, name))
+    encoded = crypto.hash_password(check_password(password, name))
     with store.tx():
         if not db.add_user(store, name, roles, encoded, now_ms):
             raise Conflict(Code.CONFLICT, f"a user named {name!r} exists already")
@@ -222,7 +212,7 @@ def set_password(
     """Give `name` a new password (their sessions end). See `check_password_change`."""
     store = _store(where)
     check_password_change(where, name, password, actor)
-    encoded = _hasher.hash(password)
+    encoded = crypto.hash_password(password)
     with store.tx():
         get_user(store, name)
         db.set_password(store, name, encoded)
@@ -286,7 +276,9 @@ def authenticate(
     good = _verify(row.password if row else _decoy(), password)
     if row is not None and good and row.disabled is None:
         # Hashes made under older parameters are upgraded while the password is at hand.
-        rehash = _hasher.hash(password) if _hasher.check_needs_rehash(row.password) else None
+        rehash = (
+            crypto.hash_password(password) if crypto.password_needs_rehash(row.password) else None
+        )
         with store.tx():
             db.settle_attempt(store, attempt, True)
             if rehash is not None:
@@ -308,7 +300,7 @@ def new_session(
 ) -> str:
     """A new session token for `user`, valid until unused for `ttl_ms` (and at most a day)."""
     store = _store(where)
-    token = SESSION_PREFIX + secrets.token_urlsafe(32)
+    token = SESSION_PREFIX + crypto.token(32)
     with store.tx():
         db.purge_sessions(store, now_ms)
         db.add_session(
@@ -341,7 +333,7 @@ def csrf_token(session: str) -> str:
     storage and a page that cannot read the session cookie cannot compute it. The console puts
     it in every form; the operator API wants it in X-CSRF-Token when a browser sends the
     session cookie on a request that changes something."""
-    return hmac.new(session.encode(), _CSRF_CONTEXT, hashlib.sha256).hexdigest()[:43]
+    return crypto.hmac_sha256(session.encode(), _CSRF_CONTEXT).hex()[:43]
 
 
 def end_session(where: SqlStore | HasStore, token: str, now_ms: int | None = None) -> bool:
@@ -379,7 +371,7 @@ def create_token(
         )
     if not 1 <= len(label) <= MAX_LABEL:
         raise LocalError(Code.INVALID_REQUEST, f"a token label is 1..{MAX_LABEL} characters")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = TOKEN_PREFIX + crypto.token(32)
     with store.tx():
         if get_user(store, name).disabled is not None:
             raise Conflict(Code.CONFLICT, f"{name} is disabled; enable the user first")

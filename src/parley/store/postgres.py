@@ -20,13 +20,13 @@ Rules this backend keeps (DESIGN.md §5 "Scale"):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import threading
 from typing import Any
 
 import psycopg
 
+from parley.protocol import crypto
 from parley.store.base import SqlStore
 
 DISPATCHER_LOCK = "parley.dispatcher"
@@ -47,7 +47,7 @@ def lock_key(key: int | str) -> int:
         if not -(2**63) <= key < 2**63:
             raise ValueError("an advisory lock key must fit in a signed 64-bit integer")
         return key
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
+    return int.from_bytes(crypto.blake2b(key.encode(), 8), signed=True)
 
 
 class PostgresStore(SqlStore):

@@ -14,8 +14,6 @@ Rules:
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -23,6 +21,7 @@ from fastapi.responses import Response
 
 from parley.api.auth import SESSION_COOKIE
 from parley.errors import Code, Forbidden
+from parley.protocol import crypto
 from parley.station import users
 from parley.station.node import Station
 from parley.station.users import User
@@ -61,7 +60,7 @@ def csrf_for(secret: str) -> str:
 def csrf_ok(secret: str | None, token: object) -> bool:
     if not secret or not isinstance(token, str) or not token:
         return False
-    return hmac.compare_digest(csrf_for(secret), token)
+    return crypto.equal(csrf_for(secret), token)
 
 
 async def check_csrf(request: Request, secret: str | None) -> None:
@@ -108,7 +107,7 @@ def login_secret(request: Request) -> tuple[str, bool]:
     have = request.cookies.get(LOGIN_COOKIE)
     if have and 16 <= len(have) <= 64:
         return have, False
-    return secrets.token_urlsafe(24), True
+    return crypto.token(24), True
 
 
 def set_login_cookie(response: Response, request: Request, secret: str) -> None:

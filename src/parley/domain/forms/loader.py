@@ -18,7 +18,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from importlib.resources import files
@@ -36,6 +35,7 @@ from parley.domain.forms.model import REQUIRED_LANGS, Form, LeadTime
 from parley.domain.forms.render import compile_template
 from parley.domain.precedence import Precedence
 from parley.errors import Code, LocalError, NotFound, ParleyError
+from parley.protocol import crypto
 from parley.protocol.encoding import parse
 
 # A form file larger than this is a mistake, not a form.
@@ -197,7 +197,7 @@ def _load_shared(root: Traversable, registry: Registry[Any]) -> Registry[Any]:
 
 def _digest(folder: Traversable) -> str:
     # Every file of the folder, by name: any change to schema, template or metadata changes it.
-    h = hashlib.sha256()
+    h = crypto.sha256_hasher()
     for item in sorted(folder.iterdir(), key=lambda t: t.name):
         if item.is_file() and not item.name.startswith("."):
             data = _read(item)
