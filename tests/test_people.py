@@ -21,6 +21,7 @@ from parley.app.build import build_app
 from parley.cli.client import Api
 from parley.domain.channels import text_body
 from parley.errors import Code, Conflict, LocalError, NotFound, Unauthorized
+from parley.protocol import crypto
 from parley.station import users
 from parley.station.node import Station
 from parley.station.users import RateLimited
@@ -43,7 +44,7 @@ def station(tmp_path: Path) -> Station:
 @pytest.fixture
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheaper argon2 parameters for tests that hash many times; the rules are the same."""
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
+    monkeypatch.setattr(crypto, "_passwords", PasswordHasher(time_cost=1, memory_cost=1024))
 
 
 def audit(st: Station, action: str) -> list[tuple[str, dict[str, object]]]:

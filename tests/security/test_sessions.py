@@ -31,6 +31,7 @@ from starlette.routing import Mount
 from parley.app.browser import HEADERS, same_origin
 from parley.app.build import build_app
 from parley.errors import Code, Forbidden
+from parley.protocol import crypto
 from parley.station import passwords, users
 from parley.station.node import Station
 from parley.station.users import RateLimited
@@ -49,7 +50,7 @@ BOOT = "bootstrap-secret"
 @pytest.fixture
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheaper argon2 parameters for tests that hash many times; the rules are the same."""
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
+    monkeypatch.setattr(crypto, "_passwords", PasswordHasher(time_cost=1, memory_cost=1024))
 
 
 def _csrf_in(html: str) -> str:
