@@ -14,9 +14,9 @@ from parley.domain import channels
 from parley.errors import RejectedInput
 from parley.protocol import identity
 from parley.protocol.encoding import b64e, canonical, parse
-from parley.protocol.envelope import ENVELOPE_LABEL, MIN_CT_BYTES, Ref, seal
+from parley.protocol.envelope import ENVELOPE_LABEL, MIN_CT_BYTES, Ref, parse_envelope, seal
 from parley.station.node import Station
-from tests.pair import Clock, hotline, make_station
+from tests.pair import Clock, Net, hotline, introduce, make_station
 
 
 def _resigned(st: Station, **changes: object) -> str:
@@ -101,17 +101,25 @@ def _snapshot(st: Station) -> tuple[object, ...]:
     )
 
 
-def _forge(a: Station, b: Station, ch: str, **seen: Ref) -> bytes:
-    """a's next envelope on `ch`, really signed by a, with the `seen` the test chooses."""
+def _forge(
+    a: Station,
+    b: Station,
+    ch: str,
+    body: dict[str, object] | None = None,
+    at: Ref | None = None,
+    **seen: Ref,
+) -> bytes:
+    """An envelope on `ch` really signed by a: its next one unless `at` gives (seq, prev), with
+    the body and `seen` the test chooses."""
     head = a.store.head(ch, a.id)
-    assert head is not None
+    seq, prev = (at.seq, at.hash) if at else ((head.seq + 1, head.hash) if head else (1, bytes(32)))
     env, _ = seal(
-        channels.text_body("hello", "en"),
+        body or channels.text_body("hello", "en"),
         identity=a.identity,
         sender=a.id,
         channel=ch,
-        seq=head.seq + 1,
-        prev=head.hash,
+        seq=seq,
+        prev=prev,
         seen=seen,
         recipients=[a._recipient_key(b.id, a.clock())],
         now_ms=a.clock(),
@@ -140,3 +148,61 @@ def test_4_1_a_ct_too_short_to_open_is_malformed_at_step_1(tmp_path: Path) -> No
     res = b.receive(canonical(doc))
     assert (res.status, res.code) == ("rejected", "malformed")
     assert _snapshot(b) == before
+
+
+def test_5_after_an_equivocation_the_chain_held_first_goes_on(tmp_path: Path) -> None:
+    net, _, a, b, ch = hotline(tmp_path)
+    a.send(ch, channels.text_body("the real seq 2", "en"))
+    net.deliver(a, b)
+    real2 = b.store.head(ch, a.id)
+    assert real2 is not None and real2.seq == 2
+    evil2 = _forge(a, b, ch, channels.text_body("another seq 2", "en"), at=Ref(2, b"\1" * 32))
+    assert b.receive(evil2).status == "equivocation"
+    # The branch this station applied first goes on: a's next real envelope is accepted...
+    a.send(ch, channels.text_body("the real seq 3", "en"))
+    assert [r.status for r in net.deliver(a, b)] == ["accepted"]
+    real3 = b.store.head(ch, a.id)
+    assert real3 is not None and real3.seq == 3
+    # ...while one extending the other branch is itself an equivocation (a wrong `prev`), kept
+    # as evidence with the held predecessor its prev should have named.
+    evil3 = _forge(a, b, ch, at=Ref(4, parse_envelope(evil2).hash))
+    before = _snapshot(b)
+    res = b.receive(evil3)
+    assert (res.status, res.code) == ("equivocation", "equivocation")
+    kept = {e[4]: e for e in b.store.evidence()}
+    assert kept[evil3][2] == 4 and kept[evil3][5] == real3.hash
+    assert kept[evil2][2] == 2 and kept[evil2][5] == real2.hash
+    assert _snapshot(b)[:3] == before[:3]  # nothing applied or held, only evidence
+    assert [x.kind for x in b.store.alarms()] == ["equivocation", "equivocation"]
+
+
+def test_6_a_proposal_naming_a_member_who_is_not_a_peer_is_refused(tmp_path: Path) -> None:
+    clock = Clock()
+    a, b, c = (make_station(tmp_path / n, n, "en", clock) for n in ("a", "b", "c"))
+    introduce(a, b)
+    introduce(a, c)  # b does not know c
+    net = Net()
+    ch = a.propose_channel("hotline", "Three", [b.id, c.id])
+    before = _snapshot(b)
+    res = net.deliver(a, b)
+    assert [(r.status, r.code) for r in res] == [("rejected", "unknown_member")]
+    assert c.id in res[0].message
+    assert _snapshot(b) == before and not b.store.has_channel(ch)
+    # Once b's admin adds c, the same proposal offered again is accepted.
+    introduce(b, c)
+    assert [r.status for r in net.deliver(a, b)] == ["accepted"]
+    assert b.channel_state(ch).members == tuple(sorted({a.id, b.id, c.id}))
+
+
+def test_11_a_consent_naming_the_wrong_target_is_channel_not_open(tmp_path: Path) -> None:
+    clock = Clock()
+    a, b = (make_station(tmp_path / n, n, "en", clock) for n in ("a", "b"))
+    introduce(a, b)
+    net = Net()
+    ch = a.propose_channel("hotline", "Line", [b.id])
+    net.deliver(a, b)
+    wrong = _forge(b, a, ch, channels.control_body("consent", b64e(bytes(32))))
+    before = _snapshot(a)
+    res = a.receive(wrong)
+    assert (res.status, res.code) == ("rejected", "channel_not_open")
+    assert _snapshot(a) == before and a.channel_state(ch).state == "proposed"

@@ -22,6 +22,7 @@ class Code(StrEnum):
     OVERSIZED = "oversized"
     BAD_SIGNATURE = "bad_signature"
     UNKNOWN_SENDER = "unknown_sender"
+    UNKNOWN_MEMBER = "unknown_member"  # a proposal names a member that is not a known peer
     NOT_A_MEMBER = "not_a_member"
     NOT_A_RECIPIENT = "not_a_recipient"
     CLOCK_SKEW = "clock_skew"

@@ -610,7 +610,11 @@ class Station:
         if d.verdict is Verdict.DUPLICATE:
             return result("duplicate")
         if d.verdict is Verdict.EQUIVOCATION:
-            held = self.store.hash_at(env.channel, env.sender, env.seq)
+            # The other half of the proof: our envelope at that seq or, when the fork is a
+            # wrong `prev`, the one at seq - 1 that `prev` should have named.
+            held = self.store.hash_at(env.channel, env.sender, env.seq) or (
+                head.hash if head is not None else None
+            )
             if self.store.add_evidence(
                 env.channel, env.sender, env.seq, "equivocation", raw, held, now
             ):
@@ -628,6 +632,16 @@ class Station:
             if body.get("type") != "channel.propose" or sorted(members) != body.get("members"):
                 raise RejectedInput(
                     Code.UNKNOWN_CHANNEL, "the first envelope must propose the channel"
+                )
+            # Every member must be a peer here: a channel with a station whose key this one
+            # does not hold could be neither verified nor exported (docs/protocol.md §6 step 11).
+            strangers = [m for m in members if m != self.id and self.store.get_peer(m) is None]
+            if strangers:
+                raise RejectedInput(
+                    Code.UNKNOWN_MEMBER,
+                    f"the proposal names {', '.join(strangers)}, not a known peer of this"
+                    " station; add it (`parley peer add`) and the proposal is accepted when"
+                    " offered again",
                 )
         else:
             # Judge the envelope by what its sender knew (its causal past), not by what we know
