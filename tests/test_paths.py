@@ -177,6 +177,32 @@ def test_a_bundle_for_another_station_or_from_a_stranger_is_refused(
     assert exc.value.code == Code.UNKNOWN_SENDER
 
 
+def test_a_bundle_in_precedence_order_reports_what_it_applied(
+    pair: tuple[Net, Station, Station, str],
+) -> None:
+    """The outbox sends FLASH first, so a bundle may carry seq 3 before seq 2: the later one is
+    held, then applied when its predecessor arrives from the same file. The report says it was
+    applied, not that a gap is left."""
+    _, a, b, ch = pair
+    send(a, ch, "routine first")
+    a.send(ch, channels.text_body("flash second", "en"), "FLASH")
+    data, _ = paths.export_bundle(a, b.id, OPERATOR)
+    report = paths.import_bundle(b, data, OPERATOR)
+    assert (report["accepted"], report["gap"], report["wait"]) == (2, 0, 0)
+    assert report["applied_late"] == 1 and report["problems"] == []
+    assert texts(b, ch) == ["routine first", "flash second"]
+
+
+def test_importing_ones_own_bundle_says_so(pair: tuple[Net, Station, Station, str]) -> None:
+    _, a, b, ch = pair
+    send(a, ch, "for North")
+    data, _ = paths.export_bundle(a, b.id, OPERATOR)
+    with pytest.raises(RejectedInput) as exc:
+        paths.import_bundle(a, data, OPERATOR)
+    assert exc.value.code == Code.NOT_A_RECIPIENT
+    assert "this station exported this bundle" in str(exc.value) and b.cfg.name in str(exc.value)
+
+
 def test_a_bundle_brings_the_senders_new_prekeys(pair: tuple[Net, Station, Station, str]) -> None:
     """An air-gapped peer learns rotated keys the same way it learns envelopes."""
     _, a, b, _ = pair
@@ -435,15 +461,15 @@ def test_relay_and_bundles_between_stations_without_a_direct_link(tmp_path: Path
         assert bad.returncode == 1 and "bad_signature" in bad.stderr
         assert _texts(net, "North", ch) == []
         res = net.cli("North", "bundle", "import", str(out))
-        assert "accepted 1, duplicate 0, rejected 0" in res.stdout
+        assert "applied 1 of 1 envelopes" in res.stdout and "held" not in res.stdout
         assert _texts(net, "North", ch) == [secret_1]
         back = tmp_path / "north-to-south.bundle"
         net.cli("North", "bundle", "export", "--peer", "South", "--out", str(back))
         res = net.cli("South", "bundle", "import", str(back))
-        assert "1 of our envelopes newly receipted" in res.stdout
+        assert "1 of ours newly receipted by North" in res.stdout
         assert _pending(net, "South", "North") == 0
         res = net.cli("North", "bundle", "import", str(out))  # the same bundle again
-        assert "accepted 0, duplicate 1" in res.stdout
+        assert "applied 0 of 1 envelopes; 1 already here" in res.stdout
         log = json.loads(net.cli("North", "bundle", "list", "--json").stdout)
         assert [(b["direction"], b["peer_name"]) for b in log] == [
             ("import", "South"),

@@ -12,7 +12,7 @@ through the running station's operator API.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -59,14 +59,26 @@ def bundle_import(
     )
     if as_json:
         return cli.print_json(res)
-    cli.out.print(
-        f"bundle from {res['from_name']} ({cli.when(res['created'])}): {res['envelopes']} "
-        f"envelopes — accepted {res['accepted']}, duplicate {res['duplicate']}, "
-        f"rejected {res['rejected']}, gap {res['gap']}, wait {res['wait']}; "
-        f"{res['delivered']} of our envelopes newly receipted"
-    )
+    cli.out.print(import_summary(res))
     for p in res["problems"]:
         cli.out.print(f"  {p['status']} {p['hash']}: {p.get('code', '')} {p.get('message', '')}")
+
+
+def import_summary(res: dict[str, Any]) -> str:
+    """What an import did, in words: what was applied, what was already here, what waits for
+    earlier messages (which bundle or push must bring them), what was refused."""
+    parts = [f"applied {res['accepted']} of {res['envelopes']} envelopes"]
+    if res.get("applied_late"):
+        parts[0] += f" ({res['applied_late']} after an earlier one later in the file)"
+    if res["duplicate"]:
+        parts.append(f"{res['duplicate']} already here")
+    waiting = res["gap"] + res["wait"]
+    if waiting:
+        parts.append(f"{waiting} held until the messages before them arrive")
+    if res["rejected"] or res.get("equivocation"):
+        parts.append(f"{res['rejected'] + res.get('equivocation', 0)} refused (listed below)")
+    parts.append(f"{res['delivered']} of ours newly receipted by {res['from_name']}")
+    return f"bundle from {res['from_name']} ({cli.when(res['created'])}): " + "; ".join(parts)
 
 
 @bundle_app.command("list")

@@ -50,7 +50,7 @@ from parley.protocol.bundle import (
     parse_bundle,
     verify_bundle,
 )
-from parley.protocol.encoding import b64e, parse
+from parley.protocol.encoding import b64d, b64e, parse
 from parley.protocol.envelope import parse_envelope, verify_signature
 from parley.protocol.identity import parse_prekey
 from parley.protocol.receipt import Receipt, parse_receipt, verify_receipt
@@ -450,11 +450,23 @@ def import_bundle(st: Station, data: bytes, who: User) -> dict[str, Any]:
     applied; then its receipts and envelopes go the way pushed ones go."""
     may_import(st, who)
     b = parse_bundle(data)
+    if b.sender == st.id:
+        raise RejectedInput(
+            Code.NOT_A_RECIPIENT,
+            f"this station exported this bundle (for {st.peer_name(b.to)}); import it there",
+        )
     sender = st.store.get_peer(b.sender)
     if sender is None:
-        raise RejectedInput(Code.UNKNOWN_SENDER, f"the bundle is from {b.sender}, not a peer")
+        raise RejectedInput(
+            Code.UNKNOWN_SENDER,
+            f"the bundle is from {b.sender}, which is not a peer of this station: "
+            "add its invitation first (`parley peer add`)",
+        )
     if b.to != st.id:
-        raise RejectedInput(Code.NOT_A_RECIPIENT, f"the bundle is addressed to {b.to}")
+        raise RejectedInput(
+            Code.NOT_A_RECIPIENT,
+            f"the bundle is addressed to {st.peer_name(b.to)} ({b.to}), not to this station",
+        )
     verify_bundle(b, sender.identity)
     merge_prekeys(st, b.sender, list(b.prekeys))
     delivered = apply_answer(st, b.sender, [], list(b.receipts), set())
@@ -462,16 +474,23 @@ def import_bundle(st: Station, data: bytes, who: User) -> dict[str, Any]:
     shared: Counter[str] = Counter()  # on channels that are not back channels: for the log
     problems: list[dict[str, Any]] = []
     envs = list(b.envelopes)
+    results = []
     for i in range(0, len(envs), MAX_PULL):
-        results, _ = st.receive_batch(envs[i : i + MAX_PULL])
-        hidden, private = _hidden(st, who), _back_channels(st)
-        for res in results:
-            counts[res.status] += 1
-            if res.channel not in private:
-                shared[res.status] += 1
-            shown = res.channel not in hidden
-            if res.status not in ("accepted", "duplicate") and shown and len(problems) < 20:
-                problems.append(res.to_json())
+        results += st.receive_batch(envs[i : i + MAX_PULL])[0]
+    hidden, private = _hidden(st, who), _back_channels(st)
+    for res in results:
+        status = res.status
+        # Held for a predecessor that came later in the same bundle, and applied then: that
+        # envelope is in the transcript now, so the report says "accepted", not "gap".
+        if status in ("gap", "wait") and st.store.envelope_by_hash(b64d(res.hash)) is not None:
+            status = "accepted"
+            counts["applied_late"] += 1
+        counts[status] += 1
+        if res.channel not in private:
+            shared[status] += 1
+        shown = res.channel not in hidden
+        if status not in ("accepted", "duplicate") and shown and len(problems) < 20:
+            problems.append(res.to_json())
     report = {
         "from": b.sender,
         "from_name": sender.name,
@@ -479,6 +498,7 @@ def import_bundle(st: Station, data: bytes, who: User) -> dict[str, Any]:
         "envelopes": len(envs),
         **{k: counts[k] for k in ("accepted", "duplicate", "gap", "wait", "rejected")},
         "equivocation": counts["equivocation"],
+        "applied_late": counts["applied_late"],
         "receipts": len(b.receipts),
         "delivered": delivered,
         "problems": problems,
