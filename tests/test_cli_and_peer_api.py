@@ -171,3 +171,38 @@ def test_peers_are_named_by_name_and_the_cli_opens_back_and_facilitated_channels
     bad = parley("channel", "open", "North", "--kind", "backchannel", "--title", "x",
                  "--rep", "kim", data=south, ok=False)  # fmt: skip
     assert bad.returncode == 1 and "STATION=USER" in bad.stderr
+
+
+def test_invitations_peers_and_bundles_work_with_the_station_stopped(tmp_path: Path) -> None:
+    """An air-gapped station need not run to hand out its invitation, record a peer or take a
+    courier's bundle in; and while one runs, nothing else writes beside it."""
+    south, north = tmp_path / "south", tmp_path / "north"
+    for d, name, lang in ((south, "South", "en"), (north, "North", "ko")):
+        parley("station", "init", "--name", name, "--lang", lang,
+               "--listen", f"127.0.0.1:{free_port()}", data=d)  # fmt: skip
+    for a, b in ((south, north), (north, south)):  # both stopped
+        (tmp_path / "x.inv").write_text(parley("peer", "invite", data=b).stdout)
+        assert "Peer recorded." in parley("peer", "add", "@" + str(tmp_path / "x.inv"), "--yes",
+                                          data=a).stdout  # fmt: skip
+    proc = start(south, tmp_path / "south.log")
+    try:
+        twice = subprocess.run(
+            [sys.executable, "-m", "parley.cli", "station", "run", "--data", str(south)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert twice.returncode != 0
+        assert "in use by a running station" in " ".join(twice.stderr.split())
+        ch = Api(south).post("/channels", json={"peers": ["North"], "title": "Hotline"})
+        bundle = tmp_path / "s2n.bundle"
+        parley("bundle", "export", "--peer", "North", "--out", str(bundle), data=south)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    res = parley("bundle", "import", str(bundle), data=north).stdout  # North still stopped
+    assert "applied 1 of 1 envelopes" in res
+    proc = start(north, tmp_path / "north.log")
+    try:
+        assert Api(north).get(f"/channels/{ch['channel']}")["state"] == "proposed"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)

@@ -39,7 +39,7 @@ from parley.app.build import build_app
 from parley.app.conn import BACKLOG, guarded, quiet_accept_errors
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.request import HEADER, parse_auth, sign_request
-from parley.station import logs, metrics, selfaudit
+from parley.station import boot, logs, metrics, selfaudit
 from parley.station.boot import open_station
 from parley.station.config import Config, check_private, load_token
 from parley.station.dispatcher import Dispatcher
@@ -434,9 +434,11 @@ def serve(
     if worker:
         logs.bind(worker=int(os.environ.get("PARLEY_WORKER", "0")))
         _serve_one(data, worker=True)
-    elif workers > 1:
-        _supervise(data, workers, chosen, log_level)
-    elif workers == 1:
-        _serve_one(data, worker=False)
-    else:
+    elif workers < 1:
         raise LocalError(Code.INVALID_REQUEST, "--workers must be at least 1")
+    else:
+        with boot.in_use(data):  # one `station run` per data directory; its workers share it
+            if workers > 1:
+                _supervise(data, workers, chosen, log_level)
+            else:
+                _serve_one(data, worker=False)

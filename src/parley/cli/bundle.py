@@ -7,6 +7,10 @@ through the running station's operator API.
     parley peer route North --via UN [--fallback]           deliver to North through relay UN
     parley peer route North --direct                        back to direct push
     parley peer route                                       this station's paths
+
+`bundle import` also works with the station stopped (an air-gapped station need not run to take
+a courier's file in): it then applies the bundle to the SQLite database directly, as the
+bootstrap admin, holding the data directory's lock so no station starts meanwhile.
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ import typer
 from rich.table import Table
 
 from parley.cli import common as cli
-from parley.cli.client import Api
+from parley.cli.client import Api, ApiError
 from parley.errors import Code, LocalError
+from parley.protocol.bundle import MAX_BUNDLE_BYTES
+from parley.station import paths
+from parley.station.boot import offline_station
+from parley.station.users import BOOTSTRAP
 
 bundle_app = typer.Typer(help="Offline bundle files: carry envelopes across an air gap.")
 
@@ -52,11 +60,20 @@ def bundle_import(
     """Verify a bundle's signature, then apply it as if its envelopes had been pushed."""
     if not file.is_file():
         raise LocalError(Code.NOT_FOUND, f"no file {file}")
-    res = Api(data).post(
-        "/bundles/import",
-        content=file.read_bytes(),
-        headers={"Content-Type": "application/x-ndjson"},
-    )
+    if file.stat().st_size > MAX_BUNDLE_BYTES:
+        raise LocalError(
+            Code.OVERSIZED, f"{file} is larger than a bundle may be ({MAX_BUNDLE_BYTES} bytes)"
+        )
+    raw = file.read_bytes()
+    try:
+        res = Api(data).post(
+            "/bundles/import", content=raw, headers={"Content-Type": "application/x-ndjson"}
+        )
+    except ApiError as exc:
+        if exc.code != Code.STATION_UNREACHABLE:
+            raise
+        with offline_station(data) as st:  # stopped: apply it to the database directly
+            res = paths.import_bundle(st, raw, BOOTSTRAP)
     if as_json:
         return cli.print_json(res)
     cli.out.print(import_summary(res))

@@ -20,7 +20,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from parley.cli.bundle import bundle_app, peer_route
-from parley.cli.client import Api
+from parley.cli.client import Api, ApiError
 from parley.cli.common import (
     AsJson,
     Data,
@@ -39,6 +39,9 @@ from parley.cli.vigil import checkcall_app, crisis_app, links
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.identity import fingerprint, parse_invitation, station_id
 from parley.station import config as station_config
+from parley.station.boot import offline_station
+from parley.station.overview import StationDesk
+from parley.station.users import BOOTSTRAP
 
 app = typer.Typer(help="Parley: a verifiable hotline for parties who do not trust each other.")
 station_app = typer.Typer(help="Create and run this station.")
@@ -165,8 +168,16 @@ def station_show(data: Data = Path("parley-data"), as_json: AsJson = False) -> N
 
 @peer_app.command("invite")
 def peer_invite(data: Data = Path("parley-data")) -> None:
-    """Print this station's invitation for a peer to `parley peer add`."""
-    sys.stdout.write(Api(data).get("/invitation")["invitation"] + "\n")
+    """Print this station's invitation for a peer to `parley peer add`. Works with the station
+    stopped too (SQLite): the invitation is made from the data directory."""
+    try:
+        text = Api(data).get("/invitation")["invitation"]
+    except ApiError as exc:
+        if exc.code != Code.STATION_UNREACHABLE:
+            raise
+        with offline_station(data) as st:
+            text = StationDesk(st).invitation(BOOTSTRAP)
+    sys.stdout.write(text + "\n")
 
 
 @peer_app.command("add")
@@ -184,7 +195,13 @@ def peer_add(
     out.print(f"  fingerprint  {inv.fingerprint}")
     if not yes and not typer.confirm("Does this fingerprint match the one your peer read out?"):
         raise typer.Exit(1)
-    Api(data).post("/peers", json={"invitation": invitation})
+    try:
+        Api(data).post("/peers", json={"invitation": invitation})
+    except ApiError as exc:
+        if exc.code != Code.STATION_UNREACHABLE:
+            raise
+        with offline_station(data) as st:  # the station is stopped: record it in its database
+            StationDesk(st).add_peer(BOOTSTRAP, invitation)
     out.print("Peer recorded.")
 
 
