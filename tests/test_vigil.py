@@ -120,8 +120,12 @@ def test_link_state_follows_the_configured_thresholds_and_every_change_is_an_ala
     pair.heartbeat()
     pair.south.tick()
 
-    got = [(a.severity, a.message) for a in reversed(alarms(pair.south, "link"))]
+    every = [a for a in pair.south.store.alarms(include_cleared=True) if a.kind == "link"]
+    got = [(a.severity, a.message) for a in reversed(every)]
     assert [s for s, _ in got] == ["warning", "high", "warning", "info"]
+    # Back up: every alarm of the link is resolved by the station, none is left to a person.
+    assert alarms(pair.south, "link") == []
+    assert {(a.cleared_by, a.resolution) for a in every} == {("station", "resolved")}
     assert got[1][1] == f"link to North: degraded → down ({t.down_after_missed} heartbeats missed)"
     events = db.link_events(pair.south.store)
     assert [(e.old, e.new) for e in events] == [
@@ -291,12 +295,24 @@ def test_a_late_answer_is_answered_late_and_ends_the_silence(pair: Pair) -> None
     pair.deliver()
     [seen] = checkcalls.list_calls(pair.south, LEE)
     assert (seen["status"], seen["answers"][0]["answered_ms"]) == ("answered_late", pair.clock.now)
-    [late] = alarms(pair.south, "checkcall_late")
+    [late] = [
+        a for a in pair.south.store.alarms(include_cleared=True) if a.kind == "checkcall_late"
+    ]
+    assert late.resolution == "resolved"  # nothing for a person to do
     assert (
         late.message
         == f"kim (North) answered check call {call['call_id']} 300 s after its answer time"
     )
-    assert len(alarms(pair.south, "checkcall_missed")) == 1  # the alarm raised stays
+    # The missed-call alarm is settled by the answer: kept, resolved by the station.
+    assert alarms(pair.south, "checkcall_missed") == []
+    [missed] = [
+        a for a in pair.south.store.alarms(include_cleared=True) if a.kind == "checkcall_missed"
+    ]
+    assert (missed.cleared_by, missed.resolution, missed.note) == (
+        "station",
+        "resolved",
+        late.message,
+    )
     assert (link_of(pair.south)["why"], link_of(pair.south)["overdue_checkcalls"]) == ("ok", 0)
 
 

@@ -56,6 +56,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "GET /api/v1/status": {},
     "GET /api/v1/alarms": {},
     "POST /api/v1/alarms/{alarm_id}/clear": {},
+    "POST /api/v1/alarms/ack": {"json": {"all_open": True, "note": "seen"}},
+    "GET /api/v1/channels/{channel}/history": {"params": {"limit": 10}},
+    "GET /api/v1/search": {"params": {"q": "hello"}},
     "GET /api/v1/evidence": {},
     # talks, road maps, translations
     "POST /api/v1/channels/{channel}/talks": {"json": {"terms": {}}},

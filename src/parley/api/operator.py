@@ -144,14 +144,6 @@ def router(station: Station, auth: Auth) -> APIRouter:
     def status(who: User = Depends(auth.user)) -> dict[str, Any]:
         return desk.status(who)
 
-    @r.get("/alarms", **acts(Action.ALARM_READ))
-    def alarms(all: bool = False, who: User = Depends(auth.user)) -> list[dict[str, Any]]:
-        return [a.__dict__ for a in desk.alarms(who, include_cleared=all)]
-
-    @r.post("/alarms/{alarm_id}/clear", **acts(Action.ALARM_CLEAR))
-    def clear_alarm(alarm_id: int, who: User = Depends(auth.user)) -> dict[str, Any]:
-        return {"id": alarm_id, "cleared": desk.clear_alarm(who, alarm_id)}
-
     @r.get("/evidence", **acts(Action.EVIDENCE_READ))
     def evidence(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
         return desk.evidence(who)

@@ -34,6 +34,7 @@ from typing import Any
 from parley.domain import channels
 from parley.domain import checkcalls as cc
 from parley.errors import Code, Conflict, Forbidden, LocalError, NotFound, ParleyError
+from parley.station import alarms
 from parley.station.node import Accepted, Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
@@ -281,11 +282,13 @@ def observe(station: Station, acc: Accepted) -> None:
         return
     if acc.ts > call.answer_by_ms:
         late_s = (acc.ts - call.answer_by_ms) // 1000
-        station._alarm(
-            "checkcall_late", "info", acc.sender,
+        message = (
             f"{answered.by} ({station.peer_name(acc.sender)}) answered check call "
-            f"{call.call_id} {late_s} s after its answer time",
-        )  # fmt: skip
+            f"{call.call_id} {late_s} s after its answer time"
+        )
+        ref = alarms.call_ref(acc.channel, call.caller, call.call_id, acc.sender)
+        alarms.resolve(station, ["checkcall_missed"], ref, message)
+        alarms.settled(station, "checkcall_late", "info", acc.sender, message, ref, "answered")
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -76,7 +76,9 @@ class Host(Protocol):
 
     def _open(self, env: Envelope) -> Opened: ...
 
-    def _alarm(self, kind: str, severity: str, subject: str, message: str) -> None: ...
+    def _alarm(
+        self, kind: str, severity: str, subject: str, message: str, ref: str = ""
+    ) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -736,9 +736,11 @@ class Station:
             )
         return open_envelope(env, self.id, crypto.KemKey(secret))
 
-    def _alarm(self, kind: str, severity: str, subject: str, message: str) -> None:
-        self.store.add_alarm(kind, severity, subject, message, self.clock())
+    def _alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int:
+        """Raise an alarm; `ref` names the event that will settle it (station/alarms.py)."""
+        alarm_id = self.store.add_alarm(kind, severity, subject, message, self.clock(), ref)
         self.on_alarm(kind, message)
+        return alarm_id
 
     # --- reading ---------------------------------------------------------------------------------
     def messages(

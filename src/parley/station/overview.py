@@ -3,14 +3,13 @@
     StationDesk(station)
       info / invitation / peers / add_peer      the station and the stations it knows
       status                                    per peer: link, delivered, pending, last receipt
-      alarms / clear_alarm / evidence           what needs a person's attention, and proof kept
+      alarms / clear_alarm / evidence           what needs a person's attention (station/alarms.py),
+                                                and proof kept
 
 Rules:
 - Every method takes the acting user and checks the role table first (station/roles.py).
-- Nothing here names or acts on a back channel for a user not named on it. An alarm belongs to a
-  back channel when its subject is that channel, an envelope of it, or when its text names the
-  channel's id; such alarms are left out of the lists and counts that user sees, and clearing one
-  answers `not_found` exactly as for an alarm that does not exist. A peer's last receipt is shown
+- Nothing here names or acts on a back channel for a user not named on it: its alarms are left
+  out of the lists and counts that user sees (station/alarms.py). A peer's last receipt is shown
   from the channels the user may see only.
 """
 
@@ -18,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from parley.errors import Code, NotFound
-from parley.protocol.encoding import b64d, b64e
+from parley.protocol.encoding import b64e
 from parley.protocol.identity import fingerprint, parse_invitation
+from parley.station.alarms import AlarmDesk
 from parley.station.node import Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
@@ -84,40 +83,17 @@ class StationDesk:
     # --- alarms and evidence ---------------------------------------------------------------------
     def hidden(self, who: User) -> set[str]:
         """The back channels `who` is not named on."""
-        st = self.station
-        return {s.channel for s in st.channel_states() if not st.visible(s, who)}
-
-    def _channel_of(self, alarm: AlarmRow, hidden: set[str]) -> str | None:
-        if alarm.subject in hidden:
-            return alarm.subject
-        if len(alarm.subject) == 43:  # an envelope's hash, base64url
-            try:
-                row = self.station.store.envelope_by_hash(b64d(alarm.subject))
-            except ValueError:
-                row = None
-            if row is not None and row.channel in hidden:
-                return row.channel
-        return next((ch for ch in hidden if ch in alarm.message), None)
-
-    def alarms(self, who: User, include_cleared: bool = False) -> list[AlarmRow]:
-        authorize(who, Action.ALARM_READ)
-        return self._alarms(self.hidden(who), include_cleared)
+        return AlarmDesk(self.station).hidden(who)
 
     def _alarms(self, hidden: set[str], include_cleared: bool = False) -> list[AlarmRow]:
-        rows = self.station.store.alarms(include_cleared=include_cleared)
-        return [a for a in rows if not hidden or self._channel_of(a, hidden) is None]
+        return AlarmDesk(self.station).visible(hidden, include_cleared)
 
-    def clear_alarm(self, who: User, alarm_id: int) -> bool:
-        """True if it was open and is now cleared; not_found for one `who` may not see."""
-        authorize(who, Action.ALARM_CLEAR)
-        st = self.station
-        if not any(a.id == alarm_id for a in self.alarms(who, include_cleared=True)):
-            raise NotFound(Code.NOT_FOUND, f"no alarm {alarm_id}")
-        now = st.clock()
-        cleared = st.store.clear_alarm(alarm_id, now)
-        if cleared:
-            st.store.audit(who.name, "alarm.clear", {"id": alarm_id}, now)
-        return cleared
+    def alarms(self, who: User, include_cleared: bool = False) -> list[AlarmRow]:
+        return AlarmDesk(self.station).alarms(who, include_cleared)
+
+    def clear_alarm(self, who: User, alarm_id: int, note: str = "") -> bool:
+        """True if it was open and is now acknowledged; not_found for one `who` may not see."""
+        return bool(AlarmDesk(self.station).ack(who, [alarm_id], note))
 
     def evidence(self, who: User) -> list[dict[str, Any]]:
         authorize(who, Action.EVIDENCE_READ)

@@ -10,7 +10,8 @@ Rules:
   (0: off). A peer never reached is down ("no heartbeat received yet").
 - `watch_links` (scheduled) compares each link's state with the last one recorded; every change
   is recorded (link_events, for crisis timelines) and is an alarm of kind `link` (down: high,
-  degraded: warning, up: info). The first state recorded for a link is not a change.
+  degraded: warning, up: info). The first state recorded for a link is not a change. Back up,
+  the link's open alarms resolve and the "up" alarm is recorded settled (station/alarms.py).
 - Situation (domain/liveness.assess): the link state, our check calls the peer missed since it
   last answered one, and our notices whose acknowledgement by the peer is overdue
   (store/notices.py). `why` is `down` (a technical fault), `degraded` (too early to tell),
@@ -26,7 +27,7 @@ from typing import Any
 
 from parley.domain.liveness import LinkMonitor, LinkPolicy, LinkState, Situation, assess
 from parley.errors import ParleyError
-from parley.station import checkcalls, crises
+from parley.station import alarms, checkcalls, crises
 from parley.station.node import Accepted, Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
@@ -76,10 +77,14 @@ def watch_links(station: Station, now_ms: int) -> None:
             if old is None:
                 continue
             db.add_link_event(station.store, p.station, now_ms, old.state, state, reason)
-            station._alarm(
-                "link", ALARM[state], p.station,
-                f"link to {p.name}: {old.state} → {state} ({reason})",
-            )  # fmt: skip
+            message = f"link to {p.name}: {old.state} → {state} ({reason})"
+            ref = alarms.link_ref(p.station)
+            if state is LinkState.UP:
+                # Back up: what the link's earlier alarms were about is over.
+                alarms.resolve(station, ["link"], ref, f"the link to {p.name} is up again")
+                alarms.settled(station, "link", ALARM[state], p.station, message, ref, "link up")
+            else:
+                station._alarm("link", ALARM[state], p.station, message, ref)
 
 
 def overdue_acks(station: Station, peer: str, now_ms: int) -> int:
@@ -150,9 +155,10 @@ def watch_missed_calls(station: Station, now_ms: int) -> None:
                 f"no answer from {name} to check call {call.call_id}, but the link is {state} "
                 f"({reason}): a technical fault, not silence"
             )
+        ref = alarms.call_ref(call.channel, call.caller, call.call_id, ans.answerer)
         with station.store.tx():
             db.mark_missed_alarmed(station.store, call, ans.answerer, now_ms)
-            station._alarm("checkcall_missed", severity, ans.answerer, message)
+            station._alarm("checkcall_missed", severity, ans.answerer, message, ref)
 
 
 def _observe(station: Station, acc: Accepted) -> None:

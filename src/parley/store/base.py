@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from parley.errors import Code, LocalError
-from parley.store.schema import LATEST, MIGRATIONS
+from parley.store.schema import LATEST, MIGRATIONS, Only
 
 PRIORITY = {"FLASH": 0, "IMMEDIATE": 1, "PRIORITY": 2, "ROUTINE": 3}
 
@@ -80,6 +80,20 @@ class AlarmRow:
     subject: str
     message: str
     cleared: int | None
+    cleared_by: str | None = None  # a user's name, or "station" for a later event
+    resolution: str | None = None  # resolved (by a later event) | acknowledged (by a person)
+    note: str | None = None
+    ref: str | None = None  # what event settles it (station/alarms.py), if any
+
+
+_ALARM_COLS = "id, ts, kind, severity, subject, message, cleared, cleared_by, resolution, note, ref"
+
+
+def _alarm(r: tuple[Any, ...]) -> AlarmRow:
+    return AlarmRow(
+        int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], None if r[6] is None else int(r[6]),
+        r[7], r[8], r[9], r[10],
+    )  # fmt: skip
 
 
 _ENV_COLS = "id, channel, sender, seq, hash, raw, ts, prec, stored"
@@ -99,6 +113,7 @@ def _env(row: tuple[Any, ...]) -> EnvelopeRow:
 
 class SqlStore:
     placeholder = "?"
+    dialect = "sqlite"  # which `Only(...)` migration statements apply
 
     def __init__(self) -> None:
         self._depth = 0
@@ -207,6 +222,10 @@ class SqlStore:
                 continue
             with self.tx():
                 for stmt in statements:
+                    if isinstance(stmt, Only):
+                        if stmt.dialect != self.dialect:
+                            continue
+                        stmt = stmt.sql
                     self._execute(self._ddl(stmt))
                 self.set_meta("schema_version", str(version))
 
@@ -611,31 +630,51 @@ class SqlStore:
             for r in rows
         ]
 
-    def add_alarm(self, kind: str, severity: str, subject: str, message: str, now_ms: int) -> int:
+    def add_alarm(
+        self, kind: str, severity: str, subject: str, message: str, now_ms: int, ref: str = ""
+    ) -> int:
         with self.tx():
             return self._insert_id(
                 self._sql(
-                    "INSERT INTO alarms (ts, kind, severity, subject, message)"
-                    " VALUES (?, ?, ?, ?, ?)"
+                    "INSERT INTO alarms (ts, kind, severity, subject, message, ref)"
+                    " VALUES (?, ?, ?, ?, ?, ?)"
                 ),
-                (now_ms, kind, severity, subject, message),
+                (now_ms, kind, severity, subject, message, ref or None),
             )
 
-    def alarms(self, include_cleared: bool = False) -> list[AlarmRow]:
+    def alarms(self, include_cleared: bool = False, limit: int = 100_000) -> list[AlarmRow]:
+        """Open alarms (or every alarm), newest first."""
         where = "" if include_cleared else " WHERE cleared IS NULL"
-        rows = self.q(
-            f"SELECT id, ts, kind, severity, subject, message, cleared FROM alarms{where}"
-            " ORDER BY id DESC"
-        )
-        return [AlarmRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        rows = self.q(f"SELECT {_ALARM_COLS} FROM alarms{where} ORDER BY id DESC LIMIT ?", limit)
+        return [_alarm(r) for r in rows]
 
-    def clear_alarm(self, alarm_id: int, now_ms: int) -> bool:
+    def alarm(self, alarm_id: int) -> AlarmRow | None:
+        rows = self.q(f"SELECT {_ALARM_COLS} FROM alarms WHERE id = ?", alarm_id)
+        return _alarm(rows[0]) if rows else None
+
+    def clear_alarm(
+        self, alarm_id: int, now_ms: int, by: str = "", resolution: str = "acknowledged",
+        note: str = "",
+    ) -> bool:  # fmt: skip
+        """Close an open alarm, keeping it with who closed it, how and why; False if it was not
+        open."""
         with self.tx():
             found = self.q("SELECT 1 FROM alarms WHERE id = ? AND cleared IS NULL", alarm_id)
             self.q(
-                "UPDATE alarms SET cleared = ? WHERE id = ? AND cleared IS NULL", now_ms, alarm_id
-            )
+                "UPDATE alarms SET cleared = ?, cleared_by = ?, resolution = ?, note = ?"
+                " WHERE id = ? AND cleared IS NULL",
+                now_ms, by or None, resolution, note or None, alarm_id,
+            )  # fmt: skip
         return bool(found)
+
+    def open_alarms(self, kinds: Sequence[str], ref: str) -> list[int]:
+        """Ids of the open alarms of one of `kinds` that `ref` settles."""
+        rows = self.q(
+            f"SELECT id FROM alarms WHERE cleared IS NULL AND ref = ?"
+            f" AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY id",
+            ref, *kinds,
+        )  # fmt: skip
+        return [int(r[0]) for r in rows]
 
     # --- idempotency, links, audit ---------------------------------------------------------------
     def idempotent(self, key: str) -> tuple[str, int] | None:

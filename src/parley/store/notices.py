@@ -222,15 +222,20 @@ def add_escalation(
     )  # fmt: skip
 
 
-def clear_alarms(store: SqlStore, kind: str, subject: str, now_ms: int) -> int:
-    """Clear the open alarms of `kind` about `subject`; returns how many."""
+def clear_alarms(
+    store: SqlStore, kind: str, subject: str, now_ms: int,
+    note: str = "every member acknowledged the notice",
+) -> int:  # fmt: skip
+    """Resolve the open alarms of `kind` about `subject` (kept, marked resolved by the station
+    with `note`); returns how many."""
     n = store.q(
         "SELECT COUNT(*) FROM alarms WHERE kind = ? AND subject = ? AND cleared IS NULL",
         kind, subject,
     )[0][0]  # fmt: skip
     store.q(
-        "UPDATE alarms SET cleared = ? WHERE kind = ? AND subject = ? AND cleared IS NULL",
-        now_ms, kind, subject,
+        "UPDATE alarms SET cleared = ?, cleared_by = 'station', resolution = 'resolved',"
+        " note = ? WHERE kind = ? AND subject = ? AND cleared IS NULL",
+        now_ms, note, kind, subject,
     )  # fmt: skip
     return int(n)
 

@@ -52,6 +52,7 @@ def lock_key(key: int | str) -> int:
 
 class PostgresStore(SqlStore):
     placeholder = "%s"
+    dialect = "postgres"
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn

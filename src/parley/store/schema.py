@@ -12,13 +12,32 @@ Log:
   7  envelopes held ahead of their predecessors (and FLASH bodies shown early).
   8  integrity findings: stored envelopes, bodies or checkpoints that failed their check at rest
      (station/integrity.py), one row per item, so each raises one alarm, not one per read.
+  9  counters: the group-commit writer's figures.
   10 witnesses (store/witness.py): as a witness, the latest checkpoint cosigned per log origin;
      as a channel member, the cosignatures witnesses returned on our checkpoints.
+  11 reading: keyset paging of a channel's history by (channel, id) and jumps by date
+     (channel, ts); the search index (SQLite FTS5 with the trigram tokenizer; PostgreSQL a
+     table with a pg_trgm GIN index when the extension can be created); alarms that resolve:
+     who or what cleared one (`cleared_by`), how (`resolution`: resolved by a later event, or
+     acknowledged by a person), the note, and the `ref` of the event that settles it.
+
+A statement may be `Only(dialect, sql)`: run on that backend only (`SqlStore.dialect`).
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Only:
+    """A statement for one backend: "sqlite" or "postgres"."""
+
+    dialect: str
+    sql: str
+
+
+MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
     (
         1,
         "station core",
@@ -234,6 +253,51 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 channel TEXT NOT NULL, sender TEXT NOT NULL, size BIGINT NOT NULL,
                 witness TEXT NOT NULL, line TEXT NOT NULL, signed BIGINT NOT NULL,
                 received BIGINT NOT NULL, PRIMARY KEY (channel, sender, size, witness))""",
+        ],
+    ),
+    (
+        11,
+        "reading: history paging, search index, alarms that resolve",
+        [
+            "CREATE INDEX envelopes_channel_id ON envelopes (channel, id)",
+            "CREATE INDEX envelopes_channel_ts ON envelopes (channel, ts)",
+            # The search index holds one row per envelope (by its id): the text a person may
+            # look for (station/search.py decides which), never the only copy of anything.
+            Only(
+                "sqlite",
+                "CREATE VIRTUAL TABLE search_index USING fts5("
+                "text, channel UNINDEXED, tokenize = 'trigram')",
+            ),
+            Only(
+                "postgres",
+                """CREATE TABLE search_index (
+                    rowid BIGINT PRIMARY KEY, channel TEXT NOT NULL, text TEXT NOT NULL)""",
+            ),
+            # pg_trgm is a trusted extension (PostgreSQL 13+); where it cannot be created the
+            # search still works, by scanning.
+            Only(
+                "postgres",
+                """DO $$ BEGIN
+                    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+                EXCEPTION WHEN OTHERS THEN
+                    RAISE NOTICE 'pg_trgm unavailable: search scans';
+                END $$""",
+            ),
+            Only(
+                "postgres",
+                """DO $$ BEGIN
+                    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+                        EXECUTE 'CREATE INDEX search_index_trgm ON search_index'
+                                ' USING gin (text gin_trgm_ops)';
+                    END IF;
+                END $$""",
+            ),
+            Only("postgres", "CREATE INDEX search_index_channel ON search_index (channel, rowid)"),
+            "ALTER TABLE alarms ADD COLUMN cleared_by TEXT",
+            "ALTER TABLE alarms ADD COLUMN resolution TEXT",
+            "ALTER TABLE alarms ADD COLUMN note TEXT",
+            "ALTER TABLE alarms ADD COLUMN ref TEXT",
+            "CREATE INDEX alarms_open ON alarms (cleared, kind, ref)",
         ],
     ),
 ]

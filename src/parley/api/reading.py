@@ -1,0 +1,92 @@
+"""Reading and finding in the operator API: a channel's history page by page, search over what
+the caller may read, and alarms (list, acknowledge with a note). Rules live in
+station/history.py, station/search.py and station/alarms.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
+
+from parley.api.actions import acts
+from parley.api.auth import Auth
+from parley.api.operator import Strict
+from parley.domain.search import MAX_QUERY
+from parley.station import history, search
+from parley.station.alarms import MAX_ACK, MAX_LIST, MAX_NOTE, AlarmDesk, alarm_json
+from parley.station.node import Station
+from parley.station.roles import Action
+from parley.station.users import User
+
+
+class AlarmAck(Strict):
+    ids: list[int] = Field(default_factory=list, max_length=MAX_ACK)
+    note: str = Field(default="", max_length=MAX_NOTE)
+    all_open: bool = False  # every open alarm the caller sees (of `kind`, if given)
+    kind: str | None = Field(default=None, max_length=64)
+
+
+class AlarmNote(Strict):
+    note: str = Field(default="", max_length=MAX_NOTE)
+
+
+def router(station: Station, auth: Auth) -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["reading"], dependencies=[Depends(auth.user)])
+    alarms = AlarmDesk(station)
+
+    @r.get("/channels/{channel}/history", **acts(Action.CHANNEL_READ))
+    def channel_history(
+        channel: str,
+        before: int | None = Query(None, ge=1),
+        after: int | None = Query(None, ge=0),
+        date: str | None = Query(None, max_length=40),
+        hash: str | None = Query(None, max_length=64),
+        limit: int = Query(history.DEFAULT_PAGE, ge=1, le=history.MAX_PAGE),
+        who: User = Depends(auth.user),
+    ) -> dict[str, Any]:
+        """A page of the channel's messages, oldest first, with the cursors of the pages before
+        (`older`: pass as `before`) and after (`newer`: pass as `after`)."""
+        at = history.parse_when(date) if date is not None else None
+        page = history.page(
+            station, who, channel, before=before, after=after, at=at, message_hash=hash,
+            limit=limit,
+        )  # fmt: skip
+        return history.page_json(page)
+
+    @r.get("/search", **acts(Action.CHANNEL_READ))
+    def find(
+        q: str = Query(..., min_length=1, max_length=MAX_QUERY),
+        channel: str | None = Query(None, max_length=64),
+        before: int | None = Query(None, ge=1),
+        limit: int = Query(50, ge=1, le=search.MAX_RESULTS),
+        who: User = Depends(auth.user),
+    ) -> dict[str, Any]:
+        """Messages and notices the caller may read holding every word of `q`, newest first;
+        `before` pages on."""
+        return search.search(station, who, q, channel, before, limit)
+
+    @r.get("/alarms", **acts(Action.ALARM_READ))
+    def list_alarms(
+        all: bool = False,
+        limit: int = Query(MAX_LIST, ge=1, le=MAX_LIST),
+        who: User = Depends(auth.user),
+    ) -> list[dict[str, Any]]:
+        """Open alarms (with `all`, also those resolved or acknowledged), newest first."""
+        return [alarm_json(a) for a in alarms.alarms(who, include_cleared=all, limit=limit)]
+
+    @r.post("/alarms/ack", **acts(Action.ALARM_CLEAR))
+    def ack(req: AlarmAck, who: User = Depends(auth.user)) -> dict[str, Any]:
+        """Acknowledge alarms by id, or every open one (of one kind), with a note."""
+        done = alarms.ack(who, req.ids, req.note, every_open=req.all_open, kind=req.kind)
+        return {"acknowledged": done}
+
+    @r.post("/alarms/{alarm_id}/clear", **acts(Action.ALARM_CLEAR))
+    def clear(
+        alarm_id: int, req: AlarmNote | None = None, who: User = Depends(auth.user)
+    ) -> dict[str, Any]:
+        """Acknowledge one alarm (with an optional note)."""
+        done = alarms.ack(who, [alarm_id], req.note if req else "")
+        return {"id": alarm_id, "cleared": bool(done)}
+
+    return r

@@ -1,0 +1,84 @@
+"""Search over what a user may read, and the index behind it (a feature: `install`).
+
+Rules:
+- Every stored body (sent or received) is indexed inside the transaction that stores it (an
+  observer), with the text domain/search.py picks; a station that stored bodies before the index
+  existed indexes them in the background, BACKFILL_BATCH per tick, each checked against its
+  signed envelope first (station/integrity.py).
+- A search passes the same gates as reading: the `channel.read` action, then only the channels
+  the user may see (a back channel only for its named representatives); one channel that the
+  user may not see answers `forbidden`, as reading it does.
+- Results are envelopes, checked as they are read like every message shown; the index decides
+  only which ones match, so an index edited on disk can hide or add a result but never change
+  a word that is shown.
+- Bounded: the query (domain/search.py), at most MAX_RESULTS per page, newest first, paged by the
+  envelope id (`before`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parley.domain import search as domain
+from parley.protocol.encoding import b64d
+from parley.station.node import Accepted, Message, Station
+from parley.station.roles import Action, authorize
+from parley.station.users import User
+from parley.store import reading as db
+
+MAX_RESULTS = 100
+BACKFILL_BATCH = 500
+_BACKFILL = "search.backfill_after"  # meta: the last envelope id the backfill looked at
+_DONE = "done"
+
+
+def observe(station: Station, acc: Accepted) -> None:
+    db.index(station.store, b64d(acc.hash), acc.channel, domain.text_of(acc.body))
+
+
+def backfill(station: Station, now_ms: int) -> None:
+    """Scheduled: index one batch of bodies stored before the index existed."""
+    mark = station.store.get_meta(_BACKFILL)
+    if mark == _DONE:
+        return
+    rows = db.unindexed(station.store, int(mark or 0), BACKFILL_BATCH)
+    with station.store.tx():
+        for c in station.integrity.check(rows):
+            if c.ok:
+                db.index(station.store, c.row.hash, c.row.channel, domain.text_of(c.body))
+        station.store.set_meta(_BACKFILL, str(rows[-1][0].id) if rows else _DONE)
+
+
+def install(station: Station) -> None:
+    station.observers.append(observe)
+    station.scheduled.append(backfill)
+
+
+def search(
+    station: Station,
+    who: User,
+    query: str,
+    channel: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """Messages and notices `who` may read holding every word of `query`, newest first."""
+    authorize(who, Action.CHANNEL_READ)
+    terms = domain.terms(query)
+    if channel is not None:
+        station.guard(channel, who)
+        channels = [channel]
+    else:
+        channels = sorted(s.channel for s in station.channel_states(who))
+    limit = max(1, min(limit, MAX_RESULTS))
+    rows = db.search(station.store, channels, terms, before=before, limit=limit)
+    found = [station._message(c) for c in station.integrity.check(rows, links=True)]
+    return {
+        "query": query,
+        "results": [result_json(m) for m in found],
+        "before": found[-1].extra["id"] if len(rows) == limit and found else None,
+    }
+
+
+def result_json(m: Message) -> dict[str, Any]:
+    return m.to_json() | {"id": m.extra["id"]}
