@@ -1,8 +1,9 @@
 """Stations joined in memory (like h11's test helpers): real stores and crypto, no sockets.
 
 `Net.deliver(a, b)` moves a's pending envelopes for b into b's receive path and hands b's
-receipts back through the dispatcher's own receipt handling, so tests drive exactly the code
-a running station uses, with a clock they control.
+receipts back through the receipt handling every path shares (station/paths.apply_answer), so
+tests drive exactly the code a running station uses, with a clock they control. (The whole
+dispatcher over the in-memory transport: tests/test_transport.py.)
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from pathlib import Path
 
 from parley.protocol import crypto
 from parley.protocol.identity import parse_invitation
-from parley.station import features
+from parley.station import features, paths
 from parley.station.config import Config, Timings
-from parley.station.dispatcher import Dispatcher
 from parley.station.node import ReceiveResult, Station
 from parley.store.sqlite import SqliteStore
 
@@ -29,9 +29,12 @@ class Clock:
         self.now += ms
 
 
-def make_station(tmp: Path, name: str, lang: str, clock: Clock) -> Station:
+def make_station(
+    tmp: Path, name: str, lang: str, clock: Clock, listen: str = "127.0.0.1:9"
+) -> Station:
+    """`listen` gives the address its invitation names (nothing listens there)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    cfg = Config(name=name, lang=lang, listen="127.0.0.1:9", timings=Timings())
+    cfg = Config(name=name, lang=lang, listen=listen, timings=Timings())
     st = Station(cfg, SqliteStore(tmp / "parley.db"), crypto.SigningKey.generate(), clock)
     st.rotate_prekeys()
     return features.install(st)
@@ -52,8 +55,8 @@ class Net:
                 return out
             results, receipts = b.receive_batch([r.raw for r in batch])
             out.extend(results)
-            progressed = Dispatcher(a, None)._apply(  # type: ignore[arg-type]
-                b.id, [r.to_json() for r in results], [r.to_json() for r in receipts]
+            progressed = paths.apply_answer(
+                a, b.id, [r.to_json() for r in results], [r.to_json() for r in receipts], set()
             )
             if not progressed:
                 return out

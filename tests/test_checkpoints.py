@@ -216,7 +216,7 @@ def _forge(a: Station, ch: str, body: dict[str, Any], seq: int, prev: bytes) -> 
         seq=seq,
         prev=prev,
         seen={m: Ref(h.seq, h.hash) for m in others if (h := a.store.head(ch, m))},
-        recipients=[a._recipient_key(m, now) for m in others],
+        recipients=[a.recipient_key(m, now) for m in others],
         now_ms=now,
     )
     return env

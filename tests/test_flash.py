@@ -10,6 +10,7 @@ from parley.domain import channels
 from parley.station.config import Timings
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
+from parley.transport.memory import MemoryNet
 from tests.net import Stations, wait
 from tests.pair import Net, hotline
 
@@ -22,7 +23,7 @@ def _pair(tmp_path: Path) -> tuple[Net, Station, Station, str]:
 def _push_one_batch(a: Station, b: Station) -> list[str]:
     batch = a.store.pending(b.id, 128)
     results, receipts = b.receive_batch([r.raw for r in batch])
-    Dispatcher(a, None)._apply(  # type: ignore[arg-type]
+    Dispatcher(a, MemoryNet().transport(a.id)).answered(
         b.id, [r.to_json() for r in results], [r.to_json() for r in receipts]
     )
     return [r.prec for r in batch]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,6 +19,8 @@ from parley.protocol.envelope import open_envelope, parse_envelope
 from parley.station import paths
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
+from parley.station.peering import PeerDesk
+from parley.transport.memory import MemoryNet
 from tests.pair import Clock, Net, hotline, make_station
 
 DAY = 24 * 3600 * 1000
@@ -105,33 +106,29 @@ def test_an_old_envelope_cannot_be_opened_with_the_keys_left_but_stays_readable(
     assert "prekeys.erased" in audit
 
 
-class PrekeyTransport:
-    """The one request the refresh makes, answered from the peer station's own records."""
-
-    def __init__(self, peer: Station) -> None:
-        self.peer = peer
-        self.asked: list[tuple[str, str | None]] = []
-
-    async def prekeys(self, base: str, station: str | None = None) -> list[dict[str, Any]]:
-        self.asked.append((base, station))
-        return self.peer.prekeys()
+def joined(a: Station, b: Station) -> tuple[MemoryNet, Dispatcher]:
+    """a's dispatcher, reaching b in memory at the address b's invitation gave."""
+    net = MemoryNet()
+    row = a.store.get_peer(b.id)
+    assert row is not None
+    net.attach(row.addresses[0], PeerDesk(b))
+    return net, Dispatcher(a, net.transport(a.id))
 
 
 def test_the_dispatcher_refreshes_a_peers_prekeys_before_they_run_out(
     pair: tuple[Net, Clock, Station, Station, str],
 ) -> None:
     net, clock, a, b, ch = pair
-    transport = PrekeyTransport(b)
-    d = Dispatcher(a, transport)  # type: ignore[arg-type]
+    wire, d = joined(a, b)
     row = a.store.get_peer(b.id)
-    assert row is not None and not d._refresh_due(row, False)  # keys are fresh
+    assert row is not None and not d.refresh_due(row, False)  # keys are fresh
 
     # b rotates; after half a rotation a suspects that and asks.
     day_by_day(clock, [b], 1)
-    assert paths.prekeys_stale(a, b.id) and d._refresh_due(row, False)
+    assert paths.prekeys_stale(a, b.id) and d.refresh_due(row, False)
     assert asyncio.run(d.refresh_prekeys(b.id)) == 1
-    assert transport.asked == [(row.addresses[0], None)]
-    assert not d._refresh_due(row, False)  # at most once per refresh period
+    assert wire.calls == 1
+    assert not d.refresh_due(row, False)  # at most once per refresh period
     newest = b.prekeys()[0]["kid"]
     sent, _ = a.send(ch, channels.text_body("sealed to the newest key", "en"))
     assert parse_envelope(sent.raw).key_for(b.id).kid == newest  # type: ignore[union-attr]
@@ -139,8 +136,8 @@ def test_the_dispatcher_refreshes_a_peers_prekeys_before_they_run_out(
     assert "sealed to the newest key" in texts(b, ch)
 
     # A peer that rejects an envelope for an unknown key triggers a refresh at once.
-    d._apply(b.id, [{"hash": "h", "status": "rejected", "code": "unknown_key"}], [])
-    assert d._refresh_due(row, False)
+    d.answered(b.id, [{"hash": "h", "status": "rejected", "code": "unknown_key"}], [])
+    assert d.refresh_due(row, False)
 
 
 def test_without_a_refresh_a_peer_cannot_seal_once_every_known_key_expired(
@@ -152,7 +149,7 @@ def test_without_a_refresh_a_peer_cannot_seal_once_every_known_key_expired(
     with pytest.raises(LocalError) as exc:
         a.send(ch, channels.text_body("too late", "en"))
     assert exc.value.code == Code.UNKNOWN_KEY
-    assert asyncio.run(Dispatcher(a, PrekeyTransport(b)).refresh_prekeys(b.id)) > 0  # type: ignore[arg-type]
+    assert asyncio.run(joined(a, b)[1].refresh_prekeys(b.id)) > 0
     a.send(ch, channels.text_body("after the refresh", "en"))
     net.deliver(a, b)
     assert "after the refresh" in texts(b, ch)

@@ -116,8 +116,8 @@ def test_link_state_and_alarms_are_gauges(
     assert value(m, "parley_link_state", peer="North", state="up") == 0
 
     a.store.set_link(LinkRow(b.id, "down", clock(), None, "refused", 3, 40))
-    a._alarm("link_down", "high", b.id, "link to North is down: refused")
-    a._alarm("link_down", "high", b.id, "link to North is down: refused")
+    a.alarm("link_down", "high", b.id, "link to North is down: refused")
+    a.alarm("link_down", "high", b.id, "link to North is down: refused")
     m = scrape(client)
     assert value(m, "parley_link_state", peer="North", state="down") == 1
     assert value(m, "parley_link_state", peer="North", state="unknown") == 0

@@ -176,7 +176,7 @@ def _forge(a: Station, b: Station, ch: str, body: dict[str, Any]) -> bytes:
     env, _ = seal(
         body, identity=a.identity, sender=a.id, channel=ch, seq=head.seq + 1, prev=head.hash,
         seen={b.id: Ref(theirs.seq, theirs.hash)},
-        recipients=[a._recipient_key(b.id, a.clock())], now_ms=a.clock(),
+        recipients=[a.recipient_key(b.id, a.clock())], now_ms=a.clock(),
     )  # fmt: skip
     return env.raw
 

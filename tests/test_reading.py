@@ -220,9 +220,9 @@ def test_bodies_stored_before_the_index_are_indexed_in_the_background(tmp_path: 
 
 def test_alarms_are_acknowledged_with_a_note_one_or_all_and_audited(tmp_path: Path) -> None:
     _, a, _, hot, back = _backchannel(tmp_path)
-    one = a._alarm("crisis", "high", hot, "crisis opened on the hotline")
-    two = a._alarm("task", "warning", "x", "a task failed")
-    secret = a._alarm("crisis", "high", back, "crisis opened on the back channel")
+    one = a.alarm("crisis", "high", hot, "crisis opened on the hotline")
+    two = a.alarm("task", "warning", "x", "a task failed")
+    secret = a.alarm("crisis", "high", back, "crisis opened on the back channel")
     desk = AlarmDesk(a)
     assert secret not in [x.id for x in desk.alarms(DUTY)]
     with pytest.raises(NotFound):

@@ -50,7 +50,7 @@ def forge(a: Station, b: Station, ch: str, seq: int, prev: bytes, text: str, ts:
         seq=seq,
         prev=prev,
         seen={},
-        recipients=[a._recipient_key(b.id, a.clock())],
+        recipients=[a.recipient_key(b.id, a.clock())],
         now_ms=ts,
     )
     return env.raw
@@ -201,9 +201,10 @@ def test_gap_answer_requeues_the_chain(world) -> None:
     # pretend a receipt was lost and the peer restored an old backup: it asks from seq 2 again
     a.store.mark_delivered(ch, b.id, 10, 0)
     from parley.station.dispatcher import Dispatcher
+    from parley.transport.memory import MemoryNet
 
     gap = {"status": "gap", "channel": ch, "expected_seq": 2, "hash": "h"}
-    Dispatcher(a, None)._apply(b.id, [gap], [])  # type: ignore[arg-type]
+    Dispatcher(a, MemoryNet().transport(a.id)).answered(b.id, [gap], [])
     assert [r.seq for r in a.store.pending(b.id, 10)] == [2]
 
 

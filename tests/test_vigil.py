@@ -23,7 +23,8 @@ from parley.station.node import Station
 from parley.station.users import User
 from parley.store import vigil as db
 from parley.store.base import SqlStore
-from parley.transport.http import TransportError
+from parley.transport.base import TransportError
+from parley.transport.memory import MemoryNet
 from tests.net import Stations, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
@@ -51,10 +52,12 @@ class Pair:
 
     def heartbeat(self, rtt_ms: int = 20) -> None:
         """A successful round trip from South to North, recorded by the dispatcher's own code."""
-        Dispatcher(self.south, None)._ok(self.north.id, rtt_ms)  # type: ignore[arg-type]
+        Dispatcher(self.south, MemoryNet().transport(self.south.id)).contact_ok(
+            self.north.id, rtt_ms
+        )
 
     def failure(self) -> None:
-        Dispatcher(self.south, None)._failed(  # type: ignore[arg-type]
+        Dispatcher(self.south, MemoryNet().transport(self.south.id)).contact_failed(
             self.north.id, TransportError(Code.STATION_UNREACHABLE, "connection refused")
         )
 

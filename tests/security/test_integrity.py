@@ -51,6 +51,7 @@ from parley.station.node import Station
 from parley.store import checkpoints as cp_db
 from parley.store import integrity as integrity_db
 from parley.store.base import SqlStore
+from parley.transport.memory import MemoryNet
 from tests.net import Stations, parley, wait
 from tests.pair import Clock, Net, hotline, introduce, make_station, open_channel
 
@@ -560,7 +561,7 @@ def test_the_self_audit_runs_as_a_duty(tmp_path: Path) -> None:
     """Where it runs is where the duties run (app/serve.py): the one process of a SQLite station,
     the dispatcher-lock holder of a PostgreSQL one (tests/test_workers_pg.py hands that on)."""
     _, _, _, b, _ = hotline(tmp_path)
-    work = serve._duties(b, Dispatcher(b, None))  # type: ignore[arg-type]
+    work = serve._duties(b, Dispatcher(b, MemoryNet().transport(b.id)))
     try:
         audits = [c for c in work if c.cr_code is selfaudit.run.__code__]
     finally:

@@ -607,7 +607,7 @@ def test_a_peer_answering_a_heartbeat_with_1_5_gib_is_cut_off(
 def test_envelopes_for_unknown_channels_are_not_held(tmp_path: Path) -> None:
     """The issue's attack: seq=2 on random channel ids from an admitted peer."""
     _, _, a, b, _ = hotline(tmp_path)
-    recipients = [a._recipient_key(b.id, a.clock())]
+    recipients = [a.recipient_key(b.id, a.clock())]
     raws = []
     for _ in range(200):
         env, _ = seal(

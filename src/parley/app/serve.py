@@ -45,7 +45,8 @@ from parley.station.config import Config, check_private, load_token
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
 from parley.store.postgres import PostgresStore
-from parley.transport.http import PeerClient
+from parley.transport.base import Transport
+from parley.transport.http import HttpTransport
 
 log = logging.getLogger("parley.station")
 
@@ -82,7 +83,7 @@ def _duties(station: Station, dispatcher: Dispatcher) -> list[Coroutine[Any, Any
 class Duties:
     """Starts and stops the duties; on PostgreSQL, only while this process holds the lock."""
 
-    def __init__(self, station: Station, client: PeerClient) -> None:
+    def __init__(self, station: Station, client: Transport) -> None:
         self.station = station
         self.client = client
         self.tasks: list[asyncio.Task[None]] = []
@@ -272,7 +273,7 @@ def _serve_one(data: Path, worker: bool) -> None:
         sys.exit(1)
     logs.bind(station=station.cfg.name, station_id=station.id)
     token = load_token(data)
-    client = PeerClient(
+    client = HttpTransport(
         lambda method, path, body: sign_request(
             station.identity, station.id, method, path, body, station.clock()
         )

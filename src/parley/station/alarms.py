@@ -64,7 +64,7 @@ def settled(
 ) -> None:
     """Record an alarm that is settled as it is raised: it is history, not a task."""
     with station.store.tx():
-        alarm_id = station._alarm(kind, severity, subject, message, ref)
+        alarm_id = station.alarm(kind, severity, subject, message, ref)
         station.store.clear_alarm(alarm_id, station.clock(), "station", "resolved", note)
 
 

@@ -160,7 +160,7 @@ def issue_due(station: Station, now_ms: int) -> None:
         except ParleyError as exc:
             # One channel's trouble must not stop the others' calls, nor repeat every second.
             db.set_covered(station.store, row.channel, now_ms)
-            station._alarm(
+            station.alarm(
                 "checkcall", "warning", row.channel,
                 f"check call on channel {row.channel} not sent: {exc.message}",
             )  # fmt: skip
@@ -257,7 +257,7 @@ def observe(station: Station, acc: Accepted) -> None:
         if known is None:
             db.add_call(station.store, row, [m for m in members if m != acc.sender])
         elif (known.due_ms, known.answer_by_ms) != (row.due_ms, row.answer_by_ms):
-            station._alarm(
+            station.alarm(
                 "checkcall", "warning", acc.sender,
                 f"{station.peer_name(acc.sender)} issued check call {issued.call_id} a second "
                 "time, differently; the first stands",
@@ -270,7 +270,7 @@ def observe(station: Station, acc: Accepted) -> None:
         if c.caller != acc.sender
     ]
     if not calls:
-        station._alarm(
+        station.alarm(
             "checkcall", "warning", acc.sender,
             f"{station.peer_name(acc.sender)} answered check call {answered.call_id}, "
             "which nobody issued",

@@ -174,7 +174,7 @@ def observe(station: Station, acc: Accepted) -> None:
 
 
 def _warn(station: Station, subject: str, message: str) -> None:
-    station._alarm(ALARM_CHECKPOINT, "warning", subject, message)
+    station.alarm(ALARM_CHECKPOINT, "warning", subject, message)
 
 
 def _own_checkpoint(station: Station, acc: Accepted) -> None:
@@ -289,7 +289,7 @@ def _diverged(
             acc.channel, chain, size, ALARM_DIVERGENCE, held.note.encode(), theirs, now
         )
     if kept:
-        station._alarm(
+        station.alarm(
             ALARM_DIVERGENCE,
             "critical",
             chain,

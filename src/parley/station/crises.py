@@ -289,9 +289,9 @@ def observe(station: Station, acc: Accepted) -> None:
             if discreet
             else f"incident {opened.incident_id} [{opened.severity}]: {opened.title}"
         )
-        station._alarm("crisis", ALARM[opened.severity], acc.channel, f"{who} opened {what}")
+        station.alarm("crisis", ALARM[opened.severity], acc.channel, f"{who} opened {what}")
     else:
         moved = crisis.parse_status(fields)
         note = f": {moved.note}" if moved.note and not discreet else ""
         what = "an incident on a back channel" if discreet else f"incident {moved.incident_id}"
-        station._alarm("crisis", "info", acc.channel, f"{who} marked {what} {moved.status}{note}")
+        station.alarm("crisis", "info", acc.channel, f"{who} marked {what} {moved.status}{note}")

@@ -1,30 +1,38 @@
 """The dispatcher: one background task that moves envelopes to and from every peer, and keeps
-link state and peers' prekeys current.
+link state and peers' prekeys current. It speaks to peers only through a `Transport`
+(transport/base.py: HTTP in a running station, in memory in tests), and takes its retry, probe,
+path and batch rules from transport/policy.py.
 
 - At-least-once: an envelope stays pending until a signed receipt from that peer covers it,
   whichever path brought the receipt. With the receiver's idempotent apply, that is exactly-once.
-- Per peer, batches go out in outbox order; a failure backs off exponentially with full jitter
-  (retry_base_ms doubling up to retry_max_ms), and a new envelope or a success resets it.
+- Per peer, batches go out in outbox order; a failure, or an answer that moved nothing, backs off
+  (policy.Backoff), and a new envelope, an answered ping or any progress resets it.
 - A `gap` answer re-queues the chain from the seq the peer asks for.
 
-Each round, for every peer not in backoff (`_serve`, steps in this order):
-1. Own outbox (`drain`). The peer's route decides the path: no route, direct push to its
-   addresses; `parley peer route PEER --via R`, through relay station R (POST /peer/v1/relay)
-   always; `--via R --fallback`, directly while the link is not down and through R when it is
-   down or a direct push has just failed. A peer with no address and no route pulls from us, so
-   nothing is pushed to it. Relayed envelopes are receipted by the destination; the relay hands
-   those receipts back with the answer to our next relay request, so a relayed batch without
-   receipts yet backs off like a push without progress and is offered again (the relay keeps
-   one copy).
-2. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
+Each round, for every peer (`_serve`, steps in this order):
+1. Probe a peer we are backing off from: when its probe interval has passed, ping it; an answer
+   ends the backoff at once, so a restarted peer gets its backlog within one heartbeat.
+2. Own outbox (`drain`), unless backing off. The peer's route decides the path (policy.push_paths):
+   no route, direct push to its addresses; `parley peer route PEER --via R`, through relay station
+   R (POST /peer/v1/relay) always; `--via R --fallback`, directly while the link is not down and
+   through R when it is down or a direct push has just failed. A peer with no address and no
+   route pulls from us, so nothing is pushed to it. Relayed envelopes are receipted by the
+   destination; the relay hands those receipts back with the answer to our next relay request,
+   so a relayed batch without receipts yet backs off like a push without progress and is offered
+   again (the relay keeps one copy).
+   Pipelined: once batch N is answered, batch N+1 goes on the wire while N's answer is applied
+   (on a worker thread), so the two stations work at the same time and the peer still receives
+   the batches in order. Batches grow from 128 to 512 envelopes while the backlog fills them.
+3. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
    they arrived; the peer's receipts are kept for their senders (station/paths.py).
-3. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
+4. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
    false`): fetch what the peer holds for us, apply it with receive_batch, and send our answer
    (results, receipts) with the next pull request; a final request with max 0 carries the last
-   answer. It runs right after a push (answers come back soon) and instead of the heartbeat.
-4. Heartbeat: a signed ping when the direct link has been quiet for heartbeat_ms (never for a
-   peer routed through a relay always, nor for one without address).
-5. Prekeys (`refresh_prekeys`): when the newest prekey we know of the peer began more than half
+   answer. It runs when something is pending and instead of the heartbeat.
+5. Heartbeat: a signed ping when nothing was exchanged with the direct link for its probe interval
+   (policy.probe_interval_ms: one heartbeat; half of one after a failure, until the link is down).
+   Never for a peer routed through a relay always, nor for one without address.
+6. Prekeys (`refresh_prekeys`): when the newest prekey we know of the peer began more than half
    a rotation period ago, or the peer rejected an envelope with `unknown_key`, fetch its current
    signed records — from the peer, else from the relay it is routed through — at most once per
    `refresh_s` per peer. A pulling peer sends its records with each pull instead.
@@ -38,97 +46,143 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from parley.errors import Code
 from parley.station import paths
 from parley.station.node import Station
 from parley.store import paths as db
-from parley.store.base import PeerRow
-from parley.transport.http import PeerClient, PullResponse, PushResponse, TransportError
+from parley.store.base import EnvelopeRow, PeerRow
+from parley.transport import policy
+from parley.transport.base import PullResponse, PushResponse, Transport, TransportError
 
 log = logging.getLogger("parley.dispatcher")
-BATCH = 128
 MAX_ROUNDS = 64  # batches per step and peer before other peers get their turn
 
 
+def monotonic_ms() -> float:
+    return time.monotonic() * 1000
+
+
 class Dispatcher:
-    def __init__(self, station: Station, client: PeerClient) -> None:
+    def __init__(
+        self, station: Station, transport: Transport, now_ms: Callable[[], float] = monotonic_ms
+    ) -> None:
+        """`now_ms`: a monotonic clock in ms (tests hand in one they move)."""
         self.station = station
-        self.client = client
+        self.transport = transport
+        self.now_ms = now_ms
         self.wake = asyncio.Event()
-        self.next_try: dict[str, float] = {}
-        self.delay: dict[str, float] = {}
-        self.last_contact: dict[str, float] = {}
+        t = station.cfg.timings
+        self.retry = policy.RetryPolicy(t.retry_base_ms, t.retry_max_ms)
+        self.backoffs: dict[str, policy.Backoff] = {}
+        self.last_contact: dict[str, float] = {}  # monotonic ms of the last exchange, ok or not
         self.next_refresh: dict[str, float] = {}
         self.alarmed_rejects: set[str] = set()
         # Between two prekey fetches for one peer: a 48th of a rotation (30 min by default).
-        self.refresh_s = max(1.0, station.cfg.timings.prekey_rotation_ms / 48_000)
+        self.refresh_s = max(1.0, t.prekey_rotation_ms / 48_000)
         station.on_queued = self._poke
 
     def _poke(self) -> None:
-        self.next_try.clear()
-        self.delay.clear()
+        for b in self.backoffs.values():
+            b.reset()
         self.wake.set()
 
+    def backoff(self, peer: str) -> policy.Backoff:
+        b = self.backoffs.get(peer)
+        if b is None:
+            b = self.backoffs[peer] = policy.Backoff(self.retry)
+        return b
+
     async def run(self) -> None:
-        t = self.station.cfg.timings
         while True:
             self.wake.clear()
-            now = time.monotonic()
-            pending = set(self.station.store.peers_with_pending())
-            relayed = set(db.relay_dests(self.station.store))
-            tasks = [
-                self._serve(p, p.station in pending, p.station in relayed)
-                for p in self.station.store.list_peers()
-                if now >= self.next_try.get(p.station, 0)
-            ]
-            if tasks and any(await asyncio.gather(*tasks)):
+            if await self.round():
                 await asyncio.sleep(0)  # a step stopped at MAX_ROUNDS: go on without waiting
                 continue
-            waits = [max(0.0, v - time.monotonic()) for v in self.next_try.values()]
-            timeout = min([t.heartbeat_ms / 1000, *waits]) if waits else t.heartbeat_ms / 1000
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=max(timeout, 0.01))
+                await asyncio.wait_for(self.wake.wait(), timeout=self.idle_ms() / 1000)
+
+    async def round(self) -> bool:
+        """Serve every peer once (module rules); True if some step stopped with work left."""
+        pending = set(self.station.store.peers_with_pending())
+        relayed = set(db.relay_dests(self.station.store))
+        peers = self.station.store.list_peers()
+        tasks = [self._serve(p, p.station in pending, p.station in relayed) for p in peers]
+        return bool(tasks) and any(await asyncio.gather(*tasks))
+
+    def idle_ms(self) -> float:
+        """How long the dispatcher may wait for a wake-up before something is due."""
+        t = self.station.cfg.timings
+        now = self.now_ms()
+        waits = [float(t.heartbeat_ms)]
+        for p in self.station.store.list_peers():
+            b = self.backoffs.get(p.station)
+            if b is not None and b.backing_off:
+                waits.append(b.next_try_ms - now)
+            last = self.last_contact.get(p.station)
+            if last is not None and p.addresses:
+                waits.append(last + self._probe_interval(p.station) - now)
+        return max(min(waits), 10.0)
+
+    def _probe_interval(self, peer: str) -> float:
+        t = self.station.cfg.timings
+        link = self.station.store.link(peer)
+        failures = link.failures if link else 0
+        return policy.probe_interval_ms(t.heartbeat_ms, failures, t.down_after_failures)
+
+    def probe_due(self, peer: str) -> bool:
+        last = self.last_contact.get(peer)
+        return last is None or self.now_ms() - last >= self._probe_interval(peer)
 
     async def _serve(self, p: PeerRow, pending: bool, relayed: bool) -> bool:
         """One round for one peer; True if a step stopped with work left."""
         peer = p.station
         more = False
         route = db.route(self.station.store, peer)
-        quiet = time.monotonic() - self.last_contact.get(peer, 0) >= (
-            self.station.cfg.timings.heartbeat_ms / 1000
-        )
-        if pending and (p.addresses or route is not None):
-            more |= await self.drain(peer)
-        if relayed:
-            more |= await self.forward(peer)
+        b = self.backoff(peer)
         direct = bool(p.addresses) and (route is None or route.fallback)
-        if not self.station.cfg.inbound and p.addresses:
-            if (pending or quiet) and time.monotonic() >= self.next_try.get(peer, 0):
+        pulls = not self.station.cfg.inbound and bool(p.addresses)
+        if direct and not pulls and b.backing_off and self.probe_due(peer):
+            await self.heartbeat(peer)  # an answer ends the backoff: deliver now
+        if b.ready(self.now_ms()):
+            if pending and (p.addresses or route is not None):
+                more |= await self.drain(peer)
+            if relayed:
+                more |= await self.forward(peer)
+        if pulls:
+            due = self.probe_due(peer)
+            if (pending or due) and (b.ready(self.now_ms()) or due):
                 await self.pull(peer)
-        elif direct and quiet and not pending:
+        elif direct and self.probe_due(peer):
             await self.heartbeat(peer)
-        if self._refresh_due(p, route is not None):
+        if self.refresh_due(p, route is not None):
             await self.refresh_prekeys(peer)
         return more
 
     # --- heartbeats and link state ---------------------------------------------------------------
-    async def heartbeat(self, peer: str) -> None:
+    async def heartbeat(self, peer: str) -> bool:
+        """Ping the peer's addresses until one answers; True if one did."""
         row = self.station.store.get_peer(peer)
         if row is None:
-            return
+            return False
         for addr in row.addresses:
             try:
-                _, rtt = await self.client.ping(addr)
+                pong = await self.transport.ping(addr)
             except TransportError as exc:
-                self._failed(peer, exc)
+                self.contact_failed(peer, exc)
                 continue
-            self._ok(peer, rtt)
-            return
+            self.contact_ok(peer, pong.rtt_ms)
+            return True
+        return False
 
     # --- own outbox ------------------------------------------------------------------------------
+    def _next_batch(self, peer: str, size: int, skip: set[bytes]) -> list[EnvelopeRow]:
+        rows = self.station.store.pending(peer, size + len(skip))
+        rows = [r for r in rows if r.hash not in skip][:size]
+        return rows[: policy.fitting([len(r.raw) for r in rows])]
+
     async def drain(self, peer: str) -> bool:
         """Send batches until the peer's queue is empty, a send fails, or a batch makes no
         progress (then back off). True if it stopped at MAX_ROUNDS with more to send."""
@@ -137,63 +191,108 @@ class Dispatcher:
         if row is None:
             return False
         route = db.route(st.store, peer)
+        ways = policy.push_paths(
+            bool(row.addresses), route.via if route else None,
+            bool(route and route.fallback), self._down(peer),
+        )  # fmt: skip
+        if not ways:
+            return False
+        size = policy.MIN_BATCH
+        batch = self._next_batch(peer, size, set())
+        if not batch:
+            return False
+        answer = await self._offer(peer, row, ways, batch)
         for _ in range(MAX_ROUNDS):
-            batch = st.store.pending(peer, BATCH)
-            if not batch:
+            if answer is None:
+                return False  # unreachable: backed off already
+            # Pipelining: the next batch goes on the wire while this answer is applied.
+            size = policy.batch_size(size, len(batch) == size)
+            nxt = self._next_batch(peer, size, {r.hash for r in batch}) if answer.clean else []
+            sending = asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
+            progressed = await asyncio.to_thread(self._settle, peer, answer)
+            if not progressed:
+                later = await sending if sending is not None else None
+                if later is None or not await asyncio.to_thread(self._settle, peer, later):
+                    self.backoff(peer).failed(self.now_ms(), random.random())
                 return False
-            raws = [b.raw for b in batch]
-            progressed: bool | None = None
-            direct = bool(row.addresses) and (
-                route is None or (route.fallback and not self._down(peer))
-            )
-            if direct:
+            if sending is None:
+                if answer.clean:
+                    return False  # everything went: the queue is empty
+                # A gap re-queued a chain, or some waited: start again from the outbox.
+                batch = self._next_batch(peer, size, set())
+                if not batch:
+                    return False
+                answer = await self._offer(peer, row, ways, batch)
+                continue
+            batch, answer = nxt, await sending
+        if answer is not None:
+            await asyncio.to_thread(self._settle, peer, answer)
+        return True
+
+    async def _offer(
+        self, peer: str, row: PeerRow, ways: Sequence[policy.Path], batch: list[EnvelopeRow]
+    ) -> _Answer | None:
+        """Offer `batch` on the first path that can be reached; None if none could."""
+        raws = [b.raw for b in batch]
+        for way in ways:
+            if way is policy.Path.DIRECT:
                 resp = await self._push(peer, row, raws)  # a failure has backed off already
                 if resp is not None:
-                    progressed = self._apply(peer, resp.results, resp.receipts)
-            if progressed is None and route is not None:
-                progressed = await self._relay(peer, route.via, raws)
-                if progressed:
-                    self.delay.pop(peer, None)
-                    self.next_try.pop(peer, None)
-            if not progressed:
-                if progressed is not None or not direct:
-                    self._backoff(peer)
-                return False
-        return True
+                    return _Answer(peer, resp, None)
+            else:
+                route = db.route(self.station.store, peer)
+                if route is None:
+                    continue
+                resp = await self._relay(peer, route.via, raws)
+                if resp is not None:
+                    return _Answer(peer, resp, route.via)
+        if policy.Path.DIRECT not in ways:
+            self.backoff(peer).failed(self.now_ms(), random.random())
+        return None
+
+    def _settle(self, peer: str, answer: _Answer) -> bool:
+        """Apply a push or relay answer; True if any outbox row changed."""
+        if answer.via is None:
+            return self.answered(peer, answer.resp.results, answer.resp.receipts)
+        progressed = paths.apply_relay_response(
+            self.station, answer.via, answer.resp.results, answer.resp.receipts,
+            self.alarmed_rejects,
+        )  # fmt: skip
+        if progressed:
+            self.backoff(peer).reset()
+        return progressed > 0
 
     async def _push(self, peer: str, row: PeerRow, raws: list[bytes]) -> PushResponse | None:
         for addr in row.addresses:
             try:
-                resp = await self.client.push(addr, raws)
+                resp = await self.transport.push(addr, raws)
             except TransportError as exc:
-                self._failed(peer, exc)
+                self.contact_failed(peer, exc)
                 continue
-            self._ok(peer, resp.rtt_ms)
+            self.contact_ok(peer, resp.rtt_ms)
             return resp
         return None
 
-    async def _relay(self, peer: str, via: str, raws: list[bytes]) -> bool | None:
-        """Hand `raws` to the relay `via` for `peer`; the answer's receipts (from any
-        destination) are applied. None if the relay could not be reached."""
+    async def _relay(self, peer: str, via: str, raws: list[bytes]) -> PushResponse | None:
+        """Hand `raws` to the relay `via` for `peer`. None if the relay could not be reached."""
         relay = self.station.store.get_peer(via)
         for addr in relay.addresses if relay else []:
             try:
-                resp = await self.client.relay(addr, peer, raws)
+                resp = await self.transport.relay(addr, peer, raws)
             except TransportError as exc:
                 log.warning("relay %s for %s: %s", via, peer, exc.message)
                 paths.record_link(self.station, via, None, exc.message, None)
                 continue
             paths.record_link(self.station, via, "up", None, resp.rtt_ms)
-            progressed = paths.apply_relay_response(
-                self.station, via, resp.results, resp.receipts, self.alarmed_rejects
-            )
-            return progressed > 0
+            return resp
         return None
 
-    def _apply(
+    def answered(
         self, peer: str, results: Sequence[dict[str, object]], receipts: Sequence[object]
     ) -> bool:
-        """Store receipts, mark what they cover delivered. Returns True if anything progressed."""
+        """A peer's answer to what we sent it (results and receipts, from any path): receipts
+        mark outbox rows delivered, `gap` re-queues, `unknown_key` asks for its new prekeys.
+        True if anything progressed."""
         for res in results:
             if res.get("status") == "rejected" and res.get("code") == str(Code.UNKNOWN_KEY):
                 self.next_refresh[peer] = 0.0  # our key for it is gone: refresh on this round
@@ -208,7 +307,8 @@ class Dispatcher:
         if row is None:
             return False
         for _ in range(MAX_ROUNDS):
-            items = db.relay_pending(st.store, dest, BATCH)
+            items = db.relay_pending(st.store, dest, policy.MIN_BATCH)
+            items = items[: policy.fitting([len(i.raw) for i in items])]
             if not items:
                 return False
             resp = await self._push(dest, row, [i.raw for i in items])
@@ -243,20 +343,21 @@ class Dispatcher:
     ) -> PullResponse | None:
         for addr in row.addresses:
             try:
-                resp = await self.client.pull(addr, answer.to_json())
+                resp = await self.transport.pull(addr, answer.to_json())
             except TransportError as exc:
-                self._failed(peer, exc)
+                self.contact_failed(peer, exc)
                 continue
-            self._ok(peer, resp.rtt_ms)
-            self._apply(peer, [], resp.receipts)  # the peer's receipts of our chains
+            self.contact_ok(peer, resp.rtt_ms)
+            self.answered(peer, [], resp.receipts)  # the peer's receipts of our chains
             return resp
         return None
 
     # --- prekeys ---------------------------------------------------------------------------------
-    def _refresh_due(self, p: PeerRow, routed: bool) -> bool:
+    def refresh_due(self, p: PeerRow, routed: bool) -> bool:
+        """Whether `p`'s prekeys should be fetched now (see the module rules)."""
         if not p.addresses and not routed:
             return False  # a pulling peer brings its prekeys itself
-        if time.monotonic() < self.next_refresh.get(p.station, 0.0):
+        if self.now_ms() < self.next_refresh.get(p.station, 0.0):
             return False
         return self.next_refresh.get(p.station) == 0.0 or paths.prekeys_stale(
             self.station, p.station
@@ -266,7 +367,7 @@ class Dispatcher:
         """Fetch `peer`'s current prekeys (directly, else from its relay) and keep the new ones.
         Returns how many were new."""
         st = self.station
-        self.next_refresh[peer] = time.monotonic() + self.refresh_s
+        self.next_refresh[peer] = self.now_ms() + self.refresh_s * 1000
         row = st.store.get_peer(peer)
         if row is None:
             return 0
@@ -279,7 +380,7 @@ class Dispatcher:
             sources += [(a, peer) for a in relay.addresses]
         for addr, via_for in sources:
             try:
-                records = await self.client.prekeys(addr, via_for)
+                records = await self.transport.prekeys(addr, via_for)
             except TransportError as exc:
                 log.warning("prekeys of %s from %s: %s", peer, addr, exc.message)
                 continue
@@ -291,19 +392,27 @@ class Dispatcher:
         link = self.station.store.link(peer)
         return link is not None and link.state == "down"
 
-    def _ok(self, peer: str, rtt_ms: int) -> None:
-        self.last_contact[peer] = time.monotonic()
-        self.delay.pop(peer, None)
-        self.next_try.pop(peer, None)
+    def contact_ok(self, peer: str, rtt_ms: int) -> None:
+        """A round trip with `peer` succeeded: the link is up and any backoff ends."""
+        self.last_contact[peer] = self.now_ms()
+        self.backoff(peer).reset()
         paths.record_link(self.station, peer, "up", None, rtt_ms)
 
-    def _failed(self, peer: str, exc: TransportError) -> None:
-        self.last_contact[peer] = time.monotonic()
-        self._backoff(peer)
+    def contact_failed(self, peer: str, exc: TransportError) -> None:
+        """A round trip with `peer` failed: one more consecutive failure, and back off."""
+        self.last_contact[peer] = self.now_ms()
+        self.backoff(peer).failed(self.now_ms(), random.random())
         paths.record_link(self.station, peer, None, exc.message, None)
 
-    def _backoff(self, peer: str) -> None:
-        t = self.station.cfg.timings
-        d = min(self.delay.get(peer, t.retry_base_ms / 2000) * 2, t.retry_max_ms / 1000)
-        self.delay[peer] = d
-        self.next_try[peer] = time.monotonic() + random.uniform(d / 2, d)
+
+class _Answer:
+    """A push or relay answer not yet applied; `clean` when every envelope was taken (accepted
+    or duplicate), so the next batch can follow it without waiting for the answer's effects."""
+
+    def __init__(self, peer: str, resp: PushResponse, via: str | None) -> None:
+        self.peer = peer
+        self.resp = resp
+        self.via = via
+        self.clean = via is None and all(
+            r.get("status") in ("accepted", "duplicate") for r in resp.results
+        )

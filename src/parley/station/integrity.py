@@ -76,9 +76,7 @@ class Host(Protocol):
 
     def _open(self, env: Envelope) -> Opened: ...
 
-    def _alarm(
-        self, kind: str, severity: str, subject: str, message: str, ref: str = ""
-    ) -> int: ...
+    def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int: ...
 
 
 @dataclass(frozen=True)
@@ -314,7 +312,7 @@ class Integrity:
                 if kind == "envelope"
                 else f"the checkpoint of {who}'s chain at size {seq}"
             )
-            st._alarm(
+            st.alarm(
                 ALARM, "critical", channel,
                 f"integrity check failed at rest: {what} on channel {channel}: {problem}. "
                 "It is shown as failed and left out of every view; compare with another "

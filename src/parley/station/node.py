@@ -160,6 +160,8 @@ class Station:
         self.id = station_id(identity.public)
         self.on_queued: Callable[[], None] = lambda: None
         self.on_alarm: Callable[[str, str], None] = lambda kind, msg: None
+        # Called when a link's recorded contact failed or its state changed (the link watch).
+        self.on_link: Callable[[str], None] = lambda peer: None
         # Called inside the transaction that stores a body (sent or received). An observer may
         # append follow-up envelopes (a cosignature, an automatic answer) or raise an alarm; an
         # exception rolls the whole transaction back.
@@ -183,7 +185,7 @@ class Station:
             try:
                 task(self, self.clock())
             except ParleyError as exc:
-                self._alarm("task", "warning", getattr(task, "__name__", "task"), exc.message)
+                self.alarm("task", "warning", getattr(task, "__name__", "task"), exc.message)
 
     # --- identity and keys -----------------------------------------------------------------------
     @property
@@ -280,7 +282,9 @@ class Station:
         p = self.store.get_peer(station)
         return p.name if p else station
 
-    def _recipient_key(self, station: str, now: int) -> RecipientKey:
+    def recipient_key(self, station: str, now: int) -> RecipientKey:
+        """The key an envelope sealed at `now` uses for member `station`: its newest usable
+        prekey."""
         p = self._peer(station)
         best: Prekey | None = None
         for rec in p.prekeys:
@@ -526,7 +530,7 @@ class Station:
             seq=head.seq + 1 if head else 1,
             prev=head.hash if head else ZERO_HASH,
             seen=seen,
-            recipients=[self._recipient_key(m, now) for m in others],
+            recipients=[self.recipient_key(m, now) for m in others],
             now_ms=now,
             prec=prec,
         )
@@ -618,7 +622,7 @@ class Station:
             if self.store.add_evidence(
                 env.channel, env.sender, env.seq, "equivocation", raw, held, now
             ):
-                self._alarm("equivocation", "critical", env.sender, d.reason)
+                self.alarm("equivocation", "critical", env.sender, d.reason)
             return result("equivocation", d.code, d.reason)
         if d.verdict in (Verdict.GAP, Verdict.WAIT):
             self._hold(env, raw, state, d.expected_seq)
@@ -687,7 +691,7 @@ class Station:
         if count + 1 > lim.held_per_peer or size + len(raw) > lim.held_bytes_per_peer:
             if env.sender not in self._held_full:  # once, until it is down to half again
                 self._held_full.add(env.sender)
-                self._alarm(
+                self.alarm(
                     "held_limit", "high", env.sender,
                     f"{self.peer_name(env.sender)} sent more envelopes ahead of their chains"
                     f" than this station holds ({count} held, {size} bytes; limits"
@@ -702,7 +706,7 @@ class Station:
             HOLD_LIMIT,
         )  # fmt: skip
         if kept and early is not None:
-            self._alarm(
+            self.alarm(
                 "flash", "high", env.channel,
                 f"FLASH from {self.peer_name(env.sender)} arrived ahead of "
                 f"{env.seq - expected} earlier message(s); shown early, applied in order",
@@ -736,7 +740,7 @@ class Station:
             )
         return open_envelope(env, self.id, crypto.KemKey(secret))
 
-    def _alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int:
+    def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int:
         """Raise an alarm; `ref` names the event that will settle it (station/alarms.py)."""
         alarm_id = self.store.add_alarm(kind, severity, subject, message, self.clock(), ref)
         self.on_alarm(kind, message)

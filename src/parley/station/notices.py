@@ -70,6 +70,7 @@ from parley.station.roles import Action, authorize
 from parley.station.users import BOOTSTRAP, User
 from parley.store import notices as db
 from parley.store.base import EnvelopeRow
+from parley.transport import clients
 
 ALARM_OVERDUE = "ack_overdue"
 ALARM_WEBHOOK = "webhook"
@@ -116,12 +117,16 @@ def _status(deadline_ms: int, answered_ts: int | None, now_ms: int) -> NoticeSta
 
 
 class NoticeDesk:
-    def __init__(self, station: Station, catalogue: Catalogue) -> None:
+    def __init__(
+        self, station: Station, catalogue: Catalogue, http: httpx.Client | None = None
+    ) -> None:
+        """`http`: the client escalation webhooks are posted with (default: one from
+        transport/clients.py, built on first use)."""
         self.station = station
         self.catalogue = catalogue
         self._policy_key = ""
         self._policy = escalation_policy(station.cfg)  # fail at start, not at the first tick
-        self._http: httpx.Client | None = None
+        self._http = http
 
     def policy(self) -> EscalationPolicy:
         key = json.dumps(self.station.cfg.escalation, sort_keys=True)
@@ -561,7 +566,7 @@ class NoticeDesk:
                 raise
             # Accepted by the records checker's catalogue but not by ours (two stations in one
             # process with different forms): keep the envelope, say why it is not tracked.
-            st._alarm(ALARM_FORM, "warning", acc.hash, f"notice not tracked: {exc.message}")
+            st.alarm(ALARM_FORM, "warning", acc.hash, f"notice not tracked: {exc.message}")
             return
         lateness = assess_lateness(n.form, n.fields, acc.ts)
         db.add_notice(
@@ -572,7 +577,7 @@ class NoticeDesk:
             ),
         )  # fmt: skip
         if not n.digest_matches and not acc.local:
-            st._alarm(
+            st.alarm(
                 ALARM_FORM, "warning", acc.hash,
                 f"{st.peer_name(acc.sender)} sent {n.form.id} v{n.form.version} with form files "
                 "that differ from ours; the two sides may read different texts",
@@ -617,7 +622,7 @@ class NoticeDesk:
                 db.add_escalation(st.store, r.ref, r.answerer, esc.level, str(esc.action), now)
                 if esc.action is EscalationAction.CONSOLE_ALARM:
                     severity = "warning" if esc.level == 0 else "critical"
-                    st._alarm(ALARM_OVERDUE, severity, r.ref, self._overdue_text(r, esc.level, now))
+                    st.alarm(ALARM_OVERDUE, severity, r.ref, self._overdue_text(r, esc.level, now))
                 else:
                     assert esc.target is not None  # a webhook level always has its URL
                     payload = self._payload(r, esc.level, esc.overdue_ms, now)
@@ -680,7 +685,7 @@ class NoticeDesk:
 
     def http(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False)
+            self._http = clients.sync_client(WEBHOOK_TIMEOUT_S)
         return self._http
 
     def deliver_webhooks(self, now: int) -> None:
@@ -708,7 +713,7 @@ class NoticeDesk:
                     db.webhook_result(st.store, call.id, "delivered", attempts, now, None, now)
                 elif attempts >= WEBHOOK_ATTEMPTS:
                     db.webhook_result(st.store, call.id, "failed", attempts, now, error, now)
-                    st._alarm(
+                    st.alarm(
                         ALARM_WEBHOOK, "critical", call.url,
                         f"escalation webhook {call.url} (level {call.level + 1}, notice "
                         f"{call.ref[:12]}…) failed {attempts} times, last: {error}; giving up",
@@ -718,7 +723,7 @@ class NoticeDesk:
                     db.webhook_result(
                         st.store, call.id, "pending", attempts, now + delay, error, now
                     )
-                    st._alarm(
+                    st.alarm(
                         ALARM_WEBHOOK, "warning", call.url,
                         f"escalation webhook {call.url} failed ({error}), attempt {attempts} "
                         f"of {WEBHOOK_ATTEMPTS}; retrying in {delay // 1000} s",

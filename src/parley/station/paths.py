@@ -95,7 +95,7 @@ def apply_answer(
             continue
         held = st.store.hash_at(r.channel, st.id, r.seq)
         if held != r.hash:
-            st._alarm(
+            st.alarm(
                 "divergence", "critical", peer,
                 f"{pub.name} acknowledges seq {r.seq} on {r.channel} with a hash we never sent",
             )  # fmt: skip
@@ -112,7 +112,7 @@ def apply_answer(
             progressed += st.store.requeue_from(channel, peer, expected)
         elif status in ("rejected", "equivocation") and h not in alarmed:
             alarmed.add(h)
-            st._alarm(
+            st.alarm(
                 "rejected", "high", peer,
                 f"{pub.name} rejected envelope {h}: {res.get('code')}: {res.get('message')}",
             )  # fmt: skip
@@ -130,7 +130,8 @@ def record_link(
 ) -> None:
     """Record a contact with `peer` (ok_state "up") or a failure. `down` needs
     `down_after_failures` consecutive failures. Changes are alarmed once, by the link watch
-    (station/vigil.py), which also counts missed heartbeats and slow round trips."""
+    (station/vigil.py), which also counts missed heartbeats and slow round trips; it runs at
+    once (`Station.on_link`) after every failure and every change of state."""
     now = st.clock()
     old = st.store.link(peer)
     failures = 0 if ok_state else (old.failures + 1 if old else 1)
@@ -144,6 +145,8 @@ def record_link(
             error, failures, rtt if rtt is not None else (old.rtt_ms if old else None),
         )
     )  # fmt: skip
+    if not ok_state or old is None or old.state != state:
+        st.on_link(peer)  # judged now, not at the next tick: detection within two heartbeats
 
 
 # --- prekeys -------------------------------------------------------------------------------------
@@ -336,7 +339,7 @@ def apply_relay_response(
         h = res.get("hash")
         if res.get("status") == "rejected" and isinstance(h, str) and h not in alarmed:
             alarmed.add(h)
-            st._alarm(
+            st.alarm(
                 "rejected", "high", via,
                 f"relay {st.peer_name(via)} refused envelope {h}: {res.get('code')}: "
                 f"{res.get('message')}",

@@ -188,7 +188,7 @@ def check_moves(station: Station, acc: Accepted) -> None:
         # is not a text message here: refused when we send it, never shown when a peer does.
         if acc.local:
             raise
-        station._alarm(
+        station.alarm(
             str(kind).split(".")[0],
             "warning",
             acc.channel,
@@ -217,7 +217,7 @@ def _check(station: Station, acc: Accepted, area: str, start: S, records: list[R
                 f"the {item.record.type} {h[:12]}… by {who} no longer applies: "
                 f"a concurrent move by {station.peer_name(acc.sender)} comes first"
             )
-        station._alarm(area, "warning", acc.channel, f"{what}: {item.error.message}")
+        station.alarm(area, "warning", acc.channel, f"{what}: {item.error.message}")
 
 
 # --- machine translation ---------------------------------------------------------------------

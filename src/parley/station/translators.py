@@ -50,6 +50,7 @@ import httpx
 
 from parley.domain.translation import names_an_address
 from parley.errors import Code, LocalError, ParleyError
+from parley.transport import clients
 
 MAX_INPUT_CHARS = 64 * 1024  # the largest free text a channel carries (domain/channels.MAX_TEXT)
 
@@ -139,15 +140,17 @@ class LibreTranslateEngine:
         timeout: float = 30.0,
         *,
         label: str | None = None,
-        transport: httpx.BaseTransport | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
+        """`http`: the client to call the server with (transport/clients.py builds the default,
+        with `timeout`; a test may hand in one over httpx.MockTransport)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise LocalError(Code.INVALID_REQUEST, f"translation server URL {base_url!r}")
         self.base_url = base_url.rstrip("/")  # ours alone: never in `name`
         self.api_key = api_key
         self.name = product_label("LibreTranslate", label)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._http = http or clients.sync_client(timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -187,7 +190,7 @@ class LibreTranslateEngine:
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         try:
-            resp = self._http.request(method, path, **kw)
+            resp = self._http.request(method, self.base_url + path, **kw)
         except httpx.TimeoutException as exc:
             raise EngineError(
                 Code.STATION_UNREACHABLE,

@@ -8,7 +8,8 @@ Rules:
   heartbeat, its round-trip time the RTT, the consecutive failures the failed sends. Thresholds
   are `timings.heartbeat_ms`, `degraded_after_missed`, `down_after_missed`, `degraded_rtt_ms`
   (0: off). A peer never reached is down ("no heartbeat received yet").
-- `watch_links` (scheduled) compares each link's state with the last one recorded; every change
+- `watch_links` (scheduled, and at once after a failed contact or a change of the dispatcher's
+  link row) compares each link's state with the last one recorded; every change
   is recorded (link_events, for crisis timelines) and is an alarm of kind `link` (down: high,
   degraded: warning, up: info). The first state recorded for a link is not a change. Back up,
   the link's open alarms resolve and the "up" alarm is recorded settled (station/alarms.py).
@@ -23,6 +24,7 @@ Rules:
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from parley.domain.liveness import LinkMonitor, LinkPolicy, LinkState, Situation, assess
@@ -35,6 +37,7 @@ from parley.store import notices as notices_db
 from parley.store import vigil as db
 from parley.store.base import PeerRow
 
+_WATCHING = threading.Lock()  # the ticker's thread and the dispatcher's both run the watch
 WHY = {
     Situation.NORMAL: "ok",
     Situation.DEGRADED: "degraded",
@@ -66,7 +69,13 @@ def judge(station: Station, peer: str, now_ms: int) -> tuple[LinkState, str]:
 
 
 def watch_links(station: Station, now_ms: int) -> None:
-    """Scheduled task: record and alarm every change of a link's state."""
+    """Scheduled task, and run at once after each failed contact (`Station.on_link`): record
+    and alarm every change of a link's state. One at a time, so a change is alarmed once."""
+    with _WATCHING:
+        _watch_links(station, now_ms)
+
+
+def _watch_links(station: Station, now_ms: int) -> None:
     for p in station.store.list_peers():
         state, reason = judge(station, p.station, now_ms)
         old = db.health(station.store, p.station)
@@ -84,7 +93,7 @@ def watch_links(station: Station, now_ms: int) -> None:
                 alarms.resolve(station, ["link"], ref, f"the link to {p.name} is up again")
                 alarms.settled(station, "link", ALARM[state], p.station, message, ref, "link up")
             else:
-                station._alarm("link", ALARM[state], p.station, message, ref)
+                station.alarm("link", ALARM[state], p.station, message, ref)
 
 
 def overdue_acks(station: Station, peer: str, now_ms: int) -> int:
@@ -158,7 +167,7 @@ def watch_missed_calls(station: Station, now_ms: int) -> None:
         ref = alarms.call_ref(call.channel, call.caller, call.call_id, ans.answerer)
         with station.store.tx():
             db.mark_missed_alarmed(station.store, call, ans.answerer, now_ms)
-            station._alarm("checkcall_missed", severity, ans.answerer, message, ref)
+            station.alarm("checkcall_missed", severity, ans.answerer, message, ref)
 
 
 def _observe(station: Station, acc: Accepted) -> None:
@@ -170,10 +179,11 @@ def _observe(station: Station, acc: Accepted) -> None:
         except ParleyError as exc:
             if acc.local:
                 raise
-            station._alarm("vigil", "warning", acc.sender, exc.message)
+            station.alarm("vigil", "warning", acc.sender, exc.message)
 
 
 def install(station: Station) -> None:
     policy(station)  # refuse impossible thresholds when the station opens, not every second
+    station.on_link = lambda peer: watch_links(station, station.clock())
     station.observers.append(_observe)
     station.scheduled.extend([watch_links, checkcalls.issue_due, watch_missed_calls])

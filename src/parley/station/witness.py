@@ -190,7 +190,7 @@ def _keep_evidence(
             channel, sender, held.size, EVIDENCE, held.signed_note.encode(), cp.root_hash, now
         )
     if kept:
-        station._alarm(
+        station.alarm(
             ALARM, "critical", sender or cp.origin,
             f"as a witness: the log {cp.origin} sent a signed checkpoint of size {cp.size} that "
             f"is not consistent with the size {held.size if held else 0} cosigned before "

@@ -17,15 +17,25 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from parley.errors import Code, ParleyError
-from parley.protocol.bundle import join_frame, split_frame
+from parley.errors import Code
+from parley.protocol.bundle import join_frame
 from parley.protocol.request import HEADER
-from parley.protocol.schema import require_fields
+from parley.transport import clients
+from parley.transport.base import (
+    MAX_RESPONSE_BYTES,
+    Pong,
+    PullResponse,
+    PushResponse,
+    TransportError,
+    pong,
+    prekey_list,
+    pull_response,
+    push_response,
+)
 
 PUSH_PATH = "/peer/v1/envelopes"
 PULL_PATH = "/peer/v1/pull"
@@ -34,34 +44,10 @@ PING_PATH = "/peer/v1/ping"
 PREKEYS_PATH = "/peer/v1/prekeys"
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_ERROR_BYTES = 64 * 1024  # an error answer is one small JSON object
-MAX_FRAME_ENVELOPES = 512
 
 Signer = Callable[[str, str, bytes], str]
 """signer(method, path, body) -> Parley-Auth header value."""
-
-
-class TransportError(ParleyError):
-    """The peer could not be reached or answered with an error."""
-
-    status = 502
-
-
-@dataclass(frozen=True)
-class PushResponse:
-    results: list[dict[str, Any]]
-    receipts: list[dict[str, Any]]
-    rtt_ms: int
-
-
-@dataclass(frozen=True)
-class PullResponse:
-    station: str
-    receipts: list[dict[str, Any]]
-    more: bool
-    envelopes: list[bytes]
-    rtt_ms: int
 
 
 async def _read_capped(resp: httpx.Response, base: str, limit: int) -> bytes:
@@ -81,11 +67,13 @@ async def _read_capped(resp: httpx.Response, base: str, limit: int) -> bytes:
     return bytes(data)
 
 
-class PeerClient:
+class HttpTransport:
+    """The Transport over HTTP: each call one signed request (transport/base.py)."""
+
     def __init__(self, signer: Signer, timeout_s: float = 10.0) -> None:
         self.signer = signer
         self.total_s = 3 * timeout_s  # a whole exchange, however slowly the answer trickles
-        self.http = httpx.AsyncClient(timeout=timeout_s)
+        self.http = clients.async_client(timeout_s)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -131,44 +119,31 @@ class PeerClient:
 
     async def _request(
         self, method: str, base: str, path: str, body: bytes = b"", content_type: str = NDJSON
-    ) -> Any:
+    ) -> tuple[Any, int]:
         data, rtt = await self._send(method, base, path, body, content_type)
         try:
             return json.loads(data), rtt
         except ValueError as exc:
             raise TransportError(Code.MALFORMED, f"{base}: the answer is not JSON") from exc
 
-    async def push(self, base: str, raws: list[bytes]) -> PushResponse:
-        data, rtt = await self._request("POST", base, PUSH_PATH, b"\n".join(raws))
-        return PushResponse(data["results"], data["receipts"], rtt)
+    async def push(self, addr: str, raws: list[bytes]) -> PushResponse:
+        data, rtt = await self._request("POST", addr, PUSH_PATH, b"\n".join(raws))
+        return push_response(data, addr, rtt)
 
-    async def pull(self, base: str, answer: dict[str, Any]) -> PullResponse:
-        """Fetch what `base` holds for us; `answer` is our answer to the previous pull."""
+    async def pull(self, addr: str, answer: dict[str, Any]) -> PullResponse:
         body = json.dumps(answer, separators=(",", ":")).encode()
-        data, rtt = await self._send("POST", base, PULL_PATH, body, JSON)
-        try:
-            header, lines = split_frame(
-                data, "pull", header_limit=MAX_RESPONSE_BYTES,
-                max_envelopes=MAX_FRAME_ENVELOPES,
-            )  # fmt: skip
-            obj = require_fields(header, "pull", {"station", "receipts", "more"})
-        except ParleyError as exc:
-            raise TransportError(exc.code, f"{base}: pull answer: {exc.message}") from exc
-        if not isinstance(obj["receipts"], list) or not isinstance(obj["more"], bool):
-            raise TransportError(Code.MALFORMED, f"{base}: pull answer header is malformed")
-        return PullResponse(str(obj["station"]), obj["receipts"], obj["more"], lines, rtt)
+        data, rtt = await self._send("POST", addr, PULL_PATH, body, JSON)
+        return pull_response(data, addr, rtt)
 
-    async def relay(self, base: str, to: str, raws: list[bytes]) -> PushResponse:
-        """Ask the relay at `base` to carry `raws` (our envelopes) to station `to`."""
-        data, rtt = await self._request("POST", base, RELAY_PATH, join_frame({"to": to}, raws))
-        return PushResponse(data["results"], data["receipts"], rtt)
+    async def relay(self, addr: str, to: str, raws: list[bytes]) -> PushResponse:
+        data, rtt = await self._request("POST", addr, RELAY_PATH, join_frame({"to": to}, raws))
+        return push_response(data, addr, rtt)
 
-    async def ping(self, base: str) -> tuple[dict[str, Any], int]:
-        data, rtt = await self._request("GET", base, PING_PATH)
-        return data, rtt
+    async def ping(self, addr: str) -> Pong:
+        data, rtt = await self._request("GET", addr, PING_PATH)
+        return pong(data, addr, rtt)
 
-    async def prekeys(self, base: str, station: str | None = None) -> list[dict[str, Any]]:
-        """The station's own prekeys, or (with `station`) those a relay holds for another."""
+    async def prekeys(self, addr: str, station: str | None = None) -> list[dict[str, Any]]:
         path = PREKEYS_PATH if station is None else f"{PREKEYS_PATH}/{station}"
-        data, _ = await self._request("GET", base, path)
-        return list(data["prekeys"])
+        data, _ = await self._request("GET", addr, path)
+        return prekey_list(data, addr)

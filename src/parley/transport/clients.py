@@ -1,0 +1,39 @@
+"""The one place that builds HTTP clients (httpx): station to station, escalation webhooks and
+translation servers get theirs from here, each with a deadline, a connection cap and no redirects.
+
+Rules:
+- Every client has a timeout (connect, read, write, pool): nothing waits on a peer forever.
+- Redirects are never followed: a peer, a webhook or a translation server that answers 3xx is
+  answering, not pointing us at a third party we did not configure.
+- Connections are capped (MAX_CONNECTIONS) so one slow endpoint cannot pile up sockets.
+- `transport` lets a test hand in an httpx transport (httpx.MockTransport) instead of the network.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+MAX_CONNECTIONS = 16
+MAX_KEEPALIVE = 8
+
+
+def _limits() -> httpx.Limits:
+    return httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE)
+
+
+def async_client(timeout_s: float) -> httpx.AsyncClient:
+    """For the dispatcher's requests to peers."""
+    return httpx.AsyncClient(timeout=timeout_s, limits=_limits(), follow_redirects=False)
+
+
+def sync_client(
+    timeout_s: float, *, base_url: str = "", transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    """For webhooks and translation servers (called from worker threads)."""
+    return httpx.Client(
+        base_url=base_url,
+        timeout=timeout_s,
+        limits=_limits(),
+        follow_redirects=False,
+        transport=transport,
+    )
