@@ -121,7 +121,7 @@ def _forge(
         seq=seq,
         prev=prev,
         seen=seen,
-        recipients=[a._recipient_key(b.id, a.clock())],
+        recipients=[a.recipient_key(b.id, a.clock())],
         now_ms=a.clock(),
     )
     return env.raw
