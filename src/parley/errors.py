@@ -5,7 +5,9 @@
     ├── LocalError              our own caller asked for something impossible (bad CLI/API use)
     ├── NotFound
     ├── Forbidden / Unauthorized
-    └── Conflict
+    │   └── LoginRequired       the console wants a signed-in person (answered with a redirect)
+    ├── Conflict
+    └── Internal                what no handler expected: HTTP 500 `internal` with a request id
 
 Codes are part of the wire and API contract (docs/protocol.md lists them); never rename one.
 If an error does not make sense to show to a person or program, it should not be a ParleyError.
@@ -53,6 +55,7 @@ class Code(StrEnum):
     SCHEMA_TOO_NEW = "schema_too_new"
     INTEGRITY_FAILED = "integrity_failed"  # a stored message failed its check at rest
     NO_TRUST_ANCHORS = "no_trust_anchors"  # offline verification given no keys to trust
+    INTERNAL = "internal"  # an unexpected failure; the log has it under the answer's request id
 
 
 class ParleyError(Exception):
@@ -102,3 +105,27 @@ class Unauthorized(ParleyError):
 
 class Conflict(ParleyError):
     status = 409
+
+
+class LoginRequired(Unauthorized):
+    """No valid session on a console page: the console answers with a redirect to its login."""
+
+    def __init__(self, expired: bool) -> None:
+        super().__init__(Code.UNAUTHORIZED, "sign-in required", expired=expired)
+        self.expired = expired
+
+
+class Internal(ParleyError):
+    """An exception no handler expected, as the station answers it: the details stay in the
+    log, under `request_id`, and only the id goes to the caller."""
+
+    status = 500
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            Code.INTERNAL,
+            f"the station failed unexpectedly; its operator finds the cause in its log under "
+            f"request id {request_id}",
+            request_id=request_id,
+        )
+        self.request_id = request_id

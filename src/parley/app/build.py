@@ -1,6 +1,7 @@
 """The FastAPI application of one station: peer API, operator API and console; errors as JSON
-with codes; security headers and the Origin check (app/browser.py) around all of it; the API's
-own description (/docs, /openapi.json) only when the config switches it on (api/docs.py)."""
+with codes, an unexpected one as `internal` with a request id (api/failures.py); security
+headers and the Origin check (app/browser.py) around all of it; the API's own description
+(/docs, /openapi.json) only when the config switches it on (api/docs.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from parley.api import transcripts as transcripts_api
 from parley.api import vigil as vigil_api
 from parley.api import witness as witness_api
 from parley.api.auth import Auth
+from parley.api.failures import CatchAll
 from parley.api.limits import BodyLimit
 from parley.app.browser import BrowserGuard
 from parley.errors import Code, ParleyError
@@ -76,4 +78,6 @@ def build_app(station: Station, token: str) -> FastAPI:
     console.mount(app, station, PAGES)  # the operator console at /console; / redirects there
     # Request bodies over their route class's limit: 413 before they are read (api/limits.py).
     app.add_middleware(BodyLimit, limits=station.cfg.limits)
+    # Outermost of ours, so that a failure anywhere below answers `internal` with a request id.
+    app.add_middleware(CatchAll)
     return app

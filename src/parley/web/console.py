@@ -30,8 +30,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.api.auth import SESSION_COOKIE
+from parley.api.failures import CatchAll
 from parley.domain.forms import timefmt
-from parley.errors import Code, ParleyError
+from parley.errors import Code, Internal, LoginRequired, ParleyError
 from parley.station.node import Station
 from parley.web import i18n, session
 from parley.web.charts import LinkHistory
@@ -88,7 +89,7 @@ class Console:
         """Dependency of every page: the signed-in person, or LoginRequired."""
         found = session.signed_in(self.station, request)
         if found is None:
-            raise session.LoginRequired(expired=SESSION_COOKIE in request.cookies)
+            raise LoginRequired(expired=SESSION_COOKIE in request.cookies)
         user, token = found
         lang = self.lang_of(request, getattr(user, "lang", None))
         return session.Viewer(user, token, session.csrf_for(token), lang, i18n.Words(lang))
@@ -180,8 +181,8 @@ def mount(app: FastAPI, station: Station, pages: Sequence[ModuleType]) -> Consol
             resp.headers.setdefault("Cache-Control", "no-store")
         return resp
 
-    @sub.exception_handler(session.LoginRequired)
-    async def login(request: Request, exc: session.LoginRequired) -> Response:
+    @sub.exception_handler(LoginRequired)
+    async def login(request: Request, exc: LoginRequired) -> Response:
         if request.headers.get("x-parley-live"):
             return Response(status_code=401)
         nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -199,6 +200,11 @@ def mount(app: FastAPI, station: Station, pages: Sequence[ModuleType]) -> Consol
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return _error_page(console, request, exc.status_code, str(exc.detail), None)
 
+    async def internal(request: Request, exc: Internal) -> Response:
+        return _error_page(console, request, exc.status, exc.message, exc.code)
+
+    # Inside the console's own app, whose Starlette error layer would otherwise answer first.
+    sub.add_middleware(CatchAll, render=internal)
     app.mount(PREFIX, sub)
 
     @app.get("/", include_in_schema=False)
@@ -215,7 +221,7 @@ def _error_page(
         return Response(status_code=status)
     try:
         v: session.Viewer | None = console.viewer(request)
-    except session.LoginRequired:
+    except LoginRequired:
         v = None
     key = {403: "error.forbidden", 404: "error.not_found"}.get(status, "")
     if code is Code.FORBIDDEN and "CSRF" in message:

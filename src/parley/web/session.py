@@ -31,14 +31,6 @@ LOGIN_COOKIE = "parley_login"
 LOGIN_COOKIE_S = 3600
 
 
-class LoginRequired(Exception):
-    """Raised by a page dependency when nobody valid is signed in; answered with a redirect."""
-
-    def __init__(self, expired: bool) -> None:
-        super().__init__("sign-in required")
-        self.expired = expired
-
-
 @dataclass(frozen=True)
 class Viewer:
     """The person looking at a page: who, in which language, with which form token."""
