@@ -14,7 +14,8 @@ the same envelopes derives the same state. The legal moves:
     *           close     any member (not closed)      closed (final)
 
 Content (text, notices, talks …) is accepted only if the channel was open in the sender's causal
-past: the control events its chain and its `seen` references cover.
+past: the control events its chain and its `seen` references cover. `TRANSITIONS` below is
+this table as data; `apply` only looks it up and records the result.
 """
 
 from __future__ import annotations
@@ -166,12 +167,71 @@ def is_control(body: dict[str, Any]) -> bool:
     return str(body.get("type", "")).startswith("channel.")
 
 
+# --- the lifecycle --------------------------------------------------------------------------------
+# Everything that decides a channel's next state lives in this table (h11's _state.py style):
+# state -> {event -> next state}. A pair that is not in it is refused. The events are the control
+# body types without "channel."; a consent is `consent` while members still have to consent and
+# `last_consent` when it completes the set. `NEW` is a channel nobody has proposed yet.
+NEW, PROPOSED, OPEN, SUSPENDED, REOPENING, CLOSED = (
+    "new", "proposed", "open", "suspended", "reopening", "closed",
+)  # fmt: skip
+STATES = (NEW, PROPOSED, OPEN, SUSPENDED, REOPENING, CLOSED)
+PROPOSE, CONSENT, LAST_CONSENT, SUSPEND, REOPEN, CLOSE = (
+    "propose", "consent", "last_consent", "suspend", "reopen", "close",
+)  # fmt: skip
+EVENTS = (PROPOSE, CONSENT, LAST_CONSENT, SUSPEND, REOPEN, CLOSE)
+
+TRANSITIONS: dict[str, dict[str, str]] = {
+    NEW: {PROPOSE: PROPOSED},
+    PROPOSED: {CONSENT: PROPOSED, LAST_CONSENT: OPEN, CLOSE: CLOSED},
+    OPEN: {SUSPEND: SUSPENDED, CLOSE: CLOSED},
+    SUSPENDED: {REOPEN: REOPENING, CLOSE: CLOSED},
+    REOPENING: {CONSENT: REOPENING, LAST_CONSENT: OPEN, CLOSE: CLOSED},
+    CLOSED: {},
+}
+
+# Why an event is refused in a state that does not take it (the first that applies).
+_REFUSED_IN = {CLOSED: "the channel is closed", NEW: "the channel has not been proposed"}
+_REFUSED = {
+    PROPOSE: "the channel already exists",
+    CONSENT: "nothing awaits that consent",
+    LAST_CONSENT: "nothing awaits that consent",
+    SUSPEND: "only an open channel can be suspended",
+    REOPEN: "only a suspended channel can be reopened",
+    CLOSE: "the channel is closed",
+}
+
+
+def event_of(state: ChannelState | None, ev: Event) -> str:
+    """The table's event for one control message in `state` (Conflict if it is none)."""
+    kind = ev.type.removeprefix("channel.")
+    if kind not in EVENTS or kind == LAST_CONSENT or not is_control(ev.body):
+        raise Conflict(Code.CONFLICT, f"{ev.type} is not a channel control message")
+    if kind == CONSENT and state is not None and state.pending:  # a question awaits consents
+        return LAST_CONSENT if state.consents | {ev.sender} >= set(state.members) else CONSENT
+    return kind
+
+
+def next_state(state: str, event: str) -> str:
+    """The table lookup: the state after `event` in `state`, or Conflict naming why not."""
+    after = TRANSITIONS[state].get(event)
+    if after is None:
+        raise Conflict(Code.CONFLICT, _REFUSED_IN.get(state) or _REFUSED[event])
+    return after
+
+
 def apply(state: ChannelState | None, ev: Event, channel: str = "") -> ChannelState:
-    """Apply one control event. Raises Conflict for a move the table above does not allow."""
-    t = ev.type
-    if t == "channel.propose":
-        if state is not None:
-            raise Conflict(Code.CONFLICT, "the channel already exists")
+    """Apply one control event: the table decides the next state, this only records it.
+    Raises Conflict for a move the table does not allow."""
+    event = event_of(state, ev)
+    if state is not None and ev.sender not in state.members:
+        raise Conflict(Code.CONFLICT, "only members change a channel")
+    after = next_state(state.state if state else NEW, event)
+    # A consent answers one proposal or reopen: the one still pending.
+    answers = state is None or ev.body.get("target") == state.pending
+    if event in (CONSENT, LAST_CONSENT) and not answers:
+        raise Conflict(Code.CONFLICT, _REFUSED[CONSENT])
+    if state is None:
         if ev.sender not in ev.body["members"]:
             raise Conflict(Code.CONFLICT, "the proposer must be a member")
         reps = {k: tuple(v) for k, v in ev.body.get("representatives", {}).items()}
@@ -181,45 +241,24 @@ def apply(state: ChannelState | None, ev: Event, channel: str = "") -> ChannelSt
             title=ev.body["title"],
             members=tuple(ev.body["members"]),
             proposer=ev.sender,
-            state="proposed",
+            state=after,
             pending=ev.hash,
             consents=frozenset({ev.sender}),
             history=((ev.ts, ev.sender, "proposed"),),
             facilitator=ev.body.get("facilitator", ""),
             representatives=reps,
         )
-    if state is None:
-        raise Conflict(Code.CONFLICT, "the channel has not been proposed")
-    if ev.sender not in state.members:
-        raise Conflict(Code.CONFLICT, "only members change a channel")
-    if state.state == "closed":
-        raise Conflict(Code.CONFLICT, "the channel is closed")
-    hist = (*state.history, (ev.ts, ev.sender, t.removeprefix("channel.")))
-    if t == "channel.consent":
-        if state.state not in ("proposed", "reopening") or ev.body.get("target") != state.pending:
-            raise Conflict(Code.CONFLICT, "nothing awaits that consent")
-        consents = state.consents | {ev.sender}
-        opened = consents >= set(state.members)
-        return replace(
-            state,
-            consents=consents,
-            state="open" if opened else state.state,
-            pending="" if opened else state.pending,
-            history=(*hist, (ev.ts, ev.sender, "opened")) if opened else hist,
-        )
-    if t == "channel.suspend":
-        if state.state != "open":
-            raise Conflict(Code.CONFLICT, "only an open channel can be suspended")
-        return replace(state, state="suspended", history=hist)
-    if t == "channel.reopen":
-        if state.state != "suspended":
-            raise Conflict(Code.CONFLICT, "only a suspended channel can be reopened")
-        return replace(
-            state, state="reopening", pending=ev.hash, consents=frozenset({ev.sender}), history=hist
-        )
-    if t == "channel.close":
-        return replace(state, state="closed", pending="", history=hist)
-    raise Conflict(Code.CONFLICT, f"{t} is not a channel control message")
+    hist = (*state.history, (ev.ts, ev.sender, ev.type.removeprefix("channel.")))
+    if event == LAST_CONSENT:
+        hist = (*hist, (ev.ts, ev.sender, "opened"))
+    pending, consents = state.pending, state.consents
+    if event in (CONSENT, LAST_CONSENT):
+        consents = consents | {ev.sender}
+    if event == REOPEN:  # a reopen is a new question every member answers
+        pending, consents = ev.hash, frozenset({ev.sender})
+    if after in (OPEN, CLOSED):
+        pending = ""
+    return replace(state, state=after, pending=pending, consents=consents, history=hist)
 
 
 def order_key(ev: Event) -> tuple[int, str, int]:
