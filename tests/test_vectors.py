@@ -713,7 +713,7 @@ REQUIRED_EXAMPLES = {
     "prekey-alpha:record",
     "invitation-alpha:invitation",
     "receipt-1",
-    "request-push:outputs.header",
+    "request-push:outputs",
     "checkpoint-1:outputs.signed_note",
     "checkpoint-1:outputs.body",
     "cosignature-1:outputs.cosigned_note",

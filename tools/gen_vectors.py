@@ -862,6 +862,7 @@ def request_vectors(envs: dict[str, Any]) -> dict[str, Any]:
                     "ts": ts,
                 },
                 "outputs": {
+                    "body_bytes": len(body),
                     "body_sha256_b64u": b64e(crypto.sha256(body)),
                     "label_hex": hx(request.REQUEST_LABEL),
                     "signing_input": signed.decode("utf-8"),
@@ -895,6 +896,12 @@ def request_vectors(envs: dict[str, Any]) -> dict[str, Any]:
          "malformed"),
         ("time of 17 digits", f"{sid}.{ts:017d}.{sig}", "POST", "/peer/v1/envelopes", batch, ts,
          "malformed"),
+        ("time with a leading zero", f"{sid}.0{ts}.{sig}", "POST", "/peer/v1/envelopes", batch,
+         ts, "malformed"),
+        ("time with a plus sign", f"{sid}.+{ts}.{sig}", "POST", "/peer/v1/envelopes", batch, ts,
+         "malformed"),
+        ("the body with a trailing newline", header, "POST", "/peer/v1/envelopes", batch + b"\n",
+         ts, "bad_signature"),
     ]  # fmt: skip
     checks = []
     for desc, hdr, method, path, body, now, code in verify:
