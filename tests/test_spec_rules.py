@@ -206,3 +206,74 @@ def test_11_a_consent_naming_the_wrong_target_is_channel_not_open(tmp_path: Path
     res = a.receive(wrong)
     assert (res.status, res.code) == ("rejected", "channel_not_open")
     assert _snapshot(a) == before and a.channel_state(ch).state == "proposed"
+
+
+_A, _B, _C = "st" + "a" * 24, "st" + "b" * 24, "st" + "c" * 24
+_HASH = b64e(bytes(32))
+_GOOD_BODIES = [
+    {"type": "channel.propose", "kind": "hotline", "title": "Line", "members": [_A, _B]},
+    {"type": "channel.propose", "kind": "hotline", "title": "\ud55c" * 200, "members": [_A, _B]},
+    {"type": "channel.propose", "kind": "facilitated", "title": "Talks", "members": [_A, _B, _C],
+     "facilitator": _C},
+    {"type": "channel.propose", "kind": "backchannel", "title": "Quiet", "members": [_A, _B],
+     "representatives": {_A: ["kim", "lee"], _B: ["park"]}},
+    {"type": "channel.consent", "target": _HASH},
+    {"type": "channel.consent", "target": _HASH, "reason": "agreed"},
+    {"type": "channel.suspend"},
+    {"type": "channel.reopen", "reason": "talks resume"},
+    {"type": "channel.close", "reason": "x" * 2000},
+]  # fmt: skip
+_BAD_BODIES = [
+    ("a blank title", {**_GOOD_BODIES[0], "title": " \u3000 "}),
+    ("a title of 201 characters", {**_GOOD_BODIES[0], "title": "\ud55c" * 201}),
+    ("a member that is not a station id", {**_GOOD_BODIES[0], "members": [_A, "north"]}),
+    ("a facilitator on a hotline", {**_GOOD_BODIES[0], "facilitator": _A}),
+    ("representatives on a hotline",
+     {**_GOOD_BODIES[0], "representatives": {_A: ["k"], _B: ["l"]}}),
+    ("representatives on a facilitated channel",
+     {**_GOOD_BODIES[2], "representatives": {_A: ["k"], _B: ["l"], _C: ["m"]}}),
+    ("a facilitated channel without its facilitator",
+     {k: v for k, v in _GOOD_BODIES[2].items() if k != "facilitator"}),
+    ("a facilitator on a back channel", {**_GOOD_BODIES[3], "facilitator": _A}),
+    ("representatives not covering every member",
+     {**_GOOD_BODIES[3], "representatives": {_A: ["k"]}}),
+    ("a blank representative name",
+     {**_GOOD_BODIES[3], "representatives": {_A: [" "], _B: ["l"]}}),
+    ("a repeated representative name",
+     {**_GOOD_BODIES[3], "representatives": {_A: ["k", "k"], _B: ["l"]}}),
+    ("a consent without its target", {"type": "channel.consent"}),
+    ("a consent whose target is not a hash", {"type": "channel.consent", "target": "proposal"}),
+    ("a target on a suspend", {"type": "channel.suspend", "target": _HASH}),
+    ("a target on a reopen", {"type": "channel.reopen", "target": _HASH}),
+    ("a target on a close", {"type": "channel.close", "target": _HASH}),
+    ("a blank reason", {"type": "channel.close", "reason": "  "}),
+    ("an empty reason", {"type": "channel.close", "reason": ""}),
+    ("a reason of 2001 characters", {"type": "channel.close", "reason": "x" * 2001}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", _GOOD_BODIES, ids=lambda b: b["type"])
+def test_11_channel_bodies_the_rules_allow(body: dict[str, object]) -> None:
+    channels.check_body(body)
+
+
+@pytest.mark.parametrize("desc, body", _BAD_BODIES, ids=[d for d, _ in _BAD_BODIES])
+def test_11_channel_bodies_the_rules_refuse(desc: str, body: dict[str, object]) -> None:
+    with pytest.raises(RejectedInput) as exc:
+        channels.check_body(body)
+    assert str(exc.value.code) == "bad_body"
+
+
+def test_11_a_received_proposal_breaking_a_rule_is_bad_body_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    a, b = (make_station(tmp_path / n, n, "en", clock) for n in ("a", "b"))
+    introduce(a, b)
+    members = sorted([a.id, b.id])
+    body = {"type": "channel.propose", "kind": "hotline", "title": "   ", "members": members}
+    raw = _forge(a, b, b64e(bytes(range(16))), body)
+    before = _snapshot(b)
+    res = b.receive(raw)
+    assert (res.status, res.code) == ("rejected", "bad_body")
+    assert _snapshot(b) == before

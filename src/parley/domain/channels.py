@@ -24,7 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from parley.domain.deadlines import parse_ref
 from parley.errors import Code, Conflict, RejectedInput
+from parley.protocol.identity import is_blank, is_station_id
 
 KINDS = ("hotline", "backchannel", "facilitated")
 MAX_TITLE = 200
@@ -96,6 +98,7 @@ def text_body(text: str, lang: str) -> dict[str, Any]:
 
 
 def control_body(kind: str, target: str = "", reason: str = "") -> dict[str, Any]:
+    """A lifecycle step; `target` (the hash awaiting consent) only for a consent."""
     body: dict[str, Any] = {"type": f"channel.{kind}"}
     if target:
         body["target"] = target
@@ -109,12 +112,15 @@ def _bad(msg: str) -> RejectedInput:
     return RejectedInput(Code.BAD_BODY, msg)
 
 
-def _text(body: dict[str, Any], key: str, max_len: int, required: bool = True) -> None:
+def _text(
+    body: dict[str, Any], key: str, max_len: int, required: bool = True, blank: bool = False
+) -> None:
+    """`key` is text of 1..max_len characters (code points), and not blank unless `blank`."""
     v = body.get(key)
     if v is None and not required:
         return
-    if not isinstance(v, str) or not (1 if required else 0) <= len(v) <= max_len:
-        raise _bad(f"{body.get('type')}: {key} must be text of at most {max_len} characters")
+    if not isinstance(v, str) or not 1 <= len(v) <= max_len or (not blank and is_blank(v)):
+        raise _bad(f"{body.get('type')}: {key} must be text of 1..{max_len} characters, not blank")
 
 
 def check_body(body: dict[str, Any]) -> None:
@@ -124,37 +130,46 @@ def check_body(body: dict[str, Any]) -> None:
         allowed = {"type", "kind", "title", "members", "facilitator", "representatives"}
         if set(body) - allowed:
             raise _bad(f"channel.propose: unknown fields {sorted(set(body) - allowed)}")
-        if body.get("kind") not in KINDS:
+        kind = body.get("kind")
+        if kind not in KINDS:
             raise _bad(f"channel.propose: kind must be one of {KINDS}")
         _text(body, "title", MAX_TITLE)
         members = body.get("members")
         if (
             not isinstance(members, list)
             or not 2 <= len(members) <= MAX_MEMBERS
+            or not all(is_station_id(m) for m in members)
             or members != sorted(set(members))
         ):
             raise _bad("channel.propose: members must be 2..64 distinct station ids, sorted")
+        # Each optional member belongs to exactly one kind, where it is required: a field the
+        # kind does not use would be signed, kept and shown, yet mean nothing.
         fac = body.get("facilitator")
+        if (fac is not None) != (kind == "facilitated"):
+            raise _bad("channel.propose: a facilitator is named on a facilitated channel only")
         if fac is not None and fac not in members:
             raise _bad("channel.propose: the facilitator must be a member")
-        if body["kind"] == "facilitated" and fac is None:
-            raise _bad("channel.propose: a facilitated channel names its facilitator")
         reps = body.get("representatives")
+        if (reps is not None) != (kind == "backchannel"):
+            raise _bad("channel.propose: representatives are named on a back channel only")
         if reps is not None:
-            if not isinstance(reps, dict) or set(reps) - set(members):
-                raise _bad("channel.propose: representatives are given per member station")
+            if not isinstance(reps, dict) or set(reps) != set(members):
+                raise _bad("channel.propose: a back channel names representatives per member")
             for names in reps.values():
-                if not isinstance(names, list) or not names or len(names) > 16:
+                if not isinstance(names, list) or not 1 <= len(names) <= 16:
                     raise _bad("channel.propose: each station names 1..16 representatives")
                 if not all(isinstance(n, str) and 1 <= len(n) <= 64 for n in names):
-                    raise _bad("channel.propose: representative names are short text")
-        if body["kind"] == "backchannel" and not reps:
-            raise _bad("channel.propose: a back channel names its representatives")
+                    raise _bad("channel.propose: representative names are 1..64 characters")
+                if names != sorted(set(names)) or any(is_blank(n) for n in names):
+                    raise _bad("channel.propose: representative names are distinct and sorted")
     elif t in ("channel.consent", "channel.suspend", "channel.reopen", "channel.close"):
-        allowed = {"type", "target", "reason"}
+        # `target` names what a consent agrees to; the other steps act on the channel as it
+        # stands, so they carry none.
+        allowed = {"type", "target", "reason"} if t == "channel.consent" else {"type", "reason"}
         if set(body) - allowed:
             raise _bad(f"{t}: unknown fields {sorted(set(body) - allowed)}")
-        _text(body, "target", 64, required=(t == "channel.consent"))
+        if t == "channel.consent":
+            parse_ref(body.get("target"), f"{t}: target")
         _text(body, "reason", 2000, required=False)
     elif t == "text":
         if set(body) != {"type", "text", "lang"}:
