@@ -7,7 +7,6 @@ Errors print their stable code and a message, and exit with status 1 (2 for usag
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
@@ -31,7 +29,9 @@ from parley.cli.common import (
     when,
 )
 from parley.cli.demo import demo_command
+from parley.cli.login import login, logout, whoami
 from parley.cli.notices import ack, forms_app, notice_app
+from parley.cli.reading import alarms_app, history, print_messages, search
 from parley.cli.talks import roadmap_app, talks_app, translate_app
 from parley.cli.transcript import transcript_app
 from parley.cli.users import audit_app, user_app
@@ -64,6 +64,12 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(checkcall_app, name="checkcall")
 app.add_typer(crisis_app, name="crisis")
 app.command("links")(links)
+app.command("history")(history)
+app.command("search")(search)
+app.add_typer(alarms_app, name="alarms")
+app.command("login")(login)
+app.command("logout")(logout)
+app.command("whoami")(whoami)
 
 # --- station -----------------------------------------------------------------------------------
 
@@ -338,25 +344,14 @@ def inbox(
     limit: int = 50,
     as_json: AsJson = False,
 ) -> None:
-    """Messages received from other stations, newest last, decrypted, each checked against its
-    signed envelope as it is read ("signature verified", or INTEGRITY CHECK FAILED)."""
-    msgs = Api(data).get("/inbox", params={"limit": limit})
+    """Messages received from other stations on every channel, newest last, decrypted, each
+    checked against its signed envelope as it is read ("signature verified", or INTEGRITY CHECK
+    FAILED), with its channel; `parley history CHANNEL` reads one channel."""
+    api = Api(data)
+    msgs = api.get("/inbox", params={"limit": limit})
     if as_json:
         return print_json(msgs)
-    for m in msgs:
-        body = m["body"]
-        text = (
-            body.get("text") if body.get("type") == "text" else json.dumps(body, ensure_ascii=False)
-        )
-        mark = f"signature {m['signature']}"
-        if m["signature"] != "verified":  # the station's integrity check failed for this read
-            mark = "[bold red]INTEGRITY CHECK FAILED[/bold red]"
-            text = f"{m.get('problem', '')} (the stored text is withheld; see `parley alarms`)"
-        out.print(
-            f"[bold]{escape(m['sender_name'])}[/bold] #{m['seq']} {when(m['ts'])} "
-            f"[{m['precedence']}] {mark}\n  {escape(str(text))}",
-            markup=True,
-        )
+    print_messages(msgs, {c["channel"]: c["title"] for c in api.get("/channels")})
 
 
 @app.command("status")
@@ -374,15 +369,6 @@ def status(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
             str(p["pending"]), f"seq {lr['seq']} at {when(lr['ts'])}" if lr else "-",
         )  # fmt: skip
     out.print(t)
-
-
-@app.command("alarms")
-def alarms(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
-    rows = Api(data).get("/alarms")
-    if as_json:
-        return print_json(rows)
-    for a in rows:
-        out.print(f"{when(a['ts'])} [{a['severity']}] {a['kind']}: {a['message']}")
 
 
 app.command("demo")(demo_command)
