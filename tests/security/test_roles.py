@@ -48,6 +48,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /api/v1/channels/{channel}/messages/batch": {"json": {"messages": [{"text": "a"}]}},
     "GET /api/v1/channels/{channel}/messages": {},
     "GET /api/v1/channels/{channel}/transcript": {},
+    "GET /api/v1/channels/{channel}/printout": {},
     "POST /api/v1/channels/{channel}/consent": {"json": {}},
     "POST /api/v1/channels/{channel}/suspend": {"json": {"reason": "test"}},
     "POST /api/v1/channels/{channel}/reopen": {"json": {}},

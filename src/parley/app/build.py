@@ -15,6 +15,7 @@ from parley.api import metrics as metrics_api
 from parley.api import notices as notices_api
 from parley.api import operator, peer, users
 from parley.api import paths as paths_api
+from parley.api import printout as printout_api
 from parley.api import reading as reading_api
 from parley.api import talks as talks_api
 from parley.api import transcripts as transcripts_api
@@ -67,6 +68,7 @@ def build_app(station: Station, token: str) -> FastAPI:
     app.include_router(talks_api.router(station, auth))  # before operator's /channels/{ch}/{action}
     app.include_router(notices_api.router(station, auth))  # likewise
     app.include_router(transcripts_api.router(station, auth))  # likewise
+    app.include_router(printout_api.router(station, auth))  # before operator's, likewise
     app.include_router(reading_api.router(station, auth))  # /alarms/ack before /alarms/{id}
     app.include_router(operator.router(station, auth))
     app.include_router(users.router(station, auth))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import typer
 from rich.progress import (
@@ -160,6 +161,30 @@ def export(
     ch = cli.resolve_channel(api, channel)
     size = _stream(api, f"/channels/{ch}/export", out, quiet)
     cli.out.print(f"wrote {out} ({size:,} bytes); check it with `parley transcript verify {out}`")
+
+
+@transcript_app.command("print")
+def print_(
+    channel: str,
+    out: Out,
+    data: cli.Data = Path("parley-data"),
+    frm: Annotated[
+        str | None,
+        typer.Option("--from", help="From: 2030-03-01, '2030-03-01 15:00 [zone]' or Unix ms."),
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Until (a date: its whole day).")] = None,
+    lang: Annotated[str | None, typer.Option(help="Language (default: the station's).")] = None,
+    quiet: NoProgress = False,
+) -> None:
+    """A printable transcript of CHANNEL (or a date range): PDF if OUT ends in .pdf, else HTML.
+    Each message with sender, time, precedence, verification status, original and
+    translations; notices with their maps; checkpoints and the transcript digest."""
+    api = Api(data)
+    ch = cli.resolve_channel(api, channel)
+    params = {"format": "pdf" if out.suffix.lower() == ".pdf" else "html"}
+    params |= {k: v for k, v in (("from", frm), ("to", to), ("lang", lang)) if v}
+    size = _stream(api, f"/channels/{ch}/printout?{urlencode(params)}", out, quiet)
+    cli.out.print(f"wrote {out} ({size:,} bytes)", markup=False)
 
 
 @transcript_app.command("prove")

@@ -197,13 +197,42 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "notice.back": "Back to {title}",
         "notice.form": "Form",
         "notice.choose": "Use this form",
-        "notice.json_help": "A value of kind {kind}, as JSON (times in Unix milliseconds, UTC; "
-        "coordinates in micro-degrees).",
+        "notice.zone": "Times typed without a zone are in",
+        "notice.window_help": "A date and time (2030-03-01 15:00, optionally with a zone: UTC, "
+        "Asia/Seoul, +09:00). The end may be a time, a time of the same day (19:00) or a "
+        "duration after the start (+4h, +2 h 30 min).",
+        "notice.window_start": "Start",
+        "notice.window_end": "End",
+        "notice.area_help": "Corners separated by ';' or one per line, in degrees (37.5N 127E, "
+        "37°30'N 127°E, 37.5, 127 — latitude first); the ring is closed for you. Or a circle: "
+        "circle 37.5N 127E 20 km (m, km, nmi). Or click the map below.",
+        "notice.area_name": "Name of the area",
+        "notice.area_where": "Corners, or circle",
+        "notice.point_help": "A position in degrees: 37.5N 127E, 37°30'15\"N 127°0'E or 37.5, "
+        "127 (latitude first). Or click the map below.",
+        "notice.time_help": "A date and time: 2030-03-01 15:00, optionally with a zone.",
+        "notice.lines_help": "One per line.",
+        "notice.waypoints_help": "One per line: Name: POSITION, optionally @ TIME "
+        "(Crossing 1: 37.95N 126.68E @ 2030-03-20 15:00).",
+        "notice.area_lines_help": "One area per line: Name: corners separated by ';', or "
+        "Name: circle CENTRE RADIUS.",
+        "notice.unit_hours": "Hours, or a duration: 48, 2 d, 36 h.",
+        "notice.unit_minutes": "Minutes, or a duration: 90, 1 h 30 min.",
+        "notice.unit_m": "Metres, or a length: 500, 20 km, 3 nmi.",
+        "notice.unit_km": "Kilometres.",
+        "notice.yes": "yes",
+        "notice.no": "no",
+        "notice.pick_title": "Map",
+        "notice.pick_help": "Choose a field, then click the map: an area gets a corner added, a "
+        "point is set. The text stays editable; Preview redraws the map.",
+        "notice.pick_target": "Clicks go to",
+        "notice.pick_none": "nothing",
+        "notice.preview": "Preview",
+        "notice.preview_title": "Preview: the notice as each member will read it",
+        "notice.reads": "{name} reads ({lang})",
         "notice.send": "Send notice",
         "notice.sent": "Notice queued as #{seq}.",
         "notice.acked": "Answer queued.",
-        "notice.integer": "A whole number is needed here.",
-        "notice.json": "This is not valid JSON ({where}).",
         "notice.title": "Notice",
         "notice.late": "late",
         "notice.map": "Map of {title}",
@@ -294,6 +323,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "crisis.status.contained": "contained",
         "crisis.status.closed": "closed",
         "tr.title": "Transcript",
+        "tr.print": "Print",
+        "tr.print_help": "Every message with sender, time, precedence, verification, original "
+        "and translations; notices with their maps; checkpoints and the digest. Leave the dates "
+        "empty for the whole channel; a date alone is its whole day, in the station's zone.",
+        "tr.print_from": "From",
+        "tr.print_to": "To",
+        "tr.print_html": "Print view",
+        "tr.print_pdf": "PDF",
         "tr.report": "Verification of {source}",
         "tr.own_source": "this station's export",
         "tr.ok": "Every check passed.",
@@ -591,13 +628,42 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "notice.back": "{title}(으)로 돌아가기",
         "notice.form": "양식",
         "notice.choose": "이 양식 사용",
-        "notice.json_help": "{kind} 값을 JSON으로 입력 (시각은 UTC 유닉스 밀리초, 좌표는 "
-        "백만분의 1도).",
+        "notice.zone": "시간대를 쓰지 않은 시각의 기준 시간대",
+        "notice.window_help": "날짜와 시각 (2030-03-01 15:00, 필요하면 시간대: UTC, Asia/Seoul, "
+        "+09:00). 종료는 시각, 같은 날의 시각 (19:00) 또는 시작 후 기간 (+4h, +2시간 30분)으로 "
+        "쓸 수 있습니다.",
+        "notice.window_start": "시작",
+        "notice.window_end": "종료",
+        "notice.area_help": "꼭짓점을 ';'로 구분하거나 한 줄에 하나씩, 도 단위로 (37.5N 127E, "
+        "37°30'N 127°E, 37.5, 127 — 위도 먼저). 마지막 점은 자동으로 닫힙니다. 원형 구역: "
+        "circle 37.5N 127E 20 km (m, km, nmi). 아래 지도를 눌러도 됩니다.",
+        "notice.area_name": "구역 명칭",
+        "notice.area_where": "꼭짓점 또는 원형",
+        "notice.point_help": "도 단위 위치: 37.5N 127E, 37°30'15\"N 127°0'E 또는 37.5, 127 "
+        "(위도 먼저). 아래 지도를 눌러도 됩니다.",
+        "notice.time_help": "날짜와 시각: 2030-03-01 15:00, 필요하면 시간대.",
+        "notice.lines_help": "한 줄에 하나씩.",
+        "notice.waypoints_help": "한 줄에 하나씩: 이름: 위치, 필요하면 @ 시각 "
+        "(통과 지점 1: 37.95N 126.68E @ 2030-03-20 15:00).",
+        "notice.area_lines_help": "한 줄에 구역 하나: 이름: ';'로 구분한 꼭짓점, 또는 "
+        "이름: circle 중심 반경.",
+        "notice.unit_hours": "시간 수 또는 기간: 48, 2 d, 36 h.",
+        "notice.unit_minutes": "분 수 또는 기간: 90, 1 h 30 min.",
+        "notice.unit_m": "미터 또는 거리: 500, 20 km, 3 nmi.",
+        "notice.unit_km": "킬로미터.",
+        "notice.yes": "예",
+        "notice.no": "아니오",
+        "notice.pick_title": "지도",
+        "notice.pick_help": "항목을 고른 뒤 지도를 누르십시오. 구역에는 꼭짓점이 추가되고, 위치는 "
+        "바뀝니다. 글은 계속 고칠 수 있고, 미리 보기를 누르면 지도를 다시 그립니다.",
+        "notice.pick_target": "누른 위치를 넣을 항목",
+        "notice.pick_none": "없음",
+        "notice.preview": "미리 보기",
+        "notice.preview_title": "미리 보기: 각 참여국이 읽게 될 통지",
+        "notice.reads": "{name}이(가) 읽는 내용 ({lang})",
         "notice.send": "통지 보내기",
         "notice.sent": "통지가 #{seq}(으)로 대기열에 들어갔습니다.",
         "notice.acked": "응답이 대기열에 들어갔습니다.",
-        "notice.integer": "정수를 입력해야 합니다.",
-        "notice.json": "올바른 JSON이 아닙니다 ({where}).",
         "notice.title": "통지",
         "notice.late": "기한 경과",
         "notice.map": "{title} 지도",
@@ -688,6 +754,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "crisis.status.contained": "억제됨",
         "crisis.status.closed": "종결",
         "tr.title": "기록",
+        "tr.print": "인쇄",
+        "tr.print_help": "모든 메시지를 발신국, 시각, 우선순위, 검증 결과, 원문과 번역과 "
+        "함께, 통보는 지도와 함께, 체크포인트와 요약값까지 인쇄합니다. 채널 전체는 날짜를 "
+        "비워 두십시오. 날짜만 쓰면 그 날 하루 전체입니다 (이 기지국의 시간대).",
+        "tr.print_from": "시작일",
+        "tr.print_to": "종료일",
+        "tr.print_html": "인쇄 화면",
+        "tr.print_pdf": "PDF",
         "tr.report": "{source} 검증 결과",
         "tr.own_source": "이 스테이션에서 내보낸 기록",
         "tr.ok": "모든 검사를 통과했습니다.",

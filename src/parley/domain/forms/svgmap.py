@@ -125,8 +125,13 @@ def _degree_label(e6: int, positive: str, negative: str) -> str:
     return f"{text}°{hemisphere}"
 
 
-def render_map_svg(form: Form, fields: Mapping[str, Any], lang: str = "en") -> str:
-    """An SVG document drawing the notice's areas, routes and points; labels in `lang`."""
+def render_map_svg(
+    form: Form, fields: Mapping[str, Any], lang: str = "en", *, pickable: bool = False
+) -> str:
+    """An SVG document drawing the notice's areas, routes and points; labels in `lang`.
+
+    `pickable` adds the projection as data- attributes (west, north, degrees to px in x and y,
+    the map's offset) so a page can turn a click into a position (web/static/mappick.js)."""
     shapes = [s for s in geo.shapes(fields) if _drawable(s)]
     title = f"{form.title(lang)} — {form.id} v{form.version}"
     if not shapes:
@@ -150,9 +155,16 @@ def render_map_svg(form: Form, fields: Mapping[str, Any], lang: str = "en") -> s
     width = map_w + 2 * PAD
     legend_top = PAD + map_h + 36
     height = legend_top + LEGEND_ROW * len(shapes) + 12
+    pick = (
+        f' class="pick-map" data-west="{west:.6f}" data-north="{north:.6f}" '
+        f'data-kx="{coslat * scale:.6f}" data-ky="{scale:.6f}" data-pad="{PAD}" '
+        f'data-w="{_f(map_w)}" data-h="{_f(map_h)}"'
+        if pickable
+        else ""
+    )
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_f(width)}" height="{_f(height)}" '
-        f'viewBox="0 0 {_f(width)} {_f(height)}" font-family="sans-serif" font-size="11">',
+        f'viewBox="0 0 {_f(width)} {_f(height)}" font-family="sans-serif" font-size="11"{pick}>',
         f"<title>{_text(title)}</title>",
         f'<clipPath id="map"><rect x="{PAD}" y="{PAD}" width="{_f(map_w)}" '
         f'height="{_f(map_h)}"/></clipPath>',

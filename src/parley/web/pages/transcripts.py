@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
+from parley.api.printout import printed
 from parley.errors import Code, LocalError
 from parley.protocol import verifier
 from parley.protocol.export import read_lines
@@ -43,6 +44,19 @@ def routes(c: Console) -> APIRouter:
     @r.get("/channels/{channel}/transcript")
     def show(channel: str, request: Request, v: Viewer = Depends(c.viewer)) -> Response:
         return page(request, v, channel)
+
+    @r.get("/channels/{channel}/printout")
+    def printout(
+        channel: str,
+        format: str = "html",
+        frm: str | None = Query(None, alias="from", max_length=64),
+        to: str | None = Query(None, max_length=64),
+        v: Viewer = Depends(c.viewer),
+    ) -> Response:
+        """The printable transcript (api/printout.py renders it for the API as well)."""
+        if format not in ("html", "pdf"):
+            raise LocalError(Code.INVALID_REQUEST, "format is html or pdf")
+        return printed(st, v.user, channel, format, frm, to, v.lang)
 
     @r.get("/channels/{channel}/transcript/export")
     def export(channel: str, v: Viewer = Depends(c.viewer)) -> Response:
