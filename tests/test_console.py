@@ -372,10 +372,10 @@ def test_notice_with_field_errors_then_acknowledged_before_its_deadline(
     login(
         kim, world, "South", "kim", f"/console/channels/{world.hotline}/notice?form=launch_notice"
     )
-    # The composer starts from the form's example; break two fields.
+    # The composer starts from the form's example, in degrees; break two fields.
     area = kim.locator("#f-launch_area")
     good_area = area.input_value()
-    area.fill(good_area.replace("39650000", "99650000", 1))  # latitude 99.65°: no such place
+    area.fill(good_area.replace("39.650000N", "99.650000N", 1))  # latitude 99.65°: no such place
     kim.locator("#f-launch_count").fill("many")
     kim.get_by_role("button", name="Send notice").click()
     assert kim.locator("#launch_count-error").is_visible()
