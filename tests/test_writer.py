@@ -14,10 +14,14 @@ import pytest
 
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol import crypto
+from parley.protocol.envelope import parse_envelope
 from parley.station import features
 from parley.station.config import Config, Timings
 from parley.station.node import Accepted, Station
 from parley.store.base import EnvelopeRow, SqlStore
+from parley.store.cache import LRU
+from parley.store.postgres import PostgresStore
+from parley.store.sqlite import SqliteStore
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
 pytest_plugins = ["tests.stores"]  # the `store` fixture: SQLite and PostgreSQL
@@ -211,3 +215,112 @@ def test_a_repeated_key_in_one_group_makes_one_envelope(
     rows = {r[0] for r in answers if isinstance(r, tuple)}
     assert len(rows) == 1
     assert sum(1 for r in answers if isinstance(r, tuple) and r[1]) == 1
+
+
+# --- cached state: chain heads, channel states, idempotency keys ---------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def workers(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Station, Station, Station, str]]:
+    """Two stations on one database with one identity (two workers of one station), and a
+    peer on SQLite with an open hotline: (worker 1, worker 2, peer, channel)."""
+    if request.param == "sqlite":
+        path = tmp_path / "a.db"
+
+        def opener() -> SqlStore:
+            return SqliteStore(path)
+    else:
+        dsn = request.getfixturevalue("pg_db")
+
+        def opener() -> SqlStore:
+            return PostgresStore(dsn)
+
+    clock = Clock()
+    cfg = Config(name="South", lang="en", listen="127.0.0.1:9", timings=Timings())
+    key = crypto.SigningKey.generate()
+    w1 = features.install(Station(cfg, opener(), key, clock))
+    w1.rotate_prekeys()
+    w2 = features.install(Station(cfg, opener(), key, clock))
+    b = make_station(tmp_path / "b", "North", "ko", clock)
+    introduce(w1, b)
+    ch = open_channel(Net(), w1, b)
+    yield w1, w2, b, ch
+    for st in (w1, w2, b):
+        st.store.close()
+
+
+def test_two_workers_send_on_one_chain_without_a_stale_head(
+    workers: tuple[Station, Station, Station, str],
+) -> None:
+    w1, w2, b, ch = workers
+    seqs = []
+    for i in range(6):  # each worker's cached head is stale after the other's send
+        w = (w1, w2)[i % 2]
+        row, created = w.send(ch, text(f"m{i}"), idempotency_key=f"k{i}")
+        assert created
+        seqs.append(row.seq)
+    assert seqs == list(range(seqs[0], seqs[0] + 6))
+    # A key used on one worker is known on the other.
+    again, created = w2.send(ch, text("m0"), idempotency_key="k0")
+    assert not created and again.seq == seqs[0]
+    results = Net().deliver(w1, b)
+    assert {r.status for r in results} == {"accepted"}
+    assert b.store.head_seq(ch, w1.id) == seqs[-1]
+
+
+def test_a_control_message_on_one_worker_is_seen_by_the_other(
+    workers: tuple[Station, Station, Station, str],
+) -> None:
+    w1, w2, _, ch = workers
+    assert w2.channel_state(ch).is_open  # cached on w2
+    w2.send(ch, text("before"))
+    w1.control(ch, "suspend", "maintenance")
+    assert w2.channel_state(ch).state == "suspended"
+    with pytest.raises(ParleyError) as err:
+        w2.send(ch, text("while suspended"))
+    assert err.value.code == Code.CHANNEL_NOT_OPEN
+    # And the other way round, inside the writer's transaction this time.
+    w2.channel_state(ch)
+    w1.control(ch, "close")
+    with pytest.raises(ParleyError):
+        w2.send_many(ch, [(text("closed"), "ROUTINE")])
+    assert w2.channel_state(ch).state == "closed"
+
+
+def test_a_peer_envelope_received_by_one_worker_moves_the_other_workers_heads(
+    workers: tuple[Station, Station, Station, str],
+) -> None:
+    w1, w2, b, ch = workers
+    row, _ = w2.send(ch, text("from south"))  # w2 caches the heads it sealed against
+    Net().deliver(w1, b)
+    b.send(ch, text("from north"))
+    Net().deliver(b, w1)  # received by worker 1
+    row2, _ = w2.send(ch, text("answer"))
+    env = parse_envelope(row2.raw)
+    assert env.seen[b.id].seq == b.store.head_seq(ch, b.id)  # not the stale head
+    assert row2.seq == row.seq + 1
+
+
+def test_a_rolled_back_receive_leaves_no_cached_head(pair: tuple[Station, Station, str]) -> None:
+    a, b, ch = pair
+    b.send(ch, text("one"))
+    Net().deliver(b, a)
+    before = a.store.head(ch, b.id)
+    b.send(ch, text("two"))
+    raw = b.store.pending(a.id, 10)[0].raw
+    with pytest.raises(RuntimeError), a.store.tx():
+        assert a.receive(raw).status == "accepted"
+        assert a.store.head_seq(ch, b.id) == before.seq + 1  # type: ignore[union-attr]
+        raise RuntimeError("the batch fails after the envelope was applied")
+    assert a.store.head(ch, b.id) == before
+    assert a.receive(raw).status == "accepted"
+
+
+def test_caches_stay_bounded() -> None:
+    lru: LRU[int, int] = LRU(3)
+    for i in range(10):
+        lru.put(i, i)
+        lru.get(0)
+    assert len(lru) == 3 and 0 in lru and 7 not in lru and lru.get(9) == 9  # 0: used last

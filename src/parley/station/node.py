@@ -56,6 +56,7 @@ from parley.station.users import User
 from parley.station.writer import Writer
 from parley.store import integrity as integrity_db
 from parley.store.base import EnvelopeRow, PeerRow, SqlStore
+from parley.store.cache import LRU, STATES
 
 Clock = Callable[[], int]
 HOLD_LIMIT = 4096  # envelopes held ahead of one chain; beyond it they are re-requested instead
@@ -171,6 +172,10 @@ class Station:
         # `seen` of stored envelopes that folds order (control, talks, crises …), by hash: they
         # never change, and every received envelope re-derives its channel's state from them.
         self._seen: dict[bytes, dict[str, int]] = {}
+        # Channel -> (store epoch, control events, state): see _control.
+        self._states: LRU[
+            str, tuple[int, tuple[channels.Event, ...], channels.ChannelState | None]
+        ] = LRU(STATES)
         # Every stored body is checked against its signed envelope when it is read.
         self.integrity = Integrity(self)
         # Sends arriving together share one durable commit.
@@ -303,8 +308,26 @@ class Station:
 
     # --- channels --------------------------------------------------------------------------------
     def _events(self, channel: str) -> list[channels.Event]:
-        rows = self.integrity.verified_bodies(self.store.control_events(channel))
-        return [self._event(e, body) for e, body in rows]
+        return list(self._control(channel)[0])
+
+    def _control(
+        self, channel: str
+    ) -> tuple[tuple[channels.Event, ...], channels.ChannelState | None]:
+        """A channel's control events and the state they derive, kept in memory until the
+        store's epoch moves (a control body stored, a rollback, another worker's commit:
+        store/cache.py); re-deriving them on every send was a fifth of a busy station's time."""
+        store = self.store
+        with store.lock:  # no other thread's transaction commits between the check and the fill
+            epoch = store.cache_epoch()
+            hit = self._states.get(channel)
+            if hit is not None and hit[0] == epoch:
+                return hit[1], hit[2]
+            rows = self.integrity.verified_bodies(store.control_events(channel))
+            events = tuple(self._event(e, body) for e, body in rows)
+            state = channels.derive(channel, events)
+            if store.cache_epoch() == epoch:  # the check itself may have recorded findings
+                self._states.put(channel, (epoch, events, state))
+            return events, state
 
     def _event(self, e: EnvelopeRow, body: dict[str, Any]) -> channels.Event:
         seen = self._seen.get(e.hash)
@@ -319,7 +342,7 @@ class Station:
         return channels.causal_order(self._event(e, dict(b)) for e, b in rows)
 
     def channel_state(self, channel: str) -> channels.ChannelState:
-        state = channels.derive(channel, self._events(channel))
+        state = self._control(channel)[1]
         if state is None:
             raise NotFound(Code.NOT_FOUND, f"no channel {channel}")
         return state
@@ -352,7 +375,7 @@ class Station:
         """Every channel; with `user`, only those that user may see."""
         out = []
         for ch in self.store.list_channels():
-            st = channels.derive(ch, self._events(ch))
+            st = self._control(ch)[1]
             if st is not None and (user is None or self.visible(st, user)):
                 out.append(st)
         return out
@@ -406,17 +429,19 @@ class Station:
     def _send(
         self, channel: str, body: dict[str, Any], prec: str, idempotency_key: str, actor: str
     ) -> tuple[EnvelopeRow, bool]:
-        # Inside the writer's transaction: the key's lookup and its insert cannot interleave
-        # with another send of the same key.
+        # Inside the writer's transaction: nothing else sends between the claim and the send,
+        # so the key names the seq this send takes (and a failed send undoes the claim).
         if idempotency_key:
-            seen = self.store.idempotent(idempotency_key)
+            head = self.store.head(channel, self.id)
+            want = head.seq + 1 if head else 1
+            seen = self.store.claim(idempotency_key, channel, want)
             if seen is not None:
                 first = self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
                 return first[0], False
         state = self._sendable(channel)
         _, row = self._queue(channel, body, prec, members=state.members)
-        if idempotency_key:
-            self.store.remember(idempotency_key, channel, row.seq)
+        if idempotency_key and row.seq != want:
+            raise RuntimeError(f"the idempotency key was claimed for seq {want}, not {row.seq}")
         self.store.audit(actor, "send", {"channel": channel, "seq": row.seq}, self.clock())
         return row, True
 
@@ -580,8 +605,7 @@ class Station:
         if self.id not in env.recipients:
             raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
         known = self.store.has_channel(env.channel)
-        events = self._events(env.channel) if known else []
-        state = channels.derive(env.channel, events) if known else None
+        events, state = self._control(env.channel) if known else ((), None)
         members = frozenset(state.members) if state else env.recipients | {env.sender}
         if state is None and env.seq != 1:
             # Nothing is held for a channel this station does not have: the sender re-sends

@@ -62,6 +62,7 @@ class PostgresStore(SqlStore):
         self._lock_conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._lock_key: int | None = None
         self._dispatcher = threading.RLock()  # guards the two fields above
+        self._generation: int | None = None  # the `generation` counter as last seen or set
         try:
             super().__init__()
         except BaseException:
@@ -93,6 +94,20 @@ class PostgresStore(SqlStore):
         except psycopg.OperationalError:
             if not self.conn.broken:
                 raise
+
+    # --- what other workers may have changed (store/cache.py) ------------------------------------
+    def _foreign_writes(self) -> bool:
+        rows = self._execute("SELECT n FROM counters WHERE name = 'generation'")
+        now = int(rows[0][0]) if rows else 0
+        seen, self._generation = self._generation, now
+        return seen is not None and seen != now
+
+    def _bump(self) -> None:
+        # Inside the transaction, under the write lock every writer takes: the value after this
+        # is ours alone until we commit, and a worker that sees another one drops its caches.
+        rows = self._execute("UPDATE counters SET n = n + 1 WHERE name = 'generation' RETURNING n")
+        if rows:
+            self._generation = int(rows[0][0])
 
     # --- statements ------------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:

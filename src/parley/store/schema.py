@@ -300,6 +300,11 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
             "CREATE INDEX alarms_open ON alarms (cleared, kind, ref)",
         ],
     ),
+    (
+        12,
+        "generation: bumped by every transaction that stores envelopes (store/cache.py)",
+        ["INSERT INTO counters (name, n) VALUES ('generation', 0)"],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

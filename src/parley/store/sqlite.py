@@ -26,6 +26,7 @@ class SqliteStore(SqlStore):
         # Freed space is zeroed, so an erased prekey secret does not linger in the file.
         conn.execute("PRAGMA secure_delete=ON")
         self.conn = conn
+        self._data_version: int | None = None
         super().__init__()
 
     def _begin(self) -> None:
@@ -59,6 +60,13 @@ class SqliteStore(SqlStore):
         # and truncated.
         with self._lock:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _foreign_writes(self) -> bool:
+        # Changes when another connection commits, never for this connection's own commits.
+        with self._lock:
+            row = self.conn.execute("PRAGMA data_version").fetchone()
+        seen, self._data_version = self._data_version, int(row[0])
+        return seen is not None and seen != self._data_version
 
     def close(self) -> None:
         self.conn.close()
