@@ -12,10 +12,13 @@ import pytest
 
 from parley.domain import channels
 from parley.errors import RejectedInput
-from parley.protocol import identity
+from parley.protocol import checkpoint, identity
 from parley.protocol.encoding import b64e, canonical, parse
 from parley.protocol.envelope import ENVELOPE_LABEL, MIN_CT_BYTES, Ref, parse_envelope, seal
+from parley.protocol.verifier import verify_transcript
+from parley.station import checkpoints
 from parley.station.node import Station
+from parley.store import checkpoints as db
 from tests.pair import Clock, Net, hotline, introduce, make_station
 
 
@@ -277,3 +280,29 @@ def test_11_a_received_proposal_breaking_a_rule_is_bad_body_and_stores_nothing(
     res = b.receive(raw)
     assert (res.status, res.code) == ("rejected", "bad_body")
     assert _snapshot(b) == before
+
+
+def test_17_2_a_checkpoint_whose_prev_skips_the_previous_one_is_not_countersigned(
+    tmp_path: Path,
+) -> None:
+    """`prev` links to the chain's previous checkpoint: a member warns and does not countersign
+    one that names another size, and an auditor's `consistency` check fails on it."""
+    net, _, a, b, ch = hotline(tmp_path)
+    for i in range(3):
+        a.send(ch, channels.text_body(f"before the first checkpoint {i}", "en"))
+    checkpoints.issue(a, ch)
+    net.deliver(a, b)
+    net.deliver(b, a)  # b's cosignature
+    assert len(db.cosignatures(a.store, ch, a.id)) == 1
+    a.send(ch, channels.text_body("after it", "en"))
+    tree = checkpoints.chain_tree(a, ch, a.id)
+    a.send(ch, checkpoint.checkpoint_body(a.identity, ch, tree, 0))  # prev 0: skips the first
+    assert [r.status for r in net.deliver(a, b)] == ["accepted", "accepted"]
+    alarms = [x for x in b.store.alarms() if x.kind == checkpoints.ALARM_CHECKPOINT]
+    assert len(alarms) == 1 and "previous checkpoint covers 4 envelopes" in alarms[0].message
+    net.deliver(b, a)
+    assert len(db.cosignatures(a.store, ch, a.id)) == 1  # nothing new countersigned
+    report = verify_transcript(checkpoints.export(b, ch), trust=checkpoints.anchors(b))
+    cons = report.checks["consistency"]
+    assert cons.failed == 1 and "previous checkpoint covers 4" in cons.failures[0]
+    assert report.failed == ["consistency"]

@@ -661,6 +661,7 @@ def test_transcript_file() -> None:
     report = transcript.verify_transcript(lines, trust=_both_members())
     assert report.ok, report.to_json()
     assert {c.name: c.passed for c in report.checks.values()} == case["checks"]
+    assert {c.name: [c.passed, c.failed] for c in report.checks.values()} == case["counts"]
     # Reference: the last line signs SHA-256 of every line before it, under the label.
     digest = hashlib.sha256(b"".join(lines[:-1])).digest()
     assert digest.hex() == case["signed_digest_hex"]

@@ -1089,6 +1089,8 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
         "signed_digest_hex": hx(hashlib.sha256(b"".join(lines[:-1])).digest()),
         "file": b"".join(lines).decode("utf-8"),
         "checks": {c.name: c.passed for c in report.checks.values()},
+        # passed and failed items per check, counted as docs/protocol.md §17.3 says (anchored)
+        "counts": {c.name: [c.passed, c.failed] for c in report.checks.values()},
     }
     salt3, body3 = bodies[e3.hash]
     proof = make_proof(

@@ -111,6 +111,7 @@ class _Verifier:
         self.memo: dict[tuple[str, bytes, str, bytes], bool] = {}
         self.checkpoints: dict[tuple[str, int], bytes] = {}  # (sender, size) -> root signed
         self.cosigned: dict[tuple[str, int], set[str]] = {}  # (sender, size) -> cosigners
+        self.last_checkpoint: dict[str, int] = {}  # sender -> seq of its latest checkpoint body
         self.bodies = 0
         self.envelopes = 0
         self.others: dict[str, tuple[str, ...]] = {}
@@ -245,6 +246,9 @@ class _Verifier:
 
     def checkpoint_body(self, n: int, s: Scanned, body: dict[str, Any]) -> None:
         r, at = self.r, self.where(n, s)
+        # `prev` links to the chain's previous checkpoint envelope, whatever became of it.
+        before = self.last_checkpoint.get(s.sender, 1) - 1
+        self.last_checkpoint[s.sender] = s.seq
         try:
             cb = check_checkpoint_body(body)
         except RejectedInput as exc:
@@ -269,7 +273,12 @@ class _Verifier:
             f"{at}: the checkpoint's root is not the root of the chain's envelopes "
             f"1..{cb.size} in this file",
         )
-        if cb.prev:
+        if cb.prev != before:
+            r["consistency"].fail(
+                f"{at}: its prev is {cb.prev}, but the chain's previous checkpoint covers "
+                f"{before} envelopes"
+            )
+        elif cb.prev:
             old = self.root(s.sender, cb.prev)
             try:
                 if old is None:

@@ -195,6 +195,10 @@ def _witness(station: Station, acc: Accepted) -> None:
         why = f"it must cover this chain's seq 1..{acc.seq - 1}"
     elif not checkpoint.verify_signature_line(cb.text, cb.signatures[0], sender.signer):
         why = "its note signature does not verify with the sender's key"
+    elif cb.prev != (
+        last := db.previous_checkpoint_size(station.store, acc.channel, acc.sender, acc.seq)
+    ):
+        why = f"its prev is {cb.prev}, but its previous checkpoint covers {last} envelopes"
     else:
         why = ""
     if why:

@@ -101,6 +101,18 @@ def latest_checkpoint(store: SqlStore, channel: str, sender: str) -> CheckpointR
     return _cp(rows[0]) if rows else None
 
 
+def previous_checkpoint_size(store: SqlStore, channel: str, sender: str, before_seq: int) -> int:
+    """What `prev` of the sender's checkpoint at `before_seq` must be (docs/protocol.md §17.2):
+    the size its latest earlier `checkpoint` envelope covers, that envelope's seq - 1; 0 if
+    the chain has none before."""
+    rows = store.q(
+        "SELECT MAX(e.seq) FROM envelopes e JOIN bodies b ON b.hash = e.hash"
+        " WHERE e.channel = ? AND e.sender = ? AND e.seq < ? AND b.type = 'checkpoint'",
+        channel, sender, before_seq,
+    )  # fmt: skip
+    return int(rows[0][0]) - 1 if rows and rows[0][0] is not None else 0
+
+
 def checkpoints(store: SqlStore, channel: str) -> list[CheckpointRow]:
     rows = store.q(
         f"SELECT {_CP} FROM checkpoints WHERE channel = ? ORDER BY sender, size", channel
