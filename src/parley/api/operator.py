@@ -34,6 +34,9 @@ class ChannelPropose(Strict):
     peers: list[str] = Field(min_length=1, max_length=channels.MAX_MEMBERS - 1)
     facilitator: str | None = Field(default=None, max_length=64)
     representatives: dict[str, list[str]] | None = None
+    # [{"vkey": a cosignature/v1 vkey, "url": the witness's submission prefix}] and k of them.
+    witnesses: list[dict[str, str]] | None = Field(default=None, max_length=16)
+    witness_k: int = Field(default=0, ge=0, le=16)
 
 
 class ChannelControl(Strict):
@@ -73,8 +76,9 @@ def router(station: Station, auth: Auth) -> APIRouter:
     @r.post("/channels", **acts(Action.CHANNEL_PROPOSE))
     def propose(req: ChannelPropose, who: User = Depends(auth.user)) -> dict[str, Any]:
         return chans.propose(
-            who, req.kind, req.title, req.peers, req.facilitator, req.representatives
-        )
+            who, req.kind, req.title, req.peers, req.facilitator, req.representatives,
+            req.witnesses, req.witness_k,
+        )  # fmt: skip
 
     @r.get("/channels", **acts(Action.CHANNEL_READ))
     def list_channels(who: User = Depends(auth.user)) -> list[dict[str, Any]]:

@@ -242,6 +242,17 @@ def channel_open(
             " name or id); repeatable. Every member names at least one.",
         ),
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="VKEY,URL: a witness that must cosign the channel's checkpoints (its "
+            "cosignature/v1 vkey, compared out of band, and its submission prefix); repeatable.",
+        ),
+    ] = None,
+    witness_k: Annotated[
+        int, typer.Option(help="How many of the witnesses must cosign (default: all).")
+    ] = 0,
     data: Data = Path("parley-data"),
 ) -> None:
     """Propose a channel; it opens when every member has consented.
@@ -261,6 +272,12 @@ def channel_open(
                 raise LocalError(Code.INVALID_REQUEST, f"--rep {item!r}: expected STATION=USER")
             reps.setdefault(station.strip(), []).append(user.strip())
         body["representatives"] = reps
+    if witness:
+        pairs = [w.partition(",") for w in witness]
+        if not all(sep and vkey and url for vkey, sep, url in pairs):
+            raise LocalError(Code.INVALID_REQUEST, "--witness: expected VKEY,URL")
+        body["witnesses"] = [{"vkey": v.strip(), "url": u.strip()} for v, _, u in pairs]
+        body["witness_k"] = witness_k
     ch = Api(data).post("/channels", json=body)
     out.print(f"Proposed {ch['kind']} channel {ch['channel']} ({ch['state']}).")
     out.print(f"Awaiting consent from: {', '.join(_names(ch, ch['awaiting']))}")

@@ -46,6 +46,8 @@ from parley.protocol.trust import (
     parse_anchor,
     parse_trust_file,
 )
+from parley.protocol.witness_policy import MAX_BYTES as MAX_POLICY_BYTES
+from parley.protocol.witness_policy import parse_policy
 
 transcript_app = typer.Typer(
     help="Checkpoints, transcript exports and offline verification, proofs of one message."
@@ -117,11 +119,12 @@ def checkpoints(
     rows = api.get(f"/channels/{cli.resolve_channel(api, channel)}/checkpoints")
     if as_json:
         return cli.print_json(rows)
-    t = Table("sender", "size", "root", "at", "cosigned by")
+    t = Table("sender", "size", "root", "at", "cosigned by", "witnessed by")
     for r in rows:
         t.add_row(
             r["sender_name"], str(r["size"]), r["root"], cli.when(r["ts"]),
             ", ".join(c["name"] for c in r["cosigners"]) or "-",
+            ", ".join(r.get("witnessed_by", [])) or "-",
         )  # fmt: skip
     cli.out.print(t)
 
@@ -310,12 +313,27 @@ def verify(
     data: cli.Data = Path("parley-data"),
     as_json: cli.AsJson = False,
     quiet: NoProgress = False,
+    witness_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            envvar="PARLEY_WITNESS_POLICY",
+            help="A witness policy (Sigsum format: witness NAME KEY [URL], group NAME k|any|all "
+            "MEMBER…, quorum NAME): each chain's latest checkpoint must carry its quorum.",
+        ),
+    ] = None,
 ) -> None:
     """Check a transcript file offline and print every check by name; exit 1 if any fails.
     Member keys must be anchored: --trust/--member, or the station at --data (its own key and
     its known peers)."""
     if not file.is_file():
         raise LocalError(Code.NOT_FOUND, f"no file {file}")
+    witnesses = None
+    if witness_policy is not None:
+        if not witness_policy.is_file():
+            raise LocalError(Code.NOT_FOUND, f"no file {witness_policy}")
+        with witness_policy.open("rb") as pf:
+            witnesses = parse_policy(pf.read(MAX_POLICY_BYTES + 1))
     policy = trust_policy(data, trust, member, unsafe_trust_file_keys)
     _print_warning_first(policy, as_json)
     total = file.stat().st_size
@@ -328,6 +346,7 @@ def verify(
                 progress=lambda done: bar.update(task, completed=done),
                 batch_verify=checks,
                 trust=policy,
+                witnesses=witnesses,
             )
     if not as_json:
         facts = report.facts
@@ -341,6 +360,13 @@ def verify(
             cli.out.print(
                 f"  chain of {c['name']}: {c['envelopes']} envelopes, {c['checkpoints']} "
                 f"checkpoints, countersigned up to {c['cosigned_up_to']}",
+                markup=False,
+            )
+        for w in facts.get("witnessed", []):
+            who = next((c["name"] for c in facts["chains"] if c["sender"] == w["sender"]), "?")
+            cli.out.print(
+                f"  {who}'s checkpoint at size {w['size']} witnessed by "
+                f"{', '.join(w['witnesses'])}",
                 markup=False,
             )
     _print_report(report, as_json)

@@ -26,6 +26,7 @@ from typing import Any
 
 from parley.domain.deadlines import parse_ref
 from parley.errors import Code, Conflict, RejectedInput
+from parley.protocol import note
 from parley.protocol.identity import is_blank, is_station_id
 
 KINDS = ("hotline", "backchannel", "facilitated")
@@ -63,6 +64,10 @@ class ChannelState:
     history: tuple[tuple[int, str, str], ...] = ()  # (ts, who, what)
     facilitator: str = ""
     representatives: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The channel's witness policy (docs/protocol.md §24): (vkey, submission URL) of each
+    # witness, and how many of them must cosign a checkpoint. () and 0: no witnesses.
+    witnesses: tuple[tuple[str, str], ...] = ()
+    witness_k: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -76,6 +81,8 @@ def propose_body(
     *,
     facilitator: str = "",
     representatives: dict[str, list[str]] | None = None,
+    witnesses: list[dict[str, str]] | None = None,
+    witness_k: int = 0,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "channel.propose",
@@ -87,6 +94,11 @@ def propose_body(
         body["facilitator"] = facilitator
     if representatives:
         body["representatives"] = {k: sorted(v) for k, v in sorted(representatives.items())}
+    if witnesses:
+        of = sorted(
+            ({"url": w["url"], "vkey": w["vkey"]} for w in witnesses), key=lambda x: x["vkey"]
+        )
+        body["witnesses"] = {"k": witness_k or len(of), "of": of}
     check_body(body)
     return body
 
@@ -128,6 +140,7 @@ def check_body(body: dict[str, Any]) -> None:
     t = body.get("type")
     if t == "channel.propose":
         allowed = {"type", "kind", "title", "members", "facilitator", "representatives"}
+        allowed.add("witnesses")
         if set(body) - allowed:
             raise _bad(f"channel.propose: unknown fields {sorted(set(body) - allowed)}")
         kind = body.get("kind")
@@ -162,6 +175,8 @@ def check_body(body: dict[str, Any]) -> None:
                     raise _bad("channel.propose: representative names are 1..64 characters")
                 if names != sorted(set(names)) or any(is_blank(n) for n in names):
                     raise _bad("channel.propose: representative names are distinct and sorted")
+        if "witnesses" in body:
+            _check_witnesses(body["witnesses"])
     elif t in ("channel.consent", "channel.suspend", "channel.reopen", "channel.close"):
         # `target` names what a consent agrees to; the other steps act on the channel as it
         # stands, so they carry none.
@@ -176,6 +191,41 @@ def check_body(body: dict[str, Any]) -> None:
             raise _bad("text: fields are type, text and lang")
         _text(body, "text", MAX_TEXT)
         _text(body, "lang", 16)
+
+
+MAX_WITNESSES = 16
+MAX_URL = 512
+
+
+def _check_witnesses(w: object) -> None:
+    """{"k": 1..n, "of": [{"vkey": cosignature/v1 vkey, "url": http(s) prefix}, ... 1..16]}."""
+    what = "channel.propose: witnesses"
+    if not isinstance(w, dict) or set(w) != {"k", "of"}:
+        raise _bad(f"{what} is {{k, of}}")
+    of, k = w["of"], w["k"]
+    if not isinstance(of, list) or not 1 <= len(of) <= MAX_WITNESSES:
+        raise _bad(f"{what}.of names 1..{MAX_WITNESSES} witnesses")
+    if type(k) is not int or not 1 <= k <= len(of):
+        raise _bad(f"{what}.k is an integer in 1..{len(of)}")
+    seen: set[bytes] = set()
+    for item in of:
+        if not isinstance(item, dict) or set(item) != {"vkey", "url"}:
+            raise _bad(f"{what}: each witness is {{vkey, url}}")
+        url, vkey = item["url"], item["vkey"]
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise _bad(f"{what}: a url is http(s)")
+        if len(url) > MAX_URL or any(c.isspace() for c in url):
+            raise _bad(f"{what}: a url is at most {MAX_URL} characters, no spaces")
+        if not isinstance(vkey, str) or len(vkey) > MAX_URL:
+            raise _bad(f"{what}: a vkey is text")
+        v = note.parse_vkey(vkey)  # RejectedInput(malformed) names what is wrong
+        if v.sig_type != note.COSIGNATURE_V1:
+            raise _bad(f"{what}: a witness key is a cosignature/v1 (type 0x04) vkey")
+        if v.public in seen:
+            raise _bad(f"{what}: a witness key appears twice")
+        seen.add(v.public)
+    if of != sorted(of, key=lambda x: str(x["vkey"])):
+        raise _bad(f"{what}.of is sorted by vkey")
 
 
 def is_control(body: dict[str, Any]) -> bool:
@@ -250,6 +300,7 @@ def apply(state: ChannelState | None, ev: Event, channel: str = "") -> ChannelSt
         if ev.sender not in ev.body["members"]:
             raise Conflict(Code.CONFLICT, "the proposer must be a member")
         reps = {k: tuple(v) for k, v in ev.body.get("representatives", {}).items()}
+        wit = ev.body.get("witnesses", {})
         return ChannelState(
             channel=channel,
             kind=ev.body["kind"],
@@ -262,6 +313,8 @@ def apply(state: ChannelState | None, ev: Event, channel: str = "") -> ChannelSt
             history=((ev.ts, ev.sender, "proposed"),),
             facilitator=ev.body.get("facilitator", ""),
             representatives=reps,
+            witnesses=tuple((w["vkey"], w["url"]) for w in wit.get("of", [])),
+            witness_k=int(wit.get("k", 0)),
         )
     hist = (*state.history, (ev.ts, ev.sender, ev.type.removeprefix("channel.")))
     if event == LAST_CONSENT:

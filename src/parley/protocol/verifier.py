@@ -43,6 +43,7 @@ from parley.protocol.scan import (
 )
 from parley.protocol.schema import require_fields
 from parley.protocol.trust import TrustPolicy
+from parley.protocol.witness_policy import WitnessPolicy
 
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -62,6 +63,8 @@ TRANSCRIPT_CHECKS = (
     "consistency",
     "cosignature",
 )
+# Only with a witness policy: each chain's latest checkpoint carries the quorum it names.
+WITNESS_CHECK = "witnesses"
 
 SignatureJob = tuple[bytes, bytes, bytes]
 """(public key, signed bytes without the label, signature) of one envelope."""
@@ -97,9 +100,17 @@ class _Chain:
 
 class _Verifier:
     def __init__(
-        self, report: Report, trust: TrustPolicy, batch_verify: BatchVerify = verify_now
+        self,
+        report: Report,
+        trust: TrustPolicy,
+        batch_verify: BatchVerify = verify_now,
+        witnesses: WitnessPolicy | None = None,
     ) -> None:
         self.r = report
+        self.witnesses = witnesses
+        self.witnessed: dict[tuple[str, int], set[str]] = {}  # (sender, size) -> witness names
+        self.latest: dict[str, int] = {}  # sender -> largest checkpoint size in a line
+        self.unknown_lines = 0
         self.trust = trust
         self.batch_verify = batch_verify
         self.sig_jobs: list[SignatureJob] = []
@@ -354,15 +365,54 @@ class _Verifier:
             f"{at}: the root is not the root of the chain's envelopes 1..{cp.size} in this file",
         ):
             return
+        self.latest[sender.station] = max(self.latest.get(sender.station, 0), cp.size)
         for sig in signed.signatures:
             if sig is own[0]:
                 continue
             m = self.members.get(sig.name)
+            if m is None:
+                self.witness_line(at, signed.text, sig, (sender.station, cp.size))
+                continue
             if r["cosignature"].record(
                 m is not None and self.line_ok(signed.text, sig, m.cosigner),
                 f"{at}: the cosignature by {self.name(sig.name)} does not verify",
             ):
                 self.cosigned.setdefault((sender.station, cp.size), set()).add(sig.name)
+
+    def witness_line(self, at: str, text: str, sig: note.Signature, cp: tuple[str, int]) -> None:
+        """A signature line by someone not a member: a witness the policy names is checked
+        (cosignature/v1 on this checkpoint); anyone else is ignored, as signed notes are read."""
+        v = self.witnesses.verifier_for(sig) if self.witnesses is not None else None
+        if v is None:
+            self.unknown_lines += 1
+            return
+        if self.r[WITNESS_CHECK].record(
+            self.line_ok(text, sig, v), f"{at}: the cosignature by witness {v.name} does not verify"
+        ):
+            self.witnessed.setdefault(cp, set()).add(v.name)
+
+    def witness_quorum(self) -> None:
+        """Each chain's latest checkpoint must meet the policy's quorum; each unmet one named."""
+        policy = self.witnesses
+        if policy is None:
+            return
+        check = self.r[WITNESS_CHECK]
+        for station in sorted(self.chains):
+            who = self.name(station)
+            if policy.logs and self.members[station].identity not in policy.logs:
+                check.fail(f"{who}'s key is not one of the policy's log keys")
+            if not self.chains[station].tree.size:
+                continue
+            size = self.latest.get(station, 0)
+            if not size:
+                check.fail(f"{who}'s chain has no checkpoint for witnesses to have cosigned")
+                continue
+            unmet = policy.unmet(self.witnessed.get((station, size), set()))
+            check.record(not unmet, f"{who}'s checkpoint at size {size}: {unmet}")
+        self.r.facts["witnessed"] = [
+            {"sender": s, "size": z, "witnesses": sorted(w)}
+            for (s, z), w in sorted(self.witnessed.items())
+        ]
 
     def header(self, n: int, fields: list[bytes]) -> bool:
         try:
@@ -419,6 +469,7 @@ class _Verifier:
             bodies=self.bodies,
             chains=chains,
             note_signatures=len(self.memo),  # distinct checkpoint and cosignature lines checked
+            unknown_signatures=self.unknown_lines,  # by neither a member nor a policy witness
         )
 
 
@@ -428,16 +479,20 @@ def verify_transcript(
     batch_verify: BatchVerify = verify_now,
     *,
     trust: TrustPolicy,
+    witnesses: WitnessPolicy | None = None,
 ) -> Report:
     """Check a transcript file given as its lines (each ending in b"\\n"), offline.
+
+    `witnesses`: a witness policy (protocol/witness_policy.py); with one, the `witnesses` check
+    requires each chain's latest checkpoint to carry the cosignatures its quorum names.
 
     `trust` says which member keys to accept (protocol/trust.py): there is no default, and the
     file's own keys count only under `UNSAFE_TRUST_FILE_KEYS`. `progress(bytes_done)` is called
     every few thousand lines. Never raises for bad input. `batch_verify` checks envelope
     signatures (see BatchVerify).
     """
-    report = Report.of(TRANSCRIPT_CHECKS)
-    v = _Verifier(report, trust, batch_verify)
+    report = Report.of((*TRANSCRIPT_CHECKS, WITNESS_CHECK) if witnesses else TRANSCRIPT_CHECKS)
+    v = _Verifier(report, trust, batch_verify, witnesses)
     digest = crypto.sha256_hasher()
     signature: bytes | None = None
     after_signature = False
@@ -494,5 +549,6 @@ def verify_transcript(
             crypto.verify(exporter.identity, TRANSCRIPT_LABEL, digest.digest(), signature),
             "the exporter's signature does not cover this file as it is",
         )
+    v.witness_quorum()
     v.facts()
     return report

@@ -53,6 +53,8 @@ class ChannelDesk:
         peers: Sequence[str],
         facilitator: str | None = None,
         representatives: dict[str, list[str]] | None = None,
+        witnesses: list[dict[str, str]] | None = None,
+        witness_k: int = 0,
     ) -> dict[str, Any]:
         authorize(who, Action.CHANNEL_PROPOSE)
         st = self.station
@@ -71,6 +73,8 @@ class ChannelDesk:
             extra["facilitator"] = facilitator
         if representatives is not None:
             extra["representatives"] = representatives
+        if witnesses:
+            extra["witnesses"], extra["witness_k"] = witnesses, witness_k
         channel = st.propose_channel(kind, title, list(peers), who.name, **extra)
         return self.view(channel)
 
@@ -191,4 +195,8 @@ class ChannelDesk:
             "consents": sorted(s.consents),
             "awaiting": sorted(set(s.members) - s.consents) if s.pending else [],
             "history": [{"ts": ts, "by": by, "event": what} for ts, by, what in s.history],
-        }
+            "witnesses": {
+                "k": s.witness_k,
+                "of": [{"vkey": v, "url": u} for v, u in s.witnesses],
+            } if s.witnesses else None,
+        }  # fmt: skip

@@ -57,6 +57,7 @@ from parley.station.node import Accepted, Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
 from parley.store import checkpoints as db
+from parley.store import witness as wdb
 
 ALARM_DIVERGENCE = "divergence"
 ALARM_CHECKPOINT = "checkpoint"
@@ -311,11 +312,17 @@ def _cosign_signatures(rows: list[db.CosignatureRow], text: str) -> list[note.Si
     return [note.parse_note(f"{text}\n{r.line}\n").signatures[0] for r in rows]
 
 
-def signed_note(row: db.CheckpointRow, cosigs: list[db.CosignatureRow]) -> str:
-    """The checkpoint's note with every cosignature held for it."""
+def signed_note(
+    row: db.CheckpointRow, cosigs: list[db.CosignatureRow], witness_lines: list[str] | None = None
+) -> str:
+    """The checkpoint's note with every cosignature held for it: the members', then the
+    witnesses' (station/witnessing.py) when `witness_lines` are given."""
     own = note.parse_note(row.note)
     cosigned = _cosign_signatures(cosigs, own.text)
-    return checkpoint.assemble_note(own.text, [*own.signatures, *cosigned])
+    witnessed = [
+        note.parse_note(f"{own.text}\n{line}\n").signatures[0] for line in witness_lines or []
+    ]
+    return checkpoint.assemble_note(own.text, [*own.signatures, *cosigned, *witnessed])
 
 
 def listing(station: Station, channel: str) -> list[dict[str, Any]]:
@@ -323,10 +330,15 @@ def listing(station: Station, channel: str) -> list[dict[str, Any]]:
     cosigs: dict[tuple[str, int], list[db.CosignatureRow]] = {}
     for c in db.cosignatures(station.store, channel):
         cosigs.setdefault((c.sender, c.size), []).append(c)
+    witnessed: dict[tuple[str, int], list[str]] = {}
+    for w in wdb.cosignatures(station.store, channel):
+        name = w.line.removeprefix("\u2014 ").split(" ", 1)[0]
+        witnessed.setdefault((w.sender, w.size), []).append(name)
     return [
         {
             "sender": cp.sender,
             "sender_name": station.peer_name(cp.sender),
+            "witnessed_by": sorted(witnessed.get((cp.sender, cp.size), [])),
             "size": cp.size,
             "root": b64e(cp.root),
             "seq": cp.seq,
@@ -387,7 +399,8 @@ def _export_lines(station: Station, channel: str, writer: TranscriptWriter) -> I
             cosigs.setdefault((c.sender, c.size), []).append(c)
     for cp in db.checkpoints(store, channel):
         if cp.seq <= held.get(cp.sender, 0):
-            assembled = signed_note(cp, cosigs.get((cp.sender, cp.size), []))
+            lines = [w.line for w in wdb.cosignatures(store, channel, cp.sender, cp.size)]
+            assembled = signed_note(cp, cosigs.get((cp.sender, cp.size), []), lines)
             yield writer.checkpoint(cp.sender, cp.size, assembled)
     yield writer.finish(station.identity)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from parley.station import checkpoints, notices, search, vigil
+from parley.station import checkpoints, notices, search, vigil, witnessing
 from parley.station import talks as talks_feature
 from parley.station.node import Station
 
@@ -20,6 +20,7 @@ FEATURES: list[ModuleType] = [
     vigil,
     checkpoints,
     search,
+    witnessing,
 ]
 
 
