@@ -203,6 +203,7 @@ def test_a_witness_down_makes_checkpoints_wait_with_an_alarm_not_delivery(world:
     world.clock.advance(61_000)
     world.submit()
     assert size in {r.size for r in wdb.cosignatures(world.a.store, world.channel, world.a.id)}
+    assert not [x for x in world.a.store.alarms() if x.kind == witnessing.ALARM_DOWN]
 
 
 def test_a_forked_chain_shown_to_the_witness_is_refused_and_alarmed(world: World) -> None:

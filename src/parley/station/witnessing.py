@@ -16,8 +16,9 @@ Rules (run by the scheduled tick, outside any transaction; nothing here holds up
 - 422, or 409 at the checkpoint's own size: the witness holds a history of that chain that is
   not ours. Critical alarm `witness_conflict`; evidence (kind `witness_conflict`): the note we
   sent and the witness's answer.
-- no answer, 429 or 5xx: the witness is down. One warning alarm `witness` until it answers
-  again; that witness is tried again after a backoff (1 s doubling to 60 s). Checkpoints wait.
+- no answer, 429 or 5xx: the witness is down. One warning alarm `witness`, resolved when it
+  answers again (ref `witness:<vkey>`); that witness is tried again after a backoff (1 s
+  doubling to 60 s). Checkpoints wait.
 - 400, 403 or 404: the witness does not witness this chain (e.g. its admin has not added us).
   One warning alarm per (witness, chain) until it cosigns.
 """
@@ -35,6 +36,7 @@ from parley.errors import NotFound, RejectedInput
 from parley.protocol import note, transcript
 from parley.protocol import witness as core
 from parley.protocol.encoding import b64e
+from parley.station import alarms
 from parley.station.node import Station
 from parley.store import checkpoints as cdb
 from parley.store import witness as db
@@ -197,7 +199,7 @@ def _keep(station: Station, m: _Memory, vkey: str, url: str, cp: cdb.CheckpointR
         db.add_cosignature(station.store, row, now)
         kept += 1
     if not kept:
-        station._alarm(
+        station.alarm(
             ALARM_DOWN, "warning", url,
             f"witness {verifier.name} ({url}) answered 200 for {station.peer_name(cp.sender)}'s "
             f"checkpoint at size {cp.size} without a cosignature by its key",
@@ -211,17 +213,20 @@ def _down(station: Station, m: _Memory, vkey: str, url: str, why: str, now: int)
     m.retry_at[vkey] = now + min(1000 << min(n - 1, 16), BACKOFF_MAX_MS)
     if vkey not in m.down:
         m.down.add(vkey)
-        station._alarm(
+        station.alarm(
             ALARM_DOWN, "warning", url,
             f"witness {note.parse_vkey(vkey).name} at {url} does not answer ({why}); "
             "checkpoints wait for its cosignature, delivery goes on",
+            ref=f"witness:{vkey}",
         )  # fmt: skip
 
 
 def _up(station: Station, m: _Memory, vkey: str, url: str) -> None:
     m.failures.pop(vkey, None)
     m.retry_at.pop(vkey, None)
-    m.down.discard(vkey)
+    if vkey in m.down:
+        m.down.discard(vkey)
+        alarms.resolve(station, [ALARM_DOWN], f"witness:{vkey}", f"the witness at {url} answers")
 
 
 def _refused(station: Station, m: _Memory, vkey: str, url: str, cp: cdb.CheckpointRow,
@@ -229,7 +234,7 @@ def _refused(station: Station, m: _Memory, vkey: str, url: str, cp: cdb.Checkpoi
     if (vkey, cp.sender) in m.refused:
         return
     m.refused.add((vkey, cp.sender))
-    station._alarm(
+    station.alarm(
         ALARM_DOWN, "warning", url,
         f"witness {note.parse_vkey(vkey).name} at {url} refuses {station.peer_name(cp.sender)}'s "
         f"checkpoints on channel {cp.channel} (HTTP {resp.status_code}: "
@@ -250,7 +255,7 @@ def _conflict(station: Station, m: _Memory, vkey: str, url: str, cp: cdb.Checkpo
     store.add_evidence(
         cp.channel, cp.sender, cp.size, ALARM_CONFLICT, answer + resp.content[:4096], None, now
     )
-    station._alarm(
+    station.alarm(
         ALARM_CONFLICT, "critical", cp.sender,
         f"witness {name} holds a history of {station.peer_name(cp.sender)}'s chain on channel "
         f"{cp.channel} that is not the one held here: it refused the checkpoint of size "
