@@ -71,6 +71,10 @@ def test_demo_tells_every_step_of_the_story(played: tuple[Path, str]) -> None:
     assert "answered by north.duty at Hotline North" in text
     # the launch notice in both languages, rendered from the same fields, then acknowledged
     assert "LAUNCH NOTICE" in text and "발사 통보" in text
+    # typed as a person would (issue 15), previewed for each member, then sent
+    assert "north.duty types the notice field by field" in text
+    assert "launch_area: 39°39'N 124°42'E" in text and "launch_window.end: +4h" in text
+    assert "Hotline South (en)" in text and "Hotline North (ko)" in text
     assert "south.duty acknowledges" in text
     # translations of hotline messages, certified by a named translator
     assert "human, certified by south.translator" in text

@@ -84,6 +84,7 @@ def init(
         lang=lang,
         listen=f"127.0.0.1:{port or free_port()}",
         timings=timings or station_config.Timings(),
+        timezone="Asia/Seoul",  # the notice forms take and show times in it beside UTC
     )
     station_config.init_dir(data, cfg)
 
@@ -496,18 +497,27 @@ class Demo:
         ch = self.channels["hotline"]
         sd, nd = self.as_("south.duty"), self.as_("north.duty")
         start = (datetime.now(UTC) + timedelta(hours=26)).replace(minute=0, second=0)
-        fields = {
-            "launch_window": {
-                "start_ms": int(start.timestamp()) * 1000,
-                "end_ms": int((start + timedelta(hours=4)).timestamp()) * 1000,
-            },
-            "launch_area": _square("Sohae launch site", 39_650_000, 124_700_000, 50_000),
-            "impact_area": _square("East Sea area B", 40_000_000, 131_000_000, 1_000_000),
-            "vehicle_kind": "space_launch_vehicle",
-            "launch_count": 1,
+        # Typed as a duty officer would, in the station's zone and in degrees; the station turns
+        # it into the signed integers (Unix ms, micro-degrees).
+        inputs = {
+            "launch_window.start": f"{start.astimezone(SEOUL):%Y-%m-%d %H:%M}",
+            "launch_window.end": "+4h",
+            "launch_area": "39°39'N 124°42'E; 39°39'N 124°45'E; 39°36'N 124°45'E; 39°36'N 124°42'E",
+            "launch_area.name": "Sohae launch site",
+            "impact_area": "40N 131E; 40N 132E; 39N 132E; 39N 131E",
+            "impact_area.name": "East Sea area B",
+            "vehicle_kind": "space launch vehicle",
+            "launch_count": "1",
             "remarks": "위성 발사. 잔해가 낙하 구역에 떨어질 수 있음.",
         }
-        sent = nd.post(f"/channels/{ch}/notices", json={"form": "launch_notice", "fields": fields})
+        _say("north.duty types the notice field by field (times in Asia/Seoul, degrees):")
+        for name, text in inputs.items():
+            _say(f"  {name}: {escape(text)}")
+        req = {"form": "launch_notice", "inputs": inputs}
+        preview = nd.post(f"/channels/{ch}/notices/preview", json=req)
+        readers = ", ".join(f"{r['name']} ({r['lang']})" for r in preview["readers"])
+        _say(f"The preview shows the notice as {readers} will read it; then north.duty sends it.")
+        sent = nd.post(f"/channels/{ch}/notices", json=req)
         ref = sent["hash"]
         _say(
             f"north.duty sends a launch notice, 26 hours ahead "
@@ -826,16 +836,6 @@ def _has_steps(api: Api, channel: str, n: int) -> bool:
 
 def _steps(api: Api, channel: str) -> dict[str, dict[str, Any]]:
     return {s["step_id"]: s for s in api.get(f"/channels/{channel}/roadmap")["steps"]}
-
-
-def _square(name: str, lat_e6: int, lon_e6: int, size_e6: int) -> dict[str, Any]:
-    """A closed square polygon with its north-west corner at (lat, lon)."""
-    corners = [(0, 0), (0, size_e6), (-size_e6, size_e6), (-size_e6, 0), (0, 0)]
-    return {
-        "shape": "polygon",
-        "name": name,
-        "points": [{"lat_e6": lat_e6 + dy, "lon_e6": lon_e6 + dx} for dy, dx in corners],
-    }
 
 
 def _prepare(root: Path) -> None:
