@@ -128,7 +128,7 @@ def build(path: Path, n: int) -> list[tuple[bytes, bytes, bytes]]:
         for line in writer.start():
             f.write(line)
         content(a, b, channels.propose_body("hotline", "Benchmark line", [a.id, b.id]), f)
-        content(b, a, channels.control_body("consent", "x" * 43), f)
+        content(b, a, channels.control_body("consent", "A" * 43), f)
         i = 0
         while made < n:
             i += 1

@@ -12,7 +12,7 @@ from parley.domain import channels as c
 from parley.domain.channels import ChannelState, Event
 from parley.errors import Conflict
 
-A, B, C, STRANGER = "sta", "stb", "stc", "stx"
+A, B, C, STRANGER = ("st" + ch * 24 for ch in "abcx")
 MEMBERS = [A, B, C]
 
 # (state, event) -> next state; every pair not listed is refused. Written from the docstring.
