@@ -1,6 +1,7 @@
 """Detection: time from a peer's death (SIGKILL) to the "link down" alarm at the other station,
 beside the heartbeat interval configured in the same run (the ratio says how many intervals it
-takes; the design bound is about down_after_failures intervals plus backoff).
+takes; the design bound is one interval to the first failed probe plus two confirming probes a
+quarter interval apart, 1.5 intervals: transport/policy.py).
 
     .venv/bin/python bench/detection.py [--heartbeat-ms 1000] [--rounds 5]
 """

@@ -75,9 +75,9 @@ def test_any_success_ends_the_backoff_at_once() -> None:
 # --- probing -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("failures", "interval"),
-    [(0, 1000), (1, 500), (2, 500), (3, 1000), (7, 1000)],
+    [(0, 1000), (1, 250), (2, 250), (3, 1000), (7, 1000)],
 )
-def test_probe_interval_halves_after_a_failure_until_the_link_is_down(
+def test_probe_interval_shrinks_after_a_failure_until_the_link_is_down(
     failures: int, interval: float
 ) -> None:
     assert policy.probe_interval_ms(1000, failures, down_after=3) == interval
@@ -89,8 +89,8 @@ def test_probe_interval_halves_after_a_failure_until_the_link_is_down(
         (0, None, 0, True),  # never contacted
         (999, 0, 0, False),
         (1000, 0, 0, True),
-        (499, 0, 1, False),
-        (500, 0, 1, True),
+        (249, 0, 1, False),
+        (250, 0, 1, True),
         (999, 0, 3, False),  # down: once a heartbeat, to see it come back
     ],
 )
@@ -100,13 +100,13 @@ def test_probe_due(now: float, last: float | None, failures: int, due: bool) -> 
 
 def test_a_death_is_confirmed_within_two_heartbeats() -> None:
     """The worst case: the peer dies right after answering a ping. The next ping (one interval
-    later) fails, then two more at half intervals: down after exactly two intervals."""
+    later) fails, then two more at quarter intervals: down after one and a half intervals."""
     hb, down_after = 1000, 3
     t, failures = 0.0, 0
     while failures < down_after:
         t += policy.probe_interval_ms(hb, failures, down_after)
         failures += 1
-    assert t == 2 * hb
+    assert t == 1.5 * hb
 
 
 # --- paths and batches ---------------------------------------------------------------------------

@@ -30,7 +30,8 @@ Each round, for every peer (`_serve`, steps in this order):
    (results, receipts) with the next pull request; a final request with max 0 carries the last
    answer. It runs when something is pending and instead of the heartbeat.
 5. Heartbeat: a signed ping when nothing was exchanged with the direct link for its probe interval
-   (policy.probe_interval_ms: one heartbeat; half of one after a failure, until the link is down).
+   (policy.probe_interval_ms: one heartbeat; a quarter of one after a failure, until the link is
+   down).
    Never for a peer routed through a relay always, nor for one without address.
 6. Prekeys (`refresh_prekeys`): when the newest prekey we know of the peer began more than half
    a rotation period ago, or the peer rejected an envelope with `unknown_key`, fetch its current

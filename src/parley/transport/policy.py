@@ -10,10 +10,11 @@ Retry (`Backoff`, one per peer):
   probe interval instead of after the remaining backoff.
 
 Probing (`probe_interval_ms`): a direct link is pinged when nothing has been exchanged with it
-for one heartbeat interval; after a failed contact, every half interval until it is down; while
-down, every interval. Pings are not held back by the retry backoff. So a peer that dies is seen
-failing within one interval and confirmed down (`down_after` consecutive failures, 3 by default)
-within two; one that comes back is seen within one.
+for one heartbeat interval; after a failed contact, every quarter interval until it is down
+(quick confirmation, as a failure detector's suspicion is confirmed before it is declared);
+while down, every interval. Pings are not held back by the retry backoff. So a peer that dies is
+seen failing within one interval and confirmed down (`down_after` consecutive failures, 3 by
+default) within one and a half; one that comes back is seen within one.
 
 Paths (`push_paths`): no route → direct (or nothing: a peer without address pulls from us);
 `--via R` → relay R only; `--via R --fallback` → direct while the link is not down, then R
@@ -79,7 +80,7 @@ class Backoff:
 
 def probe_interval_ms(heartbeat_ms: int, failures: int, down_after: int) -> float:
     """How long a direct link may stay without any exchange before we ping it."""
-    return heartbeat_ms / 2 if 0 < failures < down_after else float(heartbeat_ms)
+    return heartbeat_ms / 4 if 0 < failures < down_after else float(heartbeat_ms)
 
 
 def probe_due(
