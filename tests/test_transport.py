@@ -8,6 +8,7 @@ dispatcher's monotonic clock is one the test moves, so backoff and probing are e
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from parley.domain import channels
 from parley.errors import Code, LocalError
 from parley.protocol import crypto
 from parley.protocol.bundle import make_bundle
+from parley.station.config import Timings
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
 from parley.station.peering import PeerDesk
@@ -24,6 +26,7 @@ from parley.transport import policy
 from parley.transport.base import TransportError
 from parley.transport.bundle import BundleTransport
 from parley.transport.memory import MemoryNet
+from tests.net import Stations, wait
 from tests.pair import Clock, introduce, make_station
 
 R = policy.RetryPolicy(base_ms=100, max_ms=1000)
@@ -339,3 +342,36 @@ def test_a_forged_bundle_in_the_folder_is_ignored(tmp_path: Path) -> None:
         folder_transport(w.b, folder).pull(f"file://{folder}", {"receipts": [], "max": 512})
     )
     assert got.envelopes == [] and len(list(folder.iterdir())) == 1
+
+
+# --- real stations -------------------------------------------------------------------------------
+def test_a_killed_peer_is_declared_down_and_gets_its_backlog_at_the_first_ping_after_restart(
+    tmp_path: Path,
+) -> None:
+    """Two station processes on loopback. The backoff is made far longer than the waits below,
+    so the backlog can only arrive through an answered ping ending the backoff."""
+    timings = Timings(retry_base_ms=120_000, retry_max_ms=240_000, heartbeat_ms=500)
+    with Stations(tmp_path, [("South", "en"), ("North", "ko")], timings) as net:
+        ch = net.open_channel("South", ["North"])
+        south = net.api("South")
+
+        def downs() -> int:
+            alarms = south.get("/alarms", params={"all": True})
+            return sum(1 for x in alarms if x["kind"] == "link" and "→ down" in x["message"])
+
+        net.stop("North", signal.SIGKILL)
+        wait(lambda: downs() == 1, 30, "South to declare the link down")
+        south.post(f"/channels/{ch}/messages", json={"text": "while you were down"})
+        wait(lambda: south.get("/status")["peers"][0]["pending"] == 1, 10, "the failed push")
+        net.restart("North")
+        north = net.api("North")
+        wait(
+            lambda: any(
+                m["body"].get("text") == "while you were down"
+                for m in north.get(f"/channels/{ch}/messages")
+            ),
+            45,
+            "the backlog at North, long before South's backoff runs out",
+        )
+        wait(lambda: south.get("/status")["peers"][0]["pending"] == 0, 30, "the receipt")
+        assert downs() == 1
