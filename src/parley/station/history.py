@@ -101,6 +101,13 @@ def page(
     }
 
 
+def newest(station: Station, who: User, channel: str) -> int:
+    """The id of the channel's newest envelope (0: none): what a live view compares."""
+    authorize(who, Action.CHANNEL_READ)
+    station.guard(channel, who)
+    return db.newest_id(station.store, channel)
+
+
 def _more(station: Station, channel: str, **where: int) -> bool:
     return db.exists(station.store, channel, skip_types=BOOKKEEPING, **where)
 

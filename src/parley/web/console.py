@@ -46,6 +46,8 @@ NAV: list[tuple[str, str, str | None]] = [
     ("/", "nav.dashboard", None),
     ("/channels", "nav.channels", None),
     ("/crises", "nav.crises", None),
+    ("/search", "nav.search", None),
+    ("/alarms", "nav.alarms", None),
     ("/admin", "nav.admin", "admin"),
 ]
 
@@ -57,7 +59,7 @@ NOTICES = {
     "compose.sent", "notice.sent", "notice.acked", "checkcall.answered", "talks.propose_ok",
     "talks.done", "transcript.checkpointed", "crisis.opened", "crisis.moved", "msg.translated",
     "admin.added", "admin.proposed", "admin.user_added", "admin.user_changed", "sched.saved",
-    "sched.removed", "checkcall.called",
+    "sched.removed", "checkcall.called", "alarm.acked",
 }  # fmt: skip
 
 

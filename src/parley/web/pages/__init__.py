@@ -11,6 +11,7 @@ from parley.web.pages import (
     channels,
     crises,
     dashboard,
+    finding,
     notices,
     schedules,
     talks,
@@ -20,6 +21,7 @@ from parley.web.pages import (
 PAGES: list[ModuleType] = [
     auth,
     dashboard,
+    finding,
     channels,
     notices,
     talks,

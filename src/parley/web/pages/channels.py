@@ -12,13 +12,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
 from parley.domain import channels, translation
 from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
 from parley.protocol.checkpoint import CHECKPOINT, COSIGN
-from parley.station import checkcalls, checkpoints, talks_desk
+from parley.station import checkcalls, checkpoints, history, talks_desk
 from parley.station import talks as talks_station
 from parley.station.channels import ChannelDesk
 from parley.station.node import Message, Station
@@ -29,10 +29,37 @@ from parley.web.pages import notices as notice_pages
 from parley.web.pages import schedules
 from parley.web.session import Viewer
 
-SHOWN = 300  # the newest messages a channel page shows
+SHOWN = 100  # the messages one page of a channel shows (older and newer pages link on)
 CALLS_SHOWN = 5  # the newest check calls of the channel
 BOOKKEEPING = (CHECKPOINT, COSIGN)
 PRECEDENCES = ("ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH")
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Which page of a channel to show (station/history.py); all None: the newest."""
+
+    before: int | None = None
+    after: int | None = None
+    date: str | None = None
+    hash: str | None = None
+
+
+def _page(st: Station, v: Viewer, channel: str, at: Paging) -> dict[str, Any]:
+    """A page of the channel; a date or hash that does not parse or match shows the newest page
+    with the error beside the jump form, as a form field's error would be."""
+    try:
+        when = history.parse_when(at.date) if at.date else None
+        found = history.page(
+            st, v.user, channel, before=at.before, after=at.after, at=when,
+            message_hash=at.hash, limit=SHOWN,
+        )  # fmt: skip
+        return found | {"error": "", "date": at.date or "", "hash": at.hash or ""}
+    except (LocalError, NotFound) as exc:
+        if isinstance(exc, NotFound) and not at.hash:
+            raise
+        newest = history.page(st, v.user, channel, limit=SHOWN)
+        return newest | {"error": exc.message, "date": at.date or "", "hash": at.hash or ""}
 
 
 @dataclass
@@ -145,10 +172,10 @@ def routes(c: Console) -> APIRouter:
     def names(ids: Any) -> list[str]:
         return [st.peer_name(m) for m in ids]
 
-    def view(channel: str, v: Viewer) -> dict[str, Any]:
+    def view(channel: str, v: Viewer, at: Paging | None = None) -> dict[str, Any]:
         state = guard(channel, v)
-        every = desk.messages(v.user, channel, 0, 100_000)
-        msgs = [m for m in every if m.body.get("type") not in BOOKKEEPING][-SHOWN:]
+        page = _page(st, v, channel, at or Paging())
+        msgs = page["messages"]
         return {
             "ch": state,
             "members": names(state.members),
@@ -157,11 +184,14 @@ def routes(c: Console) -> APIRouter:
             "actions": _actions(state, st.id),
             "rows": rows(st, msgs, v.lang, v.user),
             # Every envelope counts: a cosignature changes the ledger line.
-            "version": every[-1].extra["id"] if every else 0,
-            "ledger": ledger(st, v.user, channel, len(every)),
+            "version": page["newest"],
+            "ledger": ledger(st, v.user, channel, page["total"]),
             "calls": checkcalls.list_calls(st, v.user, channel, limit=CALLS_SHOWN),
             "schedule": schedule_of(st, channel, v),
             "reps": {st.peer_name(k): list(x) for k, x in state.representatives.items()},
+            "page": page,
+            # Live updates only while the newest page is shown: an older page stays put.
+            "live": page["newer"] is None,
         }  # fmt: skip
 
     @r.get("/channels")
@@ -170,17 +200,27 @@ def routes(c: Console) -> APIRouter:
         return c.page(request, "channels.html", v, channels=items)
 
     @r.get("/channels/{channel}")
-    def channel_page(channel: str, request: Request, v: Viewer = Depends(c.viewer)) -> Response:
+    def channel_page(
+        channel: str,
+        request: Request,
+        v: Viewer = Depends(c.viewer),
+        before: int | None = Query(None, ge=1),
+        after: int | None = Query(None, ge=0),
+        date: str = Query("", max_length=40),
+        hash: str = Query("", max_length=64),
+    ) -> Response:
+        """The newest messages, or the page `before`/`after` an id, from a date, around a hash."""
+        at = Paging(before, after, date.strip() or None, hash.strip() or None)
         return c.page(
             request, "channel.html", v, precedences=PRECEDENCES, error=None, draft="",
-            **view(channel, v),
+            **view(channel, v, at),
         )  # fmt: skip
 
     @r.get("/channels/{channel}/live")
     def live(channel: str, v: Viewer = Depends(c.viewer), have: int = -1) -> Response:
         """The messages and the lifecycle panel; 204 when nothing was stored after `have`."""
         guard(channel, v)
-        if have >= 0 and not desk.messages(v.user, channel, have, 1):
+        if have >= 0 and history.newest(st, v.user, channel) <= have:
             return Response(status_code=204)
         ctx = view(channel, v)
         resp = c.fragment("_channel_live.html", v, **ctx)
