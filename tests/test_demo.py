@@ -88,6 +88,9 @@ def test_demo_tells_every_step_of_the_story(played: tuple[Path, str]) -> None:
     assert "unlocks step 2" in text
     # every channel's transcript is the same at each of its members
     assert text.count("✓ identical") == 3 and "DIFFERENT" not in text
+    # The UN witnesses the hotline: every checkpoint at both ends carries its cosignature.
+    assert text.count("carry the UN's cosignature ✓") == 2, text[-3000:]
+    assert "Every checkpoint of the hotline carries the UN's cosignature" in text
 
 
 def test_demo_prints_consoles_and_working_logins(played: tuple[Path, str]) -> None:

@@ -290,6 +290,7 @@ class Demo:
         self.passwords: dict[str, str] = {}
         self.sessions: dict[str, Api] = {}
         self.channels: dict[str, str] = {}
+        self.witness_name = ""
 
     # --- set-up ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -299,6 +300,10 @@ class Demo:
             ports = [claim_port(self.port_base + i) for i in range(len(SITES))]
         for site, port in zip(SITES, ports, strict=True):
             init(self.root / site.key, site.name, site.lang, port=port)
+            if site is UN:  # the UN also witnesses its peers' checkpoints (C2SP tlog-witness)
+                cfg = station_config.load_config(self.root / site.key)
+                cfg.witness = {"peers": True}
+                station_config.save_config(self.root / site.key, cfg)
             log = self.root / f"{site.key}.log"
             spawned.append((site, _spawn(self.root / site.key, log), log))
             self.procs.append(spawned[-1][1])
@@ -399,12 +404,21 @@ class Demo:
     def hotline(self) -> None:
         _step(1, "The hotline reopened", "핫라인 재개")
         sd, nd = self.as_("south.duty"), self.as_("north.duty")
+        # The UN's witness key, as its admin would read it out; both sides compare it.
+        witness = self.admin["un"].http.get(self.base["un"] + "/witness").json()
+        self.witness_name = str(witness["name"])
         ch = sd.post(
             "/channels",
-            json={"kind": "hotline", "title": "Military hotline", "peers": [self.ids["north"]]},
-        )["channel"]
+            json={
+                "kind": "hotline", "title": "Military hotline", "peers": [self.ids["north"]],
+                "witnesses": [{"vkey": witness["vkey"], "url": witness["url"]}], "witness_k": 1,
+            },
+        )["channel"]  # fmt: skip
         self.channels["hotline"] = ch
-        _say(f"south.duty proposes the military hotline to North (channel {ch}).")
+        _say(
+            f"south.duty proposes the military hotline to North (channel {ch}), witnessed by "
+            "the UN: it cosigns each checkpoint and cannot read the line."
+        )
         _until("North to receive the proposal", lambda: nd.get(f"/channels/{ch}"))
         nd.post(f"/channels/{ch}/consent", json={})
         _until("South to see the hotline open", lambda: _state(sd, ch) == "open")
@@ -776,6 +790,7 @@ class Demo:
                 differ.append(kind)
         if differ:
             raise LocalError(Code.CONFLICT, f"transcripts differ between members: {differ}")
+        self.witnessed()
         _say(
             _ok(
                 "Transcript digests are identical at every member: everyone holds the same "
@@ -797,6 +812,46 @@ class Demo:
             f"The CLI works too, e.g. `parley inbox --data {self.root / 'north'}`; "
             f"logins and channel ids are in {self.root / 'demo.json'}, logs in {self.root}/*.log."
         )
+
+    def witnessed(self) -> None:
+        """Checkpoint the hotline now at both ends; every checkpoint gets the UN's cosignature."""
+        ch = self.channels["hotline"]
+        sd, nd = self.as_("south.duty"), self.as_("north.duty")
+        for api in (sd, nd):
+            api.post(f"/channels/{ch}/checkpoint")
+
+        def rows(api: Api) -> list[dict[str, Any]]:
+            got: list[dict[str, Any]] = api.get(f"/channels/{ch}/checkpoints")
+            return got
+
+        def all_witnessed() -> bool:
+            listed = [rows(api) for api in (sd, nd)]
+            return all(
+                len({r["sender"] for r in got}) == 2
+                and all(r["cosigners"] and r["witnessed_by"] for r in got)
+                for got in listed
+            )
+
+        with suppress(LocalError):
+            _until("the UN to cosign every hotline checkpoint", all_witnessed)
+        complete = True
+        for key, api in (("south", sd), ("north", nd)):
+            got = rows(api)
+            bare = [r for r in got if self.witness_name not in r["witnessed_by"]]
+            complete = complete and not bare
+            mark = "[green]✓[/green]" if not bare else "[red]✗[/red]"
+            out.print(
+                f"    {self._name(key):<16} {len(got) - len(bare)} of {len(got)} hotline "
+                f"checkpoints carry the UN's cosignature {mark}"
+            )
+        if complete:
+            _say(
+                _ok(
+                    "Every checkpoint of the hotline carries the UN's cosignature: not even "
+                    "South and North together can rewrite it "
+                    "(유엔이 모든 체크포인트에 공동 서명함)."
+                )
+            )
 
     def settle(self) -> None:
         """Every station has delivered everything it queued (each has every peer's receipt)."""
