@@ -19,7 +19,7 @@ from parley.domain.deadlines import (
     parse_ack,
     parse_ref,
 )
-from parley.domain.precedence import Precedence, outbox_key, parse_precedence
+from parley.domain.precedence import Pending, Precedence, outbox_order, parse_precedence
 from parley.errors import Code, Conflict, LocalError, RejectedInput
 from parley.protocol.encoding import b64e
 
@@ -255,16 +255,22 @@ def test_policy_refuses_bad_levels(levels: list[tuple[object, ...]]) -> None:
 
 
 def test_flash_overtakes_queued_routine_traffic() -> None:
-    queue = [(Precedence.ROUTINE, n) for n in range(1, 100)]
-    queue += [(Precedence.FLASH, 100), (Precedence.PRIORITY, 101), (Precedence.IMMEDIATE, 102)]
-    ordered = sorted(queue, key=lambda item: outbox_key(*item))
-    assert ordered[:4] == [
-        (Precedence.FLASH, 100),
-        (Precedence.IMMEDIATE, 102),
-        (Precedence.PRIORITY, 101),
-        (Precedence.ROUTINE, 1),
-    ]
-    assert [n for _, n in ordered[3:]] == list(range(1, 100))  # creation order within a level
+    queue = [Pending("a", Precedence.ROUTINE, n) for n in range(1, 100)]
+    queue += [Pending("b", Precedence.FLASH, 100), Pending("c", Precedence.PRIORITY, 101)]
+    queue += [Pending("d", Precedence.IMMEDIATE, 102), Pending("c", Precedence.ROUTINE, 103)]
+    ordered = [(p.channel, p.created) for p in outbox_order(queue)]
+    assert ordered[:5] == [("b", 100), ("d", 102), ("c", 101), ("c", 103), ("a", 1)]
+    assert [n for _, n in ordered[4:]] == list(range(1, 100))  # creation order within a chain
+
+
+def test_a_flash_goes_alone_and_lifts_its_channel() -> None:
+    """The FLASH itself first; its channel's other pending envelopes then go, in chain order,
+    before a channel whose most urgent pending envelope ranks lower."""
+    queue = [
+        Pending("slow", Precedence.PRIORITY, 1), Pending("fast", Precedence.ROUTINE, 2),
+        Pending("fast", Precedence.FLASH, 3), Pending("slow", Precedence.ROUTINE, 4),
+    ]  # fmt: skip
+    assert [p.created for p in outbox_order(queue)] == [3, 2, 1, 4]
 
 
 def test_precedence_ranks_and_wire_names() -> None:

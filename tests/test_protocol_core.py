@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 
 from parley.errors import RejectedInput
 from parley.protocol import crypto
-from parley.protocol.delivery import ChainHead, Verdict, decide
+from parley.protocol.delivery import (
+    ChainHead,
+    ChainState,
+    Decision,
+    Facts,
+    Verdict,
+    decide,
+    lookups,
+)
 from parley.protocol.encoding import b64d, b64e, canonical, parse
 from parley.protocol.envelope import (
     ZERO_HASH,
@@ -150,17 +158,21 @@ def test_only_a_recipient_can_open() -> None:
     assert e.value.code == "decrypt_failed"
 
 
+def _decide(env: Envelope, held: dict[int, Envelope]) -> Decision:
+    """The delivery machine for B receiving A's chain, B holding `held` of it."""
+    top = max(held) if held else 0
+    heads = {A.id: ChainHead(top, held[top].hash, held[top].ts)} if held else {}
+    facts = Facts.of(env)
+    hashes = {k: held[k[1]].hash if k[1] in held else None for k in lookups(facts, B.id, heads)}
+    state = ChainState(B.id, frozenset({A.id, B.id}), heads, hashes)
+    return decide(facts, state, now_ms=10**6)
+
+
 def _apply_in_order(envs: list[Envelope]) -> list[Verdict]:
     held: dict[int, Envelope] = {}
     verdicts = []
     for env in envs:
-        top = max(held) if held else 0
-        head = ChainHead(top, held[top].hash, held[top].ts) if held else None
-        d = decide(
-            env, me=B.id, head=head,
-            hash_at=lambda s, q: held[q].hash if q in held else None,
-            held_seq=lambda m: 0, now_ms=10**6,
-        )  # fmt: skip
+        d = _decide(env, held)
         verdicts.append(d.verdict)
         if d.verdict is Verdict.ACCEPT:
             held[env.seq] = env
@@ -178,13 +190,7 @@ def test_chain_applies_strictly_in_order(order: list[int], dups: list[int]) -> N
     held: dict[int, Envelope] = {}
     for _ in range(7):  # re-offer rounds, as retries do
         for env in arrivals:
-            top = max(held) if held else 0
-            head = ChainHead(top, held[top].hash, held[top].ts) if held else None
-            d = decide(
-                env, me=B.id, head=head,
-                hash_at=lambda s, q: held[q].hash if q in held else None,
-            held_seq=lambda m: 0, now_ms=10**6,
-            )  # fmt: skip
+            d = _decide(env, held)
             if d.verdict is Verdict.ACCEPT:
                 held[env.seq] = env
                 accepted.append(env.seq)

@@ -7,6 +7,7 @@ rewrites) is tested at the end.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from parley.domain.precedence import Pending, Precedence, outbox_order
 from parley.errors import Code, LocalError
 from parley.store.base import LinkRow, PeerRow, SqlStore
 from parley.store.postgres import PostgresStore, lock_key
@@ -224,6 +228,39 @@ def test_outbox_orders_by_channel_precedence_then_envelope(store: SqlStore) -> N
     assert store.outbox_counts("p") == (1, 3)
     store.mark_delivered("slow", "q", 5, NOW)
     assert store.peers_with_pending() == ["p"]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("xyz"), st.sampled_from(list(Precedence)), st.booleans()),
+        min_size=1, max_size=14,
+    )
+)  # fmt: skip
+def test_outbox_sql_follows_the_domain_rule(
+    store: SqlStore, queued: list[tuple[str, Precedence, bool]]
+) -> None:
+    """`pending` orders exactly as domain/precedence.outbox_order, whatever is queued and
+    whichever rows a receipt already covered."""
+    run = next(_RUNS)  # each example on channels and a peer of its own
+    peer, seqs, expected = f"p{run}", dict.fromkeys("xyz", 0), []
+    for name, prec, delivered in queued:
+        ch = f"{name}{run}"
+        seqs[name] += 1
+        h = run.to_bytes(4, "big") + len(expected).to_bytes(4, "big") + bytes(24)
+        row = store.insert_envelope(ch, "me", seqs[name], h, b"r", NOW, prec.value, NOW)
+        store.enqueue(ch, seqs[name], peer, row, prec.value)
+        if delivered:  # a receipt covers it (and, cumulative, what came before on its chain)
+            store.mark_delivered(ch, peer, seqs[name], NOW)
+        expected.append(Pending(ch, prec, row))
+    pending_ids = {e.id for e in store.pending(peer, 100)}
+    rule = outbox_order(p for p in expected if p.created in pending_ids)
+    assert [e.id for e in store.pending(peer, 100)] == [p.created for p in rule]
+
+
+_RUNS = itertools.count(1)
 
 
 # --- receipts, evidence, alarms ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from parley.errors import Code, RejectedInput
 from parley.protocol.bundle import split_frame
@@ -52,7 +53,10 @@ def router(station: Station) -> APIRouter:
     @r.post("/envelopes")
     async def push(request: Request) -> dict[str, Any]:
         caller, body = await _authenticated(request, station)
-        return desk.push(caller, [line for line in body.split(b"\n") if line])
+        raws = [line for line in body.split(b"\n") if line]
+        # Verifying, opening and applying a batch takes a while: a worker thread does it, so
+        # the event loop goes on serving other requests (and the dispatcher) meanwhile.
+        return await run_in_threadpool(desk.push, caller, raws)
 
     @r.post("/pull")
     async def pull(request: Request) -> Response:

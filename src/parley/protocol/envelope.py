@@ -279,21 +279,6 @@ def parse_envelope(raw: bytes) -> Envelope:
     )
 
 
-def check_members(env: Envelope, members: frozenset[str]) -> None:
-    """Steps 6 and 7 of docs/protocol.md §6: the sender is a member, the recipients are exactly
-    the other members, and every `seen` key is one of them (a reference to a station that is
-    not on the channel could never be satisfied, and would hold the envelope forever)."""
-    if env.sender not in members:
-        raise RejectedInput(Code.NOT_A_MEMBER, f"{env.sender} is not a member of the channel")
-    if env.recipients | {env.sender} != members:
-        raise RejectedInput(Code.NOT_A_MEMBER, "the envelope's recipients are not the members")
-    strangers = sorted(set(env.seen) - members)
-    if strangers:
-        raise RejectedInput(
-            Code.NOT_A_MEMBER, f"seen names {', '.join(strangers)}, not a member of the channel"
-        )
-
-
 def signing_input(env: Envelope) -> bytes:
     """The canonical envelope without `sig`. The raw bytes are canonical (parse_envelope checked)
     and no other member can hold a quote, so cutting the one `,"sig":"…"` member out of them gives

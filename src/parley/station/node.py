@@ -26,18 +26,15 @@ from parley.errors import (
 )
 from parley.protocol import crypto
 from parley.protocol.checkpoint import CHECKPOINT, COSIGN
-from parley.protocol.delivery import ChainHead, Verdict, decide
 from parley.protocol.encoding import b64e, canonical
 from parley.protocol.envelope import (
     ZERO_HASH,
     Envelope,
     RecipientKey,
     Ref,
-    check_members,
     open_envelope,
     parse_envelope,
     seal,
-    verify_signature,
 )
 from parley.protocol.identity import (
     Invitation,
@@ -52,6 +49,7 @@ from parley.protocol.identity import (
 from parley.protocol.receipt import Receipt, sign_receipt
 from parley.station.config import Config
 from parley.station.integrity import Checked, Integrity
+from parley.station.receiving import Receiver, ReceiveResult
 from parley.station.users import User
 from parley.station.writer import Writer
 from parley.store import integrity as integrity_db
@@ -59,7 +57,6 @@ from parley.store.base import EnvelopeRow, PeerRow, SqlStore
 from parley.store.cache import LRU, STATES
 
 Clock = Callable[[], int]
-HOLD_LIMIT = 4096  # envelopes held ahead of one chain; beyond it they are re-requested instead
 MAX_BATCH = 1000  # messages in one send_many
 
 
@@ -78,30 +75,6 @@ class Accepted:
 
 
 Observer = Callable[["Station", Accepted], None]
-
-
-@dataclass(frozen=True)
-class ReceiveResult:
-    hash: str
-    status: str  # accepted | duplicate | gap | wait | equivocation | rejected
-    code: str = ""
-    message: str = ""
-    expected_seq: int = 0
-    receipt: Receipt | None = None
-    channel: str = ""
-    sender: str = ""
-    seq: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"hash": self.hash, "status": self.status}
-        if self.code:
-            out["code"] = self.code
-            out["message"] = self.message
-        if self.expected_seq:
-            out["expected_seq"] = self.expected_seq
-        if self.channel:
-            out.update(channel=self.channel, sender=self.sender, seq=self.seq)
-        return out
 
 
 @dataclass
@@ -180,8 +153,7 @@ class Station:
         self.integrity = Integrity(self)
         # Sends arriving together share one durable commit.
         self.writer = Writer(store)
-        # Peers that reached the held bound (cfg.limits.held_*): alarmed once until below it.
-        self._held_full: set[str] = set()
+        self.receiver = Receiver(self)
 
     def tick(self) -> None:
         """Run every scheduled task once at the current time. A failing task is an alarm, not a
@@ -560,20 +532,17 @@ class Station:
             prec=prec,
         )
 
-    # --- receiving -------------------------------------------------------------------------------
+    # --- receiving (station/receiving.py) -------------------------------------------------------
     def receive_batch(self, raws: list[bytes]) -> tuple[list[ReceiveResult], list[Receipt]]:
         """Apply a batch in one transaction; receipts cover the highest seq held per chain."""
-        results: list[ReceiveResult] = []
-        touched: set[tuple[str, str]] = set()
-        with self.store.tx():
-            for raw in raws:
-                res = self.receive(raw)
-                results.append(res)
-                if res.status in ("accepted", "duplicate"):
-                    touched.add((res.channel, res.sender))
-            self._drain_held({r.channel for r in results if r.channel}, touched)
-            receipts = [self._receipt(ch, sender) for ch, sender in sorted(touched)]
-        return results, receipts
+        return self.receiver.batch(raws)
+
+    def receive(self, raw: bytes) -> ReceiveResult:
+        return self.receiver.receive(raw)
+
+    def notify_received(self, env: Envelope, h: str, body: dict[str, Any]) -> None:
+        """Tell the observers about a peer's body being stored (inside its transaction)."""
+        self._notify(Accepted(env.channel, env.sender, env.seq, h, env.ts, env.prec, body, False))
 
     def _receipt(self, channel: str, sender: str) -> Receipt:
         held = self.store.head(channel, sender)
@@ -583,175 +552,6 @@ class Station:
             self.identity, self.id, channel, sender, Ref(held.seq, held.hash),
             Ref(mine.seq, mine.hash) if mine else None, self.clock(),
         )  # fmt: skip
-
-    def receive(self, raw: bytes) -> ReceiveResult:
-        h = b64e(crypto.sha256(raw))
-        try:
-            # One envelope's writes (and its observers') stand or fall together, also inside a
-            # batch: a rejection after the insert must leave nothing behind.
-            with self.store.savepoint():
-                return self._receive(raw)
-        except ParleyError as exc:
-            return ReceiveResult(h, "rejected", str(exc.code), exc.message)
-
-    def _receive(self, raw: bytes) -> ReceiveResult:
-        now = self.clock()
-        env = parse_envelope(raw)
-        h = b64e(env.hash)
-        peer = self.store.get_peer(env.sender)
-        if peer is None:
-            raise RejectedInput(Code.UNKNOWN_SENDER, f"{env.sender} is not a known peer")
-        verify_signature(env, peer.identity)
-        if self.id not in env.recipients:
-            raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
-        known = self.store.has_channel(env.channel)
-        events, state = self._control(env.channel) if known else ((), None)
-        members = frozenset(state.members) if state else env.recipients | {env.sender}
-        if state is None and env.seq != 1:
-            # Nothing is held for a channel this station does not have: the sender re-sends
-            # from seq 1 (its proposal or first envelope), and a hostile one fills nothing.
-            return ReceiveResult(
-                h, "gap", str(Code.UNKNOWN_CHANNEL),
-                "this station has no such channel; send its chain from seq 1", 1,
-                channel=env.channel, sender=env.sender, seq=env.seq,
-            )  # fmt: skip
-        check_members(env, members)
-        head_row = self.store.head(env.channel, env.sender)
-        head = ChainHead(head_row.seq, head_row.hash, head_row.ts) if head_row else None
-        d = decide(
-            env,
-            me=self.id,
-            head=head,
-            hash_at=lambda s, q: self.store.hash_at(env.channel, s, q),
-            held_seq=lambda m: self.store.head_seq(env.channel, m),
-            now_ms=now,
-            skew_ms=self.cfg.timings.skew_ms,
-        )
-
-        def result(
-            status: str, code: str = "", message: str = "", expected: int = 0
-        ) -> ReceiveResult:
-            return ReceiveResult(
-                h, status, code, message, expected, None, env.channel, env.sender, env.seq
-            )
-
-        if d.verdict is Verdict.DUPLICATE:
-            return result("duplicate")
-        if d.verdict is Verdict.EQUIVOCATION:
-            # The other half of the proof: our envelope at that seq or, when the fork is a
-            # wrong `prev`, the one at seq - 1 that `prev` should have named.
-            held = self.store.hash_at(env.channel, env.sender, env.seq) or (
-                head.hash if head is not None else None
-            )
-            if self.store.add_evidence(
-                env.channel, env.sender, env.seq, "equivocation", raw, held, now
-            ):
-                self.alarm("equivocation", "critical", env.sender, d.reason)
-            return result("equivocation", d.code, d.reason)
-        if d.verdict in (Verdict.GAP, Verdict.WAIT):
-            self._hold(env, raw, state, d.expected_seq)
-            return result(d.verdict.value, d.code, d.reason, d.expected_seq)
-        if d.verdict is Verdict.REJECT:
-            raise RejectedInput(Code(d.code), d.reason)
-        opened = self._open(env)
-        body = opened.body
-        records.check(body)
-        if state is None:
-            if body.get("type") != "channel.propose" or sorted(members) != body.get("members"):
-                raise RejectedInput(
-                    Code.UNKNOWN_CHANNEL, "the first envelope must propose the channel"
-                )
-            # Every member must be a peer here: a channel with a station whose key this one
-            # does not hold could be neither verified nor exported (docs/protocol.md §6 step 11).
-            strangers = [m for m in members if m != self.id and self.store.get_peer(m) is None]
-            if strangers:
-                raise RejectedInput(
-                    Code.UNKNOWN_MEMBER,
-                    f"the proposal names {', '.join(strangers)}, not a known peer of this"
-                    " station; add it (`parley peer add`) and the proposal is accepted when"
-                    " offered again",
-                )
-        else:
-            # Judge the envelope by what its sender knew (its causal past), not by what we know
-            # now: a concurrent suspend elsewhere must not make a legitimately sent one illegal.
-            cut = {m: r.seq for m, r in env.seen.items()} | {env.sender: env.seq - 1}
-            past = channels.in_cut(env.channel, events, cut)
-            if channels.is_control(body):
-                ev = channels.Event(env.sender, env.seq, env.ts, h, body, cut)
-                try:
-                    channels.apply(past, ev, env.channel)
-                except Conflict as exc:
-                    raise RejectedInput(Code.CHANNEL_NOT_OPEN, exc.message) from exc
-            elif past is None or not past.is_open:
-                raise RejectedInput(
-                    Code.CHANNEL_NOT_OPEN, "the channel was not open for the sender"
-                )
-        self.store.add_channel(env.channel, now)
-        self.store.insert_envelope(
-            env.channel, env.sender, env.seq, env.hash, raw, env.ts, env.prec, now
-        )
-        self.store.put_body(
-            env.hash, str(body.get("type", "")), canonical(body).decode(), opened.salt
-        )
-        self._notify(Accepted(env.channel, env.sender, env.seq, h, env.ts, env.prec, body, False))
-        return result("accepted")
-
-    def _hold(
-        self, env: Envelope, raw: bytes, state: channels.ChannelState | None, expected: int
-    ) -> None:
-        """Keep an envelope that is ahead of its chain until its predecessors arrive (they are
-        applied in order then). A FLASH one is opened now and shown early, marked as such: the
-        transcript order is unchanged, but a person sees it ahead of the backlog."""
-        early: str | None = None
-        if env.prec == "FLASH" and state is not None and state.is_open:
-            try:
-                body = self._open(env).body
-                records.check(body)
-                early = canonical(body).decode()
-            except ParleyError:
-                early = None
-        lim = self.cfg.limits
-        count, size = self.store.held_usage(env.sender)
-        if count + 1 > lim.held_per_peer or size + len(raw) > lim.held_bytes_per_peer:
-            if env.sender not in self._held_full:  # once, until it is down to half again
-                self._held_full.add(env.sender)
-                self.alarm(
-                    "held_limit", "high", env.sender,
-                    f"{self.peer_name(env.sender)} sent more envelopes ahead of their chains"
-                    f" than this station holds ({count} held, {size} bytes; limits"
-                    f" {lim.held_per_peer}, {lim.held_bytes_per_peer} bytes); the rest are"
-                    " asked for again instead",
-                )  # fmt: skip
-            return
-        if 2 * count < lim.held_per_peer and 2 * size < lim.held_bytes_per_peer:
-            self._held_full.discard(env.sender)  # well below again: the next time alarms anew
-        kept = self.store.hold(
-            env.channel, env.sender, env.seq, env.hash, raw, env.prec, early, self.clock(),
-            HOLD_LIMIT,
-        )  # fmt: skip
-        if kept and early is not None:
-            self.alarm(
-                "flash", "high", env.channel,
-                f"FLASH from {self.peer_name(env.sender)} arrived ahead of "
-                f"{env.seq - expected} earlier message(s); shown early, applied in order",
-            )  # fmt: skip
-
-    def _drain_held(self, channels_seen: set[str], touched: set[tuple[str, str]]) -> None:
-        """Apply held envelopes whose predecessors are now here, until nothing moves."""
-        progress = True
-        while progress:
-            progress = False
-            for ch in sorted(channels_seen):
-                for sender, seq, raw in self.store.held_next(ch):
-                    if seq > self.store.head_seq(ch, sender) + 1:
-                        continue
-                    res = self.receive(raw)
-                    if res.status in ("gap", "wait"):
-                        continue
-                    self.store.drop_held(ch, sender, seq)
-                    if res.status == "accepted":
-                        touched.add((ch, sender))
-                        progress = True
 
     def _open(self, env: Envelope) -> Any:
         mine = env.key_for(self.id)

@@ -50,6 +50,7 @@ from parley.protocol.bundle import (
     parse_bundle,
     verify_bundle,
 )
+from parley.protocol.delivery import Verdict
 from parley.protocol.encoding import b64d, b64e, parse
 from parley.protocol.envelope import parse_envelope, verify_signature
 from parley.protocol.identity import parse_prekey
@@ -485,8 +486,9 @@ def import_bundle(st: Station, data: bytes, who: User) -> dict[str, Any]:
         status = res.status
         # Held for a predecessor that came later in the same bundle, and applied then: that
         # envelope is in the transcript now, so the report says "accepted", not "gap".
-        if status in ("gap", "wait") and st.store.envelope_by_hash(b64d(res.hash)) is not None:
-            status = "accepted"
+        late = status in (Verdict.GAP, Verdict.WAIT)
+        if late and st.store.envelope_by_hash(b64d(res.hash)) is not None:
+            status = Verdict.ACCEPT
             counts["applied_late"] += 1
         counts[status] += 1
         if res.channel not in private:

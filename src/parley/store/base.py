@@ -14,11 +14,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+from parley.domain.precedence import Precedence, outbox_prio
 from parley.errors import Code, LocalError
 from parley.store.cache import HEADS, LRU
 from parley.store.schema import LATEST, MIGRATIONS, Only
 
-PRIORITY = {"FLASH": 0, "IMMEDIATE": 1, "PRIORITY": 2, "ROUTINE": 3}
+# The outbox's sort column; the order itself is domain/precedence.outbox_order (see `pending`).
+PRIORITY = {p.value: outbox_prio(p) for p in Precedence}
 
 
 @dataclass(frozen=True)
@@ -533,9 +535,10 @@ class SqlStore:
             )  # fmt: skip
 
     def pending(self, peer: str, limit: int) -> list[EnvelopeRow]:
-        """Undelivered envelopes for `peer`: FLASH envelopes first, each on its own (the peer holds
-        one that is ahead of its chain and shows it early), then chains in seq order, channels
-        with the most urgent pending precedence first."""
+        """Undelivered envelopes for `peer` in the order of domain/precedence.outbox_order (the
+        rule; tests/test_store.py checks this query against it): FLASH envelopes first, each on
+        its own (the peer holds one that is ahead of its chain and shows it early), then chains
+        in seq order, channels with the most urgent pending precedence first."""
         rows = self.q(
             f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}"
             " FROM outbox o JOIN envelopes e ON e.id = o.envelope_id"

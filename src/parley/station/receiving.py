@@ -1,0 +1,357 @@
+"""Receiving: envelopes from any path (push, pull, relay, bundle) checked and applied.
+
+A batch goes in two phases (docs/protocol.md §6):
+1. `prepare`, outside the store's transaction: parse, known sender, signature, recipient, and the
+   body opened for every envelope that may be new (the crypto, so other requests are not kept
+   waiting behind it). A failure here is kept and reported in order; nothing is written.
+2. `apply`, in ONE transaction: the delivery machine (protocol/delivery.py) decides each envelope
+   against what is held, and this module applies the effects it names: store (after the body
+   checks, steps 10–13), receipt, hold, re-request, evidence, alarm. Only a stored body gets a
+   savepoint (what it means locally, an observer's work, can still be refused after its insert);
+   the other outcomes write at most one row. Held envelopes whose predecessors arrived are then
+   applied in order, and one receipt per touched chain covers its held head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from parley.domain import channels, records
+from parley.errors import Code, Conflict, ParleyError, RejectedInput
+from parley.protocol import crypto, delivery
+from parley.protocol.delivery import ChainHead, ChainState, Decision, Effect, Facts, Verdict
+from parley.protocol.encoding import b64e, canonical
+from parley.protocol.envelope import Envelope, Opened, parse_envelope, verify_signature
+from parley.protocol.receipt import Receipt
+from parley.station.config import Config
+from parley.store.base import SqlStore
+
+HOLD_LIMIT = 4096  # envelopes held ahead of one chain; beyond it they are re-requested instead
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    hash: str
+    status: Verdict
+    code: Code | None = None
+    message: str = ""
+    expected_seq: int = 0
+    receipt: Receipt | None = None
+    channel: str = ""
+    sender: str = ""
+    seq: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"hash": self.hash, "status": str(self.status)}
+        if self.code is not None:
+            out["code"] = str(self.code)
+            out["message"] = self.message
+        if self.expected_seq:
+            out["expected_seq"] = self.expected_seq
+        if self.channel:
+            out.update(channel=self.channel, sender=self.sender, seq=self.seq)
+        return out
+
+
+@dataclass
+class Arrival:
+    """One envelope after the crypto phase: parsed and signature-checked (`env`), or refused
+    (`refused`); its body opened in advance when it may be new (`opened` or `open_error`)."""
+
+    raw: bytes
+    hash: str
+    env: Envelope | None = None
+    refused: ParleyError | None = None
+    opened: Opened | None = None
+    open_error: ParleyError | None = None
+
+    def result(self, status: Verdict, code: Code | None = None, message: str = "",
+               expected: int = 0) -> ReceiveResult:  # fmt: skip
+        e = self.env
+        assert e is not None
+        return ReceiveResult(
+            self.hash, status, code, message, expected, None, e.channel, e.sender, e.seq
+        )
+
+
+@dataclass
+class _Batch:
+    results: list[ReceiveResult] = field(default_factory=list)
+    touched: set[tuple[str, str]] = field(default_factory=set)
+    channels: set[str] = field(default_factory=set)
+
+
+class Host(Protocol):
+    """What receiving needs of its station (station/node.py `Station`, which holds it)."""
+
+    id: str
+    cfg: Config
+    store: SqlStore
+    clock: Callable[[], int]
+
+    def peer_name(self, station: str) -> str: ...
+
+    def _open(self, env: Envelope) -> Opened: ...
+
+    def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int: ...
+
+    def _control(
+        self, channel: str
+    ) -> tuple[tuple[channels.Event, ...], channels.ChannelState | None]: ...
+
+    def _receipt(self, channel: str, sender: str) -> Receipt: ...
+
+    def notify_received(self, env: Envelope, h: str, body: dict[str, Any]) -> None: ...
+
+
+class Receiver:
+    def __init__(self, station: Host) -> None:
+        self.st = station
+        # Peers that reached the held bound (cfg.limits.held_*): alarmed once until below it.
+        self.held_full: set[str] = set()
+
+    # --- phase 1: crypto, outside the transaction ------------------------------------------------
+    def prepare(self, raw: bytes) -> Arrival:
+        a = Arrival(raw, b64e(crypto.sha256(raw)))
+        store = self.st.store
+        try:
+            env = parse_envelope(raw)
+            a.hash = b64e(env.hash)
+            peer = store.get_peer(env.sender)
+            if peer is None:
+                raise RejectedInput(Code.UNKNOWN_SENDER, f"{env.sender} is not a known peer")
+            verify_signature(env, peer.identity)
+            if self.st.id not in env.recipients:
+                raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
+        except ParleyError as exc:
+            a.refused = exc
+            return a
+        a.env = env
+        # Open only what may be new: a re-sent envelope is answered duplicate without it. The
+        # head read here may be stale by the time the batch applies; `apply` opens then if so.
+        if env.seq > store.head_seq(env.channel, env.sender):
+            self._open_into(a)
+        return a
+
+    def _open_into(self, a: Arrival) -> None:
+        assert a.env is not None
+        try:
+            a.opened = self.st._open(a.env)
+        except ParleyError as exc:
+            a.open_error = exc
+
+    # --- phase 2: one transaction ----------------------------------------------------------------
+    def batch(self, raws: list[bytes]) -> tuple[list[ReceiveResult], list[Receipt]]:
+        """Apply a batch in one transaction; receipts cover the highest seq held per chain."""
+        arrivals = [self.prepare(raw) for raw in raws]
+        b = _Batch()
+        with self.st.store.tx():
+            for a in arrivals:
+                self._one(a, b)
+            self._drain_held(b)
+            receipts = [self.st._receipt(ch, sender) for ch, sender in sorted(b.touched)]
+        return b.results, receipts
+
+    def receive(self, raw: bytes) -> ReceiveResult:
+        """One envelope, in a transaction of its own."""
+        b = _Batch()
+        a = self.prepare(raw)
+        with self.st.store.tx():
+            return self._one(a, b)
+
+    def _one(self, a: Arrival, b: _Batch) -> ReceiveResult:
+        res, decision = self._apply(a)
+        b.results.append(res)
+        if res.channel:
+            b.channels.add(res.channel)
+        if decision is not None and Effect.RECEIPT in decision.effects:
+            b.touched.add((res.channel, res.sender))
+        return res
+
+    def _apply(self, a: Arrival) -> tuple[ReceiveResult, Decision | None]:
+        """The result for one prepared envelope, and the decision that applied (None when it
+        was refused: nothing was written then)."""
+        try:
+            if a.refused is not None:
+                raise a.refused
+            return self._decide_and_apply(a)
+        except ParleyError as exc:
+            return ReceiveResult(a.hash, Verdict.REJECT, exc.code, exc.message), None
+
+    def _decide_and_apply(self, a: Arrival) -> tuple[ReceiveResult, Decision | None]:
+        st, env = self.st, a.env
+        assert env is not None
+        now = st.clock()
+        known = st.store.has_channel(env.channel)
+        events, state = st._control(env.channel) if known else ((), None)
+        chain = self._chain_state(env, frozenset(state.members) if state else None)
+        d = delivery.decide(Facts.of(env), chain, now_ms=now, skew_ms=st.cfg.timings.skew_ms)
+        if d.verdict is Verdict.REJECT:
+            return ReceiveResult(a.hash, Verdict.REJECT, d.code, d.reason), None
+        if Effect.EVIDENCE in d.effects:
+            # The other half of the proof: our envelope at that seq or, when the fork is a
+            # wrong `prev`, the one at seq - 1 that `prev` should have named.
+            head = chain.heads.get(env.sender)
+            held = st.store.hash_at(env.channel, env.sender, env.seq) or (
+                head.hash if head is not None else None
+            )
+            kept = st.store.add_evidence(
+                env.channel, env.sender, env.seq, "equivocation", a.raw, held, now
+            )
+            if kept and Effect.ALARM in d.effects:
+                st.alarm("equivocation", "critical", env.sender, d.reason)
+        if Effect.HOLD in d.effects:
+            self._hold(a, state, d.expected_seq)
+        if Effect.STORE in d.effects:
+            body = self._checked_body(a, events, state)
+            # Only what the body means locally (an observer) can still refuse it after the
+            # insert: that part alone gets a savepoint.
+            with st.store.savepoint():
+                self._store(a, body, now)
+        return a.result(d.verdict, d.code, d.reason if d.code else "", d.expected_seq), d
+
+    def _chain_state(self, env: Envelope, members: frozenset[str] | None) -> ChainState:
+        store = self.st.store
+        heads: dict[str, ChainHead] = {}
+        for m in members if members is not None else (env.sender, self.st.id):
+            row = store.head(env.channel, m)
+            if row is not None:
+                heads[m] = ChainHead(row.seq, row.hash, row.ts)
+        facts = Facts.of(env)
+        wanted = delivery.lookups(facts, self.st.id, heads)
+        hashes = {(s, q): store.hash_at(env.channel, s, q) for s, q in wanted}
+        return ChainState(self.st.id, members, heads, hashes)
+
+    def _checked_body(
+        self,
+        a: Arrival,
+        events: tuple[channels.Event, ...],
+        state: channels.ChannelState | None,
+    ) -> dict[str, Any]:
+        """§6 steps 9–13 for an envelope the rules accept: its body, or a refusal."""
+        env = a.env
+        assert env is not None
+        if a.opened is None and a.open_error is None:
+            self._open_into(a)
+        if a.open_error is not None:
+            raise a.open_error
+        assert a.opened is not None
+        body = a.opened.body
+        records.check(body)
+        members = env.recipients | {env.sender}
+        if state is None:
+            if body.get("type") != "channel.propose" or sorted(members) != body.get("members"):
+                raise RejectedInput(
+                    Code.UNKNOWN_CHANNEL, "the first envelope must propose the channel"
+                )
+            # Every member must be a peer here: a channel with a station whose key this one
+            # does not hold could be neither verified nor exported (docs/protocol.md §6 step 11).
+            store = self.st.store
+            strangers = [m for m in members if m != self.st.id and store.get_peer(m) is None]
+            if strangers:
+                raise RejectedInput(
+                    Code.UNKNOWN_MEMBER,
+                    f"the proposal names {', '.join(strangers)}, not a known peer of this"
+                    " station; add it (`parley peer add`) and the proposal is accepted when"
+                    " offered again",
+                )
+        else:
+            # Judge the envelope by what its sender knew (its causal past), not by what we know
+            # now: a concurrent suspend elsewhere must not make a legitimately sent one illegal.
+            cut = {m: r.seq for m, r in env.seen.items()} | {env.sender: env.seq - 1}
+            past = channels.in_cut(env.channel, events, cut)
+            if channels.is_control(body):
+                ev = channels.Event(env.sender, env.seq, env.ts, a.hash, body, cut)
+                try:
+                    channels.apply(past, ev, env.channel)
+                except Conflict as exc:
+                    raise RejectedInput(Code.CHANNEL_NOT_OPEN, exc.message) from exc
+            elif past is None or not past.is_open:
+                raise RejectedInput(
+                    Code.CHANNEL_NOT_OPEN, "the channel was not open for the sender"
+                )
+        return body
+
+    def _store(self, a: Arrival, body: dict[str, Any], now: int) -> None:
+        """§6 step 14: store the envelope and its body and tell the observers."""
+        st, env = self.st, a.env
+        assert env is not None and a.opened is not None
+        st.store.add_channel(env.channel, now)
+        st.store.insert_envelope(
+            env.channel, env.sender, env.seq, env.hash, a.raw, env.ts, env.prec, now
+        )
+        st.store.put_body(
+            env.hash, str(body.get("type", "")), canonical(body).decode(), a.opened.salt
+        )
+        st.notify_received(env, a.hash, body)
+
+    # --- held aside ------------------------------------------------------------------------------
+    def _hold(self, a: Arrival, state: channels.ChannelState | None, expected: int) -> None:
+        """Keep an envelope that is ahead of its chain until its predecessors arrive (they are
+        applied in order then). A FLASH one is opened now and shown early, marked as such: the
+        transcript order is unchanged, but a person sees it ahead of the backlog."""
+        st, env = self.st, a.env
+        assert env is not None
+        early: str | None = None
+        if env.prec == "FLASH" and state is not None and state.is_open:
+            if a.opened is None and a.open_error is None:
+                self._open_into(a)
+            try:
+                if a.opened is not None:
+                    records.check(a.opened.body)
+                    early = canonical(a.opened.body).decode()
+            except ParleyError:
+                early = None
+        lim = st.cfg.limits
+        count, size = st.store.held_usage(env.sender)
+        adm = delivery.admit_hold(
+            count, size, len(a.raw),
+            delivery.HoldLimits(lim.held_per_peer, lim.held_bytes_per_peer),
+            env.sender in self.held_full,
+        )  # fmt: skip
+        if adm.alarm:
+            self.held_full.add(env.sender)
+            st.alarm(
+                "held_limit", "high", env.sender,
+                f"{st.peer_name(env.sender)} sent more envelopes ahead of their chains"
+                f" than this station holds ({count} held, {size} bytes; limits"
+                f" {lim.held_per_peer}, {lim.held_bytes_per_peer} bytes); the rest are"
+                " asked for again instead",
+            )  # fmt: skip
+        if adm.rearm:
+            self.held_full.discard(env.sender)
+        if not adm.keep:
+            return
+        kept = st.store.hold(
+            env.channel, env.sender, env.seq, env.hash, a.raw, env.prec, early, st.clock(),
+            HOLD_LIMIT,
+        )  # fmt: skip
+        if kept and early is not None:
+            st.alarm(
+                "flash", "high", env.channel,
+                f"FLASH from {st.peer_name(env.sender)} arrived ahead of "
+                f"{env.seq - expected} earlier message(s); shown early, applied in order",
+            )  # fmt: skip
+
+    def _drain_held(self, b: _Batch) -> None:
+        """Apply held envelopes whose predecessors are now here, until nothing moves."""
+        store = self.st.store
+        progress = True
+        while progress:
+            progress = False
+            for ch in sorted(b.channels):
+                held = {(s, q): raw for s, q, raw in store.held_next(ch)}
+                tops = store.heads(ch)
+                for sender, seq in delivery.ready(held, tops):
+                    if seq > store.head_seq(ch, sender) + 1:
+                        continue  # an earlier one of this chain stayed held in this round
+                    res, d = self._apply(self.prepare(held[(sender, seq)]))
+                    if delivery.stays_held(d):
+                        continue
+                    store.drop_held(ch, sender, seq)
+                    if d is not None and Effect.RECEIPT in d.effects:
+                        b.touched.add((ch, sender))
+                    if res.status is Verdict.ACCEPT:
+                        progress = True
