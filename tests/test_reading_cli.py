@@ -72,6 +72,16 @@ def test_history_search_inbox_alarms_and_login_between_running_stations(tmp_path
         assert "· Military hotline" in out.stdout
         assert "suspended the channel" in out.stdout and '"type"' not in out.stdout
 
+        # Tables at 80 columns: nothing wider, no fingerprint or id split over lines.
+        fp = north.get("/peers")[0]["fingerprint"]
+        for args in (("peer", "list"), ("channel", "list"), ("status",)):
+            res = parley(*args, data=net.dirs["North"], env={"COLUMNS": "80"}).stdout
+            assert max(len(line) for line in res.splitlines()) <= 80, res
+            if args[0] == "peer":
+                assert fp in res
+            if args[0] == "channel":
+                assert ch in res
+
         # Alarms: a missed check call resolves itself when answered, late.
         net.cli("South", "channel", "reopen", ch[:8])
         net.api("North").post(f"/channels/{ch}/consent")

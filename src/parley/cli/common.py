@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from parley.cli.client import Api
 from parley.errors import Code, LocalError
@@ -22,6 +23,15 @@ Data = Annotated[
     typer.Option("--data", "-d", envvar="PARLEY_DATA", help="The station's data directory."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+
+
+def table(*columns: str, whole: tuple[str, ...] = ()) -> Table:
+    """A table for an 80-column terminal: the `whole` columns (ids, hashes, fingerprints) are
+    never split over lines; the others wrap to make room."""
+    t = Table()
+    for c in columns:
+        t.add_column(c, no_wrap=c in whole, overflow="ignore" if c in whole else "fold")
+    return t
 
 
 def when(ms: int | None) -> str:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from typer.exceptions import TyperException
 
 from parley.cli.bundle import bundle_app, peer_route
@@ -26,6 +25,7 @@ from parley.cli.common import (
     out,
     print_json,
     resolve_channel,
+    table,
     when,
 )
 from parley.cli.demo import demo_command
@@ -216,10 +216,14 @@ def peer_list(data: Data = Path("parley-data"), as_json: AsJson = False) -> None
     peers = Api(data).get("/peers")
     if as_json:
         return print_json(peers)
-    t = Table("name", "station", "lang", "fingerprint", "addresses")
+    # One block per peer: a fingerprint (71 characters) and an id do not share an 80-column row.
     for p in peers:
-        t.add_row(p["name"], p["station"], p["lang"], p["fingerprint"], " ".join(p["addresses"]))
-    out.print(t)
+        out.print(f"{p['name']} ({p['lang']})", markup=False)
+        out.print(f"  station      {p['station']}", markup=False)
+        out.print(f"  fingerprint\n    {p['fingerprint']}", markup=False)
+        out.print(f"  addresses    {' '.join(p['addresses']) or '-'}", markup=False)
+    if not peers:
+        out.print("No peers yet: `parley peer add`.")
 
 
 # --- channels ----------------------------------------------------------------------------------
@@ -320,7 +324,7 @@ def channel_list(data: Data = Path("parley-data"), as_json: AsJson = False) -> N
     chans = Api(data).get("/channels")
     if as_json:
         return print_json(chans)
-    t = Table("channel", "kind", "state", "title", "members")
+    t = table("channel", "kind", "state", "title", "members", whole=("channel",))
     for c in chans:
         t.add_row(
             c["channel"],
@@ -378,7 +382,7 @@ def status(data: Data = Path("parley-data"), as_json: AsJson = False) -> None:
     if as_json:
         return print_json(st)
     out.print(f"{st['name']} ({st['station']}) — open alarms: {st['alarms']}")
-    t = Table("peer", "link", "since", "rtt ms", "delivered", "pending", "last receipt")
+    t = table("peer", "link", "since", "rtt ms", "delivered", "pending", "last receipt")
     for p in st["peers"]:
         lr = p["last_receipt"]
         t.add_row(

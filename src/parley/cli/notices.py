@@ -303,7 +303,7 @@ def notice_list(
     rows = api.get(f"/channels/{ch}/notices")
     if as_json:
         return cli.print_json(rows)
-    t = Table("hash", "from", "sent", "form", "late", "answers")
+    t = cli.table("hash", "from", "sent", "form", "late", "answers", whole=("hash",))
     for n in rows:
         answers = ", ".join(f"{a['answerer_name']}: {a['status']}" for a in n["answers"])
         t.add_row(

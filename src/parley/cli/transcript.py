@@ -119,7 +119,7 @@ def checkpoints(
     rows = api.get(f"/channels/{cli.resolve_channel(api, channel)}/checkpoints")
     if as_json:
         return cli.print_json(rows)
-    t = Table("sender", "size", "root", "at", "cosigned by", "witnessed by")
+    t = cli.table("sender", "size", "root", "at", "cosigned by", "witnessed by", whole=("root",))
     for r in rows:
         t.add_row(
             r["sender_name"], str(r["size"]), r["root"], cli.when(r["ts"]),
