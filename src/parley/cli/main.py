@@ -36,6 +36,7 @@ from parley.cli.talks import roadmap_app, talks_app, translate_app
 from parley.cli.transcript import transcript_app
 from parley.cli.users import audit_app, user_app
 from parley.cli.vigil import checkcall_app, crisis_app, links
+from parley.cli.witness import witness_app
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.identity import fingerprint, parse_invitation, station_id
 from parley.station import config as station_config
@@ -64,6 +65,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(checkcall_app, name="checkcall")
 app.add_typer(crisis_app, name="crisis")
 app.command("links")(links)
+app.add_typer(witness_app, name="witness")
 app.command("history")(history)
 app.command("search")(search)
 app.add_typer(alarms_app, name="alarms")

@@ -1,0 +1,53 @@
+"""A witness-only party (`parley witness run`): the C2SP witness API and nothing else.
+
+No peer API, no operator API, no console, no background duties: its only user is the admin who
+owns the data directory and configures the logs in station.json (`parley witness add-log`). Its
+database (SQLite in the directory, or PostgreSQL) holds the witness key and per-log state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from parley import __version__
+from parley.api import witness as witness_api
+from parley.api.limits import BodyLimit
+from parley.app.conn import guarded
+from parley.errors import ParleyError
+from parley.station.boot import open_station
+from parley.station.node import Station
+
+
+def build_witness_app(station: Station) -> FastAPI:
+    app = FastAPI(
+        title=f"Parley witness {station.cfg.name}", version=__version__,
+        docs_url=None, redoc_url=None, openapi_url=None,
+    )  # fmt: skip
+
+    @app.exception_handler(ParleyError)
+    async def parley_error(_: Request, exc: ParleyError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.status)
+
+    app.include_router(witness_api.router(station))
+    app.add_middleware(BodyLimit, limits=station.cfg.limits)
+    return app
+
+
+def serve_witness(data: Path) -> None:
+    station = open_station(data)
+    limits = station.cfg.limits
+    config = uvicorn.Config(
+        build_witness_app(station), host=station.cfg.host, port=station.cfg.port,
+        log_level="warning", access_log=False, log_config=None, http=guarded(limits),
+        timeout_keep_alive=limits.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
+        proxy_headers=bool(station.cfg.trusted_proxies),
+        forwarded_allow_ips=station.cfg.trusted_proxies or None,
+    )  # fmt: skip
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        station.store.close()
