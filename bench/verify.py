@@ -2,11 +2,13 @@
 protocol functions, checked as `parley transcript verify` checks it.
 
 Prints envelopes/s beside this machine's raw Ed25519 verification rate measured in the same run
-(PyNaCl, a prepared VerifyKey, one verify call per signature of the same envelopes), and their
-ratio; the goal is >= 0.8. The raw rate is measured before and after the verification and
-averaged, since the machine's load may change in between. As `parley transcript verify` does,
-envelope signatures are checked in one worker process while this one checks the rest of the file,
-so the crypto runs on one core as in the raw rate; the CPU-time figure counts both processes.
+(PyNaCl, a prepared VerifyKey, one verify call per signature of the same envelopes) times the
+number of cores, and their ratio; the goal is >= 0.8 (issue 14). The raw rate is measured before
+and after the verification and averaged, since the machine's load may change in between. As
+`parley transcript verify` does, envelope lines are checked in one worker process per core while
+this one follows the chains; the CPU-time figure counts every process. On a machine others are
+using, cores x the single-core rate is more than the run can get: the raw loop is also run on
+every core at once, and the rate is given against that too.
 
 The export is two members' chains on one channel, three envelopes of the first for each of the
 second, each sealed with `envelope.seal` (X25519 wraps, XChaCha20-Poly1305, Ed25519), with a
@@ -26,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ import nacl.signing
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from parley.cli.verifying import signature_worker
+from parley.cli.verifying import cores, envelope_workers
 from parley.domain import channels
 from parley.protocol import checkpoint, crypto, export, merkle, scan, verifier
 from parley.protocol.encoding import b64d, b64e, canonical
@@ -158,6 +161,20 @@ def raw_rate(sample: list[tuple[bytes, bytes, bytes]]) -> tuple[float, float]:
     return len(sample) / (time.perf_counter() - wall), len(sample) / (time.process_time() - cpu)
 
 
+def _raw_wall(sample: list[tuple[bytes, bytes, bytes]]) -> float:
+    return raw_rate(sample)[0]
+
+
+def raw_rate_all_cores(sample: list[tuple[bytes, bytes, bytes]], n: int) -> float:
+    """Signatures per second of the raw loop run in `n` processes at once (wall clock)."""
+    part = sample[: len(sample) // 2]
+    with ProcessPoolExecutor(max_workers=n) as pool:
+        list(pool.map(_raw_wall, [part[:100]] * n))  # start the workers before timing
+        wall = time.perf_counter()
+        list(pool.map(_raw_wall, [part] * n))
+        return n * len(part) / (time.perf_counter() - wall)
+
+
 def sample_of(path: Path) -> list[tuple[bytes, bytes, bytes]]:
     """The raw-rate sample read back from a kept file (for --reuse)."""
     out: list[tuple[bytes, bytes, bytes]] = []
@@ -195,16 +212,17 @@ def main() -> None:
         with _bar("verifying", size, unit_column=False) as bar, path.open("rb") as f:
             task = bar.add_task("verify", total=size)
             t, c = time.perf_counter(), cpu_with_children()
-            with signature_worker() as checks:
+            with envelope_workers() as checks:
                 report = verifier.verify_transcript(
                     f,
                     progress=lambda done: bar.update(task, completed=done),
-                    batch_verify=checks,
+                    batch_check=checks,
                     trust=TRUSTED,
                 )
             # The worker process has exited here, so its CPU time is counted too.
             elapsed, cpu = time.perf_counter() - t, cpu_with_children() - c
         raw_after = raw_rate(sample)
+        raw_parallel = raw_rate_all_cores(sample, cores())
     finally:
         if not args.keep and not args.reuse:
             os.unlink(path)
@@ -224,8 +242,12 @@ def main() -> None:
     print(f"raw Ed25519         {raw[0]:,.0f} verifications/s  ({raw[1]:,.0f} per CPU second); "
           f"PyNaCl loop over {len(sample):,} of these envelopes' signatures, before and after: "
           f"{raw_before[0]:,.0f} and {raw_after[0]:,.0f}/s")  # fmt: skip
-    print(f"ratio               {rate / raw[0]:.2f}  ({rate_cpu / raw[1]:.2f} in CPU time; "
-          "goal >= 0.8)")  # fmt: skip
+    n = cores()
+    print(f"raw on {n} cores       {n:,} x {raw[0]:,.0f} = {n * raw[0]:,.0f}/s; measured on all "
+          f"{n} at once: {raw_parallel:,.0f}/s")  # fmt: skip
+    print(f"ratio               {rate / (n * raw[0]):.2f} of {n} x one core "
+          f"({rate_cpu / raw[1]:.2f} in CPU time; {rate / raw_parallel:.2f} of all cores at "
+          "once; goal >= 0.8)")  # fmt: skip
 
 
 if __name__ == "__main__":

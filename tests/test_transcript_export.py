@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parley.app.build import build_app
+from parley.cli.verifying import envelope_workers
 from parley.domain import channels
 from parley.errors import NotFound
-from parley.protocol import crypto, note
+from parley.protocol import crypto, note, verifier
 from parley.protocol.checkpoint import checkpoint_body
 from parley.protocol.encoding import b64d, b64e, canonical
 from parley.protocol.export import read_lines
@@ -534,3 +535,33 @@ def test_check_proof_never_raises(world: World, path: list[Any], value: Any) -> 
         target[path[-1] if path else "format"] = value
     report = check_proof(doc, trust=world.anchors())
     assert isinstance(report.ok, bool)
+
+
+# --- checking on every core -----------------------------------------------------------------------
+
+
+def test_checking_in_worker_processes_reports_exactly_what_checking_inline_does(
+    world: World, lines: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches and a short window, so batch and flush boundaries fall everywhere.
+    monkeypatch.setattr(verifier, "ENVELOPE_BATCH", 3)
+    monkeypatch.setattr(verifier, "IN_FLIGHT", 2)
+    envelopes = [i for i, ln in enumerate(lines) if ln.startswith(b"envelope\t")]
+    bad_sig = list(lines)
+    i = envelopes[5]
+    at = bad_sig[i].index(b'"sig":"') + 7  # the signature's first character, changed
+    bad_sig[i] = (
+        bad_sig[i][:at] + (b"B" if bad_sig[i][at : at + 1] != b"B" else b"C") + bad_sig[i][at + 1 :]
+    )
+    swapped = list(lines)
+    j, k = envelopes[7], envelopes[8]
+    swapped[j], swapped[k] = swapped[k], swapped[j]
+    dropped = [ln for n, ln in enumerate(lines) if n != envelopes[3]]
+    unreadable = list(lines)
+    unreadable[envelopes[9]] = b"envelope\t{not json}\n"
+    with envelope_workers(2) as checks:
+        for given in (lines, bad_sig, swapped, dropped, unreadable):
+            inline = verify_transcript(given, trust=world.anchors())
+            spread = verify_transcript(given, batch_check=checks, trust=world.anchors())
+            assert spread.to_json() == inline.to_json()
+            assert inline.ok is (given is lines)

@@ -31,7 +31,7 @@ from rich.table import Table
 
 from parley.cli import common as cli
 from parley.cli.client import Api, ApiError
-from parley.cli.verifying import signature_worker
+from parley.cli.verifying import envelope_workers
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol import proof, verifier
 from parley.protocol.report import Report
@@ -340,11 +340,11 @@ def verify(
     show = not (quiet or as_json) and total >= PROGRESS_MIN_BYTES
     with _progress() as bar:
         task = bar.add_task("verifying", total=total, visible=show)
-        with file.open("rb") as f, signature_worker() as checks:
+        with file.open("rb") as f, envelope_workers() as checks:
             report = verifier.verify_transcript(
                 f,
                 progress=lambda done: bar.update(task, completed=done),
-                batch_verify=checks,
+                batch_check=checks,
                 trust=policy,
                 witnesses=witnesses,
             )

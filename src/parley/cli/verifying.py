@@ -1,26 +1,33 @@
-"""Offline verification as the command line, the console and the benchmarks run it."""
+"""Offline verification as the command line and the benchmarks run it: envelope lines checked
+in one worker process per core (reading, hashing, signatures, commitments), while this process
+follows the chains, checkpoints and the export signature in file order."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 from parley.protocol import verifier
 
 
-@contextlib.contextmanager
-def signature_worker() -> Iterator[verifier.BatchVerify]:
-    """Envelope signatures checked in one worker process while this one parses and checks the
-    rest of the file: the crypto still runs on one core, as in the raw rate it is compared with,
-    and the file's other checks run beside it instead of after it."""
-    with ProcessPoolExecutor(max_workers=1) as pool:
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
-        def start(jobs: list[verifier.SignatureJob]) -> Callable[[], list[bool]]:
-            return pool.submit(_check, jobs).result
+
+@contextlib.contextmanager
+def envelope_workers(processes: int | None = None) -> Iterator[verifier.BatchCheck]:
+    """A `BatchCheck` that spreads batches over `processes` workers (one per core by default)."""
+    with ProcessPoolExecutor(max_workers=processes or cores()) as pool:
+
+        def start(
+            batch: list[list[bytes]], members: verifier.Members
+        ) -> Callable[[], list[verifier.Checked]]:
+            return pool.submit(verifier.check_envelopes, batch, members).result
 
         yield start
-
-
-def _check(jobs: list[verifier.SignatureJob]) -> list[bool]:
-    return verifier.verify_now(jobs)()

@@ -13,8 +13,9 @@ Rules:
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from parley.errors import Code, RejectedInput
 from parley.protocol import crypto, merkle, note
@@ -35,7 +36,6 @@ from parley.protocol.export import FORMAT, TRANSCRIPT_LABEL
 from parley.protocol.report import Report, anchor_members
 from parley.protocol.scan import (
     ZERO_B64,
-    Scanned,
     b64u_bytes,
     commitment_b64,
     salt_of,
@@ -66,20 +66,83 @@ TRANSCRIPT_CHECKS = (
 # Only with a witness policy: each chain's latest checkpoint carries the quorum it names.
 WITNESS_CHECK = "witnesses"
 
-SignatureJob = tuple[bytes, bytes, bytes]
-"""(public key, signed bytes without the label, signature) of one envelope."""
 
-BatchVerify = Callable[[list[SignatureJob]], Callable[[], list[bool]]]
-"""Start checking a batch of envelope signatures; the returned function gives the results.
-`verify_now` checks at once; a caller may pass one that checks on another thread, so that
-signatures are checked while the next lines are parsed (the core itself starts no threads)."""
+class Members(NamedTuple):
+    """What checking one envelope line needs to know of the file: its channel, each member's
+    identity key, and the recipients each member's envelopes must name (the other members)."""
 
-SIGNATURE_BATCH = 256
+    channel: str
+    keys: dict[str, bytes]
+    others: dict[str, tuple[str, ...]]
 
 
-def verify_now(jobs: list[SignatureJob]) -> Callable[[], list[bool]]:
-    results = [crypto.verify(pk, ENVELOPE_LABEL, signed, sig) for pk, signed, sig in jobs]
+Checked = tuple[str, int, int, bytes, tuple[tuple[str, int, bytes], ...], bytes, bytes, bool,
+                bool | None] | str  # fmt: skip
+"""One envelope line checked on its own, or why it is not an envelope of this file: (sender,
+seq, ts, prev and `seen` as base64url text, its envelope hash as base64url text, its Merkle leaf
+hash, whether its signature verifies with its sender's key, whether its body and salt match its
+commitment (None: the line carries no body)). Plain tuples: they cross process boundaries."""
+
+BatchCheck = Callable[[list[list[bytes]], Members], Callable[[], list[Checked]]]
+"""Start checking a batch of envelope lines (their tab-separated fields), each on its own; the
+returned function gives the results in order. `check_now` checks at once; a caller may pass one
+that checks in other processes, so that every core verifies signatures while this one follows
+the chains (the core itself starts none)."""
+
+ENVELOPE_BATCH = 256
+# Batches started and not yet applied: enough to keep a worker per core busy, few enough that
+# the lines held stay small.
+IN_FLIGHT = 16
+
+
+def check_envelopes(batch: list[list[bytes]], members: Members) -> list[Checked]:
+    """Everything about each envelope line that needs no other line: reading it, its channel,
+    sender and recipients, its hashes, its signature and its body commitment. Pure, so it may
+    run anywhere."""
+    verify, sha256, leaf_hash = crypto.verify, crypto.sha256, merkle.leaf_hash
+    channel, keys, others = members
+    out: list[Checked] = []
+    for fields in batch:
+        raw = fields[1]
+        try:
+            s = scan_envelope(raw)
+        except RejectedInput as exc:
+            out.append(exc.message)
+            continue
+        key = keys.get(s.sender)
+        if s.channel != channel or key is None or s.recipients != others[s.sender]:
+            why = (
+                "another channel"
+                if s.channel != channel
+                else "a sender who is not a member"
+                if key is None
+                else "recipients other than the other members"
+            )
+            out.append(f"the envelope has {why}")
+            continue
+        good = verify(key, ENVELOPE_LABEL, s.signing_input, s.sig)
+        committed = None
+        if len(fields) == 4:
+            salt = salt_of(fields[2])
+            committed = salt is not None and commitment_b64(salt, fields[3]) == s.commit_b64
+        h = sha256(raw)
+        out.append(
+            (s.sender, s.seq, s.ts, s.prev_b64, s.seen, b64u_bytes(h), leaf_hash(h), good,
+             committed)
+        )  # fmt: skip
+    return out
+
+
+def check_now(batch: list[list[bytes]], members: Members) -> Callable[[], list[Checked]]:
+    results = check_envelopes(batch, members)
     return lambda: results
+
+
+class At(NamedTuple):
+    """Where an envelope is: its sender and seq (for messages, and the bodies that need them)."""
+
+    sender: str
+    seq: int
 
 
 class _Chain:
@@ -103,7 +166,7 @@ class _Verifier:
         self,
         report: Report,
         trust: TrustPolicy,
-        batch_verify: BatchVerify = verify_now,
+        batch_check: BatchCheck = check_now,
         witnesses: WitnessPolicy | None = None,
     ) -> None:
         self.r = report
@@ -112,10 +175,12 @@ class _Verifier:
         self.latest: dict[str, int] = {}  # sender -> largest checkpoint size in a line
         self.unknown_lines = 0
         self.trust = trust
-        self.batch_verify = batch_verify
-        self.sig_jobs: list[SignatureJob] = []
-        self.sig_where: list[tuple[int, str, int]] = []  # (line, sender, seq) of each job
-        self.sig_started: list[tuple[list[tuple[int, str, int]], Callable[[], list[bool]]]] = []
+        self.batch_check = batch_check
+        self.context = Members("", {}, {})  # what `check_envelopes` needs, from the header
+        self.batch: list[tuple[int, list[bytes]]] = []  # (line number, fields) not yet started
+        self.in_flight: deque[tuple[list[tuple[int, list[bytes]]], Callable[[], list[Checked]]]] = (
+            deque()
+        )
         self.channel = ""
         self.members: dict[str, Member] = {}
         self.chains: dict[str, _Chain] = {}
@@ -138,29 +203,33 @@ class _Verifier:
             self.memo[k] = verify_signature_line(text, sig, v)
         return self.memo[k]
 
-    def start_signatures(self) -> None:
-        if self.sig_jobs:
-            self.sig_started.append((self.sig_where, self.batch_verify(self.sig_jobs)))
-            self.sig_jobs, self.sig_where = [], []
+    # Envelope lines are checked on their own in batches (possibly elsewhere), then applied to
+    # their chains here in file order: before any other line, and at the end, all of them.
+    def start_batch(self) -> None:
+        if self.batch:
+            lines = self.batch
+            self.in_flight.append((lines, self.batch_check([f for _, f in lines], self.context)))
+            self.batch = []
+            while len(self.in_flight) > IN_FLIGHT:
+                self.apply_oldest()
 
-    def finish_signatures(self) -> None:
-        """Collect every envelope signature's result (in file order)."""
-        self.start_signatures()
-        for wheres, results in self.sig_started:
-            for ok, (n, sid, seq) in zip(results(), wheres, strict=True):
-                if ok:
-                    self.c_signature.passed += 1
-                else:
-                    where = f"line {n} ({self.name(sid)} seq {seq})"
-                    self.c_signature.fail(f"{where}: the signature does not verify")
-        self.sig_started = []
+    def apply_oldest(self) -> None:
+        lines, results = self.in_flight.popleft()
+        apply = self.apply_envelope
+        for (n, fields), checked in zip(lines, results(), strict=True):
+            apply(n, fields, checked)
+
+    def flush(self) -> None:
+        self.start_batch()
+        while self.in_flight:
+            self.apply_oldest()
 
     def root(self, sender: str, size: int) -> bytes | None:
         chain = self.chains.get(sender)
         return chain.root(size) if chain else None
 
-    def where(self, n: int, s: Scanned) -> str:
-        return f"line {n} ({self.name(s.sender)} seq {s.seq})"
+    def where(self, n: int, sender: str, seq: int) -> str:
+        return f"line {n} ({self.name(sender)} seq {seq})"
 
     def name(self, station: str) -> str:
         m = self.members.get(station)
@@ -168,72 +237,65 @@ class _Verifier:
 
     # --- envelopes ---
     def envelope(self, n: int, fields: list[bytes]) -> None:
-        # The hot path: one envelope per call; messages are only formatted for failures.
         self.envelopes += 1
-        raw = fields[1]
-        try:
-            s = scan_envelope(raw)
-        except RejectedInput as exc:
-            self.c_format.fail(f"line {n}: {exc.message}")
+        self.batch.append((n, fields))
+        if len(self.batch) >= ENVELOPE_BATCH:
+            self.start_batch()
+
+    def apply_envelope(self, n: int, fields: list[bytes], checked: Checked) -> None:
+        # The hot path: one envelope per call; messages are only formatted for failures.
+        if isinstance(checked, str):
+            self.c_format.fail(f"line {n}: {checked}")
             return
-        channel, sid, seq, ts, prev, commit, seen, recipients, sig, signed = s
-        sender = self.members.get(sid)
-        if channel != self.channel or sender is None or recipients != self.others[sid]:
-            why = (
-                "another channel"
-                if channel != self.channel
-                else "a sender who is not a member"
-                if sender is None
-                else "recipients other than the other members"
-            )
-            self.c_format.fail(f"line {n}: the envelope has {why}")
-            return
+        sid, seq, ts, prev, seen, h64, leaf, signature_ok, committed = checked
         self.c_format.passed += 1
-        h = crypto.sha256(raw)
-        self.sig_jobs.append((sender.identity, signed, sig))
-        self.sig_where.append((n, sid, seq))
-        if len(self.sig_jobs) >= SIGNATURE_BATCH:
-            self.start_signatures()
+        if signature_ok:
+            self.c_signature.passed += 1
+        else:
+            self.c_signature.fail(f"{self.where(n, sid, seq)}: the signature does not verify")
         chain = self.chains[sid]
         held = len(chain.b64)
         if seq == held + 1:
             self.c_seq.passed += 1
         else:
             self.c_seq.fail(
-                f"{self.where(n, s)}: expected seq {held + 1} of this chain here "
+                f"{self.where(n, sid, seq)}: expected seq {held + 1} of this chain here "
                 "(an envelope is missing, repeated or out of order)"
             )
         if prev == (chain.b64[-1] if held else ZERO_B64):
             self.c_links.passed += 1
         else:
-            self.c_links.fail(f"{self.where(n, s)}: prev is not the hash of the previous envelope")
+            self.c_links.fail(
+                f"{self.where(n, sid, seq)}: prev is not the hash of the previous envelope"
+            )
         if ts >= chain.last_ts:
             self.c_ts.passed += 1
             chain.last_ts = ts
         else:
-            self.c_ts.fail(f"{self.where(n, s)}: earlier than its predecessor")
+            self.c_ts.fail(f"{self.where(n, sid, seq)}: earlier than its predecessor")
         chains = self.chains
         for m, q, hb in seen:
             other = chains.get(m)
             if other is None or q > len(other.b64) or other.b64[q - 1] != hb:
-                self.c_causal.fail(f"{self.where(n, s)}: {self.unseen(m, q)}")
+                self.c_causal.fail(f"{self.where(n, sid, seq)}: {self.unseen(m, q)}")
                 break
         else:
             self.c_causal.passed += 1
-        if len(fields) == 4:
+        if committed is not None:
             self.bodies += 1
-            salt, text = salt_of(fields[2]), fields[3]
-            if salt is None or commitment_b64(salt, text) != commit:
+            text = fields[3]
+            if not committed:
                 self.c_commit.fail(
-                    f"{self.where(n, s)}: the body and salt do not match the signed commitment"
+                    f"{self.where(n, sid, seq)}: the body and salt do not match the signed "
+                    "commitment"
                 )
             else:
                 self.c_commit.passed += 1
                 # Only checkpoints need parsing: the commitment already fixed every body's bytes.
                 if b'"type":"checkpoint' in text:
-                    self.body(n, s, text)
-        chain.b64.append(b64u_bytes(h))
-        chain.tree.append(merkle.leaf_hash(h))
+                    self.body(n, At(sid, seq), text)
+        chain.b64.append(h64)
+        chain.tree.append(leaf)
 
     def unseen(self, m: str, q: int) -> str:
         other = self.chains.get(m)
@@ -243,7 +305,7 @@ class _Verifier:
             return f"has seen {self.name(m)} seq {q}, which comes later or not at all"
         return f"has seen a {self.name(m)} seq {q} other than the one in this file"
 
-    def body(self, n: int, s: Scanned, text: bytes) -> None:
+    def body(self, n: int, s: At, text: bytes) -> None:
         try:
             body = json.loads(text)
         except ValueError:
@@ -255,8 +317,8 @@ class _Verifier:
         elif body.get("type") == COSIGN:
             self.cosign_body(n, s, body)
 
-    def checkpoint_body(self, n: int, s: Scanned, body: dict[str, Any]) -> None:
-        r, at = self.r, self.where(n, s)
+    def checkpoint_body(self, n: int, s: At, body: dict[str, Any]) -> None:
+        r, at = self.r, self.where(n, s.sender, s.seq)
         # `prev` links to the chain's previous checkpoint envelope, whatever became of it.
         before = self.last_checkpoint.get(s.sender, 1) - 1
         self.last_checkpoint[s.sender] = s.seq
@@ -302,8 +364,8 @@ class _Verifier:
             else:
                 r["consistency"].ok()
 
-    def cosign_body(self, n: int, s: Scanned, body: dict[str, Any]) -> None:
-        r, at = self.r, self.where(n, s)
+    def cosign_body(self, n: int, s: At, body: dict[str, Any]) -> None:
+        r, at = self.r, self.where(n, s.sender, s.seq)
         try:
             cb = check_cosign_body(body)
         except RejectedInput as exc:
@@ -442,6 +504,7 @@ class _Verifier:
         self.channel = doc["channel"]
         self.members = {m.station: m for m in members}
         self.others = {m: tuple(sorted(set(self.members) - {m})) for m in self.members}
+        self.context = Members(self.channel, {m.station: m.identity for m in members}, self.others)
         self.chains = {m: _Chain() for m in self.members}
         self.r.facts.update(
             channel=self.channel,
@@ -476,7 +539,7 @@ class _Verifier:
 def verify_transcript(
     lines: Iterable[bytes],
     progress: Callable[[int], None] | None = None,
-    batch_verify: BatchVerify = verify_now,
+    batch_check: BatchCheck = check_now,
     *,
     trust: TrustPolicy,
     witnesses: WitnessPolicy | None = None,
@@ -488,11 +551,11 @@ def verify_transcript(
 
     `trust` says which member keys to accept (protocol/trust.py): there is no default, and the
     file's own keys count only under `UNSAFE_TRUST_FILE_KEYS`. `progress(bytes_done)` is called
-    every few thousand lines. Never raises for bad input. `batch_verify` checks envelope
-    signatures (see BatchVerify).
+    every few thousand lines. Never raises for bad input. `batch_check` checks envelope lines
+    each on its own, signatures included (see BatchCheck).
     """
     report = Report.of((*TRANSCRIPT_CHECKS, WITNESS_CHECK) if witnesses else TRANSCRIPT_CHECKS)
-    v = _Verifier(report, trust, batch_verify, witnesses)
+    v = _Verifier(report, trust, batch_check, witnesses)
     digest = crypto.sha256_hasher()
     signature: bytes | None = None
     after_signature = False
@@ -518,6 +581,7 @@ def verify_transcript(
         elif signature is not None:
             after_signature = True
         elif fields[0] == b"checkpoint" and len(fields) == 2:
+            v.flush()  # a checkpoint line is checked against every envelope before it
             v.checkpoint_line(n, fields[1])
         elif fields[0] == b"signature" and len(fields) == 2:
             try:
@@ -528,7 +592,7 @@ def verify_transcript(
         else:
             report["file_format"].fail(f"line {n}: unknown line {fields[0][:20]!r}")
         update(line)
-    v.finish_signatures()
+    v.flush()
     if progress is not None:
         progress(done)
     if n < 2:
