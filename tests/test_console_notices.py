@@ -8,14 +8,11 @@ docs/console.md shows are written there too.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 # The console tests' fixtures (stations, users, the browser), used here by name.
 from tests.test_console import (  # noqa: F401
@@ -23,26 +20,9 @@ from tests.test_console import (  # noqa: F401
     browser,
     login,
     new_page,
+    shots,
     world,
 )
-
-DOCUMENTED = {"notice-compose", "notice-preview", "printout"}
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Any:
-    extra = os.environ.get("PARLEY_SCREENSHOTS")
-
-    def take(page: Any, name: str) -> Path:
-        path = tmp_path / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 1000
-        if extra and name in DOCUMENTED:
-            Path(extra).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(extra) / f"{name}.png"), full_page=True)
-        return path
-
-    return take
 
 
 def test_notice_typed_field_by_field_previewed_late_then_sent(

@@ -13,14 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from parley.app.build import build_app
-from parley.domain import notices
-from parley.domain.forms import Catalogue
 from parley.station import printout, users
 from parley.station.node import Station
 from parley.station.notices import desk
 from parley.station.users import BOOTSTRAP
-from tests.pair import Clock, Net, introduce, make_station, open_channel
+from tests.pair import Clock, Net, introduce, make_station
 from tests.test_form_inputs import LAUNCH_INPUTS
+from tests.test_form_inputs import world as inputs_world
 
 PASSWORD = "correct horse battery"
 HOUR = 3_600_000
@@ -28,19 +27,13 @@ HOUR = 3_600_000
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Net, Clock, Station, Station, str]]:
-    clock = Clock()
-    a = make_station(tmp_path / "a", "South", "en", clock)
-    a.cfg.timezone = "Asia/Seoul"
-    b = make_station(tmp_path / "b", "North", "ko", clock)
-    introduce(a, b)
-    net = Net()
-    ch = open_channel(net, a, b)
-    a.send(ch, {"type": "text", "text": "Hotline test <b>one</b>", "lang": "en"}, "ROUTINE",
-           "", "admin")  # fmt: skip
-    desk(a).send_notice(BOOTSTRAP, ch, "launch_notice", None, texts=LAUNCH_INPUTS)
-    net.deliver(a, b)
-    yield net, clock, a, b, ch
-    notices.use_catalogue(Catalogue.load())
+    """South and North with a hotline holding a text and a launch notice (typed inputs)."""
+    for net, clock, a, b, ch in inputs_world.__wrapped__(tmp_path):  # type: ignore[attr-defined]
+        a.send(ch, {"type": "text", "text": "Hotline test <b>one</b>", "lang": "en"},
+               "ROUTINE", "", "admin")  # fmt: skip
+        desk(a).send_notice(BOOTSTRAP, ch, "launch_notice", None, texts=LAUNCH_INPUTS)
+        net.deliver(a, b)
+        yield net, clock, a, b, ch
 
 
 def api(st: Station, token: str = "tok") -> TestClient:

@@ -55,7 +55,7 @@ InputKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 InputText = Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
 
 
-class NoticeSend(Strict):
+class NoticePreview(Strict):
     form: str = Field(min_length=1, max_length=64)
     # Either the fields as the notice carries them (integers: Unix ms, micro-degrees) or
     # `inputs`: text as a person types it (domain/forms/inputs), read in `timezone`.
@@ -64,18 +64,12 @@ class NoticeSend(Strict):
     timezone: str | None = Field(default=None, max_length=64)
     version: int | None = Field(default=None, ge=1)
     lang: str | None = Field(default=None, max_length=16)
+
+
+class NoticeSend(NoticePreview):
     deadline_ms: int | None = Field(default=None, ge=0)
     deadline_hours: int | None = Field(default=None, ge=1, le=8760)  # or: due in H hours
     precedence: Precedence | None = None
-
-
-class NoticePreview(Strict):
-    form: str = Field(min_length=1, max_length=64)
-    fields: dict[str, Any] | None = None
-    inputs: dict[InputKey, InputText] | None = Field(default=None, max_length=MAX_INPUTS)
-    timezone: str | None = Field(default=None, max_length=64)
-    version: int | None = Field(default=None, ge=1)
-    lang: str | None = Field(default=None, max_length=16)
 
 
 class AckSend(Strict):
