@@ -12,11 +12,12 @@ import pytest
 
 from parley.domain import channels
 from parley.errors import RejectedInput
-from parley.protocol import checkpoint, identity
+from parley.protocol import checkpoint, identity, merkle
 from parley.protocol.encoding import b64e, canonical, parse
 from parley.protocol.envelope import ENVELOPE_LABEL, MIN_CT_BYTES, Ref, parse_envelope, seal
+from parley.protocol.receipt import sign_receipt
 from parley.protocol.verifier import verify_transcript
-from parley.station import checkpoints
+from parley.station import checkpoints, paths
 from parley.station.node import Station
 from parley.store import checkpoints as db
 from tests.pair import Clock, Net, hotline, introduce, make_station
@@ -306,3 +307,28 @@ def test_17_2_a_checkpoint_whose_prev_skips_the_previous_one_is_not_countersigne
     cons = report.checks["consistency"]
     assert cons.failed == 1 and "previous checkpoint covers 4" in cons.failures[0]
     assert report.failed == ["consistency"]
+
+
+def test_8_receipts_carry_the_receivers_checkpoint_and_a_different_root_is_a_divergence(
+    tmp_path: Path,
+) -> None:
+    _, _, a, b, ch = hotline(tmp_path)
+    a.send(ch, channels.text_body("one", "en"))
+    results, receipts = b.receive_batch([r.raw for r in a.store.pending(b.id, 10)])
+    (rc,) = receipts
+    ours = merkle.root([merkle.leaf_hash(h) for h in db.chain_hashes(a.store, ch, a.id, 2)])
+    assert (rc.seq, rc.root) == (2, ours)  # b's checkpoint of a's chain: the same root
+    # A receipt b signs for the same seq and hash but another root: b holds another history.
+    forged = sign_receipt(b.identity, b.id, ch, a.id, Ref(rc.seq, rc.hash), rc.head, rc.ts,
+                          bytes(32))  # fmt: skip
+    applied = paths.apply_answer(a, b.id, [], [forged.to_json()], set())
+    assert applied == 0 and a.store.pending(b.id, 10)  # not delivered by it
+    (alarm,) = [x for x in a.store.alarms() if x.kind == "divergence"]
+    assert "another history" in alarm.message
+    (ev,) = [e for e in a.store.evidence() if e[3] == "divergence"]
+    assert ev[2] == 2 and ev[4] == forged.encode() and ev[5] == ours
+    # The same receipt again: no second alarm; the true one is applied as before.
+    paths.apply_answer(a, b.id, [], [forged.to_json()], set())
+    assert len([x for x in a.store.alarms() if x.kind == "divergence"]) == 1
+    assert paths.apply_answer(a, b.id, [r.to_json() for r in results], [rc.to_json()], set())
+    assert not a.store.pending(b.id, 10)

@@ -435,9 +435,10 @@ def test_receipts(case: dict[str, Any]) -> None:
     head = (
         None if i["head"] is None else Ref(i["head"]["seq"], bytes.fromhex(i["head"]["hash_hex"]))
     )
+    root = None if i["root_hex"] is None else bytes.fromhex(i["root_hex"])
     r = receipt.sign_receipt(
         key, i["by"], i["channel"], i["of"], Ref(i["seq"], bytes.fromhex(i["hash_hex"])), head,
-        i["ts"],
+        i["ts"], root,
     )  # fmt: skip
     assert encoding.canonical(r.body()).decode() == out["signing_input"]
     assert r.sig.hex() == out["sig_hex"]
@@ -454,6 +455,20 @@ def test_receipts(case: dict[str, Any]) -> None:
     assert (
         _b64u(nacl.signing.SigningKey(key.seed).sign(label + rfc8785.dumps(doc)).signature) == sig
     )
+    if root is not None:
+        # Reference: the root of the chain the receipt covers, from the envelopes of the vectors
+        # (RFC 9162: leaf = H(0x00 || envelope hash), node = H(0x01 || left || right)).
+        chain = [
+            bytes.fromhex(e["outputs"]["envelope_hash_hex"])
+            for e in ENV["cases"]
+            if e["inputs"]["channel"] == i["channel"] and e["inputs"]["sender"] == i["of"]
+        ]
+        leaves = [hashlib.sha256(b"\x00" + h).digest() for h in chain[: i["seq"]]]
+        while len(leaves) > 1:
+            pairs = [leaves[k : k + 2] for k in range(0, len(leaves), 2)]
+            leaves = [hashlib.sha256(b"\x01" + p[0] + p[1]).digest() if len(p) == 2 else p[0]
+                      for p in pairs]  # fmt: skip
+        assert _b64u(leaves[0]) == doc["root"]
 
 
 @pytest.mark.parametrize("case", RCPT["reject"], ids=_ids(RCPT["reject"]))

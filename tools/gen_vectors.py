@@ -763,15 +763,23 @@ def receipt_vectors(envs: dict[str, Any]) -> dict[str, Any]:
     e1, e2, e3 = (envs[f"envelope-{i}"] for i in (1, 2, 3))
     h = {k: bytes.fromhex(v["outputs"]["envelope_hash_hex"]) for k, v in envs.items()}
     cases: list[dict[str, Any]] = []
-    for case_id, desc, by, of, seq, hh, head, ts in [
+    # Alpha's chain on CHANNEL_AB is envelope-1, envelope-3: the receiver's root over it.
+    alpha_root = merkle.root([merkle.leaf_hash(h["envelope-1"]), merkle.leaf_hash(h["envelope-3"])])
+    for case_id, desc, by, of, seq, hh, head, ts, root in [
         ("receipt-1", "Bravo holds Alpha's chain up to seq 2 (envelope-3); Bravo's own chain "
          "is at seq 1 (envelope-2)", BRAVO, ALPHA, e3["inputs"]["seq"], h["envelope-3"],
-         envelope.Ref(1, h["envelope-2"]), T0 + 2 * MINUTE + 1500),
+         envelope.Ref(1, h["envelope-2"]), T0 + 2 * MINUTE + 1500, None),
         ("receipt-2", "Alpha holds Bravo's chain up to seq 1 (envelope-2); Alpha has sent "
          "nothing yet on that channel so there is no head", ALPHA, BRAVO, e2["inputs"]["seq"],
-         h["envelope-2"], None, T0 + MINUTE + 700),
+         h["envelope-2"], None, T0 + MINUTE + 700, None),
+        ("receipt-3", "receipt-1 carrying Bravo's checkpoint of Alpha's chain: the RFC 9162 "
+         "root of envelope-1 and envelope-3 as Bravo holds them", BRAVO, ALPHA,
+         e3["inputs"]["seq"], h["envelope-3"], envelope.Ref(1, h["envelope-2"]),
+         T0 + 2 * MINUTE + 1500, alpha_root),
     ]:  # fmt: skip
-        r = receipt.sign_receipt(by.key, by.id, CHANNEL_AB, of.id, envelope.Ref(seq, hh), head, ts)
+        r = receipt.sign_receipt(
+            by.key, by.id, CHANNEL_AB, of.id, envelope.Ref(seq, hh), head, ts, root
+        )
         cases.append(
             {
                 "id": case_id,
@@ -785,6 +793,7 @@ def receipt_vectors(envs: dict[str, Any]) -> dict[str, Any]:
                     "hash_hex": hx(hh),
                     "head": None if head is None else {"seq": head.seq, "hash_hex": hx(head.hash)},
                     "ts": ts,
+                    "root_hex": None if root is None else hx(root),
                 },
                 "outputs": {
                     "label_hex": hx(receipt.RECEIPT_LABEL),
@@ -805,6 +814,8 @@ def receipt_vectors(envs: dict[str, Any]) -> dict[str, Any]:
         ("padded hash", {**good, "hash": good["hash"] + "="}, "malformed"),
         ("seq 0", {**good, "seq": 0}, "malformed"),
         ("head without hash", {**good, "head": {"seq": 1}}, "malformed"),
+        ("root added after signing", {**good, "root": b64e(alpha_root)}, "bad_signature"),
+        ("root of 31 bytes", {**good, "root": b64e(alpha_root[:31])}, "malformed"),
     ]:
         try:
             r = receipt.parse_receipt(value)

@@ -1,9 +1,12 @@
 """Receipts: "I, `by`, hold `of`'s chain on `ch` up to `seq`, whose envelope hash is `hash`".
 
-Wire form (canonical JSON): {"v":1, "ch", "of", "by", "seq", "hash", "ts", "head"?, "sig"} where
-`head` = {"seq","hash"} is the receiver's own chain on that channel at the time (what it had
-itself said), so a receipt also fixes the receiver's state. A receipt for seq n covers 1..n.
-`sig` is Ed25519 by `by` over "parley/receipt/v1\\0" || canonical(receipt without "sig").
+Wire form (canonical JSON): {"v":1, "ch", "of", "by", "seq", "hash", "ts", "head"?, "root"?,
+"sig"} where `head` = {"seq","hash"} is the receiver's own chain on that channel at the time (what
+it had itself said), and `root` is the RFC 9162 root of `of`'s chain 1..seq as the receiver holds
+it: with (ch, of, seq) the receiver's checkpoint of the sender's chain, signed. So a receipt fixes
+what the receiver's transcript held, and a sender whose own root differs can prove it. A receipt
+for seq n covers 1..n. `sig` is Ed25519 by `by` over "parley/receipt/v1\\0" ||
+canonical(receipt without "sig").
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Receipt:
     ts: int
     head: Ref | None
     sig: bytes
+    root: bytes | None = None  # the receiver's Merkle root of `of`'s chain 1..seq
 
     def body(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -45,6 +49,8 @@ class Receipt:
         }
         if self.head is not None:
             doc["head"] = {"seq": self.head.seq, "hash": b64e(self.head.hash)}
+        if self.root is not None:
+            doc["root"] = b64e(self.root)
         return doc
 
     def encode(self) -> bytes:
@@ -62,16 +68,20 @@ def sign_receipt(
     ref: Ref,
     head: Ref | None,
     now_ms: int,
+    root: bytes | None = None,
 ) -> Receipt:
-    unsigned = Receipt(channel, of, by, ref.seq, ref.hash, now_ms, head, b"")
+    unsigned = Receipt(channel, of, by, ref.seq, ref.hash, now_ms, head, b"", root)
     sig = identity.sign(RECEIPT_LABEL, canonical(unsigned.body()))
-    return Receipt(channel, of, by, ref.seq, ref.hash, now_ms, head, sig)
+    return Receipt(channel, of, by, ref.seq, ref.hash, now_ms, head, sig, root)
 
 
 def parse_receipt(value: object) -> Receipt:
     """Parse a receipt (as a decoded JSON object); verify with `verify_receipt`."""
     obj = require_fields(
-        value, "receipt", {"v", "ch", "of", "by", "seq", "hash", "ts", "sig"}, frozenset({"head"})
+        value,
+        "receipt",
+        {"v", "ch", "of", "by", "seq", "hash", "ts", "sig"},
+        frozenset({"head", "root"}),
     )
     if (
         type(obj["v"]) is not int
@@ -94,6 +104,7 @@ def parse_receipt(value: object) -> Receipt:
         ts=require_int(obj, "ts"),
         head=head,
         sig=b64d(obj["sig"], field="receipt.sig", size=64),
+        root=b64d(obj["root"], field="receipt.root", size=32) if "root" in obj else None,
     )
 
 
@@ -104,3 +115,17 @@ def decode_receipt(raw: bytes) -> Receipt:
 def verify_receipt(receipt: Receipt, by_public: bytes) -> None:
     if not crypto.verify(by_public, RECEIPT_LABEL, canonical(receipt.body()), receipt.sig):
         raise RejectedInput(Code.BAD_SIGNATURE, "receipt signature does not verify")
+
+
+def divergence(receipt: Receipt, sent_hash: bytes | None, sent_root: bytes | None) -> str:
+    """Why a verified receipt of our own chain contradicts what we sent, or "" if it does not.
+    `sent_hash` is our envelope at the receipt's seq (None: we never sent that seq); `sent_root`
+    is the root of our chain 1..seq (None if we cannot compute it)."""
+    if sent_hash != receipt.hash:
+        return f"it acknowledges seq {receipt.seq} with a hash we never sent"
+    if receipt.root is not None and sent_root is not None and receipt.root != sent_root:
+        return (
+            f"its checkpoint of our chain at size {receipt.seq} has root {b64e(receipt.root)},"
+            f" ours is {b64e(sent_root)}: it holds another history of our chain"
+        )
+    return ""

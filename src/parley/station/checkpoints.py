@@ -98,6 +98,13 @@ def install(station: Station) -> None:
     _policies[station] = Policy()
     station.observers.append(observe)
     station.scheduled.append(checkpoint_due)
+    station.chain_root = lambda channel, sender, size: _root(station, channel, sender, size)
+
+
+def _root(station: Station, channel: str, sender: str, size: int) -> bytes | None:
+    """The root of a chain's first `size` envelopes as held, or None if fewer are held."""
+    tree = chain_tree(station, channel, sender, size)
+    return tree.root(size) if 0 < size <= tree.size else None
 
 
 def policy(station: Station) -> Policy:

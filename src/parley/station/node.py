@@ -142,6 +142,9 @@ class Station:
         self.observers: list[Observer] = []
         # Periodic work (check calls due, deadlines overdue, checkpoints): run by tick(now).
         self.scheduled: list[Callable[[Station, int], None]] = []
+        # chain_root(channel, sender, size): the Merkle root of that chain 1..size as held, which
+        # receipts carry and are checked against (station/checkpoints keeps the trees).
+        self.chain_root: Callable[[str, str, int], bytes | None] = lambda ch, s, n: None
         # `seen` of stored envelopes that folds order (control, talks, crises …), by hash: they
         # never change, and every received envelope re-derives its channel's state from them.
         self._seen: dict[bytes, dict[str, int]] = {}
@@ -551,6 +554,7 @@ class Station:
         return sign_receipt(
             self.identity, self.id, channel, sender, Ref(held.seq, held.hash),
             Ref(mine.seq, mine.hash) if mine else None, self.clock(),
+            self.chain_root(channel, sender, held.seq),
         )  # fmt: skip
 
     def _open(self, env: Envelope) -> Any:

@@ -54,7 +54,7 @@ from parley.protocol.delivery import Verdict
 from parley.protocol.encoding import b64d, b64e, parse
 from parley.protocol.envelope import parse_envelope, verify_signature
 from parley.protocol.identity import parse_prekey
-from parley.protocol.receipt import Receipt, parse_receipt, verify_receipt
+from parley.protocol.receipt import Receipt, divergence, parse_receipt, verify_receipt
 from parley.station.node import Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
@@ -95,11 +95,18 @@ def apply_answer(
         if r.by != peer or r.of != st.id:
             continue
         held = st.store.hash_at(r.channel, st.id, r.seq)
-        if held != r.hash:
-            st.alarm(
-                "divergence", "critical", peer,
-                f"{pub.name} acknowledges seq {r.seq} on {r.channel} with a hash we never sent",
-            )  # fmt: skip
+        ours = st.chain_root(r.channel, st.id, r.seq) if held == r.hash else None
+        why = divergence(r, held, ours)
+        if why:
+            # The signed receipt is the evidence: the receiver's own word on what it holds.
+            with st.store.tx():
+                kept = st.store.add_evidence(
+                    r.channel, st.id, r.seq, "divergence", r.encode(), ours or held, now
+                )
+            if kept:
+                st.alarm(
+                    "divergence", "critical", peer, f"{pub.name}'s receipt on {r.channel}: {why}"
+                )
             continue
         with st.store.tx():
             progressed += st.store.mark_delivered(r.channel, peer, r.seq, now)
