@@ -74,6 +74,11 @@ class Policy:
 
 _policies: WeakKeyDictionary[Station, Policy] = WeakKeyDictionary()
 _trees: WeakKeyDictionary[Station, dict[tuple[str, str], merkle.Tree]] = WeakKeyDictionary()
+# (channel, sender) -> the frontier of that chain and the hash of its last envelope (to notice a
+# rollback or a rewrite), for the roots receipts carry.
+_frontiers: WeakKeyDictionary[Station, dict[tuple[str, str], tuple[merkle.Frontier, bytes]]] = (
+    WeakKeyDictionary()
+)
 
 
 def chain_tree(station: Station, channel: str, sender: str, size: int | None = None) -> merkle.Tree:
@@ -102,9 +107,28 @@ def install(station: Station) -> None:
 
 
 def _root(station: Station, channel: str, sender: str, size: int) -> bytes | None:
-    """The root of a chain's first `size` envelopes as held, or None if fewer are held."""
-    tree = chain_tree(station, channel, sender, size)
-    return tree.root(size) if 0 < size <= tree.size else None
+    """The root of a chain's first `size` envelopes as held, or None if fewer are held: for a
+    receipt (another station's chain, at its head) from a compact frontier kept per chain, so
+    receipts cost O(new envelopes) and O(log n) memory; for checking a receipt of our own chain
+    (any earlier size) from the chain's tree. Neither is the tree that witnessing uses, so a
+    copy altered at rest is still checked afresh at the next checkpoint."""
+    if sender == station.id:
+        tree = chain_tree(station, channel, sender, size)
+        return tree.root(size) if 0 < size <= tree.size else None
+    fronts = _frontiers.setdefault(station, {})
+    entry = fronts.get((channel, sender))
+    if entry is not None:
+        front, last = entry
+        if front.size > size or station.store.hash_at(channel, sender, front.size) != last:
+            entry = None  # rolled back, or rewritten: start again
+    front, last = entry if entry is not None else (merkle.Frontier(), b"")
+    for h in db.chain_hashes(station.store, channel, sender, size, after=front.size):
+        front.append(merkle.leaf_hash(h))
+        last = h
+    if front.size != size or size == 0:
+        return None
+    fronts[(channel, sender)] = (front, last)
+    return front.root()
 
 
 def policy(station: Station) -> Policy:
