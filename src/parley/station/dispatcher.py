@@ -38,6 +38,9 @@ Each round, for every peer (`_serve`, steps in this order):
    signed records — from the peer, else from the relay it is routed through — at most once per
    `refresh_s` per peer. A pulling peer sends its records with each pull instead.
 Every loop is bounded: at most MAX_ROUNDS batches per step before the next round.
+The event loop also serves the APIs: store work on the send path (the next batch, link state
+after each exchange) runs on a worker thread, since a store call waits for the store's lock
+while another thread's commit is on its way to disk.
 """
 
 from __future__ import annotations
@@ -174,7 +177,7 @@ class Dispatcher:
             except TransportError as exc:
                 self.contact_failed(peer, exc)
                 continue
-            self.contact_ok(peer, pong.rtt_ms)
+            await asyncio.to_thread(self.contact_ok, peer, pong.rtt_ms)
             return True
         return False
 
@@ -199,7 +202,7 @@ class Dispatcher:
         if not ways:
             return False
         size = policy.MIN_BATCH
-        batch = self._next_batch(peer, size, set())
+        batch = await asyncio.to_thread(self._next_batch, peer, size, set())
         if not batch:
             return False
         answer = await self._offer(peer, row, ways, batch)
@@ -208,7 +211,11 @@ class Dispatcher:
                 return False  # unreachable: backed off already
             # Pipelining: the next batch goes on the wire while this answer is applied.
             size = policy.batch_size(size, len(batch) == size)
-            nxt = self._next_batch(peer, size, {r.hash for r in batch}) if answer.clean else []
+            nxt = (
+                await asyncio.to_thread(self._next_batch, peer, size, {r.hash for r in batch})
+                if answer.clean
+                else []
+            )
             sending = asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
             progressed = await asyncio.to_thread(self._settle, peer, answer)
             if not progressed:
@@ -220,7 +227,7 @@ class Dispatcher:
                 if answer.clean:
                     return False  # everything went: the queue is empty
                 # A gap re-queued a chain, or some waited: start again from the outbox.
-                batch = self._next_batch(peer, size, set())
+                batch = await asyncio.to_thread(self._next_batch, peer, size, set())
                 if not batch:
                     return False
                 answer = await self._offer(peer, row, ways, batch)
@@ -268,9 +275,9 @@ class Dispatcher:
             try:
                 resp = await self.transport.push(addr, raws)
             except TransportError as exc:
-                self.contact_failed(peer, exc)
+                await asyncio.to_thread(self.contact_failed, peer, exc)
                 continue
-            self.contact_ok(peer, resp.rtt_ms)
+            await asyncio.to_thread(self.contact_ok, peer, resp.rtt_ms)
             return resp
         return None
 
