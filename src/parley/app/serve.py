@@ -103,12 +103,19 @@ class Duties:
         dispatcher = Dispatcher(st, self.client)
         loop = asyncio.get_running_loop()
         poke = st.on_queued  # the dispatcher's own wake-up, set by its constructor
+        scheduled = [False]  # a poke is on its way to the loop: a group of sends needs one
+
+        def poke_now() -> None:
+            scheduled[0] = False  # before the poke: a send after this schedules another
+            poke()
 
         def wake() -> None:
             # Sends come from API threads; the dispatcher's event belongs to this loop.
             if self.pg:
                 self._notify()
-            loop.call_soon_threadsafe(poke)
+            if not scheduled[0]:
+                scheduled[0] = True
+                loop.call_soon_threadsafe(poke_now)
 
         st.on_queued = wake
         work = _duties(st, dispatcher)

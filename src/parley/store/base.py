@@ -125,6 +125,7 @@ class SqlStore:
         self._heads: LRU[tuple[str, str], EnvelopeRow | None] = LRU(HEADS)
         self._epoch = 0
         self._dirty = False  # this transaction stored envelopes or bodies
+        self._writes = 0  # envelopes and bodies stored through this store, ever
         self._ready = False  # migrated: the tables the cache checks read exist
         self.migrate()
         self._ready = True
@@ -240,10 +241,12 @@ class SqlStore:
         with self.tx():
             name = f"sp{self._depth}"
             self._execute(f"SAVEPOINT {name}")
+            writes = self._writes
             try:
                 yield
             except BaseException:
-                self._drop_caches()
+                if self._writes != writes:  # a refused send that stored nothing keeps them
+                    self._drop_caches()
                 self._execute(f"ROLLBACK TO SAVEPOINT {name}")
                 self._execute(f"RELEASE SAVEPOINT {name}")
                 raise
@@ -445,6 +448,7 @@ class SqlStore:
                 (channel, sender, seq, h, raw, ts, prec, now_ms),
             )
             self._dirty = True
+            self._writes += 1
             key = (channel, sender)
             if key in self._heads:  # else unknown: the next head() reads it
                 held = self._heads.get(key)
@@ -479,6 +483,7 @@ class SqlStore:
                 h, type_, body, salt,
             )  # fmt: skip
             self._dirty = True
+            self._writes += 1
             if type_.startswith("channel."):
                 self._drop_caches()  # a channel's state changes: see control_events
 
