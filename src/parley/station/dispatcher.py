@@ -205,17 +205,19 @@ class Dispatcher:
         batch = await asyncio.to_thread(self._next_batch, peer, size, set())
         if not batch:
             return False
-        answer = await self._offer(peer, row, ways, batch)
+        sending: asyncio.Task[_Answer | None] | None
+        sending = asyncio.create_task(self._offer(peer, row, ways, batch))
         for _ in range(MAX_ROUNDS):
+            # Pipelining: while a batch is on the wire, the one after it is picked (skipping
+            # what is in flight); once answered, that one goes out while the answer is applied.
+            size = policy.batch_size(size, len(batch) == size)
+            skip = {r.hash for r in batch}
+            nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
+            answer = await sending if sending is not None else None
             if answer is None:
                 return False  # unreachable: backed off already
-            # Pipelining: the next batch goes on the wire while this answer is applied.
-            size = policy.batch_size(size, len(batch) == size)
-            nxt = (
-                await asyncio.to_thread(self._next_batch, peer, size, {r.hash for r in batch})
-                if answer.clean
-                else []
-            )
+            if not answer.clean:
+                nxt = []  # a gap re-queued a chain, or some waited: the outbox decides anew
             sending = asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
             progressed = await asyncio.to_thread(self._settle, peer, answer)
             if not progressed:
@@ -226,15 +228,14 @@ class Dispatcher:
             if sending is None:
                 if answer.clean:
                     return False  # everything went: the queue is empty
-                # A gap re-queued a chain, or some waited: start again from the outbox.
-                batch = await asyncio.to_thread(self._next_batch, peer, size, set())
-                if not batch:
+                nxt = await asyncio.to_thread(self._next_batch, peer, size, set())
+                if not nxt:
                     return False
-                answer = await self._offer(peer, row, ways, batch)
-                continue
-            batch, answer = nxt, await sending
-        if answer is not None:
-            await asyncio.to_thread(self._settle, peer, answer)
+                sending = asyncio.create_task(self._offer(peer, row, ways, nxt))
+            batch = nxt
+        last = await sending if sending is not None else None
+        if last is not None:
+            await asyncio.to_thread(self._settle, peer, last)
         return True
 
     async def _offer(
