@@ -147,3 +147,14 @@ def test_who_may_print_a_back_channel(tmp_path: Path) -> None:
     printed = [r for r in a.store.q("SELECT actor, action FROM audit") if r[1] ==
                "transcript.print"]  # fmt: skip
     assert printed == [("kim", "transcript.print")]
+
+
+def test_a_notice_that_cannot_be_rendered_does_not_stop_the_printout(
+    world: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    _, _, _, b, ch = world
+    with b.store.tx():
+        b.store.q("DELETE FROM notices")  # as for a notice of a form this station lacks
+    r = api(b).get(f"/api/v1/channels/{ch}/printout")
+    assert r.status_code == 200
+    assert "Hotline test" in r.text and "notice (message" in r.text

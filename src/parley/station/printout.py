@@ -23,7 +23,7 @@ from typing import Any
 
 from parley.domain import channels, translation
 from parley.domain.forms import inputs
-from parley.errors import Code, LocalError
+from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.checkpoint import CHECKPOINT, COSIGN
 from parley.station import checkpoints
 from parley.station import talks as talks_station
@@ -131,7 +131,16 @@ def _items(
                 "translations": _translations(station, m, lang) if m.hash in refs else [],
             }
         elif t == "notice":
-            view = desk(station).notice_view(who, m.channel, m.hash, _notice_lang(station, m, lang))
+            try:
+                view = desk(station).notice_view(
+                    who, m.channel, m.hash, _notice_lang(station, m, lang)
+                )
+            except ParleyError as exc:
+                # A notice this station keeps but cannot render (a form it lacks): say so and
+                # print the rest, rather than no transcript at all.
+                item |= {"kind": "record", "text": f"notice ({exc.message})"}
+                out.append(item)
+                continue
             item |= {
                 "kind": "notice",
                 "title": view["title"],
@@ -161,7 +170,7 @@ def _items(
 def _notice_lang(station: Station, m: Message, lang: str) -> str | None:
     try:
         form = desk(station).catalogue.get(str(m.body.get("form")), int(m.body.get("version", 0)))
-    except Exception:  # an unknown form: the desk says so when asked to render it
+    except ParleyError:  # an unknown form: the desk says so when asked to render it
         return None
     return lang if lang in form.languages else None
 
