@@ -209,7 +209,7 @@ class Receiver:
             # Only what the body means locally (an observer) can still refuse it after the
             # insert: that part alone gets a savepoint.
             with st.store.savepoint():
-                self._store(a, body, now)
+                self._store(a, body, now, new_channel=state is None)
         return a.result(d.verdict, d.code, d.reason if d.code else "", d.expected_seq), d
 
     def _chain_state(self, env: Envelope, members: frozenset[str] | None) -> ChainState:
@@ -274,11 +274,12 @@ class Receiver:
                 )
         return body
 
-    def _store(self, a: Arrival, body: dict[str, Any], now: int) -> None:
+    def _store(self, a: Arrival, body: dict[str, Any], now: int, new_channel: bool) -> None:
         """§6 step 14: store the envelope and its body and tell the observers."""
         st, env = self.st, a.env
         assert env is not None and a.opened is not None
-        st.store.add_channel(env.channel, now)
+        if new_channel:  # its proposal (steps 11): the channel is new here
+            st.store.add_channel(env.channel, now)
         st.store.insert_envelope(
             env.channel, env.sender, env.seq, env.hash, a.raw, env.ts, env.prec, now
         )
