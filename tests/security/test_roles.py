@@ -97,6 +97,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "GET /api/v1/deadlines": {},
     # transcripts
     "GET /api/v1/channels/{channel}/checkpoints": {},
+    "GET /api/v1/channels/{channel}/chains/{sender}/checkpoint": {},
+    "GET /api/v1/channels/{channel}/chains/{sender}/tile/{path}": {},
     "POST /api/v1/channels/{channel}/checkpoint": {},
     "GET /api/v1/channels/{channel}/export": {},
     "GET /api/v1/channels/{channel}/proof": {"params": {"sender": "{peer}", "seq": 1}},
@@ -208,6 +210,8 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "params": {
             "channel": ch,
             "peer": b.id,
+            "sender": b.id,
+            "path": "0/000.p/1",
             "ref": b64e(msg.hash),
             "nid": "n1",
             "action": "accept",

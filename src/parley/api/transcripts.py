@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from parley.api.actions import acts
 from parley.api.auth import Auth
-from parley.station import checkpoints
+from parley.station import checkpoints, tiles
 from parley.station.node import Station
 from parley.station.roles import Action
 from parley.station.users import User
@@ -31,6 +31,21 @@ def router(station: Station, auth: Auth) -> APIRouter:
     @r.get("/channels/{channel}/checkpoints", **acts(Action.CHANNEL_READ))
     def listing(channel: str, who: User = Depends(auth.user)) -> list[dict[str, Any]]:
         return checkpoints.checkpoints_of(station, who, channel)
+
+    # C2SP tlog-tiles, read-only (station/tiles.py): prefix /channels/{channel}/chains/{sender}.
+    @r.get("/channels/{channel}/chains/{sender}/checkpoint", **acts(Action.CHANNEL_READ))
+    def log_checkpoint(channel: str, sender: str, who: User = Depends(auth.user)) -> Response:
+        text = tiles.checkpoint(station, who, channel, sender)
+        return Response(
+            text, headers={"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
+        )
+
+    @r.get("/channels/{channel}/chains/{sender}/tile/{path:path}", **acts(Action.CHANNEL_READ))
+    def log_tile(channel: str, sender: str, path: str, who: User = Depends(auth.user)) -> Response:
+        return Response(
+            tiles.tile(station, who, channel, sender, path),
+            headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-store"},
+        )
 
     @r.post("/channels/{channel}/checkpoint", **acts(Action.CHECKPOINT_MAKE))
     def checkpoint(channel: str, who: User = Depends(auth.user)) -> dict[str, Any]:

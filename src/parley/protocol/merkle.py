@@ -296,6 +296,13 @@ class Tree:
         for leaf in leaves:
             self.append(leaf)
 
+    def subtree(self, height: int, index: int) -> bytes:
+        """The root of the aligned subtree of 2^height leaves number `index` (it must be
+        complete within the tree): the hashes C2SP tlog-tiles serves."""
+        if height < 0 or index < 0 or (index + 1) << height > self._size:
+            raise ValueError(f"no complete subtree {index} of height {height} in {self._size}")
+        return self._node(height, index)
+
     def _node(self, h: int, i: int) -> bytes:
         j = i - self._base[h]
         if j < 0:
