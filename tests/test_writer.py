@@ -15,7 +15,7 @@ import pytest
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol import crypto
 from parley.protocol.envelope import parse_envelope
-from parley.station import features
+from parley.station import features, paths
 from parley.station.config import Config, Timings
 from parley.station.node import Accepted, Station
 from parley.store.base import EnvelopeRow, SqlStore
@@ -324,3 +324,22 @@ def test_caches_stay_bounded() -> None:
         lru.put(i, i)
         lru.get(0)
     assert len(lru) == 3 and 0 in lru and 7 not in lru and lru.get(9) == 9  # 0: used last
+
+
+def test_a_busy_link_is_not_written_on_every_exchange(pair: tuple[Station, Station, str]) -> None:
+    """Link state after each push was a durable commit per push; within a quarter heartbeat of
+    the last record, an up link's record stands."""
+    a, b, _ = pair
+    clock = a.clock
+    assert isinstance(clock, Clock)
+    paths.record_link(a, b.id, "up", None, 10)
+    first = a.store.link(b.id)
+    clock.advance(a.cfg.timings.heartbeat_ms // 8)
+    paths.record_link(a, b.id, "up", None, 20)
+    assert a.store.link(b.id) == first
+    clock.advance(a.cfg.timings.heartbeat_ms // 4)
+    paths.record_link(a, b.id, "up", None, 30)
+    later = a.store.link(b.id)
+    assert later is not None and later.last_ok == clock.now and later.rtt_ms == 30
+    paths.record_link(a, b.id, None, "refused", None)  # a failure is always written
+    assert a.store.link(b.id).failures == 1  # type: ignore[union-attr]
