@@ -142,13 +142,16 @@ def record_link(
     once (`Station.on_link`) after every failure and every change of state."""
     now = st.clock()
     old = st.store.link(peer)
+    slow = st.cfg.timings.degraded_rtt_ms or 1 << 62
     if (
         ok_state and old is not None and old.state == ok_state and old.failures == 0
         and old.last_error is None and old.last_ok is not None
         and 0 <= now - old.last_ok < st.cfg.timings.heartbeat_ms // 4
+        and (rtt is None or (rtt > slow) == ((old.rtt_ms or 0) > slow))
     ):  # fmt: skip
         # Up, and recorded a moment ago: a durable commit per push would cost a busy link more
-        # than its news is worth (the link watch judges heartbeats missed by whole intervals).
+        # than its news is worth (the link watch judges heartbeats missed by whole intervals,
+        # and a round trip crossing the slow threshold is still written at once).
         return
     failures = 0 if ok_state else (old.failures + 1 if old else 1)
     down = failures >= st.cfg.timings.down_after_failures
