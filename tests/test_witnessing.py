@@ -144,6 +144,11 @@ def test_every_checkpoint_is_witnessed_and_the_export_verifies_only_with_it(
     listed = checkpoints.listing(world.a, world.channel)
     assert all(r["witnessed_by"] == [witness.key(world.un).name] for r in listed
                if r["sender"] == world.a.id)  # fmt: skip
+    # The console's ledger line names the witness of each chain's latest checkpoint too.
+    from parley.station.users import User
+
+    ledger = checkpoints.chain_heads(world.a, User("x", frozenset({"operator"})), world.channel)
+    assert all(h["witnessed_by"] == [witness.key(world.un).name] for h in ledger)
     held = wdb.state(world.un.store, transcript.origin(world.channel, world.a.id))
     assert held is not None and held.size == second
     # The witness sees checkpoints, never envelopes.

@@ -491,9 +491,11 @@ def chain_heads(station: Station, who: User, channel: str) -> list[dict[str, Any
     for member in state.members:
         cp = db.latest_checkpoint(station.store, channel, member)
         cosigs = db.cosignatures(station.store, channel, member, cp.size) if cp else []
+        witnessed = wdb.cosignatures(station.store, channel, member, cp.size) if cp else []
         out.append({
             "name": station.peer_name(member), "size": cp.size if cp else None,
             "by": [station.peer_name(c.cosigner) for c in cosigs],
+            "witnessed_by": [w.line.removeprefix("\u2014 ").split(" ", 1)[0] for w in witnessed],
         })  # fmt: skip
     return out
 
