@@ -165,14 +165,13 @@ def test_catalogue_has_every_key_in_every_language() -> None:
     assert i18n.missing_keys({"en": {"a": "A", "b": "B"}, "ko": {"a": "에이"}}) == {"ko": {"b"}}
 
 
-def test_language_choice_follows_query_cookie_user_browser_station() -> None:
-    assert i18n.choose("ko", "en", "en", "en", "en") == "ko"
-    assert i18n.choose(None, "ko", "en", "en", "en") == "ko"
-    assert i18n.choose(None, None, "ko", "en", "en") == "ko"
-    assert i18n.choose(None, None, None, "fr-FR, ko;q=0.8, en;q=0.5", "en") == "ko"
-    assert i18n.choose(None, None, None, "en;q=0.2, ko;q=0", "ko") == "en"
-    assert i18n.choose("xx", None, None, "", "ko") == "ko"
-    assert i18n.choose(None, None, None, None, "fr") == "en"
+def test_language_choice_follows_query_then_user_then_cookie_then_station() -> None:
+    assert i18n.choose("ko", "en", "en", "en") == "ko"  # just picked
+    assert i18n.choose(None, "ko", "en", "en") == "ko"  # the user's own, on any browser
+    assert i18n.choose(None, None, "ko", "en") == "ko"  # picked on this browser, signed out
+    assert i18n.choose(None, None, None, "ko") == "ko"  # the station's working language
+    assert i18n.choose("xx", None, None, "ko") == "ko"
+    assert i18n.choose(None, None, None, "fr") == "en"
 
 
 def test_sessions_expire_when_idle_and_links_cannot_inject_text(tmp_path: Path) -> None:
@@ -212,7 +211,7 @@ def test_sign_in_send_and_receive_live_with_markup_shown_as_text(
     assert south.locator("figure.chart svg").count() == 1  # one peer, one link-health chart
 
     # North's operator watches the hotline before anything is sent: the message must arrive
-    # without a reload. Accept-Language ko gives the Korean console.
+    # without a reload. North's working language, Korean, is its console's default.
     login(north, world, "North", "lee", f"/console/channels/{world.hotline}")
     assert north.locator("html").get_attribute("lang") == "ko"
     assert north.get_by_role("heading", name="메시지", exact=True).is_visible()
@@ -344,9 +343,17 @@ def test_admin_page_shows_fingerprints_and_korean_on_request(
     shots(page, "admin")
     page.goto(world.url("South", "/console/admin?lang=ko"))
     assert page.get_by_role("heading", name="상대 스테이션", exact=True).is_visible()
-    # The choice sticks (cookie) for the next page without ?lang=.
+    # The choice sticks for the next page without ?lang=, and it is kim's own: another
+    # browser (an English one) shows kim Korean too, while a Korean browser shows park, who
+    # chose nothing, South's working language.
     page.goto(world.url("South", "/console/channels"))
     assert page.get_by_role("heading", name="채널").is_visible()
+    elsewhere = new_page(browser, locale="en-US")
+    login(elsewhere, world, "South", "kim", "/console/channels")
+    assert elsewhere.get_by_role("heading", name="채널").is_visible()
+    park = new_page(browser, locale="ko-KR")
+    login(park, world, "South", "park", "/console/channels")
+    assert park.locator("html").get_attribute("lang") == "en"
     page.goto(world.url("South", "/console/channels?lang=en"))
 
 
@@ -449,6 +456,9 @@ def test_meeting_proposed_countered_and_agreed(world: World, browser: Any, shots
     assert kim.get_by_text("none (without preconditions)").first.is_visible()
 
     login(lee, world, "North", "lee", f"/console/channels/{world.hotline}/talks")
+    # North's console speaks Korean unless lee picks English: he does, for this test, and the
+    # choice follows him until he picks Korean again at its end.
+    lee.goto(world.url("North", f"/console/channels/{world.hotline}/talks?lang=en"))
     wait(lambda: lee.reload() or lee.get_by_text("Counter-proposal based on this version").count(),
          what="the proposal at North")  # fmt: skip
     lee.get_by_text("Counter-proposal based on this version").first.click()
@@ -472,6 +482,8 @@ def test_meeting_proposed_countered_and_agreed(world: World, browser: Any, shots
         return lee.get_by_text("Agreed. Agreement record").count() > 0
 
     wait(agreed_north, what="North to see the agreement")
+    lee.goto(world.url("North", "/console/?lang=ko"))
+    assert lee.locator("html").get_attribute("lang") == "ko"
 
 
 def test_transcript_verified_and_a_tampered_file_refused(

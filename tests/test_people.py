@@ -517,3 +517,25 @@ def test_alarms_and_evidence_of_a_back_channel_show_only_to_its_representatives(
     mine = client.get("/api/v1/alarms", headers={"Authorization": f"Bearer {alice}"})
     assert [a["kind"] for a in mine.json()] == ["flash"]
     assert all(a["subject"] != ch for a in admin.json())
+
+
+def test_a_user_chooses_their_own_language_and_only_their_own(
+    station: Station, fast: None
+) -> None:
+    from parley.errors import Forbidden, LocalError
+    from parley.station.people import PeopleDesk
+    from parley.station.users import BOOTSTRAP, User
+
+    desk = PeopleDesk(station)
+    users.create_user(station, "alice", ["auditor"], PW, station.clock(), "admin")
+    alice = User("alice", frozenset({"auditor"}))
+    assert desk.me(alice)["lang"] == station.cfg.lang  # nothing chosen: the station's
+    assert desk.set_language(alice, "ko")["lang"] == "ko"
+    assert desk.me(alice)["lang"] == "ko"
+    assert audit(station, "user.language") == [("alice", {"lang": "ko"})]
+    with pytest.raises(LocalError) as exc:
+        desk.set_language(alice, "<script>")
+    assert exc.value.code == Code.INVALID_REQUEST and desk.me(alice)["lang"] == "ko"
+    with pytest.raises(Forbidden):  # the bootstrap token has no profile to keep it in
+        desk.set_language(BOOTSTRAP, "ko")
+    assert desk.set_language(alice, None)["lang"] == station.cfg.lang

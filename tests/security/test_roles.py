@@ -110,6 +110,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /api/v1/logout": {},
     "GET /api/v1/me": {},
     "POST /api/v1/me/password": {"json": {"current": "wrong guess", "password": "{password}"}},
+    "PUT /api/v1/me/language": {"json": {"lang": "ko"}},
     "GET /api/v1/users": {},
     "POST /api/v1/users": {"json": {"name": "new.user", "password": "{password}"}},
     "PATCH /api/v1/users/{name}": {"json": {"disabled": True}},

@@ -44,6 +44,10 @@ class PasswordChange(Strict):
     password: str = Field(min_length=1, max_length=MAX_PASSWORD)
 
 
+class LanguageSet(Strict):
+    lang: str | None = Field(default=None, max_length=16)
+
+
 class TokenAdd(Strict):
     label: str = Field(min_length=1, max_length=MAX_LABEL)
 
@@ -84,6 +88,11 @@ def router(station: Station, auth: Auth) -> APIRouter:
         source = request.client.host if request.client else ""
         desk.change_own_password(who, req.current, req.password, source)
         return {"user": who.name, "changed": True}
+
+    @r.put("/me/language", **acts(Action.ME))
+    def set_own_language(req: LanguageSet, who: User = Depends(auth.user)) -> dict[str, Any]:
+        """A user chooses the language their console shows (null: the station's)."""
+        return desk.set_language(who, req.lang)
 
     @r.get("/users", **acts(Action.USER_MANAGE))
     def list_users(who: User = Depends(auth.user)) -> list[dict[str, Any]]:

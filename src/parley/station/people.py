@@ -6,13 +6,17 @@ password by others, the password policy) live in station/users.py."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from parley.errors import Code, Forbidden
+from parley.errors import Code, Forbidden, LocalError
 from parley.station import users
 from parley.station.node import Station
 from parley.station.roles import Action, allowed, authorize
 from parley.station.users import User
+from parley.store import users as db
+
+LANG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})?")  # en, ko, en-GB: a BCP 47 prefix
 
 
 def _user(u: Any) -> dict[str, Any]:
@@ -36,7 +40,29 @@ class PeopleDesk:
 
     def me(self, who: User) -> dict[str, Any]:
         authorize(who, Action.ME)
-        return {"name": who.name, "roles": sorted(who.roles)}
+        return {"name": who.name, "roles": sorted(who.roles), "lang": self.language(who)}
+
+    def language(self, who: User) -> str:
+        """The language `who` reads the console in: their own choice, else the station's."""
+        own = None if who.name in users.RESERVED else db.user_lang(self.station.store, who.name)
+        return own or self.station.cfg.lang
+
+    def set_language(self, who: User, lang: str | None) -> dict[str, Any]:
+        """`who` chooses their own language (None: back to the station's). It sticks across
+        sessions and browsers. Any signed-in user may choose their own, and only their own."""
+        authorize(who, Action.ME)
+        if who.name in users.RESERVED:
+            raise Forbidden(
+                Code.FORBIDDEN,
+                "the bootstrap token has no profile: it reads the station's working language",
+            )
+        if lang is not None and not LANG.fullmatch(lang):
+            raise LocalError(
+                Code.INVALID_REQUEST, "lang: a language code such as en or ko", field="lang"
+            )
+        db.set_user_lang(self.station.store, who.name, lang)
+        self.station.store.audit(who.name, "user.language", {"lang": lang}, self.station.clock())
+        return self.me(who)
 
     def change_own_password(self, who: User, current: str, new: str, source: str) -> None:
         authorize(who, Action.ME)

@@ -305,6 +305,11 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
         "generation: bumped by every transaction that stores envelopes (store/cache.py)",
         ["INSERT INTO counters (name, n) VALUES ('generation', 0)"],
     ),
+    (
+        13,
+        "a user's language: the console follows it; empty, the station's working language",
+        ["ALTER TABLE users ADD COLUMN lang TEXT"],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

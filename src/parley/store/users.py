@@ -74,6 +74,16 @@ def get_user(store: SqlStore, name: str) -> UserRow | None:
     return _user(rows[0]) if rows else None
 
 
+def user_lang(store: SqlStore, name: str) -> str | None:
+    rows = store.q("SELECT lang FROM users WHERE name = ?", name)
+    return str(rows[0][0]) if rows and rows[0][0] else None
+
+
+def set_user_lang(store: SqlStore, name: str, lang: str | None) -> None:
+    with store.tx():
+        store.q("UPDATE users SET lang = ? WHERE name = ?", lang, name)
+
+
 def list_users(store: SqlStore) -> list[UserRow]:
     return [_user(r) for r in store.q(f"SELECT {_USER_COLS} FROM users ORDER BY name")]
 

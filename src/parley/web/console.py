@@ -33,7 +33,9 @@ from parley.api.auth import SESSION_COOKIE
 from parley.api.failures import CatchAll
 from parley.domain.forms import timefmt
 from parley.errors import Code, Internal, LoginRequired, ParleyError
+from parley.station import users
 from parley.station.node import Station
+from parley.station.people import PeopleDesk
 from parley.web import i18n, session
 from parley.web.charts import LinkHistory
 
@@ -78,22 +80,27 @@ class Console:
         )
 
     # --- who is asking ---------------------------------------------------------------------------
-    def lang_of(self, request: Request, user_lang: str | None = None) -> str:
+    def lang_of(self, request: Request, own: str | None = None) -> str:
         return i18n.choose(
             request.query_params.get("lang"),
+            own,
             request.cookies.get(i18n.LANG_COOKIE),
-            user_lang,
-            request.headers.get("accept-language"),
             self.station.cfg.lang,
         )
 
     def viewer(self, request: Request) -> session.Viewer:
-        """Dependency of every page: the signed-in person, or LoginRequired."""
+        """Dependency of every page: the signed-in person, or LoginRequired. A language picked
+        with ?lang= while signed in becomes the user's own (PeopleDesk.set_language)."""
         found = session.signed_in(self.station, request)
         if found is None:
             raise LoginRequired(expired=SESSION_COOKIE in request.cookies)
         user, token = found
-        lang = self.lang_of(request, getattr(user, "lang", None))
+        people = PeopleDesk(self.station)
+        picked = request.query_params.get("lang")
+        own = people.language(user)
+        if picked in i18n.LANGS and picked != own and user.name not in users.RESERVED:
+            own = people.set_language(user, picked)["lang"]
+        lang = self.lang_of(request, own)
         return session.Viewer(user, token, session.csrf_for(token), lang, i18n.Words(lang))
 
     async def poster(self, request: Request) -> session.Viewer:

@@ -979,38 +979,15 @@ def _primary(tag: str) -> str:
     return tag.strip().split("-")[0].split("_")[0].lower()
 
 
-def from_accept_language(header: str) -> str | None:
-    """The supported language the browser prefers most (RFC 9110 q-values), or None."""
-    best: tuple[float, int, str] | None = None
-    for i, part in enumerate(header.split(",")[:32]):
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                q = float(params[2:])
-            except ValueError:
-                continue
-        lang = _primary(tag)
-        if lang in LANGS and q > 0 and (best is None or (q, -i) > (best[0], best[1])):
-            best = (q, -i, lang)
-    return best[2] if best else None
-
-
-def choose(
-    query: str | None,
-    cookie: str | None,
-    user_lang: str | None,
-    accept: str | None,
-    station_lang: str,
-) -> str:
-    for candidate in (query, cookie, user_lang):
+def choose(query: str | None, own: str | None, cookie: str | None, station_lang: str) -> str:
+    """The console's language: the one just picked (?lang=), else the signed-in user's own choice
+    (kept with the account, so it follows them to any browser), else the last one picked on this
+    browser before signing in, else the station's working language. Not the browser's: the duty
+    console of a Korean station speaks Korean on a borrowed English laptop."""
+    for candidate in (query, own, cookie, station_lang):
         if candidate and _primary(candidate) in LANGS:
             return _primary(candidate)
-    from_browser = from_accept_language(accept or "")
-    if from_browser:
-        return from_browser
-    return _primary(station_lang) if _primary(station_lang) in LANGS else "en"
+    return "en"
 
 
 def missing_keys(catalogue: Mapping[str, Mapping[str, str]] = CATALOGUE) -> dict[str, set[str]]:
