@@ -272,7 +272,7 @@ def test_people_api_login_roles_and_admin_only_management(station: Station, fast
     login = client.post("/api/v1/login", json={"name": "carol", "password": PW})
     assert login.status_code == 200
     body = login.json()
-    assert body["user"] == {"name": "carol", "roles": ["operator"]}
+    assert body["user"] == {"name": "carol", "roles": ["operator"], "lang": "en"}
     assert body["expires"] == station.clock() + users.SESSION_IDLE_MS
     carol = {"Authorization": f"Bearer {body['token']}"}
     assert client.get("/api/v1/me", headers=carol).json()["name"] == "carol"
@@ -519,9 +519,7 @@ def test_alarms_and_evidence_of_a_back_channel_show_only_to_its_representatives(
     assert all(a["subject"] != ch for a in admin.json())
 
 
-def test_a_user_chooses_their_own_language_and_only_their_own(
-    station: Station, fast: None
-) -> None:
+def test_a_user_chooses_their_own_language_and_only_their_own(station: Station, fast: None) -> None:
     from parley.errors import Forbidden, LocalError
     from parley.station.people import PeopleDesk
     from parley.station.users import BOOTSTRAP, User

@@ -44,8 +44,13 @@ class PeopleDesk:
 
     def language(self, who: User) -> str:
         """The language `who` reads the console in: their own choice, else the station's."""
-        own = None if who.name in users.RESERVED else db.user_lang(self.station.store, who.name)
-        return own or self.station.cfg.lang
+        return self.chosen_language(who) or self.station.cfg.lang
+
+    def chosen_language(self, who: User) -> str | None:
+        """`who`'s own choice of language, if they made one."""
+        if who.name in users.RESERVED:
+            return None
+        return db.user_lang(self.station.store, who.name)
 
     def set_language(self, who: User, lang: str | None) -> dict[str, Any]:
         """`who` chooses their own language (None: back to the station's). It sticks across

@@ -97,7 +97,7 @@ class Console:
         user, token = found
         people = PeopleDesk(self.station)
         picked = request.query_params.get("lang")
-        own = people.language(user)
+        own = people.chosen_language(user)
         if picked in i18n.LANGS and picked != own and user.name not in users.RESERVED:
             own = people.set_language(user, picked)["lang"]
         lang = self.lang_of(request, own)
