@@ -83,6 +83,7 @@ def test_search_in_korean_never_shows_a_back_channel_to_others(
     # park (operator, not a representative) finds the hotline's, never the back channel's.
     page = new_page(browser, locale="ko-KR")
     login(page, world, "South", "park", "/console/search")
+    page.goto(world.url("South", "/console/search?lang=ko"))  # South speaks English unless picked
     page.get_by_label("검색어 (모두 포함)").fill("발사")
     page.locator("#search-go").click()
     found = page.locator("ol.results").inner_text()
