@@ -36,6 +36,7 @@ def test_history_pages_back_to_the_proposal_and_jumps_by_date_and_hash(
     )
     page = new_page(browser)
     login(page, world, "North", "lee", f"/console/channels/{world.hotline}")
+    page.goto(world.url("North", f"/console/channels/{world.hotline}?lang=en"))  # North: Korean
     texts = page.locator("ol.messages p.text")
     assert "history line 129" in texts.all_inner_texts()
     assert "history line 0" not in texts.all_inner_texts()
@@ -120,6 +121,7 @@ def test_alarms_acknowledged_with_a_note_and_kept_with_their_resolution(
     )
     page = new_page(browser)
     login(page, world, "South", "park", "/console/alarms")
+    page.goto(world.url("South", "/console/alarms?lang=en"))  # park picked Korean above
     chosen = page.locator("input[name=ids]").first.get_attribute("value")
     before = south.get("/alarms")
     page.locator("#ack-chosen").click()  # none chosen: the error beside the note, no change
