@@ -139,16 +139,26 @@ def add_cosignature(store: SqlStore, row: CosignatureRow) -> bool:
 def cosignatures(
     store: SqlStore, channel: str, sender: str | None = None, size: int | None = None
 ) -> list[CosignatureRow]:
-    sql = f"SELECT {_CS} FROM cosignatures WHERE channel = ?"
+    where, params = chain_filter(channel, sender, size)
+    order = "ORDER BY sender, size, cosigner"
+    rows = store.q(f"SELECT {_CS} FROM cosignatures {where} {order}", *params)
+    return [_cs(r) for r in rows]
+
+
+def chain_filter(
+    channel: str, sender: str | None = None, size: int | None = None
+) -> tuple[str, list[object]]:
+    """The WHERE clause and parameters that pick a channel's rows, optionally one sender's chain
+    and one size of it: shared by every table keyed by (channel, sender, size)."""
+    where = "WHERE channel = ?"
     params: list[object] = [channel]
     if sender is not None:
-        sql += " AND sender = ?"
+        where += " AND sender = ?"
         params.append(sender)
     if size is not None:
-        sql += " AND size = ?"
+        where += " AND size = ?"
         params.append(size)
-    rows = store.q(sql + " ORDER BY sender, size, cosigner", *params)
-    return [_cs(r) for r in rows]
+    return where, params
 
 
 def covering(store: SqlStore, channel: str, sender: str, seq: int) -> list[CheckpointRow]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from parley.protocol import crypto
 from parley.protocol.witness import State
 from parley.store.base import SqlStore
+from parley.store.checkpoints import chain_filter
 
 SEED_KEY = "witness_seed"
 
@@ -79,16 +80,12 @@ def add_cosignature(store: SqlStore, row: CosignatureRow, now_ms: int) -> None:
 def cosignatures(
     store: SqlStore, channel: str, sender: str | None = None, size: int | None = None
 ) -> list[CosignatureRow]:
-    sql = "SELECT channel, sender, size, witness, line, signed FROM witness_cosignatures"
-    sql += " WHERE channel = ?"
-    params: list[object] = [channel]
-    if sender is not None:
-        sql += " AND sender = ?"
-        params.append(sender)
-    if size is not None:
-        sql += " AND size = ?"
-        params.append(size)
-    rows = store.q(sql + " ORDER BY sender, size, witness", *params)
+    where, params = chain_filter(channel, sender, size)
+    rows = store.q(
+        "SELECT channel, sender, size, witness, line, signed FROM witness_cosignatures"
+        f" {where} ORDER BY sender, size, witness",
+        *params,
+    )
     return [
         CosignatureRow(str(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), int(r[5]))
         for r in rows
