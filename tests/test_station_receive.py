@@ -253,6 +253,19 @@ def test_idempotency_key_makes_one_envelope(world) -> None:
     assert (c1, c2) == (True, False) and r1.hash == r2.hash
 
 
+def test_an_idempotency_key_is_one_users_on_one_channel(world) -> None:
+    """Another user's key, or the same key on another channel, never answers with an envelope
+    made for someone else (which might be on a back channel the caller cannot read)."""
+    net, _, a, b, ch = world
+    other = open_channel(net, a, b)
+    r1, _ = a.send(ch, channels.text_body("kim's", "en"), idempotency_key="k", actor="kim")
+    r2, c2 = a.send(ch, channels.text_body("lee's", "en"), idempotency_key="k", actor="lee")
+    r3, c3 = a.send(other, channels.text_body("kim's too", "en"), idempotency_key="k", actor="kim")
+    assert c2 and c3 and len({r1.hash, r2.hash, r3.hash}) == 3
+    rows, made = a.send_many(ch, [(channels.text_body("b", "en"), "ROUTINE")], "k", actor="lee")
+    assert made and rows[0].hash != r2.hash
+
+
 def test_transcripts_are_identical(world) -> None:
     net, _, a, b, ch = world
     for i in range(5):

@@ -409,7 +409,7 @@ class Station:
         if idempotency_key:
             head = self.store.head(channel, self.id)
             want = head.seq + 1 if head else 1
-            seen = self.store.claim(idempotency_key, channel, want)
+            seen = self.store.claim(_scoped(actor, channel, idempotency_key), channel, want)
             if seen is not None:
                 first = self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
                 return first[0], False
@@ -443,7 +443,8 @@ class Station:
         idempotency_key: str,
         actor: str,
     ) -> tuple[list[EnvelopeRow], bool]:
-        keys = [f"{idempotency_key}#{i}" for i in range(len(items))] if idempotency_key else []
+        scoped = _scoped(actor, channel, idempotency_key)
+        keys = [f"{scoped}#{i}" for i in range(len(items))] if idempotency_key else []
         if keys and self.store.idempotent(keys[0]) is not None:
             rows = []
             for k in keys:
@@ -662,3 +663,10 @@ class Station:
             "alarms": len(self.store.alarms()),
             "selfaudit": integrity_db.last_pass(self.store),
         }
+
+
+def _scoped(actor: str, channel: str, key: str) -> str:
+    """An Idempotency-Key names a retry of one user's send on one channel: scoped so, one user's
+    key never answers another's request, nor reveals an envelope of a channel (a back channel)
+    the caller cannot read."""
+    return f"{actor}\n{channel}\n{key}"
