@@ -29,7 +29,8 @@ from parley.protocol.envelope import Ref, seal
 from parley.station import notices as feature
 from parley.station.config import Config, load_token
 from parley.station.node import Station
-from parley.station.notices import WEBHOOK_ATTEMPTS, WEBHOOK_RETRY_MAX_MS, desk
+from parley.station import notify
+from parley.station.notices import desk
 from parley.station.users import BOOTSTRAP, User
 from parley.store import notices as db
 from parley.store.base import SqlStore
@@ -408,6 +409,12 @@ def hook() -> Iterator[Hook]:
     h.close()
 
 
+def tick(st: Station) -> None:
+    """A tick, then the notification duty's pass (app/serve.py runs it on its own)."""
+    st.tick()
+    notify.desk(st).deliver()
+
+
 def test_an_overdue_notice_escalates_to_a_console_alarm_then_a_webhook(
     world: tuple[Net, Clock, Station, Station, str], hook: Hook
 ) -> None:
@@ -418,24 +425,24 @@ def test_an_overdue_notice_escalates_to_a_console_alarm_then_a_webhook(
     ]
     r = send_launch(net, clock, a, b, ch)
     clock.advance(2 * HOUR + MIN)
-    a.tick()
+    tick(a)
     assert len(alarms(a, feature.ALARM_OVERDUE)) == 1 and hook.bodies == []
     clock.advance(HOUR)
-    a.tick()
-    a.tick()
+    tick(a)
+    tick(a)
     [call] = hook.bodies
     assert call["event"] == "parley.ack_overdue" and call["level"] == 2
     assert (call["ref"], call["channel"], call["form"]) == (r["hash"], ch, "launch_notice")
     assert (call["direction"], call["answerer_name"]) == ("awaited", "North")
     assert call["overdue_ms"] == HOUR + MIN
     assert desk(a).deadlines(OP)[0]["escalation_level"] == 2
-    assert alarms(a, feature.ALARM_WEBHOOK) == []
+    assert alarms(a, notify.ALARM) == []
     clock.advance(5 * HOUR)
-    a.tick()
+    tick(a)
     assert len(hook.bodies) == 1  # each level fires once
 
 
-def test_a_failing_webhook_is_alarmed_retried_and_given_up_after_a_bounded_number_of_tries(
+def test_a_failing_webhook_is_alarmed_once_retried_and_given_up_after_a_bounded_number_of_tries(
     world: tuple[Net, Clock, Station, Station, str],
 ) -> None:
     net, clock, a, b, ch = world
@@ -444,45 +451,47 @@ def test_a_failing_webhook_is_alarmed_retried_and_given_up_after_a_bounded_numbe
         a.cfg.escalation = [{"after_overdue_ms": 0, "action": "webhook", "target": hook.url}]
         r = send_launch(net, clock, a, b, ch)
         clock.advance(2 * HOUR + 1)
-        a.tick()
+        tick(a)
         assert len(hook.bodies) == 1
-        [warning] = alarms(a, feature.ALARM_WEBHOOK)
-        assert "HTTP 500" in warning and f"attempt 1 of {WEBHOOK_ATTEMPTS}" in warning
-        a.tick()
+        [warning] = alarms(a, notify.ALARM)
+        assert "HTTP 500" in warning and f"up to {notify.ATTEMPTS} times" in warning
+        tick(a)
         assert len(hook.bodies) == 1  # backing off, not hammering
-        for _ in range(3 * WEBHOOK_ATTEMPTS):
-            clock.advance(WEBHOOK_RETRY_MAX_MS)
-            a.tick()
-        assert len(hook.bodies) == WEBHOOK_ATTEMPTS
+        for _ in range(3 * notify.ATTEMPTS):
+            clock.advance(notify.RETRY_MAX_MS)
+            tick(a)
+        assert len(hook.bodies) == notify.ATTEMPTS
         assert all(body["ref"] == r["hash"] for body in hook.bodies)
-        gave_up = [x for x in a.store.alarms() if x.kind == feature.ALARM_WEBHOOK]
-        assert gave_up[0].severity == "critical" and "giving up" in gave_up[0].message
-        assert len(gave_up) == WEBHOOK_ATTEMPTS
-        [(level, url, attempts, state, _, error)] = db.webhooks(a.store, r["hash"])
-        assert (level, url, attempts, state, error) == (
-            1, hook.url, WEBHOOK_ATTEMPTS, "failed", "HTTP 500",
+        raised = [x for x in a.store.alarms() if x.kind == notify.ALARM]
+        assert [x.severity for x in raised] == ["critical", "warning"]  # newest first
+        assert "giving up" in raised[0].message
+        [row] = [d for d in notify.desk(a).deliveries(OP) if d["kind"] == "ack_overdue"]
+        assert (row["target"], row["attempts"], row["state"], row["last_error"]) == (
+            hook.url, notify.ATTEMPTS, "failed", "HTTP 500",
         )  # fmt: skip
     finally:
         hook.close()
 
 
-def test_a_webhook_that_recovers_is_delivered_on_a_retry(
+def test_a_webhook_that_recovers_is_delivered_on_a_retry_and_its_alarm_resolves(
     world: tuple[Net, Clock, Station, Station, str],
 ) -> None:
     net, clock, a, b, ch = world
     hook = Hook([503, 200])
     try:
         a.cfg.escalation = [{"after_overdue_ms": 0, "action": "webhook", "target": hook.url}]
-        r = send_launch(net, clock, a, b, ch)
+        send_launch(net, clock, a, b, ch)
         clock.advance(2 * HOUR + 1)
-        a.tick()
-        clock.advance(WEBHOOK_RETRY_MAX_MS)
-        a.tick()
-        clock.advance(WEBHOOK_RETRY_MAX_MS)
-        a.tick()
+        tick(a)
+        assert len(alarms(a, notify.ALARM)) == 1
+        clock.advance(notify.RETRY_MAX_MS)
+        tick(a)
+        clock.advance(notify.RETRY_MAX_MS)
+        tick(a)
         assert len(hook.bodies) == 2 and hook.bodies[0] == hook.bodies[1]
-        [(_, _, attempts, state, _, _)] = db.webhooks(a.store, r["hash"])
-        assert (attempts, state) == (2, "delivered")
+        [row] = [d for d in notify.desk(a).deliveries(OP) if d["kind"] == "ack_overdue"]
+        assert (row["attempts"], row["state"]) == (2, "delivered")
+        assert alarms(a, notify.ALARM) == []  # resolved by the success
     finally:
         hook.close()
 
@@ -665,7 +674,7 @@ def test_real_stations_send_a_launch_notice_read_in_korean_and_acknowledged(
 # --- the store, on SQLite and PostgreSQL ---------------------------------------------------------
 
 
-def test_store_keeps_notices_acks_deadlines_escalations_and_webhook_calls(
+def test_store_keeps_notices_acks_deadlines_and_escalations(
     store: SqlStore,
 ) -> None:
     t = 1_790_000_000_000
@@ -698,13 +707,6 @@ def test_store_keeps_notices_acks_deadlines_escalations_and_webhook_calls(
     assert not db.mark_answered(store, "ch", ref, "north", t + 3 * HOUR)
     assert db.unanswered(store, ref) == 1
     assert [d.answered_ts for d in db.deadlines(store, only_unanswered=False)] == [None, t + HOUR]
-
-    db.add_webhook(store, ref, "north", 1, "http://127.0.0.1:9/h", "{}", t)
-    [call] = db.due_webhooks(store, t, 10)
-    assert db.due_webhooks(store, t - 1, 10) == []
-    db.webhook_result(store, call.id, "pending", 1, t + MIN, "HTTP 500", t)
-    assert db.due_webhooks(store, t, 10) == [] and len(db.due_webhooks(store, t + MIN, 10)) == 1
-    assert db.webhooks(store, ref) == [(2, "http://127.0.0.1:9/h", 1, "pending", t, "HTTP 500")]
 
     store.add_alarm(feature.ALARM_OVERDUE, "warning", ref, "late", t)
     store.add_alarm(feature.ALARM_OVERDUE, "warning", other, "late", t)

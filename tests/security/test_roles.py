@@ -145,6 +145,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "headers": {"Content-Type": "application/x-ndjson"},
     },
     "GET /api/v1/bundles": {},
+    # notifications
+    "GET /api/v1/notify": {},
+    "PUT /api/v1/notify/targets/{name}": {
+        "json": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}
+    },
+    "DELETE /api/v1/notify/targets/{name}": {},
+    "PUT /api/v1/notify/routes/{kind}": {"json": {"targets": []}},
+    "POST /api/v1/notify/targets/{name}/test": {},
+    "GET /api/v1/notify/deliveries": {},
 }
 
 
@@ -222,6 +231,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "call_id": "c1",
             "token_id": "1",
             "alarm_id": "1",
+            "kind": "link",
             "password": secrets.token_urlsafe(18),
         },
     }

@@ -13,6 +13,7 @@ from parley import __version__
 from parley.api import docs as docs_api
 from parley.api import metrics as metrics_api
 from parley.api import notices as notices_api
+from parley.api import notify as notify_api
 from parley.api import operator, peer, users
 from parley.api import paths as paths_api
 from parley.api import printout as printout_api
@@ -75,6 +76,7 @@ def build_app(station: Station, token: str) -> FastAPI:
     app.include_router(metrics_api.router(station, auth))
     app.include_router(vigil_api.router(station, auth))
     app.include_router(paths_api.router(station, auth))
+    app.include_router(notify_api.router(station, auth))
     if station.cfg.api_docs:
         app.include_router(docs_api.router(app, station, auth))
     console.mount(app, station, PAGES)  # the operator console at /console; / redirects there

@@ -39,7 +39,7 @@ from parley.app.build import build_app
 from parley.app.conn import BACKLOG, guarded, quiet_accept_errors
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.request import HEADER, parse_auth, sign_request
-from parley.station import boot, logs, metrics, selfaudit
+from parley.station import boot, logs, metrics, notify, selfaudit
 from parley.station.boot import open_station
 from parley.station.config import Config, check_private, load_token
 from parley.station.dispatcher import Dispatcher
@@ -76,6 +76,7 @@ def _duties(station: Station, dispatcher: Dispatcher) -> list[Coroutine[Any, Any
         _rotation(station),
         _ticker(station),
         selfaudit.run(station),  # the whole store re-checked, on start and periodically
+        notify.run(station),  # webhooks and e-mail, off the event loop
     ]
 
 

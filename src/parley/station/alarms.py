@@ -68,6 +68,21 @@ def settled(
         station.store.clear_alarm(alarm_id, station.clock(), "station", "resolved", note)
 
 
+def channel_of(station: Station, alarm: AlarmRow, hidden: set[str]) -> str | None:
+    """The channel of `hidden` (back channels) that `alarm` concerns, if any."""
+    if alarm.subject in hidden:
+        return alarm.subject
+    if len(alarm.subject) == 43:  # an envelope's hash, base64url
+        try:
+            row = station.store.envelope_by_hash(b64d(alarm.subject))
+        except (ParleyError, ValueError):
+            row = None
+        if row is not None and row.channel in hidden:
+            return row.channel
+    text = alarm.message + " " + (alarm.ref or "")
+    return next((ch for ch in hidden if ch in text), None)
+
+
 class AlarmDesk:
     def __init__(self, station: Station) -> None:
         self.station = station
@@ -78,17 +93,7 @@ class AlarmDesk:
         return {s.channel for s in st.channel_states() if not st.visible(s, who)}
 
     def _channel_of(self, alarm: AlarmRow, hidden: set[str]) -> str | None:
-        if alarm.subject in hidden:
-            return alarm.subject
-        if len(alarm.subject) == 43:  # an envelope's hash, base64url
-            try:
-                row = self.station.store.envelope_by_hash(b64d(alarm.subject))
-            except (ParleyError, ValueError):
-                row = None
-            if row is not None and row.channel in hidden:
-                return row.channel
-        text = alarm.message + " " + (alarm.ref or "")
-        return next((ch for ch in hidden if ch in text), None)
+        return channel_of(self.station, alarm, hidden)
 
     def visible(
         self, hidden: set[str], include_cleared: bool = False, limit: int = MAX_LIST

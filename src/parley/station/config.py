@@ -124,6 +124,10 @@ class Config:
     # Serve the operator API's OpenAPI description (/openapi.json) and Swagger UI (/docs) to
     # signed-in users (api/docs.py). Off: neither exists.
     api_docs: bool = False
+    # Notifications (station/notify.py): {"targets": {name: {"type": "webhook", "url": …} or
+    # {"type": "email", "to": [...]}, …}, "routes": {alarm kind or "*": [target, …]},
+    # "smtp": {"host", "port", "security", "username", "password_file", "from"}}.
+    notify: dict[str, Any] = field(default_factory=dict)
     # Witnessing other parties' checkpoints (station/witness.py): {} witnesses nothing.
     witness: dict[str, Any] = field(default_factory=dict)
 

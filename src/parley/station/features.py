@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from parley.station import checkpoints, notices, search, vigil, witnessing
+from parley.station import checkpoints, notices, notify, search, vigil, witnessing
 from parley.station import talks as talks_feature
 from parley.station.node import Station
 
 FEATURES: list[ModuleType] = [
+    notify,
     notices,
     talks_feature,
     vigil,

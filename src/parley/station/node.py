@@ -134,6 +134,9 @@ class Station:
         self.id = station_id(identity.public)
         self.on_queued: Callable[[], None] = lambda: None
         self.on_alarm: Callable[[str, str], None] = lambda kind, msg: None
+        # Called with (station, id, kind, severity, subject, message, ref) for each alarm raised,
+        # in the caller's transaction when there is one (station/notify.py queues notifications).
+        self.alarm_hooks: list[Callable[..., None]] = []
         # Called when a link's recorded contact failed or its state changed (the link watch).
         self.on_link: Callable[[str], None] = lambda peer: None
         # Called inside the transaction that stores a body (sent or received). An observer may
@@ -572,6 +575,8 @@ class Station:
     def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int:
         """Raise an alarm; `ref` names the event that will settle it (station/alarms.py)."""
         alarm_id = self.store.add_alarm(kind, severity, subject, message, self.clock(), ref)
+        for hook in self.alarm_hooks:
+            hook(self, alarm_id, kind, severity, subject, message, ref)
         self.on_alarm(kind, message)
         return alarm_id
 

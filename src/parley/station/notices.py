@@ -19,11 +19,12 @@ Rules:
   per overdue pair, in order, as domain/deadlines.DeadlineTracker decides; fired levels are
   stored, so a restart neither repeats nor skips one. A console level is an alarm (kind
   `ack_overdue`, subject: the notice's hash), cleared when every pair of the notice is
-  answered. A webhook level queues an HTTP POST of JSON to its URL; calls are made outside any
-  transaction, retried with backoff up to WEBHOOK_ATTEMPTS times, and every failure is an alarm
-  (kind `webhook`).
-- On a back channel, escalations say which channel and notice are overdue, but not the form,
-  since alarms and webhooks reach people who are not named on it.
+  answered. A webhook level queues an HTTP POST of JSON to its URL in the one notification
+  outbox (station/notify.py: sent outside any transaction, retried with backoff, failures
+  alarmed there).
+- On a back channel, a console escalation says which channel and notice are overdue, but not
+  the form (alarms are listed to people not named on it); a webhook level carries it only when
+  station/notify.py's back-channel rule lets that URL hear of the channel, and then without text.
 - Observers never raise on the receive path: the records checker has already refused a bad
   body, and a failure here would not roll back what the station just stored.
 """
@@ -38,9 +39,6 @@ from datetime import tzinfo
 from typing import Any
 from weakref import WeakKeyDictionary
 
-import httpx
-
-from parley import __version__
 from parley.domain import channels, notices
 from parley.domain.deadlines import (
     DeadlineTracker,
@@ -64,23 +62,16 @@ from parley.domain.forms.messages import lateness_note
 from parley.domain.notices import InvalidNotice
 from parley.errors import Code, Forbidden, LocalError, NotFound, ParleyError
 from parley.protocol.encoding import b64d
+from parley.station import notify
 from parley.station.config import Config
 from parley.station.node import Accepted, Station, queued
 from parley.station.roles import Action, authorize
 from parley.station.users import BOOTSTRAP, User
 from parley.store import notices as db
 from parley.store.base import EnvelopeRow
-from parley.transport import clients
 
 ALARM_OVERDUE = "ack_overdue"
-ALARM_WEBHOOK = "webhook"
 ALARM_FORM = "form_mismatch"
-
-WEBHOOK_ATTEMPTS = 6
-WEBHOOK_RETRY_BASE_MS = 30_000
-WEBHOOK_RETRY_MAX_MS = 15 * 60_000
-WEBHOOK_TIMEOUT_S = 5.0
-WEBHOOKS_PER_TICK = 16  # a tick must stay short; the rest go out on the next ticks
 
 DEFAULT_ESCALATION: list[dict[str, Any]] = [{"after_overdue_ms": 0, "action": "console_alarm"}]
 _LEVEL_KEYS = {"after_overdue_ms", "action", "target"}
@@ -117,16 +108,11 @@ def _status(deadline_ms: int, answered_ts: int | None, now_ms: int) -> NoticeSta
 
 
 class NoticeDesk:
-    def __init__(
-        self, station: Station, catalogue: Catalogue, http: httpx.Client | None = None
-    ) -> None:
-        """`http`: the client escalation webhooks are posted with (default: one from
-        transport/clients.py, built on first use)."""
+    def __init__(self, station: Station, catalogue: Catalogue) -> None:
         self.station = station
         self.catalogue = catalogue
         self._policy_key = ""
         self._policy = escalation_policy(station.cfg)  # fail at start, not at the first tick
-        self._http = http
 
     def policy(self) -> EscalationPolicy:
         key = json.dumps(self.station.cfg.escalation, sort_keys=True)
@@ -626,8 +612,9 @@ class NoticeDesk:
                 else:
                     assert esc.target is not None  # a webhook level always has its URL
                     payload = self._payload(r, esc.level, esc.overdue_ms, now)
-                    db.add_webhook(st.store, r.ref, r.answerer, esc.level, esc.target, payload, now)
-        self.deliver_webhooks(now)
+                    notify.queue_escalation(
+                        st, esc.target, r.channel, self._discreet(r.channel), payload
+                    )
 
     @staticmethod
     def _key(ref: str, answerer: str) -> str:
@@ -658,7 +645,7 @@ class NoticeDesk:
             f"(overdue by {late} min, channel {r.channel})"
         )
 
-    def _payload(self, r: db.DeadlineRow, level: int, overdue_ms: int, now: int) -> str:
+    def _payload(self, r: db.DeadlineRow, level: int, overdue_ms: int, now: int) -> dict[str, Any]:
         st = self.station
         n = db.notice(st.store, r.ref)
         discreet = self._discreet(r.channel)
@@ -681,53 +668,7 @@ class NoticeDesk:
             "fired_ms": now,
             "message": self._overdue_text(r, level, now),
         }
-        return json.dumps(body, ensure_ascii=False, sort_keys=True)
-
-    def http(self) -> httpx.Client:
-        if self._http is None:
-            self._http = clients.sync_client(WEBHOOK_TIMEOUT_S)
-        return self._http
-
-    def deliver_webhooks(self, now: int) -> None:
-        """POST the webhook calls that are due, each outside any transaction."""
-        st = self.station
-        for call in db.due_webhooks(st.store, now, WEBHOOKS_PER_TICK):
-            error: str | None = None
-            try:
-                resp = self.http().post(
-                    call.url,
-                    content=call.payload.encode(),
-                    headers={
-                        "Content-Type": "application/json",
-                        "User-Agent": f"parley/{__version__}",
-                        "Parley-Delivery": f"{call.id}",
-                    },
-                )
-                if not 200 <= resp.status_code < 300:
-                    error = f"HTTP {resp.status_code}"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            attempts = call.attempts + 1
-            with st.store.tx():
-                if error is None:
-                    db.webhook_result(st.store, call.id, "delivered", attempts, now, None, now)
-                elif attempts >= WEBHOOK_ATTEMPTS:
-                    db.webhook_result(st.store, call.id, "failed", attempts, now, error, now)
-                    st.alarm(
-                        ALARM_WEBHOOK, "critical", call.url,
-                        f"escalation webhook {call.url} (level {call.level + 1}, notice "
-                        f"{call.ref[:12]}…) failed {attempts} times, last: {error}; giving up",
-                    )  # fmt: skip
-                else:
-                    delay = min(WEBHOOK_RETRY_BASE_MS << (attempts - 1), WEBHOOK_RETRY_MAX_MS)
-                    db.webhook_result(
-                        st.store, call.id, "pending", attempts, now + delay, error, now
-                    )
-                    st.alarm(
-                        ALARM_WEBHOOK, "warning", call.url,
-                        f"escalation webhook {call.url} failed ({error}), attempt {attempts} "
-                        f"of {WEBHOOK_ATTEMPTS}; retrying in {delay // 1000} s",
-                    )  # fmt: skip
+        return body
 
 
 _DESKS: WeakKeyDictionary[Station, NoticeDesk] = WeakKeyDictionary()

@@ -55,6 +55,7 @@ class Action(StrEnum):
     USER_MANAGE = "user.manage"
     TOKEN_OWN = "token.own"
     CHECKCALL_SCHEDULE = "checkcall.schedule"
+    NOTIFY_MANAGE = "notify.manage"
     # channel steps
     CHANNEL_PROPOSE = "channel.propose"
     CHANNEL_CONSENT = "channel.consent"
@@ -104,6 +105,7 @@ TABLE: Mapping[Action, frozenset[str]] = {
     Action.USER_MANAGE: frozenset({ADMIN}),
     Action.TOKEN_OWN: _ANY_ROLE,
     Action.CHECKCALL_SCHEDULE: frozenset({ADMIN}),
+    Action.NOTIFY_MANAGE: frozenset({ADMIN}),
     Action.CHANNEL_PROPOSE: _STEPS,
     Action.CHANNEL_CONSENT: _STEPS,
     Action.CHANNEL_SUSPEND: _STEPS,

@@ -1,10 +1,10 @@
-"""Notices, acknowledgements, acknowledgement deadlines, escalations and webhook calls.
+"""Notices, acknowledgements, acknowledgement deadlines and escalations.
 
 Tables (schema migration 5): `notices` (one row per notice envelope held), `notice_acks` (one
 row per `ack` envelope held), `notice_deadlines` (one row per notice and station expected to
 answer it, kept where this station is the sender or the answerer), `notice_escalations` (the
-levels fired, so a level fires once even across restarts) and `notice_webhooks` (the webhook
-calls of escalations, with their retry state).
+levels fired, so a level fires once even across restarts); `notice_webhooks` is no longer
+written: escalation webhooks go through the notification outbox (store/notify.py).
 
 Everything here is derived from the transcript and can be rebuilt from it; functions take the
 SqlStore and join the caller's transaction.
@@ -54,17 +54,6 @@ class DeadlineRow:
     deadline_ms: int
     answered_ts: int | None
     level: int  # the highest escalation level fired (1-based); 0 if none
-
-
-@dataclass(frozen=True)
-class WebhookRow:
-    id: int
-    ref: str
-    answerer: str
-    level: int
-    url: str
-    payload: str
-    attempts: int
 
 
 _NOTICE_COLS = "hash, channel, sender, seq, ts, form, version, lang, deadline_ms, late"
@@ -238,44 +227,3 @@ def clear_alarms(
         now_ms, note, kind, subject,
     )  # fmt: skip
     return int(n)
-
-
-# --- webhook calls -------------------------------------------------------------------------------
-def add_webhook(
-    store: SqlStore, ref: str, answerer: str, level: int, url: str, payload: str, now_ms: int
-) -> None:
-    store.q(
-        "INSERT INTO notice_webhooks (ref, answerer, level, url, payload, attempts, next_ms,"
-        " state, last_error, updated) VALUES (?, ?, ?, ?, ?, 0, ?, 'pending', NULL, ?)",
-        ref, answerer, level, url, payload, now_ms, now_ms,
-    )  # fmt: skip
-
-
-def due_webhooks(store: SqlStore, now_ms: int, limit: int) -> list[WebhookRow]:
-    rows = store.q(
-        "SELECT id, ref, answerer, level, url, payload, attempts FROM notice_webhooks"
-        " WHERE state = 'pending' AND next_ms <= ? ORDER BY next_ms, id LIMIT ?",
-        now_ms, limit,
-    )  # fmt: skip
-    return [WebhookRow(int(r[0]), r[1], r[2], int(r[3]), r[4], r[5], int(r[6])) for r in rows]
-
-
-def webhook_result(
-    store: SqlStore, call_id: int, state: str, attempts: int, next_ms: int, error: str | None,
-    now_ms: int,
-) -> None:  # fmt: skip
-    store.q(
-        "UPDATE notice_webhooks SET state = ?, attempts = ?, next_ms = ?, last_error = ?,"
-        " updated = ? WHERE id = ?",
-        state, attempts, next_ms, error, now_ms, call_id,
-    )  # fmt: skip
-
-
-def webhooks(store: SqlStore, ref: str) -> list[tuple[int, str, int, str, int, str | None]]:
-    """(level, url, attempts, state, updated, last_error) of every webhook call about `ref`."""
-    rows = store.q(
-        "SELECT level, url, attempts, state, updated, last_error FROM notice_webhooks"
-        " WHERE ref = ? ORDER BY id",
-        ref,
-    )
-    return [(int(r[0]) + 1, r[1], int(r[2]), r[3], int(r[4]), r[5]) for r in rows]

@@ -20,6 +20,11 @@ Log:
      table with a pg_trgm GIN index when the extension can be created); alarms that resolve:
      who or what cleared one (`cleared_by`), how (`resolution`: resolved by a later event, or
      acknowledged by a person), the note, and the `ref` of the event that settles it.
+  12 the generation counter (store/cache.py).
+  13 a user's language.
+  14 notifications (store/notify.py): settings made through the API, and the one outbox of
+     webhook and e-mail deliveries with their retry state (it replaces notice_webhooks, which
+     is kept, unused, for its history).
 
 A statement may be `Only(dialect, sql)`: run on that backend only (`SqlStore.dialect`).
 """
@@ -309,6 +314,24 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
         13,
         "a user's language: the console follows it; empty, the station's working language",
         ["ALTER TABLE users ADD COLUMN lang TEXT"],
+    ),
+    (
+        14,
+        "notifications: settings an admin made through the API, and one outbox for webhooks and"
+        " e-mail",
+        [
+            """CREATE TABLE notify_settings (
+                name TEXT PRIMARY KEY, value TEXT NOT NULL, updated BIGINT NOT NULL,
+                updated_by TEXT NOT NULL)""",
+            """CREATE TABLE notify_outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id BIGINT, kind TEXT NOT NULL,
+                target TEXT NOT NULL, channel TEXT, payload TEXT NOT NULL,
+                coalesced BIGINT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
+                next_ms BIGINT NOT NULL, created BIGINT NOT NULL, updated BIGINT NOT NULL,
+                last_error TEXT)""",
+            "CREATE INDEX notify_outbox_due ON notify_outbox (state, next_ms)",
+            "CREATE INDEX notify_outbox_recent ON notify_outbox (target, kind, created)",
+        ],
     ),
 ]
 
