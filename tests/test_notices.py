@@ -27,9 +27,9 @@ from parley.errors import Code, LocalError, NotFound
 from parley.protocol.encoding import b64d, b64e
 from parley.protocol.envelope import Ref, seal
 from parley.station import notices as feature
+from parley.station import notify
 from parley.station.config import Config, load_token
 from parley.station.node import Station
-from parley.station import notify
 from parley.station.notices import desk
 from parley.station.users import BOOTSTRAP, User
 from parley.store import notices as db
