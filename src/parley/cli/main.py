@@ -30,6 +30,7 @@ from parley.cli.common import (
 )
 from parley.cli.demo import demo_command
 from parley.cli.login import login, logout, whoami
+from parley.cli.modelpacks import install_model, list_models  # noqa: F401 (their commands)
 from parley.cli.notices import ack, forms_app, notice_app
 from parley.cli.reading import alarms_app, history, print_messages, search
 from parley.cli.talks import roadmap_app, talks_app, translate_app

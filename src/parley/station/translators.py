@@ -237,6 +237,7 @@ def _error_text(resp: httpx.Response) -> str:
 
 # Sentences are translated one by one (the models are trained on sentences); paragraphs keep
 # their line breaks. Argos uses stanza or a model for this; punctuation is enough here.
+MAX_DECODE_TOKENS = 1024
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+")
 
 
@@ -314,7 +315,13 @@ class ArgosEngine:
                 out.append("")
                 continue
             tokens = [sp.encode(s, out_type=str) for s in sentences]
-            kw: dict[str, Any] = {"beam_size": 4, "replace_unknowns": True}
+            # A model that loops (a bad or hostile package) stops at twice the input, plus room.
+            longest = max(len(t) for t in tokens)
+            kw: dict[str, Any] = {
+                "beam_size": 4,
+                "replace_unknowns": True,
+                "max_decoding_length": min(2 * longest + 16, MAX_DECODE_TOKENS),
+            }
             if self._target_prefix:
                 kw["target_prefix"] = [[self._target_prefix]] * len(tokens)
             try:
@@ -332,6 +339,11 @@ class ArgosEngine:
                 done.append(sp.decode(pieces))
             out.append(" ".join(done))
         return "\n".join(out)
+
+    def load(self) -> None:
+        """Load the model now rather than at the first translation: EngineError if it is
+        corrupt, LocalError if the `translate` extra is not installed."""
+        self._load()
 
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
@@ -356,8 +368,8 @@ def _require(module: str) -> Any:
         raise LocalError(
             Code.INVALID_REQUEST,
             f"the Argos engine needs the Python package {module!r}, which is not installed; "
-            "install argostranslate (it brings ctranslate2 and sentencepiece) "
-            "or configure no engine",
+            "install Parley's `translate` extra (pip install 'parley[translate]': "
+            "ctranslate2 and sentencepiece) or configure no engine",
         ) from exc
 
 
