@@ -54,7 +54,7 @@ from parley.station.users import User
 from parley.station.writer import Writer
 from parley.store import integrity as integrity_db
 from parley.store.base import EnvelopeRow, PeerRow, SqlStore
-from parley.store.cache import LRU, STATES
+from parley.store.cache import LRU, SEEN, STATES
 
 Clock = Callable[[], int]
 MAX_BATCH = 1000  # messages in one send_many
@@ -150,7 +150,9 @@ class Station:
         self.chain_root: Callable[[str, str, int], bytes | None] = lambda ch, s, n: None
         # `seen` of stored envelopes that folds order (control, talks, crises …), by hash: they
         # never change, and every received envelope re-derives its channel's state from them.
-        self._seen: dict[bytes, dict[str, int]] = {}
+        # Bounded: talks and crises fold their whole thread, so a long-lived station would
+        # otherwise keep one map per envelope it ever ordered.
+        self._seen: LRU[bytes, dict[str, int]] = LRU(SEEN)
         # Channel -> (store epoch, control events, state): see _control.
         self._states: LRU[
             str, tuple[int, tuple[channels.Event, ...], channels.ChannelState | None]
@@ -311,7 +313,7 @@ class Station:
         seen = self._seen.get(e.hash)
         if seen is None:
             seen = {m: r.seq for m, r in parse_envelope(e.raw).seen.items()}
-            self._seen[e.hash] = seen
+            self._seen.put(e.hash, seen)
         return channels.Event(e.sender, e.seq, e.ts, b64e(e.hash), body, seen)
 
     def causal(self, rows: Iterable[tuple[EnvelopeRow, Mapping[str, Any]]]) -> list[channels.Event]:

@@ -27,6 +27,7 @@ V = TypeVar("V")
 
 HEADS = 4096  # chain heads (channel, sender) kept: a few per channel
 STATES = 1024  # channel states kept by a station
+SEEN = 16384  # `seen` maps of ordering envelopes (control, talks, crises) kept by a station
 
 
 class LRU(Generic[K, V]):
@@ -43,10 +44,11 @@ class LRU(Generic[K, V]):
         return len(self._items)
 
     def get(self, key: K) -> V | None:
-        if key not in self._items:
+        try:  # one step each under the GIL: a reader racing an eviction sees a miss, not an error
+            self._items.move_to_end(key)
+            return self._items[key]
+        except KeyError:
             return None
-        self._items.move_to_end(key)
-        return self._items[key]
 
     def put(self, key: K, value: V) -> None:
         self._items[key] = value
