@@ -122,12 +122,18 @@ class SigningKey:
     def generate(cls) -> SigningKey:
         return cls(random_bytes(32))
 
-    @property
+    @functools.cached_property
+    def _expanded(self) -> nacl.signing.SigningKey:
+        # Expanding the seed costs a hash and a base-point multiplication, as much as half a
+        # signature: done once per key, not per envelope.
+        return nacl.signing.SigningKey(self.seed)
+
+    @functools.cached_property
     def public(self) -> bytes:
-        return bytes(nacl.signing.SigningKey(self.seed).verify_key)
+        return bytes(self._expanded.verify_key)
 
     def sign(self, label: bytes, message: bytes) -> bytes:
-        return nacl.signing.SigningKey(self.seed).sign(label + message).signature
+        return self._expanded.sign(label + message).signature
 
     def __repr__(self) -> str:
         return "SigningKey(<secret>)"
@@ -163,8 +169,9 @@ class KemKey:
     def generate(cls) -> KemKey:
         return cls(random_bytes(32))
 
-    @property
+    @functools.cached_property
     def public(self) -> bytes:
+        # Computed once per key: a seal and every open used to pay a base-point multiplication.
         return sodium.crypto_scalarmult_base(self.secret)
 
     def __repr__(self) -> str:

@@ -110,6 +110,12 @@ def commitment(salt: bytes, body: dict[str, Any]) -> bytes:
     return crypto.sha256(COMMIT_LABEL + salt + canonical(body))
 
 
+def _plaintext(salt: bytes, body_bytes: bytes) -> bytes:
+    """canonical({"body": body, "salt": b64e(salt)}) from the body's canonical bytes: the keys
+    sort "body" < "salt" and base64url needs no escaping, so the splice is that encoding."""
+    return b'{"body":' + body_bytes + b',"salt":"' + b64e(salt).encode("ascii") + b'"}'
+
+
 def _aad(channel: str, sender: str, seq: int) -> bytes:
     return canonical({"ch": channel, "from": sender, "seq": seq})
 
@@ -173,12 +179,14 @@ def seal_from_parts(
         Recipient(r.station, r.kid, crypto.wrap(content_key, ephemeral, r.public))
         for r in sorted(recipients, key=lambda r: r.station)
     ]
-    plaintext = canonical({"body": body, "salt": b64e(salt)})
-    ct = crypto.aead_encrypt(content_key, nonce, plaintext, _aad(channel, sender, seq))
+    body_bytes = canonical(body)  # once: the commitment and the plaintext both hold it
+    commit = crypto.sha256(COMMIT_LABEL + salt + body_bytes)
+    ct = crypto.aead_encrypt(
+        content_key, nonce, _plaintext(salt, body_bytes), _aad(channel, sender, seq)
+    )
     doc = _unsigned(
-        channel, sender, seq, prev, now_ms, prec, seen,
-        commitment(salt, body), ephemeral.public, keys, nonce, ct,
-    )  # fmt: skip
+        channel, sender, seq, prev, now_ms, prec, seen, commit, ephemeral.public, keys, nonce, ct
+    )
     doc["sig"] = b64e(identity.sign(ENVELOPE_LABEL, canonical(doc)))
     return parse_envelope(canonical(doc))
 

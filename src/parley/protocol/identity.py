@@ -17,6 +17,7 @@ Rules:
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -124,7 +125,25 @@ def sign_prekey(
 
 
 def parse_prekey(value: object, identity_public: bytes) -> Prekey:
-    """Parse and verify a prekey record against the identity key that must have signed it."""
+    """Parse and verify a prekey record against the identity key that must have signed it.
+
+    A record that verified once is not checked again (every send names a peer's prekey): the
+    cache is keyed by every field of the record and the identity key, so only the very same
+    record under the very same key is taken from it."""
+    if isinstance(value, dict):
+        try:
+            return _parse_prekey_cached(tuple(sorted(value.items())), identity_public)
+        except TypeError:  # an unhashable field value: not a valid record either
+            pass
+    return _parse_prekey(value, identity_public)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_prekey_cached(items: tuple[tuple[str, object], ...], identity_public: bytes) -> Prekey:
+    return _parse_prekey(dict(items), identity_public)
+
+
+def _parse_prekey(value: object, identity_public: bytes) -> Prekey:
     obj = require_fields(
         value, "prekey", {"station", "kid", "public", "not_before", "not_after", "sig"}
     )

@@ -167,10 +167,21 @@ def issue(station: Station, channel: str, actor: str = "station") -> db.Checkpoi
 
 
 def _due(station: Station, channel: str, now: int) -> bool:
-    last = db.latest_checkpoint(station.store, channel, station.id)
-    count, oldest = db.uncovered(station.store, channel, station.id, last.seq if last else 0)
+    store = station.store
+    last = db.latest_checkpoint(store, channel, station.id)
+    after = last.seq if last else 0
+    # Counting the uncovered envelopes is a scan; the chain's head (kept in memory) bounds the
+    # count from above, and the oldest one is the first match of an index walk.
+    most = store.head_seq(channel, station.id) - after
+    oldest = db.oldest_uncovered(store, channel, station.id, after) if most > 0 else None
+    if oldest is None:
+        return False
     p = policy(station)
-    return count > 0 and (count >= p.every_envelopes or now - oldest >= p.every_ms)
+    if now - oldest >= p.every_ms:
+        return True
+    return most >= p.every_envelopes and (
+        db.uncovered(store, channel, station.id, after)[0] >= p.every_envelopes
+    )
 
 
 def _issue_if_open(station: Station, channel: str) -> None:

@@ -188,6 +188,18 @@ def uncovered(store: SqlStore, channel: str, sender: str, after_seq: int) -> tup
     return int(count or 0), int(oldest or 0)
 
 
+def oldest_uncovered(store: SqlStore, channel: str, sender: str, after_seq: int) -> int | None:
+    """The time of the first envelope `uncovered` counts (None if there is none)."""
+    marks = ", ".join("?" for _ in HOUSEKEEPING)
+    rows = store.q(
+        "SELECT e.ts FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
+        " WHERE e.channel = ? AND e.sender = ? AND e.seq > ?"
+        f" AND (b.type IS NULL OR b.type NOT IN ({marks})) ORDER BY e.seq LIMIT 1",
+        channel, sender, after_seq, *HOUSEKEEPING,
+    )  # fmt: skip
+    return int(rows[0][0]) if rows else None
+
+
 def max_envelope_id(store: SqlStore, channel: str) -> int:
     rows = store.q("SELECT MAX(id) FROM envelopes WHERE channel = ?", channel)
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
