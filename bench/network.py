@@ -89,15 +89,20 @@ class Network:
     apis: list[Api] = field(default_factory=list)
     channel: str = ""
     phases: dict[str, float] = field(default_factory=dict)
+    phase_cpu: dict[str, float] = field(default_factory=dict)
 
     def pool(self, fn: Callable[[int], Any], items: Sequence[int]) -> list[Any]:
         with ThreadPoolExecutor(self.parallel) as ex:
             return list(ex.map(fn, items))
 
     def timed(self, phase: str, fn: Callable[[], None]) -> None:
+        c0 = self.cpu()
         t0 = time.perf_counter()
         fn()
         self.phases[phase] = time.perf_counter() - t0
+        if c0:  # the median station's CPU seconds in this phase
+            used = [b - a for a, b in zip(c0, self.cpu(), strict=True)]
+            self.phase_cpu[phase] = statistics.median(used)
 
     def start(self) -> None:
         names = ["Facilitator"] + [f"Party {i}" for i in range(1, self.n)]
@@ -105,11 +110,13 @@ class Network:
             d = self.root / f"s{i}"
             init(d, name, "ko" if i % 2 else "en", self.timings)
             self.dirs.append(d)
-        # All spawned at once, then awaited: their imports overlap instead of queueing.
-        spawned = [_spawn(d, self.log(i)) for i, d in enumerate(self.dirs)]
-        self.procs = spawned
-        for i, p in enumerate(spawned):
-            _await_up(p, self.dirs[i], self.log(i))
+        # Spawned a wave at a time, then awaited: their imports overlap, but not so many at
+        # once that one misses the start timeout on a loaded machine.
+        for first in range(0, self.n, self.parallel):
+            wave = range(first, min(first + self.parallel, self.n))
+            self.procs += [_spawn(self.dirs[i], self.log(i)) for i in wave]
+            for i in wave:
+                _await_up(self.procs[i], self.dirs[i], self.log(i))
         self.apis = [Api(d, timeout_s=300) for d in self.dirs]
         self.ids = [a.get("/station")["station"] for a in self.apis]
 
@@ -226,6 +233,7 @@ def finish(spy: subprocess.Popen[bytes] | None) -> None:
 class Result:
     n: int
     phases: dict[str, float]
+    phase_cpu: dict[str, float]
     round_s: float
     round_cpu: list[float]
     idle_cpu: list[float]
@@ -258,7 +266,7 @@ def run(n: int, timings: Timings, idle_s: float, prof: Path | None, parallel: in
             took = time.perf_counter() - t0
             used = [b - a for a, b in zip(c0, net.cpu(), strict=True)]
             finish(spy)
-            return Result(n, net.phases, took, used, idle, idle_s, net.rss_mib())
+            return Result(n, net.phases, net.phase_cpu, took, used, idle, idle_s, net.rss_mib())
         finally:
             net.close()
 
@@ -270,7 +278,11 @@ def report(r: Result, base: Result | None) -> None:
     idle_pct = [c / r.idle_s * 100 for c in r.idle_cpu]
     lines = [
         f"N = {r.n}: {r.n - 1} parties and the facilitator, {r.deliveries} deliveries",
-        "  set-up: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items()),
+        "  set-up: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items())
+        + " (CPU of the median station: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in r.phase_cpu.items())
+        + ")",
         f"  idle, channel open ({r.idle_s:.0f} s): CPU per station {spread(idle_pct)} % of a core"
         " (min / median / max)",
         f"  notice + every acknowledgement receipted everywhere: {r.round_s:.2f} s"
@@ -288,6 +300,7 @@ def report(r: Result, base: Result | None) -> None:
             f"    round time x {r.round_s / base.round_s:.1f}; per delivery"
             f" {per_ms / base_ms:.2f}; CPU per delivery {cpu_ms / base_cpu:.2f}",
             f"    CPU per station: round x {med(r.round_cpu) / med(base.round_cpu):.1f},"
+            f" channel open x {r.phase_cpu['channel'] / base.phase_cpu['channel']:.1f},"
             f" idle x {med(r.idle_cpu) / max(med(base.idle_cpu), 0.01):.1f};"
             f" RSS x {med(r.rss) / med(base.rss):.2f}",
         ]

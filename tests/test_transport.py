@@ -90,11 +90,12 @@ def test_probe_interval_shrinks_after_a_failure_until_the_link_is_down(
     ("now", "last", "failures", "due"),
     [
         (0, None, 0, True),  # never contacted
-        (999, 0, 0, False),
+        (874, 0, 0, False),
+        (875, 0, 0, True),  # an eighth early: it shares the round of a peer due just before
         (1000, 0, 0, True),
-        (249, 0, 1, False),
-        (250, 0, 1, True),
-        (999, 0, 3, False),  # down: once a heartbeat, to see it come back
+        (218, 0, 1, False),
+        (219, 0, 1, True),
+        (874, 0, 3, False),  # down: once a heartbeat, to see it come back
     ],
 )
 def test_probe_due(now: float, last: float | None, failures: int, due: bool) -> None:
@@ -268,6 +269,40 @@ def test_a_silent_peer_is_declared_down_within_two_heartbeats(tmp_path: Path) ->
     assert states[-1] == "down" and "degraded" in states
     downs = [x for x in w.a.store.alarms() if x.kind == "link" and "→ down" in x.message]
     assert len(downs) == 1  # alarmed once, by the link watch, without waiting for a tick
+
+
+def test_an_idle_station_probes_all_its_peers_in_one_round_a_heartbeat(tmp_path: Path) -> None:
+    """Round trips leave the peers' last contacts a little apart. Were each probe due only at
+    its exact time, the dispatcher would wake once per peer and heartbeat, each round going
+    over every peer (quadratic in the peers); a probe due an eighth early shares the round of
+    the first one due, so the probes line up after one heartbeat."""
+    clock, mono = Clock(), [0.0]
+    hub = make_station(tmp_path / "hub", "Hub", "en", clock, "127.0.0.1:7100")
+    net = MemoryNet()
+    net.attach(hub.cfg.url, PeerDesk(hub))
+    peers = []
+    for i in range(12):
+        p = make_station(tmp_path / f"p{i}", f"P{i}", "en", clock, f"127.0.0.1:{7101 + i}")
+        introduce(hub, p)
+        net.attach(p.cfg.url, PeerDesk(p))
+        peers.append(p)
+    d = Dispatcher(hub, net.transport(hub.id), lambda: mono[0])
+    hb = hub.cfg.timings.heartbeat_ms
+    for i, p in enumerate(peers):  # spread over a tenth of a heartbeat
+        d.last_contact[p.id] = i * hb / 10 / len(peers)
+    rounds = 0
+
+    async def idle(heartbeats: int) -> None:
+        nonlocal rounds
+        while mono[0] < heartbeats * hb:
+            mono[0] += d.idle_ms()
+            await d.round()
+            rounds += 1
+
+    asyncio.run(idle(4))
+    assert rounds <= 5  # one a heartbeat (12 a heartbeat without the early margin)
+    assert net.calls == 4 * len(peers)  # every peer still pinged once a heartbeat
+    assert all(p["link"] == "up" for p in hub.status()["peers"])
 
 
 def test_unreachable_and_refusing_peers_are_transport_errors(tmp_path: Path) -> None:

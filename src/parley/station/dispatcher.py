@@ -31,7 +31,8 @@ Each round, for every peer (`_serve`, steps in this order):
    answer. It runs when something is pending and instead of the heartbeat.
 5. Heartbeat: a signed ping when nothing was exchanged with the direct link for its probe interval
    (policy.probe_interval_ms: one heartbeat; a quarter of one after a failure, until the link is
-   down).
+   down), up to an eighth of it early (policy.probe_due), so the probes of all peers fall into
+   one round per heartbeat rather than one round, over every peer, per peer.
    Never for a peer routed through a relay always, nor for one without address.
 6. Prekeys (`refresh_prekeys`): when the newest prekey we know of the peer began more than half
    a rotation period ago, or the peer rejected an envelope with `unknown_key`, fetch its current
@@ -137,8 +138,13 @@ class Dispatcher:
         return policy.probe_interval_ms(t.heartbeat_ms, failures, t.down_after_failures)
 
     def probe_due(self, peer: str) -> bool:
-        last = self.last_contact.get(peer)
-        return last is None or self.now_ms() - last >= self._probe_interval(peer)
+        t = self.station.cfg.timings
+        link = self.station.store.link(peer)
+        failures = link.failures if link else 0
+        return policy.probe_due(
+            self.now_ms(), self.last_contact.get(peer), t.heartbeat_ms, failures,
+            t.down_after_failures,
+        )  # fmt: skip
 
     async def _serve(self, p: PeerRow, pending: bool, relayed: bool) -> bool:
         """One round for one peer; True if a step stopped with work left."""

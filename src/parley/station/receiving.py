@@ -261,7 +261,7 @@ class Receiver:
             # Judge the envelope by what its sender knew (its causal past), not by what we know
             # now: a concurrent suspend elsewhere must not make a legitimately sent one illegal.
             cut = {m: r.seq for m, r in env.seen.items()} | {env.sender: env.seq - 1}
-            past = channels.in_cut(env.channel, events, cut)
+            past = channels.in_cut(env.channel, events, cut, whole=state)
             if channels.is_control(body):
                 ev = channels.Event(env.sender, env.seq, env.ts, a.hash, body, cut)
                 try:
