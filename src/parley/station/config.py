@@ -50,16 +50,54 @@ class Timings:
     selfaudit_cpu_percent: int = 20
 
     def __post_init__(self) -> None:
-        for name, lo, hi in (
-            ("selfaudit_period_ms", 0, 366 * 24 * 3600 * 1000),
-            ("selfaudit_chunk", 1, 100_000),
-            ("selfaudit_cpu_percent", 1, 100),
-        ):
-            value = getattr(self, name)
-            if type(value) is not int or not lo <= value <= hi:
-                raise LocalError(
-                    Code.INVALID_REQUEST, f"timings.{name} must be an integer in {lo}..{hi}"
-                )
+        _check_ranges("timings", self, _TIMING_RANGES)
+
+
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
+# The values a station can run with: a zero retry or heartbeat would spin, a negative skew
+# would refuse every peer, an interval of years would never notice a dead link.
+_TIMING_RANGES = {
+    "retry_base_ms": (10, HOUR_MS),
+    "retry_max_ms": (10, DAY_MS),
+    "heartbeat_ms": (100, HOUR_MS),
+    "down_after_failures": (1, 1000),
+    "degraded_after_missed": (1, 1000),
+    "down_after_missed": (1, 1000),
+    "degraded_rtt_ms": (0, HOUR_MS),
+    "skew_ms": (1000, DAY_MS),
+    "prekey_rotation_ms": (60 * 1000, 366 * DAY_MS),
+    "prekey_grace_ms": (60 * 1000, 366 * DAY_MS),
+    "selfaudit_period_ms": (0, 366 * DAY_MS),
+    "selfaudit_chunk": (1, 100_000),
+    "selfaudit_cpu_percent": (1, 100),
+}
+MIB = 1024 * 1024
+_LIMIT_RANGES = {
+    "anonymous_body_bytes": (256, MIB),
+    "console_body_bytes": (256, 64 * MIB),
+    "operator_body_bytes": (256, 1024 * MIB),
+    "upload_body_bytes": (256, 16 * 1024 * MIB),
+    "peer_body_bytes": (256, 1024 * MIB),
+    "bodies_in_flight_bytes": (64 * 1024, 64 * 1024 * MIB),
+    "header_timeout_ms": (100, HOUR_MS),
+    "body_timeout_ms": (100, DAY_MS),
+    "keepalive_timeout_ms": (100, HOUR_MS),
+    "max_connections": (1, 1_000_000),
+    "held_per_peer": (1, 10_000_000),
+    "held_bytes_per_peer": (1024, 64 * 1024 * MIB),
+}
+
+
+def _check_ranges(section: str, obj: object, ranges: dict[str, tuple[int, int]]) -> None:
+    """LocalError(invalid_request) naming the first field outside the range a station can run
+    with (every field has one: a test enumerates them)."""
+    for name, (lo, hi) in ranges.items():
+        value = getattr(obj, name)
+        if type(value) is not int or not lo <= value <= hi:
+            raise LocalError(
+                Code.INVALID_REQUEST, f"{section}.{name} must be an integer in {lo}..{hi}"
+            )
 
 
 @dataclass
@@ -91,6 +129,9 @@ class Limits:
     # Envelopes held ahead of their chain, per sending peer, over all its channels.
     held_per_peer: int = 8192
     held_bytes_per_peer: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _check_ranges("limits", self, _LIMIT_RANGES)
 
 
 @dataclass
@@ -168,14 +209,19 @@ def load_config(data: Path) -> Config:
         raise LocalError(
             Code.NO_STATION, f"no station in {data}; create one with `parley station init`"
         )
-    raw = json.loads(path.read_text())
-    timings = Timings(**raw.pop("timings", {}))
     try:
+        raw = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LocalError(Code.INVALID_REQUEST, f"{path} is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise LocalError(Code.INVALID_REQUEST, f"{path} must hold a JSON object")
+    try:
+        timings = Timings(**raw.pop("timings", {}))
         limits = Limits(**raw.pop("limits", {}))
-    except TypeError as exc:
-        raise LocalError(Code.INVALID_REQUEST, f"{path}: limits: {exc}") from exc
-    if not all(type(v) is int and v > 0 for v in asdict(limits).values()):
-        raise LocalError(Code.INVALID_REQUEST, f"{path}: every limit is a positive integer")
+    except TypeError as exc:  # an unknown field name
+        raise LocalError(Code.INVALID_REQUEST, f"{path}: {exc}") from exc
+    except LocalError as exc:
+        raise LocalError(exc.code, f"{path}: {exc.message}") from exc
     proxies = raw.get("trusted_proxies", [])
     if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
         raise LocalError(Code.INVALID_REQUEST, f"{path}: trusted_proxies is a list of addresses")
