@@ -25,10 +25,11 @@ from fastapi.testclient import TestClient
 from parley.app.build import build_app
 from parley.errors import LocalError
 from parley.station import alarm_kinds, features, notify
-from parley.station.config import Config
+from parley.station.config import Config, Timings
 from parley.station.node import Station
 from parley.station.users import BOOTSTRAP
 from parley.store.sqlite import SqliteStore
+from tests.net import Stations, wait
 from tests.pair import Clock, hotline
 from tests.security.test_backchannels import Side, propose
 from tests.test_notices import Hook
@@ -440,3 +441,26 @@ def test_the_api_checks_targets_routes_and_their_number(
     assert client.get("/api/v1/notify", headers=h).json()["routes"]["link"] == []
     actions = [row[2] for row in a.store.audit_log(100)]
     assert {"notify.target", "notify.route", "notify.test", "notify.target.remove"} <= set(actions)
+
+
+# --- the command line, against running stations ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_cli_routes_a_kind_and_a_running_station_delivers_its_alarm(
+    tmp_path: Path, hooks: tuple[Hook, Hook]
+) -> None:
+    hook, _ = hooks
+    timings = Timings(heartbeat_ms=500, retry_base_ms=100, retry_max_ms=500)
+    with Stations(tmp_path, [("South", "en"), ("North", "ko")], timings) as net:
+        net.cli("South", "notify", "target", "duty", "--webhook", hook.url)
+        assert "link: duty" in net.cli("South", "notify", "set", "link", "duty").stdout
+        assert "Delivered to duty" in net.cli("South", "notify", "test", "duty").stdout
+        bad = net.cli("South", "notify", "set", "no_such_kind", "duty", ok=False)
+        assert bad.returncode != 0 and "no alarm kind" in bad.stderr
+        net.stop("North")
+        wait(lambda: any(b["kind"] == "link" for b in hook.bodies), what="the link alarm's call")
+        out = net.cli("South", "notify", "targets").stdout
+        assert "duty (webhook, api)" in out and "! link" in out
+        out = net.cli("South", "notify", "log").stdout
+        assert "delivered" in out and "link" in out and "test" in out

@@ -32,6 +32,7 @@ from parley.cli.demo import demo_command
 from parley.cli.login import login, logout, whoami
 from parley.cli.modelpacks import install_model, list_models  # noqa: F401 (their commands)
 from parley.cli.notices import ack, forms_app, notice_app
+from parley.cli.notify import notify_app
 from parley.cli.reading import alarms_app, history, print_messages, search
 from parley.cli.talks import roadmap_app, talks_app, translate_app
 from parley.cli.transcript import transcript_app
@@ -65,6 +66,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 app.add_typer(checkcall_app, name="checkcall")
 app.add_typer(crisis_app, name="crisis")
+app.add_typer(notify_app, name="notify")
 app.command("links")(links)
 app.add_typer(witness_app, name="witness")
 app.command("history")(history)
