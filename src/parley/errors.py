@@ -40,6 +40,7 @@ class Code(StrEnum):
     BAD_BODY = "bad_body"
     BAD_INVITATION = "bad_invitation"
     NO_ROUTE = "no_route"  # a relay cannot carry that envelope to that destination
+    KEY_REVOKED = "key_revoked"  # signed by an identity key this station's admin revoked
     # local use
     INVALID_REQUEST = "invalid_request"
     NOT_FOUND = "not_found"
@@ -49,6 +50,7 @@ class Code(StrEnum):
     BUSY = "busy"  # the station holds as many request bodies as it may; try again shortly
     WEAK_PASSWORD = "weak_password"
     CONFLICT = "conflict"
+    PEER_REMOVED = "peer_removed"  # a channel with a removed or revoked member is read-only here
     STATION_EXISTS = "station_exists"
     NO_STATION = "no_station"
     STATION_UNREACHABLE = "station_unreachable"

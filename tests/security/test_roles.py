@@ -139,6 +139,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     # paths
     "GET /api/v1/paths": {},
     "POST /api/v1/peers/{peer}/route": {"json": {}},
+    "POST /api/v1/peers/{peer}/remove": {"json": {}},
+    "POST /api/v1/peers/{peer}/revoke": {"json": {"reason": "key lost"}},
     "POST /api/v1/bundles/export": {"json": {"peer": "{peer}"}},
     "POST /api/v1/bundles/import": {
         "content": b"{}\n",

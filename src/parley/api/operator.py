@@ -12,6 +12,7 @@ from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.domain import channels
 from parley.station.channels import STEPS, ChannelDesk
+from parley.station.keys import KeyDesk
 from parley.station.node import MAX_BATCH, Station
 from parley.station.overview import StationDesk
 from parley.station.roles import Action
@@ -26,6 +27,14 @@ class Strict(BaseModel):
 
 class PeerAdd(Strict):
     invitation: str = Field(max_length=32_000)
+
+
+class PeerRemove(Strict):
+    force: bool = False
+
+
+class PeerRevoke(Strict):
+    reason: str = Field(default="", max_length=2000)
 
 
 class ChannelPropose(Strict):
@@ -55,7 +64,7 @@ class TextBatch(Strict):
 
 def router(station: Station, auth: Auth) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["operator"], dependencies=[Depends(auth.user)])
-    desk, chans = StationDesk(station), ChannelDesk(station)
+    desk, chans, keys = StationDesk(station), ChannelDesk(station), KeyDesk(station)
 
     @r.get("/station", **acts(Action.STATION_READ))
     def get_station(who: User = Depends(auth.user)) -> dict[str, Any]:
@@ -72,6 +81,14 @@ def router(station: Station, auth: Auth) -> APIRouter:
     @r.get("/peers", **acts(Action.STATION_READ))
     def peers(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
         return desk.peers(who)
+
+    @r.post("/peers/{peer}/remove", **acts(Action.PEER_REMOVE))
+    def remove_peer(peer: str, req: PeerRemove, who: User = Depends(auth.user)) -> dict[str, Any]:
+        return keys.remove(who, peer, req.force)
+
+    @r.post("/peers/{peer}/revoke", **acts(Action.PEER_REVOKE))
+    def revoke_peer(peer: str, req: PeerRevoke, who: User = Depends(auth.user)) -> dict[str, Any]:
+        return keys.revoke(who, peer, req.reason)
 
     @r.post("/channels", **acts(Action.CHANNEL_PROPOSE))
     def propose(req: ChannelPropose, who: User = Depends(auth.user)) -> dict[str, Any]:

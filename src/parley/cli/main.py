@@ -12,6 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from typer.exceptions import TyperException
@@ -223,12 +224,53 @@ def peer_list(data: Data = Path("parley-data"), as_json: AsJson = False) -> None
         return print_json(peers)
     # One block per peer: a fingerprint (71 characters) and an id do not share an 80-column row.
     for p in peers:
-        out.print(f"{p['name']} ({p['lang']})", markup=False)
+        state = "" if p.get("state", "active") == "active" else f"  [{p['state'].upper()}]"
+        out.print(f"{p['name']} ({p['lang']}){state}", markup=False)
         out.print(f"  station      {p['station']}", markup=False)
         out.print(f"  fingerprint\n    {p['fingerprint']}", markup=False)
         out.print(f"  addresses    {' '.join(p['addresses']) or '-'}", markup=False)
+        for k in ("removed", "revoked"):
+            if p.get(k):
+                out.print(f"  {k:12} {when(p[k])}", markup=False)
     if not peers:
         out.print("No peers yet: `parley peer add`.")
+
+
+@peer_app.command("remove")
+def peer_remove(
+    peer: Annotated[str, typer.Argument(help="The peer's name or station id.")],
+    data: Data = Path("parley-data"),
+    force: Annotated[
+        bool,
+        typer.Option(help="Also while it is a member of channels not closed: they stay read-only."),
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Stop talking to a peer (admin). Its history stays, still verified; what is queued for it
+    is dropped."""
+    r = Api(data).post(f"/peers/{quote(peer, safe='')}/remove", json={"force": force})
+    if as_json:
+        return print_json(r)
+    out.print(f"Removed {r['name']} ({r['station']}); dropped {r['dropped']} queued.", markup=False)
+    if r["read_only"]:
+        out.print(f"Read-only here now: {len(r['read_only'])} channel(s).", markup=False)
+
+
+@peer_app.command("revoke")
+def peer_revoke(
+    peer: Annotated[str, typer.Argument(help="The peer's name or station id.")],
+    data: Data = Path("parley-data"),
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+    as_json: AsJson = False,
+) -> None:
+    """Revoke a peer's identity key (admin): nothing it signs from now on is accepted; what it
+    signed before still verifies."""
+    r = Api(data).post(f"/peers/{quote(peer, safe='')}/revoke", json={"reason": reason})
+    if as_json:
+        return print_json(r)
+    out.print(f"Revoked the key of {r['name']} ({r['station']})", markup=False)
+    out.print(f"  fingerprint\n    {r['fingerprint']}", markup=False)
+    out.print(f"  dropped {r['dropped']} queued; {len(r['read_only'])} channel(s) read-only")
 
 
 # --- channels ----------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from parley.protocol.encoding import b64e, canonical
 from parley.protocol.export import TranscriptWriter
 from parley.protocol.proof import make_proof
 from parley.station import integrity
+from parley.station.keys import inactive_members
 from parley.station.node import Accepted, Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
@@ -138,7 +139,7 @@ def policy(station: Station) -> Policy:
 def member(station: Station, sid: str) -> checkpoint.Member:
     if sid == station.id:
         return checkpoint.Member(sid, station.cfg.name, station.identity.public)
-    p = station.store.get_peer(sid)
+    p = station.store.peer_record(sid)  # removed or revoked: its key still verifies its history
     if p is None:
         raise NotFound(Code.NOT_FOUND, f"{sid} is not a known peer")
     return checkpoint.Member(sid, p.name, p.identity)
@@ -189,7 +190,7 @@ def _issue_if_open(station: Station, channel: str) -> None:
         state = station.channel_state(channel)
     except NotFound:
         return
-    if station.id in state.members and state.is_open:
+    if station.id in state.members and state.is_open and not inactive_members(station, state):
         issue(station, channel)
 
 
@@ -398,7 +399,7 @@ def anchors(station: Station) -> trust.Anchors:
     """The keys this station trusts when it verifies a file (protocol/trust.py): its own, and its
     known peers', whose fingerprints its admins compared out of band when adding them."""
     keys = [(station.identity.public, f"this station ({station.cfg.name})")]
-    keys += [(p.identity, f"known peer {p.name}") for p in station.store.list_peers()]
+    keys += [(p.identity, f"known peer {p.name}") for p in station.store.peer_records()]
     return trust.Anchors.of_keys(keys)
 
 

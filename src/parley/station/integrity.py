@@ -211,7 +211,8 @@ class Integrity:
 
         def key(sender: str) -> bytes | None:
             if sender not in memo:
-                peer = st.store.get_peer(sender)
+                # A removed or revoked peer's key still verifies what it signed before.
+                peer = st.store.peer_record(sender)
                 memo[sender] = peer.identity if peer else None
             return memo[sender]
 

@@ -47,6 +47,7 @@ from parley.protocol.identity import (
     station_id,
 )
 from parley.protocol.receipt import Receipt, sign_receipt
+from parley.station import keys
 from parley.station.config import Config
 from parley.station.integrity import Checked, Integrity
 from parley.station.receiving import Receiver, ReceiveResult
@@ -213,6 +214,12 @@ class Station:
     def add_peer(self, inv: Invitation, actor: str = "admin") -> PeerRow:
         if inv.station == self.id:
             raise LocalError(Code.INVALID_REQUEST, "that invitation is this station's own")
+        old = self.store.peer_record(inv.station)
+        if old is not None and old.revoked is not None:
+            raise LocalError(
+                Code.KEY_REVOKED,
+                f"the key of {old.name} ({inv.station}) was revoked here; it cannot be added again",
+            )
         now = self.clock()
         live = check_current(inv, now, self.cfg.timings.skew_ms)
         row = PeerRow(
@@ -232,6 +239,8 @@ class Station:
     def _peer(self, station: str) -> PeerRow:
         p = self.store.get_peer(station)
         if p is None:
+            if self.store.peer_record(station) is not None:
+                raise keys.stranger(self.store, station)
             raise NotFound(
                 Code.NOT_FOUND, f"{station} is not a known peer; add it with `parley peer add`"
             )
@@ -264,7 +273,7 @@ class Station:
     def peer_name(self, station: str) -> str:
         if station == self.id:
             return self.cfg.name
-        p = self.store.get_peer(station)
+        p = self.store.peer_record(station)  # removed and revoked peers keep their names
         return p.name if p else station
 
     def recipient_key(self, station: str, now: int) -> RecipientKey:
@@ -385,6 +394,7 @@ class Station:
         body = channels.control_body(kind, target, reason)
         ev = channels.Event(self.id, 1 << 50, self.clock(), "", body)
         channels.apply(state, ev, channel)  # raises Conflict for an illegal move
+        keys.check_writable(self, state)
         with self.store.tx():
             env = self._append(channel, body, "IMMEDIATE", members=state.members)
             self.store.audit(actor, f"channel.{kind}", {"channel": channel}, self.clock())
@@ -473,6 +483,7 @@ class Station:
             raise Forbidden(Code.NOT_A_MEMBER, "this station is not a member of that channel")
         if not state.is_open:
             raise Conflict(Code.CHANNEL_NOT_OPEN, f"the channel is {state.state}, not open")
+        keys.check_writable(self, state)
         return state
 
     def _append(

@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from parley.protocol.encoding import b64e
-from parley.protocol.identity import fingerprint, parse_invitation
+from parley.protocol.identity import parse_invitation
 from parley.station.alarms import AlarmDesk
+from parley.station.keys import peer_json
 from parley.station.node import Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
@@ -47,17 +48,9 @@ class StationDesk:
         return self.station.invitation().encode()
 
     def peers(self, who: User) -> list[dict[str, Any]]:
+        """Every peer ever added, each with its state: active, removed or revoked (and when)."""
         authorize(who, Action.STATION_READ)
-        return [
-            {
-                "station": p.station,
-                "name": p.name,
-                "lang": p.lang,
-                "addresses": p.addresses,
-                "fingerprint": fingerprint(p.identity),
-            }
-            for p in self.station.store.list_peers()
-        ]
+        return [peer_json(p) for p in self.station.store.peer_records()]
 
     def add_peer(self, who: User, invitation: str) -> dict[str, Any]:
         authorize(who, Action.PEER_ADD)

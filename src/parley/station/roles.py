@@ -52,6 +52,8 @@ class Action(StrEnum):
     # set-up
     PEER_ADD = "peer.add"
     PEER_ROUTE = "peer.route"
+    PEER_REMOVE = "peer.remove"
+    PEER_REVOKE = "peer.revoke"
     USER_MANAGE = "user.manage"
     TOKEN_OWN = "token.own"
     CHECKCALL_SCHEDULE = "checkcall.schedule"
@@ -102,6 +104,8 @@ TABLE: Mapping[Action, frozenset[str]] = {
     Action.TRANSCRIPT_EXPORT: frozenset({OPERATOR, REPRESENTATIVE, FACILITATOR, AUDITOR, ADMIN}),
     Action.PEER_ADD: frozenset({ADMIN}),
     Action.PEER_ROUTE: frozenset({ADMIN}),
+    Action.PEER_REMOVE: frozenset({ADMIN}),
+    Action.PEER_REVOKE: frozenset({ADMIN}),
     Action.USER_MANAGE: frozenset({ADMIN}),
     Action.TOKEN_OWN: _ANY_ROLE,
     Action.CHECKCALL_SCHEDULE: frozenset({ADMIN}),

@@ -32,6 +32,15 @@ class PeerRow:
     addresses: list[str]
     prekeys: list[dict[str, Any]]
     added: int
+    # Set by an admin (station/keys.py), in local ms. A removed or revoked peer is no longer a
+    # peer for anything on the wire (`get_peer` and `list_peers` leave it out), but its key
+    # still verifies what it signed before (`peer_record`): a transcript never loses records.
+    removed: int | None = None
+    revoked: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.removed is None and self.revoked is None
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ def _alarm(r: tuple[Any, ...]) -> AlarmRow:
     )  # fmt: skip
 
 
+_PEER_COLS = "station, name, lang, identity, addresses, prekeys, added, removed, revoked"
 _ENV_COLS = "id, channel, sender, seq, hash, raw, ts, prec, stored"
 
 
@@ -346,32 +356,53 @@ class SqlStore:
         with self.tx():
             self.q("DELETE FROM peers WHERE station = ?", p.station)
             self.q(
-                "INSERT INTO peers (station, name, lang, identity, addresses, prekeys, added)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO peers (station, name, lang, identity, addresses, prekeys, added,"
+                " removed, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 p.station, p.name, p.lang, p.identity,
-                json.dumps(p.addresses), json.dumps(p.prekeys), p.added,
+                json.dumps(p.addresses), json.dumps(p.prekeys), p.added, p.removed, p.revoked,
             )  # fmt: skip
 
     def _peer(self, row: tuple[Any, ...]) -> PeerRow:
         return PeerRow(
             row[0], row[1], row[2], bytes(row[3]), json.loads(row[4]), json.loads(row[5]),
-            int(row[6]),
+            int(row[6]), None if row[7] is None else int(row[7]),
+            None if row[8] is None else int(row[8]),
         )  # fmt: skip
 
     def get_peer(self, station: str) -> PeerRow | None:
-        rows = self.q(
-            "SELECT station, name, lang, identity, addresses, prekeys, added FROM peers"
-            " WHERE station = ?",
-            station,
-        )
+        """A peer the station talks to: neither removed nor revoked."""
+        p = self.peer_record(station)
+        return p if p is not None and p.active else None
+
+    def peer_record(self, station: str) -> PeerRow | None:
+        """A peer in any state, for what its key signed before it was removed or revoked."""
+        rows = self.q(f"SELECT {_PEER_COLS} FROM peers WHERE station = ?", station)
         return self._peer(rows[0]) if rows else None
 
     def list_peers(self) -> list[PeerRow]:
-        rows = self.q(
-            "SELECT station, name, lang, identity, addresses, prekeys, added FROM peers"
-            " ORDER BY name"
-        )
+        """The peers the station talks to (neither removed nor revoked)."""
+        return [p for p in self.peer_records() if p.active]
+
+    def peer_records(self) -> list[PeerRow]:
+        """Every peer ever added, in any state."""
+        rows = self.q(f"SELECT {_PEER_COLS} FROM peers ORDER BY name")
         return [self._peer(r) for r in rows]
+
+    def set_peer_state(self, station: str, *, removed: int | None, revoked: int | None) -> None:
+        with self.tx():
+            self.q(
+                "UPDATE peers SET removed = ?, revoked = ? WHERE station = ?",
+                removed, revoked, station,
+            )  # fmt: skip
+
+    def drop_outbox(self, peer: str) -> int:
+        """Delete what is still queued for `peer`; the envelopes stay in our chains."""
+        with self.tx():
+            n = self.q("SELECT COUNT(*) FROM outbox WHERE peer = ? AND delivered IS NULL", peer)[0][
+                0
+            ]
+            self.q("DELETE FROM outbox WHERE peer = ? AND delivered IS NULL", peer)
+        return int(n)
 
     def set_peer_prekeys(self, station: str, prekeys: list[dict[str, Any]]) -> None:
         with self.tx():

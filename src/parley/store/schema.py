@@ -25,6 +25,7 @@ Log:
   14 notifications (store/notify.py): settings made through the API, and the one outbox of
      webhook and e-mail deliveries with their retry state (it replaces notice_webhooks, which
      is kept, unused, for its history).
+  15 peers an admin removed or whose key it revoked: the row stays (its key verifies history).
 
 A statement may be `Only(dialect, sql)`: run on that backend only (`SqlStore.dialect`).
 """
@@ -331,6 +332,14 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
                 last_error TEXT)""",
             "CREATE INDEX notify_outbox_due ON notify_outbox (state, next_ms)",
             "CREATE INDEX notify_outbox_recent ON notify_outbox (target, kind, created)",
+        ],
+    ),
+    (
+        15,
+        "peers removed or revoked by an admin (station/keys.py): kept, for what they signed",
+        [
+            "ALTER TABLE peers ADD COLUMN removed BIGINT",
+            "ALTER TABLE peers ADD COLUMN revoked BIGINT",
         ],
     ),
 ]

@@ -61,7 +61,7 @@ NOTICES = {
     "compose.sent", "notice.sent", "notice.acked", "checkcall.answered", "talks.propose_ok",
     "talks.done", "transcript.checkpointed", "crisis.opened", "crisis.moved", "msg.translated",
     "admin.added", "admin.proposed", "admin.user_added", "admin.user_changed", "sched.saved",
-    "sched.removed", "checkcall.called", "alarm.acked",
+    "sched.removed", "checkcall.called", "alarm.acked", "admin.removed", "admin.revoked",
 }  # fmt: skip
 
 

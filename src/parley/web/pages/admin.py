@@ -12,6 +12,7 @@ from parley.domain import channels
 from parley.errors import ParleyError
 from parley.station import passwords, users, vigil
 from parley.station.channels import ChannelDesk
+from parley.station.keys import KeyDesk
 from parley.station.overview import StationDesk
 from parley.station.people import PeopleDesk
 from parley.web.console import Console
@@ -27,23 +28,25 @@ def _names(text: str) -> list[str]:
 def routes(c: Console) -> APIRouter:
     r = APIRouter()
     st = c.station
-    station, people, desk = StationDesk(st), PeopleDesk(st), ChannelDesk(st)
+    station, people, desk, keys = StationDesk(st), PeopleDesk(st), ChannelDesk(st), KeyDesk(st)
 
     def context(v: Viewer, errors: dict[str, str] | None = None, **form: str) -> dict[str, Any]:
         # Every part comes from the service that checks the role table: the page is an admin's
         # because listing users is (a non-admin gets 403 here).
         people_seen = people.list_users(v.user)
         states = {x["station"]: x["state"] for x in vigil.links(st, v.user)}
-        peers = [
+        known = [
             {"p": p, "fingerprint": p["fingerprint"], "link": states.get(p["station"], "unknown")}
             for p in station.peers(v.user)
         ]
+        peers = [x for x in known if x["p"]["state"] == "active"]  # those a channel may name
         audit = [
             (a["ts"], a["actor"], a["action"], json.dumps(a["detail"], ensure_ascii=False))
             for a in people.audit(v.user, AUDIT_SHOWN)
         ]
         return {
-            "peers": peers, "invitation": station.invitation(v.user), "audit": audit,
+            "peers": peers, "known": known, "invitation": station.invitation(v.user),
+            "audit": audit,
             "kinds": channels.KINDS, "errors": errors or {}, "form": form,
             "users": people_seen, "roles": users.ROLES,
         }  # fmt: skip
@@ -62,6 +65,28 @@ def routes(c: Console) -> APIRouter:
             ctx = context(v, {"invitation": exc.message}, invitation=invitation)
             return c.page(request, "admin.html", v, status=422, **ctx)
         return c.back("/admin", "admin.added")
+
+    @r.post("/admin/peers/{peer}/remove")
+    def remove_peer(
+        request: Request, peer: str, v: Viewer = Depends(c.poster), force: str = Form("")
+    ) -> Response:
+        try:
+            keys.remove(v.user, peer, force == "yes")
+        except ParleyError as exc:
+            ctx = context(v, {f"peer-{peer}": exc.message})
+            return c.page(request, "admin.html", v, status=exc.status, **ctx)
+        return c.back("/admin", "admin.removed")
+
+    @r.post("/admin/peers/{peer}/revoke")
+    def revoke_peer(
+        request: Request, peer: str, v: Viewer = Depends(c.poster), reason: str = Form("")
+    ) -> Response:
+        try:
+            keys.revoke(v.user, peer, reason.strip()[:2000])
+        except ParleyError as exc:
+            ctx = context(v, {f"peer-{peer}": exc.message})
+            return c.page(request, "admin.html", v, status=exc.status, **ctx)
+        return c.back("/admin", "admin.revoked")
 
     @r.post("/admin/channels")
     def propose(

@@ -1,0 +1,175 @@
+"""People and keys: an admin removes a peer or revokes its identity key (issue 15).
+
+    KeyDesk(station)
+      remove(who, ref, force)     the station stops talking to a peer
+      revoke(who, ref, reason)    nothing signed by that peer's identity key is accepted any more
+
+Rules (docs/protocol.md §3.5):
+- Neither forgets anything. The peer's row stays, marked with when it was removed or revoked, so
+  its key still verifies what it signed before (station/integrity.py, exports, proofs): a
+  transcript never loses records. `store.get_peer` and `list_peers` leave such a peer out, so
+  every wire path (push, pull, relay, bundles, receipts, prekeys) treats it as a stranger;
+  `stranger` says why, with `key_revoked` for a revoked key.
+- Remove is refused while the peer is a member of a channel that is not closed, unless forced.
+  Forced, those channels are kept **read-only here**: no close is sent (it would be a unilateral,
+  signed statement to members who did not ask for it, and could not reach the removed peer), the
+  history stays readable and exportable, other members' envelopes are still received, and this
+  station sends nothing more there (`peer_removed`); their check-call schedules are dropped.
+- What is still queued for the peer is dropped (counted in the audit log): it was sealed to
+  that peer's prekeys and is not delivered to a station we no longer talk to. The envelopes stay
+  in our chains; if the peer is added again, its gap requests bring them back.
+- Revocation is final for that key: an invitation with a revoked key (so the same station id) is
+  refused. It needs no force: a compromised key is an emergency.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from parley.errors import Code, Conflict, LocalError, NotFound, RejectedInput
+from parley.protocol.identity import fingerprint
+from parley.station.roles import Action, authorize
+from parley.station.users import User
+from parley.store import vigil as vigil_db
+from parley.store.base import PeerRow, SqlStore
+
+if TYPE_CHECKING:
+    from parley.domain.channels import ChannelState
+    from parley.station.node import Station
+
+MAX_REASON = 2000
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def stranger(store: SqlStore, station: str) -> RejectedInput:
+    """Why `station` is not a peer we talk to, as the error a wire path answers."""
+    p = store.peer_record(station)
+    if p is not None and p.revoked is not None:
+        return RejectedInput(
+            Code.KEY_REVOKED,
+            f"the identity key of {p.name} ({station}) was revoked here at {_utc(p.revoked)}; "
+            "nothing it signs is accepted",
+        )
+    if p is not None and p.removed is not None:
+        return RejectedInput(
+            Code.UNKNOWN_SENDER, f"{p.name} ({station}) was removed from this station's peers"
+        )
+    return RejectedInput(Code.UNKNOWN_SENDER, f"{station} is not a known peer")
+
+
+def state_of(p: PeerRow) -> str:
+    return "revoked" if p.revoked is not None else "removed" if p.removed is not None else "active"
+
+
+def peer_json(p: PeerRow) -> dict[str, Any]:
+    return {
+        "station": p.station,
+        "name": p.name,
+        "lang": p.lang,
+        "addresses": p.addresses,
+        "fingerprint": fingerprint(p.identity),
+        "state": state_of(p),
+        "removed": p.removed,
+        "revoked": p.revoked,
+    }
+
+
+def inactive_members(station: Station, state: ChannelState) -> list[PeerRow]:
+    """The members of a channel this station no longer talks to (removed or revoked)."""
+    out = []
+    for m in state.members:
+        if m != station.id and station.store.get_peer(m) is None:
+            p = station.store.peer_record(m)
+            if p is not None:
+                out.append(p)
+    return out
+
+
+def check_writable(station: Station, state: ChannelState) -> None:
+    """`peer_removed` when the channel is read-only here (a member was removed or revoked)."""
+    gone = inactive_members(station, state)
+    if gone:
+        who = ", ".join(f"{p.name} ({state_of(p)})" for p in gone)
+        raise Conflict(
+            Code.PEER_REMOVED,
+            f"the channel is read-only here: this station no longer talks to {who}",
+        )
+
+
+class KeyDesk:
+    def __init__(self, station: Station) -> None:
+        self.station = station
+
+    def _record(self, ref: str) -> PeerRow:
+        """A peer in any state by id, or by its name when exactly one has it."""
+        store = self.station.store
+        p = store.peer_record(ref)
+        if p is not None:
+            return p
+        found = [x for x in store.peer_records() if x.name.casefold() == ref.strip().casefold()]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            ids = ", ".join(x.station for x in found)
+            raise LocalError(
+                Code.INVALID_REQUEST, f"{len(found)} peers are named {ref!r} ({ids}): use the id"
+            )
+        raise NotFound(Code.NOT_FOUND, f"{ref!r} is not a known peer")
+
+    def _channels_with(self, sid: str) -> list[ChannelState]:
+        return [
+            s for s in self.station.channel_states() if sid in s.members and s.state != "closed"
+        ]
+
+    def remove(self, who: User, ref: str, force: bool = False) -> dict[str, Any]:
+        authorize(who, Action.PEER_REMOVE)
+        st = self.station
+        p = self._record(ref)
+        if p.removed is not None:
+            raise Conflict(Code.CONFLICT, f"{p.name} was removed at {_utc(p.removed)} already")
+        busy = self._channels_with(p.station)
+        if busy and not force:
+            names = ", ".join(f"{s.title!r} ({s.state})" for s in busy[:10])
+            raise Conflict(
+                Code.CONFLICT,
+                f"{p.name} is a member of {len(busy)} channel(s) not closed: {names}; close them "
+                "first, or remove with force (they are then kept read-only here)",
+                channels=[s.channel for s in busy],
+            )
+        now = st.clock()
+        with st.store.tx():
+            st.store.set_peer_state(p.station, removed=now, revoked=p.revoked)
+            dropped = st.store.drop_outbox(p.station)
+            unscheduled = [s.channel for s in busy if vigil_db.delete_schedule(st.store, s.channel)]
+            detail = {
+                "peer": p.station, "name": p.name, "force": force, "dropped": dropped,
+                "read_only": [s.channel for s in busy], "unscheduled": unscheduled,
+            }  # fmt: skip
+            st.store.audit(who.name, "peer.remove", detail, now)
+        return {**peer_json(st.store.peer_record(p.station) or p), **detail}
+
+    def revoke(self, who: User, ref: str, reason: str = "") -> dict[str, Any]:
+        authorize(who, Action.PEER_REVOKE)
+        if len(reason) > MAX_REASON:
+            raise LocalError(Code.INVALID_REQUEST, f"a reason is at most {MAX_REASON} characters")
+        st = self.station
+        p = self._record(ref)
+        if p.revoked is not None:
+            raise Conflict(Code.CONFLICT, f"{p.name}'s key was revoked at {_utc(p.revoked)}")
+        busy = self._channels_with(p.station)
+        now = st.clock()
+        with st.store.tx():
+            st.store.set_peer_state(p.station, removed=p.removed, revoked=now)
+            dropped = st.store.drop_outbox(p.station)
+            unscheduled = [s.channel for s in busy if vigil_db.delete_schedule(st.store, s.channel)]
+            detail = {
+                "peer": p.station, "name": p.name, "fingerprint": fingerprint(p.identity),
+                "reason": reason, "dropped": dropped, "read_only": [s.channel for s in busy],
+                "unscheduled": unscheduled,
+            }  # fmt: skip
+            st.store.audit(who.name, "peer.revoke", detail, now)
+        return {**peer_json(st.store.peer_record(p.station) or p), **detail}
