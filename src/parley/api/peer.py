@@ -16,7 +16,7 @@ from parley.protocol.bundle import split_frame
 from parley.protocol.identity import is_station_id
 from parley.protocol.request import HEADER, parse_auth, verify_request
 from parley.protocol.schema import require_fields
-from parley.station import keys
+from parley.station import peerstate
 from parley.station.node import Station
 from parley.station.peering import MAX_BODY_BYTES as MAX_BATCH_BYTES
 from parley.station.peering import PeerDesk
@@ -32,7 +32,7 @@ async def _authenticated(request: Request, station: Station) -> tuple[str, bytes
     auth = parse_auth(request.headers.get(HEADER))
     peer = station.store.get_peer(auth.station)
     if peer is None:
-        raise keys.stranger(station.store, auth.station)
+        raise peerstate.stranger(station.store, auth.station)
     body = b""
     async for chunk in request.stream():
         body += chunk

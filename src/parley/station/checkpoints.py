@@ -53,8 +53,8 @@ from parley.protocol.encoding import b64e, canonical
 from parley.protocol.export import TranscriptWriter
 from parley.protocol.proof import make_proof
 from parley.station import integrity
-from parley.station.keys import inactive_members
 from parley.station.node import Accepted, Station
+from parley.station.peerstate import inactive_members
 from parley.station.roles import Action, authorize
 from parley.station.users import User
 from parley.store import checkpoints as db
@@ -190,7 +190,11 @@ def _issue_if_open(station: Station, channel: str) -> None:
         state = station.channel_state(channel)
     except NotFound:
         return
-    if station.id in state.members and state.is_open and not inactive_members(station, state):
+    if (
+        station.id in state.members
+        and state.is_open
+        and not inactive_members(station.store, station.id, state)
+    ):
         issue(station, channel)
 
 

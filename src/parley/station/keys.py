@@ -9,7 +9,7 @@ Rules (docs/protocol.md §3.5):
   its key still verifies what it signed before (station/integrity.py, exports, proofs): a
   transcript never loses records. `store.get_peer` and `list_peers` leave such a peer out, so
   every wire path (push, pull, relay, bundles, receipts, prekeys) treats it as a stranger;
-  `stranger` says why, with `key_revoked` for a revoked key.
+  `peerstate.stranger` says why, with `key_revoked` for a revoked key.
 - Remove is refused while the peer is a member of a channel that is not closed, unless forced.
   Forced, those channels are kept **read-only here**: no close is sent (it would be a unilateral,
   signed statement to members who did not ask for it, and could not reach the removed peer), the
@@ -24,80 +24,19 @@ Rules (docs/protocol.md §3.5):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from parley.errors import Code, Conflict, LocalError, NotFound, RejectedInput
+from parley.domain.channels import ChannelState
+from parley.errors import Code, Conflict, LocalError, NotFound
 from parley.protocol.identity import fingerprint
+from parley.station.node import Station
+from parley.station.peerstate import peer_json, utc
 from parley.station.roles import Action, authorize
 from parley.station.users import User
 from parley.store import vigil as vigil_db
-from parley.store.base import PeerRow, SqlStore
-
-if TYPE_CHECKING:
-    from parley.domain.channels import ChannelState
-    from parley.station.node import Station
+from parley.store.base import PeerRow
 
 MAX_REASON = 2000
-
-
-def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def stranger(store: SqlStore, station: str) -> RejectedInput:
-    """Why `station` is not a peer we talk to, as the error a wire path answers."""
-    p = store.peer_record(station)
-    if p is not None and p.revoked is not None:
-        return RejectedInput(
-            Code.KEY_REVOKED,
-            f"the identity key of {p.name} ({station}) was revoked here at {_utc(p.revoked)}; "
-            "nothing it signs is accepted",
-        )
-    if p is not None and p.removed is not None:
-        return RejectedInput(
-            Code.UNKNOWN_SENDER, f"{p.name} ({station}) was removed from this station's peers"
-        )
-    return RejectedInput(Code.UNKNOWN_SENDER, f"{station} is not a known peer")
-
-
-def state_of(p: PeerRow) -> str:
-    return "revoked" if p.revoked is not None else "removed" if p.removed is not None else "active"
-
-
-def peer_json(p: PeerRow) -> dict[str, Any]:
-    return {
-        "station": p.station,
-        "name": p.name,
-        "lang": p.lang,
-        "addresses": p.addresses,
-        "fingerprint": fingerprint(p.identity),
-        "state": state_of(p),
-        "removed": p.removed,
-        "revoked": p.revoked,
-    }
-
-
-def inactive_members(station: Station, state: ChannelState) -> list[PeerRow]:
-    """The members of a channel this station no longer talks to (removed or revoked)."""
-    out = []
-    for m in state.members:
-        if m != station.id and station.store.get_peer(m) is None:
-            p = station.store.peer_record(m)
-            if p is not None:
-                out.append(p)
-    return out
-
-
-def check_writable(station: Station, state: ChannelState) -> None:
-    """`peer_removed` when the channel is read-only here (a member was removed or revoked)."""
-    gone = inactive_members(station, state)
-    if gone:
-        who = ", ".join(f"{p.name} ({state_of(p)})" for p in gone)
-        raise Conflict(
-            Code.PEER_REMOVED,
-            f"the channel is read-only here: this station no longer talks to {who}",
-        )
 
 
 class KeyDesk:
@@ -130,7 +69,7 @@ class KeyDesk:
         st = self.station
         p = self._record(ref)
         if p.removed is not None:
-            raise Conflict(Code.CONFLICT, f"{p.name} was removed at {_utc(p.removed)} already")
+            raise Conflict(Code.CONFLICT, f"{p.name} was removed at {utc(p.removed)} already")
         busy = self._channels_with(p.station)
         if busy and not force:
             names = ", ".join(f"{s.title!r} ({s.state})" for s in busy[:10])
@@ -159,7 +98,7 @@ class KeyDesk:
         st = self.station
         p = self._record(ref)
         if p.revoked is not None:
-            raise Conflict(Code.CONFLICT, f"{p.name}'s key was revoked at {_utc(p.revoked)}")
+            raise Conflict(Code.CONFLICT, f"{p.name}'s key was revoked at {utc(p.revoked)}")
         busy = self._channels_with(p.station)
         now = st.clock()
         with st.store.tx():

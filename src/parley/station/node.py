@@ -47,7 +47,7 @@ from parley.protocol.identity import (
     station_id,
 )
 from parley.protocol.receipt import Receipt, sign_receipt
-from parley.station import keys
+from parley.station import peerstate
 from parley.station.config import Config
 from parley.station.integrity import Checked, Integrity
 from parley.station.receiving import Receiver, ReceiveResult
@@ -240,7 +240,7 @@ class Station:
         p = self.store.get_peer(station)
         if p is None:
             if self.store.peer_record(station) is not None:
-                raise keys.stranger(self.store, station)
+                raise peerstate.stranger(self.store, station)
             raise NotFound(
                 Code.NOT_FOUND, f"{station} is not a known peer; add it with `parley peer add`"
             )
@@ -394,7 +394,7 @@ class Station:
         body = channels.control_body(kind, target, reason)
         ev = channels.Event(self.id, 1 << 50, self.clock(), "", body)
         channels.apply(state, ev, channel)  # raises Conflict for an illegal move
-        keys.check_writable(self, state)
+        peerstate.check_writable(self.store, self.id, state)
         with self.store.tx():
             env = self._append(channel, body, "IMMEDIATE", members=state.members)
             self.store.audit(actor, f"channel.{kind}", {"channel": channel}, self.clock())
@@ -483,7 +483,7 @@ class Station:
             raise Forbidden(Code.NOT_A_MEMBER, "this station is not a member of that channel")
         if not state.is_open:
             raise Conflict(Code.CHANNEL_NOT_OPEN, f"the channel is {state.state}, not open")
-        keys.check_writable(self, state)
+        peerstate.check_writable(self.store, self.id, state)
         return state
 
     def _append(

@@ -20,8 +20,8 @@ from typing import Any
 from parley.protocol.encoding import b64e
 from parley.protocol.identity import parse_invitation
 from parley.station.alarms import AlarmDesk
-from parley.station.keys import peer_json
 from parley.station.node import Station
+from parley.station.peerstate import peer_json
 from parley.station.roles import Action, authorize
 from parley.station.users import User
 from parley.store.base import AlarmRow

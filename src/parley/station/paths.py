@@ -55,7 +55,7 @@ from parley.protocol.encoding import b64d, b64e, parse
 from parley.protocol.envelope import parse_envelope, verify_signature
 from parley.protocol.identity import parse_prekey
 from parley.protocol.receipt import Receipt, divergence, parse_receipt, verify_receipt
-from parley.station import keys
+from parley.station import peerstate
 from parley.station.node import Station
 from parley.station.roles import Action, authorize
 from parley.station.users import User
@@ -275,7 +275,7 @@ def accept_relay(st: Station, caller: str, to: str, raws: list[bytes]) -> dict[s
     src = st.store.get_peer(caller)
     dest = st.store.get_peer(to)
     if src is None:
-        raise keys.stranger(st.store, caller)
+        raise peerstate.stranger(st.store, caller)
     if to == st.id:
         raise RejectedInput(Code.NO_ROUTE, "push envelopes for this station to /peer/v1/envelopes")
     if dest is None or not dest.addresses:
@@ -480,7 +480,7 @@ def import_bundle(st: Station, data: bytes, who: User) -> dict[str, Any]:
         )
     sender = st.store.get_peer(b.sender)
     if sender is None and st.store.peer_record(b.sender) is not None:
-        raise keys.stranger(st.store, b.sender)
+        raise peerstate.stranger(st.store, b.sender)
     if sender is None:
         raise RejectedInput(
             Code.UNKNOWN_SENDER,

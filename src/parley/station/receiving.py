@@ -25,7 +25,7 @@ from parley.protocol.delivery import ChainHead, ChainState, Decision, Effect, Fa
 from parley.protocol.encoding import b64e, canonical
 from parley.protocol.envelope import Envelope, Opened, parse_envelope, verify_signature
 from parley.protocol.receipt import Receipt
-from parley.station import keys
+from parley.station import peerstate
 from parley.station.config import Config
 from parley.store.base import SqlStore
 
@@ -122,7 +122,7 @@ class Receiver:
             a.hash = b64e(env.hash)
             peer = store.get_peer(env.sender)
             if peer is None:
-                raise keys.stranger(store, env.sender)
+                raise peerstate.stranger(store, env.sender)
             verify_signature(env, peer.identity)
             if self.st.id not in env.recipients:
                 raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
