@@ -14,6 +14,7 @@ beside the one-at-a-time floor measured in the same run. Exits 1 on any violatio
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from common import describe_floor, floor_ms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests/, the fault machinery
 
-from tests.chaos import Size, run, summary  # noqa: E402
+from tests.chaos import Size, run, summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.batch, args.seed)  # fmt: skip
     floor = floor_ms()
     print(f"size                {size}", flush=True)
-    with tempfile.TemporaryDirectory() as d:
-        figures = run(Path(d), size, log=sys.stdout)
+    root = Path(tempfile.mkdtemp(prefix="parley-faults-"))
+    print(f"data and logs       {root} (removed if the run passes)", flush=True)
+    figures = run(root, size, log=sys.stdout)
     for k, v in figures.items():
         print(f"  {k:28} {v}")
     rate, floor_rate = 2 * figures["messages_each_way"] / figures["send_s"], 1000 / floor["total"]
@@ -48,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rate under faults   {rate:,.0f} msg/s sent (both ways, kills and partitions included)"
           f"  floor {floor_rate:,.0f} msg/s  ratio {rate / floor_rate:.3f}")  # fmt: skip
     print(summary(figures), flush=True)
-    return 0 if figures["violations"] == 0 and figures["verified_exports"] == 2 else 1
+    if figures["violations"] or figures["verified_exports"] != 2:
+        return 1
+    shutil.rmtree(root)
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 
 from parley.cli.client import Api, ApiError
 from parley.cli.demo import free_port, start
+from parley.errors import LocalError
 from parley.station.config import Config, Timings, init_dir
 
 FAST = Timings(retry_base_ms=50, retry_max_ms=1000, heartbeat_ms=500)
@@ -60,6 +61,7 @@ class Proc:
         self.offset_ms = offset_ms
         self.lock = threading.Lock()
         self.peak_kb = 0
+        self.slow_starts = 0
         self.p: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -67,7 +69,17 @@ class Proc:
         # Only the thread driving the run starts stations, so the environment is not raced.
         os.environ["PARLEY_CLOCK_OFFSET_MS"] = str(self.offset_ms)
         try:
-            self.p = start(self.data, self.log)
+            try:
+                self.p = start(self.data, self.log)
+            except LocalError as exc:
+                if "did not start" not in str(exc):
+                    raise
+                # Slower than demo.START_S on a loaded machine: once more, and counted.
+                self.slow_starts += 1
+                self.p = start(self.data, self.log)
+        except LocalError as exc:
+            tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+            raise AssertionError(f"{exc}; the end of its log:\n{tail}") from exc
         finally:
             del os.environ["PARLEY_CLOCK_OFFSET_MS"]
 
@@ -146,8 +158,8 @@ def open_pair(
         inv = {p.name: call(p.data, "GET", "/invitation", deadline)["invitation"] for p in procs}
         call(south.data, "POST", "/peers", deadline, json={"invitation": inv["North"]})
         call(north.data, "POST", "/peers", deadline, json={"invitation": inv["South"]})
-        made = call(south.data, "POST", "/channels", deadline,
-                    json={"kind": "hotline", "title": "Hotline", "peers": [ids["North"]]})  # fmt: skip
+        hotline = {"kind": "hotline", "title": "Hotline", "peers": [ids["North"]]}
+        made = call(south.data, "POST", "/channels", deadline, json=hotline)
         ch = made["channel"]
         until(lambda: any(c["channel"] == ch for c in north.api().get("/channels")), deadline,
               "North to receive the proposal")  # fmt: skip

@@ -4,80 +4,25 @@ transcripts (issue 2 item 9). Every loop is bounded in count and time."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from parley.cli.client import Api, ApiError
-from parley.cli.demo import init, start
-from parley.station.config import Timings
+from parley.cli.client import Api
+from tests.procs import FAST, Proc, call, open_pair
 
 N = 1000
 DEADLINE_S = 300
-FAST = Timings(retry_base_ms=50, retry_max_ms=1000, heartbeat_ms=500)
-
-
-class Proc:
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.log = data.parent / f"{data.name}.log"
-        self.p = start(data, self.log)
-        self.lock = threading.Lock()
-
-    def kill_and_restart(self) -> None:
-        with self.lock:
-            os.killpg(self.p.pid, signal.SIGKILL)
-            self.p.wait(10)
-            self.p = start(self.data, self.log)
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            os.killpg(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-
-
-def call(data: Path, method: str, path: str, deadline: float, **kw: object) -> object:
-    """Call the API, retrying while the station is down (bounded by `deadline`)."""
-    while True:
-        try:
-            return Api(data, timeout_s=5).call(method, path, **kw)
-        except ApiError as exc:
-            if exc.code != "station_unreachable" or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @pytest.mark.slow
 def test_thousand_each_way_survive_sigkill(tmp_path: Path) -> None:
     deadline = time.monotonic() + DEADLINE_S
-    init(tmp_path / "a", "South", "en", FAST)
-    init(tmp_path / "b", "North", "ko", FAST)
-    a, b = Proc(tmp_path / "a"), Proc(tmp_path / "b")
+    pair = open_pair(tmp_path, FAST, deadline)
+    a, b, ch = pair.south, pair.north, pair.channel
     try:
-        inv_a = call(a.data, "GET", "/invitation", deadline)["invitation"]  # type: ignore[index]
-        inv_b = call(b.data, "GET", "/invitation", deadline)["invitation"]  # type: ignore[index]
-        call(a.data, "POST", "/peers", deadline, json={"invitation": inv_b})
-        b_info = call(b.data, "POST", "/peers", deadline, json={"invitation": inv_a})
-        b_id = Api(b.data).get("/station")["station"]
-        ch = call(a.data, "POST", "/channels", deadline,
-                  json={"title": "hotline", "peers": [b_id]})["channel"]  # type: ignore[index]  # fmt: skip
-        while not any(c["channel"] == ch for c in Api(b.data).get("/channels")):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        call(b.data, "POST", f"/channels/{ch}/consent", deadline, json={})
-        while Api(a.data).get(f"/channels/{ch}")["state"] != "open":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert b_info
-
         progress = {"a": 0, "b": 0}
         errors: list[BaseException] = []
 
@@ -143,5 +88,4 @@ def test_thousand_each_way_survive_sigkill(tmp_path: Path) -> None:
         da, _ = transcripts()
         assert sum(da["chains"].values()) == len(msgs)  # type: ignore[index]
     finally:
-        a.stop()
-        b.stop()
+        pair.stop()

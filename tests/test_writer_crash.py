@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from parley.cli.client import Api, ApiError
-from parley.cli.demo import init
-from tests.test_crash_integration import FAST, Proc, call
+from tests.procs import FAST, call, open_pair
 
 THREADS = 8
 PER_THREAD = 60
@@ -36,27 +35,10 @@ def own_texts(data: Path, ch: str, me: str, deadline: float) -> dict[str, tuple[
 @pytest.mark.slow
 def test_every_send_answered_queued_survives_sigkill(tmp_path: Path) -> None:
     deadline = time.monotonic() + DEADLINE_S
-    init(tmp_path / "a", "South", "en", FAST)
-    init(tmp_path / "b", "North", "ko", FAST)
-    a, b = Proc(tmp_path / "a"), Proc(tmp_path / "b")
+    pair = open_pair(tmp_path, FAST, deadline)
+    a, b, ch = pair.south, pair.north, pair.channel
+    a_id = pair.ids["South"]
     try:
-        inv_a: Any = call(a.data, "GET", "/invitation", deadline)
-        inv_b: Any = call(b.data, "GET", "/invitation", deadline)
-        call(a.data, "POST", "/peers", deadline, json={"invitation": inv_b["invitation"]})
-        call(b.data, "POST", "/peers", deadline, json={"invitation": inv_a["invitation"]})
-        a_id = Api(a.data).get("/station")["station"]
-        b_id = Api(b.data).get("/station")["station"]
-        made: Any = call(a.data, "POST", "/channels", deadline,
-                         json={"title": "hotline", "peers": [b_id]})  # fmt: skip
-        ch = made["channel"]
-        while not any(c["channel"] == ch for c in Api(b.data).get("/channels")):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        call(b.data, "POST", f"/channels/{ch}/consent", deadline, json={})
-        while Api(a.data).get(f"/channels/{ch}")["state"] != "open":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-
         answered: dict[str, tuple[int, str]] = {}  # text -> (seq, hash) as answered
         attempted: set[str] = set()
         lock = threading.Lock()
@@ -115,5 +97,4 @@ def test_every_send_answered_queued_survives_sigkill(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert own_texts(b.data, ch, a_id, deadline) == final
     finally:
-        a.stop()
-        b.stop()
+        pair.stop()

@@ -533,6 +533,19 @@ class SqlStore:
         )  # fmt: skip
         return [(_env(r[:9]), _body(r[9:])) for r in rows]
 
+    def chain_events(
+        self, channel: str, sender: str, after_seq: int, upto_seq: int, limit: int
+    ) -> list[tuple[EnvelopeRow, BodyRow | None]]:
+        """One sender's envelopes of `channel` with seq in (after_seq, upto_seq], in seq order."""
+        rows = self.q(
+            f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt, b.type"
+            " FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
+            " WHERE e.channel = ? AND e.sender = ? AND e.seq > ? AND e.seq <= ?"
+            " ORDER BY e.seq LIMIT ?",
+            channel, sender, after_seq, upto_seq, limit,
+        )  # fmt: skip
+        return [(_env(r[:9]), _body(r[9:])) for r in rows]
+
     def received(
         self, me: str, channels: list[str], limit: int, skip_types: tuple[str, ...] = ()
     ) -> list[tuple[EnvelopeRow, BodyRow | None]]:
