@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     size = Size(args.messages, args.kills, args.partitions, args.seconds, args.senders,
                 args.batch, args.seed)  # fmt: skip
+    # A `timeout` ends the run through its cleanup, which stops the stations (own sessions).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     floor = floor_ms()
     print(f"size                {size}", flush=True)
     root = Path(tempfile.mkdtemp(prefix="parley-faults-"))

@@ -9,8 +9,9 @@ is tracked with one bit per message, each chain with a running hash, and the exp
 that the verifier reads as it goes, so the checker's memory does not grow with the run.
 
 Kills and partitions are spread evenly over the sends (the k-th of K when k/(K+1) of the messages
-have been answered), so a run reaches its counts whatever the machine's speed; any left when the
-sends end happen during the catch-up that follows. Every loop is bounded in count and time.
+have been answered), so a run reaches its counts whatever the machine's speed; the sends wait when
+they get more than one spacing ahead of the next kill (a restart takes seconds), so the kills stay
+among the sends rather than piling up after them. Every loop is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class Senders:
     def __init__(self, pair: Pair, size: Size, per_stream: list[int], deadline: float) -> None:
         self.pair, self.size, self.per_stream, self.deadline = pair, size, per_stream, deadline
         self.answered = 0
+        self.limit = sys.maxsize  # sends wait while this many are answered (see Faults.gate)
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self.threads = [
@@ -149,6 +151,8 @@ class Senders:
         api = proc.api(timeout_s=15)
         try:
             for i in range(0, n, batch):
+                while self.answered >= self.limit and time.monotonic() < self.deadline:
+                    time.sleep(0.05)
                 texts = [f"{proc.name} {k} {j}" for j in range(i, min(i + batch, n))]
                 key = {"Idempotency-Key": f"{proc.name}-{k}-{i}"}
                 if batch == 1:
@@ -177,6 +181,7 @@ class Faults:
         self.rng = random.Random(size.seed ^ 0x5EED)
         self.kill_at = _spread(size.kills, total)
         self.cut_at = _spread(size.partitions, total)
+        self.spacing = total // (size.kills + 1)
         self.cut_until = 0.0
         self.kills = self.partitions = 0
 
@@ -194,6 +199,11 @@ class Faults:
             victim = self.rng.choice(self.pair.procs)
             victim.kill_and_restart(pause_s=self.rng.uniform(0, 0.4))
             self.kills += 1
+
+    def gate(self) -> int:
+        """How far the sends may run ahead: one spacing past the next kill, so that kills (a
+        restart takes seconds) stay spread over the sends instead of piling up at the end."""
+        return self.kill_at[0] + self.spacing if self.kill_at else sys.maxsize
 
     def remaining(self) -> bool:
         return bool(self.kill_at or self.cut_at or self.cut_until)
@@ -281,6 +291,7 @@ def run(root: Path, size: Size, log: Any = None) -> dict[str, Any]:
         last_note = time.monotonic()
         while (senders.alive() or faults.remaining()) and time.monotonic() < deadline:
             faults.step(senders.answered if senders.alive() else 2 * each_way)
+            senders.limit = faults.gate()
             for p in pair.procs:
                 p.sample()
             if log is not None and time.monotonic() - last_note > 30:
