@@ -7,6 +7,7 @@ dispatcher's monotonic clock is one the test moves, so backoff and probing are e
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import signal
 from pathlib import Path
@@ -410,3 +411,18 @@ def test_a_killed_peer_is_declared_down_and_gets_its_backlog_at_the_first_ping_a
         )
         wait(lambda: south.get("/status")["peers"][0]["pending"] == 0, 30, "the receipt")
         assert downs() == 1
+
+
+def test_every_http_client_is_built_by_the_one_factory() -> None:
+    """transport/clients.py is the one place an httpx client is made (timeouts, no redirects,
+    a connection cap): the CLI, webhooks, translation engines and witnesses ask it for theirs."""
+    src = Path(__file__).resolve().parents[1] / "src" / "parley"
+    makers = {"Client", "AsyncClient"}
+    found = []
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            f = node.func if isinstance(node, ast.Call) else None
+            called = f.value if isinstance(f, ast.Attribute) and f.attr in makers else None
+            if isinstance(called, ast.Name) and called.id == "httpx":
+                found.append(path.relative_to(src).as_posix())
+    assert found and set(found) == {"transport/clients.py"}

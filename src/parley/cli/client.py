@@ -11,6 +11,7 @@ import httpx
 from parley.cli import session
 from parley.errors import Code, ParleyError
 from parley.station.config import load_config, load_token
+from parley.transport import clients
 
 
 class ApiError(ParleyError):
@@ -52,10 +53,10 @@ class Api:
             secret, self.source = as_token, "given"
         else:
             secret, self.source = credential(data)
-        self.http = httpx.Client(
+        self.http = clients.sync_client(
+            timeout_s,
             base_url=self.base,
             headers={"Authorization": f"Bearer {secret}"} if secret else {},
-            timeout=timeout_s,
         )
 
     def call(self, method: str, path: str, **kw: Any) -> Any:

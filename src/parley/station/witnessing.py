@@ -40,6 +40,7 @@ from parley.station import alarms
 from parley.station.node import Station
 from parley.store import checkpoints as cdb
 from parley.store import witness as db
+from parley.transport import clients
 
 ALARM_DOWN = "witness"
 ALARM_CONFLICT = "witness_conflict"
@@ -75,7 +76,7 @@ def _mem(station: Station) -> _Memory:
 
 def _http(m: _Memory) -> httpx.Client:
     if m.http is None:
-        m.http = httpx.Client(timeout=TIMEOUT_S, follow_redirects=False)
+        m.http = clients.sync_client(TIMEOUT_S)
     return m.http
 
 

@@ -1,5 +1,6 @@
-"""The one place that builds HTTP clients (httpx): station to station, escalation webhooks and
-translation servers get theirs from here, each with a deadline, a connection cap and no redirects.
+"""The one place that builds HTTP clients (httpx): station to station, escalation webhooks,
+translation servers, witnesses and the `parley` command (its own station's operator API) get
+theirs from here, each with a deadline, a connection cap and no redirects.
 
 Rules:
 - Every client has a timeout (connect, read, write, pool): nothing waits on a peer forever.
@@ -27,11 +28,17 @@ def async_client(timeout_s: float) -> httpx.AsyncClient:
 
 
 def sync_client(
-    timeout_s: float, *, base_url: str = "", transport: httpx.BaseTransport | None = None
+    timeout_s: float,
+    *,
+    base_url: str = "",
+    headers: dict[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
 ) -> httpx.Client:
-    """For webhooks and translation servers (called from worker threads)."""
+    """For webhooks and translation servers (called from worker threads), and for the CLI's
+    calls to its own station's operator API (`headers` carries its credential)."""
     return httpx.Client(
         base_url=base_url,
+        headers=headers,
         timeout=timeout_s,
         limits=_limits(),
         follow_redirects=False,
