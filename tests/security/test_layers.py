@@ -23,7 +23,7 @@ MAY = {
     "station": {"protocol", "domain", "store", "transport"},
     "api": {"protocol", "domain", "station", "transport"},  # the peer API serves transport
     "web": {"protocol", "domain", "station", "api"},
-    "cli": {"protocol", "domain", "station", "app"},
+    "cli": {"protocol", "domain", "station", "app", "transport"},  # its httpx client: clients.py
     "app": {"protocol", "domain", "station", "store", "transport", "api", "web"},
 }
 COMMON = {"errors", "__init__", "__main__"}
