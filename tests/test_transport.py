@@ -19,6 +19,7 @@ from parley.domain import channels
 from parley.errors import Code, LocalError
 from parley.protocol import crypto
 from parley.protocol.bundle import make_bundle
+from parley.station import vigil
 from parley.station.config import Timings
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
@@ -272,38 +273,71 @@ def test_a_silent_peer_is_declared_down_within_two_heartbeats(tmp_path: Path) ->
     assert len(downs) == 1  # alarmed once, by the link watch, without waiting for a tick
 
 
+class Hub:
+    """One station with `n` peers over the in-memory transport, its dispatcher on a clock the
+    test moves (the peers have no dispatcher: they only answer)."""
+
+    def __init__(self, tmp: Path, n: int) -> None:
+        clock, self.mono = Clock(), 0.0
+        self.st = make_station(tmp / "hub", "Hub", "en", clock, "127.0.0.1:7100")
+        self.net = MemoryNet()
+        self.net.attach(self.st.cfg.url, PeerDesk(self.st))
+        self.peers = []
+        for i in range(n):
+            p = make_station(tmp / f"p{i}", f"P{i}", "en", clock, f"127.0.0.1:{7101 + i}")
+            introduce(self.st, p)
+            self.net.attach(p.cfg.url, PeerDesk(p))
+            self.peers.append(p)
+        self.d = Dispatcher(self.st, self.net.transport(self.st.id), lambda: self.mono)
+        self.hb = self.st.cfg.timings.heartbeat_ms
+
+    def idle(self, heartbeats: int) -> int:
+        """Run the dispatcher's loop (wait idle_ms, a round) for that long; rounds made."""
+        rounds, end = 0, self.mono + heartbeats * self.hb
+
+        async def go() -> None:
+            nonlocal rounds
+            while self.mono < end:
+                self.mono += self.d.idle_ms()
+                await self.d.round()
+                rounds += 1
+
+        asyncio.run(go())
+        return rounds
+
+
 def test_an_idle_station_probes_all_its_peers_in_one_round_a_heartbeat(tmp_path: Path) -> None:
     """Round trips leave the peers' last contacts a little apart. Were each probe due only at
     its exact time, the dispatcher would wake once per peer and heartbeat, each round going
     over every peer (quadratic in the peers); a probe due an eighth early shares the round of
     the first one due, so the probes line up after one heartbeat."""
-    clock, mono = Clock(), [0.0]
-    hub = make_station(tmp_path / "hub", "Hub", "en", clock, "127.0.0.1:7100")
-    net = MemoryNet()
-    net.attach(hub.cfg.url, PeerDesk(hub))
-    peers = []
-    for i in range(12):
-        p = make_station(tmp_path / f"p{i}", f"P{i}", "en", clock, f"127.0.0.1:{7101 + i}")
-        introduce(hub, p)
-        net.attach(p.cfg.url, PeerDesk(p))
-        peers.append(p)
-    d = Dispatcher(hub, net.transport(hub.id), lambda: mono[0])
-    hb = hub.cfg.timings.heartbeat_ms
-    for i, p in enumerate(peers):  # spread over a tenth of a heartbeat
-        d.last_contact[p.id] = i * hb / 10 / len(peers)
-    rounds = 0
+    hub = Hub(tmp_path, 12)
+    for i, p in enumerate(hub.peers):  # spread over a tenth of a heartbeat
+        hub.d.last_contact[p.id] = i * hub.hb / 10 / len(hub.peers)
+    assert hub.idle(4) <= 5  # one a heartbeat (12 a heartbeat without the early margin)
+    assert hub.net.calls == 4 * len(hub.peers)  # every peer still pinged once a heartbeat
+    assert all(p["link"] == "up" for p in hub.st.status()["peers"])
 
-    async def idle(heartbeats: int) -> None:
-        nonlocal rounds
-        while mono[0] < heartbeats * hb:
-            mono[0] += d.idle_ms()
-            await d.round()
-            rounds += 1
 
-    asyncio.run(idle(4))
-    assert rounds <= 5  # one a heartbeat (12 a heartbeat without the early margin)
-    assert net.calls == 4 * len(peers)  # every peer still pinged once a heartbeat
-    assert all(p["link"] == "up" for p in hub.status()["peers"])
+def test_a_failed_contact_judges_that_link_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After each failed contact the link watch runs at once, for the peer it failed with: all
+    peers unreachable cost one judgement each per probe, not one per peer (N² a round)."""
+    hub = Hub(tmp_path, 8)
+    judged: list[str] = []
+    real = vigil.judge
+
+    def judge(st: Station, peer: str, now: int) -> tuple[Any, str]:
+        judged.append(peer)
+        return real(st, peer, now)
+
+    monkeypatch.setattr(vigil, "judge", judge)
+    for p in hub.peers:
+        hub.net.cut(p.cfg.url)
+    hub.idle(1)  # one round: every ping fails
+    assert sorted(judged) == sorted(p.id for p in hub.peers)  # 64 judgements before
+    assert all(p["link"] == "degraded" for p in hub.st.status()["peers"])
 
 
 def test_unreachable_and_refusing_peers_are_transport_errors(tmp_path: Path) -> None:

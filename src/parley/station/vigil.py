@@ -68,15 +68,23 @@ def judge(station: Station, peer: str, now_ms: int) -> tuple[LinkState, str]:
     return monitor.state, monitor.reason
 
 
-def watch_links(station: Station, now_ms: int) -> None:
-    """Scheduled task, and run at once after each failed contact (`Station.on_link`): record
-    and alarm every change of a link's state. One at a time, so a change is alarmed once."""
+def watch_links(station: Station, now_ms: int, only: str | None = None) -> None:
+    """Scheduled task over every peer, and run at once for one peer after each failed contact
+    with it or change of its state (`Station.on_link`): record and alarm every change of a
+    link's state. One at a time, so a change is alarmed once. After a contact only that peer's
+    row moved: judging every peer then cost a station with N peers N judgements per event, and
+    a loaded network makes N events per heartbeat (quadratic)."""
     with _WATCHING:
-        _watch_links(station, now_ms)
+        _watch_links(station, now_ms, only)
 
 
-def _watch_links(station: Station, now_ms: int) -> None:
-    for p in station.store.list_peers():
+def _watch_links(station: Station, now_ms: int, only: str | None) -> None:
+    if only is None:
+        peers = station.store.list_peers()
+    else:
+        one = station.store.get_peer(only)
+        peers = [one] if one is not None else []
+    for p in peers:
         state, reason = judge(station, p.station, now_ms)
         old = db.health(station.store, p.station)
         if old is not None and old.state == state:
@@ -184,6 +192,6 @@ def _observe(station: Station, acc: Accepted) -> None:
 
 def install(station: Station) -> None:
     policy(station)  # refuse impossible thresholds when the station opens, not every second
-    station.on_link = lambda peer: watch_links(station, station.clock())
+    station.on_link = lambda peer: watch_links(station, station.clock(), only=peer)
     station.observers.append(_observe)
     station.scheduled.extend([watch_links, checkcalls.issue_due, watch_missed_calls])
