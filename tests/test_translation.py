@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import importlib.util
 import json
 import os
 import re
+import socketserver
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ from parley.errors import Code, Conflict, LocalError, NotFound, RejectedInput
 from parley.protocol.crypto import sha256
 from parley.protocol.encoding import b64e
 from parley.station.translators import (
+    MAX_ANSWER_BYTES,
     ArgosEngine,
     EngineError,
     LibreTranslateEngine,
@@ -568,3 +572,40 @@ def test_argos_plumbing_with_stand_in_runtime(tmp_path: Path, monkeypatch: Any) 
     assert out == "직통전화 열림. 직통전화\n\n열림."
     assert calls[0]["batch"] == [["▁hotline", "▁open."], ["▁hotline"]]  # one per sentence
     assert calls[0]["target_prefix"] == [["__ko__"]] * 2
+
+
+class _Flood(http.server.BaseHTTPRequestHandler):
+    """A 'translation server' whose answer never ends (no length: it closes when done) or
+    declares a length far past the cap."""
+
+    declare = False
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if self.declare:
+            self.send_header("Content-Length", str(10**9))
+        self.end_headers()
+        chunk = b"[" + b" " * 65535
+        with contextlib.suppress(OSError):  # the client hangs up once it has seen enough
+            for _ in range(64):  # 4 MiB at most, bounded
+                self.wfile.write(chunk)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("declare", [False, True])
+def test_libretranslate_answers_are_read_up_to_a_cap(declare: bool) -> None:
+    handler = type("Flood", (_Flood,), {"declare": declare})
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as srv:
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{srv.server_address[1]}"
+            with LibreTranslateEngine(url, timeout=5) as engine, pytest.raises(EngineError) as err:
+                engine.languages()
+        finally:
+            srv.shutdown()
+    assert err.value.code is Code.STATION_UNREACHABLE
+    assert f"exceeds {MAX_ANSWER_BYTES} bytes" in err.value.message

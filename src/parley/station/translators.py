@@ -51,8 +51,13 @@ import httpx
 from parley.domain.translation import names_an_address
 from parley.errors import Code, LocalError, ParleyError
 from parley.transport import clients
+from parley.transport.base import TransportError
+from parley.transport.http import read_capped
 
 MAX_INPUT_CHARS = 64 * 1024  # the largest free text a channel carries (domain/channels.MAX_TEXT)
+# A translation of the largest text, JSON-escaped, fits with room; a server answering more is
+# refused as it streams, not held whole.
+MAX_ANSWER_BYTES = 2 * 1024 * 1024
 
 
 class EngineError(ParleyError):
@@ -189,8 +194,12 @@ class LibreTranslateEngine:
         return out
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
+        headers = {"Accept-Encoding": "identity"}  # so no small answer inflates past the cap
         try:
-            resp = self._http.request(method, self.base_url + path, **kw)
+            with self._http.stream(method, self.base_url + path, headers=headers, **kw) as resp:
+                raw = read_capped(resp, self.base_url, MAX_ANSWER_BYTES)
+        except TransportError as exc:
+            raise self._nonsense(exc.message) from exc
         except httpx.TimeoutException as exc:
             raise EngineError(
                 Code.STATION_UNREACHABLE,
@@ -203,7 +212,7 @@ class LibreTranslateEngine:
                 "is it running? A translator can still add a human translation",
             ) from exc
         if resp.status_code >= 400:
-            said = _error_text(resp)
+            said = _error_text(raw, resp.reason_phrase)
             if resp.status_code == 400:
                 raise UnsupportedPair(Code.INVALID_REQUEST, f"translation server: {said}")
             if resp.status_code in (401, 403):
@@ -213,7 +222,7 @@ class LibreTranslateEngine:
                 f"translation server {self.base_url} answered HTTP {resp.status_code}: {said}",
             )
         try:
-            return resp.json()
+            return json.loads(raw)
         except ValueError as exc:
             raise self._nonsense(f"{path} did not return JSON") from exc
 
@@ -223,14 +232,14 @@ class LibreTranslateEngine:
         )
 
 
-def _error_text(resp: httpx.Response) -> str:
+def _error_text(raw: bytes, reason: str) -> str:
     try:
-        data = resp.json()
+        data = json.loads(raw)
     except ValueError:
-        return resp.text[:200] or resp.reason_phrase
+        return raw[:200].decode("utf-8", "replace") or reason
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return str(data["error"])[:500]
-    return resp.reason_phrase
+    return reason
 
 
 # --- Argos Translate / CTranslate2 ---------------------------------------------------------

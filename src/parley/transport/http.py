@@ -50,20 +50,37 @@ Signer = Callable[[str, str, bytes], str]
 """signer(method, path, body) -> Parley-Auth header value."""
 
 
-async def _read_capped(resp: httpx.Response, base: str, limit: int) -> bytes:
-    """Read a streamed answer, refusing it as soon as it is known to exceed `limit` bytes:
-    from its Content-Length before reading, else while it arrives. We ask for no compression
-    (so no small answer inflates past the limit) and refuse one that comes compressed."""
+def _check_head(resp: httpx.Response, base: str, limit: int) -> None:
     if resp.headers.get("content-encoding", "identity").lower() != "identity":
         raise TransportError(Code.MALFORMED, f"{base}: the answer is compressed; we asked not")
     length = resp.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise TransportError(Code.OVERSIZED, f"{base}: the answer exceeds {limit} bytes")
+
+
+def _add(data: bytearray, chunk: bytes, base: str, limit: int) -> None:
+    data += chunk
+    if len(data) > limit:
+        raise TransportError(Code.OVERSIZED, f"{base}: the answer exceeds {limit} bytes")
+
+
+async def _read_capped(resp: httpx.Response, base: str, limit: int) -> bytes:
+    """Read a streamed answer, refusing it as soon as it is known to exceed `limit` bytes:
+    from its Content-Length before reading, else while it arrives. We ask for no compression
+    (so no small answer inflates past the limit) and refuse one that comes compressed."""
+    _check_head(resp, base, limit)
     data = bytearray()
     async for chunk in resp.aiter_raw():
-        data += chunk
-        if len(data) > limit:
-            raise TransportError(Code.OVERSIZED, f"{base}: the answer exceeds {limit} bytes")
+        _add(data, chunk, base, limit)
+    return bytes(data)
+
+
+def read_capped(resp: httpx.Response, base: str, limit: int) -> bytes:
+    """_read_capped for a synchronous client's streamed answer (translation servers)."""
+    _check_head(resp, base, limit)
+    data = bytearray()
+    for chunk in resp.iter_raw():
+        _add(data, chunk, base, limit)
     return bytes(data)
 
 
