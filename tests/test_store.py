@@ -488,3 +488,26 @@ def test_a_dead_lock_connection_frees_the_lock_and_is_noticed(pg_db: str, pg_dsn
     finally:
         a.close()
         b.close()
+
+
+def test_after_commit_runs_once_after_the_commit_and_never_after_a_rollback(
+    store: SqlStore,
+) -> None:
+    ran: list[int] = []
+
+    def hook() -> None:
+        # Runs outside the transaction: the meta written in it is committed by now.
+        ran.append(int(store.get_meta("k") or 0))
+
+    with store.tx():
+        store.set_meta("k", "1")
+        store.after_commit(hook)
+        store.after_commit(hook)  # a group of sends asks once each: it runs once
+        assert ran == []
+    assert ran == [1]
+    with pytest.raises(RuntimeError), store.tx():
+        store.after_commit(hook)
+        raise RuntimeError("rolled back")
+    assert ran == [1]
+    store.after_commit(hook)  # no transaction open: at once
+    assert ran == [1, 1]

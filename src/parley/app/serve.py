@@ -110,13 +110,18 @@ class Duties:
             scheduled[0] = False  # before the poke: a send after this schedules another
             poke()
 
-        def wake() -> None:
+        def kick() -> None:
             # Sends come from API threads; the dispatcher's event belongs to this loop.
-            if self.pg:
-                self._notify()
             if not scheduled[0]:
                 scheduled[0] = True
                 loop.call_soon_threadsafe(poke_now)
+
+        def wake() -> None:
+            if self.pg:
+                self._notify()
+            # Once the send's group has committed: woken earlier, the dispatcher would find the
+            # store held by that very commit and wait for it on the event loop.
+            st.store.after_commit(kick)
 
         st.on_queued = wake
         work = _duties(st, dispatcher)

@@ -58,7 +58,7 @@ from parley.errors import Code
 from parley.station import paths
 from parley.station.node import Station
 from parley.store import paths as db
-from parley.store.base import EnvelopeRow, PeerRow
+from parley.store.base import EnvelopeRow, LinkRow, PeerRow
 from parley.transport import policy
 from parley.transport.base import PullResponse, PushResponse, Transport, TransportError
 
@@ -106,16 +106,30 @@ class Dispatcher:
             if await self.round():
                 await asyncio.sleep(0)  # a step stopped at MAX_ROUNDS: go on without waiting
                 continue
+            idle_ms = await asyncio.to_thread(self.idle_ms)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.idle_ms() / 1000)
+                await asyncio.wait_for(self.wake.wait(), timeout=idle_ms / 1000)
 
     async def round(self) -> bool:
         """Serve every peer once (module rules); True if some step stopped with work left."""
-        pending = set(self.station.store.peers_with_pending())
-        relayed = set(db.relay_dests(self.station.store))
-        peers = self.station.store.list_peers()
-        tasks = [self._serve(p, p.station in pending, p.station in relayed) for p in peers]
+        views = await asyncio.to_thread(self._plan)
+        tasks = [self._serve(v) for v in views]
         return bool(tasks) and any(await asyncio.gather(*tasks))
+
+    def _plan(self) -> list[_PeerView]:
+        """What a round needs from the store, read on a worker thread: on the event loop, a
+        read waits for the store's lock while a group of sends is sealed and committed, and
+        the loop, which also serves the APIs, would wait with it."""
+        store = self.station.store
+        pending = set(store.peers_with_pending())
+        relayed = set(db.relay_dests(store))
+        return [
+            _PeerView(
+                p, p.station in pending, p.station in relayed, db.route(store, p.station),
+                store.link(p.station),
+            )
+            for p in store.list_peers()
+        ]  # fmt: skip
 
     def idle_ms(self) -> float:
         """How long the dispatcher may wait for a wake-up before something is due."""
@@ -132,56 +146,62 @@ class Dispatcher:
         return max(min(waits), 10.0)
 
     def _probe_interval(self, peer: str) -> float:
+        return self._interval(self.station.store.link(peer))
+
+    def _interval(self, link: LinkRow | None) -> float:
         t = self.station.cfg.timings
-        link = self.station.store.link(peer)
         failures = link.failures if link else 0
         return policy.probe_interval_ms(t.heartbeat_ms, failures, t.down_after_failures)
 
     def probe_due(self, peer: str) -> bool:
+        return self._probe_due(peer, self.station.store.link(peer))
+
+    def _probe_due(self, peer: str, link: LinkRow | None) -> bool:
         t = self.station.cfg.timings
-        link = self.station.store.link(peer)
-        failures = link.failures if link else 0
         return policy.probe_due(
-            self.now_ms(), self.last_contact.get(peer), t.heartbeat_ms, failures,
-            t.down_after_failures,
+            self.now_ms(), self.last_contact.get(peer), t.heartbeat_ms,
+            link.failures if link else 0, t.down_after_failures,
         )  # fmt: skip
 
-    async def _serve(self, p: PeerRow, pending: bool, relayed: bool) -> bool:
+    async def _serve(self, v: _PeerView) -> bool:
         """One round for one peer; True if a step stopped with work left."""
+        p, route, link = v.row, v.route, v.link
         peer = p.station
         more = False
-        route = db.route(self.station.store, peer)
         b = self.backoff(peer)
         direct = bool(p.addresses) and (route is None or route.fallback)
         pulls = not self.station.cfg.inbound and bool(p.addresses)
-        if direct and not pulls and b.backing_off and self.probe_due(peer):
-            await self.heartbeat(peer)  # an answer ends the backoff: deliver now
+        # An answer to this probe ends the backoff: deliver now.
+        probing = direct and not pulls and b.backing_off and self._probe_due(peer, link)
+        if probing and await self.heartbeat(peer, p):
+            link = None  # it was just recorded up: the probe interval is the full one
         if b.ready(self.now_ms()):
-            if pending and (p.addresses or route is not None):
+            if v.pending and (p.addresses or route is not None):
                 more |= await self.drain(peer)
-            if relayed:
+            if v.relayed:
                 more |= await self.forward(peer)
         if pulls:
-            due = self.probe_due(peer)
-            if (pending or due) and (b.ready(self.now_ms()) or due):
+            due = self._probe_due(peer, link)
+            if (v.pending or due) and (b.ready(self.now_ms()) or due):
                 await self.pull(peer)
-        elif direct and self.probe_due(peer):
-            await self.heartbeat(peer)
+        elif direct and self._probe_due(peer, link):
+            await self.heartbeat(peer, p)
         if self.refresh_due(p, route is not None):
             await self.refresh_prekeys(peer)
         return more
 
     # --- heartbeats and link state ---------------------------------------------------------------
-    async def heartbeat(self, peer: str) -> bool:
+    async def heartbeat(self, peer: str, row: PeerRow | None = None) -> bool:
         """Ping the peer's addresses until one answers; True if one did."""
-        row = self.station.store.get_peer(peer)
+        if row is None:
+            row = await asyncio.to_thread(self.station.store.get_peer, peer)
         if row is None:
             return False
         for addr in row.addresses:
             try:
                 pong = await self.transport.ping(addr)
             except TransportError as exc:
-                self.contact_failed(peer, exc)
+                await asyncio.to_thread(self.contact_failed, peer, exc)
                 continue
             await asyncio.to_thread(self.contact_ok, peer, pong.rtt_ms)
             return True
@@ -196,15 +216,10 @@ class Dispatcher:
     async def drain(self, peer: str) -> bool:
         """Send batches until the peer's queue is empty, a send fails, or a batch makes no
         progress (then back off). True if it stopped at MAX_ROUNDS with more to send."""
-        st = self.station
-        row = st.store.get_peer(peer)
-        if row is None:
+        found = await asyncio.to_thread(self._paths, peer)
+        if found is None:
             return False
-        route = db.route(st.store, peer)
-        ways = policy.push_paths(
-            bool(row.addresses), route.via if route else None,
-            bool(route and route.fallback), self._down(peer),
-        )  # fmt: skip
+        row, ways = found
         if not ways:
             return False
         size = policy.MIN_BATCH
@@ -243,6 +258,17 @@ class Dispatcher:
         if last is not None:
             await asyncio.to_thread(self._settle, peer, last)
         return True
+
+    def _paths(self, peer: str) -> tuple[PeerRow, tuple[policy.Path, ...]] | None:
+        st = self.station
+        row = st.store.get_peer(peer)
+        if row is None:
+            return None
+        route = db.route(st.store, peer)
+        return row, policy.push_paths(
+            bool(row.addresses), route.via if route else None,
+            bool(route and route.fallback), self._down(peer),
+        )  # fmt: skip
 
     async def _offer(
         self, peer: str, row: PeerRow, ways: Sequence[policy.Path], batch: list[EnvelopeRow]
@@ -418,6 +444,22 @@ class Dispatcher:
         self.last_contact[peer] = self.now_ms()
         self.backoff(peer).failed(self.now_ms(), random.random())
         paths.record_link(self.station, peer, None, exc.message, None)
+
+
+class _PeerView:
+    """One peer as a round sees it (read together, off the event loop)."""
+
+    __slots__ = ("link", "pending", "relayed", "route", "row")
+
+    def __init__(
+        self, row: PeerRow, pending: bool, relayed: bool, route: db.Route | None,
+        link: LinkRow | None,
+    ) -> None:  # fmt: skip
+        self.row = row
+        self.pending = pending
+        self.relayed = relayed
+        self.route = route
+        self.link = link
 
 
 class _Answer:

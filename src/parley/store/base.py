@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +137,7 @@ class SqlStore:
         self._dirty = False  # this transaction stored envelopes or bodies
         self._writes = 0  # envelopes and bodies stored through this store, ever
         self._ready = False  # migrated: the tables the cache checks read exist
+        self._after: list[Callable[[], None]] = []  # to run once the open transaction commits
         self.migrate()
         self._ready = True
 
@@ -193,6 +194,7 @@ class SqlStore:
             self._begin()
             self._depth = 1
             self._dirty = False
+            self._after = []
             try:
                 if self._ready and self._foreign_writes():
                     self._drop_caches()
@@ -201,6 +203,7 @@ class SqlStore:
                     self._bump()
             except BaseException:
                 self._depth = 0
+                self._after = []
                 self._drop_caches()
                 self._rollback()
                 raise
@@ -211,10 +214,25 @@ class SqlStore:
                 # A COMMIT that failed may leave the transaction open on the connection, and the
                 # next transaction's COMMIT would then make these writes durable after all, long
                 # after their callers were told they failed.
+                self._after = []
                 self._drop_caches()
                 with suppress(Exception):
                     self._rollback()
                 raise
+            after, self._after = self._after, []
+        for fn in after:  # outside the lock: another thread may take the store at once
+            fn()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run `fn` once the calling thread's open transaction has committed, at once if none
+        is open; never if it rolls back. Asked several times in one transaction, it runs once:
+        a group of sends wakes the dispatcher once, when what it should push is on disk."""
+        with self._lock:
+            if self._depth:
+                if fn not in self._after:
+                    self._after.append(fn)
+                return
+        fn()
 
     # --- what is kept in memory (store/cache.py) --------------------------------------------------
     @property
