@@ -31,6 +31,7 @@ from parley.protocol import (
     crypto,
     encoding,
     envelope,
+    handover,
     identity,
     merkle,
     note,
@@ -57,6 +58,7 @@ ENV = _load("envelope.json")
 RCPT = _load("receipt.json")
 REQ = _load("request.json")
 CP = _load("checkpoint.json")
+HO = _load("handover.json")
 ALL = {
     "canonical.json": CANON,
     "identity.json": IDENT,
@@ -64,6 +66,7 @@ ALL = {
     "receipt.json": RCPT,
     "request.json": REQ,
     "checkpoint.json": CP,
+    "handover.json": HO,
 }
 SEEDS = {s["station_id"]: bytes.fromhex(s["seed_hex"]) for s in IDENT["stations"]}
 PUBLICS = {s["station_id"]: bytes.fromhex(s["public_hex"]) for s in IDENT["stations"]}
@@ -718,6 +721,77 @@ def test_checkpoint_body_rejects(case: dict[str, Any]) -> None:
     assert _code(exc) == case["error"]
 
 
+# --- handover.json ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", HO["cases"], ids=_ids(HO["cases"]))
+def test_handover_records(case: dict[str, Any]) -> None:
+    i, out = case["inputs"], case["outputs"]
+    old = crypto.SigningKey(bytes.fromhex(i["old_seed_hex"]))
+    new = crypto.SigningKey(bytes.fromhex(i["new_seed_hex"]))
+    h = handover.make_handover(
+        old,
+        new,
+        i["station"],
+        i["seq"],
+        i["created"],
+        i["old_until"],
+        encoding.b64d(i["prev_b64u"]),
+    )
+    assert h.raw.decode() == out["record"] and _b64u(h.hash) == out["hash_b64u"]
+    assert handover.parse_handover(out["record"].encode()) == h
+    # Reference, from §3.6 and the primitives alone.
+    label = bytes.fromhex(out["label_hex"])
+    assert label == b"parley/handover/v1\x00"
+    body = {
+        "v": 1, "station": i["station"], "seq": i["seq"],
+        "old": _b64u(nacl.signing.SigningKey(old.seed).verify_key.encode()),
+        "new": _b64u(nacl.signing.SigningKey(new.seed).verify_key.encode()),
+        "created": i["created"], "old_until": i["old_until"], "prev": i["prev_b64u"],
+    }  # fmt: skip
+    signed = rfc8785.dumps(body)
+    assert signed.decode() == out["signing_input"]
+    for seed, field in ((old.seed, "sig_old_b64u"), (new.seed, "sig_new_b64u")):
+        sig = nacl.signing.SigningKey(seed).sign(label + signed).signature
+        assert _b64u(sig) == out[field]
+    record = dict(body, sig_old=out["sig_old_b64u"], sig_new=out["sig_new_b64u"])
+    assert rfc8785.dumps(record).decode() == out["record"]
+    assert _b64u(hashlib.sha256(rfc8785.dumps(record)).digest()) == out["hash_b64u"]
+
+
+@pytest.mark.parametrize("case", HO["verify"], ids=_ids(HO["verify"]))
+def test_handover_verification(case: dict[str, Any]) -> None:
+    held = [bytes.fromhex(k) for k in case["held_keys_hex"]]
+    first = handover.parse_handover(HO["cases"][0]["outputs"]["record"].encode())
+    epochs = [handover.Epoch(held[0], 0, None)]
+    if len(held) > 1:
+        epochs = handover.follow(held[0], case["station"], [first], check_id=False)
+    assert [e.public for e in epochs] == held
+    record = json.loads(case["record"])
+    if case["error"] is None:
+        h = handover.verify_next(epochs, case["station"], record)
+        assert h.old == held[-1]
+    else:
+        with pytest.raises(RejectedInput) as exc:
+            handover.verify_next(epochs, case["station"], record)
+        assert _code(exc) == case["error"]
+
+
+def test_handover_chain_epochs() -> None:
+    """After a hand-over the old key signs up to old_until and the new one from created."""
+    a, b = (handover.parse_handover(c["outputs"]["record"].encode()) for c in HO["cases"])
+    genesis = PUBLICS[a.station]
+    epochs = handover.follow(genesis, a.station, [a, b])
+    assert [e.public for e in epochs] == [genesis, a.new, b.new]
+    assert handover.signers_at(epochs, a.created - 1) == [genesis]
+    assert handover.signers_at(epochs, a.created) == [a.new, genesis]
+    assert handover.signers_at(epochs, b.created) == [b.new, a.new, genesis]
+    assert handover.signers_at(epochs, a.old_until + 1) == [b.new, a.new]
+    assert handover.signers_at(epochs, b.old_until + 1) == [b.new]
+    with pytest.raises(RejectedInput):
+        handover.follow(genesis, a.station, [b])
+
+
 # --- docs/protocol.md ---------------------------------------------------------------------------
 
 _BLOCK = re.compile(r"^```(\w+) vector:([\w.-]+)(?::([\w.\[\]-]+))?\n(.*?)^```$", re.M | re.S)
@@ -734,6 +808,7 @@ REQUIRED_EXAMPLES = {
     "checkpoint-1:outputs.body",
     "cosignature-1:outputs.cosigned_note",
     "proof-1:proof.inclusion",
+    "handover-1:outputs.record",
 }
 
 

@@ -35,6 +35,7 @@ from parley.protocol import (
     crypto,
     encoding,
     envelope,
+    handover,
     identity,
     merkle,
     note,
@@ -1149,6 +1150,97 @@ def checkpoint_vectors(envs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- handover.json ------------------------------------------------------------------------------
+
+
+def handover_vectors() -> dict[str, Any]:
+    """Alpha hands its identity over to a new key (§3.6); then what a receiver refuses."""
+    new = crypto.SigningKey(fixed(0x60))
+    newer = crypto.SigningKey(fixed(0x70))
+    created, until = T0 + DAY, T0 + 8 * DAY
+    h1 = handover.make_handover(ALPHA.key, new, ALPHA.id, 1, created, until)
+    h2 = handover.make_handover(new, newer, ALPHA.id, 2, created + DAY, until + DAY, h1.hash)
+    cases = []
+    for case_id, desc, h, old, nk in [
+        ("handover-1", "Alpha's first hand-over, from its first key to a new one", h1, ALPHA.key,
+         new),
+        ("handover-2", "Alpha's second hand-over, naming the hash of the first", h2, new, newer),
+    ]:  # fmt: skip
+        cases.append(
+            {
+                "id": case_id,
+                "desc": desc,
+                "inputs": {
+                    "station": ALPHA.id,
+                    "old_seed_hex": hx(old.seed),
+                    "new_seed_hex": hx(nk.seed),
+                    "seq": h.seq,
+                    "created": h.created,
+                    "old_until": h.old_until,
+                    "prev_b64u": b64e(h.prev),
+                },
+                "outputs": {
+                    "label_hex": hx(handover.HANDOVER_LABEL),
+                    "signing_input": canonical(h.body()).decode("utf-8"),
+                    "sig_old_b64u": b64e(h.sig_old),
+                    "sig_new_b64u": b64e(h.sig_new),
+                    "record": h.raw.decode("utf-8"),
+                    "hash_b64u": b64e(h.hash),
+                },
+            }
+        )
+    mallory = CHARLIE.key  # an admitted peer of Bravo's, trying to hand Alpha over to itself
+    forged = handover.make_handover(mallory, new, ALPHA.id, 1, created, until)
+    only_old = dict(h1.to_json(), sig_new=b64e(mallory.sign(handover.HANDOVER_LABEL,
+                                                             canonical(h1.body()))))  # fmt: skip
+    tampered = dict(h1.to_json(), old_until=until + DAY)
+    rejects: list[tuple[str, Any, list[bytes], str | None]] = [
+        ("valid: held key is Alpha's first key", h1.to_json(), [ALPHA.key.public], None),
+        ("valid: the second after the first", h2.to_json(), [ALPHA.key.public, new.public], None),
+        ("forged: another station's key hands Alpha over (wrong old key)", forged.to_json(),
+         [ALPHA.key.public], "bad_handover"),
+        ("wrong old key: the receiver holds another key for Alpha", h1.to_json(),
+         [BRAVO.key.public], "bad_handover"),
+        ("forged: no proof of possession of the new key", only_old, [ALPHA.key.public],
+         "bad_handover"),
+        ("tampered: old_until changed after signing", tampered, [ALPHA.key.public],
+         "bad_handover"),
+        ("out of order: the second without the first", h2.to_json(), [new.public],
+         "bad_handover"),
+        ("the new key is the old key", handover.Handover(ALPHA.id, 1, ALPHA.key.public,
+         ALPHA.key.public, created, until, handover.ZERO).to_json(), [ALPHA.key.public],
+         "bad_handover"),
+    ]  # fmt: skip
+    checks = []
+    for desc, record, held, code in rejects:
+        epochs = [handover.Epoch(held[0], 0, None)]
+        if len(held) > 1:
+            epochs = handover.follow(held[0], ALPHA.id, [h1], check_id=False)
+        try:
+            handover.verify_next(epochs, ALPHA.id, record)
+        except RejectedInput as exc:
+            assert str(exc.code) == code, (desc, exc)
+        else:
+            assert code is None, desc
+        checks.append(
+            {
+                "desc": desc,
+                "station": ALPHA.id,
+                "held_keys_hex": [hx(k) for k in held],
+                "record": canonical(record).decode("utf-8"),
+                "error": code,
+            }
+        )
+    return {
+        "description": "Identity hand-overs (docs/protocol.md section 3.6) signed by the old and "
+        "the new key from fixed seeds; then verify_next checks a record against the keys a "
+        "receiver holds for that station, in order (error null = accepted).",
+        "encoding": ENCODING_NOTE,
+        "cases": cases,
+        "verify": checks,
+    }
+
+
 # --- driver -------------------------------------------------------------------------------------
 
 
@@ -1163,6 +1255,7 @@ def build() -> dict[str, str]:
         "receipt.json": receipt_vectors(by_id),
         "request.json": request_vectors(by_id),
         "checkpoint.json": checkpoint_vectors(by_id),
+        "handover.json": handover_vectors(),
     }
     return {name: json.dumps(d, indent=1, ensure_ascii=False) + "\n" for name, d in docs.items()}
 

@@ -40,6 +40,7 @@ class Code(StrEnum):
     BAD_BODY = "bad_body"
     BAD_INVITATION = "bad_invitation"
     NO_ROUTE = "no_route"  # a relay cannot carry that envelope to that destination
+    BAD_HANDOVER = "bad_handover"  # an identity hand-over fails a check (the message says which)
     KEY_REVOKED = "key_revoked"  # signed by an identity key this station's admin revoked
     # local use
     INVALID_REQUEST = "invalid_request"
