@@ -62,6 +62,7 @@ NOTICES = {
     "talks.done", "transcript.checkpointed", "crisis.opened", "crisis.moved", "msg.translated",
     "admin.added", "admin.proposed", "admin.user_added", "admin.user_changed", "sched.saved",
     "sched.removed", "checkcall.called", "alarm.acked", "admin.removed", "admin.revoked",
+    "notify.saved", "notify.routed",
 }  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from parley.web.pages import (
     dashboard,
     finding,
     notices,
+    notify,
     schedules,
     talks,
     transcripts,
@@ -29,4 +30,5 @@ PAGES: list[ModuleType] = [
     crises,
     admin,
     schedules,
+    notify,
 ]
