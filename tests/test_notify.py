@@ -28,12 +28,16 @@ from parley.station import alarm_kinds, features, notify
 from parley.station.config import Config, Timings
 from parley.station.node import Station
 from parley.station.users import BOOTSTRAP
+from parley.store import notify as ndb
+from parley.store.base import SqlStore
 from parley.store.sqlite import SqliteStore
 from tests.net import Stations, wait
 from tests.pair import Clock, hotline
 from tests.security.test_backchannels import Side, propose
 from tests.test_notices import Hook
 from tests.translate_standin import free_port
+
+pytest_plugins = ["tests.stores"]  # the store fixture, on SQLite and on PostgreSQL
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "parley"
 ADMIN = BOOTSTRAP
@@ -464,3 +468,35 @@ def test_the_cli_routes_a_kind_and_a_running_station_delivers_its_alarm(
         assert "duty (webhook, api)" in out and "! link" in out
         out = net.cli("South", "notify", "log").stdout
         assert "delivered" in out and "link" in out and "test" in out
+
+
+# --- the store, on SQLite and PostgreSQL ----------------------------------------------------------
+
+
+def test_the_outbox_and_settings_on_both_stores(store: SqlStore) -> None:
+    t = 1_790_000_000_000
+    assert ndb.setting(store, "targets") is None
+    ndb.put_setting(store, "targets", {"duty": {"type": "webhook", "url": "http://x"}}, "kim", t)
+    ndb.put_setting(store, "targets", {"desk": {"type": "email", "to": ["a@b"]}}, "kim", t)
+    assert ndb.setting(store, "targets") == {"desk": {"type": "email", "to": ["a@b"]}}
+    with store.tx():
+        first = ndb.add(store, 7, "link", "duty", None, "{}", t)
+        second = ndb.add(store, 8, "link", "duty", "bc", "{}", t + 1)
+        summary = ndb.add(store, None, "link", "duty", None, "{}", t, coalesced=1, next_ms=t + 9)
+    assert first < second < summary
+    assert ndb.sent_since(store, "duty", "link", t) == 2
+    assert ndb.sent_since(store, "duty", "link", t + 1) == 1
+    held = ndb.open_summary(store, "duty", "link")
+    assert held is not None and held.id == summary
+    ndb.bump_summary(store, summary, 3, '{"count": 3}', t + 2)
+    assert [r.id for r in ndb.due(store, t + 1, 10)] == [first, second]
+    assert [r.id for r in ndb.due(store, t + 9, 10)] == [first, second, summary]
+    ndb.result(store, first, ndb.DELIVERED, 1, t + 1, None, t + 1)
+    ndb.result(store, second, ndb.PENDING, 1, t + 30_000, "HTTP 500", t + 1)
+    assert ndb.pending(store) == 2
+    [last, mid, old] = ndb.recent(store, 10)
+    assert (last.coalesced, last.payload) == (3, '{"count": 3}')
+    assert (mid.channel, mid.last_error, mid.attempts) == ("bc", "HTTP 500", 1)
+    assert old.state == ndb.DELIVERED and ndb.recent(store, 10, alarm_id=7) == [old]
+    ndb.prune(store, 1)
+    assert {r.id for r in ndb.recent(store, 10)} == {second, summary}  # pending ones stay
