@@ -1,0 +1,204 @@
+"""Operator API reads under load: status, the inbox, a page of a channel's history and the alarm
+list, each asked by 50 concurrent clients of a real station process on loopback that holds
+realistic data (several hotlines and a back channel, ~20,000 envelopes received and sent, a few
+users, some alarms), authenticated as a real low-role user (an auditor, with their own API token;
+the back channel is hidden from them).
+
+Baseline, measured in the same run with the same clients: GET /api/v1/me, the most trivial
+authenticated route of the same server (framework, auth and JSON, no store reads beyond it).
+Each endpoint's req/s is printed with its ratio to that baseline; then the four read endpoints
+round-robin (the mix), whose req/s is the issue's target (>= 1,000 req/s).
+
+The clients are several processes (default 2; --procs), each an asyncio loop with one httpx
+AsyncClient keeping its connections alive, together --clients connections: one Python client
+process alone tops out near the rate being measured. The baseline says how far the clients and
+the framework go on this machine; an endpoint near it is limited by them, not by its reads.
+
+    .venv/bin/python bench/api.py [--envelopes 20000] [--clients 50] [--seconds 8] [--procs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from common import pair, pct
+
+from parley.cli.client import Api
+from parley.station.config import load_config
+
+PASSWORD = "quiet harbour lantern 42"  # passes the password policy
+CHANNELS = 6  # hotlines; plus one back channel
+BATCH = 500  # messages per send request while filling
+
+
+def _fill(p: Any, envelopes: int) -> dict[str, Any]:
+    """Channels, users, messages both ways and alarms at A; returns what the clients need."""
+    a, b = p.api("a"), p.api("b")
+    a_id, b_id = a.get("/station")["station"], b.get("/station")["station"]
+    for api in (a, b):
+        api.post("/users", json={"name": "rep", "roles": ["representative"], "password": PASSWORD})
+    a.post("/users", json={"name": "reader", "roles": ["auditor"], "password": PASSWORD})
+    a.post("/users", json={"name": "duty", "roles": ["operator"], "password": PASSWORD})
+    chans = [p.channel]
+    for i in range(CHANNELS - 1):
+        chans.append(a.post("/channels", json={"title": f"line {i}", "peers": [b_id]})["channel"])
+    back = a.post(
+        "/channels",
+        json={"kind": "backchannel", "title": "quiet", "peers": [b_id],
+              "representatives": {a_id: ["rep"], b_id: ["rep"]}},
+    )["channel"]  # fmt: skip
+    b_rep = _login(p.root / "b", "rep")
+    _until(lambda: len(b.get("/channels")) >= CHANNELS and bool(b_rep.get(f"/channels/{back}")))
+    for ch in chans[1:]:
+        b.post(f"/channels/{ch}/consent", json={})
+    b_rep.post(f"/channels/{back}/consent", json={})
+    _until(lambda: all(c["state"] == "open" for c in a.get("/channels")))
+    # Most envelopes come from B (what A's inbox shows); a tenth are A's own.
+    theirs = envelopes * 9 // 10
+    for n, (api, count) in enumerate(((b, theirs), (a, envelopes - theirs))):
+        for first in range(0, count, BATCH):
+            ch = chans[(first // BATCH) % len(chans)]
+            msgs = [{"text": f"message {n}-{i}: " + "x" * 80}
+                    for i in range(first, min(first + BATCH, count))]  # fmt: skip
+            api.post(f"/channels/{ch}/messages/batch", json={"messages": msgs})
+    _login(p.root / "a", "rep").post(f"/channels/{back}/messages", json={"text": "quiet word"})
+    _until(lambda: not p.pending("a") and not p.pending("b"), timeout_s=900)
+    _until(lambda: len(a.get("/inbox", params={"limit": 10})) == 10)
+    _alarms(p.root / "a" / "parley.db", back)
+    reader = _login(p.root / "a", "reader")
+    token = reader.post("/users/reader/tokens", json={"label": "bench"})["token"]
+    held = sum(len(a.get(f"/channels/{c}/messages", params={"limit": 10_000})) for c in chans)
+    return {"token": token, "channel": chans[0], "held": held}
+
+
+def _alarms(db: Path, back: str) -> None:
+    """A few open and settled alarms, some about the back channel, as a station collects them
+    (written beside the running station: it reads alarms from the table, nothing caches them)."""
+    now = int(time.time() * 1000)
+    rows = []
+    for i in range(60):
+        subject = back if i % 10 == 0 else f"peer-{i % 3}"
+        cleared = now - i if i % 2 else None
+        rows.append((now - 1000 * i, "link", "warning", subject, f"link {i} degraded", cleared))
+    con = sqlite3.connect(db, timeout=30)
+    with con:
+        con.executemany(
+            "INSERT INTO alarms (ts, kind, severity, subject, message, cleared)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    con.close()
+
+
+def _login(data: Path, name: str) -> Api:
+    anon = Api(data, anonymous=True)
+    token = anon.post("/login", json={"name": name, "password": PASSWORD})["token"]
+    return Api(data, as_token=token, timeout_s=120)
+
+
+def _until(cond: Any, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the set-up did not finish in time")
+        time.sleep(0.1)
+
+
+# --- the clients ----------------------------------------------------------------------------------
+def _client(args: tuple[str, str, list[str], int, float, float]) -> tuple[int, list[float], int]:
+    """One client process: `conns` connections asking `paths` round-robin from `start` (wall
+    clock) for `seconds`. Returns (answers, latencies in ms, failures)."""
+    base, token, paths, conns, start, seconds = args
+    return asyncio.run(_load(base, token, paths, conns, start, seconds))
+
+
+async def _load(
+    base: str, token: str, paths: list[str], conns: int, start: float, seconds: float
+) -> tuple[int, list[float], int]:
+    lat: list[float] = []
+    failed = 0
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
+        await asyncio.gather(*(c.get(paths[0]) for _ in range(conns)))  # open the connections
+        await asyncio.sleep(max(0.0, start - time.time()))
+        end = time.perf_counter() + seconds
+
+        async def worker(k: int) -> None:
+            nonlocal failed
+            i = k
+            while time.perf_counter() < end:
+                t0 = time.perf_counter()
+                r = await c.get(paths[i % len(paths)])
+                if r.status_code != 200:
+                    failed += 1
+                lat.append((time.perf_counter() - t0) * 1000)
+                i += 1
+
+        await asyncio.gather(*(worker(k) for k in range(conns)))
+    return len(lat), lat, failed
+
+
+def run(
+    pool: Any, base: str, token: str, paths: list[str], clients: int, procs: int, seconds: float
+) -> tuple[float, float, float, int]:
+    """(req/s, p50 ms, p99 ms, failures) of `clients` connections over `procs` processes."""
+    per = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    start = time.time() + 1.5
+    jobs = [(base, token, paths, n, start, seconds) for n in per if n]
+    results = pool.map(_client, jobs)
+    lat = [x for _, ls, _ in results for x in ls]
+    failed = sum(f for _, _, f in results)
+    return len(lat) / seconds, pct(lat, 50), pct(lat, 99), failed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--envelopes", type=int, default=20_000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--procs", type=int, default=2)
+    args = ap.parse_args()
+    with pair() as p:
+        t0 = time.perf_counter()
+        info = _fill(p, args.envelopes)
+        cfg = load_config(p.root / "a")
+        base = f"http://{cfg.listen}"
+        ch = info["channel"]
+        print(f"set-up: {info['held']:,} envelopes held on A's hotlines, "
+              f"{time.perf_counter() - t0:.0f} s; {args.clients} clients in {args.procs} "
+              f"processes, {args.seconds:.0f} s per row, as user `reader` (auditor)")  # fmt: skip
+        endpoints = {
+            "status": "/api/v1/status",
+            "inbox": "/api/v1/inbox",
+            "history page": f"/api/v1/channels/{ch}/history",
+            "alarms": "/api/v1/alarms",
+        }
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(args.procs) as pool:
+
+            def row(name: str, paths: list[str], base_rate: float | None) -> float:
+                rate, p50, p99, failed = run(
+                    pool, base, info["token"], paths, args.clients, args.procs, args.seconds
+                )
+                ratio = f"  ratio {rate / base_rate:.2f}" if base_rate else ""
+                bad = f"  ({failed} failed)" if failed else ""
+                print(f"{name:<22} {rate:8.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+                      f"{ratio}{bad}", flush=True)  # fmt: skip
+                return rate
+
+            baseline = row("baseline GET /me", ["/api/v1/me"], None)
+            for name, path in endpoints.items():
+                row(name, [path], baseline)
+            row("mix of the four", list(endpoints.values()), baseline)
+
+
+if __name__ == "__main__":
+    main()
