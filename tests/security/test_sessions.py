@@ -676,3 +676,68 @@ def test_cli_user_token_makes_only_your_own(tmp_path: Path) -> None:
         labels = [t["label"] for t in net.api("South").get("/users/alice/tokens")]
         assert labels == ["cli", "second"]
         print("4 CLI token requests: 3 made by their own user, 1 refused")
+
+
+# --- 6. remembered credentials (issue 14) -------------------------------------------------------
+
+
+def test_a_remembered_credential_stops_working_at_once(station: Station, fast: None) -> None:
+    """A proven token or session is remembered for a few seconds (users.REMEMBER_MS), so that
+    reads do not look it up each time. Revoking, logging out, a role change (either way),
+    disabling, the session's idle limit and another connection's write to the users table
+    still take effect on the very next request."""
+    assert isinstance(station.store, SqliteStore) and isinstance(station.clock, Clock)
+    clock = station.clock
+    client = TestClient(build_app(station, BOOT))
+    boot = {"Authorization": f"Bearer {BOOT}"}
+    users.create_user(station, "kim", ["operator"], STRONG, clock(), "admin")
+
+    def login() -> tuple[str, dict[str, str]]:
+        r = client.post("/api/v1/login", json={"name": "kim", "password": STRONG})
+        token = r.json()["token"]
+        return token, {"Authorization": f"Bearer {token}"}
+
+    def remembered(token: str, h: dict[str, str], role: str = "operator") -> None:
+        assert client.get("/api/v1/me", headers=h).status_code == 200
+        assert users.known_user(station, token, clock()) == users.User("kim", frozenset({role}))
+
+    session, s_h = login()
+    made = client.post("/api/v1/users/kim/tokens", headers=s_h, json={"label": "t"}).json()
+    token, t_h = made["token"], {"Authorization": f"Bearer {made['token']}"}
+    ack = {"all_open": True, "note": "seen"}
+    remembered(token, t_h)
+    assert client.post("/api/v1/alarms/ack", headers=t_h, json=ack).status_code == 200
+    # A role taken away, then given back: both at once, though the token is remembered.
+    client.patch("/api/v1/users/kim", headers=boot, json={"roles": ["auditor"]})
+    assert client.post("/api/v1/alarms/ack", headers=t_h, json=ack).status_code == 403
+    remembered(token, t_h, "auditor")
+    client.patch("/api/v1/users/kim", headers=boot, json={"roles": ["operator"]})
+    assert client.post("/api/v1/alarms/ack", headers=t_h, json=ack).status_code == 200
+    # Revoked: the token, at once; the session is untouched.
+    remembered(token, t_h)
+    remembered(session, s_h)
+    r = client.delete(f"/api/v1/users/kim/tokens/{made['id']}", headers=s_h)
+    assert r.status_code == 200, r.text
+    assert client.get("/api/v1/me", headers=t_h).status_code == 401
+    remembered(session, s_h)
+    # Logged out: at once.
+    assert client.post("/api/v1/logout", headers=s_h).json()["ended"] is True
+    assert client.get("/api/v1/me", headers=s_h).status_code == 401
+    # Disabled: at once.
+    session, s_h = login()
+    remembered(session, s_h)
+    client.patch("/api/v1/users/kim", headers=boot, json={"disabled": True})
+    assert client.get("/api/v1/me", headers=s_h).status_code == 401
+    client.patch("/api/v1/users/kim", headers=boot, json={"disabled": False})
+    # Idle past its limit: the remembered session ends when it would have.
+    session, s_h = login()
+    remembered(session, s_h)
+    clock.advance(users.SESSION_IDLE_MS + 1)
+    assert client.get("/api/v1/me", headers=s_h).status_code == 401
+    # Another connection disables the user (a tool on the database file): seen at once.
+    session, s_h = login()
+    remembered(session, s_h)
+    with closing(sqlite3.connect(station.store.path)) as db, db:
+        db.execute("UPDATE users SET disabled = 1 WHERE name = 'kim'")
+    assert client.get("/api/v1/me", headers=s_h).status_code == 401
+    assert users.known_user(station, session, clock()) is None

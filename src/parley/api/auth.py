@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from fastapi import Cookie, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from parley.errors import Code, Forbidden, Unauthorized
 from parley.protocol import crypto
@@ -43,11 +44,32 @@ class Auth:
         self.station = station
         self.token = token
 
-    def user(
+    async def user(
         self,
         request: Request,
         cred: HTTPAuthorizationCredentials | None = Depends(bearer),
         session: str | None = Cookie(default=None, alias=SESSION_COOKIE),
+    ) -> User:
+        # A credential proven a moment ago is answered here, on the event loop, from memory
+        # (station/users.py `known_user`); anything else is looked up on a worker thread, as a
+        # store read may wait for another thread's commit.
+        now, store = self.station.clock(), self.station.store
+        known = None
+        if cred is not None:
+            if crypto.equal(cred.credentials, self.token):
+                return BOOTSTRAP
+            known = users.known_user(store, cred.credentials, now)
+        elif session and request.method in SAFE_METHODS:
+            known = users.known_user(store, session, now, sessions_only=True)
+        if known is not None:
+            return known
+        return await run_in_threadpool(self.lookup, request, cred, session)
+
+    def lookup(
+        self,
+        request: Request,
+        cred: HTTPAuthorizationCredentials | None,
+        session: str | None,
     ) -> User:
         now = self.station.clock()
         if cred is not None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley.api.actions import acts
@@ -62,13 +63,20 @@ class TextBatch(Strict):
     messages: list[TextMessage] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+Object = dict[str, Any]
+Objects = list[dict[str, Any]]
+
+
 def router(station: Station, auth: Auth) -> APIRouter:
+    # The reads answer a JSONResponse (the route's response_model documents its shape): FastAPI
+    # would otherwise check a plain answer against the declared type on a second worker thread
+    # and walk every message doing so, which cost more than reading them (issue 14).
     r = APIRouter(prefix="/api/v1", tags=["operator"], dependencies=[Depends(auth.user)])
     desk, chans, keys = StationDesk(station), ChannelDesk(station), KeyDesk(station)
 
-    @r.get("/station", **acts(Action.STATION_READ))
-    def get_station(who: User = Depends(auth.user)) -> dict[str, Any]:
-        return desk.info(who)
+    @r.get("/station", response_model=Object, **acts(Action.STATION_READ))
+    def get_station(who: User = Depends(auth.user)) -> JSONResponse:
+        return JSONResponse(desk.info(who))
 
     @r.get("/invitation", **acts(Action.STATION_READ))
     def invitation(who: User = Depends(auth.user)) -> dict[str, str]:
@@ -78,9 +86,9 @@ def router(station: Station, auth: Auth) -> APIRouter:
     def add_peer(req: PeerAdd, who: User = Depends(auth.user)) -> dict[str, Any]:
         return desk.add_peer(who, req.invitation)
 
-    @r.get("/peers", **acts(Action.STATION_READ))
-    def peers(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
-        return desk.peers(who)
+    @r.get("/peers", response_model=Objects, **acts(Action.STATION_READ))
+    def peers(who: User = Depends(auth.user)) -> JSONResponse:
+        return JSONResponse(desk.peers(who))
 
     @r.post("/peers/{peer}/remove", **acts(Action.PEER_REMOVE))
     def remove_peer(peer: str, req: PeerRemove, who: User = Depends(auth.user)) -> dict[str, Any]:
@@ -97,13 +105,13 @@ def router(station: Station, auth: Auth) -> APIRouter:
             req.witnesses, req.witness_k,
         )  # fmt: skip
 
-    @r.get("/channels", **acts(Action.CHANNEL_READ))
-    def list_channels(who: User = Depends(auth.user)) -> list[dict[str, Any]]:
-        return chans.channels(who)
+    @r.get("/channels", response_model=Objects, **acts(Action.CHANNEL_READ))
+    def list_channels(who: User = Depends(auth.user)) -> JSONResponse:
+        return JSONResponse(chans.channels(who))
 
-    @r.get("/channels/{channel}", **acts(Action.CHANNEL_READ))
-    def get_channel(channel: str, who: User = Depends(auth.user)) -> dict[str, Any]:
-        return chans.channel(who, channel)
+    @r.get("/channels/{channel}", response_model=Object, **acts(Action.CHANNEL_READ))
+    def get_channel(channel: str, who: User = Depends(auth.user)) -> JSONResponse:
+        return JSONResponse(chans.channel(who, channel))
 
     @r.post("/channels/{channel}/messages", **acts(Action.MESSAGE_SEND))
     def send(
@@ -125,15 +133,15 @@ def router(station: Station, auth: Auth) -> APIRouter:
         items = [(m.text, m.lang, m.precedence) for m in req.messages]
         return chans.send_batch(who, channel, items, idempotency_key)
 
-    @r.get("/channels/{channel}/messages", **acts(Action.CHANNEL_READ))
+    @r.get("/channels/{channel}/messages", response_model=Objects, **acts(Action.CHANNEL_READ))
     def messages(
         channel: str,
         after: int = Query(0, ge=0),
         limit: int = Query(1000, ge=1, le=10_000),
         who: User = Depends(auth.user),
-    ) -> list[dict[str, Any]]:
+    ) -> JSONResponse:
         msgs = chans.messages(who, channel, after, limit)
-        return [m.to_json() | {"id": m.extra["id"]} for m in msgs]
+        return JSONResponse([m.to_json() | {"id": m.extra["id"]} for m in msgs])
 
     @r.get("/channels/{channel}/transcript", **acts(Action.CHANNEL_READ))
     def transcript(channel: str, who: User = Depends(auth.user)) -> dict[str, Any]:
@@ -155,15 +163,15 @@ def router(station: Station, auth: Auth) -> APIRouter:
             name=f"channel_{step}", **acts(action),
         )  # fmt: skip
 
-    @r.get("/inbox", **acts(Action.CHANNEL_READ))
+    @r.get("/inbox", response_model=Objects, **acts(Action.CHANNEL_READ))
     def inbox(
         limit: int = Query(200, ge=1, le=10_000), who: User = Depends(auth.user)
-    ) -> list[dict[str, Any]]:
-        return [m.to_json() for m in chans.inbox(who, limit)]
+    ) -> JSONResponse:
+        return JSONResponse([m.to_json() for m in chans.inbox(who, limit)])
 
-    @r.get("/status", **acts(Action.STATION_READ))
-    def status(who: User = Depends(auth.user)) -> dict[str, Any]:
-        return desk.status(who)
+    @r.get("/status", response_model=Object, **acts(Action.STATION_READ))
+    def status(who: User = Depends(auth.user)) -> JSONResponse:
+        return JSONResponse(desk.status(who))
 
     @r.get("/evidence", **acts(Action.EVIDENCE_READ))
     def evidence(who: User = Depends(auth.user)) -> list[dict[str, Any]]:

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from parley.api.actions import acts
 from parley.api.auth import Auth
-from parley.api.operator import Strict
+from parley.api.operator import Object, Objects, Strict
 from parley.domain.search import MAX_QUERY
 from parley.station import history, search
 from parley.station.alarms import MAX_ACK, MAX_LIST, MAX_NOTE, AlarmDesk, alarm_json
@@ -35,7 +36,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["reading"], dependencies=[Depends(auth.user)])
     alarms = AlarmDesk(station)
 
-    @r.get("/channels/{channel}/history", **acts(Action.CHANNEL_READ))
+    @r.get("/channels/{channel}/history", response_model=Object, **acts(Action.CHANNEL_READ))
     def channel_history(
         channel: str,
         before: int | None = Query(None, ge=1),
@@ -44,7 +45,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
         hash: str | None = Query(None, max_length=64),
         limit: int = Query(history.DEFAULT_PAGE, ge=1, le=history.MAX_PAGE),
         who: User = Depends(auth.user),
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """A page of the channel's messages, oldest first, with the cursors of the pages before
         (`older`: pass as `before`) and after (`newer`: pass as `after`)."""
         at = history.parse_when(date) if date is not None else None
@@ -52,7 +53,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
             station, who, channel, before=before, after=after, at=at, message_hash=hash,
             limit=limit,
         )  # fmt: skip
-        return history.page_json(page)
+        return JSONResponse(history.page_json(page))  # see api/operator.py
 
     @r.get("/search", **acts(Action.CHANNEL_READ))
     def find(
@@ -66,14 +67,15 @@ def router(station: Station, auth: Auth) -> APIRouter:
         `before` pages on."""
         return search.search(station, who, q, channel, before, limit)
 
-    @r.get("/alarms", **acts(Action.ALARM_READ))
+    @r.get("/alarms", response_model=Objects, **acts(Action.ALARM_READ))
     def list_alarms(
         all: bool = False,
         limit: int = Query(MAX_LIST, ge=1, le=MAX_LIST),
         who: User = Depends(auth.user),
-    ) -> list[dict[str, Any]]:
+    ) -> JSONResponse:
         """Open alarms (with `all`, also those resolved or acknowledged), newest first."""
-        return [alarm_json(a) for a in alarms.alarms(who, include_cleared=all, limit=limit)]
+        found = alarms.alarms(who, include_cleared=all, limit=limit)
+        return JSONResponse([alarm_json(a) for a in found])
 
     @r.post("/alarms/ack", **acts(Action.ALARM_CLEAR))
     def ack(req: AlarmAck, who: User = Depends(auth.user)) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Cookie, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 
@@ -76,9 +77,9 @@ def router(station: Station, auth: Auth) -> APIRouter:
         ended = ended and users.end_session(station, token or "", station.clock())
         return {"user": who.name, "ended": ended}
 
-    @r.get("/me", **acts(Action.ME))
-    def me(who: User = Depends(auth.user)) -> dict[str, Any]:
-        return desk.me(who)
+    @r.get("/me", response_model=dict[str, Any], **acts(Action.ME))
+    def me(who: User = Depends(auth.user)) -> JSONResponse:
+        return JSONResponse(desk.me(who))  # see api/operator.py
 
     @r.post("/me/password", **acts(Action.ME))
     def change_own_password(

@@ -81,7 +81,7 @@ def page(
         rows = db.page(
             store, channel, before=before, after=after, limit=limit, skip_types=BOOKKEEPING
         )
-    msgs = [station._message(c) for c in station.integrity.check(rows, links=True)]
+    msgs = station.shown(station.integrity.check(rows, links=True))
     first_id = rows[0][0].id if rows else None
     last_id = rows[-1][0].id if rows else None
     older_c = first_id if first_id and _more(station, channel, before=first_id) else None

@@ -20,7 +20,10 @@ the background with the same functions.
    e. with `links=True` (messages, the inbox, the transcript digest): its `prev` is the stored
       hash of seq − 1 of the same chain, so a deleted or replaced envelope shows on its successor.
    "Verified" (the API's `signature`, the CLI, the console) means exactly: this check passed in
-   this read.
+   this read. A bounded per-process memo (`Passed`) keeps, for envelopes that passed a–d, the
+   exact stored columns, bytes, body text, salt, type and key they passed with; a read that
+   finds the very same inputs again has the same answer without hashing and scanning them again
+   (any changed byte misses the memo and is checked in full). Step e is checked on every read.
 2. A failed item is shown as failed, and its stored text is withheld (body {}): it is not what
    the sender signed, and a person shown it beside a warning may still act on it. The stored
    bytes stay in the database and in transcript exports, for whoever investigates.
@@ -57,9 +60,11 @@ from parley.protocol.envelope import (
 from parley.protocol.scan import Scanned, commitment_b64, scan_envelope
 from parley.store import integrity as db
 from parley.store.base import BodyRow, EnvelopeRow, SqlStore
+from parley.store.cache import LRU
 
 ALARM = "integrity"
 REMEMBERED = 200_000  # (hash, key) pairs whose signature verified, kept per process (~25 MB)
+PASSED = 4096  # envelopes that passed a–d, with what they passed with (a few MB): see `Passed`
 
 KeyOf = Callable[[str], bytes | None]
 
@@ -110,6 +115,27 @@ class Verified:
             self._items[item] = None
             while len(self._items) > self._limit:
                 self._items.popitem(last=False)
+
+
+class Passed:
+    """A bounded memo of envelopes that passed steps a–d, by hash: (row, body row, key, fields).
+    Only a lookup with equal row, body row and key uses it (rule 1)."""
+
+    def __init__(self, limit: int = PASSED) -> None:
+        self._items: LRU[bytes, tuple[EnvelopeRow, BodyRow, bytes, Scanned]] = LRU(limit)
+        self._lock = threading.Lock()
+
+    def get(self, e: EnvelopeRow, b: BodyRow | None, key: bytes | None) -> Scanned | None:
+        with self._lock:
+            hit = self._items.get(e.hash)
+        if hit is None or b is None or key is None or hit[:3] != (e, b, key):
+            return None
+        return hit[3]
+
+    def add(self, e: EnvelopeRow, b: BodyRow, key: bytes, s: Scanned) -> None:
+        lean = s._replace(signing_input=b"", sig=b"")  # a copy of the bytes already kept
+        with self._lock:
+            self._items.put(e.hash, (e, b, key, lean))
 
 
 # --- the checks, as pure functions of what the store holds ----------------------------------------
@@ -203,6 +229,7 @@ class Integrity:
     def __init__(self, station: Host) -> None:
         self.station = station
         self.verified = Verified()
+        self.passed = Passed()
 
     def key_of(self) -> KeyOf:
         """Identity keys by station id, looked up once per batch."""
@@ -226,10 +253,17 @@ class Integrity:
         here = {(e.channel, e.sender, e.seq): e.hash for e, _ in pairs} if links else {}
         out: list[Checked] = []
         for e, b in pairs:
-            s, problem = envelope_problem(e, key_of, self.verified)
+            key = key_of(e.sender)
+            s = self.passed.get(e, b, key)
             body: dict[str, Any] = {}
-            if s is not None and not problem:
-                body, problem = body_problem(s, b)
+            if s is not None and b is not None:
+                body, problem = json.loads(b.text), ""
+            else:
+                s, problem = envelope_problem(e, key_of, self.verified)
+                if s is not None and not problem:
+                    body, problem = body_problem(s, b)
+                if s is not None and not problem and b is not None and key is not None:
+                    self.passed.add(e, b, key, s)
             if s is not None and not problem and links and e.seq > 1:
                 before = (e.channel, e.sender, e.seq - 1)
                 prev = here.get(before) or self.station.store.hash_at(*before)

@@ -274,8 +274,8 @@ class Station:
     def peer_name(self, station: str) -> str:
         if station == self.id:
             return self.cfg.name
-        p = self.store.peer_record(station)  # removed and revoked peers keep their names
-        return p.name if p else station
+        # Removed and revoked peers keep their names (store.peer_names holds every peer).
+        return self.store.peer_names().get(station, station)
 
     def recipient_key(self, station: str, now: int) -> RecipientKey:
         """The key an envelope sealed at `now` uses for member `station`: its newest usable
@@ -603,20 +603,26 @@ class Station:
         else:
             self.guard(channel, user)
         rows = self.store.channel_events(channel, after_id, limit)
-        return [self._message(c) for c in self.integrity.check(rows, links=True)]
+        return self.shown(self.integrity.check(rows, links=True))
 
-    def _message(self, c: Checked) -> Message:
+    def _message(self, c: Checked, names: Mapping[str, str] | None = None) -> Message:
         e = c.row
+        name = (names or {}).get(e.sender) or self.peer_name(e.sender)
         return Message(
-            e.channel, e.sender, self.peer_name(e.sender), e.seq, b64e(e.hash), e.ts, e.stored,
+            e.channel, e.sender, name, e.seq, b64e(e.hash), e.ts, e.stored,
             e.prec, c.body, c.ok, {"id": e.id}, c.problem,
         )  # fmt: skip
+
+    def shown(self, checked: Iterable[Checked]) -> list[Message]:
+        """Checked rows as messages, their senders named from one look at the peer table."""
+        names = {**self.store.peer_names(), self.id: self.cfg.name}
+        return [self._message(c, names) for c in checked]
 
     def inbox(self, limit: int = 200, user: User | None = None) -> list[Message]:
         visible = {st.channel for st in self.channel_states(user)}
         # Checkpoints and cosignatures are the stations' own bookkeeping, not for a person.
         rows = self.store.received(self.id, sorted(visible), limit, (CHECKPOINT, COSIGN))
-        out = [self._message(c) for c in self.integrity.check(rows, links=True)]
+        out = self.shown(self.integrity.check(rows, links=True))
         for ch, sender, seq, h, prec, text, received in self.store.early():
             if ch in visible:
                 awaiting = seq - 1 - self.store.head_seq(ch, sender)

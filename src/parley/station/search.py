@@ -72,7 +72,7 @@ def search(
         channels = sorted(s.channel for s in station.channel_states(who))
     limit = max(1, min(limit, MAX_RESULTS))
     rows = db.search(station.store, channels, terms, before=before, limit=limit)
-    found = [station._message(c) for c in station.integrity.check(rows, links=True)]
+    found = station.shown(station.integrity.check(rows, links=True))
     return {
         "query": query,
         "results": [result_json(m) for m in found],

@@ -27,6 +27,9 @@ Credentials, and the rules they follow:
   gives nobody any;
 - disabling a user ends their sessions and revokes their tokens: re-enabling restores no old
   credential. A password change ends the user's sessions.
+- a proven token or session is remembered for at most REMEMBER_MS (and never past its idle or
+  end limit), so requests need not look it up each time; revoking, logging out, disabling, and
+  any password or role change forget every remembered credential at once, in every worker.
 Every change and every login (successful, failed, refused) goes to the audit log.
 """
 
@@ -36,7 +39,7 @@ import re
 import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import Protocol, cast
 
 from parley.errors import Code, Conflict, Forbidden, LocalError, NotFound, Unauthorized
 from parley.protocol import crypto
@@ -72,6 +75,10 @@ SESSION_MAX_MS = 24 * 3600_000
 # Recording "last used" on every request would be a durable write per API call; a minute of
 # imprecision in the idle timeout is harmless.
 TOUCH_MS = 60_000
+# A token or session proven is remembered this long (store/base.py `keep_credential`), so that every
+# request does not look it up again. Revoking, logging out, disabling, a password or role change
+# forget every remembered one at once (`credentials_withdrawn`); expiry is checked on each use.
+REMEMBER_MS = 5_000
 
 MAX_FAILURES = 5
 FAILURE_WINDOW_MS = 15 * 60_000
@@ -310,10 +317,27 @@ def new_session(
     return token
 
 
+def known_user(
+    where: SqlStore | HasStore, token: str, now_ms: int, sessions_only: bool = False
+) -> User | None:
+    """The user of an API token or session proven a moment ago (see REMEMBER_MS), without
+    waiting for the store; None if it is not remembered so (then ask `token_user` or
+    `session_user`)."""
+    kind = {TOKEN_PREFIX: b"t", SESSION_PREFIX: b"s"}.get(token[:3])
+    if kind is None or (sessions_only and kind != b"s"):
+        return None
+    return cast(User | None, _store(where).credential(kind + token_hash(token), now_ms, False))
+
+
 def session_user(where: SqlStore | HasStore, token: str, now_ms: int) -> User | None:
     """The active user of a live session; None for an unknown, expired or ended one."""
     store = _store(where)
     h = token_hash(token)
+    key = b"s" + h
+    known = store.credential(key, now_ms)
+    if known is not None:
+        return cast(User, known)
+    version = store.credentials_version()
     s = db.get_session(store, h)
     if s is None:
         return None
@@ -325,7 +349,12 @@ def session_user(where: SqlStore | HasStore, token: str, now_ms: int) -> User | 
         return None
     if now_ms - s.seen >= TOUCH_MS:
         db.touch_session(store, h, now_ms)
-    return _user(row)
+    user = _user(row)
+    # The idle limit counts from `seen`, which a remembered session does not move: it is
+    # looked up (and touched) again after REMEMBER_MS at most.
+    until = min(now_ms + REMEMBER_MS, s.seen + s.idle_ms, s.expires)
+    store.keep_credential(key, user, until, version)
+    return user
 
 
 def csrf_token(session: str) -> str:
@@ -399,7 +428,13 @@ def revoke_token(
 def token_user(where: SqlStore | HasStore, token: str, now_ms: int) -> User | None:
     """The active user an API token belongs to; None for an unknown or revoked token."""
     store = _store(where)
-    t = db.token_by_hash(store, token_hash(token))
+    h = token_hash(token)
+    key = b"t" + h
+    known = store.credential(key, now_ms)
+    if known is not None:
+        return cast(User, known)
+    version = store.credentials_version()
+    t = db.token_by_hash(store, h)
     if t is None or t.revoked is not None:
         return None
     row = db.get_user(store, t.name)
@@ -407,4 +442,6 @@ def token_user(where: SqlStore | HasStore, token: str, now_ms: int) -> User | No
         return None
     if t.used is None or now_ms - t.used >= TOUCH_MS:
         db.touch_token(store, t.id, now_ms)
-    return _user(row)
+    user = _user(row)
+    store.keep_credential(key, user, now_ms + REMEMBER_MS, version)
+    return user

@@ -16,7 +16,7 @@ from typing import Any
 
 from parley.domain.precedence import Precedence, outbox_prio
 from parley.errors import Code, LocalError
-from parley.store.cache import HEADS, LRU
+from parley.store.cache import CREDENTIALS, HEADS, LRU
 from parley.store.schema import LATEST, MIGRATIONS, Only
 
 # The outbox's sort column; the order itself is domain/precedence.outbox_order (see `pending`).
@@ -134,10 +134,15 @@ class SqlStore:
         # In-memory state (store/cache.py): chain heads, and the epoch other caches check.
         self._heads: LRU[tuple[str, str], EnvelopeRow | None] = LRU(HEADS)
         self._epoch = 0
-        self._dirty = False  # this transaction stored envelopes or bodies
+        self._dirty = False  # this transaction changed what other connections cache
         self._writes = 0  # envelopes and bodies stored through this store, ever
         self._ready = False  # migrated: the tables the cache checks read exist
         self._after: list[Callable[[], None]] = []  # to run once the open transaction commits
+        self._peer_names: tuple[int, dict[str, str]] | None = None  # (epoch, station -> name)
+        # Credentials recently proven (station/users.py): kept per (epoch, withdrawals).
+        self._withdrawals = 0
+        self._credentials: LRU[bytes, tuple[tuple[int, int], int, Any]] = LRU(CREDENTIALS)
+        self._credentials_lock = threading.Lock()
         self.migrate()
         self._ready = True
 
@@ -243,6 +248,7 @@ class SqlStore:
 
     def _drop_caches(self) -> None:
         self._heads.clear()
+        self._peer_names = None
         self._epoch += 1
 
     def cache_epoch(self) -> int:
@@ -261,6 +267,48 @@ class SqlStore:
             return self._depth > 0
         finally:
             self._lock.release()
+
+    # Credentials (station/users.py): a proven token or session is remembered briefly, so that
+    # every API request does not look it up again; anything that takes a credential away or
+    # changes a user's roles forgets all of them at once, here and (through the generation
+    # counter) in other worker processes, whose epoch then moves.
+    def credentials_version(self) -> tuple[int, int]:
+        """What a remembered credential must carry to be used."""
+        with self._lock:
+            return self.cache_epoch(), self._withdrawals
+
+    def credentials_withdrawn(self) -> None:
+        """A credential was revoked or ended, or a user's roles or state changed (call it inside
+        the transaction that does it): nothing remembered is used again."""
+        with self._lock, self._credentials_lock:
+            self._withdrawals += 1
+            self._credentials.clear()
+            self._dirty = True  # other workers drop what they remember too (PostgreSQL)
+
+    def credential(self, key: bytes, now_ms: int, wait: bool = True) -> Any:
+        """What `keep_credential` kept under `key`, if it is still good at `now_ms`; else None.
+        With `wait=False`, also None (at once) while another thread holds the store: the event
+        loop asks this way and never blocks on a commit."""
+        if not self._lock.acquire(blocking=wait):
+            return None
+        try:
+            version = self.credentials_version()
+        finally:
+            self._lock.release()
+        with self._credentials_lock:
+            hit = self._credentials.get(key)
+        if hit is None or hit[0] != version or now_ms >= hit[1]:
+            return None
+        return hit[2]
+
+    def keep_credential(
+        self, key: bytes, value: Any, until_ms: int, version: tuple[int, int]
+    ) -> None:
+        """Keep `value` under `key` until `until_ms`, if nothing was withdrawn since `version`
+        (taken before the lookup that found `value`)."""
+        with self._credentials_lock:
+            if version == (self._epoch, self._withdrawals):
+                self._credentials.put(key, (version, until_ms, value))
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -379,6 +427,8 @@ class SqlStore:
                 p.station, p.name, p.lang, p.identity,
                 json.dumps(p.addresses), json.dumps(p.prekeys), p.added, p.removed, p.revoked,
             )  # fmt: skip
+            self._peer_names = None
+            self._dirty = True  # other workers' names too (PostgreSQL)
 
     def _peer(self, row: tuple[Any, ...]) -> PeerRow:
         return PeerRow(
@@ -396,6 +446,16 @@ class SqlStore:
         """A peer in any state, for what its key signed before it was removed or revoked."""
         rows = self.q(f"SELECT {_PEER_COLS} FROM peers WHERE station = ?", station)
         return self._peer(rows[0]) if rows else None
+
+    def peer_names(self) -> dict[str, str]:
+        """Every peer's name by station id (kept in memory: each message shown names its
+        sender). Do not change the answer."""
+        with self._lock:
+            epoch = self.cache_epoch()
+            if self._peer_names is None or self._peer_names[0] != epoch:
+                names = {str(r[0]): str(r[1]) for r in self.q("SELECT station, name FROM peers")}
+                self._peer_names = (epoch, names)
+            return self._peer_names[1]
 
     def list_peers(self) -> list[PeerRow]:
         """The peers the station talks to (neither removed nor revoked)."""
@@ -573,10 +633,16 @@ class SqlStore:
             return []
         marks = ", ".join("?" * len(channels))
         skip = f" AND b.type NOT IN ({', '.join('?' * len(skip_types))})" if skip_types else ""
+        # Walking the envelopes newest first stops after `limit` matches; looking them up by
+        # channel (the index SQLite picks for `channel IN`) reads and sorts every envelope of
+        # those channels first: 373 ms against 4 ms for 20,000 envelopes. So the walk, unless
+        # the caller sees only a few of many channels (`|| ''` keeps the index out of it).
+        total = int(self.q("SELECT COUNT(*) FROM channels")[0][0])
+        where = "e.channel" if 2 * len(channels) < total else "e.channel || ''"
         rows = self.q(
             f"SELECT {', '.join('e.' + c for c in _ENV_COLS.split(', '))}, b.body, b.salt, b.type"
             " FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
-            f" WHERE e.sender != ? AND e.channel IN ({marks}){skip} ORDER BY e.id DESC LIMIT ?",
+            f" WHERE e.sender != ? AND {where} IN ({marks}){skip} ORDER BY e.id DESC LIMIT ?",
             me, *channels, *skip_types, limit,
         )  # fmt: skip
         return [(_env(r[:9]), _body(r[9:])) for r in reversed(rows)]

@@ -28,6 +28,7 @@ V = TypeVar("V")
 HEADS = 4096  # chain heads (channel, sender) kept: a few per channel
 STATES = 1024  # channel states kept by a station
 SEEN = 16384  # `seen` maps of ordering envelopes (control, talks, crises) kept by a station
+CREDENTIALS = 1024  # API tokens and sessions remembered as proven (station/users.py)
 
 
 class LRU(Generic[K, V]):

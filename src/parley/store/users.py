@@ -90,16 +90,19 @@ def list_users(store: SqlStore) -> list[UserRow]:
 
 def set_roles(store: SqlStore, name: str, roles: list[str]) -> None:
     with store.tx():
+        store.credentials_withdrawn()
         store.q("UPDATE users SET roles = ? WHERE name = ?", json.dumps(sorted(roles)), name)
 
 
 def set_password(store: SqlStore, name: str, password: str) -> None:
     with store.tx():
+        store.credentials_withdrawn()
         store.q("UPDATE users SET password = ? WHERE name = ?", password, name)
 
 
 def set_disabled(store: SqlStore, name: str, disabled: int | None) -> None:
     with store.tx():
+        store.credentials_withdrawn()
         store.q("UPDATE users SET disabled = ? WHERE name = ?", disabled, name)
 
 
@@ -132,6 +135,7 @@ def touch_session(store: SqlStore, token_hash: bytes, now_ms: int) -> None:
 
 def delete_session(store: SqlStore, token_hash: bytes) -> bool:
     with store.tx():
+        store.credentials_withdrawn()
         found = bool(store.q("SELECT 1 FROM sessions WHERE hash = ?", token_hash))
         store.q("DELETE FROM sessions WHERE hash = ?", token_hash)
     return found
@@ -139,6 +143,7 @@ def delete_session(store: SqlStore, token_hash: bytes) -> bool:
 
 def delete_sessions(store: SqlStore, name: str) -> None:
     with store.tx():
+        store.credentials_withdrawn()
         store.q("DELETE FROM sessions WHERE name = ?", name)
 
 
@@ -177,6 +182,7 @@ def touch_token(store: SqlStore, token_id: int, now_ms: int) -> None:
 def revoke_token(store: SqlStore, name: str, token_id: int, now_ms: int) -> bool:
     """Revoke one of `name`'s tokens; False if it has no such live token."""
     with store.tx():
+        store.credentials_withdrawn()
         live = store.q(
             "SELECT 1 FROM api_tokens WHERE id = ? AND name = ? AND revoked IS NULL",
             token_id, name,
@@ -190,6 +196,7 @@ def revoke_token(store: SqlStore, name: str, token_id: int, now_ms: int) -> bool
 
 def revoke_tokens(store: SqlStore, name: str, now_ms: int) -> None:
     with store.tx():
+        store.credentials_withdrawn()
         store.q(
             "UPDATE api_tokens SET revoked = ? WHERE name = ? AND revoked IS NULL", now_ms, name
         )
