@@ -11,9 +11,11 @@ from fastapi.testclient import TestClient
 from parley.app.build import build_app
 from parley.domain import channels
 from parley.errors import Code, RejectedInput
+from parley.protocol import crypto
 from parley.protocol.encoding import b64d, b64e, canonical, parse
 from parley.protocol.envelope import MAX_ENVELOPE_BYTES, Ref, parse_envelope, seal
 from parley.protocol.identity import parse_invitation
+from parley.station import node
 from parley.station.node import Accepted, Station
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
@@ -274,6 +276,31 @@ def test_transcripts_are_identical(world) -> None:
     net.deliver(a, b)
     net.deliver(b, a)
     assert a.transcript_digest(ch) == b.transcript_digest(ch)
+
+
+def test_the_transcript_digest_reads_chains_page_by_page(world, monkeypatch) -> None:
+    """Pages of 2 give the digest of every chain in (sender, seq) order, each envelope once, and
+    a changed body at rest is found on any page."""
+    net, _, a, b, ch = world
+    for i in range(5):
+        a.send(ch, channels.text_body(f"a{i}", "en"))
+        b.send(ch, channels.text_body(f"b{i}", "ko"))
+    net.deliver(a, b)
+    net.deliver(b, a)
+    whole = a.transcript_digest(ch)
+    rows = sorted(a.store.channel_events(ch), key=lambda r: (r[0].sender, r[0].seq))
+    digest = crypto.sha256(b"")
+    for e, _ in rows:
+        digest = crypto.sha256(digest + e.hash)
+    assert whole["digest"] == b64e(digest)
+    assert whole["chains"] == {a.id: a.store.head_seq(ch, a.id), b.id: b.store.head_seq(ch, b.id)}
+    monkeypatch.setattr(node, "DIGEST_PAGE", 2)
+    assert a.transcript_digest(ch) == whole == b.transcript_digest(ch)
+    last = a.store.head(ch, b.id)
+    assert last is not None
+    a.store.q("UPDATE bodies SET body = replace(body, 'b4', 'b5') WHERE hash = ?", last.hash)
+    changed = a.transcript_digest(ch)
+    assert changed["digest"] is None and changed["integrity"]["failed"] == 1
 
 
 def test_an_observer_refusing_a_received_body_leaves_nothing_stored(tmp_path: Path) -> None:
