@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
@@ -31,6 +32,7 @@ from parley.station.users import BOOTSTRAP
 from parley.store import notify as ndb
 from parley.store.base import SqlStore
 from parley.store.sqlite import SqliteStore
+from parley.transport import clients
 from tests.net import Stations, wait
 from tests.pair import Clock, hotline
 from tests.security.test_backchannels import Side, propose
@@ -208,6 +210,25 @@ def test_the_outbox_survives_a_restart(tmp_path: Path, hooks: tuple[Hook, Hook])
     assert hook.bodies[0]["message"] == "queued before the crash"
 
 
+def test_the_webhook_client_is_handed_in(world: tuple[Clock, Station, Station, str]) -> None:
+    _, a, _, _ = world
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    client = clients.sync_client(5.0, transport=httpx.MockTransport(answer))
+    notify.install(a, notify.NotifyDesk(a, http=client))
+    configure(a, {"duty": {"type": "webhook", "url": "https://ops.example/hook"}}, {"*": ["duty"]})
+    a.alarm("crisis", "critical", "x", "through the client we gave")
+    notify.desk(a).deliver()
+    [request] = seen
+    assert request.url == "https://ops.example/hook"
+    assert json.loads(request.content)["message"] == "through the client we gave"
+    assert request.headers["Parley-Delivery"] == str(notify.desk(a).deliveries(ADMIN)[0]["id"])
+
+
 def test_a_webhook_answer_is_read_bounded(world: tuple[Clock, Station, Station, str]) -> None:
     _, a, _, _ = world
     sent = {"bytes": 0}
@@ -262,9 +283,8 @@ def _check_login(server: Any, session: Session, envelope: Envelope, mechanism: s
     return AuthResult(success=ok, handled=False)
 
 
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[tuple[Inbox, int, ssl.SSLContext]]:
-    """A local SMTP server that requires STARTTLS, then a login (a self-signed certificate)."""
+def tls_pair(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1: the server's context and a client's trusting it."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
@@ -274,7 +294,13 @@ def smtp(tmp_path: Path) -> Iterator[tuple[Inbox, int, ssl.SSLContext]]:
     )  # fmt: skip
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
-    client_ctx = ssl.create_default_context(cafile=str(cert))
+    return server_ctx, ssl.create_default_context(cafile=str(cert))
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[tuple[Inbox, int, ssl.SSLContext]]:
+    """A local SMTP server that requires STARTTLS, then a login."""
+    server_ctx, client_ctx = tls_pair(tmp_path)
     inbox = Inbox()
     port = free_port()
     ctl = Controller(
@@ -284,6 +310,40 @@ def smtp(tmp_path: Path) -> Iterator[tuple[Inbox, int, ssl.SSLContext]]:
     ctl.start()
     yield inbox, port, client_ctx
     ctl.stop()
+
+
+def with_context(a: Station, ctx: ssl.SSLContext) -> None:
+    """Trust the test's own certificate (the station trusts the system's store)."""
+    real = notify.desk(a).mailer
+    notify.desk(a).mailer = lambda s, to, subj, text: real(
+        notify.mail.SmtpSettings(**{**s.__dict__, "context": ctx}), to, subj, text
+    )
+
+
+def test_mail_over_implicit_tls_and_an_untrusted_server_refused(
+    tmp_path: Path, world: tuple[Clock, Station, Station, str]
+) -> None:
+    _, a, _, _ = world
+    server_ctx, client_ctx = tls_pair(tmp_path)
+    inbox, port = Inbox(), free_port()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=server_ctx)
+    ctl.start()
+    try:
+        a.cfg.notify = {"smtp": {"host": "127.0.0.1", "port": port, "security": "ssl"}}
+        configure(a, {"m": {"type": "email", "to": "duty@south.test"}}, {"crisis": ["m"]})
+        a.alarm("crisis", "critical", "x", "without a trusted certificate")
+        notify.desk(a).deliver()  # the system's trust store does not know the test's CA
+        [row] = notify.desk(a).deliveries(ADMIN)
+        assert row["state"] == "pending" and "CERTIFICATE_VERIFY_FAILED" in row["last_error"]
+        assert inbox.mails == []
+        with_context(a, client_ctx)
+        a.alarm("crisis", "critical", "x", "over TLS from the first byte")
+        notify.desk(a).deliver()
+        [(rcpt, raw)] = inbox.mails
+        assert rcpt == ["duty@south.test"]
+        assert "over TLS from the first byte" in message_from_bytes(raw).get_payload()
+    finally:
+        ctl.stop()
 
 
 def test_alarms_go_out_by_email_over_starttls_with_a_login(
@@ -297,10 +357,7 @@ def test_alarms_go_out_by_email_over_starttls_with_a_login(
         "smtp": {"host": "127.0.0.1", "port": port, "security": "starttls", "username": "parley",
                  "password_file": str(tmp_path / "smtp.pw"), "from": "south@parley.test"},
     }  # fmt: skip
-    real = notify.desk(a).mailer
-    notify.desk(a).mailer = lambda s, to, subj, text: real(
-        notify.mail.SmtpSettings(**{**s.__dict__, "context": ctx}), to, subj, text
-    )
+    with_context(a, ctx)
     configure(a, {"duty": {"type": "email", "to": ["duty@south.test", "chief@south.test"]}},
               {"link": ["duty"]})  # fmt: skip
     a.alarm("link", "high", "peer-x", "link to North is down", "link:peer-x")
@@ -422,6 +479,7 @@ def test_the_api_checks_targets_routes_and_their_number(
     def put(path: str, body: Any) -> Any:
         return client.put("/api/v1/notify" + path, json=body, headers=h)
 
+    assert client.get("/api/v1/notify").status_code == 401  # no credential: nothing
     assert put("/targets/duty", {"type": "webhook", "url": hook.url}).status_code == 200
     for path, body in (
         ("/targets/duty", {"type": "webhook", "url": "ftp://nowhere"}),

@@ -128,6 +128,11 @@ def result(
     )  # fmt: skip
 
 
+def get(store: SqlStore, row_id: int) -> OutboxRow | None:
+    rows = store.q(f"SELECT {_COLS} FROM notify_outbox WHERE id = ?", row_id)
+    return _row(rows[0]) if rows else None
+
+
 def recent(store: SqlStore, limit: int, alarm_id: int | None = None) -> list[OutboxRow]:
     """The newest rows first (of one alarm, if given)."""
     if alarm_id is not None:

@@ -34,7 +34,8 @@ def post(
     try:
         with client.stream("POST", url, content=payload, headers=headers) as resp:
             read = 0
-            for chunk in resp.iter_raw():
+            # An in-memory transport (a test's) hands over an answer already read.
+            for chunk in () if resp.is_stream_consumed else resp.iter_raw():
                 read += len(chunk)
                 if read >= MAX_ANSWER_BYTES or time.monotonic() > end:
                     break
