@@ -19,7 +19,7 @@ from parley.domain import channels
 from parley.errors import Code, LocalError
 from parley.protocol import crypto
 from parley.protocol.bundle import make_bundle
-from parley.station import vigil
+from parley.station import paths, vigil
 from parley.station.config import Timings
 from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
@@ -278,7 +278,8 @@ class Hub:
     test moves (the peers have no dispatcher: they only answer)."""
 
     def __init__(self, tmp: Path, n: int) -> None:
-        clock, self.mono = Clock(), 0.0
+        self.clock, self.mono = Clock(), 0.0
+        clock = self.clock
         self.st = make_station(tmp / "hub", "Hub", "en", clock, "127.0.0.1:7100")
         self.net = MemoryNet()
         self.net.attach(self.st.cfg.url, PeerDesk(self.st))
@@ -298,7 +299,9 @@ class Hub:
         async def go() -> None:
             nonlocal rounds
             while self.mono < end:
-                self.mono += self.d.idle_ms()
+                wait = self.d.idle_ms()
+                self.mono += wait
+                self.clock.advance(int(wait))
                 await self.d.round()
                 rounds += 1
 
@@ -306,17 +309,34 @@ class Hub:
         return rounds
 
 
-def test_an_idle_station_probes_all_its_peers_in_one_round_a_heartbeat(tmp_path: Path) -> None:
+def test_an_idle_station_probes_all_its_peers_in_one_round_a_heartbeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Round trips leave the peers' last contacts a little apart. Were each probe due only at
     its exact time, the dispatcher would wake once per peer and heartbeat, each round going
     over every peer (quadratic in the peers); a probe due an eighth early shares the round of
-    the first one due, so the probes line up after one heartbeat."""
+    the first one due, so the probes line up after one heartbeat. The answers, which leave
+    every link up, are written in one transaction per round, not one per peer."""
     hub = Hub(tmp_path, 12)
+    writes: list[int] = []
+    real = paths.write_links
+
+    def write_links(st: Station, rows: list[Any]) -> None:
+        writes.append(len(rows))
+        real(st, rows)
+
+    monkeypatch.setattr(paths, "write_links", write_links)
+    hub.idle(1)  # first contacts: new link rows, written and judged at once
+    assert writes == []
     for i, p in enumerate(hub.peers):  # spread over a tenth of a heartbeat
-        hub.d.last_contact[p.id] = i * hub.hb / 10 / len(hub.peers)
+        hub.d.last_contact[p.id] = hub.mono + i * hub.hb / 10 / len(hub.peers)
+    calls = hub.net.calls
     assert hub.idle(4) <= 5  # one a heartbeat (12 a heartbeat without the early margin)
-    assert hub.net.calls == 4 * len(hub.peers)  # every peer still pinged once a heartbeat
+    assert hub.net.calls - calls == 4 * len(hub.peers)  # every peer still pinged each heartbeat
+    assert sum(writes) == 4 * len(hub.peers) and len(writes) <= 5
     assert all(p["link"] == "up" for p in hub.st.status()["peers"])
+    last_ok = {hub.st.store.link(p.id).last_ok for p in hub.peers}  # type: ignore[union-attr]
+    assert max(last_ok) >= hub.clock() - hub.hb  # written, not only kept in memory
 
 
 def test_a_failed_contact_judges_that_link_only(

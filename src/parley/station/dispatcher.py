@@ -32,7 +32,9 @@ Each round, for every peer (`_serve`, steps in this order):
 5. Heartbeat: a signed ping when nothing was exchanged with the direct link for its probe interval
    (policy.probe_interval_ms: one heartbeat; a quarter of one after a failure, until the link is
    down), up to an eighth of it early (policy.probe_due), so the probes of all peers fall into
-   one round per heartbeat rather than one round, over every peer, per peer.
+   one round per heartbeat rather than one round, over every peer, per peer. An answer that
+   leaves an up link as it was is written with the round's others in one transaction at the
+   round's end (a failure or a change at once, and judged at once).
    Never for a peer routed through a relay always, nor for one without address.
 6. Prekeys (`refresh_prekeys`): when the newest prekey we know of the peer began more than half
    a rotation period ago, or the peer rejected an envelope with `unknown_key`, fetch its current
@@ -87,6 +89,9 @@ class Dispatcher:
         self.alarmed_rejects: set[str] = set()
         # Between two prekey fetches for one peer: a 48th of a rotation (30 min by default).
         self.refresh_s = max(1.0, t.prekey_rotation_ms / 48_000)
+        # During a round: answered contacts that changed nothing but the time, written together
+        # at its end (paths.record_link `defer`).
+        self.links: dict[str, LinkRow] | None = None
         station.on_queued = self._poke
 
     def _poke(self) -> None:
@@ -114,7 +119,13 @@ class Dispatcher:
         """Serve every peer once (module rules); True if some step stopped with work left."""
         views = await asyncio.to_thread(self._plan)
         tasks = [self._serve(v) for v in views]
-        return bool(tasks) and any(await asyncio.gather(*tasks))
+        self.links = {}
+        try:
+            return bool(tasks) and any(await asyncio.gather(*tasks))
+        finally:
+            rows, self.links = self.links, None
+            if rows:
+                await asyncio.to_thread(paths.write_links, self.station, list(rows.values()))
 
     def _plan(self) -> list[_PeerView]:
         """What a round needs from the store, read on a worker thread: on the event loop, a
@@ -322,9 +333,9 @@ class Dispatcher:
                 resp = await self.transport.relay(addr, peer, raws)
             except TransportError as exc:
                 log.warning("relay %s for %s: %s", via, peer, exc.message)
-                paths.record_link(self.station, via, None, exc.message, None)
+                paths.record_link(self.station, via, None, exc.message, None, self.links)
                 continue
-            paths.record_link(self.station, via, "up", None, resp.rtt_ms)
+            paths.record_link(self.station, via, "up", None, resp.rtt_ms, self.links)
             return resp
         return None
 
@@ -437,13 +448,13 @@ class Dispatcher:
         """A round trip with `peer` succeeded: the link is up and any backoff ends."""
         self.last_contact[peer] = self.now_ms()
         self.backoff(peer).reset()
-        paths.record_link(self.station, peer, "up", None, rtt_ms)
+        paths.record_link(self.station, peer, "up", None, rtt_ms, self.links)
 
     def contact_failed(self, peer: str, exc: TransportError) -> None:
         """A round trip with `peer` failed: one more consecutive failure, and back off."""
         self.last_contact[peer] = self.now_ms()
         self.backoff(peer).failed(self.now_ms(), random.random())
-        paths.record_link(self.station, peer, None, exc.message, None)
+        paths.record_link(self.station, peer, None, exc.message, None, self.links)
 
 
 class _PeerView:

@@ -135,21 +135,36 @@ def peer_receipts(st: Station, peer: str) -> list[Receipt]:
 
 # --- link state ----------------------------------------------------------------------------------
 def record_link(
-    st: Station, peer: str, ok_state: str | None, error: str | None, rtt: int | None
+    st: Station,
+    peer: str,
+    ok_state: str | None,
+    error: str | None,
+    rtt: int | None,
+    defer: dict[str, LinkRow] | None = None,
 ) -> None:
     """Record a contact with `peer` (ok_state "up") or a failure. `down` needs
     `down_after_failures` consecutive failures. Changes are alarmed once, by the link watch
     (station/vigil.py), which also counts missed heartbeats and slow round trips; it runs at
-    once (`Station.on_link`) after every failure and every change of state."""
+    once (`Station.on_link`) after every failure and every change of state.
+
+    `defer` (the dispatcher's, during a round): an answer that leaves an up link up with
+    nothing but its time and round trip changed is put there instead of being written, and
+    the dispatcher writes the round's rows in one transaction at its end (`write_links`): one
+    durable commit per heartbeat, not one per peer. Anything else is written at once, and
+    drops a row of that peer waiting there."""
     now = st.clock()
     old = st.store.link(peer)
     slow = st.cfg.timings.degraded_rtt_ms or 1 << 62
-    if (
-        ok_state and old is not None and old.state == ok_state and old.failures == 0
+    unchanged = (
+        ok_state is not None and old is not None and old.state == ok_state and old.failures == 0
         and old.last_error is None and old.last_ok is not None
-        and 0 <= now - old.last_ok < st.cfg.timings.heartbeat_ms // 4
         and (rtt is None or (rtt > slow) == ((old.rtt_ms or 0) > slow))
-    ):  # fmt: skip
+    )  # fmt: skip
+    if (
+        unchanged
+        and old is not None
+        and 0 <= now - (old.last_ok or 0) < st.cfg.timings.heartbeat_ms // 4
+    ):
         # Up, and recorded a moment ago: a durable commit per push would cost a busy link more
         # than its news is worth (the link watch judges heartbeats missed by whole intervals,
         # and a round trip crossing the slow threshold is still written at once).
@@ -158,15 +173,26 @@ def record_link(
     down = failures >= st.cfg.timings.down_after_failures
     state = ok_state or ("down" if down else "degraded")
     since = old.since if old and old.state == state else now
-    st.store.set_link(
-        LinkRow(
-            peer, state, since,
-            now if ok_state else (old.last_ok if old else None),
-            error, failures, rtt if rtt is not None else (old.rtt_ms if old else None),
-        )
+    row = LinkRow(
+        peer, state, since,
+        now if ok_state else (old.last_ok if old else None),
+        error, failures, rtt if rtt is not None else (old.rtt_ms if old else None),
     )  # fmt: skip
+    if defer is not None:
+        if unchanged:
+            defer[peer] = row
+            return
+        defer.pop(peer, None)
+    st.store.set_link(row)
     if not ok_state or old is None or old.state != state:
         st.on_link(peer)  # judged now, not at the next tick: detection within two heartbeats
+
+
+def write_links(st: Station, rows: Sequence[LinkRow]) -> None:
+    """The rows `record_link` deferred, in one transaction (they need no judgement)."""
+    with st.store.tx():
+        for row in rows:
+            st.store.set_link(row)
 
 
 # --- prekeys -------------------------------------------------------------------------------------
