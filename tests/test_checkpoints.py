@@ -14,13 +14,15 @@ from hypothesis import strategies as st
 
 from parley.domain import channels, records
 from parley.errors import Code, Conflict, RejectedInput
-from parley.protocol import checkpoint, crypto, merkle, note, scan
+from parley.protocol import checkpoint, crypto, grammar, merkle, note, scan
 from parley.protocol.encoding import b64e
 from parley.protocol.envelope import (
+    MIN_CT_BYTES,
     Envelope,
     RecipientKey,
     Ref,
     parse_envelope,
+    parse_envelope_reference,
     seal,
     signing_input,
 )
@@ -424,6 +426,54 @@ def test_the_fast_scan_never_accepts_what_the_reference_refuses(
     # Either path may take an envelope the reference accepts; if the fast one does, it agrees.
     if fast is not None:
         assert fast.signing_input == signing_input(ref) and fast.seq == ref.seq
+
+
+@pytest.mark.parametrize("env", ENVELOPES, ids=lambda e: f"seq{e.seq}-to{len(e.keys)}")
+def test_the_grammar_reads_an_envelope_as_the_reference_parser_does(env: Envelope) -> None:
+    assert grammar.match(env.raw) is not None
+    assert parse_envelope(env.raw) == parse_envelope_reference(env.raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    which=st.integers(0, len(ENVELOPES) - 1),
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 10_000), st.sampled_from(b'{}[]":,019AQgw_-z \\.'), st.integers(0, 2)
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)  # fmt: skip
+def test_parse_envelope_accepts_and_refuses_as_the_reference_does(
+    which: int, edits: list[tuple[int, int, int]]
+) -> None:
+    raw = bytearray(ENVELOPES[which].raw)
+    for pos, ch, op in edits:
+        k = pos % len(raw)
+        if op == 0:
+            raw[k] = ch
+        elif op == 1:
+            del raw[k]
+        else:
+            raw.insert(k, ch)
+    data = bytes(raw)
+    try:
+        ref = parse_envelope_reference(data)
+    except RejectedInput as exc:
+        with pytest.raises(RejectedInput) as got:
+            parse_envelope(data)
+        assert (got.value.code, got.value.message) == (exc.code, exc.message)
+        return
+    assert parse_envelope(data) == ref
+
+
+def test_the_grammar_refuses_a_ciphertext_too_short_to_open() -> None:
+    env = ENVELOPES[1]
+    short = env.raw.replace(b64e(env.ct).encode(), b64e(env.ct[: MIN_CT_BYTES - 1]).encode())
+    assert grammar.match(short) is None and scan.scan_fast(short) is None
+    with pytest.raises(RejectedInput, match="ct: at least"):
+        scan.scan_envelope(short)
 
 
 def test_scan_envelope_names_the_reference_error() -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parley.errors import RejectedInput
+from parley.errors import Code, RejectedInput
 from parley.protocol import crypto
 from parley.protocol.delivery import (
     ChainHead,
@@ -71,6 +72,59 @@ def test_canonical_fast_path_agrees_with_the_reference(value: Any) -> None:
             canonical(value)
         return
     assert canonical(value) == want
+
+
+def _reference_parse(data: bytes) -> Any:
+    """`parse` as docs/protocol.md §2 states it: the document must equal canonical(itself)."""
+    value = parse(data, require_canonical=False)
+    if canonical(value) != data:
+        raise RejectedInput(Code.MALFORMED, "document is not in canonical (RFC 8785) form")
+    return value
+
+
+# Encodings of one value that differ from the canonical one: whitespace, key order, escapes,
+# ASCII escapes of non-ASCII text (json.dumps's default).
+_encodings = [
+    lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode(),
+    lambda v: json.dumps(v, ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode(),
+    lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True).encode(),
+    lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(),
+]
+
+
+@settings(max_examples=400)
+@given(wide_values, st.sampled_from(range(len(_encodings))), st.booleans())
+def test_parse_refuses_exactly_what_is_not_canonical(value: Any, how: int, deep: bool) -> None:
+    data = _encodings[how](value)
+    if deep:
+        data = b"[" * 12 + data + b"]" * 12
+    try:
+        want = _reference_parse(data)
+    except RejectedInput as exc:
+        with pytest.raises(RejectedInput) as got:
+            parse(data)
+        assert got.value.message == exc.message
+        return
+    assert parse(data) == want
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"\\ud800":1}', b'["\\ud800"]', b'{"a":9007199254740993}',
+        b"[" * 25 + b"]" * 25, b"[" * 24 + b"]" * 24, '{"\uff61":1,"\U0001f600":2}'.encode(),
+        '{"\U0001f600":2,"\uff61":1}'.encode(), '{"한":"글"}'.encode(), b'{"a":-9007199254740991}',
+    ],
+)  # fmt: skip
+def test_parse_decides_edge_cases_as_the_reference(data: bytes) -> None:
+    try:
+        want = _reference_parse(data)
+    except RejectedInput as exc:
+        with pytest.raises(RejectedInput) as got:
+            parse(data)
+        assert got.value.message == exc.message
+        return
+    assert parse(data) == want
 
 
 def test_canonical_sorts_keys_by_utf16_code_units() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 import rfc8785
@@ -62,6 +63,10 @@ def canonical(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except rfc8785.CanonicalizationError as exc:
         raise RejectedInput(Code.MALFORMED, f"cannot encode canonically: {exc}") from exc
+    except UnicodeEncodeError as exc:  # the reference sorts keys as UTF-16: a lone surrogate
+        raise RejectedInput(
+            Code.MALFORMED, "cannot encode canonically: input contains non-UTF-8 codepoints"
+        ) from exc
 
 
 _SAFE_INT = 2**53
@@ -125,6 +130,37 @@ def parse(data: bytes, *, limit: int = MAX_DOCUMENT_BYTES, require_canonical: bo
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RejectedInput(Code.MALFORMED, f"not valid JSON: {exc}") from exc
-    if require_canonical and canonical(value) != data:
+    if require_canonical and not _is_canonical(value, data):
         raise RejectedInput(Code.MALFORMED, "document is not in canonical (RFC 8785) form")
     return value
+
+
+# Bytes that may start a character at or above U+D800 in UTF-8 (ED A0.. begins U+D800; EE, EF
+# and F0..F4 lead the rest). Hangul (U+AC00..U+D7A3) stays below.
+_HIGH_CHAR = re.compile(rb"\xed[\xa0-\xbf]|[\xee-\xf4]")
+_LONG_DIGITS = re.compile(rb"[0-9]{16}")  # 2^53 has 16 digits: shorter runs are safe integers
+
+
+def _is_canonical(value: Any, data: bytes) -> bool:
+    """Whether `data` is `canonical(value)`, for `value` parsed from `data`.
+
+    `canonical` walks the value in Python before encoding it, to find what its fast path cannot
+    encode; that walk cost more than the parse. The bytes can say the same cheaply: with no
+    character at or above U+D800, no run of 16 digits (so every integer is within ±2^53) and at
+    most MAX_DEPTH brackets in all (so no nesting beyond it), the walk would pass and the fast
+    path's encoding is the RFC 8785 one; anything else takes `canonical` itself."""
+    if (
+        data.count(b"{") + data.count(b"[") <= MAX_DEPTH
+        and _HIGH_CHAR.search(data) is None
+        and _LONG_DIGITS.search(data) is None
+    ):
+        try:
+            return (
+                json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(
+                    "utf-8"
+                )
+                == data
+            )
+        except UnicodeEncodeError:
+            pass  # a lone surrogate (written as an escape): `canonical` decides
+    return canonical(value) == data

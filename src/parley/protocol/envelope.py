@@ -19,23 +19,21 @@ Rules:
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
 from parley.errors import Code, RejectedInput
-from parley.protocol import crypto
+from parley.protocol import crypto, grammar
 from parley.protocol.encoding import b64d, b64e, canonical, parse
+from parley.protocol.grammar import MAX_RECIPIENTS as MAX_RECIPIENTS
+from parley.protocol.grammar import MIN_CT_BYTES as MIN_CT_BYTES
 from parley.protocol.identity import is_station_id
 from parley.protocol.schema import require_fields, require_int
 
 ENVELOPE_LABEL = b"parley/envelope/v1\x00"
 COMMIT_LABEL = b"parley/commit/v1\x00"
 MAX_ENVELOPE_BYTES = 192 * 1024
-MAX_RECIPIENTS = 64
-# The 16-byte AEAD tag plus the shortest plaintext, canonical({"body": {}, "salt": <43 chars>})
-# (64 bytes): anything shorter cannot open, so it is malformed at parsing rather than a
-# decryption failure at step 9 of docs/protocol.md §6.
-MIN_CT_BYTES = 16 + 64
 ZERO_HASH = bytes(32)
 PRECEDENCES = ("ROUTINE", "PRIORITY", "IMMEDIATE", "FLASH")
 _FIELDS = {
@@ -100,10 +98,12 @@ class RecipientKey:
 
 @dataclass(frozen=True)
 class Opened:
-    """A decrypted envelope: the body and the salt that opens its commitment."""
+    """A decrypted envelope: the body, the salt that opens its commitment, and the body's
+    canonical bytes (what the commitment covers)."""
 
     body: dict[str, Any]
     salt: bytes
+    body_bytes: bytes
 
 
 def commitment(salt: bytes, body: dict[str, Any]) -> bytes:
@@ -226,7 +226,48 @@ def seal(
 
 
 def parse_envelope(raw: bytes) -> Envelope:
-    """Parse canonical envelope bytes, checking shape and bounds. Does NOT verify the signature."""
+    """Parse canonical envelope bytes, checking shape and bounds. Does NOT verify the signature.
+
+    A valid envelope is read by its canonical grammar (protocol/grammar.py) without parsing
+    and re-encoding it; anything else goes to the reference parser, which accepts it the same
+    way or names the error."""
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        raise RejectedInput(
+            Code.OVERSIZED, f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}"
+        )
+    f = grammar.match(raw)
+    if f is None:
+        return parse_envelope_reference(raw)
+    return Envelope(
+        channel=f.ch.decode("ascii"),
+        sender=f.sender,
+        seq=f.seq,
+        prev=_b64u(f.prev),
+        ts=f.ts,
+        prec=f.prec,
+        seen={m: Ref(q, _b64u(h)) for m, q, h in f.seen},
+        commit=_b64u(f.commit),
+        eph=_b64u(f.eph),
+        keys=tuple(Recipient(to, kid.decode("ascii"), _b64u(w)) for to, kid, w in f.keys),
+        nonce=_b64u(f.nonce),
+        ct=_b64u(f.ct),
+        sig=_b64u(f.sig),
+        raw=raw,
+        hash=crypto.sha256(raw),
+    )
+
+
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def _b64u(text: bytes) -> bytes:
+    """Bytes of base64url text the grammar has already checked canonical."""
+    return binascii.a2b_base64(text.translate(_FROM_URLSAFE) + b"==")
+
+
+def parse_envelope_reference(raw: bytes) -> Envelope:
+    """`parse_envelope` by the rules as written: parse the JSON, check it is the canonical
+    encoding of what it holds, check each field. The definition the grammar is tested against."""
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise RejectedInput(
             Code.OVERSIZED, f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}"
@@ -319,6 +360,13 @@ def open_envelope(env: Envelope, me: str, prekey: crypto.KemKey) -> Opened:
     except RejectedInput as exc:
         raise RejectedInput(Code.BAD_BODY, f"decrypted body is malformed: {exc.message}") from exc
     body = doc["body"]
-    if not isinstance(body, dict) or commitment(salt, body) != env.commit:
+    # The plaintext is canonical (parse checked), so it is `{"body":` canonical(body)
+    # `,"salt":"` 43 characters `"}`: the body's canonical bytes are a slice of it.
+    body_bytes = plaintext[len(_BODY_PREFIX) : -len(_SALT_SUFFIX)]
+    if not isinstance(body, dict) or crypto.sha256(COMMIT_LABEL + salt + body_bytes) != env.commit:
         raise RejectedInput(Code.COMMITMENT_MISMATCH, "body does not match its signed commitment")
-    return Opened(body, salt)
+    return Opened(body, salt, body_bytes)
+
+
+_BODY_PREFIX = b'{"body":'
+_SALT_SUFFIX = b',"salt":"' + b"A" * 43 + b'"}'  # its length: the salt is 32 bytes

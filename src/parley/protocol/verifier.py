@@ -33,14 +33,9 @@ from parley.protocol.checkpoint import (
 from parley.protocol.encoding import b64d, parse
 from parley.protocol.envelope import ENVELOPE_LABEL
 from parley.protocol.export import FORMAT, TRANSCRIPT_LABEL
+from parley.protocol.grammar import ZERO_B64
 from parley.protocol.report import Report, anchor_members
-from parley.protocol.scan import (
-    ZERO_B64,
-    b64u_bytes,
-    commitment_b64,
-    salt_of,
-    scan_envelope,
-)
+from parley.protocol.scan import b64u_bytes, commitment_b64, salt_of, scan_envelope
 from parley.protocol.schema import require_fields
 from parley.protocol.trust import TrustPolicy
 from parley.protocol.witness_policy import WitnessPolicy
