@@ -124,11 +124,11 @@ def test_push_is_applied_off_the_event_loop(tmp_path: Path) -> None:
     entered, release, waited = threading.Event(), threading.Event(), threading.Event()
     prepare = b.receiver.prepare
 
-    def slow_prepare(raw: bytes) -> Arrival:
+    def slow_prepare(raw: bytes, keys: Any = None) -> Arrival:
         entered.set()
         release.wait(30)
         waited.set()
-        return prepare(raw)
+        return prepare(raw, keys)
 
     b.receiver.prepare = slow_prepare  # type: ignore[method-assign]
 

@@ -575,16 +575,23 @@ class Station:
             self.chain_root(channel, sender, held.seq),
         )  # fmt: skip
 
-    def _open(self, env: Envelope) -> Any:
+    def _open(self, env: Envelope, prekeys: dict[str, crypto.KemKey] | None = None) -> Any:
+        """Open an envelope for us; `prekeys` keeps the keys read for one batch (its caller
+        drops it with the batch, so an erased prekey does not outlive it in memory)."""
         mine = env.key_for(self.id)
         assert mine is not None
-        secret = self.store.prekey_secret(mine.kid)
-        if secret is None:
-            raise RejectedInput(
-                Code.UNKNOWN_KEY,
-                f"key {mine.kid} is unknown or erased; the sender needs our new keys",
-            )
-        return open_envelope(env, self.id, crypto.KemKey(secret))
+        kem = prekeys.get(mine.kid) if prekeys is not None else None
+        if kem is None:
+            secret = self.store.prekey_secret(mine.kid)
+            if secret is None:
+                raise RejectedInput(
+                    Code.UNKNOWN_KEY,
+                    f"key {mine.kid} is unknown or erased; the sender needs our new keys",
+                )
+            kem = crypto.KemKey(secret)
+            if prekeys is not None:
+                prekeys[mine.kid] = kem
+        return open_envelope(env, self.id, kem)
 
     def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int:
         """Raise an alarm; `ref` names the event that will settle it (station/alarms.py)."""

@@ -78,7 +78,18 @@ class Arrival:
 
 
 @dataclass
+class _Keys:
+    """The peers' identity keys and our prekeys as one batch has read them: its envelopes
+    mostly share both. Dropped with the batch, so neither a removed peer nor an erased prekey
+    lives on here."""
+
+    identities: dict[str, bytes | None] = field(default_factory=dict)
+    prekeys: dict[str, crypto.KemKey] = field(default_factory=dict)
+
+
+@dataclass
 class _Batch:
+    keys: _Keys = field(default_factory=_Keys)
     results: list[ReceiveResult] = field(default_factory=list)
     touched: set[tuple[str, str]] = field(default_factory=set)
     channels: set[str] = field(default_factory=set)
@@ -94,7 +105,7 @@ class Host(Protocol):
 
     def peer_name(self, station: str) -> str: ...
 
-    def _open(self, env: Envelope) -> Opened: ...
+    def _open(self, env: Envelope, prekeys: dict[str, crypto.KemKey] | None = None) -> Opened: ...
 
     def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int: ...
 
@@ -114,16 +125,20 @@ class Receiver:
         self.held_full: set[str] = set()
 
     # --- phase 1: crypto, outside the transaction ------------------------------------------------
-    def prepare(self, raw: bytes) -> Arrival:
+    def prepare(self, raw: bytes, keys: _Keys | None = None) -> Arrival:
         a = Arrival(raw, b64e(crypto.sha256(raw)))
         store = self.st.store
+        keys = keys if keys is not None else _Keys()
         try:
             env = parse_envelope(raw)
             a.hash = b64e(env.hash)
-            peer = store.get_peer(env.sender)
-            if peer is None:
+            if env.sender not in keys.identities:
+                peer = store.get_peer(env.sender)
+                keys.identities[env.sender] = peer.identity if peer is not None else None
+            identity = keys.identities[env.sender]
+            if identity is None:
                 raise peerstate.stranger(store, env.sender)
-            verify_signature(env, peer.identity)
+            verify_signature(env, identity)
             if self.st.id not in env.recipients:
                 raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
         except ParleyError as exc:
@@ -133,21 +148,21 @@ class Receiver:
         # Open only what may be new: a re-sent envelope is answered duplicate without it. The
         # head read here may be stale by the time the batch applies; `apply` opens then if so.
         if env.seq > store.head_seq(env.channel, env.sender):
-            self._open_into(a)
+            self._open_into(a, keys)
         return a
 
-    def _open_into(self, a: Arrival) -> None:
+    def _open_into(self, a: Arrival, keys: _Keys | None = None) -> None:
         assert a.env is not None
         try:
-            a.opened = self.st._open(a.env)
+            a.opened = self.st._open(a.env, keys.prekeys if keys is not None else None)
         except ParleyError as exc:
             a.open_error = exc
 
     # --- phase 2: one transaction ----------------------------------------------------------------
     def batch(self, raws: list[bytes]) -> tuple[list[ReceiveResult], list[Receipt]]:
         """Apply a batch in one transaction; receipts cover the highest seq held per chain."""
-        arrivals = [self.prepare(raw) for raw in raws]
         b = _Batch()
+        arrivals = [self.prepare(raw, b.keys) for raw in raws]
         with self.st.store.tx():
             for a in arrivals:
                 self._one(a, b)
@@ -285,7 +300,7 @@ class Receiver:
             env.channel, env.sender, env.seq, env.hash, a.raw, env.ts, env.prec, now
         )
         st.store.put_body(
-            env.hash, str(body.get("type", "")), canonical(body).decode(), a.opened.salt
+            env.hash, str(body.get("type", "")), a.opened.body_bytes.decode(), a.opened.salt
         )
         st.notify_received(env, a.hash, body)
 
@@ -349,7 +364,7 @@ class Receiver:
                 for sender, seq in delivery.ready(held, tops):
                     if seq > store.head_seq(ch, sender) + 1:
                         continue  # an earlier one of this chain stayed held in this round
-                    res, d = self._apply(self.prepare(held[(sender, seq)]))
+                    res, d = self._apply(self.prepare(held[(sender, seq)], b.keys))
                     if delivery.stays_held(d):
                         continue
                     store.drop_held(ch, sender, seq)

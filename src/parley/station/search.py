@@ -2,7 +2,8 @@
 
 Rules:
 - Every stored body (sent or received) is indexed inside the transaction that stores it (an
-  observer), with the text domain/search.py picks; a station that stored bodies before the index
+  observer, whose rows are written together just before the commit), with the text
+  domain/search.py picks; a station that stored bodies before the index
   existed indexes them in the background, BACKFILL_BATCH per tick, each checked against its
   signed envelope first (station/integrity.py).
 - A search passes the same gates as reading: the `channel.read` action, then only the channels
@@ -33,7 +34,10 @@ _DONE = "done"
 
 
 def observe(station: Station, acc: Accepted) -> None:
-    db.index(station.store, b64d(acc.hash), acc.channel, domain.text_of(acc.body))
+    # At the end of the transaction, with the rest of its batch: see SqlStore.before_commit.
+    store, h, text = station.store, b64d(acc.hash), domain.text_of(acc.body)
+    if text:
+        store.before_commit(lambda: db.index(store, h, acc.channel, text))
 
 
 def backfill(station: Station, now_ms: int) -> None:
