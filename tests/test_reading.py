@@ -5,6 +5,9 @@ joined in memory (tests/pair.py)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +17,13 @@ from parley.domain.search import text_of
 from parley.errors import Forbidden, LocalError, NotFound
 from parley.station import alarms, history, search
 from parley.station.alarms import AlarmDesk
+from parley.station.channels import ChannelDesk
 from parley.station.node import Station
+from parley.station.overview import StationDesk
 from parley.station.users import User
 from parley.store import reading as db
 from parley.store.base import SqlStore
+from parley.store.sqlite import SqliteStore
 from tests.pair import Clock, Net, hotline, introduce, make_station, open_channel
 
 pytest_plugins = ["tests.stores"]
@@ -244,3 +250,54 @@ def test_alarms_are_acknowledged_with_a_note_one_or_all_and_audited(tmp_path: Pa
         (actor, action) for _, actor, action, _ in a.store.audit_log() if action == "alarm.ack"
     ]
     assert audit == [("duty", "alarm.ack"), ("duty", "alarm.ack")]
+
+
+def test_kept_answers_follow_every_change_and_every_gate(tmp_path: Path) -> None:
+    """The reads everybody polls are kept while nothing changes (station/answers.py): a new
+    message, an alarm, an acknowledgement and another connection's edit show on the very next
+    read, and a kept answer never reaches a user the role table or a back channel refuses."""
+    net, a, b, hot, back = _backchannel(tmp_path)
+    chans, desk, al = ChannelDesk(a), StationDesk(a), AlarmDesk(a)
+
+    def texts(raw: bytes) -> list[str]:
+        return [m["body"].get("text", "") for m in json.loads(raw)]
+
+    b.send(hot, {"type": "text", "text": "first", "lang": "ko"})
+    b.send(back, {"type": "text", "text": "secret", "lang": "ko"})
+    net.deliver(b, a)
+    assert {"first", "secret"} <= set(texts(chans.inbox_json(ENVOY)))
+    kept = chans.inbox_json(DUTY)
+    assert "first" in texts(kept) and "secret" not in texts(kept)
+    assert chans.inbox_json(DUTY) is kept  # kept: the same bytes
+    b.send(hot, {"type": "text", "text": "second", "lang": "ko"})
+    net.deliver(b, a)
+    assert texts(chans.inbox_json(DUTY))[-1] == "second"  # a write shows at once
+    # Pages: the gate first, whatever is kept.
+    page = history.page_answer(a, ENVOY, back, limit=50)
+    assert "secret" in page.decode()
+    with pytest.raises(Forbidden):
+        history.page_answer(a, DUTY, back, limit=50)
+    with pytest.raises(Forbidden):
+        history.page_answer(a, NOBODY, hot, limit=50)
+    for read in (chans.inbox_json, desk.status_json, al.alarms_json):
+        with pytest.raises(Forbidden):
+            read(NOBODY)
+    # Alarms and status: a new alarm, its acknowledgement, a back channel's alarm kept apart.
+    before = json.loads(desk.status_json(DUTY))["alarms"]
+    secret = a.alarm("crisis", "high", back, "crisis opened on the back channel")
+    one = a.alarm("crisis", "high", hot, "crisis opened on the hotline")
+    assert json.loads(desk.status_json(DUTY))["alarms"] == before + 1
+    assert json.loads(desk.status_json(ENVOY))["alarms"] == before + 2
+    ids = [x["id"] for x in json.loads(al.alarms_json(DUTY))]
+    assert one in ids and secret not in ids
+    assert secret in [x["id"] for x in json.loads(al.alarms_json(ENVOY))]
+    al.ack(DUTY, [one], "seen")
+    assert one not in [x["id"] for x in json.loads(al.alarms_json(DUTY))]
+    # Another connection changes a stored text: the next read checks it again and fails it.
+    shown = json.loads(history.page_answer(a, DUTY, hot, limit=50))["messages"]
+    assert shown[-1]["body"]["text"] == "second"
+    assert isinstance(a.store, SqliteStore)
+    with closing(sqlite3.connect(a.store.path)) as db, db:
+        db.execute("UPDATE bodies SET body = replace(body, 'second', 'altered')")
+    shown = json.loads(history.page_answer(a, DUTY, hot, limit=50))["messages"]
+    assert shown[-1]["signature"] == "failed" and shown[-1]["body"] == {}

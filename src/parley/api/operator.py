@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley.api.actions import acts
@@ -63,14 +63,17 @@ class TextBatch(Strict):
     messages: list[TextMessage] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+JSON = "application/json"
 Object = dict[str, Any]
 Objects = list[dict[str, Any]]
 
 
 def router(station: Station, auth: Auth) -> APIRouter:
-    # The reads answer a JSONResponse (the route's response_model documents its shape): FastAPI
+    # The reads answer a Response (the route's response_model documents its shape): FastAPI
     # would otherwise check a plain answer against the declared type on a second worker thread
-    # and walk every message doing so, which cost more than reading them (issue 14).
+    # and walk every message doing so, which cost more than reading them (issue 14). The reads
+    # everybody polls come encoded from the station, kept while nothing changed
+    # (station/answers.py).
     r = APIRouter(prefix="/api/v1", tags=["operator"], dependencies=[Depends(auth.user)])
     desk, chans, keys = StationDesk(station), ChannelDesk(station), KeyDesk(station)
 
@@ -164,14 +167,12 @@ def router(station: Station, auth: Auth) -> APIRouter:
         )  # fmt: skip
 
     @r.get("/inbox", response_model=Objects, **acts(Action.CHANNEL_READ))
-    def inbox(
-        limit: int = Query(200, ge=1, le=10_000), who: User = Depends(auth.user)
-    ) -> JSONResponse:
-        return JSONResponse([m.to_json() for m in chans.inbox(who, limit)])
+    def inbox(limit: int = Query(200, ge=1, le=10_000), who: User = Depends(auth.user)) -> Response:
+        return Response(chans.inbox_json(who, limit), media_type=JSON)
 
     @r.get("/status", response_model=Object, **acts(Action.STATION_READ))
-    def status(who: User = Depends(auth.user)) -> JSONResponse:
-        return JSONResponse(desk.status(who))
+    def status(who: User = Depends(auth.user)) -> Response:
+        return Response(desk.status_json(who), media_type=JSON)
 
     @r.get("/evidence", **acts(Action.EVIDENCE_READ))
     def evidence(who: User = Depends(auth.user)) -> list[dict[str, Any]]:

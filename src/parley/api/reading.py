@@ -7,15 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import Field
 
 from parley.api.actions import acts
 from parley.api.auth import Auth
-from parley.api.operator import Object, Objects, Strict
+from parley.api.operator import JSON, Object, Objects, Strict
 from parley.domain.search import MAX_QUERY
 from parley.station import history, search
-from parley.station.alarms import MAX_ACK, MAX_LIST, MAX_NOTE, AlarmDesk, alarm_json
+from parley.station.alarms import MAX_ACK, MAX_LIST, MAX_NOTE, AlarmDesk
 from parley.station.node import Station
 from parley.station.roles import Action
 from parley.station.users import User
@@ -45,15 +45,15 @@ def router(station: Station, auth: Auth) -> APIRouter:
         hash: str | None = Query(None, max_length=64),
         limit: int = Query(history.DEFAULT_PAGE, ge=1, le=history.MAX_PAGE),
         who: User = Depends(auth.user),
-    ) -> JSONResponse:
+    ) -> Response:
         """A page of the channel's messages, oldest first, with the cursors of the pages before
         (`older`: pass as `before`) and after (`newer`: pass as `after`)."""
         at = history.parse_when(date) if date is not None else None
-        page = history.page(
+        page = history.page_answer(
             station, who, channel, before=before, after=after, at=at, message_hash=hash,
             limit=limit,
         )  # fmt: skip
-        return JSONResponse(history.page_json(page))  # see api/operator.py
+        return Response(page, media_type=JSON)  # see api/operator.py
 
     @r.get("/search", **acts(Action.CHANNEL_READ))
     def find(
@@ -72,10 +72,9 @@ def router(station: Station, auth: Auth) -> APIRouter:
         all: bool = False,
         limit: int = Query(MAX_LIST, ge=1, le=MAX_LIST),
         who: User = Depends(auth.user),
-    ) -> JSONResponse:
+    ) -> Response:
         """Open alarms (with `all`, also those resolved or acknowledged), newest first."""
-        found = alarms.alarms(who, include_cleared=all, limit=limit)
-        return JSONResponse([alarm_json(a) for a in found])
+        return Response(alarms.alarms_json(who, all, limit), media_type=JSON)
 
     @r.post("/alarms/ack", **acts(Action.ALARM_CLEAR))
     def ack(req: AlarmAck, who: User = Depends(auth.user)) -> dict[str, Any]:

@@ -89,8 +89,7 @@ class AlarmDesk:
 
     def hidden(self, who: User) -> set[str]:
         """The back channels `who` is not named on."""
-        st = self.station
-        return {s.channel for s in st.channel_states() if not st.visible(s, who)}
+        return set(self.station.hidden(who))
 
     def _channel_of(self, alarm: AlarmRow, hidden: set[str]) -> str | None:
         return channel_of(self.station, alarm, hidden)
@@ -108,6 +107,14 @@ class AlarmDesk:
         """Open alarms (or all, with their resolution), newest first."""
         authorize(who, Action.ALARM_READ)
         return self.visible(self.hidden(who), include_cleared, min(limit, MAX_LIST))
+
+    def alarms_json(self, who: User, include_cleared: bool = False, limit: int = MAX_LIST) -> bytes:
+        """`alarms` as JSON, kept while nothing changes (station/answers.py)."""
+        authorize(who, Action.ALARM_READ)
+        key = ("alarms", self.station.hidden(who), include_cleared, limit)
+        return self.station.answers.kept(
+            key, lambda: [alarm_json(a) for a in self.alarms(who, include_cleared, limit)]
+        )
 
     def ack(
         self,

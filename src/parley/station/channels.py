@@ -185,6 +185,14 @@ class ChannelDesk:
         authorize(who, Action.CHANNEL_READ)
         return self.station.inbox(limit, who)
 
+    def inbox_json(self, who: User, limit: int = 200) -> bytes:
+        """`inbox` as the API shows it, kept while nothing changes (station/answers.py)."""
+        authorize(who, Action.CHANNEL_READ)
+        st = self.station
+        return st.answers.kept(
+            ("inbox", st.hidden(who), limit), lambda: [m.to_json() for m in self.inbox(who, limit)]
+        )
+
     def transcript(self, who: User, channel: str) -> dict[str, Any]:
         self.state(who, channel)
         return self.station.transcript_digest(channel)

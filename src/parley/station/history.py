@@ -101,6 +101,15 @@ def page(
     }
 
 
+def page_answer(station: Station, who: User, channel: str, **where: Any) -> bytes:
+    """`page_json(page(...))` as JSON, kept while nothing changes (station/answers.py):
+    past the same gates, a page is the same for everyone who may read the channel."""
+    authorize(who, Action.CHANNEL_READ)
+    station.guard(channel, who)
+    key = ("history", channel, tuple(sorted(where.items())))
+    return station.answers.kept(key, lambda: page_json(page(station, who, channel, **where)))
+
+
 def newest(station: Station, who: User, channel: str) -> int:
     """The id of the channel's newest envelope (0: none): what a live view compares."""
     authorize(who, Action.CHANNEL_READ)

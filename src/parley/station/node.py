@@ -48,6 +48,7 @@ from parley.protocol.identity import (
 )
 from parley.protocol.receipt import Receipt, sign_receipt
 from parley.station import peerstate
+from parley.station.answers import Answers
 from parley.station.config import Config
 from parley.station.integrity import Checked, Integrity
 from parley.station.receiving import Receiver, ReceiveResult
@@ -163,6 +164,8 @@ class Station:
         self.integrity = Integrity(self)
         # Sends arriving together share one durable commit.
         self.writer = Writer(store)
+        # Answers of the reads many people poll, kept while the store is unchanged.
+        self.answers = Answers(store, clock)
         self.receiver = Receiver(self)
 
     def tick(self) -> None:
@@ -360,6 +363,10 @@ class Station:
                 Code.FORBIDDEN, "this back channel is readable only by its named representatives"
             )
         return state
+
+    def hidden(self, user: User) -> frozenset[str]:
+        """The back channels `user` is not named on."""
+        return frozenset(s.channel for s in self.channel_states() if not self.visible(s, user))
 
     def channel_states(self, user: User | None = None) -> list[channels.ChannelState]:
         """Every channel; with `user`, only those that user may see."""
@@ -674,7 +681,8 @@ class Station:
             "integrity": {"ok": not failed, "failed": failed, "problems": problems},
         }
 
-    def status(self) -> dict[str, Any]:
+    def status(self, alarms: int | None = None) -> dict[str, Any]:
+        """Delivery per peer; `alarms`, the open alarms to show (default: all of them)."""
         peers = []
         for p in self.store.list_peers():
             link = self.store.link(p.station)
@@ -701,7 +709,7 @@ class Station:
             "lang": self.cfg.lang,
             "fingerprint": self.fingerprint,
             "peers": peers,
-            "alarms": len(self.store.alarms()),
+            "alarms": len(self.store.alarms()) if alarms is None else alarms,
             "selfaudit": integrity_db.last_pass(self.store),
         }
 

@@ -62,7 +62,7 @@ class StationDesk:
         authorize(who, Action.STATION_READ)
         st = self.station
         hidden = self.hidden(who)
-        out = st.status()
+        out = st.status(alarms=len(self._alarms(hidden)))
         for p in out["peers"]:
             last = p["last_receipt"]
             if last is not None and last["channel"] in hidden:
@@ -70,8 +70,13 @@ class StationDesk:
                 p["last_receipt"] = (
                     {"channel": seen[0], "seq": seen[1], "ts": seen[2]} if seen else None
                 )
-        out["alarms"] = len(self._alarms(hidden))
         return out
+
+    def status_json(self, who: User) -> bytes:
+        """`status` as JSON, kept while nothing changes (station/answers.py)."""
+        authorize(who, Action.STATION_READ)
+        key = ("status", self.station.hidden(who))
+        return self.station.answers.kept(key, lambda: self.status(who))
 
     # --- alarms and evidence ---------------------------------------------------------------------
     def hidden(self, who: User) -> set[str]:

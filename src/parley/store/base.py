@@ -136,6 +136,7 @@ class SqlStore:
         self._epoch = 0
         self._dirty = False  # this transaction changed what other connections cache
         self._writes = 0  # envelopes and bodies stored through this store, ever
+        self._commits = 0  # transactions committed through this store, ever
         self._ready = False  # migrated: the tables the cache checks read exist
         self._after: list[Callable[[], None]] = []  # to run once the open transaction commits
         self._peer_names: tuple[int, dict[str, str]] | None = None  # (epoch, station -> name)
@@ -219,6 +220,7 @@ class SqlStore:
                 self._rollback()
                 raise
             self._depth = 0
+            self._commits += 1  # before: a failed COMMIT may have written (it is undone)
             try:
                 self._commit()
             except BaseException:
@@ -264,6 +266,16 @@ class SqlStore:
             if not self._depth and self._ready and self._foreign_writes():
                 self._drop_caches()
             return self._epoch
+
+    def version(self) -> tuple[int, int]:
+        """Changes with every write the store can tell of: (cache epoch, this connection's
+        writes). Kept answers (station/answers.py) are good while it stays the same."""
+        with self._lock:
+            return self.cache_epoch(), self._changes()
+
+    def _changes(self) -> int:
+        """A count that moves with every write through this connection."""
+        return self._commits
 
     def in_tx(self) -> bool:
         """Whether the calling thread is inside a transaction of this store."""

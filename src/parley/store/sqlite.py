@@ -61,6 +61,11 @@ class SqliteStore(SqlStore):
         with self._lock:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def _changes(self) -> int:
+        # Rows this connection changed, also by statements outside `tx()`.
+        with self._lock:
+            return self.conn.total_changes
+
     def _foreign_writes(self) -> bool:
         # Changes when another connection commits, never for this connection's own commits.
         with self._lock:
