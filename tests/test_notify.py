@@ -198,6 +198,31 @@ def test_a_burst_of_alarms_is_coalesced_per_target_and_kind(
     assert len(hook.bodies) == notify.BURST + 2
 
 
+def test_a_peer_sending_flash_after_flash_cannot_flood_the_mailbox(
+    world: tuple[Clock, Station, Station, str], hooks: tuple[Hook, Hook]
+) -> None:
+    """Admitted but hostile: North sends 30 FLASH messages in a burst. South's watch officer
+    hears of the first BURST, then one summary; South's other kinds still get through."""
+    from tests.pair import Net
+
+    clock, south, north, ch = world
+    hook, _ = hooks
+    configure(south, {"watch": {"type": "webhook", "url": hook.url}}, {"*": ["watch"]})
+    for i in range(30):
+        north.send(ch, {"type": "text", "text": f"urgent {i}", "lang": "en"}, "FLASH")
+    Net().deliver(north, south)
+    south.alarm("link", "high", north.id, "link to North is down", f"link:{north.id}")
+    while notify.desk(south).deliver():
+        pass
+    kinds = [b["kind"] for b in hook.bodies]
+    assert kinds.count("flash_received") == notify.BURST and kinds.count("link") == 1
+    clock.advance(notify.WINDOW_MS)
+    notify.desk(south).deliver()
+    assert hook.bodies[-1]["count"] == 30 - notify.BURST
+    assert len(hook.bodies) == notify.BURST + 2
+    assert ndb.pending(south.store) == 0
+
+
 def test_the_outbox_survives_a_restart(tmp_path: Path, hooks: tuple[Hook, Hook]) -> None:
     hook, _ = hooks
     _, clock, a, _, _ = hotline(tmp_path)
