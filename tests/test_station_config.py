@@ -51,6 +51,9 @@ def station_dir(tmp_path: Path) -> Path:
         (lambda raw: raw["timings"].update(retry_base_ms=-5), r"timings\.retry_base_ms"),
         (lambda raw: raw["limits"].update(peer_body_bytes=10**13), r"limits\.peer_body_bytes"),
         (lambda raw: raw["limits"].update(max_connectons=5), r"max_connectons"),
+        (lambda raw: raw.update(folders={"North": "relative/dir"}), r"folders maps a peer"),
+        (lambda raw: raw.update(folders=["/mnt/x"]), r"folders maps a peer"),
+        (lambda raw: raw.update(folders={"": "/mnt/x"}), r"folders maps a peer"),
     ],
 )
 def test_a_station_json_out_of_range_is_refused_by_name(station_dir: Path, edit, message) -> None:
@@ -68,3 +71,14 @@ def test_a_station_json_that_is_not_an_object_is_refused(station_dir: Path, text
     (station_dir / config.CONFIG).write_bytes(text.encode("latin-1"))
     with pytest.raises(LocalError, match="JSON"):
         load_config(station_dir)
+
+
+def test_a_peer_folder_is_found_by_id_or_name(station_dir: Path) -> None:
+    path = station_dir / config.CONFIG
+    raw = json.loads(path.read_text())
+    raw["folders"] = {"North": "/mnt/north", "stabc": "/mnt/abc"}
+    path.write_text(json.dumps(raw))
+    cfg = load_config(station_dir)
+    assert cfg.folder_for("stxyz", "North") == "/mnt/north"
+    assert cfg.folder_for("stabc", "UN") == "/mnt/abc"
+    assert cfg.folder_for("stxyz", "UN") is None

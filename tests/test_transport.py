@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -384,7 +385,7 @@ def folder_transport(st: Station, folder: Path) -> BundleTransport:
 
     return BundleTransport(st.identity, st.id, st.clock, lambda addr: next(
         (p.station for p in st.store.list_peers() if addr == f"file://{folder}"), None
-    ), key_of)  # fmt: skip
+    ), key_of, st.prekeys)  # fmt: skip
 
 
 def test_a_shared_folder_carries_envelopes_one_way_and_receipts_back(tmp_path: Path) -> None:
@@ -412,6 +413,9 @@ def test_a_shared_folder_carries_envelopes_one_way_and_receipts_back(tmp_path: P
         await tb.pull(addr, answer)
         back = await ta.pull(addr, {"results": [], "receipts": [], "max": 512})
         assert w.da.answered(w.b.id, [], back.receipts)
+        # Every file carried its writer's prekeys: each side now has the other's newest.
+        assert await tb.prekeys(addr) == w.a.prekeys()[:4]
+        assert await ta.prekeys(addr) == w.b.prekeys()[:4]
 
     asyncio.run(exchange())
     assert sorted(texts(w.b, ch)) == [f"by courier {i}" for i in range(3)]
@@ -480,3 +484,40 @@ def test_every_http_client_is_built_by_the_one_factory() -> None:
             if isinstance(called, ast.Name) and called.id == "httpx":
                 found.append(path.relative_to(src).as_posix())
     assert found and set(found) == {"transport/clients.py"}
+
+
+# --- a shared folder configured in station.json, between running stations -----------------------
+def test_two_running_stations_exchange_messages_through_a_shared_folder_only(
+    tmp_path: Path,
+) -> None:
+    """Both stations serve no peer API (`inbound: false`) and each names the other's folder in
+    station.json: the proposal, the consent, messages both ways and their receipts all travel
+    as bundle files, and the folder is empty once everything is receipted."""
+    folder = tmp_path / "courier"
+    folder.mkdir()
+    timings = Timings(heartbeat_ms=300, retry_base_ms=100, retry_max_ms=1_000)
+    with Stations(tmp_path, [("South", "en"), ("North", "ko")], timings) as net:
+        for me, other in (("South", "North"), ("North", "South")):
+            net.stop(me)
+            cfg = json.loads((net.dirs[me] / "station.json").read_text())
+            cfg |= {"inbound": False, "folders": {other: str(folder)}}
+            (net.dirs[me] / "station.json").write_text(json.dumps(cfg))
+        for me in ("South", "North"):
+            net.restart(me)
+        assert net.api("South").get("/paths")["inbound"] is False
+        ch = net.open_channel("South", ["North"])
+        net.api("South").post(f"/channels/{ch}/messages", json={"text": "through the folder"})
+        net.api("North").post(f"/channels/{ch}/messages", json={"text": "폴더로 답합니다"})
+
+        def texts(name: str) -> list[str]:
+            msgs = net.api(name).get(f"/channels/{ch}/messages")
+            return sorted(m["body"]["text"] for m in msgs if m["body"].get("type") == "text")
+
+        both = sorted(["through the folder", "폴더로 답합니다"])
+        wait(lambda: texts("South") == both and texts("North") == both, what="both messages")
+
+        def settled(name: str) -> bool:
+            return all(p["pending"] == 0 for p in net.api(name).get("/status")["peers"])
+
+        wait(lambda: settled("South") and settled("North"), what="every envelope receipted")
+        wait(lambda: not list(folder.glob("*.bundle")), what="the folder to empty")

@@ -46,7 +46,10 @@ from parley.station.dispatcher import Dispatcher
 from parley.station.node import Station
 from parley.store.postgres import PostgresStore
 from parley.transport.base import Transport
+from parley.transport.bundle import SCHEME as FOLDER
+from parley.transport.bundle import BundleTransport
 from parley.transport.http import HttpTransport
+from parley.transport.routing import ByScheme
 
 log = logging.getLogger("parley.station")
 
@@ -286,11 +289,7 @@ def _serve_one(data: Path, worker: bool) -> None:
         sys.exit(1)
     logs.bind(station=station.cfg.name, station_id=station.id)
     token = load_token(data)
-    client = HttpTransport(
-        lambda method, path, body: sign_request(
-            station.identity, station.id, method, path, body, station.clock()
-        )
-    )
+    client = _transport(station)
     station.on_alarm = _log_alarm(station.on_alarm)
     duties = Duties(station, client)
     app = build_app(station, token)
@@ -331,6 +330,32 @@ def _serve_one(data: Path, worker: bool) -> None:
     server.run(sockets=[sock] if sock else None)
     if db_lost:
         sys.exit(EXIT_DB_LOST)
+
+
+def _transport(station: Station) -> Transport:
+    """HTTP to peers at their addresses; the shared folders station.json names (`folders`) for
+    the peers reached through one (the dispatcher gives those a `file://` address)."""
+    http = HttpTransport(
+        lambda method, path, body: sign_request(
+            station.identity, station.id, method, path, body, station.clock()
+        )
+    )
+
+    def station_at(addr: str) -> str | None:
+        for p in station.store.list_peers():
+            folder = station.cfg.folder_for(p.station, p.name)
+            if folder and addr == FOLDER + folder:
+                return p.station
+        return None
+
+    def key_of(peer: str) -> bytes | None:
+        row = station.store.get_peer(peer)
+        return row.identity if row is not None else None
+
+    folders = BundleTransport(
+        station.identity, station.id, station.clock, station_at, key_of, station.prekeys
+    )
+    return ByScheme(http, {FOLDER: folders})
 
 
 def _log_alarm(then: Callable[[str, str], None]) -> Callable[[str, str], None]:

@@ -171,6 +171,10 @@ class Config:
     notify: dict[str, Any] = field(default_factory=dict)
     # Witnessing other parties' checkpoints (station/witness.py): {} witnesses nothing.
     witness: dict[str, Any] = field(default_factory=dict)
+    # Shared folders of signed bundle files (transport/bundle.py), per peer: {peer id or name:
+    # "/mnt/courier/north"}. A peer named here is reached through its folder only (a synced
+    # drive, a courier's disk, a data diode), never at its network addresses.
+    folders: dict[str, str] = field(default_factory=dict)
 
     @property
     def host(self) -> str:
@@ -179,6 +183,10 @@ class Config:
     @property
     def port(self) -> int:
         return int(self.listen.rsplit(":", 1)[1])
+
+    def folder_for(self, station: str, name: str) -> str | None:
+        """The shared folder a peer is reached through (by its id, else its name), if any."""
+        return self.folders.get(station) or self.folders.get(name)
 
     @property
     def url(self) -> str:
@@ -225,6 +233,16 @@ def load_config(data: Path) -> Config:
     proxies = raw.get("trusted_proxies", [])
     if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
         raise LocalError(Code.INVALID_REQUEST, f"{path}: trusted_proxies is a list of addresses")
+    folders = raw.get("folders", {})
+    if not isinstance(folders, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and os.path.isabs(v)
+        for k, v in folders.items()
+    ):
+        raise LocalError(
+            Code.INVALID_REQUEST,
+            f'{path}: folders maps a peer (id or name) to an absolute folder, {{"North": "/mnt/x"}}'
+            " for instance",
+        )
     cfg = Config(**raw, timings=timings, limits=limits)
     check_timezone(cfg.timezone)
     return cfg

@@ -28,7 +28,10 @@ Each round, for every peer (`_serve`, steps in this order):
 4. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
    false`): fetch what the peer holds for us, apply it with receive_batch, and send our answer
    (results, receipts) with the next pull request; a final request with max 0 carries the last
-   answer. It runs when something is pending and instead of the heartbeat.
+   answer. It runs when something is pending and instead of the heartbeat. A peer reached
+   through a shared folder (config `folders`: its only address is then `file://<folder>`) is
+   pulled from whatever `inbound` says, and right after each offer, since a folder answers
+   nothing on the spot.
 5. Heartbeat: a signed ping when nothing was exchanged with the direct link for its probe interval
    (policy.probe_interval_ms: one heartbeat; a quarter of one after a failure, until the link is
    down), up to an eighth of it early (policy.probe_due), so the probes of all peers fall into
@@ -63,6 +66,7 @@ from parley.store import paths as db
 from parley.store.base import EnvelopeRow, LinkRow, PeerRow
 from parley.transport import policy
 from parley.transport.base import PullResponse, PushResponse, Transport, TransportError
+from parley.transport.bundle import SCHEME as FOLDER
 
 log = logging.getLogger("parley.dispatcher")
 MAX_ROUNDS = 64  # batches per step and peer before other peers get their turn
@@ -139,15 +143,28 @@ class Dispatcher:
                 p, p.station in pending, p.station in relayed, db.route(store, p.station),
                 store.link(p.station),
             )
-            for p in store.list_peers()
+            for p in self.peers()
         ]  # fmt: skip
+
+    def peers(self) -> list[PeerRow]:
+        return [self._reached(p) for p in self.station.store.list_peers()]
+
+    def peer_row(self, station: str) -> PeerRow | None:
+        row = self.station.store.get_peer(station)
+        return self._reached(row) if row is not None else None
+
+    def _reached(self, row: PeerRow) -> PeerRow:
+        """`row` with the addresses it is reached at: its shared folder alone if station.json
+        names one for it (config `folders`), else those of its invitation."""
+        folder = self.station.cfg.folder_for(row.station, row.name)
+        return replace(row, addresses=[FOLDER + folder]) if folder else row
 
     def idle_ms(self) -> float:
         """How long the dispatcher may wait for a wake-up before something is due."""
         t = self.station.cfg.timings
         now = self.now_ms()
         waits = [float(t.heartbeat_ms)]
-        for p in self.station.store.list_peers():
+        for p in self.peers():
             b = self.backoffs.get(p.station)
             if b is not None and b.backing_off:
                 waits.append(b.next_try_ms - now)
@@ -181,19 +198,25 @@ class Dispatcher:
         more = False
         b = self.backoff(peer)
         direct = bool(p.addresses) and (route is None or route.fallback)
-        pulls = not self.station.cfg.inbound and bool(p.addresses)
+        # A folder answers nothing on the spot: its receipts and envelopes are collected.
+        pulls = bool(p.addresses) and (not self.station.cfg.inbound or _in_folder(p))
         # An answer to this probe ends the backoff: deliver now.
         probing = direct and not pulls and b.backing_off and self._probe_due(peer, link)
         if probing and await self.heartbeat(peer, p):
             link = None  # it was just recorded up: the probe interval is the full one
+        offered = False
         if b.ready(self.now_ms()):
             if v.pending and (p.addresses or route is not None):
                 more |= await self.drain(peer)
+                offered = True
             if v.relayed:
                 more |= await self.forward(peer)
         if pulls:
             due = self._probe_due(peer, link)
-            if (v.pending or due) and (b.ready(self.now_ms()) or due):
+            # After offering a folder our batch, look for the peer's files at once: the offer
+            # had no answer on the spot, so it backed off, and the pull is where answers arrive.
+            collect = offered and _in_folder(p)
+            if (v.pending or due) and (b.ready(self.now_ms()) or due or collect):
                 await self.pull(peer)
         elif direct and self._probe_due(peer, link):
             await self.heartbeat(peer, p)
@@ -205,7 +228,7 @@ class Dispatcher:
     async def heartbeat(self, peer: str, row: PeerRow | None = None) -> bool:
         """Ping the peer's addresses until one answers; True if one did."""
         if row is None:
-            row = await asyncio.to_thread(self.station.store.get_peer, peer)
+            row = await asyncio.to_thread(self.peer_row, peer)
         if row is None:
             return False
         for addr in row.addresses:
@@ -272,7 +295,7 @@ class Dispatcher:
 
     def _paths(self, peer: str) -> tuple[PeerRow, tuple[policy.Path, ...]] | None:
         st = self.station
-        row = st.store.get_peer(peer)
+        row = self.peer_row(peer)
         if row is None:
             return None
         route = db.route(st.store, peer)
@@ -327,7 +350,7 @@ class Dispatcher:
 
     async def _relay(self, peer: str, via: str, raws: list[bytes]) -> PushResponse | None:
         """Hand `raws` to the relay `via` for `peer`. None if the relay could not be reached."""
-        relay = self.station.store.get_peer(via)
+        relay = self.peer_row(via)
         for addr in relay.addresses if relay else []:
             try:
                 resp = await self.transport.relay(addr, peer, raws)
@@ -355,7 +378,7 @@ class Dispatcher:
         """Push envelopes queued for `dest` by the stations we relay for, oldest first. True if
         it stopped at MAX_ROUNDS with more to push."""
         st = self.station
-        row = st.store.get_peer(dest)
+        row = self.peer_row(dest)
         if row is None:
             return False
         for _ in range(MAX_ROUNDS):
@@ -373,7 +396,7 @@ class Dispatcher:
     async def pull(self, peer: str) -> None:
         """Fetch and apply what `peer` holds for us, answering each batch with the next request."""
         st = self.station
-        row = st.store.get_peer(peer)
+        row = self.peer_row(peer)
         if row is None or not row.addresses:
             return
         answer = paths.PullRequest([], [], paths.MAX_PULL, st.prekeys()[:4])
@@ -420,14 +443,14 @@ class Dispatcher:
         Returns how many were new."""
         st = self.station
         self.next_refresh[peer] = self.now_ms() + self.refresh_s * 1000
-        row = st.store.get_peer(peer)
+        row = self.peer_row(peer)
         if row is None:
             return 0
         route = db.route(st.store, peer)
         sources: list[tuple[str, str | None]] = []
         if route is None or route.fallback:
             sources += [(a, None) for a in row.addresses]
-        relay = st.store.get_peer(route.via) if route else None
+        relay = self.peer_row(route.via) if route else None
         if relay is not None:
             sources += [(a, peer) for a in relay.addresses]
         for addr, via_for in sources:
@@ -471,6 +494,10 @@ class _PeerView:
         self.relayed = relayed
         self.route = route
         self.link = link
+
+
+def _in_folder(row: PeerRow) -> bool:
+    return any(a.startswith(FOLDER) for a in row.addresses)
 
 
 class _Answer:

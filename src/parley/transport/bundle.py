@@ -13,7 +13,9 @@ from, and `station_at(addr)` names the peer an address belongs to (from the peer
   signer's key (`key_of`) and deletes it once read. Receipts and envelopes inside are checked by
   the receive path as on every other path.
 - ping: the folder is there and writable; relay: no (a folder is not a station); prekeys: those
-  in the newest bundle from the peer still in the folder, else none.
+  in the newest bundle from the peer still in the folder, else in the newest one `pull` read.
+  Every bundle we write carries our current prekeys (`own_prekeys`), as `parley bundle export`
+  does, so peers that meet only in the folder keep each other's keys current.
 Files are written under a temporary name and renamed, so a reader never sees half a bundle.
 """
 
@@ -49,12 +51,17 @@ class BundleTransport:
         clock: Callable[[], int],
         station_at: Callable[[str], str | None],
         key_of: Callable[[str], bytes | None],
+        own_prekeys: Callable[[], list[dict[str, Any]]] = list,
     ) -> None:
+        """`own_prekeys`: our current signed prekey records, put in every bundle we write (a
+        peer reached only through the folder has no other way to learn them)."""
         self.identity = identity
         self.station = station
         self.clock = clock
         self.station_at = station_at
         self.key_of = key_of
+        self.own_prekeys = own_prekeys
+        self.seen_prekeys: dict[str, list[dict[str, Any]]] = {}  # peer -> from its newest bundle
 
     def _folder(self, addr: str) -> Path:
         if not addr.startswith(SCHEME):
@@ -68,7 +75,10 @@ class BundleTransport:
         return peer
 
     def _write(self, folder: Path, b: Bundle) -> None:
-        name = f"{b.sender}.{b.to}.{b64e(b.digest)}{SUFFIX}"
+        # Envelopes: named by their digest, so a batch offered again while the last copy is
+        # still unread rewrites nothing. Receipts only: by the whole file, so none is dropped.
+        digest = b.digest if b.envelopes else crypto.sha256(b.encode())
+        name = f"{b.sender}.{b.to}.{b64e(digest)}{SUFFIX}"
         final = folder / name
         if final.exists():
             return  # the same batch, offered again
@@ -103,16 +113,16 @@ class BundleTransport:
 
     async def push(self, addr: str, raws: list[bytes]) -> PushResponse:
         folder, peer = self._folder(addr), self._peer(addr)
-        self._write(folder, make_bundle(self.identity, self.station, peer, raws, [], [],
-                                        self.clock()))  # fmt: skip
+        self._write(folder, make_bundle(self.identity, self.station, peer, raws, [],
+                                        self.own_prekeys()[:4], self.clock()))  # fmt: skip
         return PushResponse([], [], 0)
 
     async def pull(self, addr: str, answer: dict[str, Any]) -> PullResponse:
         folder, peer = self._folder(addr), self._peer(addr)
         receipts = [r for r in answer.get("receipts", []) if isinstance(r, dict)]
         if receipts:
-            self._write(folder, make_bundle(self.identity, self.station, peer, [], receipts, [],
-                                            self.clock()))  # fmt: skip
+            self._write(folder, make_bundle(self.identity, self.station, peer, [], receipts,
+                                            self.own_prekeys()[:4], self.clock()))  # fmt: skip
         most = answer.get("max", MAX_FRAME_ENVELOPES)
         envelopes: list[bytes] = []
         got: list[dict[str, Any]] = []
@@ -123,6 +133,8 @@ class BundleTransport:
                 break
             envelopes += b.envelopes
             got += b.receipts
+            if b.prekeys:
+                self.seen_prekeys[peer] = list(b.prekeys)
             with contextlib.suppress(OSError):
                 path.unlink()
         return PullResponse(peer, got, more, envelopes, 0)
@@ -139,8 +151,9 @@ class BundleTransport:
     async def prekeys(self, addr: str, station: str | None = None) -> list[dict[str, Any]]:
         if station is not None:
             raise TransportError(Code.NO_ROUTE, f"{addr}: a folder relays nothing")
-        found = self._mine(self._folder(addr), self._peer(addr))
-        return list(found[-1][1].prekeys) if found else []
+        peer = self._peer(addr)
+        found = self._mine(self._folder(addr), peer)
+        return list(found[-1][1].prekeys) if found else self.seen_prekeys.get(peer, [])
 
     async def close(self) -> None:
         return None
