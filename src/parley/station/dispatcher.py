@@ -250,16 +250,11 @@ class Dispatcher:
     async def drain(self, peer: str) -> bool:
         """Send batches until the peer's queue is empty, a send fails, or a batch makes no
         progress (then back off). True if it stopped at MAX_ROUNDS with more to send."""
-        found = await asyncio.to_thread(self._paths, peer)
+        size = policy.MIN_BATCH
+        found = await asyncio.to_thread(self._start, peer, size)
         if found is None:
             return False
-        row, ways = found
-        if not ways:
-            return False
-        size = policy.MIN_BATCH
-        batch = await asyncio.to_thread(self._next_batch, peer, size, set())
-        if not batch:
-            return False
+        row, ways, batch = found
         sending: asyncio.Task[_Answer | None] | None
         sending = asyncio.create_task(self._offer(peer, row, ways, batch))
         for _ in range(MAX_ROUNDS):
@@ -293,16 +288,22 @@ class Dispatcher:
             await asyncio.to_thread(self._settle, peer, last)
         return True
 
-    def _paths(self, peer: str) -> tuple[PeerRow, tuple[policy.Path, ...]] | None:
+    def _start(
+        self, peer: str, size: int
+    ) -> tuple[PeerRow, tuple[policy.Path, ...], list[EnvelopeRow]] | None:
+        """The peer, its paths and the first batch, in one trip to a worker thread (each trip
+        is on the way of a message's latency). None if there is nothing to send or no way."""
         st = self.station
         row = self.peer_row(peer)
         if row is None:
             return None
         route = db.route(st.store, peer)
-        return row, policy.push_paths(
+        ways = policy.push_paths(
             bool(row.addresses), route.via if route else None,
             bool(route and route.fallback), self._down(peer),
         )  # fmt: skip
+        batch = self._next_batch(peer, size, set()) if ways else []
+        return (row, ways, batch) if batch else None
 
     async def _offer(
         self, peer: str, row: PeerRow, ways: Sequence[policy.Path], batch: list[EnvelopeRow]
