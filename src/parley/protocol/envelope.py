@@ -244,11 +244,14 @@ def parse_envelope(raw: bytes) -> Envelope:
         seq=f.seq,
         prev=_b64u(f.prev),
         ts=f.ts,
-        prec=f.prec,
+        prec=f.prec.decode("ascii"),
         seen={m: Ref(q, _b64u(h)) for m, q, h in f.seen},
         commit=_b64u(f.commit),
         eph=_b64u(f.eph),
-        keys=tuple(Recipient(to, kid.decode("ascii"), _b64u(w)) for to, kid, w in f.keys),
+        keys=tuple(
+            Recipient(to, kid.decode("ascii"), _b64u(w))
+            for to, kid, w in grammar.recipient_keys(f.keys)
+        ),
         nonce=_b64u(f.nonce),
         ct=_b64u(f.ct),
         sig=_b64u(f.sig),

@@ -34,9 +34,10 @@ class Fields(NamedTuple):
     ct: bytes
     eph: bytes
     sender: str
-    keys: tuple[tuple[str, bytes, bytes], ...]  # (to, kid, wrap), kid and wrap as text
+    recipients: tuple[str, ...]  # sorted
+    keys: bytes  # the `keys` array's members as text: `recipient_keys` reads them
     nonce: bytes
-    prec: str
+    prec: bytes
     prev: bytes
     seen: tuple[tuple[str, int, bytes], ...]  # (member, seq, hash as text), sorted by member
     seq: int
@@ -113,17 +114,16 @@ def match(raw: bytes) -> Fields | None:
     if not 1 <= seq <= MAX_SAFE_INT or ts > MAX_SAFE_INT or (seq == 1) != (prev == ZERO_B64):
         return None
     sender = sender_b.decode("ascii")
-    keys = tuple(
-        (
-            keys_b[i + _REC_TO : i + _REC_TO + 26].decode("ascii"),
-            keys_b[i + _REC_KID : i + _REC_KID + 12],
-            keys_b[i + _REC_WRAP : i + _REC_WRAP + 64],
+    if len(keys_b) == _REC_LEN:  # the common case, one recipient
+        recipients: tuple[str, ...] = (keys_b[_REC_TO : _REC_TO + 26].decode("ascii"),)
+    else:
+        recipients = tuple(
+            keys_b[i + _REC_TO : i + _REC_TO + 26].decode("ascii")
+            for i in range(0, len(keys_b), _REC_LEN + 1)
         )
-        for i in range(0, len(keys_b), _REC_LEN + 1)
-    )
-    if len(keys) > MAX_RECIPIENTS or any(a[0] >= b[0] for a, b in pairwise(keys)):
-        return None  # too many, or recipients unsorted or repeated
-    if any(k[0] == sender for k in keys):
+        if len(recipients) > MAX_RECIPIENTS or any(a >= b for a, b in pairwise(recipients)):
+            return None  # too many, or recipients unsorted or repeated
+    if sender in recipients:
         return None
     seen: list[tuple[str, int, bytes]] = []
     last = ""
@@ -137,6 +137,18 @@ def match(raw: bytes) -> Fields | None:
         return None
     s0, s1 = m.span(12)
     return Fields(
-        ch, commit, ct, eph, sender, keys, nonce, prec.decode("ascii"), prev, tuple(seen), seq,
-        sig, ts, raw[:s0] + raw[s1:],
+        ch, commit, ct, eph, sender, recipients, keys_b, nonce, prec, prev, tuple(seen),
+        seq, sig, ts, raw[:s0] + raw[s1:],
     )  # fmt: skip
+
+
+def recipient_keys(keys: bytes) -> list[tuple[str, bytes, bytes]]:
+    """(to, kid, wrap) of each member of a matched `keys` array; kid and wrap as their text."""
+    return [
+        (
+            keys[i + _REC_TO : i + _REC_TO + 26].decode("ascii"),
+            keys[i + _REC_KID : i + _REC_KID + 12],
+            keys[i + _REC_WRAP : i + _REC_WRAP + 64],
+        )
+        for i in range(0, len(keys), _REC_LEN + 1)
+    ]

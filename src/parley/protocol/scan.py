@@ -67,7 +67,7 @@ def scan_fast(raw: bytes) -> Scanned | None:
         f.prev,
         f.commit,
         f.seen,
-        tuple(k[0] for k in f.keys),
+        f.recipients,
         binascii.a2b_base64(f.sig.translate(_FROM_URLSAFE) + b"=="),
         f.signing_input,
     )
