@@ -9,10 +9,11 @@ authenticated route of the same server (framework, auth and JSON, no store reads
 Each endpoint's req/s is printed with its ratio to that baseline; then the four read endpoints
 round-robin (the mix), whose req/s is the issue's target (>= 1,000 req/s).
 
-The clients are several processes (default 2; --procs), each an asyncio loop with one httpx
-AsyncClient keeping its connections alive, together --clients connections: one Python client
-process alone tops out near the rate being measured. The baseline says how far the clients and
-the framework go on this machine; an endpoint near it is limited by them, not by its reads.
+The clients are several processes (default 2; --procs), each an asyncio loop keeping its share
+of --clients connections alive and sending plain HTTP/1.1 GETs on them (a few lines, not httpx:
+httpx cost as much CPU per request as the station, so the clients were the bottleneck). The
+baseline says how far the clients and the framework go on this machine; an endpoint near it is
+limited by them, not by its reads.
 
     .venv/bin/python bench/api.py [--envelopes 20000] [--clients 50] [--seconds 8] [--procs 2]
 """
@@ -27,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from common import pair, pct
 
 from parley.cli.client import Api
@@ -124,26 +124,47 @@ async def _load(
 ) -> tuple[int, list[float], int]:
     lat: list[float] = []
     failed = 0
-    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
-        await asyncio.gather(*(c.get(paths[0]) for _ in range(conns)))  # open the connections
-        await asyncio.sleep(max(0.0, start - time.time()))
-        end = time.perf_counter() + seconds
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    heads = [
+        f"GET {p} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        for p in paths
+    ]
+    links = [await asyncio.open_connection(host, int(port)) for _ in range(conns)]
+    for link in links:  # one request each, before the clock starts
+        await _get(*link, heads[0])
+    await asyncio.sleep(max(0.0, start - time.time()))
+    end = time.perf_counter() + seconds
 
-        async def worker(k: int) -> None:
-            nonlocal failed
-            i = k
-            while time.perf_counter() < end:
-                t0 = time.perf_counter()
-                r = await c.get(paths[i % len(paths)])
-                if r.status_code != 200:
-                    failed += 1
-                lat.append((time.perf_counter() - t0) * 1000)
-                i += 1
+    async def worker(k: int) -> None:
+        nonlocal failed
+        reader, writer = links[k]
+        i = k
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            if await _get(reader, writer, heads[i % len(heads)]) != 200:
+                failed += 1
+            lat.append((time.perf_counter() - t0) * 1000)
+            i += 1
 
-        await asyncio.gather(*(worker(k) for k in range(conns)))
+    await asyncio.gather(*(worker(k) for k in range(conns)))
+    for _, writer in links:
+        writer.close()
     return len(lat), lat, failed
+
+
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes) -> int:
+    """One keep-alive GET on an open connection: its status (the body is read and dropped).
+    A few lines of HTTP/1.1 rather than httpx, whose per-request cost in Python was as high as
+    the station's and made the clients the bottleneck."""
+    writer.write(head)
+    top = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in top.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(top.split(b" ", 2)[1])
 
 
 def run(
