@@ -141,6 +141,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "POST /api/v1/peers/{peer}/route": {"json": {}},
     "POST /api/v1/peers/{peer}/remove": {"json": {}},
     "POST /api/v1/peers/{peer}/revoke": {"json": {"reason": "key lost"}},
+    "POST /api/v1/identity/rotate": {"json": {"grace_days": 7}},
     "POST /api/v1/bundles/export": {"json": {"peer": "{peer}"}},
     "POST /api/v1/bundles/import": {
         "content": b"{}\n",

@@ -38,6 +38,10 @@ class PeerRevoke(Strict):
     reason: str = Field(default="", max_length=2000)
 
 
+class IdentityRotate(Strict):
+    grace_days: int = Field(default=7, ge=0, le=90)
+
+
 class ChannelPropose(Strict):
     kind: Literal["hotline", "backchannel", "facilitated"] = "hotline"
     title: str = Field(min_length=1, max_length=channels.MAX_TITLE)
@@ -100,6 +104,10 @@ def router(station: Station, auth: Auth) -> APIRouter:
     @r.post("/peers/{peer}/revoke", **acts(Action.PEER_REVOKE))
     def revoke_peer(peer: str, req: PeerRevoke, who: User = Depends(auth.user)) -> dict[str, Any]:
         return keys.revoke(who, peer, req.reason)
+
+    @r.post("/identity/rotate", **acts(Action.IDENTITY_ROTATE))
+    def rotate_identity(req: IdentityRotate, who: User = Depends(auth.user)) -> dict[str, Any]:
+        return keys.rotate(who, req.grace_days * 24 * 3600 * 1000)
 
     @r.post("/channels", **acts(Action.CHANNEL_PROPOSE))
     def propose(req: ChannelPropose, who: User = Depends(auth.user)) -> dict[str, Any]:

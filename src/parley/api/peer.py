@@ -16,7 +16,7 @@ from parley.protocol.bundle import split_frame
 from parley.protocol.identity import is_station_id
 from parley.protocol.request import HEADER, parse_auth, verify_request
 from parley.protocol.schema import require_fields
-from parley.station import peerstate
+from parley.station import handovers, peerstate
 from parley.station.node import Station
 from parley.station.peering import MAX_BODY_BYTES as MAX_BATCH_BYTES
 from parley.station.peering import PeerDesk
@@ -30,6 +30,9 @@ async def _authenticated(request: Request, station: Station) -> tuple[str, bytes
         raise RejectedInput(Code.OVERSIZED, f"request body exceeds {MAX_BATCH_BYTES} bytes")
     # Who claims to send it, before its body is read: only a known peer's body is read at all.
     auth = parse_auth(request.headers.get(HEADER))
+    carried = request.headers.get(handovers.HEADER)
+    if carried is not None:  # the caller rotated its key: follow it first (§3.6)
+        await run_in_threadpool(handovers.accept, station, carried, auth.station)
     peer = station.store.get_peer(auth.station)
     if peer is None:
         raise peerstate.stranger(station.store, auth.station)

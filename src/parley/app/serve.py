@@ -39,7 +39,7 @@ from parley.app.build import build_app
 from parley.app.conn import BACKLOG, guarded, quiet_accept_errors
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.request import HEADER, parse_auth, sign_request
-from parley.station import boot, logs, metrics, notify, selfaudit
+from parley.station import boot, handovers, logs, metrics, notify, selfaudit
 from parley.station.boot import open_station
 from parley.station.config import Config, check_private, load_token
 from parley.station.dispatcher import Dispatcher
@@ -338,7 +338,8 @@ def _transport(station: Station) -> Transport:
     http = HttpTransport(
         lambda method, path, body: sign_request(
             station.identity, station.id, method, path, body, station.clock()
-        )
+        ),
+        extra=lambda: _handover_header(station),
     )
 
     def station_at(addr: str) -> str | None:
@@ -481,3 +482,8 @@ def serve(
                 _supervise(data, workers, chosen, log_level)
             else:
                 _serve_one(data, worker=False)
+
+
+def _handover_header(station: Station) -> dict[str, str]:
+    value = handovers.header(station)
+    return {handovers.HEADER: value} if value else {}

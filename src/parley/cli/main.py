@@ -273,6 +273,30 @@ def peer_revoke(
     out.print(f"  dropped {r['dropped']} queued; {len(r['read_only'])} channel(s) read-only")
 
 
+identity_app = typer.Typer(help="This station's own identity key.")
+app.add_typer(identity_app, name="identity")
+
+
+@identity_app.command("rotate")
+def identity_rotate(
+    data: Data = Path("parley-data"),
+    grace_days: Annotated[
+        int, typer.Option(help="Days the old key may still sign (late envelopes).")
+    ] = 7,
+    as_json: AsJson = False,
+) -> None:
+    """Replace this station's identity key with a hand-over signed by the old and the new key
+    (admin). The station id stays; peers follow it at their next contact within the grace."""
+    r = Api(data).post("/identity/rotate", json={"grace_days": grace_days})
+    if as_json:
+        return print_json(r)
+    out.print(f"Identity key rotated (hand-over {r['seq']}); the station id stays {r['station']}.")
+    out.print(f"  new fingerprint\n    {r['fingerprint']}", markup=False)
+    out.print(f"  old key signs until {when(r['old_until'])}", markup=False)
+    out.print("Read the new fingerprint to your peers' admins; their stations follow the signed")
+    out.print("hand-over at the next contact.")
+
+
 # --- channels ----------------------------------------------------------------------------------
 
 

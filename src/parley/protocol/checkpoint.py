@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from parley.errors import Code, LocalError, RejectedInput
-from parley.protocol import crypto, merkle, note
+from parley.protocol import crypto, handover, merkle, note
 from parley.protocol.encoding import b64d, b64e
 from parley.protocol.identity import is_station_id, station_id
 from parley.protocol.schema import MAX_SAFE_INT, require_fields
@@ -37,28 +37,57 @@ ORIGIN_PREFIX = "parley/chain/v1/"
 
 @dataclass(frozen=True)
 class Member:
-    """A member station as a transcript names it: id, display name and identity key."""
+    """A member station as a transcript names it: id, display name and its FIRST identity key
+    (the one its id derives from and whose fingerprint people compared), with the hand-overs
+    to each later key (§3.6; none for a station that never rotated)."""
 
     station: str
     name: str
     identity: bytes
+    handovers: tuple[handover.Handover, ...] = ()
+
+    @cached_property
+    def epochs(self) -> list[handover.Epoch]:
+        return handover.follow(self.identity, self.station, list(self.handovers))
+
+    @property
+    def current(self) -> bytes:
+        """The key the station signs with now (its first key unless it rotated)."""
+        return self.epochs[-1].public
+
+    def keys_at(self, ts: int) -> list[bytes]:
+        """The keys that may have signed what this member dated `ts` (ts < 0: any)."""
+        if ts < 0:
+            return [e.public for e in reversed(self.epochs)]
+        return handover.signers_at(self.epochs, ts)
+
+    def signers_at(self, ts: int) -> list[note.Verifier]:  # ts < 0: any key
+        return [note.Verifier(self.station, k, note.ED25519) for k in self.keys_at(ts)]
+
+    def cosigners_at(self, ts: int) -> list[note.Verifier]:
+        return [note.Verifier(self.station, k, note.COSIGNATURE_V1) for k in self.keys_at(ts)]
 
     @cached_property
     def signer(self) -> note.Verifier:
         """The key that signs this station's checkpoints (C2SP note type 0x01)."""
-        return note.Verifier(self.station, self.identity, note.ED25519)
+        return note.Verifier(self.station, self.current, note.ED25519)
 
     @cached_property
     def cosigner(self) -> note.Verifier:
         """The key that countersigns other members' checkpoints (cosignature/v1, type 0x04)."""
-        return note.Verifier(self.station, self.identity, note.COSIGNATURE_V1)
+        return note.Verifier(self.station, self.current, note.COSIGNATURE_V1)
 
     def to_json(self) -> dict[str, Any]:
-        return {"identity": b64e(self.identity), "name": self.name, "station": self.station}
+        out: dict[str, Any] = {
+            "identity": b64e(self.identity), "name": self.name, "station": self.station
+        }  # fmt: skip
+        if self.handovers:
+            out["handovers"] = [h.to_json() for h in self.handovers]
+        return out
 
 
 def parse_member(value: object) -> Member:
-    obj = require_fields(value, "member", {"identity", "name", "station"})
+    obj = require_fields(value, "member", {"identity", "name", "station"}, frozenset({"handovers"}))
     identity = b64d(obj["identity"], field="member.identity", size=32)
     if not isinstance(obj["name"], str) or not 0 < len(obj["name"]) <= 200:
         raise RejectedInput(Code.MALFORMED, "member.name: expected text of 1..200 characters")
@@ -66,7 +95,14 @@ def parse_member(value: object) -> Member:
         raise RejectedInput(
             Code.MALFORMED, f"member {obj['station']!r}: the station id is not its key's id"
         )
-    return Member(obj["station"], obj["name"], identity)
+    chain: tuple[handover.Handover, ...] = ()
+    if "handovers" in obj:
+        raw = obj["handovers"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= handover.MAX_HANDOVERS:
+            raise RejectedInput(Code.MALFORMED, "member.handovers: 1..64 hand-overs")
+        chain = tuple(handover.parse_handover(h) for h in raw)
+        handover.follow(identity, obj["station"], list(chain))  # each continues the last
+    return Member(obj["station"], obj["name"], identity, chain)
 
 
 def origin(channel: str, sender: str) -> str:
@@ -210,11 +246,12 @@ def checkpoint_body(
     channel: str,
     chain: Sequence[bytes] | merkle.Tree,
     prev: int = 0,
+    station: str | None = None,
 ) -> dict[str, Any]:
     """The `checkpoint` body that `key`'s station sends over its whole chain so far (its
     envelope hashes in seq order, or their tree), with a consistency proof from its previous
     checkpoint of size `prev` (0: none)."""
-    sender = station_id(key.public)
+    sender = station or station_id(key.public)  # after a hand-over (§3.6): the first key's id
     tree = chain if isinstance(chain, merkle.Tree) else merkle.Tree(leaves(chain))
     n = tree.size
     if not n or not 0 <= prev < n:
@@ -232,10 +269,10 @@ def checkpoint_body(
 
 
 def cosign_body(
-    cp: CheckpointBody, key: crypto.SigningKey, timestamp: int
+    cp: CheckpointBody, key: crypto.SigningKey, timestamp: int, station: str | None = None
 ) -> tuple[dict[str, Any], note.Signature]:
     """The `checkpoint.cosign` body countersigning `cp` at `timestamp` (POSIX seconds)."""
-    me = station_id(key.public)
+    me = station or station_id(key.public)
     line = note.cosign(cp.text, me, key, timestamp)
     signed = note.Note(cp.text, (cp.signatures[0], line)).format()
     return {"type": COSIGN, "of": cp.sender, "size": cp.size, "note": signed}, line

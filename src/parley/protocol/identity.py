@@ -116,15 +116,20 @@ def key_id(public: bytes) -> str:
 
 
 def sign_prekey(
-    identity: crypto.SigningKey, public: bytes, not_before: int, not_after: int
+    identity: crypto.SigningKey,
+    public: bytes,
+    not_before: int,
+    not_after: int,
+    station: str | None = None,
 ) -> Prekey:
-    sid = station_id(identity.public)
+    # `station`: after an identity hand-over (§3.6) the id derives from the first key, not this.
+    sid = station or station_id(identity.public)
     unsigned = Prekey(sid, key_id(public), public, not_before, not_after, b"")
     sig = identity.sign(PREKEY_LABEL, canonical(unsigned.body()))
     return Prekey(sid, unsigned.kid, public, not_before, not_after, sig)
 
 
-def parse_prekey(value: object, identity_public: bytes) -> Prekey:
+def parse_prekey(value: object, identity_public: bytes, station: str | None = None) -> Prekey:
     """Parse and verify a prekey record against the identity key that must have signed it.
 
     A record that verified once is not checked again (every send names a peer's prekey): the
@@ -132,18 +137,20 @@ def parse_prekey(value: object, identity_public: bytes) -> Prekey:
     record under the very same key is taken from it."""
     if isinstance(value, dict):
         try:
-            return _parse_prekey_cached(tuple(sorted(value.items())), identity_public)
+            return _parse_prekey_cached(tuple(sorted(value.items())), identity_public, station)
         except TypeError:  # an unhashable field value: not a valid record either
             pass
-    return _parse_prekey(value, identity_public)
+    return _parse_prekey(value, identity_public, station)
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse_prekey_cached(items: tuple[tuple[str, object], ...], identity_public: bytes) -> Prekey:
-    return _parse_prekey(dict(items), identity_public)
+def _parse_prekey_cached(
+    items: tuple[tuple[str, object], ...], identity_public: bytes, station: str | None
+) -> Prekey:
+    return _parse_prekey(dict(items), identity_public, station)
 
 
-def _parse_prekey(value: object, identity_public: bytes) -> Prekey:
+def _parse_prekey(value: object, identity_public: bytes, station: str | None = None) -> Prekey:
     obj = require_fields(
         value, "prekey", {"station", "kid", "public", "not_before", "not_after", "sig"}
     )
@@ -155,7 +162,7 @@ def _parse_prekey(value: object, identity_public: bytes) -> Prekey:
         not_after=require_int(obj, "not_after"),
         sig=b64d(obj["sig"], field="prekey.sig", size=64),
     )
-    if pk.station != station_id(identity_public) or pk.kid != key_id(pk.public):
+    if pk.station != (station or station_id(identity_public)) or pk.kid != key_id(pk.public):
         raise RejectedInput(Code.MALFORMED, "prekey does not belong to this station")
     if pk.not_after < pk.not_before:
         raise RejectedInput(Code.MALFORMED, "prekey validity window is inverted")

@@ -67,7 +67,8 @@ class Members(NamedTuple):
     identity key, and the recipients each member's envelopes must name (the other members)."""
 
     channel: str
-    keys: dict[str, bytes]
+    # Each member's keys as (public, start, until or -1): one, or more after hand-overs (§3.6).
+    keys: dict[str, tuple[tuple[bytes, int, int], ...]]
     others: dict[str, tuple[str, ...]]
 
 
@@ -105,7 +106,7 @@ def check_envelopes(batch: list[list[bytes]], members: Members) -> list[Checked]
             out.append(exc.message)
             continue
         key = keys.get(s.sender)
-        if s.channel != channel or key is None or s.recipients != others[s.sender]:
+        if s.channel != channel or not key or s.recipients != others[s.sender]:
             why = (
                 "another channel"
                 if s.channel != channel
@@ -115,7 +116,11 @@ def check_envelopes(batch: list[list[bytes]], members: Members) -> list[Checked]
             )
             out.append(f"the envelope has {why}")
             continue
-        good = verify(key, ENVELOPE_LABEL, s.signing_input, s.sig)
+        good = any(
+            verify(k, ENVELOPE_LABEL, s.signing_input, s.sig)
+            for k, start, until in key
+            if start <= s.ts and (until < 0 or s.ts <= until)
+        )
         committed = None
         if len(fields) == 4:
             salt = salt_of(fields[2])
@@ -328,9 +333,10 @@ class _Verifier:
                 f"chain, and cover seq 1..{s.seq - 1}"
             )
             return
-        signer = self.members[s.sender].signer
+        # Any key of the sender: the envelope carrying it was checked by the key of its time.
+        signers = self.members[s.sender].signers_at(-1)
         if not r["checkpoint_signature"].record(
-            self.line_ok(cb.text, cb.signatures[0], signer),
+            any(self.line_ok(cb.text, cb.signatures[0], v) for v in signers),
             f"{at}: the checkpoint note's signature does not verify with the sender's key",
         ):
             return
@@ -372,9 +378,13 @@ class _Verifier:
                 f"{at}: a cosignature must be its sender's, on a member's chain of this channel"
             )
             return
+        # The cosigned checkpoint was signed before the cosignature: by any key of its sender.
         if not (
-            self.line_ok(cb.text, cb.signature, of.signer)
-            and self.line_ok(cb.text, cb.cosignature, self.members[s.sender].cosigner)
+            any(self.line_ok(cb.text, cb.signature, v) for v in of.signers_at(-1))
+            and any(
+                self.line_ok(cb.text, cb.cosignature, v)
+                for v in self.members[s.sender].cosigners_at(-1)
+            )
         ):
             r["cosignature"].fail(f"{at}: a signature on the cosigned checkpoint does not verify")
             return
@@ -413,7 +423,8 @@ class _Verifier:
             return
         own = [s for s in signed.signatures if s.name == sender.station]
         if not r["checkpoint_signature"].record(
-            len(own) == 1 and self.line_ok(signed.text, own[0], sender.signer),
+            len(own) == 1
+            and any(self.line_ok(signed.text, own[0], v) for v in sender.signers_at(-1)),
             f"{at}: the sender's signature is missing or does not verify",
         ):
             return
@@ -431,7 +442,8 @@ class _Verifier:
                 self.witness_line(at, signed.text, sig, (sender.station, cp.size))
                 continue
             if r["cosignature"].record(
-                m is not None and self.line_ok(signed.text, sig, m.cosigner),
+                m is not None
+                and any(self.line_ok(signed.text, sig, v) for v in m.cosigners_at(-1)),
                 f"{at}: the cosignature by {self.name(sig.name)} does not verify",
             ):
                 self.cosigned.setdefault((sender.station, cp.size), set()).add(sig.name)
@@ -499,7 +511,12 @@ class _Verifier:
         self.channel = doc["channel"]
         self.members = {m.station: m for m in members}
         self.others = {m: tuple(sorted(set(self.members) - {m})) for m in self.members}
-        self.context = Members(self.channel, {m.station: m.identity for m in members}, self.others)
+        keys = {
+            m.station: tuple((e.public, e.start, -1 if e.until is None else e.until)
+                             for e in m.epochs)
+            for m in members
+        }  # fmt: skip
+        self.context = Members(self.channel, keys, self.others)
         self.chains = {m: _Chain() for m in self.members}
         self.r.facts.update(
             channel=self.channel,
@@ -605,7 +622,7 @@ def verify_transcript(
         report["export_signature"].fail("the file has no signature line (it is cut short)")
     elif exporter is not None:
         report["export_signature"].record(
-            crypto.verify(exporter.identity, TRANSCRIPT_LABEL, digest.digest(), signature),
+            crypto.verify(exporter.current, TRANSCRIPT_LABEL, digest.digest(), signature),
             "the exporter's signature does not cover this file as it is",
         )
     v.witness_quorum()

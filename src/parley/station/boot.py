@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from parley.errors import Code, LocalError
+from parley.protocol import handover
 from parley.station import features
-from parley.station.config import load_config, load_identity
+from parley.station.config import load_config, load_identity, recover_identity, stage_identity
 from parley.station.node import Clock, Station
 from parley.store.base import SqlStore
 from parley.store.postgres import PostgresStore
@@ -37,9 +38,12 @@ def open_store(data: Path, database: str) -> SqlStore:
 
 def open_station(data: Path, clock: Clock | None = None) -> Station:
     cfg = load_config(data)
-    station = Station(
-        cfg, open_store(data, cfg.database), load_identity(data), clock or system_clock()
-    )
+    store = open_store(data, cfg.database)
+    own = store.get_meta("station_id")
+    last = store.handovers(own)[-1:] if own else []
+    recover_identity(data, handover.parse_handover(last[0].encode()).new if last else None)
+    station = Station(cfg, store, load_identity(data), clock or system_clock())
+    station.stage_identity = lambda key: stage_identity(data, key)
     station.rotate_prekeys()
     return features.install(station)
 

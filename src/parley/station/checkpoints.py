@@ -137,12 +137,17 @@ def policy(station: Station) -> Policy:
 
 
 def member(station: Station, sid: str) -> checkpoint.Member:
+    """A member as a transcript names it: its first key and its hand-overs since (§3.6)."""
     if sid == station.id:
-        return checkpoint.Member(sid, station.cfg.name, station.identity.public)
-    p = station.store.peer_record(sid)  # removed or revoked: its key still verifies its history
-    if p is None:
-        raise NotFound(Code.NOT_FOUND, f"{sid} is not a known peer")
-    return checkpoint.Member(sid, p.name, p.identity)
+        name = station.cfg.name
+    else:
+        p = station.store.peer_record(sid)  # removed or revoked: its key verifies its history
+        if p is None:
+            raise NotFound(Code.NOT_FOUND, f"{sid} is not a known peer")
+        name = p.name
+    epochs = station.epochs(sid)
+    chain = tuple(e.handover for e in epochs if e.handover is not None)
+    return checkpoint.Member(sid, name, epochs[0].public, chain)
 
 
 # --- issuing --------------------------------------------------------------------------------------
@@ -160,7 +165,9 @@ def issue(station: Station, channel: str, actor: str = "station") -> db.Checkpoi
         tree = chain_tree(station, channel, station.id)
         size = tree.size
         last = db.latest_checkpoint(store, channel, station.id)
-        body = checkpoint.checkpoint_body(station.identity, channel, tree, last.size if last else 0)
+        body = checkpoint.checkpoint_body(
+            station.identity, channel, tree, last.size if last else 0, station.id
+        )
         station.send(channel, body, "ROUTINE", actor=actor)
         row = db.checkpoint_at(store, channel, station.id, size)
     assert row is not None  # stored by `observe` as the body was sent
@@ -268,7 +275,7 @@ def _witness(station: Station, acc: Accepted) -> None:
             acc.channel, acc.sender, cb.size, cb.root, acc.seq, acc.body["note"], acc.ts
         ),
     )
-    body, _ = checkpoint.cosign_body(cb, station.identity, station.clock() // 1000)
+    body, _ = checkpoint.cosign_body(cb, station.identity, station.clock() // 1000, station.id)
     try:
         station.send(acc.channel, body, "ROUTINE", actor="station")
     except (LocalError, Conflict, Forbidden) as exc:
@@ -402,8 +409,9 @@ def listing(station: Station, channel: str) -> list[dict[str, Any]]:
 def anchors(station: Station) -> trust.Anchors:
     """The keys this station trusts when it verifies a file (protocol/trust.py): its own, and its
     known peers', whose fingerprints its admins compared out of band when adding them."""
-    keys = [(station.identity.public, f"this station ({station.cfg.name})")]
-    keys += [(p.identity, f"known peer {p.name}") for p in station.store.peer_records()]
+    keys = [(e.public, f"this station ({station.cfg.name})") for e in station.epochs(station.id)]
+    for p in station.store.peer_records():  # a member is anchored by its first key (§3.6)
+        keys += [(e.public, f"known peer {p.name}") for e in station.epochs(p.station)]
     return trust.Anchors.of_keys(keys)
 
 

@@ -287,5 +287,28 @@ def load_identity(data: Path) -> crypto.SigningKey:
     return crypto.SigningKey(bytes.fromhex((data / IDENTITY).read_text().strip()))
 
 
+def stage_identity(data: Path, key: crypto.SigningKey | None) -> None:
+    """An identity rotation in two steps (station/handovers.py): the new key is written beside
+    the current one before the hand-over is committed (`key`), and replaces it after (None)."""
+    nxt = data / (IDENTITY + ".next")
+    if key is not None:
+        _write_private(nxt, key.seed.hex())
+        return
+    os.replace(nxt, data / IDENTITY)
+
+
+def recover_identity(data: Path, committed_new: bytes | None) -> None:
+    """At start: finish a rotation that was committed but whose key file was not yet replaced,
+    or drop the staged key of one that was never committed."""
+    nxt = data / (IDENTITY + ".next")
+    if not nxt.exists():
+        return
+    staged = crypto.SigningKey(bytes.fromhex(nxt.read_text().strip()))
+    if committed_new is not None and staged.public == committed_new:
+        os.replace(nxt, data / IDENTITY)
+    else:
+        nxt.unlink()
+
+
 def load_token(data: Path) -> str:
     return (data / TOKEN).read_text().strip()

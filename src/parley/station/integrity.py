@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from parley.errors import Code, Conflict, ParleyError, RejectedInput
-from parley.protocol import crypto
+from parley.protocol import crypto, handover
 from parley.protocol.encoding import b64e, canonical
 from parley.protocol.envelope import (
     ENVELOPE_LABEL,
@@ -66,7 +66,9 @@ ALARM = "integrity"
 REMEMBERED = 200_000  # (hash, key) pairs whose signature verified, kept per process (~25 MB)
 PASSED = 4096  # envelopes that passed a–d, with what they passed with (a few MB): see `Passed`
 
-KeyOf = Callable[[str], bytes | None]
+# The keys that may have signed what a station dated ts (ts < 0: any of its keys): one, or two
+# around an identity hand-over (§3.6); [] for a station that is not a known peer.
+KeyOf = Callable[[str, int], list[bytes]]
 
 
 class Host(Protocol):
@@ -78,6 +80,8 @@ class Host(Protocol):
     clock: Callable[[], int]
 
     def peer_name(self, station: str) -> str: ...
+
+    def epochs(self, station: str) -> list[handover.Epoch]: ...
 
     def _open(self, env: Envelope) -> Opened: ...
 
@@ -159,16 +163,17 @@ def envelope_problem(
         prec not in e.raw
     ):
         return s, "its stored channel, sender, seq, time or precedence are not the envelope's"
-    key = key_of(s.sender)
-    if key is None:
+    keys = key_of(s.sender, s.ts)
+    if not keys:
         return s, "its sender is not a known peer, so its signature cannot be checked"
-    memo = h + key
-    if recheck or verified is None or memo not in verified:
-        if not crypto.verify(key, ENVELOPE_LABEL, s.signing_input, s.sig):
-            return s, "its signature does not verify with the sender's key"
-        if verified is not None:
-            verified.add(memo)
-    return s, ""
+    if not recheck and verified is not None and any(h + k in verified for k in keys):
+        return s, ""
+    for key in keys:
+        if crypto.verify(key, ENVELOPE_LABEL, s.signing_input, s.sig):
+            if verified is not None:
+                verified.add(h + key)
+            return s, ""
+    return s, "its signature does not verify with the sender's key"
 
 
 def body_problem(s: Scanned, b: BodyRow | None) -> tuple[dict[str, Any], str]:
@@ -234,16 +239,19 @@ class Integrity:
     def key_of(self) -> KeyOf:
         """Identity keys by station id, looked up once per batch."""
         st = self.station
-        memo: dict[str, bytes | None] = {st.id: st.identity.public}
+        memo: dict[str, list[handover.Epoch]] = {}
 
-        def key(sender: str) -> bytes | None:
+        def keys(sender: str, ts: int) -> list[bytes]:
             if sender not in memo:
-                # A removed or revoked peer's key still verifies what it signed before.
-                peer = st.store.peer_record(sender)
-                memo[sender] = peer.identity if peer else None
-            return memo[sender]
+                # A removed or revoked peer's key still verifies what it signed before, and a
+                # key handed over verifies what it signed up to the end of its grace.
+                memo[sender] = st.epochs(sender)
+            epochs = memo[sender]
+            if ts < 0:
+                return [e.public for e in reversed(epochs)]
+            return handover.signers_at(epochs, ts)
 
-        return key
+        return keys
 
     def check(
         self, pairs: Sequence[tuple[EnvelopeRow, BodyRow | None]], *, links: bool = False
@@ -253,7 +261,8 @@ class Integrity:
         here = {(e.channel, e.sender, e.seq): e.hash for e, _ in pairs} if links else {}
         out: list[Checked] = []
         for e, b in pairs:
-            key = key_of(e.sender)
+            # The keys that may have signed it, as one value the memo compares (rule 1).
+            key = b"".join(key_of(e.sender, e.ts)) or None
             s = self.passed.get(e, b, key)
             body: dict[str, Any] = {}
             if s is not None and b is not None:
@@ -309,10 +318,10 @@ class Integrity:
             if raw is None or crypto.sha256(raw) != h:
                 raise RejectedInput(Code.MALFORMED, "its held bytes are not the envelope held")
             env = parse_envelope(raw)
-            key = self.key_of()(sender)
+            keys = self.key_of()(sender, env.ts)
             if (env.channel, env.sender, env.seq, env.prec) != (channel, sender, seq, prec):
                 raise RejectedInput(Code.MALFORMED, "its stored columns are not the envelope's")
-            if key is None or not crypto.verify(key, ENVELOPE_LABEL, signing_input(env), env.sig):
+            if not any(crypto.verify(k, ENVELOPE_LABEL, signing_input(env), env.sig) for k in keys):
                 raise RejectedInput(Code.BAD_SIGNATURE, "its signature does not verify")
             body = st._open(env).body
             if canonical(body).decode("utf-8") != text:

@@ -3,6 +3,7 @@
     KeyDesk(station)
       remove(who, ref, force)     the station stops talking to a peer
       revoke(who, ref, reason)    nothing signed by that peer's identity key is accepted any more
+      rotate(who, grace_ms)       this station's own identity key, with a signed hand-over
 
 Rules (docs/protocol.md §3.5):
 - Neither forgets anything. The peer's row stays, marked with when it was removed or revoked, so
@@ -29,6 +30,7 @@ from typing import Any
 from parley.domain.channels import ChannelState
 from parley.errors import Code, Conflict, LocalError, NotFound
 from parley.protocol.identity import fingerprint
+from parley.station import handovers
 from parley.station.node import Station
 from parley.station.peerstate import peer_json, utc
 from parley.station.roles import Action, authorize
@@ -112,3 +114,17 @@ class KeyDesk:
             }  # fmt: skip
             st.store.audit(who.name, "peer.revoke", detail, now)
         return {**peer_json(st.store.peer_record(p.station) or p), **detail}
+
+    def rotate(self, who: User, grace_ms: int = handovers.DEFAULT_GRACE_MS) -> dict[str, Any]:
+        """Rotate this station's identity key with a signed hand-over (station/handovers.py)."""
+        authorize(who, Action.IDENTITY_ROTATE)
+        h = handovers.rotate(self.station, who.name, grace_ms)
+        return {
+            "station": h.station,
+            "seq": h.seq,
+            "old_fingerprint": fingerprint(h.old),
+            "fingerprint": fingerprint(h.new),
+            "created": h.created,
+            "old_until": h.old_until,
+            "handover": h.to_json(),
+        }

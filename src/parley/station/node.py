@@ -24,7 +24,7 @@ from parley.errors import (
     ParleyError,
     RejectedInput,
 )
-from parley.protocol import crypto
+from parley.protocol import crypto, handover
 from parley.protocol.checkpoint import CHECKPOINT, COSIGN
 from parley.protocol.encoding import b64e, canonical
 from parley.protocol.envelope import (
@@ -134,7 +134,12 @@ class Station:
         self.store = store
         self.identity = identity
         self.clock = clock
-        self.id = station_id(identity.public)
+        # After an identity hand-over the id stays the first key's (docs/protocol.md §3.6).
+        self.id = store.get_meta("station_id") or station_id(identity.public)
+        # An identity rotation keeps the new key on disk (boot.py): called with it before the
+        # hand-over is committed, with None after (config.stage_identity).
+        self.stage_identity: Callable[[crypto.SigningKey | None], None] = lambda key: None
+        self._epochs: dict[str, tuple[tuple[str, ...], list[handover.Epoch]]] = {}
         self.on_queued: Callable[[], None] = lambda: None
         self.on_alarm: Callable[[str, str], None] = lambda kind, msg: None
         # Called with (station, id, kind, severity, subject, message, ref) for each alarm raised,
@@ -182,6 +187,35 @@ class Station:
     def fingerprint(self) -> str:
         return fingerprint(self.identity.public)
 
+    def epochs(self, station: str) -> list[handover.Epoch]:
+        """The identity keys of `station` (ours or a peer's, in any state) and when each may
+        sign, following its hand-overs from its first key (§3.6). [] for an unknown station."""
+        records = tuple(self.store.handovers(station))
+        hit = self._epochs.get(station)
+        if hit is not None and hit[0] == records:
+            return hit[1]
+        chain = [handover.parse_handover(r.encode()) for r in records]
+        if station == self.id:
+            current = self.identity.public
+        else:
+            p = self.store.peer_record(station)
+            if p is None:
+                return []
+            current = p.identity
+        genesis = chain[0].old if chain else current
+        epochs = handover.follow(genesis, station, chain)
+        if epochs[-1].public != current:
+            raise RuntimeError(f"the hand-overs held for {station} do not end at its key")
+        self._epochs[station] = (records, epochs)
+        return epochs
+
+    def signer_keys(self, station: str, ts: int) -> list[bytes]:
+        """The keys that may have signed what `station` dated `ts` (ts < 0: any of its keys)."""
+        epochs = self.epochs(station)
+        if ts < 0:
+            return [e.public for e in reversed(epochs)]
+        return handover.signers_at(epochs, ts)
+
     def rotate_prekeys(self) -> list[str]:
         """Make a new prekey when the newest is older than the rotation period; erase private
         halves whose validity ended more than the grace period ago. Returns erased key ids."""
@@ -192,8 +226,9 @@ class Station:
             kem = crypto.KemKey.generate()
             # Valid for one rotation plus the grace period, so late senders still reach us.
             pk = sign_prekey(
-                self.identity, kem.public, now, now + t.prekey_rotation_ms + t.prekey_grace_ms
-            )
+                self.identity, kem.public, now, now + t.prekey_rotation_ms + t.prekey_grace_ms,
+                self.id,
+            )  # fmt: skip
             self.store.add_prekey(
                 pk.kid, pk.public, kem.secret, pk.not_before, pk.not_after, json.dumps(pk.to_json())
             )
@@ -208,7 +243,13 @@ class Station:
         return self.store.prekey_records(self.clock())
 
     def invitation(self) -> Invitation:
-        recs = [parse_prekey(p, self.identity.public) for p in self.prekeys()[:4]]
+        if self.store.handovers(self.id):
+            raise LocalError(
+                Code.INVALID_REQUEST,
+                "this station rotated its identity key: an invitation carrying the hand-over "
+                "chain is not supported yet; existing peers follow the hand-over",
+            )
+        recs = [parse_prekey(p, self.identity.public, self.id) for p in self.prekeys()[:4]]
         addresses = [self.cfg.url] if self.cfg.inbound else []  # no address: peers wait for pulls
         return make_invitation(
             self.identity, self.cfg.name, self.cfg.lang, recs, addresses, self.clock()
@@ -237,7 +278,7 @@ class Station:
 
     def update_peer_prekeys(self, peer: str, records: list[dict[str, Any]]) -> None:
         p = self._peer(peer)
-        parsed = [parse_prekey(r, p.identity) for r in records[:8]]
+        parsed = [parse_prekey(r, p.identity, peer) for r in records[:8]]
         self.store.set_peer_prekeys(peer, [k.to_json() for k in parsed])
 
     def _peer(self, station: str) -> PeerRow:
@@ -286,7 +327,10 @@ class Station:
         p = self._peer(station)
         best: Prekey | None = None
         for rec in p.prekeys:
-            pk = parse_prekey(rec, p.identity)
+            try:
+                pk = parse_prekey(rec, p.identity, station)
+            except RejectedInput:
+                continue  # signed by a key the peer handed over since: its new records replace it
             # A peer's clock may run ahead of ours by up to the skew window: its newest key is
             # usable as soon as it would be at the peer.
             usable = pk.not_before <= now + self.cfg.timings.skew_ms and now <= pk.not_after

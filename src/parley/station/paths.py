@@ -208,7 +208,7 @@ def merge_prekeys(st: Station, peer: str, records: Sequence[object]) -> int:
     added = 0
     for rec in records[:MAX_PREKEYS]:
         try:
-            pk = parse_prekey(rec, p.identity)
+            pk = parse_prekey(rec, p.identity, peer)
         except RejectedInput as exc:
             log.warning("bad prekey record for %s: %s", peer, exc.message)
             continue

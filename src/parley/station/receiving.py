@@ -23,7 +23,14 @@ from parley.errors import Code, Conflict, ParleyError, RejectedInput
 from parley.protocol import crypto, delivery
 from parley.protocol.delivery import ChainHead, ChainState, Decision, Effect, Facts, Verdict
 from parley.protocol.encoding import b64e, canonical
-from parley.protocol.envelope import Envelope, Opened, parse_envelope, verify_signature
+from parley.protocol.envelope import (
+    ENVELOPE_LABEL,
+    Envelope,
+    Opened,
+    parse_envelope,
+    signing_input,
+    verify_signature,
+)
 from parley.protocol.receipt import Receipt
 from parley.station import peerstate
 from parley.station.config import Config
@@ -105,6 +112,8 @@ class Host(Protocol):
 
     def peer_name(self, station: str) -> str: ...
 
+    def signer_keys(self, station: str, ts: int) -> list[bytes]: ...
+
     def _open(self, env: Envelope, prekeys: dict[str, crypto.KemKey] | None = None) -> Opened: ...
 
     def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int: ...
@@ -138,7 +147,7 @@ class Receiver:
             identity = keys.identities[env.sender]
             if identity is None:
                 raise peerstate.stranger(store, env.sender)
-            verify_signature(env, identity)
+            self._verify(env, identity)
             if self.st.id not in env.recipients:
                 raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
         except ParleyError as exc:
@@ -150,6 +159,17 @@ class Receiver:
         if env.seq > store.head_seq(env.channel, env.sender):
             self._open_into(a, keys)
         return a
+
+    def _verify(self, env: Envelope, current: bytes) -> None:
+        """The signature, by the sender's current key, else by a key it held at the envelope's
+        time: after an identity hand-over (§3.6) its old key only up to the end of the grace
+        (looked up only then, so the usual case costs no store read)."""
+        if crypto.verify(current, ENVELOPE_LABEL, signing_input(env), env.sig):
+            return
+        for key in self.st.signer_keys(env.sender, env.ts):
+            if key != current and crypto.verify(key, ENVELOPE_LABEL, signing_input(env), env.sig):
+                return
+        verify_signature(env, current)  # raises bad_signature
 
     def _open_into(self, a: Arrival, keys: _Keys | None = None) -> None:
         assert a.env is not None

@@ -54,6 +54,7 @@ class Action(StrEnum):
     PEER_ROUTE = "peer.route"
     PEER_REMOVE = "peer.remove"
     PEER_REVOKE = "peer.revoke"
+    IDENTITY_ROTATE = "identity.rotate"
     USER_MANAGE = "user.manage"
     TOKEN_OWN = "token.own"
     CHECKCALL_SCHEDULE = "checkcall.schedule"
@@ -106,6 +107,7 @@ TABLE: Mapping[Action, frozenset[str]] = {
     Action.PEER_ROUTE: frozenset({ADMIN}),
     Action.PEER_REMOVE: frozenset({ADMIN}),
     Action.PEER_REVOKE: frozenset({ADMIN}),
+    Action.IDENTITY_ROTATE: frozenset({ADMIN}),
     Action.USER_MANAGE: frozenset({ADMIN}),
     Action.TOKEN_OWN: _ANY_ROLE,
     Action.CHECKCALL_SCHEDULE: frozenset({ADMIN}),

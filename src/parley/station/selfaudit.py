@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from parley.errors import Code, ParleyError, RejectedInput
 from parley.protocol import checkpoint, crypto, merkle, note
-from parley.station.integrity import body_problem, envelope_problem, link_problem
+from parley.station.integrity import KeyOf, body_problem, envelope_problem, link_problem
 from parley.store import checkpoints as checkpoints_db
 from parley.store import integrity as db
 from parley.store.base import BodyRow, EnvelopeRow
@@ -92,9 +92,7 @@ class Pass:
         return self.saved
 
     # --- one envelope -----------------------------------------------------------------------------
-    def _envelope(
-        self, e: EnvelopeRow, b: BodyRow | None, key_of: Callable[[str], bytes | None]
-    ) -> None:
+    def _envelope(self, e: EnvelopeRow, b: BodyRow | None, key_of: KeyOf) -> None:
         self.envelopes += 1
         integ = self.station.integrity
         s, problem = envelope_problem(e, key_of, integ.verified, recheck=True)
@@ -135,16 +133,16 @@ class Pass:
         self,
         cp: checkpoints_db.CheckpointRow,
         root: bytes,
-        key_of: Callable[[str], bytes | None],
+        key_of: KeyOf,
     ) -> None:
         self.checkpoints += 1
-        key = key_of(cp.sender)
+        keys = key_of(cp.sender, -1)  # any key of the sender's: a note carries no time we trust
         problem = ""
         try:
-            if key is None:
+            if not keys:
                 raise RejectedInput(Code.UNKNOWN_SENDER, "its signer is not a known peer")
-            signer = note.Verifier(cp.sender, key, note.ED25519)
-            opened = note.open_note(cp.note, [signer])
+            signers = [note.Verifier(cp.sender, k, note.ED25519) for k in keys]
+            opened = note.open_note(cp.note, signers)
             head = note.parse_checkpoint(opened.text)
         except ParleyError as exc:
             problem = f"its note is not signed by the chain's sender ({exc.message})"

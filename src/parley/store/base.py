@@ -493,6 +493,31 @@ class SqlStore:
         rows = self.q(f"SELECT {_PEER_COLS} FROM peers ORDER BY name")
         return [self._peer(r) for r in rows]
 
+    def set_peer_identity(
+        self, station: str, identity: bytes, prekeys: list[dict[str, Any]]
+    ) -> None:
+        with self.tx():
+            self.q(
+                "UPDATE peers SET identity = ?, prekeys = ? WHERE station = ?",
+                identity, json.dumps(prekeys), station,
+            )  # fmt: skip
+
+    def add_handover(self, station: str, seq: int, record: str, now_ms: int) -> None:
+        with self.tx():
+            self.q(
+                "INSERT INTO handovers (station, seq, record, received) VALUES (?, ?, ?, ?)",
+                station, seq, record, now_ms,
+            )  # fmt: skip
+
+    def handovers(self, station: str) -> list[str]:
+        """A station's identity hand-overs as stored (canonical JSON), in order."""
+        rows = self.q("SELECT record FROM handovers WHERE station = ? ORDER BY seq", station)
+        return [str(r[0]) for r in rows]
+
+    def set_prekey_record(self, kid: str, record: str) -> None:
+        with self.tx():
+            self.q("UPDATE prekeys SET record = ? WHERE kid = ?", record, kid)
+
     def set_peer_state(self, station: str, *, removed: int | None, revoked: int | None) -> None:
         with self.tx():
             self.q(

@@ -26,6 +26,7 @@ Log:
      webhook and e-mail deliveries with their retry state (it replaces notice_webhooks, which
      is kept, unused, for its history).
   15 peers an admin removed or whose key it revoked: the row stays (its key verifies history).
+  16 identity hand-overs, this station's own and its peers', by (station, seq).
 
 A statement may be `Only(dialect, sql)`: run on that backend only (`SqlStore.dialect`).
 """
@@ -340,6 +341,15 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
         [
             "ALTER TABLE peers ADD COLUMN removed BIGINT",
             "ALTER TABLE peers ADD COLUMN revoked BIGINT",
+        ],
+    ),
+    (
+        16,
+        "identity hand-overs (protocol/handover.py): ours and our peers', in order",
+        [
+            """CREATE TABLE handovers (
+                station TEXT NOT NULL, seq BIGINT NOT NULL, record TEXT NOT NULL,
+                received BIGINT NOT NULL, PRIMARY KEY (station, seq))""",
         ],
     ),
 ]

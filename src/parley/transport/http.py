@@ -87,8 +87,14 @@ def read_capped(resp: httpx.Response, base: str, limit: int) -> bytes:
 class HttpTransport:
     """The Transport over HTTP: each call one signed request (transport/base.py)."""
 
-    def __init__(self, signer: Signer, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        signer: Signer,
+        timeout_s: float = 10.0,
+        extra: Callable[[], dict[str, str]] = dict,
+    ) -> None:
         self.signer = signer
+        self.extra = extra  # more headers: the identity hand-over while its grace lasts
         self.total_s = 3 * timeout_s  # a whole exchange, however slowly the answer trickles
         self.http = clients.async_client(timeout_s)
 
@@ -101,6 +107,7 @@ class HttpTransport:
         """The answer's body, read as it streams and cut at MAX_RESPONSE_BYTES (an error
         answer at MAX_ERROR_BYTES): a peer cannot make us hold more than that."""
         headers = {HEADER: self.signer(method, path, body), "Accept-Encoding": "identity"}
+        headers.update(self.extra())
         if body:
             headers["Content-Type"] = content_type
         start = time.perf_counter()

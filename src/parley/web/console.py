@@ -63,6 +63,7 @@ NOTICES = {
     "admin.added", "admin.proposed", "admin.user_added", "admin.user_changed", "sched.saved",
     "sched.removed", "checkcall.called", "alarm.acked", "admin.removed", "admin.revoked",
     "notify.saved", "notify.routed",
+    "admin.rotated",
 }  # fmt: skip
 
 

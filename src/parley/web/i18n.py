@@ -188,6 +188,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "admin.revoke": "Revoke the key of {name}",
         "admin.revoke_reason": "Reason (for the audit log)",
         "admin.revoked": "Key revoked: nothing it signs from now on is accepted.",
+        "admin.rotate": "Rotate this station's identity key",
+        "admin.rotate_help": "A new key replaces the current one with a hand-over signed by "
+        "both; the station id stays. Peers follow it at their next contact within the grace. "
+        "Read the new fingerprint to their admins.",
+        "admin.grace_days": "Days the old key may still sign",
+        "admin.rotated": "Identity key rotated. Read the new fingerprint above to your peers.",
         "admin.own_invitation": "This station's invitation",
         "admin.own_invitation_help": "Give this to the other station's admin.",
         "admin.propose": "Propose a channel",
@@ -716,6 +722,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "admin.revoke": "{name}의 키 폐기",
         "admin.revoke_reason": "사유 (감사 기록용)",
         "admin.revoked": "키를 폐기했습니다. 이제부터 이 키로 서명된 것은 받지 않습니다.",
+        "admin.rotate": "이 스테이션의 신원 키 교체",
+        "admin.rotate_help": "새 키가 두 키 모두로 서명된 인계 기록과 함께 현재 키를 대체합니다. "
+        "스테이션 ID는 그대로입니다. 상대 스테이션은 유예 기간 안의 다음 연락 때 이를 따릅니다. "
+        "새 지문을 상대 관리자에게 읽어 주십시오.",
+        "admin.grace_days": "이전 키로 계속 서명할 수 있는 일수",
+        "admin.rotated": "신원 키를 교체했습니다. 위의 새 지문을 상대 스테이션에 알려 주십시오.",
         "admin.own_invitation": "이 스테이션의 초대장",
         "admin.own_invitation_help": "상대 스테이션 관리자에게 전달하십시오.",
         "admin.propose": "채널 제안",

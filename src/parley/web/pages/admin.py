@@ -44,8 +44,12 @@ def routes(c: Console) -> APIRouter:
             (a["ts"], a["actor"], a["action"], json.dumps(a["detail"], ensure_ascii=False))
             for a in people.audit(v.user, AUDIT_SHOWN)
         ]
+        try:
+            invitation = station.invitation(v.user)
+        except ParleyError as exc:  # a station that rotated its key has none yet: say why
+            invitation = exc.message
         return {
-            "peers": peers, "known": known, "invitation": station.invitation(v.user),
+            "peers": peers, "known": known, "invitation": invitation,
             "audit": audit,
             "kinds": channels.KINDS, "errors": errors or {}, "form": form,
             "users": people_seen, "roles": users.ROLES,
@@ -87,6 +91,18 @@ def routes(c: Console) -> APIRouter:
             ctx = context(v, {f"peer-{peer}": exc.message})
             return c.page(request, "admin.html", v, status=exc.status, **ctx)
         return c.back("/admin", "admin.revoked")
+
+    @r.post("/admin/identity/rotate")
+    def rotate_identity(
+        request: Request, v: Viewer = Depends(c.poster), grace_days: str = Form("7")
+    ) -> Response:
+        try:
+            days = int(grace_days) if grace_days.strip().isdigit() else -1
+            keys.rotate(v.user, days * 24 * 3600 * 1000)
+        except ParleyError as exc:
+            ctx = context(v, {"grace_days": exc.message})
+            return c.page(request, "admin.html", v, status=exc.status, **ctx)
+        return c.back("/admin", "admin.rotated")
 
     @r.post("/admin/channels")
     def propose(
