@@ -106,7 +106,7 @@ def browser() -> Iterator[Any]:
 # The pictures docs/console.md shows (PARLEY_SCREENSHOTS=docs/screenshots refreshes them).
 DOCUMENTED = {
     "dashboard", "channel-ko", "notice-errors", "talks", "transcript", "crisis", "admin",
-    "schedules", "notice-compose", "notice-preview", "printout", "notify",
+    "schedules", "notice-compose", "notice-preview", "printout", "notify", "admin-keys",
 }  # fmt: skip
 
 
