@@ -13,70 +13,21 @@ from rich.markup import escape
 
 from parley.cli import common as cli
 from parley.cli.client import Api
+from parley.domain.describe import line as describe_line
+from parley.domain.describe import short as _short
 
 alarms_app = typer.Typer(
     help="Alarms: list them (open, or all with how each was settled); acknowledge with a note.",
     invoke_without_command=True,
 )
 
-CONTROL = {
-    "channel.consent": "consented to the channel",
-    "channel.suspend": "suspended the channel",
-    "channel.reopen": "asked to reopen the channel",
-    "channel.close": "closed the channel",
-}
-
-
-def _short(value: object, n: int = 10) -> str:
-    text = str(value)
-    return text if len(text) <= n else text[:n] + "…"
-
-
-def _fields(body: dict[str, Any], skip: tuple[str, ...] = ("type",)) -> str:
-    parts = []
-    for k, v in body.items():
-        if k in skip or isinstance(v, dict | list):
-            continue
-        parts.append(f"{k}={_short(v, 40)}")
-    return ", ".join(parts)
-
 
 def describe(body: dict[str, Any]) -> str:
-    """A body as one readable line (or the text itself, for a text message)."""
-    kind = str(body.get("type", ""))
-    reason = f" — {body['reason']}" if body.get("reason") else ""
-    if kind == "text":
-        return str(body.get("text", ""))
-    if kind == "channel.propose":
-        return f"proposed the {body.get('kind', '')} channel “{body.get('title', '')}”"
-    if kind in CONTROL:
-        return CONTROL[kind] + reason
-    if kind == "notice":
-        return (
-            f"NOTICE {body.get('form', '?')} v{body.get('version', '?')} ({body.get('lang', '')})"
-            f", answer by {cli.when(body.get('deadline_ms'))}"
-            " — `parley notice show` renders it"
-        )
-    if kind == "ack":
-        text = f": {body['text']}" if body.get("text") else ""
-        return f"{body.get('by', '')} answered {body.get('answer', '')} to notice" + (
-            f" {_short(body.get('ref'))}{text}"
-        )
-    if kind == "checkcall.call":
-        return (
-            f"check call {body.get('call_id', '')}, answer by {cli.when(body.get('answer_by_ms'))}"
-        )
-    if kind == "checkcall.answer":
-        return f"{body.get('by', '')} answered check call {body.get('call_id', '')}"
-    if kind == "translation":
-        return (
-            f"translation ({body.get('lang', '')}) of {_short(body.get('ref'))}: "
-            f"{body.get('text', '')}"
-        )
-    if kind == "checkpoint.cosign" or kind == "checkpoint":
-        return f"{kind} (the stations' own bookkeeping)"
-    rest = _fields(body)
-    return f"{kind}: {rest}" if rest else kind
+    """A body as one readable line (domain/describe.py; times as the CLI prints them)."""
+    text = describe_line(body, "en", cli.when)
+    if body.get("type") == "notice":
+        text += " — `parley notice show` renders it"
+    return text
 
 
 def print_messages(msgs: list[dict[str, Any]], titles: dict[str, str] | None = None) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from parley.domain import channels, translation
+from parley.domain import channels, describe, translation
 from parley.domain.forms import inputs
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.checkpoint import CHECKPOINT, COSIGN
@@ -159,10 +159,9 @@ def _items(
                 "ref": str(m.body.get("ref", "")),
             }
         elif channels.is_control(m.body):
-            reason = m.body.get("reason")
-            item |= {"kind": "control", "text": t + (f": {reason}" if reason else "")}
+            item |= {"kind": "control", "text": describe.line(m.body, lang)}
         else:
-            item |= {"kind": "record", "text": t}
+            item |= {"kind": "record", "text": describe.line(m.body, lang)}
         out.append(item)
     return out
 
