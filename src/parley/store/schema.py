@@ -27,6 +27,8 @@ Log:
      is kept, unused, for its history).
   15 peers an admin removed or whose key it revoked: the row stays (its key verifies history).
   16 identity hand-overs, this station's own and its peers', by (station, seq).
+  17 partial indexes on the outbox's undelivered rows, so marking a receipt and choosing the
+     next batch cost what is pending or marked, not the whole outbox.
 
 A statement may be `Only(dialect, sql)`: run on that backend only (`SqlStore.dialect`).
 """
@@ -350,6 +352,18 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
             """CREATE TABLE handovers (
                 station TEXT NOT NULL, seq BIGINT NOT NULL, record TEXT NOT NULL,
                 received BIGINT NOT NULL, PRIMARY KEY (station, seq))""",
+        ],
+    ),
+    (
+        17,
+        "the outbox's undelivered rows indexed on their own (issue 14: catch-up slowed as it went)",
+        [
+            # A receipt marks `seq <= n AND delivered IS NULL`: through the primary key that
+            # walked every delivered row of the chain again, so a 100,000 backlog cost O(n^2).
+            "CREATE INDEX outbox_undelivered ON outbox (channel, peer, seq, prio, envelope_id)"
+            " WHERE delivered IS NULL",
+            # `pending`'s per-channel precedence read the whole outbox, delivered rows included.
+            "CREATE INDEX outbox_waiting ON outbox (peer, channel, prio) WHERE delivered IS NULL",
         ],
     ),
 ]
