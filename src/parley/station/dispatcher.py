@@ -22,7 +22,9 @@ Each round, for every peer (`_serve`, steps in this order):
    again (the relay keeps one copy).
    Pipelined: once batch N is answered, batch N+1 goes on the wire while N's answer is applied
    (on a worker thread), so the two stations work at the same time and the peer still receives
-   the batches in order. Batches grow from 128 to 512 envelopes while the backlog fills them.
+   the batches in order; what was queued while batch N was on the wire is picked as soon as N
+   is answered, not after N's answer is applied and a new round begins. Batches grow from 128
+   to 512 envelopes while the backlog fills them.
 3. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
    they arrived; the peer's receipts are kept for their senders (station/paths.py).
 4. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
@@ -115,6 +117,8 @@ class Dispatcher:
             if await self.round():
                 await asyncio.sleep(0)  # a step stopped at MAX_ROUNDS: go on without waiting
                 continue
+            if self.wake.is_set():
+                continue  # something was queued during the round: no wait to work out
             idle_ms = await asyncio.to_thread(self.idle_ms)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=idle_ms / 1000)
@@ -268,6 +272,11 @@ class Dispatcher:
                 return False  # unreachable: backed off already
             if not answer.clean:
                 nxt = []  # a gap re-queued a chain, or some waited: the outbox decides anew
+            elif not nxt:
+                # What was queued while the batch was on the wire goes out now, while the
+                # answer is settled: waiting for that commit and a new round would add both
+                # to its latency (issue 14).
+                nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
             sending = asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
             progressed = await asyncio.to_thread(self._settle, peer, answer)
             if not progressed:
