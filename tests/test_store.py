@@ -230,6 +230,27 @@ def test_outbox_orders_by_channel_precedence_then_envelope(store: SqlStore) -> N
     assert store.peers_with_pending() == ["p"]
 
 
+def test_outbox_statements_read_only_undelivered_rows(tmp_path: Path) -> None:
+    """Issue 14: a receipt's mark and the next batch's choice go through the partial indexes on
+    undelivered rows, so their cost follows what is pending or marked, not the outbox's history
+    (through the primary key a 100,000 catch-up cost O(n^2))."""
+    s = SqliteStore(tmp_path / "plan.db")
+    s.migrate()
+
+    def plan(sql: str) -> str:
+        return " ".join(str(r[3]) for r in s.conn.execute("EXPLAIN QUERY PLAN " + sql, ()))
+
+    where = "channel = 'c' AND peer = 'p' AND seq <= 9 AND delivered IS NULL"
+    assert "outbox_undelivered" in plan(f"UPDATE outbox SET delivered = 1 WHERE {where}")
+    assert "outbox_undelivered" in plan(f"SELECT COUNT(*) FROM outbox WHERE {where}")
+    chain = (
+        "SELECT envelope_id FROM outbox WHERE channel = 'c' AND peer = 'p'"
+        " AND delivered IS NULL AND prio != 0 ORDER BY seq LIMIT 5"
+    )
+    assert "outbox_undelivered" in plan(chain) and "TEMP B-TREE" not in plan(chain)
+    s.close()
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
