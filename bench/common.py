@@ -54,6 +54,21 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the processes of one process group."""
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # the process group, after state and ppid
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def floor_ms(samples: int = 300) -> dict[str, float]:
     """Median cost of each step of one message, measured here and now: seal, verify + open, one
     durable SQLite commit, one loopback HTTP round trip."""

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import time
 
-from common import describe_floor, floor_ms, pair, pct, send_all
+from common import cpu_s, describe_floor, floor_ms, pair, pct, send_all
 
 
 def main() -> None:
@@ -22,10 +22,13 @@ def main() -> None:
     n = int(args.rate * args.seconds)
     floor = floor_ms()
     with pair() as p:
+        groups = [p.procs[s].pid for s in ("a", "b")]  # each station leads its process group
+        cpu0 = [cpu_s(g) for g in groups]
         t0 = time.perf_counter()
         asyncio.run(send_all(p.root / "a", p.channel, n, concurrency=8, rate=args.rate))
         sent_in = time.perf_counter() - t0
         p.wait_delivered()
+        cpu = [(cpu_s(g) - c) * 1000 / n for g, c in zip(groups, cpu0, strict=True)]
         lat = p.latencies()
     assert len(lat) == n, f"only {len(lat)} of {n} arrived"
     p50, p99 = pct(lat, 50), pct(lat, 99)
@@ -33,6 +36,12 @@ def main() -> None:
     print(f"floor per message   {describe_floor(floor)}")
     print(f"latency p50         {p50:.0f} ms  ratio to floor {p50 / floor['total']:.1f}")
     print(f"latency p99         {p99:.0f} ms  ratio to floor {p99 / floor['total']:.1f}")
+    # Where the time goes when the machine is shared: each message's CPU in the two stations
+    # (API request, seal, commits, push, receive, receipt, settle), beside the floor's.
+    print(
+        f"CPU per message     sender {cpu[0]:.2f} ms, receiver {cpu[1]:.2f} ms  ratio to floor "
+        f"{cpu[0] / floor['total']:.1f} / {cpu[1] / floor['total']:.1f}"
+    )
 
 
 if __name__ == "__main__":
