@@ -177,27 +177,27 @@ def covering(store: SqlStore, channel: str, sender: str, seq: int) -> list[Check
 def uncovered(store: SqlStore, channel: str, sender: str, after_seq: int) -> tuple[int, int]:
     """(count, oldest ts) of a chain's envelopes after `after_seq` other than checkpointing's own
     bodies: what a new checkpoint would be for."""
-    marks = ", ".join("?" for _ in HOUSEKEEPING)
-    rows = store.q(
-        "SELECT COUNT(*), MIN(e.ts) FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
-        " WHERE e.channel = ? AND e.sender = ? AND e.seq > ?"
-        f" AND (b.type IS NULL OR b.type NOT IN ({marks}))",
-        channel, sender, after_seq, *HOUSEKEEPING,
-    )  # fmt: skip
-    count, oldest = rows[0]
+    where, params = _uncovered(channel, sender, after_seq)
+    count, oldest = store.q(f"SELECT COUNT(*), MIN(e.ts) {where}", *params)[0]
     return int(count or 0), int(oldest or 0)
 
 
 def oldest_uncovered(store: SqlStore, channel: str, sender: str, after_seq: int) -> int | None:
     """The time of the first envelope `uncovered` counts (None if there is none)."""
-    marks = ", ".join("?" for _ in HOUSEKEEPING)
-    rows = store.q(
-        "SELECT e.ts FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
-        " WHERE e.channel = ? AND e.sender = ? AND e.seq > ?"
-        f" AND (b.type IS NULL OR b.type NOT IN ({marks})) ORDER BY e.seq LIMIT 1",
-        channel, sender, after_seq, *HOUSEKEEPING,
-    )  # fmt: skip
+    where, params = _uncovered(channel, sender, after_seq)
+    rows = store.q(f"SELECT e.ts {where} ORDER BY e.seq LIMIT 1", *params)
     return int(rows[0][0]) if rows else None
+
+
+def _uncovered(channel: str, sender: str, after_seq: int) -> tuple[str, list[object]]:
+    """FROM and WHERE of the envelopes `uncovered` counts, and their parameters."""
+    marks = ", ".join("?" for _ in HOUSEKEEPING)
+    where = (
+        "FROM envelopes e LEFT JOIN bodies b ON b.hash = e.hash"
+        " WHERE e.channel = ? AND e.sender = ? AND e.seq > ?"
+        f" AND (b.type IS NULL OR b.type NOT IN ({marks}))"
+    )
+    return where, [channel, sender, after_seq, *HOUSEKEEPING]
 
 
 def max_envelope_id(store: SqlStore, channel: str) -> int:
