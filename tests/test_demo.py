@@ -55,13 +55,17 @@ def free_run(n: int) -> int:
     raise AssertionError("no run of free ports")
 
 
-PORT_BASE = free_run(3)
+@pytest.fixture(scope="module")
+def port_base() -> int:
+    """Chosen just before the demo runs, not when the module is collected: stations of the
+    tests run in between are handed ports below the ephemeral range too."""
+    return free_run(3)
 
 
 @pytest.fixture(scope="module")
-def played(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def played(tmp_path_factory: pytest.TempPathFactory, port_base: int) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("demo") / "parley-demo"
-    res = run_demo("--exit", "--dir", str(root), "--port-base", str(PORT_BASE))
+    res = run_demo("--exit", "--dir", str(root), "--port-base", str(port_base))
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return root, res.stdout
 
@@ -96,7 +100,7 @@ def test_demo_tells_every_step_of_the_story(played: tuple[Path, str]) -> None:
     assert "Every checkpoint of the hotline carries the UN's cosignature" in text
 
 
-def test_demo_prints_consoles_and_working_logins(played: tuple[Path, str]) -> None:
+def test_demo_prints_consoles_and_working_logins(played: tuple[Path, str], port_base: int) -> None:
     root, text = played
     doc = json.loads((root / "demo.json").read_text())
     assert (root / "demo.json").stat().st_mode & 0o077 == 0  # it holds passwords
@@ -107,7 +111,7 @@ def test_demo_prints_consoles_and_working_logins(played: tuple[Path, str]) -> No
         # printed last, where people look: after the summary
         assert text.rindex(doc["stations"][key]["console"]) > text.index("6. Summary")
     ports = [doc["stations"][k]["url"].rsplit(":", 1)[1] for k in ("south", "north", "un")]
-    assert ports == [str(PORT_BASE + i) for i in range(3)]
+    assert ports == [str(port_base + i) for i in range(3)]
     assert {u["name"] for u in doc["users"]} >= {"south.duty", "north.rep", "un.facilitator"}
     for u in doc["users"]:
         assert f"{u['name']} " in text and u["password"] in text

@@ -24,6 +24,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from fastapi.testclient import TestClient
 
 from parley.app.build import build_app
+from parley.cli.demo import free_port
 from parley.errors import LocalError
 from parley.station import alarm_kinds, features, notify
 from parley.station.config import Config, Timings
@@ -37,7 +38,6 @@ from tests.net import Stations, wait
 from tests.pair import Clock, hotline
 from tests.security.test_backchannels import Side, propose
 from tests.test_notices import Hook
-from tests.translate_standin import free_port
 
 pytest_plugins = ["tests.stores"]  # the store fixture, on SQLite and on PostgreSQL
 

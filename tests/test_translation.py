@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parley.cli.demo import free_port
 from parley.domain import translation as tr
 from parley.errors import Code, Conflict, LocalError, NotFound, RejectedInput
 from parley.protocol.crypto import sha256
@@ -34,7 +35,7 @@ from parley.station.translators import (
     UnsupportedPair,
     engine_from_config,
 )
-from tests.translate_standin import StandIn, free_port, phrasebook_translate
+from tests.translate_standin import StandIn, phrasebook_translate
 
 SEOUL, PYONGYANG = "station-seoul", "station-pyongyang"
 ORIGINAL = "We propose a meeting without preconditions."

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 
+from parley.cli.demo import free_port
 from parley.protocol import crypto, merkle, note
 from parley.protocol import witness as core
 from tests.net import parley, wait
-from tests.translate_standin import free_port
 
 LEAVES = [merkle.leaf_hash(bytes([i])) for i in range(6)]
 ORIGIN = "example.org/some-log"
@@ -62,6 +62,6 @@ def test_a_witness_only_party_cosigns_the_logs_its_admin_added(tmp_path: Path) -
 
 def _up(base: str) -> bool:
     try:
-        return httpx.get(base + "/witness", timeout=1).status_code == 200
+        return httpx.get(base + "/witness", timeout=10).status_code == 200
     except httpx.HTTPError:
         return False

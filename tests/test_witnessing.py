@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from parley.app.build import build_app
+from parley.cli.demo import free_port
 from parley.errors import RejectedInput
 from parley.protocol import merkle, note, transcript
 from parley.protocol import witness as core
@@ -27,7 +28,6 @@ from parley.station.node import Station
 from parley.store import checkpoints as cdb
 from parley.store import witness as wdb
 from tests.pair import Clock, Net, introduce, make_station
-from tests.translate_standin import free_port
 
 
 class Served:
@@ -47,7 +47,7 @@ class Served:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a liveness bound: slow on a loaded machine
         while not self.server.started:
             assert self.thread.is_alive() and time.monotonic() < deadline, "did not start"
             time.sleep(0.01)
@@ -55,7 +55,7 @@ class Served:
     def stop(self) -> None:
         assert self.server is not None and self.thread is not None
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=30)
 
 
 @dataclass

@@ -129,28 +129,25 @@ def build_app(api_keys: set[str] | None = None) -> FastAPI:
     return app
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class StandIn:
-    """The stand-in server, running in a background thread while the `with` block lasts."""
+    """The stand-in server, running in a background thread while the `with` block lasts. Its
+    socket is bound here, at port 0, and handed to uvicorn: no other process can take the port
+    between choosing it and serving on it."""
 
     def __init__(self, api_keys: set[str] | None = None) -> None:
-        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            build_app(api_keys), host="127.0.0.1", port=self.port, log_level="warning"
-        )
+        config = uvicorn.Config(build_app(api_keys), log_level="warning")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     def __enter__(self) -> StandIn:
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a liveness bound: a loaded machine starts it slowly
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the stand-in translation server did not start")
@@ -159,4 +156,5 @@ class StandIn:
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=30)
+        self.sock.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -52,10 +53,39 @@ SEOUL = ZoneInfo("Asia/Seoul")
 # --- stations as processes (used by tests and benchmarks too) -----------------------------------
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (outgoing connections, binds to port 0)."""
+    with suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32768
+
+
+_next_port: list[int] = []  # where this process's next free_port() search starts
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on now, for a station to bind a moment later.
+
+    It lies below the ephemeral range: a port-0 bind would be handed back to the kernel before
+    the station binds it, and in between any outgoing connection (from this machine's tests, a
+    peer's retries) could take it as its source port (a station then fails to start, as the demo
+    did in CI). Each call in a process gives a different port, so no test is handed the port of
+    a station that is stopped for a restart. The search starts at a random point, so two
+    processes rarely meet."""
+    high = _ephemeral_low()
+    low = min(10_000, high // 2)
+    if not _next_port:
+        _next_port.append(secrets.randbelow(high - low) + low)
+    for _ in range(2_000):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < high else low
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # a listener, or a recent connection's TIME_WAIT
+            return port
+    raise LocalError(Code.INTERNAL, f"no free port on 127.0.0.1 between {low} and {high}")
 
 
 def claim_port(port: int) -> int:
