@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from parley.app.build import build_app
 from parley.errors import Code, Forbidden, RejectedInput
-from parley.protocol import crypto, handover
+from parley.protocol import crypto, handover, identity
 from parley.protocol.encoding import b64e, canonical
 from parley.protocol.envelope import Ref, seal
 from parley.protocol.export import read_lines
@@ -25,7 +25,7 @@ from parley.station import checkpoints, handovers
 from parley.station.keys import KeyDesk
 from parley.station.node import Station
 from parley.station.users import BOOTSTRAP, User
-from tests.pair import hotline, make_station
+from tests.pair import hotline, make_station, open_channel
 
 DAY = 24 * 3600 * 1000
 TOKEN = "t" * 32
@@ -189,3 +189,80 @@ def test_a_transcript_spanning_a_rotation_verifies_and_a_forged_handover_fails(
     lines[1] = b"header\t" + canonical(header) + b"\n"
     report = verify_transcript(lines, trust=checkpoints.anchors(b))
     assert not report.ok and "signature" in report.failed, report.failed
+
+
+def test_a_new_peer_is_admitted_after_a_rotation_from_an_invitation_carrying_the_chain(
+    tmp_path: Path,
+) -> None:
+    """§3.4/§3.6: the rotated station's invitation is signed by its current key and carries its
+    hand-overs from the key its id derives from; a station that never knew it admits it, and
+    one that holds only the old key follows it from the invitation (the out-of-band path)."""
+    net, clock, a, b, ch = hotline(tmp_path)
+    first = a.identity.public
+    KeyDesk(a).rotate(BOOTSTRAP, DAY)
+    KeyDesk(a).rotate(BOOTSTRAP, DAY)
+    text_ = a.invitation().encode()
+    inv = parse_invitation(text_)
+    assert inv.station == a.id and inv.genesis == first and inv.identity == a.identity.public
+    assert [h.seq for h in inv.handovers] == [1, 2]
+    c = make_station(tmp_path / "c", "Facilitator", "en", clock)
+    c.add_peer(inv)
+    a.add_peer(parse_invitation(c.invitation().encode()))
+    assert c.epochs(a.id)[0].public == first
+    ch2 = open_channel(net, a, c)
+    a.send(ch2, {"type": "text", "text": "signed by the third key", "lang": "en"})
+    assert [x.status for x in net.deliver(a, c)] == ["accepted"]
+    assert text(c, ch2) == ["signed by the third key"]
+    # b holds a's first key and missed both hand-overs (no request reached it): the invitation
+    # carries them, so adding it again brings b to a's current key, and the hotline flows again
+    client = TestClient(build_app(b, TOKEN))
+    r = client.post(
+        "/api/v1/peers", json={"invitation": text_}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert r.status_code == 200, r.text
+    assert b.store.get_peer(a.id).identity == a.identity.public  # type: ignore[union-attr]
+    assert len(b.store.handovers(a.id)) == 2
+    a.send(ch, {"type": "text", "text": "after two rotations", "lang": "en"})
+    assert [x.status for x in net.deliver(a, b)] == ["accepted"]
+    assert b.transcript_digest(ch)["integrity"]["ok"]
+
+
+def test_invitations_that_would_hand_a_station_over_wrongly_are_refused(tmp_path: Path) -> None:
+    """A hostile admitted peer (or anyone) cannot use an invitation to move a station to a key
+    it holds, and an old invitation cannot put back a key a station handed over."""
+    _net, clock, a, b, _ch = hotline(tmp_path)
+    old_invitation = a.invitation().encode()
+    KeyDesk(a).rotate(BOOTSTRAP, DAY)
+    c = make_station(tmp_path / "c", "Mallory", "en", clock)
+    mine = crypto.SigningKey.generate()
+    # a hand-over "from" a's first key that Mallory signed with her own key: not a's chain
+    forged = handover.make_handover(c.identity, mine, a.id, 1, clock(), clock() + DAY)
+    with pytest.raises(RejectedInput) as exc:
+        identity.make_invitation(mine, "South", "en", [], [], clock(), (forged,))
+    assert exc.value.code == Code.BAD_HANDOVER
+    real = parse_invitation(a.invitation().encode())
+    # a's real chain, but signed by another key: the chain does not end at the signer
+    pk = identity.sign_prekey(mine, crypto.KemKey.generate().public, clock(), clock() + DAY, a.id)
+    unsigned = identity.Invitation(
+        "South", "en", mine.public, (pk,), (), clock(), b"", real.handovers
+    )
+    doc = {**unsigned.body(), "sig": b64e(mine.sign(identity.INVITE_LABEL,
+                                                    canonical(unsigned.body())))}  # fmt: skip
+    with pytest.raises(RejectedInput) as exc:
+        parse_invitation(identity.INVITE_PREFIX + b64e(canonical(doc)))
+    assert exc.value.code == Code.BAD_INVITATION and "do not end" in exc.value.message
+    # an empty or null `handovers` is not a second way to say "none"
+    plain = parse_invitation(old_invitation)
+    for bad in ([], None):
+        doc = {**plain.body(), "handovers": bad, "sig": b64e(plain.sig)}
+        with pytest.raises(RejectedInput) as exc:
+            parse_invitation(identity.INVITE_PREFIX + b64e(canonical(doc)))
+        assert exc.value.code == Code.BAD_INVITATION
+    # b followed the rotation; the invitation from before it would put the old key back
+    value = handovers.header(a)
+    assert value is not None
+    handovers.accept(b, value, a.id)
+    with pytest.raises(RejectedInput) as exc:
+        b.add_peer(parse_invitation(old_invitation))
+    assert exc.value.code == Code.BAD_INVITATION and "hand-over" in exc.value.message
+    assert b.store.get_peer(a.id).identity == a.identity.public  # type: ignore[union-attr]

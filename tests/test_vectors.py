@@ -871,3 +871,35 @@ def test_doc_examples_are_the_vectors(block: tuple[str, str, str | None, str]) -
             assert got == want
     else:
         pytest.fail(f"unknown block language {lang!r} for vector {vid}")
+
+
+@pytest.mark.parametrize("case", HO["invitations"], ids=_ids(HO["invitations"]))
+def test_rotated_invitation(case: dict[str, Any]) -> None:
+    """§3.4: a rotated station's invitation, signed by its current key, carries the hand-overs
+    from the key its id derives from."""
+    key = crypto.SigningKey(bytes.fromhex(case["identity_seed_hex"]))
+    by_id = {c["id"]: c for c in HO["cases"]}
+    chain = tuple(
+        handover.parse_handover(by_id[i]["outputs"]["record"].encode()) for i in case["handovers"]
+    )
+    pk = identity.parse_prekey(json.loads(case["prekey_record"]), key.public, case["station"])
+    inv = identity.make_invitation(
+        key, "Station Alpha", "en", [pk], ["https://alpha.example:8443"], case["created"], chain
+    )
+    assert encoding.canonical(inv.body()).decode() == case["signing_input"]
+    assert inv.encode() == case["invitation"]
+    back = identity.parse_invitation(case["invitation"])
+    assert back == inv and back.station == case["station"] == identity.station_id(chain[0].old)
+    # Reference: the signature over label ‖ signing input, by the current key.
+    doc = json.loads(base64.urlsafe_b64decode(case["invitation"][14:] + "=="))
+    sig = nacl.signing.SigningKey(key.seed).sign(
+        b"parley/invite/v1\x00" + case["signing_input"].encode()
+    )
+    assert _b64u(sig.signature) == doc["sig"]
+
+
+@pytest.mark.parametrize("case", HO["invitation_reject"], ids=_ids(HO["invitation_reject"]))
+def test_rotated_invitation_rejects(case: dict[str, Any]) -> None:
+    with pytest.raises(RejectedInput) as exc:
+        identity.parse_invitation(case["invitation"])
+    assert _code(exc) == case["error"]

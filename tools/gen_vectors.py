@@ -1231,13 +1231,61 @@ def handover_vectors() -> dict[str, Any]:
                 "error": code,
             }
         )
+    # Alpha's invitation after its first hand-over: signed by the new key, its prekey record
+    # signed by the new key and naming Alpha's id, the hand-over carried (§3.4, §3.6).
+    pk = identity.sign_prekey(new, ALPHA.prekey.public, created, created + 7 * DAY, ALPHA.id)
+    inv = identity.make_invitation(
+        new, ALPHA.name, ALPHA.lang, [pk], [ALPHA.url], created + 1000, (h1,)
+    )
+    invitations = [
+        {
+            "id": "invitation-alpha-rotated",
+            "desc": "Alpha's invitation after handover-1, carrying it",
+            "identity_seed_hex": hx(new.seed),
+            "prekey_record": canonical(pk.to_json()).decode("utf-8"),
+            "handovers": ["handover-1"],
+            "created": inv.created,
+            "signing_input": canonical(inv.body()).decode("utf-8"),
+            "invitation": inv.encode(),
+            "station": ALPHA.id,
+        }
+    ]
+    # the same without its hand-over: the id no longer derives from the key that signs
+    bare = dict(inv.body(), sig=b64e(inv.sig))
+    del bare["handovers"]
+    wrong_end = identity.Invitation(
+        ALPHA.name, ALPHA.lang, newer.public, (identity.sign_prekey(
+            newer, ALPHA.prekey.public, created, created + 7 * DAY, ALPHA.id),),
+        (), created + 1000, b"", (h1,),
+    )  # fmt: skip
+    wrong_end_doc = dict(
+        wrong_end.body(),
+        sig=b64e(newer.sign(identity.INVITE_LABEL, canonical(wrong_end.body()))),
+    )
+    invitation_reject = []
+    for desc, doc in [
+        ("the hand-over left out: the station id does not derive from the signing key", bare),
+        ("the hand-overs end at another key than the one that signs", wrong_end_doc),
+        ("an empty handovers list", dict(bare, handovers=[])),
+    ]:
+        text = identity.INVITE_PREFIX + b64e(canonical(doc))
+        try:
+            identity.parse_invitation(text)
+        except RejectedInput as exc:
+            assert str(exc.code) == "bad_invitation", (desc, exc)
+        else:
+            raise AssertionError(desc)
+        invitation_reject.append({"desc": desc, "invitation": text, "error": "bad_invitation"})
     return {
         "description": "Identity hand-overs (docs/protocol.md section 3.6) signed by the old and "
         "the new key from fixed seeds; then verify_next checks a record against the keys a "
-        "receiver holds for that station, in order (error null = accepted).",
+        "receiver holds for that station, in order (error null = accepted); then an invitation "
+        "of the rotated station carrying its hand-over (section 3.4), and ones refused.",
         "encoding": ENCODING_NOTE,
         "cases": cases,
         "verify": checks,
+        "invitations": invitations,
+        "invitation_reject": invitation_reject,
     }
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.domain import channels
+from parley.protocol.identity import MAX_INVITATION_CHARS
 from parley.station.channels import STEPS, ChannelDesk
 from parley.station.keys import KeyDesk
 from parley.station.node import MAX_BATCH, Station
@@ -27,7 +28,7 @@ class Strict(BaseModel):
 
 
 class PeerAdd(Strict):
-    invitation: str = Field(max_length=32_000)
+    invitation: str = Field(max_length=MAX_INVITATION_CHARS)
 
 
 class PeerRemove(Strict):

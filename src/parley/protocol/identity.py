@@ -12,6 +12,10 @@ Rules:
   language are not blank; each address is an absolute http(s) URL with a host and nothing else
   (no user info, query or fragment). Whether it is still usable (`created` not ahead of the
   clock, an unexpired prekey) depends on `now`, so it is a separate check (`check_current`).
+- A station that rotated its identity key (§3.6) signs its invitation with its current key and
+  carries its hand-over chain (`handovers`, 1..64 records in order): the chain must start at the
+  key its id derives from and end at the key that signs, each record continuing the one before
+  (`handover.follow`). Without hand-overs the id derives from the signing key itself.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import functools
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parley.errors import Code, RejectedInput
 from parley.protocol import crypto
@@ -33,11 +37,17 @@ from parley.protocol.schema import (
     require_str_list,
 )
 
+if TYPE_CHECKING:
+    from parley.protocol.handover import Handover
+
 PREKEY_LABEL = b"parley/prekey/v1\x00"
 INVITE_LABEL = b"parley/invite/v1\x00"
 INVITE_PREFIX = "parley-invite:"
 MAX_PREKEYS = 8
 MAX_ADDRESSES = 8
+# 64 hand-overs of about 560 B each fit beside the rest of a rotated station's invitation.
+MAX_INVITATION_BYTES = 64 * 1024
+MAX_INVITATION_CHARS = len(INVITE_PREFIX) + (MAX_INVITATION_BYTES * 4 + 2) // 3
 
 
 def station_id(identity_public: bytes) -> str:
@@ -180,17 +190,23 @@ class Invitation:
     addresses: tuple[str, ...]
     created: int
     sig: bytes
+    handovers: tuple[Handover, ...] = ()  # empty unless the station rotated its key (§3.6)
+
+    @property
+    def genesis(self) -> bytes:
+        """The station's first identity key: the one its id derives from (§3.1)."""
+        return self.handovers[0].old if self.handovers else self.identity
 
     @property
     def station(self) -> str:
-        return station_id(self.identity)
+        return station_id(self.genesis)
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.identity)
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "v": 1,
             "station": self.station,
             "name": self.name,
@@ -200,6 +216,9 @@ class Invitation:
             "addresses": list(self.addresses),
             "created": self.created,
         }
+        if self.handovers:
+            body["handovers"] = [h.to_json() for h in self.handovers]
+        return body
 
     def encode(self) -> str:
         doc = {**self.body(), "sig": b64e(self.sig)}
@@ -224,13 +243,35 @@ def make_invitation(
     prekeys: list[Prekey],
     addresses: list[str],
     now_ms: int,
+    handovers: tuple[Handover, ...] = (),
 ) -> Invitation:
+    """Sign an invitation with the current key `identity`; a rotated station passes its
+    hand-over chain (§3.6), which must end at that key."""
     _check_invitation_fields(name, lang, tuple(addresses))
     unsigned = Invitation(
-        name, lang, identity.public, tuple(prekeys), tuple(addresses), now_ms, b""
+        name, lang, identity.public, tuple(prekeys), tuple(addresses), now_ms, b"", handovers
     )
+    _check_chain(unsigned)
     sig = identity.sign(INVITE_LABEL, canonical(unsigned.body()))
-    return Invitation(name, lang, identity.public, tuple(prekeys), tuple(addresses), now_ms, sig)
+    return Invitation(
+        name, lang, identity.public, tuple(prekeys), tuple(addresses), now_ms, sig, handovers
+    )
+
+
+def _check_chain(inv: Invitation) -> None:
+    """A rotated station's hand-overs lead from the key its id derives from to the key that
+    signs the invitation. (handover imports this module, hence the import here.)"""
+    if not inv.handovers:
+        return
+    from parley.protocol import handover
+
+    epochs = handover.follow(inv.genesis, inv.station, list(inv.handovers))
+    if epochs[-1].public != inv.identity:
+        raise RejectedInput(
+            Code.MALFORMED, "the hand-overs do not end at the key that signs the invitation"
+        )
+    if inv.created < inv.handovers[-1].created:
+        raise RejectedInput(Code.MALFORMED, "created before the signing key was handed over")
 
 
 def parse_invitation(text: str) -> Invitation:
@@ -238,12 +279,17 @@ def parse_invitation(text: str) -> Invitation:
     text = text.strip()
     if not text.startswith(INVITE_PREFIX):
         raise RejectedInput(Code.BAD_INVITATION, f"an invitation starts with {INVITE_PREFIX!r}")
+    if len(text) > MAX_INVITATION_CHARS:
+        raise RejectedInput(
+            Code.BAD_INVITATION, f"an invitation is at most {MAX_INVITATION_CHARS} characters"
+        )
     try:
         raw = b64d(text[len(INVITE_PREFIX) :], field="invitation")
         obj = require_fields(
-            parse(raw, limit=32 * 1024),
+            parse(raw, limit=MAX_INVITATION_BYTES),
             "invitation",
             {"v", "station", "name", "lang", "identity", "prekeys", "addresses", "created", "sig"},
+            frozenset({"handovers"}),
         )
         if type(obj["v"]) is not int or obj["v"] != 1:
             raise RejectedInput(Code.MALFORMED, "unsupported invitation version")
@@ -251,23 +297,41 @@ def parse_invitation(text: str) -> Invitation:
         prekeys_raw = obj["prekeys"]
         if not isinstance(prekeys_raw, list) or not 1 <= len(prekeys_raw) <= MAX_PREKEYS:
             raise RejectedInput(Code.MALFORMED, f"invitation needs 1..{MAX_PREKEYS} prekeys")
+        handovers = _parse_handovers(obj["handovers"]) if "handovers" in obj else ()
+        # A rotated station's prekeys name its id (the first key's), not the signing key's id.
+        station = station_id(handovers[0].old) if handovers else None
         inv = Invitation(
             name=require_str(obj, "name", 100),
             lang=require_str(obj, "lang", 16),
             identity=identity,
-            prekeys=tuple(parse_prekey(p, identity) for p in prekeys_raw),
+            prekeys=tuple(parse_prekey(p, identity, station) for p in prekeys_raw),
             addresses=tuple(require_str_list(obj, "addresses", MAX_ADDRESSES, 300)),
             created=require_int(obj, "created"),
             sig=b64d(obj["sig"], field="invitation.sig", size=64),
+            handovers=handovers,
         )
         if obj["station"] != inv.station:
-            raise RejectedInput(Code.MALFORMED, "station id does not match the identity key")
+            what = "the key its hand-overs start from" if handovers else "the identity key"
+            raise RejectedInput(Code.MALFORMED, f"station id does not match {what}")
+        _check_chain(inv)
         _check_invitation_fields(inv.name, inv.lang, inv.addresses)
         if not crypto.verify(identity, INVITE_LABEL, canonical(inv.body()), inv.sig):
             raise RejectedInput(Code.BAD_SIGNATURE, "invitation signature does not verify")
     except RejectedInput as exc:
         raise RejectedInput(Code.BAD_INVITATION, f"invalid invitation: {exc.message}") from exc
     return inv
+
+
+def _parse_handovers(value: object) -> tuple[Handover, ...]:
+    """The optional `handovers` member, when present: 1..64 records (an empty list or null
+    would be a second encoding of "none")."""
+    from parley.protocol import handover
+
+    if not isinstance(value, list) or not 1 <= len(value) <= handover.MAX_HANDOVERS:
+        raise RejectedInput(
+            Code.MALFORMED, f"handovers: 1..{handover.MAX_HANDOVERS} records when present"
+        )
+    return tuple(handover.parse_handover(v) for v in value)
 
 
 def check_current(inv: Invitation, now_ms: int, skew_ms: int) -> tuple[Prekey, ...]:

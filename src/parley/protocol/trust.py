@@ -126,7 +126,7 @@ def parse_anchor(text: str, source: str) -> Anchor:
             inv = parse_invitation(tokens[0])
         except ParleyError as exc:
             raise bad(exc.message) from exc
-        return Anchor(source, inv.station, key=inv.identity)
+        return Anchor(source, inv.station, key=inv.genesis)  # the key its id derives from
     if len(tokens) == 1 and tokens[0].startswith("parley-fp:"):
         _, _, rest = tokens[0].partition(":")
         sid, _, digits = rest.partition(":")

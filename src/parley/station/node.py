@@ -243,16 +243,13 @@ class Station:
         return self.store.prekey_records(self.clock())
 
     def invitation(self) -> Invitation:
-        if self.store.handovers(self.id):
-            raise LocalError(
-                Code.INVALID_REQUEST,
-                "this station rotated its identity key: an invitation carrying the hand-over "
-                "chain is not supported yet; existing peers follow the hand-over",
-            )
+        """Signed by the current key; after a rotation it carries the hand-over chain from the
+        key our id derives from (§3.4, §3.6), so a new peer can be admitted after it."""
+        chain = tuple(e.handover for e in self.epochs(self.id) if e.handover is not None)
         recs = [parse_prekey(p, self.identity.public, self.id) for p in self.prekeys()[:4]]
         addresses = [self.cfg.url] if self.cfg.inbound else []  # no address: peers wait for pulls
         return make_invitation(
-            self.identity, self.cfg.name, self.cfg.lang, recs, addresses, self.clock()
+            self.identity, self.cfg.name, self.cfg.lang, recs, addresses, self.clock(), chain
         )
 
     # --- peers -----------------------------------------------------------------------------------
@@ -267,14 +264,35 @@ class Station:
             )
         now = self.clock()
         live = check_current(inv, now, self.cfg.timings.skew_ms)
+        fresh = self._new_handovers(inv)
         row = PeerRow(
             inv.station, inv.name, inv.lang, inv.identity, list(inv.addresses),
             [p.to_json() for p in live], now,
         )  # fmt: skip
         with self.store.tx():
+            for h in fresh:
+                self.store.add_handover(inv.station, h.seq, h.raw.decode(), now)
             self.store.add_peer(row)
-            self.store.audit(actor, "peer.add", {"peer": inv.station, "name": inv.name}, row.added)
+            detail: dict[str, Any] = {"peer": inv.station, "name": inv.name}
+            if inv.handovers:
+                detail["handovers"] = len(inv.handovers)
+            self.store.audit(actor, "peer.add", detail, row.added)
         return row
+
+    def _new_handovers(self, inv: Invitation) -> list[handover.Handover]:
+        """The hand-overs of `inv` this station does not hold yet. Those it holds must be the
+        invitation's first ones, the very same records: an invitation that knows fewer (one
+        written before a rotation we followed) or other ones would put back a key the station
+        handed over."""
+        held = [handover.parse_handover(r.encode()) for r in self.store.handovers(inv.station)]
+        if list(inv.handovers[: len(held)]) != held:
+            raise RejectedInput(
+                Code.BAD_INVITATION,
+                f"invalid invitation: this station holds {len(held)} hand-over(s) of "
+                f"{inv.station} that the invitation does not carry (it is older than the "
+                "peer's current key, or not the peer's); ask the peer for a new one",
+            )
+        return list(inv.handovers[len(held) :])
 
     def update_peer_prekeys(self, peer: str, records: list[dict[str, Any]]) -> None:
         p = self._peer(peer)

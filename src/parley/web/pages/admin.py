@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from parley.domain import channels
 from parley.errors import ParleyError
+from parley.protocol.identity import MAX_INVITATION_CHARS
 from parley.station import passwords, users, vigil
 from parley.station.channels import ChannelDesk
 from parley.station.keys import KeyDesk
@@ -64,7 +65,7 @@ def routes(c: Console) -> APIRouter:
         request: Request, v: Viewer = Depends(c.poster), invitation: str = Form("")
     ) -> Response:
         try:
-            station.add_peer(v.user, invitation.strip()[:32_000])
+            station.add_peer(v.user, invitation.strip()[:MAX_INVITATION_CHARS])
         except ParleyError as exc:
             ctx = context(v, {"invitation": exc.message}, invitation=invitation)
             return c.page(request, "admin.html", v, status=422, **ctx)
