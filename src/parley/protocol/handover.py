@@ -27,7 +27,7 @@ from typing import Any
 from parley.errors import Code, RejectedInput
 from parley.protocol import crypto
 from parley.protocol.encoding import b64d, b64e, canonical, parse
-from parley.protocol.identity import is_station_id, station_id
+from parley.protocol.ids import is_station_id, station_id
 from parley.protocol.schema import require_fields, require_int
 
 HANDOVER_LABEL = b"parley/handover/v1\x00"

@@ -20,25 +20,24 @@ Rules:
 
 from __future__ import annotations
 
-import base64
 import functools
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from parley.errors import Code, RejectedInput
-from parley.protocol import crypto
+from parley.protocol import crypto, handover
 from parley.protocol.encoding import b64d, b64e, canonical, parse
+from parley.protocol.handover import Handover
+from parley.protocol.ids import is_station_id as is_station_id
+from parley.protocol.ids import station_id as station_id
 from parley.protocol.schema import (
     require_fields,
     require_int,
     require_str,
     require_str_list,
 )
-
-if TYPE_CHECKING:
-    from parley.protocol.handover import Handover
 
 PREKEY_LABEL = b"parley/prekey/v1\x00"
 INVITE_LABEL = b"parley/invite/v1\x00"
@@ -50,11 +49,6 @@ MAX_INVITATION_BYTES = 64 * 1024
 MAX_INVITATION_CHARS = len(INVITE_PREFIX) + (MAX_INVITATION_BYTES * 4 + 2) // 3
 
 
-def station_id(identity_public: bytes) -> str:
-    digest = crypto.sha256(b"parley/station-id/v1" + identity_public)[:15]
-    return "st" + base64.b32encode(digest).decode("ascii").lower()
-
-
 def fingerprint(identity_public: bytes) -> str:
     """60 decimal digits in 12 groups of 5, derived from the identity key."""
     digest = crypto.sha512(b"parley/fingerprint/v1" + identity_public)
@@ -62,15 +56,8 @@ def fingerprint(identity_public: bytes) -> str:
     return " ".join(f"{g:05d}" for g in groups)
 
 
-_STATION_ID = re.compile(r"st[a-z2-7]{24}")
 # Printable ASCII without space: what an address may contain (an IDN host goes in as punycode).
 _URL_CHARS = re.compile(r"[!-~]+")
-
-
-def is_station_id(text: object) -> bool:
-    """The syntax of a station id (`st` + 24 of [a-z2-7]); whether it derives from a given key
-    is a separate question (`station_id`)."""
-    return isinstance(text, str) and _STATION_ID.fullmatch(text) is not None
 
 
 def is_blank(text: str) -> bool:
@@ -260,11 +247,9 @@ def make_invitation(
 
 def _check_chain(inv: Invitation) -> None:
     """A rotated station's hand-overs lead from the key its id derives from to the key that
-    signs the invitation. (handover imports this module, hence the import here.)"""
+    signs the invitation."""
     if not inv.handovers:
         return
-    from parley.protocol import handover
-
     epochs = handover.follow(inv.genesis, inv.station, list(inv.handovers))
     if epochs[-1].public != inv.identity:
         raise RejectedInput(
@@ -325,8 +310,6 @@ def parse_invitation(text: str) -> Invitation:
 def _parse_handovers(value: object) -> tuple[Handover, ...]:
     """The optional `handovers` member, when present: 1..64 records (an empty list or null
     would be a second encoding of "none")."""
-    from parley.protocol import handover
-
     if not isinstance(value, list) or not 1 <= len(value) <= handover.MAX_HANDOVERS:
         raise RejectedInput(
             Code.MALFORMED, f"handovers: 1..{handover.MAX_HANDOVERS} records when present"
