@@ -17,14 +17,16 @@ from typing import Any
 import pytest
 
 from parley.domain import channels
-from parley.errors import Code, LocalError
+from parley.errors import Code, LocalError, RejectedInput
 from parley.protocol import crypto
-from parley.protocol.bundle import make_bundle
-from parley.station import paths, vigil
+from parley.protocol.bundle import Bundle, make_bundle, parse_bundle, verify_bundle
+from parley.station import handovers, paths, vigil
 from parley.station.config import Timings
 from parley.station.dispatcher import Dispatcher
+from parley.station.keys import KeyDesk
 from parley.station.node import Station
 from parley.station.peering import PeerDesk
+from parley.station.users import BOOTSTRAP
 from parley.transport import policy
 from parley.transport.base import TransportError
 from parley.transport.bundle import BundleTransport
@@ -379,13 +381,12 @@ def test_unreachable_and_refusing_peers_are_transport_errors(tmp_path: Path) -> 
 
 # --- the bundle folder ---------------------------------------------------------------------------
 def folder_transport(st: Station, folder: Path) -> BundleTransport:
-    def key_of(peer: str) -> bytes | None:
-        row = st.store.get_peer(peer)
-        return row.identity if row else None
+    def keys_of(peer: str, ts: int) -> list[bytes]:
+        return st.signer_keys(peer, ts) if st.store.get_peer(peer) else []
 
-    return BundleTransport(st.identity, st.id, st.clock, lambda addr: next(
+    return BundleTransport(lambda: st.identity, st.id, st.clock, lambda addr: next(
         (p.station for p in st.store.list_peers() if addr == f"file://{folder}"), None
-    ), key_of, st.prekeys)  # fmt: skip
+    ), keys_of, st.prekeys)  # fmt: skip
 
 
 def test_a_shared_folder_carries_envelopes_one_way_and_receipts_back(tmp_path: Path) -> None:
@@ -435,6 +436,58 @@ def test_a_forged_bundle_in_the_folder_is_ignored(tmp_path: Path) -> None:
     got = asyncio.run(
         folder_transport(w.b, folder).pull(f"file://{folder}", {"receipts": [], "max": 512})
     )
+    assert got.envelopes == [] and len(list(folder.iterdir())) == 1
+
+
+def _signed(b: Bundle, key: bytes) -> bool:
+    try:
+        verify_bundle(b, key)
+    except RejectedInput:
+        return False
+    return True
+
+
+def test_the_folder_follows_a_rotation_of_the_identity_key_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Issue 15: the folder transport signs with the station's current key, read at each write,
+    and reads a peer's bundles with the keys of their time (a bundle written just before the
+    peer rotated still counts; one by the old key after its grace does not)."""
+    w = World(tmp_path)
+    ch = w.open()
+    folder = tmp_path / "courier"
+    folder.mkdir()
+    addr = f"file://{folder}"
+    ta, tb = folder_transport(w.a, folder), folder_transport(w.b, folder)  # built before
+    w.a.send(ch, channels.text_body("before the rotation", "en"))
+    old_key = w.a.identity
+    asyncio.run(ta.push(addr, [r.raw for r in w.a.store.pending(w.b.id, 9)]))
+    KeyDesk(w.a).rotate(BOOTSTRAP, 24 * 3600 * 1000)
+    value = handovers.header(w.a)
+    assert value is not None
+    handovers.accept(w.b, value, w.a.id)  # b followed it (its next HTTP contact)
+    w.clock.advance(1000)
+    w.a.send(ch, channels.text_body("after the rotation", "en"))
+    raws = [r.raw for r in w.a.store.pending(w.b.id, 9)]
+    asyncio.run(ta.push(addr, raws[1:]))
+    assert len(list(folder.iterdir())) == 2
+    signers = []
+    for f in folder.iterdir():
+        b = parse_bundle(f.read_bytes())
+        signers += [k for k in (old_key.public, w.a.identity.public) if _signed(b, k)]
+    assert sorted(signers) == sorted([old_key.public, w.a.identity.public])
+    got = asyncio.run(tb.pull(addr, {"results": [], "receipts": [], "max": 512}))
+    assert got.envelopes == raws and not list(folder.iterdir())
+    results, _ = w.b.receive_batch(got.envelopes)
+    assert [r.status for r in results] == ["accepted", "accepted"]
+    assert texts(w.b, ch)[-2:] == ["before the rotation", "after the rotation"]
+    # a hostile holder of the old key, after the grace: its bundle is left unread
+    w.clock.advance(2 * 24 * 3600 * 1000)
+    w.a.send(ch, channels.text_body("by the old key", "en"))
+    late = make_bundle(old_key, w.a.id, w.b.id, [r.raw for r in w.a.store.pending(w.b.id, 9)],
+                       [], [], w.clock())  # fmt: skip
+    (folder / f"{w.a.id}.{w.b.id}.late.bundle").write_bytes(late.encode())
+    got = asyncio.run(tb.pull(addr, {"results": [], "receipts": [], "max": 512}))
     assert got.envelopes == [] and len(list(folder.iterdir())) == 1
 
 

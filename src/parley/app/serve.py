@@ -361,12 +361,12 @@ def _transport(station: Station) -> Transport:
                 return p.station
         return None
 
-    def key_of(peer: str) -> bytes | None:
-        row = station.store.get_peer(peer)
-        return row.identity if row is not None else None
+    def keys_of(peer: str, ts: int) -> list[bytes]:
+        return station.signer_keys(peer, ts) if station.store.get_peer(peer) else []
 
+    # The key is read at each write, so a rotation (station/handovers.py) needs no restart.
     folders = BundleTransport(
-        station.identity, station.id, station.clock, station_at, key_of, station.prekeys
+        lambda: station.identity, station.id, station.clock, station_at, keys_of, station.prekeys
     )
     return ByScheme(http, {FOLDER: folders})
 

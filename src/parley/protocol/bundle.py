@@ -163,6 +163,9 @@ def _objects(obj: dict[str, Any], key: str, most: int) -> list[dict[str, Any]]:
     return v
 
 
-def verify_bundle(bundle: Bundle, sender_public: bytes) -> None:
-    if not crypto.verify(sender_public, BUNDLE_LABEL, canonical(bundle.header()), bundle.sig):
+def verify_bundle(bundle: Bundle, *sender_keys: bytes) -> None:
+    """Signed by one of `sender_keys`: the keys that may sign for the sender at the bundle's
+    `ts` (around an identity hand-over, the old and the new one, §3.6)."""
+    signed = canonical(bundle.header())
+    if not any(crypto.verify(k, BUNDLE_LABEL, signed, bundle.sig) for k in sender_keys):
         raise RejectedInput(Code.BAD_SIGNATURE, "bundle signature does not verify")

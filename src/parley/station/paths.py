@@ -518,7 +518,7 @@ def import_bundle(st: Station, data: bytes, who: User) -> dict[str, Any]:
             Code.NOT_A_RECIPIENT,
             f"the bundle is addressed to {st.peer_name(b.to)} ({b.to}), not to this station",
         )
-    verify_bundle(b, sender.identity)
+    verify_bundle(b, *st.signer_keys(b.sender, b.ts))
     merge_prekeys(st, b.sender, list(b.prekeys))
     delivered = apply_answer(st, b.sender, [], list(b.receipts), set())
     counts: Counter[str] = Counter()

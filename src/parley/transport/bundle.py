@@ -10,12 +10,15 @@ from, and `station_at(addr)` names the peer an address belongs to (from the peer
   `pull` collects (the dispatcher keeps the envelopes pending until then, as for a relay).
 - pull: first writes our answer to the previous pull (its receipts) as a bundle, then reads the
   bundles addressed to us, oldest first, up to 512 envelopes, verifies each against its
-  signer's key (`key_of`) and deletes it once read. Receipts and envelopes inside are checked by
+  signer's keys at its time (`keys_of`: around an identity hand-over the old and the new one) and
+  deletes it once read. Receipts and envelopes inside are checked by
   the receive path as on every other path.
 - ping: the folder is there and writable; relay: no (a folder is not a station); prekeys: those
   in the newest bundle from the peer still in the folder, else in the newest one `pull` read.
   Every bundle we write carries our current prekeys (`own_prekeys`), as `parley bundle export`
   does, so peers that meet only in the folder keep each other's keys current.
+- Our bundles are signed with the key `identity()` returns when each is written, so the folder
+  follows a rotation of our identity key without a restart (docs/protocol.md §3.6).
 Files are written under a temporary name and renamed, so a reader never sees half a bundle.
 """
 
@@ -46,11 +49,11 @@ SUFFIX = ".bundle"
 class BundleTransport:
     def __init__(
         self,
-        identity: crypto.SigningKey,
+        identity: Callable[[], crypto.SigningKey],
         station: str,
         clock: Callable[[], int],
         station_at: Callable[[str], str | None],
-        key_of: Callable[[str], bytes | None],
+        keys_of: Callable[[str, int], list[bytes]],
         own_prekeys: Callable[[], list[dict[str, Any]]] = list,
     ) -> None:
         """`own_prekeys`: our current signed prekey records, put in every bundle we write (a
@@ -59,7 +62,7 @@ class BundleTransport:
         self.station = station
         self.clock = clock
         self.station_at = station_at
-        self.key_of = key_of
+        self.keys_of = keys_of
         self.own_prekeys = own_prekeys
         self.seen_prekeys: dict[str, list[dict[str, Any]]] = {}  # peer -> from its newest bundle
 
@@ -93,7 +96,6 @@ class BundleTransport:
 
     def _mine(self, folder: Path, peer: str) -> list[tuple[Path, Bundle]]:
         """Bundles from `peer` to us, oldest first; one that does not verify is left alone."""
-        key = self.key_of(peer)
         found: list[tuple[Path, Bundle]] = []
         try:
             names = sorted(folder.glob(f"{peer}.{self.station}.*{SUFFIX}"))
@@ -102,9 +104,9 @@ class BundleTransport:
         for path in names:
             try:
                 b = parse_bundle(path.read_bytes())
-                if key is None or b.sender != peer or b.to != self.station:
+                if b.sender != peer or b.to != self.station:
                     continue
-                verify_bundle(b, key)
+                verify_bundle(b, *self.keys_of(peer, b.ts))
             except (OSError, ParleyError):
                 continue
             found.append((path, b))
@@ -113,7 +115,7 @@ class BundleTransport:
 
     async def push(self, addr: str, raws: list[bytes]) -> PushResponse:
         folder, peer = self._folder(addr), self._peer(addr)
-        self._write(folder, make_bundle(self.identity, self.station, peer, raws, [],
+        self._write(folder, make_bundle(self.identity(), self.station, peer, raws, [],
                                         self.own_prekeys()[:4], self.clock()))  # fmt: skip
         return PushResponse([], [], 0)
 
@@ -121,7 +123,7 @@ class BundleTransport:
         folder, peer = self._folder(addr), self._peer(addr)
         receipts = [r for r in answer.get("receipts", []) if isinstance(r, dict)]
         if receipts:
-            self._write(folder, make_bundle(self.identity, self.station, peer, [], receipts,
+            self._write(folder, make_bundle(self.identity(), self.station, peer, [], receipts,
                                             self.own_prekeys()[:4], self.clock()))  # fmt: skip
         most = answer.get("max", MAX_FRAME_ENVELOPES)
         envelopes: list[bytes] = []
