@@ -45,11 +45,22 @@ def parley(
     return res
 
 
-def wait(pred: Callable[[], object], timeout_s: float = 30, what: str = "condition") -> None:
+LIVENESS_S = 120.0  # how long a wait may take before the test fails: CI is a loaded 2-core machine
+
+
+def wait(
+    pred: Callable[[], object],
+    timeout_s: float = LIVENESS_S,
+    what: str = "condition",
+    every_s: float = 0.1,
+) -> None:
+    """Poll `pred` until it holds. The bound is a liveness bound, not a timing assertion: a wait
+    that succeeds returns at once, so it costs nothing to make it generous. A test that needs
+    "before X happens" bounds X itself (e.g. a backoff far longer than this)."""
     deadline = time.monotonic() + timeout_s
     while not pred():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+        time.sleep(every_s)
 
 
 class Stations:

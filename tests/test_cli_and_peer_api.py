@@ -19,6 +19,7 @@ from parley.cli.demo import free_port, start
 from parley.protocol import crypto
 from parley.protocol.identity import station_id
 from parley.protocol.request import HEADER, sign_request
+from tests.net import wait
 
 
 def parley(
@@ -53,14 +54,6 @@ def two(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             p.wait(10)
 
 
-def wait_until(pred: object, timeout_s: float = 20) -> None:
-    assert callable(pred)
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_cli_story(two: tuple[Path, Path], tmp_path: Path) -> None:
     south, north = two
     (tmp_path / "s.inv").write_text(parley("peer", "invite", data=south).stdout)
@@ -78,15 +71,15 @@ def test_cli_story(two: tuple[Path, Path], tmp_path: Path) -> None:
     parley("peer", "add", "@" + str(tmp_path / "n.inv"), "--yes", data=south)
     res = parley("channel", "open", "North", "--title", "Military hotline", data=south).stdout
     ch = res.split("channel ")[1].split()[0]
-    wait_until(lambda: "proposed" in parley("channel", "list", data=north).stdout)
+    wait(lambda: "proposed" in parley("channel", "list", data=north).stdout)
     parley("channel", "consent", ch[:8], data=north)
-    wait_until(lambda: Api(south).get(f"/channels/{ch}")["state"] == "open")
+    wait(lambda: Api(south).get(f"/channels/{ch}")["state"] == "open")
     sent = parley("send", ch, "Do you read this line?", data=south).stdout
     assert sent.startswith("queued: channel") and "seq 2" in sent
-    wait_until(lambda: "Do you read this line?" in parley("inbox", data=north).stdout)
+    wait(lambda: "Do you read this line?" in parley("inbox", data=north).stdout)
     inbox = parley("inbox", data=north).stdout
     assert "South #2" in inbox and "signature verified" in inbox
-    wait_until(lambda: Api(south).get("/status")["peers"][0]["pending"] == 0)
+    wait(lambda: Api(south).get("/status")["peers"][0]["pending"] == 0)
     status = parley("status", data=south).stdout
     assert "North" in status and "up" in status and "seq 2" in status
     bad = parley("send", "nope", "x", data=south, ok=False)

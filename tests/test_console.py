@@ -24,7 +24,7 @@ from parley.protocol import checkpoint
 from parley.station import checkcalls, checkpoints, crises, users
 from parley.store import vigil as vigil_db
 from parley.web import i18n
-from tests.net import Stations, wait
+from tests.net import LIVENESS_S, Stations, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -129,7 +129,7 @@ def shots(tmp_path: Path) -> Any:
 
 def new_page(browser: Any, locale: str = "en-US") -> Any:
     ctx = browser.new_context(locale=locale, viewport={"width": 1100, "height": 800})
-    ctx.set_default_timeout(15_000)
+    ctx.set_default_timeout(LIVENESS_S * 1000)  # a liveness bound: chromium on a loaded machine
     return ctx.new_page()
 
 

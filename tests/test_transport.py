@@ -495,9 +495,10 @@ def test_the_folder_follows_a_rotation_of_the_identity_key_without_a_restart(
 def test_a_killed_peer_is_declared_down_and_gets_its_backlog_at_the_first_ping_after_restart(
     tmp_path: Path,
 ) -> None:
-    """Two station processes on loopback. The backoff is made far longer than the waits below,
-    so the backlog can only arrive through an answered ping ending the backoff."""
-    timings = Timings(retry_base_ms=120_000, retry_max_ms=240_000, heartbeat_ms=500)
+    """Two station processes on loopback. The backoff (10 minutes) is far longer than the waits
+    below may take (tests.net.LIVENESS_S each), so the backlog can only arrive through an
+    answered ping ending the backoff."""
+    timings = Timings(retry_base_ms=600_000, retry_max_ms=1_200_000, heartbeat_ms=500)
     with Stations(tmp_path, [("South", "en"), ("North", "ko")], timings) as net:
         ch = net.open_channel("South", ["North"])
         south = net.api("South")
@@ -507,9 +508,9 @@ def test_a_killed_peer_is_declared_down_and_gets_its_backlog_at_the_first_ping_a
             return sum(1 for x in alarms if x["kind"] == "link" and "→ down" in x["message"])
 
         net.stop("North", signal.SIGKILL)
-        wait(lambda: downs() == 1, 30, "South to declare the link down")
+        wait(lambda: downs() == 1, what="South to declare the link down")
         south.post(f"/channels/{ch}/messages", json={"text": "while you were down"})
-        wait(lambda: south.get("/status")["peers"][0]["pending"] == 1, 10, "the failed push")
+        wait(lambda: south.get("/status")["peers"][0]["pending"] == 1, what="the failed push")
         net.restart("North")
         north = net.api("North")
         wait(
@@ -517,10 +518,9 @@ def test_a_killed_peer_is_declared_down_and_gets_its_backlog_at_the_first_ping_a
                 m["body"].get("text") == "while you were down"
                 for m in north.get(f"/channels/{ch}/messages")
             ),
-            45,
-            "the backlog at North, long before South's backoff runs out",
+            what="the backlog at North, long before South's backoff runs out",
         )
-        wait(lambda: south.get("/status")["peers"][0]["pending"] == 0, 30, "the receipt")
+        wait(lambda: south.get("/status")["peers"][0]["pending"] == 0, what="the receipt")
         assert downs() == 1
 
 

@@ -14,9 +14,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -31,7 +30,7 @@ from parley.cli.demo import free_port, init, start
 from parley.station.config import Timings, load_config, load_token, save_config
 from parley.station.metrics import HOLDER_KEY
 from parley.store.postgres import DISPATCHER_LOCK, lock_key
-from tests.net import parley
+from tests.net import parley, wait
 
 pytest_plugins = ["tests.pgserver"]  # the pg_dsn and pg_db fixtures
 
@@ -43,13 +42,6 @@ def url_of(dsn: str) -> str:
     params = {k: v for k, v in psycopg.conninfo.conninfo_to_dict(dsn).items() if v is not None}
     db = str(params.pop("dbname", ""))
     return f"postgresql:///{quote(db)}?{urlencode({k: str(v) for k, v in params.items()})}"
-
-
-def wait(pred: Callable[[], object], what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -169,7 +161,7 @@ def stations(tmp_path: Path, pg_db: str) -> Iterator[tuple[Workers, Peer]]:
     a = Workers(a_dir, pg_db, tmp_path / "south.log")
     b = Peer(b_dir, tmp_path / "north.log")
     try:
-        wait(a.up, "the workers to answer", 60)
+        wait(a.up, what="the workers to answer")
         b.start()
         yield a, b
     finally:
@@ -189,14 +181,14 @@ def test_killing_the_dispatcher_hands_it_to_another_worker(
     b_id = b.api.get("/station")["station"]
     b.api.post("/peers", json={"invitation": a.api("GET", "/invitation")["invitation"]})
     a.api("POST", "/peers", json={"invitation": b.api.get("/invitation")["invitation"]})
-    wait(lambda: a.holder() is not None, "a worker to take the dispatcher lock")
+    wait(lambda: a.holder() is not None, what="a worker to take the dispatcher lock")
     assert a.lock_holders() == 1
 
     req = {"kind": "hotline", "title": "Hotline", "peers": [b_id]}
     ch = a.api("POST", "/channels", json=req)["channel"]
-    wait(lambda: any(c["channel"] == ch for c in b.api.get("/channels")), "the proposal")
+    wait(lambda: any(c["channel"] == ch for c in b.api.get("/channels")), what="the proposal")
     b.api.post(f"/channels/{ch}/consent")
-    wait(lambda: a.api("GET", f"/channels/{ch}")["state"] == "open", "South to see it open")
+    wait(lambda: a.api("GET", f"/channels/{ch}")["state"] == "open", what="South to see it open")
 
     sent: list[str] = []
     workers: set[int] = set()
@@ -219,10 +211,10 @@ def test_killing_the_dispatcher_hands_it_to_another_worker(
     assert len(workers) == 2, "the kernel gave every connection to one worker"
     for i in range(5):
         b.api.post(f"/channels/{ch}/messages", json={"text": f"from North {i}", "lang": "ko"})
-    wait(lambda: pending() == 0, "phase 1 to be receipted")
+    wait(lambda: pending() == 0, what="phase 1 to be receipted")
     wait(
         lambda: len(a.api("GET", f"/channels/{ch}/messages")) == 2 + len(sent) + 5,
-        "North's messages at South",
+        what="North's messages at South",
     )
 
     # Phase 2: with North down the messages stay queued; then the dispatcher's process dies.
@@ -235,12 +227,11 @@ def test_killing_the_dispatcher_hands_it_to_another_worker(
     os.kill(killed, signal.SIGKILL)
     wait(
         lambda: (h := a.holder()) not in (None, killed) and alive(h),
-        "another worker to take the dispatcher over",
-        30,
+        what="another worker to take the dispatcher over",
     )
     assert a.lock_holders() == 1
     b.start()
-    wait(lambda: pending() == 0, "the new dispatcher to deliver the queue", 90)
+    wait(lambda: pending() == 0, what="the new dispatcher to deliver the queue")
 
     mine = [m for m in b.api.get(f"/channels/{ch}/messages") if m["sender"] != b_id]
     assert [m["seq"] for m in mine] == list(range(1, len(mine) + 1))
@@ -252,7 +243,7 @@ def test_killing_the_dispatcher_hands_it_to_another_worker(
     # The supervisor replaced the dead worker, and any worker reports the same metrics.
     answers: dict[int, dict[str, float]] = {}
     deliveries = f"parley_deliveries_total{{peer=North,peer_id={b_id}}}"
-    wait(lambda: a.scrape()[1].get(deliveries) == len(mine), "the deliveries to settle", 30)
+    wait(lambda: a.scrape()[1].get(deliveries) == len(mine), what="the deliveries to settle")
     for _ in range(60):
         pid, samples = a.scrape()
         answers[pid] = samples
@@ -283,9 +274,9 @@ def test_killing_the_dispatcher_hands_it_to_another_worker(
             return False
         return True
 
-    wait(send_again, "a fresh worker to take a send", 90)
+    wait(send_again, what="a fresh worker to take a send")
     assert took[0] not in answers  # not a worker from before
-    wait(lambda: pending() == 0, "the send to be receipted", 60)
+    wait(lambda: pending() == 0, what="the send to be receipted")
     mine = [m for m in b.api.get(f"/channels/{ch}/messages") if m["sender"] != b_id]
     assert [m["body"]["text"] for m in mine if m["body"].get("type") == "text"] == sent
 

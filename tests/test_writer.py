@@ -5,7 +5,6 @@ it, and the counters show the grouping. Threads are real; every wait is bounded.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from parley.store.base import EnvelopeRow, SqlStore
 from parley.store.cache import LRU
 from parley.store.postgres import PostgresStore
 from parley.store.sqlite import SqliteStore
+from tests.net import wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
 pytest_plugins = ["tests.stores"]  # the `store` fixture: SQLite and PostgreSQL
@@ -47,13 +47,6 @@ def pair(store: SqlStore, tmp_path: Path) -> Iterator[tuple[Station, Station, st
     b.store.close()
 
 
-def wait(pred: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-
-
 class Burst:
     """Sends on threads of their own while the writer is held inside a transaction, so that all
     of them are queued together before the first is committed."""
@@ -71,7 +64,7 @@ class Burst:
             assert self.release.wait(30)
 
         self._spawn("blocker", lambda: self.st.writer.run(block))
-        wait(self.entered.is_set, "the writer to hold its transaction")
+        wait(self.entered.is_set, what="the writer to hold its transaction", every_s=0.005)
 
     def send(self, name: str, channel: str, body: dict[str, Any], key: str = "") -> None:
         self._spawn(name, lambda: self.st.send(channel, body, "ROUTINE", key))
@@ -88,7 +81,11 @@ class Burst:
         self.threads.append(t)
 
     def go(self, queued: int) -> None:
-        wait(lambda: len(self.st.writer._queue) == queued, f"{queued} queued sends")
+        wait(
+            lambda: len(self.st.writer._queue) == queued,
+            what=f"{queued} queued sends",
+            every_s=0.005,
+        )
         self.release.set()
         for t in self.threads:
             t.join(30)

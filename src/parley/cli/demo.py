@@ -44,8 +44,10 @@ from parley.station import passwords
 
 out = Console(highlight=False, soft_wrap=True)
 
-START_S = 30  # a station process answering its API; slow on a busy machine, not in general
-WAIT_S = 30  # one delivery (or a few) between stations on loopback
+# Liveness bounds, not expectations: a wait returns as soon as its condition holds (a station
+# that exits is reported at once), and a loaded 2-core machine took longer than 30 s for both.
+START_S = 120  # a station process answering its API
+WAIT_S = 120  # one delivery (or a few) between stations on loopback
 MARKER = ".parley-demo"  # only a directory holding it is ever deleted by the demo
 SEOUL = ZoneInfo("Asia/Seoul")
 
