@@ -54,6 +54,9 @@ def station_dir(tmp_path: Path) -> Path:
         (lambda raw: raw.update(folders={"North": "relative/dir"}), r"folders maps a peer"),
         (lambda raw: raw.update(folders=["/mnt/x"]), r"folders maps a peer"),
         (lambda raw: raw.update(folders={"": "/mnt/x"}), r"folders maps a peer"),
+        (lambda raw: raw.update(event_loop="trio"), r"event_loop is one of uvloop, asyncio"),
+        (lambda raw: raw.update(http_parser="h2"), r"http_parser is one of httptools, h11"),
+        (lambda raw: raw["limits"].update(header_bytes=512), r"limits\.header_bytes"),
     ],
 )
 def test_a_station_json_out_of_range_is_refused_by_name(station_dir: Path, edit, message) -> None:

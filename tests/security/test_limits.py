@@ -500,10 +500,14 @@ def _closed_after(sock: socket.socket, trickle: bytes, bound_s: float) -> float 
     return None
 
 
-def test_every_phase_of_a_connection_has_a_deadline(tmp_path: Path, procs: list[Proc]) -> None:
-    """Deadlines count from the start of a phase; bytes that keep trickling do not renew them."""
+@pytest.mark.parametrize(("parser", "loop"), [("httptools", "uvloop"), ("h11", "asyncio")])
+def test_every_phase_of_a_connection_has_a_deadline(
+    tmp_path: Path, procs: list[Proc], parser: str, loop: str
+) -> None:
+    """Deadlines count from the start of a phase; bytes that keep trickling do not renew them.
+    With either HTTP parser and event loop station.json may choose."""
     lim = Limits(header_timeout_ms=1500, body_timeout_ms=2500, keepalive_timeout_ms=1000)
-    st = Proc(tmp_path, limits=lim)
+    st = Proc(tmp_path, limits=lim, http_parser=parser, event_loop=loop)
     procs.append(st)
     addr = (st.cfg.host, st.cfg.port)
     head = b"GET /api/v1/station HTTP/1.1\r\nHost: s\r\nX-Slow: " + b"a" * 400
@@ -528,6 +532,52 @@ def test_every_phase_of_a_connection_has_a_deadline(tmp_path: Path, procs: list[
     print({k: None if v is None else round(v, 2) for k, v in took.items()})
     assert all(v is not None for v in took.values()), took
     assert len(took) == 5, f"{len(took)} cases"
+
+
+def _answer_to(addr: tuple[str, int], head: bytes, pieces: int = 1) -> bytes:
+    """Send `head` in `pieces` parts, a little apart; the station's first answer (or b"")."""
+    with socket.create_connection(addr, timeout=30) as s:
+        step = -(-len(head) // pieces)
+        try:
+            for k in range(0, len(head), step):
+                s.sendall(head[k : k + step])
+                time.sleep(0.05)
+        except OSError:
+            pass  # the station closed it before the rest: its answer is read below
+        try:
+            return s.recv(65536)
+        except OSError:
+            return b""
+
+
+@pytest.mark.parametrize(("parser", "loop"), [("httptools", "uvloop"), ("h11", "asyncio")])
+def test_a_request_head_is_bounded_with_either_parser(
+    tmp_path: Path, procs: list[Proc], parser: str, loop: str
+) -> None:
+    """A head beyond `limits.header_bytes` gets 400 and a closed connection, whether it comes at
+    once, in pieces, or never ends (llhttp bounds nothing itself); one within it is served."""
+    st = Proc(tmp_path, limits=Limits(header_bytes=4096), http_parser=parser, event_loop=loop)
+    procs.append(st)
+    addr = (st.cfg.host, st.cfg.port)
+    top = b"GET /api/v1/station HTTP/1.1\r\nHost: s\r\n"
+    fits = top + b"X-Pad: " + b"a" * 3000 + b"\r\n\r\n"
+    big = top + b"X-Pad: " + b"a" * 6000 + b"\r\n\r\n"
+    many = top + b"".join(b"X-%d: a\r\n" % i for i in range(1000)) + b"\r\n"
+    endless = top + b"X-Pad: " + b"a" * 64 * 1024  # never finished
+    answers = {
+        "fits": _answer_to(addr, fits),
+        "big": _answer_to(addr, big),
+        "big, in pieces": _answer_to(addr, big, pieces=8),
+        "many headers": _answer_to(addr, many, pieces=4),
+        "endless": _answer_to(addr, endless, pieces=16),
+    }
+    status = {k: v.split(b"\r\n", 1)[0].decode() for k, v in answers.items()}
+    print(status)
+    assert status["fits"].startswith("HTTP/1.1 401"), status  # served: no credential
+    refused = [k for k in answers if k != "fits"]
+    assert all(status[k].startswith("HTTP/1.1 400") for k in refused), status
+    assert len(status) == 5, f"{len(status)} cases"
+    assert st.p.poll() is None
 
 
 def test_a_repeated_log_line_is_rate_limited() -> None:

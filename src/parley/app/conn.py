@@ -1,4 +1,4 @@
-"""Connections no client can hold forever: uvicorn's h11 protocol with deadlines and a cap.
+"""Connections no client can hold forever: uvicorn's HTTP protocols with deadlines and a cap.
 
 uvicorn times out only an idle keep-alive connection, and only until its first byte: a client
 that opens a connection and sends nothing, or a request head one byte every few seconds
@@ -21,6 +21,11 @@ delays nobody: it gives way to new connections, oldest first.
 
 `quiet_accept_errors` rate-limits the event loop's log line for a failed accept() (and other
 connection errors), which otherwise repeats for as long as the cause lasts.
+
+Both of uvicorn's HTTP/1.1 protocols are guarded the same way: httptools (llhttp, C; the
+default, chosen by `http_parser` in station.json) and h11 (pure Python, about a third of the
+per-request cost of a small answer; kept as a choice, and as the A/B baseline of bench/api.py).
+The request head is bounded to `limits.header_bytes` with either.
 """
 
 from __future__ import annotations
@@ -33,10 +38,13 @@ from collections import OrderedDict
 from typing import Any
 
 import h11
+import uvicorn
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from parley.station.config import Config as StationConfig
 from parley.station.config import Limits
 
 log = logging.getLogger("parley.station")
@@ -48,25 +56,30 @@ BACKLOG = 128
 FD_RESERVE = 128 + 2 * BACKLOG
 
 
-class Guarded(H11Protocol):
-    """One HTTP/1.1 connection; see the module docstring. Built by `guarded(limits)`."""
+class _Deadlines:
+    """The phases, deadlines and cap of the module docstring, for either HTTP protocol class.
+    A subclass says which phase the client's side is in (`_theirs`)."""
 
     header_timeout_s: float
     body_timeout_s: float
     max_connections: int
-    waiting: OrderedDict[Guarded, None]  # head or idle phase, longest waiting first
+    waiting: OrderedDict[_Deadlines, None]  # head or idle phase, longest waiting first
+    # Provided by the uvicorn protocol class this is mixed into.
+    connections: set[Any]
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    cycle: Any
+    timeout_keep_alive_task: asyncio.TimerHandle | None
 
-    def __init__(
-        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(config, server_state, app_state, _loop)
+    def _guard_init(self) -> None:
         self._phase = ""
         self._deadline: asyncio.TimerHandle | None = None
 
-    # --- asyncio.Protocol ------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def _theirs(self) -> str:
+        """The client's side: "idle" (between requests), "head", "body" or "done"."""
+        raise NotImplementedError
+
+    def _guard_connection_made(self) -> None:
         if len(self.connections) > self.max_connections:
             victim = next((c for c in self.waiting if c is not self), None)
             if victim is None:
@@ -75,35 +88,25 @@ class Guarded(H11Protocol):
             victim._close()
         self._enter("head")
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._enter("")
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._follow()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
+    def _guard_response_complete(self) -> None:
         if self.transport.is_closing():
             return
-        if self.conn.their_state is h11.IDLE and self.timeout_keep_alive_task is not None:
+        if self._theirs() == "idle" and self.timeout_keep_alive_task is not None:
             self._enter("idle")  # uvicorn's keep-alive timer runs now
         else:
             self._follow()  # a pipelined request, or a body still arriving
 
-    # --- phases ----------------------------------------------------------------------------------
     def _follow(self) -> None:
         if self.transport.is_closing():
             return
-        theirs = self.conn.their_state
-        if theirs is h11.IDLE:
+        theirs = self._theirs()
+        if theirs in ("idle", "head"):
             if self._phase != "head":
                 self._enter("head")  # the first byte of a new request head
-        elif theirs is h11.SEND_BODY:
+        elif theirs == "body":
             if self._phase != "body":
                 self._enter("body")
-        else:
+        elif self._phase != "app":
             self._enter("app")
 
     def _enter(self, phase: str) -> None:
@@ -132,6 +135,134 @@ class Guarded(H11Protocol):
             self.transport.close()
 
 
+def head_size(target: bytes, headers: Any) -> int:
+    """The size of a request head as both parsers measure it against `header_bytes`."""
+    return len(target) + sum(len(n) + len(v) + 4 for n, v in headers)
+
+
+class _BoundedHead(h11.Connection):
+    """h11 bounds only a head still arriving (its buffer); this also refuses a finished head
+    beyond the bound that came in one read."""
+
+    header_bytes = 0
+
+    def next_event(self) -> Any:
+        event = super().next_event()
+        if isinstance(event, h11.Request) and (
+            head_size(event.target, event.headers) > self.header_bytes
+        ):
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        return event
+
+
+class GuardedH11(_Deadlines, H11Protocol):
+    """One HTTP/1.1 connection parsed by h11 (pure Python); see the module docstring."""
+
+    header_bytes: int
+
+    def __init__(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(config, server_state, app_state, _loop)
+        self.conn = _BoundedHead(h11.SERVER, max_incomplete_event_size=self.header_bytes)
+        self.conn.header_bytes = self.header_bytes
+        self._guard_init()
+
+    def _theirs(self) -> str:
+        theirs = self.conn.their_state
+        if theirs is h11.IDLE:
+            return "idle"
+        return "body" if theirs is h11.SEND_BODY else "done"
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._guard_connection_made()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._enter("")
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._guard_response_complete()
+
+
+class GuardedHttpTools(_Deadlines, HttpToolsProtocol):
+    """One HTTP/1.1 connection parsed by httptools (llhttp, in C); see the module docstring.
+
+    llhttp bounds nothing by itself (h11 bounds an unfinished head to its buffer size), so the
+    head is bounded here to `header_bytes`: the bytes received while a head is unfinished are
+    counted (a client trickling an endless header gets 400 and the connection closes), and a
+    finished head is measured before the request reaches the app."""
+
+    header_bytes: int
+
+    def __init__(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(config, server_state, app_state, _loop)
+        self._guard_init()
+        self._side = "idle"
+        self._head_seen = 0
+
+    def _theirs(self) -> str:
+        return self._side
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._guard_connection_made()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._enter("")
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        reading_head = self._side in ("idle", "head")
+        super().data_received(data)
+        if reading_head and self._side in ("idle", "head") and not self.transport.is_closing():
+            self._head_seen += len(data)
+            if self._head_seen > self.header_bytes:
+                self._refuse_head()
+                return
+        self._follow()
+
+    def _refuse_head(self) -> None:
+        msg = "Invalid HTTP request received."
+        self.logger.warning(msg)
+        self.send_400_response(msg)  # closes the connection
+        self._enter("")
+
+    # --- parser callbacks: where the client's side of the exchange is ---------------------------
+    def on_message_begin(self) -> None:
+        self._side = "head"
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        if head_size(self.url, self.headers) > self.header_bytes:
+            # Raised inside a parser callback: httptools turns it into HttpParserCallbackError,
+            # a HttpParserError, which uvicorn answers with 400 and closes.
+            raise ValueError("request head too large")
+        self._side = "body"
+        self._head_seen = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._side = "idle" if self._side == "idle" else "done"
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        if self._side == "done" and not self.pipeline:
+            self._side = "idle"
+        super().on_response_complete()
+        self._guard_response_complete()
+
+
 def fd_budget() -> int:
     """Raise the soft open-file limit to the hard one; return how many connections fit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -145,8 +276,11 @@ def fd_budget() -> int:
     return max(16, soft - FD_RESERVE)
 
 
-def guarded(limits: Limits) -> type[Guarded]:
-    """A `Guarded` class for one server (the waiting list is per server)."""
+PARSERS: dict[str, type[_Deadlines]] = {"httptools": GuardedHttpTools, "h11": GuardedH11}
+
+
+def guarded(limits: Limits, parser: str = "httptools") -> type[_Deadlines]:
+    """A guarded protocol class for one server (the waiting list is per server)."""
     cap = min(limits.max_connections, fd_budget())
     if cap < limits.max_connections:
         log.warning(
@@ -156,10 +290,27 @@ def guarded(limits: Limits) -> type[Guarded]:
     attrs = {
         "header_timeout_s": limits.header_timeout_ms / 1000,
         "body_timeout_s": limits.body_timeout_ms / 1000,
+        "header_bytes": limits.header_bytes,
         "max_connections": cap,
         "waiting": OrderedDict(),
     }
-    return type("GuardedH11", (Guarded,), attrs)
+    base = PARSERS[parser]
+    return type(base.__name__, (base,), attrs)
+
+
+def server_config(app: Any, cfg: StationConfig) -> uvicorn.Config:
+    """The uvicorn configuration every server of a station uses: the guarded protocol class on
+    the parser and event loop station.json chooses (`http_parser`, `event_loop`), its limits,
+    and X-Forwarded-For only from the proxies it names (by default from none)."""
+    limits, proxies = cfg.limits, cfg.trusted_proxies
+    return uvicorn.Config(
+        app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+        log_config=None, backlog=BACKLOG, loop=cfg.event_loop,
+        http=guarded(limits, cfg.http_parser),  # type: ignore[arg-type]
+        h11_max_incomplete_event_size=limits.header_bytes,
+        timeout_keep_alive=limits.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+    )  # fmt: skip
 
 
 class RateLimited(logging.Filter):

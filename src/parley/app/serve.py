@@ -37,7 +37,7 @@ import psycopg
 import uvicorn
 
 from parley.app.build import build_app
-from parley.app.conn import BACKLOG, guarded, quiet_accept_errors
+from parley.app.conn import quiet_accept_errors, server_config
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.request import HEADER, parse_auth, sign_request
 from parley.station import boot, handovers, logs, metrics, notify, selfaudit
@@ -322,16 +322,8 @@ def _serve_one(data: Path, worker: bool) -> None:
             station.store.close()
 
     app.router.lifespan_context = lifespan
-    limits, proxies = station.cfg.limits, station.cfg.trusted_proxies
     quiet_accept_errors()
-    config = uvicorn.Config(
-        _Observed(app, worker), host=station.cfg.host, port=station.cfg.port,
-        log_level="warning", access_log=False, log_config=None,
-        http=guarded(limits), backlog=BACKLOG,
-        timeout_keep_alive=limits.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
-        # X-Forwarded-For only from the proxies station.json names; by default from none.
-        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
-    )  # fmt: skip
+    config = server_config(_Observed(app, worker), station.cfg)
     server = uvicorn.Server(config)
     db_lost = False
 

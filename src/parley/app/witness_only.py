@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from parley import __version__
 from parley.api import witness as witness_api
 from parley.api.limits import BodyLimit
-from parley.app.conn import guarded
+from parley.app.conn import server_config
 from parley.errors import ParleyError
 from parley.station.boot import open_station
 from parley.station.node import Station
@@ -39,14 +39,7 @@ def build_witness_app(station: Station) -> FastAPI:
 
 def serve_witness(data: Path) -> None:
     station = open_station(data)
-    limits = station.cfg.limits
-    config = uvicorn.Config(
-        build_witness_app(station), host=station.cfg.host, port=station.cfg.port,
-        log_level="warning", access_log=False, log_config=None, http=guarded(limits),
-        timeout_keep_alive=limits.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
-        proxy_headers=bool(station.cfg.trusted_proxies),
-        forwarded_allow_ips=station.cfg.trusted_proxies or None,
-    )  # fmt: skip
+    config = server_config(build_witness_app(station), station.cfg)
     try:
         uvicorn.Server(config).run()
     finally:

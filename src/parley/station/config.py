@@ -73,6 +73,9 @@ _TIMING_RANGES = {
     "selfaudit_cpu_percent": (1, 100),
 }
 MIB = 1024 * 1024
+# The HTTP server's choices (app/conn.py), the default first.
+EVENT_LOOPS = ("uvloop", "asyncio")
+HTTP_PARSERS = ("httptools", "h11")
 _LIMIT_RANGES = {
     "anonymous_body_bytes": (256, MIB),
     "console_body_bytes": (256, 64 * MIB),
@@ -80,6 +83,7 @@ _LIMIT_RANGES = {
     "upload_body_bytes": (256, 16 * 1024 * MIB),
     "peer_body_bytes": (256, 1024 * MIB),
     "bodies_in_flight_bytes": (64 * 1024, 64 * 1024 * MIB),
+    "header_bytes": (1024, MIB),
     "header_timeout_ms": (100, HOUR_MS),
     "body_timeout_ms": (100, DAY_MS),
     "keepalive_timeout_ms": (100, HOUR_MS),
@@ -123,6 +127,9 @@ class Limits:
     # the process's file limit allows), the connection that has waited longest for a request
     # head is closed to make room; if none waits, the new one is closed.
     header_timeout_ms: int = 10_000
+    # A request head (request line and headers) longer than this is refused with 400 and the
+    # connection closed, however it arrives (h11's own bound was 16 KiB).
+    header_bytes: int = 16 * 1024
     body_timeout_ms: int = 60_000
     keepalive_timeout_ms: int = 5_000
     max_connections: int = 10_000
@@ -158,6 +165,10 @@ class Config:
     # {"engine": "libretranslate", "url": …} or {"engine": "argos", "model_dir": …}.
     translation: dict[str, Any] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    # The HTTP server's event loop and request parser (app/conn.py): uvloop and httptools (C)
+    # unless set to "asyncio" / "h11" (pure Python, slower; the same limits and deadlines).
+    event_loop: str = "uvloop"
+    http_parser: str = "httptools"
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
     # networks, e.g. ["10.0.0.5"]). Empty: none, not even 127.0.0.1; the client address is the
     # connection's.
@@ -243,6 +254,9 @@ def load_config(data: Path) -> Config:
             f'{path}: folders maps a peer (id or name) to an absolute folder, {{"North": "/mnt/x"}}'
             " for instance",
         )
+    for key, choices in (("event_loop", EVENT_LOOPS), ("http_parser", HTTP_PARSERS)):
+        if raw.get(key, choices[0]) not in choices:
+            raise LocalError(Code.INVALID_REQUEST, f"{path}: {key} is one of {', '.join(choices)}")
     cfg = Config(**raw, timings=timings, limits=limits)
     check_timezone(cfg.timezone)
     return cfg
