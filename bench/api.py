@@ -15,7 +15,13 @@ httpx cost as much CPU per request as the station, so the clients were the bottl
 baseline says how far the clients and the framework go on this machine; an endpoint near it is
 limited by them, not by its reads.
 
+The whole table is asked once per HTTP stack (--stacks, default "fast,plain": uvloop and
+httptools, then asyncio and h11, common.STACKS), the same station and data restarted on each,
+and the mixes' ratio printed: an A/B of the stack in one run. --profile DIR records the station
+with py-spy (if installed; not a dependency) during each mix.
+
     .venv/bin/python bench/api.py [--envelopes 20000] [--clients 50] [--seconds 8] [--procs 2]
+                                  [--stacks fast,plain] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import pair, pct
+from common import STACKS, finish, pair, pct, profile, use_stack
 
 from parley.cli.client import Api
 from parley.station.config import load_config
@@ -186,8 +192,16 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument(
+        "--stacks", default="fast,plain",
+        help="HTTP stacks to serve the reads on, one after the other (common.STACKS)",
+    )  # fmt: skip
+    ap.add_argument("--profile", type=Path, help="py-spy the station during each mix into DIR")
     args = ap.parse_args()
-    with pair() as p:
+    stacks = args.stacks.split(",")
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    with pair(stack=stacks[0]) as p:
         t0 = time.perf_counter()
         info = _fill(p, args.envelopes)
         cfg = load_config(p.root / "a")
@@ -202,6 +216,7 @@ def main() -> None:
             "history page": f"/api/v1/channels/{ch}/history",
             "alarms": "/api/v1/alarms",
         }
+        mixes: dict[str, float] = {}
         ctx = mp.get_context("spawn")
         with ctx.Pool(args.procs) as pool:
 
@@ -215,10 +230,24 @@ def main() -> None:
                       f"{ratio}{bad}", flush=True)  # fmt: skip
                 return rate
 
-            baseline = row("baseline GET /me", ["/api/v1/me"], None)
-            for name, path in endpoints.items():
-                row(name, [path], baseline)
-            row("mix of the four", list(endpoints.values()), baseline)
+            for stack in stacks:
+                if stack != p.stack:  # the same station and data, restarted on another stack
+                    p.stop("a")
+                    use_stack(p.root / "a", stack)
+                    p.stack = stack
+                    p.start("a")
+                print(f"-- stack {stack}: event loop and HTTP parser {'/'.join(STACKS[stack])}")
+                baseline = row("baseline GET /me", ["/api/v1/me"], None)
+                for name, path in endpoints.items():
+                    row(name, [path], baseline)
+                out = args.profile / f"mix-{stack}.txt" if args.profile else None
+                spy = profile(p.procs["a"].pid, out, args.seconds + 5) if out else None
+                mixes[stack] = row("mix of the four", list(endpoints.values()), baseline)
+                finish(spy)
+        if len(mixes) > 1:
+            first, *rest = mixes
+            for other in rest:
+                print(f"mix on {first} against {other}: ratio {mixes[first] / mixes[other]:.2f}")
 
 
 if __name__ == "__main__":

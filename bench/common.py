@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,9 +37,39 @@ from parley.protocol.envelope import (
     verify_signature,
 )
 from parley.protocol.identity import station_id
-from parley.station.config import Timings, load_config, load_token
+from parley.station.config import Timings, load_config, load_token, save_config
 
 FAST = Timings(retry_base_ms=50, retry_max_ms=1000, heartbeat_ms=1000)
+# The HTTP stacks a station can serve on (station.json `event_loop`, `http_parser`; app/conn.py):
+# the default, and the pure-Python one it replaced, for A/B runs (`--stack`).
+STACKS = {"fast": ("uvloop", "httptools"), "plain": ("asyncio", "h11")}
+
+
+def use_stack(data: Path, stack: str) -> None:
+    """Make the station in `data` serve on `stack` from its next start."""
+    cfg = load_config(data)
+    cfg.event_loop, cfg.http_parser = STACKS[stack]
+    save_config(data, cfg)
+
+
+def profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
+    """py-spy on one station for up to `seconds`, if py-spy is installed (it is not a
+    dependency: `pip install py-spy`)."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        print("  (py-spy not installed: no profile)")
+        return None
+    return subprocess.Popen(
+        [str(exe), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50",
+         "-f", "raw", "-o", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def finish(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(2)  # SIGINT: py-spy writes what it has
+        spy.wait(60)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -140,6 +171,7 @@ class Pair:
 
     root: Path
     timings: Timings = field(default_factory=lambda: FAST)
+    stack: str = "fast"
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     channel: str = ""
 
@@ -157,6 +189,8 @@ class Pair:
     def open(self) -> Pair:
         init(self.root / "a", "A", "en", self.timings)
         init(self.root / "b", "B", "ko", self.timings)
+        use_stack(self.root / "a", self.stack)
+        use_stack(self.root / "b", self.stack)
         self.start("a")
         self.start("b")
         a, b = self.api("a"), self.api("b")
@@ -198,9 +232,9 @@ class Pair:
 
 
 @contextlib.contextmanager
-def pair(timings: Timings = FAST) -> Iterator[Pair]:
+def pair(timings: Timings = FAST, stack: str = "fast") -> Iterator[Pair]:
     with tempfile.TemporaryDirectory() as d:
-        p = Pair(Path(d), timings)
+        p = Pair(Path(d), timings, stack)
         try:
             yield p.open()
         finally:

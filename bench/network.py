@@ -25,7 +25,6 @@ import contextlib
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from common import rss_kb
+from common import finish, profile, rss_kb
 
 from parley.cli.client import Api
 from parley.cli.demo import _await_up, _spawn, init, stop
@@ -207,26 +206,6 @@ class Network:
         for p in self.procs:
             with contextlib.suppress(ProcessLookupError):
                 stop(p)
-
-
-def profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
-    """py-spy on one station for up to `seconds`, if py-spy is installed (it is not a
-    dependency: `pip install py-spy`)."""
-    exe = Path(sys.executable).parent / "py-spy"
-    if not exe.exists():
-        print("  (py-spy not installed: no profile)")
-        return None
-    return subprocess.Popen(
-        [str(exe), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50",
-         "-f", "raw", "-o", str(out), "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-def finish(spy: subprocess.Popen[bytes] | None) -> None:
-    if spy is not None:
-        spy.send_signal(2)  # SIGINT: py-spy writes what it has
-        spy.wait(60)
 
 
 @dataclass

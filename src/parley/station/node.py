@@ -165,6 +165,8 @@ class Station:
         self._states: LRU[
             str, tuple[int, tuple[channels.Event, ...], channels.ChannelState | None]
         ] = LRU(STATES)
+        # (store epoch, every channel's state): see channel_states.
+        self._listed: tuple[int, tuple[channels.ChannelState, ...]] | None = None
         # Every stored body is checked against its signed envelope when it is read.
         self.integrity = Integrity(self)
         # Sends arriving together share one durable commit.
@@ -431,13 +433,23 @@ class Station:
         return frozenset(s.channel for s in self.channel_states() if not self.visible(s, user))
 
     def channel_states(self, user: User | None = None) -> list[channels.ChannelState]:
-        """Every channel; with `user`, only those that user may see."""
-        out = []
-        for ch in self.store.list_channels():
-            st = self._control(ch)[1]
-            if st is not None and (user is None or self.visible(st, user)):
-                out.append(st)
-        return out
+        """Every channel; with `user`, only those that user may see.
+
+        Every read of the operator API asks (which back channels to hide from its caller), so
+        the list is kept until the store's epoch moves, as each state is (`_control`): a
+        channel has a state only once a control body is stored, and storing one moves it."""
+        store = self.store
+        with store.lock:
+            epoch = store.cache_epoch()
+            if self._listed is not None and self._listed[0] == epoch:
+                states = self._listed[1]
+            else:
+                states = tuple(
+                    st for ch in store.list_channels() if (st := self._control(ch)[1]) is not None
+                )
+                if store.cache_epoch() == epoch:
+                    self._listed = (epoch, states)
+        return [st for st in states if user is None or self.visible(st, user)]
 
     def propose_channel(
         self, kind: str, title: str, peers: list[str], actor: str = "operator", **extra: Any
