@@ -89,6 +89,33 @@ def test_forced_remove_keeps_history_verifying_and_the_channel_read_only(tmp_pat
     assert a.store.get_peer(b.id) is not None
 
 
+def test_a_peer_added_again_gets_what_its_removal_dropped_in_order(tmp_path: Path) -> None:
+    """What was queued for a removed peer and dropped is queued again when it is added again:
+    exactly what it never receipted, in chain order; then the channel is writable again."""
+    net, _clock, a, b, ch = hotline(tmp_path)
+    a.send(ch, {"type": "text", "text": "delivered", "lang": "en"})
+    net.deliver(a, b)
+    for t in ("dropped 1", "dropped 2", "dropped 3"):
+        a.send(ch, {"type": "text", "text": t, "lang": "en"})
+    r = KeyDesk(a).remove(BOOTSTRAP, "North", force=True)
+    assert r["dropped"] == 3 and a.store.outbox_counts(b.id)[1] == 0
+    a.add_peer(parse_invitation(b.invitation().encode()))
+    assert a.store.outbox_counts(b.id)[1] == 3
+    pending = a.store.pending(b.id, 10)
+    assert [p.seq for p in pending] == sorted(p.seq for p in pending)
+    assert any(x[2] == "peer.add" and '"requeued": 3' in x[3] for x in a.store.audit_log())
+    res = net.deliver(a, b)
+    assert [x.status for x in res] == ["accepted"] * 3
+    got = [m.body.get("text") for m in b.messages(ch) if m.body.get("type") == "text"]
+    assert got == ["delivered", "dropped 1", "dropped 2", "dropped 3"]
+    assert a.store.outbox_counts(b.id)[1] == 0  # receipted
+    a.send(ch, {"type": "text", "text": "back in touch", "lang": "en"})
+    assert [x.status for x in net.deliver(a, b)] == ["accepted"]
+    # adding it again once more queues nothing twice
+    a.add_peer(parse_invitation(b.invitation().encode()))
+    assert a.store.outbox_counts(b.id)[1] == 0
+
+
 def test_revoked_key_is_refused_for_envelopes_receipts_and_prekeys(tmp_path: Path) -> None:
     net, clock, a, b, ch = hotline(tmp_path)
     a.send(ch, {"type": "text", "text": "before", "lang": "en"})

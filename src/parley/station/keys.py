@@ -16,10 +16,10 @@ Rules (docs/protocol.md §3.5):
   signed statement to members who did not ask for it, and could not reach the removed peer), the
   history stays readable and exportable, other members' envelopes are still received, and this
   station sends nothing more there (`peer_removed`); their check-call schedules are dropped.
-- What is still queued for the peer is dropped (counted in the audit log): it was sealed to
-  that peer's prekeys and is not delivered to a station we no longer talk to. The envelopes stay
-  in our chains. If the peer is added again, what was dropped is NOT re-queued (a gap answer
-  re-queues only rows still in the outbox): its chain from us stops at a gap until then.
+- What is still queued for the peer is dropped (counted in the audit log): it is not delivered
+  to a station we no longer talk to. The envelopes stay in our chains. If the peer is added
+  again, what was dropped is queued again, in chain order (`Station.add_peer`, counted as
+  `requeued` in the audit log): its copy of our chains continues where its receipts stopped.
 - Revocation is final for that key: an invitation with a revoked key (so the same station id) is
   refused. It needs no force: a compromised key is an emergency.
 """

@@ -278,8 +278,17 @@ class Station:
             detail: dict[str, Any] = {"peer": inv.station, "name": inv.name}
             if inv.handovers:
                 detail["handovers"] = len(inv.handovers)
+            if old is not None and old.removed is not None:
+                detail["requeued"] = self._requeue(inv.station)
             self.store.audit(actor, "peer.add", detail, row.added)
         return row
+
+    def _requeue(self, peer: str) -> int:
+        """A removed peer added again gets what was dropped from its queue at the removal: our
+        envelopes on every channel it is a member of that it never had an outbox row for, in
+        chain order (docs/protocol.md §3.5). Its receipts then settle what it already holds."""
+        member_of = [s.channel for s in self.channel_states() if peer in s.members]
+        return self.store.requeue(peer, self.id, member_of)
 
     def _new_handovers(self, inv: Invitation) -> list[handover.Handover]:
         """The hand-overs of `inv` this station does not hold yet. Those it holds must be the

@@ -535,6 +535,25 @@ class SqlStore:
             self.q("DELETE FROM outbox WHERE peer = ? AND delivered IS NULL", peer)
         return int(n)
 
+    def requeue(self, peer: str, sender: str, channels: list[str]) -> int:
+        """Queue again for `peer` every envelope of `sender`'s chains on `channels` that has no
+        outbox row for it (those `drop_outbox` deleted when it was removed); delivered rows
+        stay as they are. Returns how many were queued; the outbox order does the rest."""
+        n = 0
+        with self.tx():
+            for ch in channels:
+                rows = self.q(
+                    "SELECT e.seq, e.id, e.prec FROM envelopes e WHERE e.channel = ?"
+                    " AND e.sender = ? AND NOT EXISTS (SELECT 1 FROM outbox o"
+                    " WHERE o.channel = e.channel AND o.peer = ? AND o.seq = e.seq)"
+                    " ORDER BY e.seq",
+                    ch, sender, peer,
+                )  # fmt: skip
+                for seq, envelope_id, prec in rows:
+                    self.enqueue(ch, int(seq), peer, int(envelope_id), str(prec))
+                n += len(rows)
+        return n
+
     def set_peer_prekeys(self, station: str, prekeys: list[dict[str, Any]]) -> None:
         with self.tx():
             self.q("UPDATE peers SET prekeys = ? WHERE station = ?", json.dumps(prekeys), station)
