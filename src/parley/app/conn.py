@@ -31,6 +31,7 @@ The request head is bounded to `limits.header_bytes` with either.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import resource
 import time
@@ -41,8 +42,12 @@ import h11
 import uvicorn
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools not installed: server_config falls back to h11
+    HttpToolsProtocol = H11Protocol  # type: ignore[misc,assignment]
 
 from parley.station.config import Config as StationConfig
 from parley.station.config import Limits
@@ -303,10 +308,17 @@ def server_config(app: Any, cfg: StationConfig) -> uvicorn.Config:
     the parser and event loop station.json chooses (`http_parser`, `event_loop`), its limits,
     and X-Forwarded-For only from the proxies it names (by default from none)."""
     limits, proxies = cfg.limits, cfg.trusted_proxies
+    loop, parser = cfg.event_loop, cfg.http_parser
+    # A virtual environment made before these became dependencies lacks them (scripts/setup
+    # installs them): serve on the pure-Python pair rather than not at all, and say so.
+    for module, fallback in ((loop, "asyncio"), (parser, "h11")):
+        if module != fallback and importlib.util.find_spec(module) is None:
+            log.warning("%s is not installed (run scripts/setup): using %s", module, fallback)
+            loop, parser = (fallback, parser) if module == loop else (loop, fallback)
     return uvicorn.Config(
         app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-        log_config=None, backlog=BACKLOG, loop=cfg.event_loop,
-        http=guarded(limits, cfg.http_parser),  # type: ignore[arg-type]
+        log_config=None, backlog=BACKLOG, loop=loop,
+        http=guarded(limits, parser),  # type: ignore[arg-type]
         h11_max_incomplete_event_size=limits.header_bytes,
         timeout_keep_alive=limits.keepalive_timeout_ms / 1000,  # type: ignore[arg-type]
         proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
