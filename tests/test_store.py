@@ -131,6 +131,27 @@ def test_peers_are_added_replaced_and_listed(store: SqlStore) -> None:
                                              NOW + 1)  # fmt: skip
 
 
+def test_a_kept_peer_record_follows_every_change_and_another_connection(opener: Opener) -> None:
+    """Peer records are kept in memory (every seal reads its recipients' prekeys): each write
+    to the peers table, a rolled-back one and another connection's commit are seen at once."""
+    store, other = opener(), opener()
+    store.add_peer(PeerRow("st-a", "Alpha", "en", b"id-1", [], [{"kid": "x"}], NOW))
+    assert store.get_peer("st-a") is not None and store.peer_record("st-z") is None
+    store.set_peer_prekeys("st-a", [{"kid": "y"}])
+    assert store.get_peer("st-a").prekeys == [{"kid": "y"}]  # type: ignore[union-attr]
+    store.set_peer_identity("st-a", b"id-2", [{"kid": "z"}])
+    assert store.peer_record("st-a").identity == b"id-2"  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError), store.tx():
+        store.set_peer_prekeys("st-a", [{"kid": "undone"}])
+        assert store.get_peer("st-a").prekeys == [{"kid": "undone"}]  # type: ignore[union-attr]
+        raise RuntimeError("roll back")
+    assert store.get_peer("st-a").prekeys == [{"kid": "z"}]  # type: ignore[union-attr]
+    other.set_peer_state("st-a", removed=NOW, revoked=None)
+    assert store.get_peer("st-a") is None and store.peer_record("st-a").removed == NOW  # type: ignore[union-attr]
+    other.add_peer(PeerRow("st-z", "Zulu", "en", b"id-z", [], [], NOW))
+    assert store.peer_record("st-z") is not None
+
+
 # --- channels, envelopes, bodies -----------------------------------------------------------------
 def test_channels_are_added_once_and_listed_in_creation_order(store: SqlStore) -> None:
     store.add_channel("zz", NOW)

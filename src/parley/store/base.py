@@ -17,7 +17,7 @@ from typing import Any
 
 from parley.domain.precedence import Precedence, outbox_prio
 from parley.errors import Code, LocalError
-from parley.store.cache import CREDENTIALS, HEADS, LRU
+from parley.store.cache import CREDENTIALS, HEADS, LRU, PEER_ROWS
 from parley.store.schema import LATEST, MIGRATIONS, Only
 
 # The outbox's sort column; the order itself is domain/precedence.outbox_order (see `pending`).
@@ -141,6 +141,9 @@ class SqlStore:
         self._ready = False  # migrated: the tables the cache checks read exist
         self._after: list[Callable[[], None]] = []  # to run once the open transaction commits
         self._peer_names: tuple[int, dict[str, str]] | None = None  # (epoch, station -> name)
+        # Peer records by station id, kept for the epoch they were read in: every sealed
+        # envelope reads its recipients' prekeys, every push answer its peer's key.
+        self._peer_rows: tuple[int, dict[str, PeerRow | None]] = (-1, {})
         # Credentials recently proven (station/users.py): kept per (epoch, withdrawals).
         self._withdrawals = 0
         self._credentials: LRU[bytes, tuple[tuple[int, int], int, Any]] = LRU(CREDENTIALS)
@@ -258,6 +261,7 @@ class SqlStore:
     def _drop_caches(self) -> None:
         self._heads.clear()
         self._peer_names = None
+        self._peer_rows = (-1, {})
         self._epoch += 1
 
     def cache_epoch(self) -> int:
@@ -455,8 +459,14 @@ class SqlStore:
                 p.station, p.name, p.lang, p.identity,
                 json.dumps(p.addresses), json.dumps(p.prekeys), p.added, p.removed, p.revoked,
             )  # fmt: skip
-            self._peer_names = None
-            self._dirty = True  # other workers' names too (PostgreSQL)
+            self._peers_changed()
+
+    def _peers_changed(self) -> None:
+        """A write to the peers table (caller's transaction): forget the peers kept in memory,
+        here and, through the generation counter, in other workers (PostgreSQL)."""
+        self._peer_names = None
+        self._peer_rows = (-1, {})
+        self._dirty = True
 
     def _peer(self, row: tuple[Any, ...]) -> PeerRow:
         return PeerRow(
@@ -471,9 +481,21 @@ class SqlStore:
         return p if p is not None and p.active else None
 
     def peer_record(self, station: str) -> PeerRow | None:
-        """A peer in any state, for what its key signed before it was removed or revoked."""
-        rows = self.q(f"SELECT {_PEER_COLS} FROM peers WHERE station = ?", station)
-        return self._peer(rows[0]) if rows else None
+        """A peer in any state, for what its key signed before it was removed or revoked.
+        Kept in memory until the peers table or the cache epoch changes (frozen, but its lists
+        are shared: do not change them)."""
+        with self._lock:
+            epoch = self.cache_epoch()
+            if self._peer_rows[0] != epoch:
+                self._peer_rows = (epoch, {})
+            kept = self._peer_rows[1]
+            if station in kept:
+                return kept[station]
+            rows = self.q(f"SELECT {_PEER_COLS} FROM peers WHERE station = ?", station)
+            row = self._peer(rows[0]) if rows else None
+            if len(kept) < PEER_ROWS:
+                kept[station] = row
+            return row
 
     def peer_names(self) -> dict[str, str]:
         """Every peer's name by station id (kept in memory: each message shown names its
@@ -502,6 +524,7 @@ class SqlStore:
                 "UPDATE peers SET identity = ?, prekeys = ? WHERE station = ?",
                 identity, json.dumps(prekeys), station,
             )  # fmt: skip
+            self._peers_changed()
 
     def add_handover(self, station: str, seq: int, record: str, now_ms: int) -> None:
         with self.tx():
@@ -525,6 +548,7 @@ class SqlStore:
                 "UPDATE peers SET removed = ?, revoked = ? WHERE station = ?",
                 removed, revoked, station,
             )  # fmt: skip
+            self._peers_changed()
 
     def drop_outbox(self, peer: str) -> int:
         """Delete what is still queued for `peer`; the envelopes stay in our chains."""
@@ -557,6 +581,7 @@ class SqlStore:
     def set_peer_prekeys(self, station: str, prekeys: list[dict[str, Any]]) -> None:
         with self.tx():
             self.q("UPDATE peers SET prekeys = ? WHERE station = ?", json.dumps(prekeys), station)
+            self._peers_changed()
 
     # --- channels and envelopes ------------------------------------------------------------------
     def add_channel(self, channel: str, now_ms: int) -> None:

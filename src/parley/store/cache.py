@@ -29,6 +29,7 @@ HEADS = 4096  # chain heads (channel, sender) kept: a few per channel
 STATES = 1024  # channel states kept by a station
 SEEN = 16384  # `seen` maps of ordering envelopes (control, talks, crises) kept by a station
 CREDENTIALS = 1024  # API tokens and sessions remembered as proven (station/users.py)
+PEER_ROWS = 1024  # peer records kept by id (a network has tens of peers; more are read afresh)
 
 
 class LRU(Generic[K, V]):
