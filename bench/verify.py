@@ -37,9 +37,9 @@ import nacl.signing
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from parley.cli.verifying import cores, envelope_workers
+from parley.cli.verifying import cores, verify_file
 from parley.domain import channels
-from parley.protocol import checkpoint, crypto, export, merkle, scan, verifier
+from parley.protocol import checkpoint, crypto, export, merkle, scan
 from parley.protocol.encoding import b64d, b64e, canonical
 from parley.protocol.envelope import ENVELOPE_LABEL, ZERO_HASH, RecipientKey, Ref, seal
 from parley.protocol.identity import key_id, station_id
@@ -209,17 +209,13 @@ def main() -> None:
             built = time.perf_counter() - t
         size = path.stat().st_size
         raw_before = raw_rate(sample)
-        with _bar("verifying", size, unit_column=False) as bar, path.open("rb") as f:
+        with _bar("verifying", size, unit_column=False) as bar:
             task = bar.add_task("verify", total=size)
             t, c = time.perf_counter(), cpu_with_children()
-            with envelope_workers() as checks:
-                report = verifier.verify_transcript(
-                    f,
-                    progress=lambda done: bar.update(task, completed=done),
-                    batch_check=checks,
-                    trust=TRUSTED,
-                )
-            # The worker process has exited here, so its CPU time is counted too.
+            report = verify_file(
+                path, progress=lambda done: bar.update(task, completed=done), trust=TRUSTED
+            )
+            # The worker processes have exited here, so their CPU time is counted too.
             elapsed, cpu = time.perf_counter() - t, cpu_with_children() - c
         raw_after = raw_rate(sample)
         raw_parallel = raw_rate_all_cores(sample, cores())

@@ -19,8 +19,10 @@ from parley.protocol.encoding import b64e, canonical
 from parley.protocol.envelope import Ref, seal
 from parley.protocol.export import read_lines
 from parley.protocol.identity import parse_invitation, station_id
+from parley.protocol.report import Report
 from parley.protocol.request import HEADER, sign_request
-from parley.protocol.verifier import verify_transcript
+from parley.protocol.trust import TrustPolicy
+from parley.protocol.verifier import verify_buffer, verify_transcript
 from parley.station import checkpoints, handovers
 from parley.station.keys import KeyDesk
 from parley.station.node import Station
@@ -33,6 +35,16 @@ TOKEN = "t" * 32
 
 def text(st: Station, ch: str) -> list[str]:
     return [str(m.body.get("text")) for m in st.messages(ch) if m.body.get("type") == "text"]
+
+
+def _verified(lines: list[bytes], trust: TrustPolicy) -> Report:
+    """The report on `lines`, which checking the file a span at a time gives too (each key
+    checking what was signed in its time, across span boundaries)."""
+    report = verify_transcript(lines, trust=trust)
+    for span_bytes in (1, 3000, None):
+        spread = verify_buffer(b"".join(lines), trust=trust, span_bytes=span_bytes)
+        assert spread.to_json() == report.to_json()
+    return report
 
 
 def test_after_rotation_messages_flow_both_ways_and_history_verifies(tmp_path: Path) -> None:
@@ -169,7 +181,7 @@ def test_a_transcript_spanning_a_rotation_verifies_and_a_forged_handover_fails(
     net.deliver(b, a)
     for exporter, auditor in ((a, b), (b, a), (b, b)):
         lines = list(read_lines(b"".join(checkpoints.export(exporter, ch))))
-        report = verify_transcript(lines, trust=checkpoints.anchors(auditor))
+        report = _verified(lines, checkpoints.anchors(auditor))
         assert report.ok, report.to_json()
     # the header names a's first key and its hand-over; swap in a forged one: fails closed
     lines = list(read_lines(b"".join(checkpoints.export(b, ch))))
@@ -181,13 +193,13 @@ def test_a_transcript_spanning_a_rotation_verifies_and_a_forged_handover_fails(
             assert len(m["handovers"]) == 1
             m["handovers"] = [fake.to_json()]
     lines[1] = b"header\t" + canonical(header) + b"\n"
-    report = verify_transcript(lines, trust=checkpoints.anchors(b))
+    report = _verified(lines, checkpoints.anchors(b))
     assert not report.ok and "file_format" in report.failed
     # without the hand-over, what a's new key signed does not verify
     for m in header["members"]:
         m.pop("handovers", None)
     lines[1] = b"header\t" + canonical(header) + b"\n"
-    report = verify_transcript(lines, trust=checkpoints.anchors(b))
+    report = _verified(lines, checkpoints.anchors(b))
     assert not report.ok and "signature" in report.failed, report.failed
 
 

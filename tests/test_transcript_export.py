@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parley.app.build import build_app
-from parley.cli.verifying import envelope_workers
+from parley.cli.verifying import verify_file
 from parley.domain import channels
 from parley.errors import NotFound
-from parley.protocol import crypto, note, verifier
+from parley.protocol import crypto, note, spans, verifier
 from parley.protocol.checkpoint import checkpoint_body
 from parley.protocol.encoding import b64d, b64e, canonical
 from parley.protocol.export import read_lines
@@ -94,7 +94,14 @@ def lines(world: World) -> list[bytes]:
 
 
 def verify(lines: list[bytes], w: World) -> Report:
-    return verify_transcript(lines, trust=w.anchors())
+    """The report on `lines`, which checking the whole file a span at a time gives too, wherever
+    the spans end."""
+    report = verify_transcript(lines, trust=w.anchors())
+    data = b"".join(lines)
+    for span_bytes in (1, 2500, verifier.SPAN_BYTES):
+        spread = verifier.verify_buffer(data, trust=w.anchors(), span_bytes=span_bytes)
+        assert spread.to_json() == report.to_json()
+    return report
 
 
 # --- a clean export -------------------------------------------------------------------------------
@@ -514,6 +521,8 @@ def test_verify_never_raises_and_fails_closed(
         data[pos % len(data)] = byte
     report = verify_transcript(read_lines(bytes(data)), trust=world.anchors())
     assert report.ok == (bytes(data) == b"".join(lines))
+    spread = verifier.verify_buffer(bytes(data), trust=world.anchors(), span_bytes=2000)
+    assert spread.to_json() == report.to_json()
 
 
 @settings(
@@ -540,28 +549,91 @@ def test_check_proof_never_raises(world: World, path: list[Any], value: Any) -> 
 # --- checking on every core -----------------------------------------------------------------------
 
 
-def test_checking_in_worker_processes_reports_exactly_what_checking_inline_does(
-    world: World, lines: list[bytes], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Small batches and a short window, so batch and flush boundaries fall everywhere.
-    monkeypatch.setattr(verifier, "ENVELOPE_BATCH", 3)
-    monkeypatch.setattr(verifier, "IN_FLIGHT", 2)
-    envelopes = [i for i, ln in enumerate(lines) if ln.startswith(b"envelope\t")]
-    bad_sig = list(lines)
-    i = envelopes[5]
-    at = bad_sig[i].index(b'"sig":"') + 7  # the signature's first character, changed
-    bad_sig[i] = (
-        bad_sig[i][:at] + (b"B" if bad_sig[i][at : at + 1] != b"B" else b"C") + bad_sig[i][at + 1 :]
+def _forge_signature(line: bytes) -> bytes:
+    at = line.index(b'"sig":"') + 7  # the signature's first character, changed
+    return line[:at] + (b"B" if line[at : at + 1] != b"B" else b"C") + line[at + 1 :]
+
+
+def _span_starts(data: bytes, span_bytes: int) -> list[int]:
+    """Where verify_buffer's spans start (after the header), as it cuts them."""
+    pos = data.index(b"\n", data.index(b"\n") + 1) + 1
+    starts = []
+    while pos < len(data):
+        starts.append(pos)
+        nl = data.find(b"\n", min(pos + span_bytes, len(data)) - 1)
+        pos = len(data) if nl < 0 else nl + 1
+    return starts
+
+
+def test_spans_of_a_clean_export_are_taken_whole(world: World, lines: list[bytes]) -> None:
+    # Each span's envelopes are checked in one go: the line path is not taken for any of them.
+    data = b"".join(lines)
+    context = spans.Members(
+        world.ch,
+        {st.id: ((st.identity.public, 0, -1),) for st in (world.a, world.b)},
+        {world.a.id: (world.b.id,), world.b.id: (world.a.id,)},
     )
+    envelopes = sum(1 for ln in lines if ln.startswith(b"envelope\t"))
+    taken = 0
+    starts = _span_starts(data, 2500)
+    for start, end in zip(starts, [*starts[1:], len(data)], strict=True):
+        span = spans.check_span(data, start, end, context)
+        assert span is not None
+        taken += span.lines
+        if span.stop < end:  # only the lines after the envelopes end a span early
+            assert not data[span.stop :].count(b"\nenvelope\t")
+    assert taken == envelopes
+
+
+@pytest.mark.parametrize("span_bytes", [1, 2500, 1 << 20], ids=["line", "few", "one-span"])
+def test_a_forged_signature_is_found_in_the_last_span_and_at_a_span_boundary(
+    world: World,
+    lines: list[bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    span_bytes: int,
+) -> None:
+    monkeypatch.setattr(verifier, "SPAN_BYTES", span_bytes)
+    data = b"".join(lines)
+    envelopes = [i for i, ln in enumerate(lines) if ln.startswith(b"envelope\t")]
+    offsets = [sum(map(len, lines[:i])) for i in envelopes]
+    starts = set(_span_starts(data, span_bytes))
+    first_of_a_span = [i for i, at in zip(envelopes, offsets, strict=True) if at in starts]
+    last = envelopes[-1]
+    # The last envelope (in the last span that holds envelopes), and the first envelope of a
+    # span after the first (its chain continues across the boundary).
+    targets = {last, first_of_a_span[-1]}
+    if len(first_of_a_span) > 1:
+        targets.add(first_of_a_span[len(first_of_a_span) // 2])
+    path = tmp_path / "forged.transcript"
+    for i in sorted(targets):
+        forged = [_forge_signature(ln) if n == i else ln for n, ln in enumerate(lines)]
+        path.write_bytes(b"".join(forged))
+        inline = verify_transcript(forged, trust=world.anchors())
+        spread = verify_file(path, processes=2, trust=world.anchors())
+        assert spread.to_json() == inline.to_json()
+        assert spread["signature"].failed == 1
+        assert spread["signature"].failures[0].startswith(f"line {i + 1} (")
+        # (The envelope's hash changed with it: links to it break, and the export signature.)
+
+
+def test_checking_in_worker_processes_reports_exactly_what_checking_inline_does(
+    world: World, lines: list[bytes], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Small spans, so span boundaries fall everywhere.
+    monkeypatch.setattr(verifier, "SPAN_BYTES", 2000)
+    envelopes = [i for i, ln in enumerate(lines) if ln.startswith(b"envelope\t")]
+    bad_sig = [_forge_signature(ln) if n == envelopes[5] else ln for n, ln in enumerate(lines)]
     swapped = list(lines)
     j, k = envelopes[7], envelopes[8]
     swapped[j], swapped[k] = swapped[k], swapped[j]
     dropped = [ln for n, ln in enumerate(lines) if n != envelopes[3]]
     unreadable = list(lines)
     unreadable[envelopes[9]] = b"envelope\t{not json}\n"
-    with envelope_workers(2) as checks:
-        for given in (lines, bad_sig, swapped, dropped, unreadable):
-            inline = verify_transcript(given, trust=world.anchors())
-            spread = verify_transcript(given, batch_check=checks, trust=world.anchors())
-            assert spread.to_json() == inline.to_json()
-            assert inline.ok is (given is lines)
+    path = tmp_path / "given.transcript"
+    for file in (lines, bad_sig, swapped, dropped, unreadable):
+        path.write_bytes(b"".join(file))
+        inline = verify_transcript(file, trust=world.anchors())
+        spread = verify_file(path, processes=2, trust=world.anchors())
+        assert spread.to_json() == inline.to_json()
+        assert inline.ok is (file is lines)

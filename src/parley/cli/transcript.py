@@ -31,9 +31,9 @@ from rich.table import Table
 
 from parley.cli import common as cli
 from parley.cli.client import Api, ApiError
-from parley.cli.verifying import envelope_workers
+from parley.cli.verifying import verify_file
 from parley.errors import Code, LocalError, ParleyError
-from parley.protocol import proof, verifier
+from parley.protocol import proof
 from parley.protocol.report import Report
 from parley.protocol.trust import (
     MAX_TRUST_BYTES,
@@ -340,14 +340,12 @@ def verify(
     show = not (quiet or as_json) and total >= PROGRESS_MIN_BYTES
     with _progress() as bar:
         task = bar.add_task("verifying", total=total, visible=show)
-        with file.open("rb") as f, envelope_workers() as checks:
-            report = verifier.verify_transcript(
-                f,
-                progress=lambda done: bar.update(task, completed=done),
-                batch_check=checks,
-                trust=policy,
-                witnesses=witnesses,
-            )
+        report = verify_file(
+            file,
+            progress=lambda done: bar.update(task, completed=done),
+            trust=policy,
+            witnesses=witnesses,
+        )
     if not as_json:
         facts = report.facts
         if "channel" in facts:

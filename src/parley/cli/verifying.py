@@ -1,15 +1,23 @@
-"""Offline verification as the command line and the benchmarks run it: envelope lines checked
-in one worker process per core (reading, hashing, signatures, commitments), while this process
-follows the chains, checkpoints and the export signature in file order."""
+"""Offline verification as the command line and the benchmarks run it: the file mapped into
+memory, spans of envelope lines checked in one worker process per core but one (each maps the
+same file: no line is copied between processes), while this process checks spans too and adds
+each span's results to the chains in file order (protocol/verifier.verify_buffer)."""
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 
-from parley.protocol import verifier
+from parley.protocol import spans, verifier
+from parley.protocol.report import Report
+from parley.protocol.trust import TrustPolicy
+from parley.protocol.witness_policy import WitnessPolicy
+
+_mapped: mmap.mmap | None = None  # the file, in each worker process
 
 
 def cores() -> int:
@@ -21,13 +29,55 @@ def cores() -> int:
 
 
 @contextlib.contextmanager
-def envelope_workers(processes: int | None = None) -> Iterator[verifier.BatchCheck]:
-    """A `BatchCheck` that spreads batches over `processes` workers (one per core by default)."""
-    with ProcessPoolExecutor(max_workers=processes or cores()) as pool:
+def mapped(path: Path) -> Iterator[mmap.mmap | bytes]:
+    """The file's bytes, mapped (an empty file cannot be mapped: its bytes are b"")."""
+    with path.open("rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            yield m
 
-        def start(
-            batch: list[list[bytes]], members: verifier.Members
-        ) -> Callable[[], list[verifier.Checked]]:
-            return pool.submit(verifier.check_envelopes, batch, members).result
 
-        yield start
+def _open(path: str) -> None:
+    global _mapped
+    with open(path, "rb") as f:
+        _mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _check(start: int, end: int, members: spans.Members) -> spans.Span | None:
+    assert _mapped is not None
+    return spans.check_span(_mapped, start, end, members)
+
+
+class _Workers:
+    def __init__(self, pool: ProcessPoolExecutor, workers: int) -> None:
+        self.pool, self.workers = pool, workers
+
+    def __call__(self, start: int, end: int, members: spans.Members) -> Future[spans.Span | None]:
+        return self.pool.submit(_check, start, end, members)
+
+
+@contextlib.contextmanager
+def span_workers(path: Path, processes: int | None = None) -> Iterator[verifier.SpanCheck | None]:
+    """Workers that check spans of the file at `path`: `processes` of them (one per core but
+    one by default, since the calling process checks spans too); None when that is none."""
+    n = cores() - 1 if processes is None else processes
+    if n < 1 or path.stat().st_size == 0:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=n, initializer=_open, initargs=(str(path),)) as pool:
+        yield _Workers(pool, n)
+
+
+def verify_file(
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    processes: int | None = None,
+    *,
+    trust: TrustPolicy,
+    witnesses: WitnessPolicy | None = None,
+) -> Report:
+    """`verifier.verify_buffer` over the file at `path`, on every core."""
+    with mapped(path) as buf, span_workers(path, processes) as workers:
+        return verifier.verify_buffer(buf, progress, workers, trust=trust, witnesses=witnesses)

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nacl.bindings as sodium
@@ -148,6 +149,31 @@ def verify(public: bytes, label: bytes, message: bytes, signature: bytes) -> boo
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
         return False
     return True
+
+
+def verifier(public: bytes) -> Callable[[bytes, bytes], bool]:
+    """`verify` for many messages under one key, the label already prefixed to each: True if
+    `signature` is `public`'s Ed25519 signature over `message` (for checking a whole transcript,
+    where the per-call lookups of `verify` add up)."""
+    try:
+        key = _verify_key(public) if len(public) == PUBLIC_KEY_BYTES else None
+    except (nacl.exceptions.ValueError, ValueError):
+        key = None
+    if key is None:
+        return lambda message, signature: False
+    check = key.verify
+    errors = (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError)
+
+    def verified(message: bytes, signature: bytes) -> bool:
+        if len(signature) != SIGNATURE_BYTES:
+            return False
+        try:
+            check(message, signature)
+        except errors:
+            return False
+        return True
+
+    return verified
 
 
 @functools.lru_cache(maxsize=256)

@@ -5,9 +5,11 @@ Rules:
   check says how often it passed and failed, and why (fail closed: see report.py).
 - Member keys are checked against the verifier's trust policy (protocol/trust.py), never taken
   from the file unless the caller says so by name.
-- Envelopes are read by `scan` (exact, fast); their signatures are checked in batches by a
-  `BatchVerify` the caller gives, so an adapter may spread them over processes; the core itself
-  starts none.
+- `verify_buffer` takes envelope lines a span at a time (protocol/spans.py: each span checked on
+  its own, in any process, all or nothing), and adds each span's results to the chains in file
+  order only if its conditions hold there; any other span, and every other line, is read line
+  by line as `verify_transcript` reads a file (envelopes by `scan`, exact). Both give the same
+  report. The core starts no process: the adapter passes a `SpanCheck` that does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from parley.errors import Code, RejectedInput
 from parley.protocol import crypto, merkle, note
@@ -37,6 +39,7 @@ from parley.protocol.grammar import ZERO_B64
 from parley.protocol.report import Report, anchor_members
 from parley.protocol.scan import b64u_bytes, commitment_b64, salt_of, scan_envelope
 from parley.protocol.schema import require_fields
+from parley.protocol.spans import H64, FileBytes, Members, Span, check_span
 from parley.protocol.trust import TrustPolicy
 from parley.protocol.witness_policy import WitnessPolicy
 
@@ -62,16 +65,6 @@ TRANSCRIPT_CHECKS = (
 WITNESS_CHECK = "witnesses"
 
 
-class Members(NamedTuple):
-    """What checking one envelope line needs to know of the file: its channel, each member's
-    identity key, and the recipients each member's envelopes must name (the other members)."""
-
-    channel: str
-    # Each member's keys as (public, start, until or -1): one, or more after hand-overs (§3.6).
-    keys: dict[str, tuple[tuple[bytes, int, int], ...]]
-    others: dict[str, tuple[str, ...]]
-
-
 Checked = tuple[str, int, int, bytes, tuple[tuple[str, int, bytes], ...], bytes, bytes, bool,
                 bool | None] | str  # fmt: skip
 """One envelope line checked on its own, or why it is not an envelope of this file: (sender,
@@ -79,16 +72,7 @@ seq, ts, prev and `seen` as base64url text, its envelope hash as base64url text,
 hash, whether its signature verifies with its sender's key, whether its body and salt match its
 commitment (None: the line carries no body)). Plain tuples: they cross process boundaries."""
 
-BatchCheck = Callable[[list[list[bytes]], Members], Callable[[], list[Checked]]]
-"""Start checking a batch of envelope lines (their tab-separated fields), each on its own; the
-returned function gives the results in order. `check_now` checks at once; a caller may pass one
-that checks in other processes, so that every core verifies signatures while this one follows
-the chains (the core itself starts none)."""
-
-ENVELOPE_BATCH = 256
-# Batches started and not yet applied: enough to keep a worker per core busy, few enough that
-# the lines held stay small.
-IN_FLIGHT = 16
+ENVELOPE_BATCH = 256  # envelope lines read line by line are checked in batches of this many
 
 
 def check_envelopes(batch: list[list[bytes]], members: Members) -> list[Checked]:
@@ -133,11 +117,6 @@ def check_envelopes(batch: list[list[bytes]], members: Members) -> list[Checked]
     return out
 
 
-def check_now(batch: list[list[bytes]], members: Members) -> Callable[[], list[Checked]]:
-    results = check_envelopes(batch, members)
-    return lambda: results
-
-
 class At(NamedTuple):
     """Where an envelope is: its sender and seq (for messages, and the bodies that need them)."""
 
@@ -146,13 +125,14 @@ class At(NamedTuple):
 
 
 class _Chain:
-    """One sender's chain as the file gives it: its envelope hashes as base64 text (to compare
-    with the links of later envelopes) and its Merkle tree so far."""
+    """One sender's chain as the file gives it: its envelope hashes as base64 text, H64 bytes
+    each, one after another (to compare with the links of later envelopes), and its Merkle tree
+    so far."""
 
     __slots__ = ("b64", "last_ts", "tree")
 
     def __init__(self) -> None:
-        self.b64: list[bytes] = []
+        self.b64 = bytearray()
         self.tree = merkle.Tree()
         self.last_ts = 0
 
@@ -166,7 +146,6 @@ class _Verifier:
         self,
         report: Report,
         trust: TrustPolicy,
-        batch_check: BatchCheck = check_now,
         witnesses: WitnessPolicy | None = None,
     ) -> None:
         self.r = report
@@ -175,12 +154,8 @@ class _Verifier:
         self.latest: dict[str, int] = {}  # sender -> largest checkpoint size in a line
         self.unknown_lines = 0
         self.trust = trust
-        self.batch_check = batch_check
         self.context = Members("", {}, {})  # what `check_envelopes` needs, from the header
-        self.batch: list[tuple[int, list[bytes]]] = []  # (line number, fields) not yet started
-        self.in_flight: deque[tuple[list[tuple[int, list[bytes]]], Callable[[], list[Checked]]]] = (
-            deque()
-        )
+        self.batch: list[tuple[int, list[bytes]]] = []  # (line number, fields) not yet checked
         self.channel = ""
         self.members: dict[str, Member] = {}
         self.chains: dict[str, _Chain] = {}
@@ -191,6 +166,8 @@ class _Verifier:
         self.bodies = 0
         self.envelopes = 0
         self.others: dict[str, tuple[str, ...]] = {}
+        # While a span's bodies are followed: each chain's envelopes before the body's line.
+        self.held: dict[str, int] | None = None
         self.c_format, self.c_signature = report["envelope_format"], report["signature"]
         self.c_seq, self.c_links = report["seq_order"], report["chain_links"]
         self.c_ts, self.c_causal = report["timestamps"], report["causal_order"]
@@ -203,30 +180,63 @@ class _Verifier:
             self.memo[k] = verify_signature_line(text, sig, v)
         return self.memo[k]
 
-    # Envelope lines are checked on their own in batches (possibly elsewhere), then applied to
-    # their chains here in file order: before any other line, and at the end, all of them.
-    def start_batch(self) -> None:
-        if self.batch:
-            lines = self.batch
-            self.in_flight.append((lines, self.batch_check([f for _, f in lines], self.context)))
-            self.batch = []
-            while len(self.in_flight) > IN_FLIGHT:
-                self.apply_oldest()
-
-    def apply_oldest(self) -> None:
-        lines, results = self.in_flight.popleft()
-        apply = self.apply_envelope
-        for (n, fields), checked in zip(lines, results(), strict=True):
-            apply(n, fields, checked)
-
+    # Envelope lines read line by line are checked on their own in batches, then applied to
+    # their chains in file order: before any other line, and at the end, all of them.
     def flush(self) -> None:
-        self.start_batch()
-        while self.in_flight:
-            self.apply_oldest()
+        if self.batch:
+            lines, self.batch = self.batch, []
+            results = check_envelopes([f for _, f in lines], self.context)
+            apply = self.apply_envelope
+            for (n, fields), checked in zip(lines, results, strict=True):
+                apply(n, fields, checked)
 
     def root(self, sender: str, size: int) -> bytes | None:
         chain = self.chains.get(sender)
-        return chain.root(size) if chain else None
+        if chain is None or (self.held is not None and size > self.held.get(sender, 0)):
+            return None
+        return chain.root(size)
+
+    # --- spans of envelope lines, checked on their own (protocol/spans.py) ---
+    def fits(self, span: Span) -> bool:
+        """Whether a span's envelopes continue the chains as they stand, as each would have
+        been checked in turn: the span's results are then exactly the line path's."""
+        chains = self.chains
+        for m, run in span.runs.items():
+            c = chains[m]
+            held = c.tree.size
+            if (
+                run.first_seq != held + 1
+                or run.first_prev != (c.b64[-H64:] if held else ZERO_B64)
+                or run.first_ts < c.last_ts
+            ):
+                return False
+        for m, q, h in span.before:
+            c = chains[m]
+            if q > c.tree.size or c.b64[H64 * (q - 1) : H64 * q] != h:
+                return False
+        return True
+
+    def apply_span(self, n: int, span: Span) -> None:
+        """Add a span that `fits`, its first line being line `n`; then follow its checkpoint
+        bodies in file order, each seeing the chains as they were at its line."""
+        chains = self.chains
+        at_start = {m: c.tree.size for m, c in chains.items()}
+        for m, run in span.runs.items():
+            c = chains[m]
+            c.b64 += run.hashes
+            c.tree.extend(run.leaves[i : i + 32] for i in range(0, len(run.leaves), 32))
+            c.last_ts = run.last_ts
+        k = span.lines
+        self.envelopes += k
+        for check in (self.c_format, self.c_signature, self.c_seq, self.c_links, self.c_ts,
+                      self.c_causal):  # fmt: skip
+            check.passed += k
+        self.c_commit.passed += span.bodies
+        self.bodies += span.bodies
+        for index, sender, seq, text, counts in span.bodies_to_read:
+            self.held = {m: size + counts.get(m, 0) for m, size in at_start.items()}
+            self.body(n + index, At(sender, seq), text)
+        self.held = None
 
     def where(self, n: int, sender: str, seq: int) -> str:
         return f"line {n} ({self.name(sender)} seq {seq})"
@@ -240,7 +250,7 @@ class _Verifier:
         self.envelopes += 1
         self.batch.append((n, fields))
         if len(self.batch) >= ENVELOPE_BATCH:
-            self.start_batch()
+            self.flush()
 
     def apply_envelope(self, n: int, fields: list[bytes], checked: Checked) -> None:
         # The hot path: one envelope per call; messages are only formatted for failures.
@@ -254,7 +264,7 @@ class _Verifier:
         else:
             self.c_signature.fail(f"{self.where(n, sid, seq)}: the signature does not verify")
         chain = self.chains[sid]
-        held = len(chain.b64)
+        held = chain.tree.size
         if seq == held + 1:
             self.c_seq.passed += 1
         else:
@@ -262,7 +272,7 @@ class _Verifier:
                 f"{self.where(n, sid, seq)}: expected seq {held + 1} of this chain here "
                 "(an envelope is missing, repeated or out of order)"
             )
-        if prev == (chain.b64[-1] if held else ZERO_B64):
+        if prev == (chain.b64[-H64:] if held else ZERO_B64):
             self.c_links.passed += 1
         else:
             self.c_links.fail(
@@ -276,7 +286,7 @@ class _Verifier:
         chains = self.chains
         for m, q, hb in seen:
             other = chains.get(m)
-            if other is None or q > len(other.b64) or other.b64[q - 1] != hb:
+            if other is None or q > other.tree.size or other.b64[H64 * (q - 1) : H64 * q] != hb:
                 self.c_causal.fail(f"{self.where(n, sid, seq)}: {self.unseen(m, q)}")
                 break
         else:
@@ -294,7 +304,7 @@ class _Verifier:
                 # Only checkpoints need parsing: the commitment already fixed every body's bytes.
                 if b'"type":"checkpoint' in text:
                     self.body(n, At(sid, seq), text)
-        chain.b64.append(h64)
+        chain.b64 += h64
         chain.tree.append(leaf)
 
     def unseen(self, m: str, q: int) -> str:
@@ -548,83 +558,239 @@ class _Verifier:
         )
 
 
+class _Lines:
+    """The file read line by line, in order: the export digest, the signature line, and each
+    line handed to the verifier by its kind."""
+
+    def __init__(self, v: _Verifier, progress: Callable[[int], None] | None) -> None:
+        self.v, self.r, self.progress = v, v.r, progress
+        self.digest = crypto.sha256_hasher()
+        self.signature: bytes | None = None
+        self.after_signature = False
+        self.done = 0  # bytes read
+        self.n = 0  # lines read
+
+    def line(self, line: bytes) -> int:
+        """Read the next line: GO on, STOP reading (a file of another kind), or QUIT at once
+        (an unreadable header: nothing else can be checked)."""
+        report, v = self.r, self.v
+        self.n += 1
+        n = self.n
+        self.done += len(line)
+        if self.progress is not None and n % 4096 == 0:
+            self.progress(self.done)
+        if line[-1:] != b"\n":
+            report["file_format"].fail(f"line {n}: the last line does not end in a newline")
+        fields = line.rstrip(b"\n").split(b"\t")
+        if fields[0] == b"envelope" and n > 2 and self.signature is None and len(fields) in (2, 4):
+            v.envelope(n, fields)  # the common case first
+        elif n == 1:
+            if line != FORMAT.encode("ascii") + b"\n":
+                report["file_format"].fail(f"line 1: not a {FORMAT} file")
+                return STOP
+        elif n == 2:
+            if not v.header(n, fields):
+                return QUIT
+        elif self.signature is not None:
+            self.after_signature = True
+        elif fields[0] == b"checkpoint" and len(fields) == 2:
+            v.flush()  # a checkpoint line is checked against every envelope before it
+            v.checkpoint_line(n, fields[1])
+        elif fields[0] == b"signature" and len(fields) == 2:
+            try:
+                self.signature = b64d(fields[1].decode("ascii"), field="signature", size=64)
+            except (RejectedInput, UnicodeDecodeError):
+                self.signature = b""
+            return GO
+        else:
+            report["file_format"].fail(f"line {n}: unknown line {fields[0][:20]!r}")
+        self.digest.update(line)
+        return GO
+
+    def span_may_follow(self) -> bool:
+        """Whether envelope lines here may be taken a span at a time: after the header, before
+        any signature line, with the line path's batches applied."""
+        if self.n < 2 or self.signature is not None or not self.v.members:
+            return False
+        self.v.flush()
+        return True
+
+    def finish(self) -> Report:
+        report, v = self.r, self.v
+        v.flush()
+        if self.progress is not None:
+            self.progress(self.done)
+        if self.n < 2:
+            if self.n == 0:
+                report["file_format"].fail("the file is empty")
+            elif not report["file_format"].failed:
+                report["file_format"].fail("the file ends after line 1")
+            return report
+        if v.members and not report["file_format"].failed:
+            report["file_format"].ok()
+        if self.after_signature:
+            report["file_format"].fail("lines follow the exporter's signature")
+        exporter = v.members.get(str(report.facts.get("exported_by", "")))
+        if self.signature is None:
+            report["export_signature"].fail("the file has no signature line (it is cut short)")
+        elif exporter is not None:
+            report["export_signature"].record(
+                crypto.verify(exporter.current, TRANSCRIPT_LABEL, self.digest.digest(),
+                              self.signature),
+                "the exporter's signature does not cover this file as it is",
+            )  # fmt: skip
+        v.witness_quorum()
+        v.facts()
+        return report
+
+
+GO, STOP, QUIT = 0, 1, 2
+
+
+def _report(witnesses: WitnessPolicy | None) -> Report:
+    return Report.of((*TRANSCRIPT_CHECKS, WITNESS_CHECK) if witnesses else TRANSCRIPT_CHECKS)
+
+
 def verify_transcript(
     lines: Iterable[bytes],
     progress: Callable[[int], None] | None = None,
-    batch_check: BatchCheck = check_now,
     *,
     trust: TrustPolicy,
     witnesses: WitnessPolicy | None = None,
 ) -> Report:
-    """Check a transcript file given as its lines (each ending in b"\\n"), offline.
+    """Check a transcript file given as its lines (each ending in b"\\n"), offline, in this
+    process (`verify_buffer` checks a whole file on every core).
 
     `witnesses`: a witness policy (protocol/witness_policy.py); with one, the `witnesses` check
     requires each chain's latest checkpoint to carry the cosignatures its quorum names.
 
     `trust` says which member keys to accept (protocol/trust.py): there is no default, and the
     file's own keys count only under `UNSAFE_TRUST_FILE_KEYS`. `progress(bytes_done)` is called
-    every few thousand lines. Never raises for bad input. `batch_check` checks envelope lines
-    each on its own, signatures included (see BatchCheck).
+    every few thousand lines. Never raises for bad input.
     """
-    report = Report.of((*TRANSCRIPT_CHECKS, WITNESS_CHECK) if witnesses else TRANSCRIPT_CHECKS)
-    v = _Verifier(report, trust, batch_check, witnesses)
-    digest = crypto.sha256_hasher()
-    signature: bytes | None = None
-    after_signature = False
-    done = 0
-    n = 0
-    envelope, update = v.envelope, digest.update
-    for n, line in enumerate(lines, start=1):
-        done += len(line)
-        if progress is not None and n % 4096 == 0:
-            progress(done)
-        if line[-1:] != b"\n":
-            report["file_format"].fail(f"line {n}: the last line does not end in a newline")
-        fields = line.rstrip(b"\n").split(b"\t")
-        if fields[0] == b"envelope" and n > 2 and signature is None and len(fields) in (2, 4):
-            envelope(n, fields)  # the common case first
-        elif n == 1:
-            if line != FORMAT.encode("ascii") + b"\n":
-                report["file_format"].fail(f"line 1: not a {FORMAT} file")
-                break
-        elif n == 2:
-            if not v.header(n, fields):
-                return report
-        elif signature is not None:
-            after_signature = True
-        elif fields[0] == b"checkpoint" and len(fields) == 2:
-            v.flush()  # a checkpoint line is checked against every envelope before it
-            v.checkpoint_line(n, fields[1])
-        elif fields[0] == b"signature" and len(fields) == 2:
-            try:
-                signature = b64d(fields[1].decode("ascii"), field="signature", size=64)
-            except (RejectedInput, UnicodeDecodeError):
-                signature = b""
+    report = _report(witnesses)
+    reader = _Lines(_Verifier(report, trust, witnesses), progress)
+    for line in lines:
+        status = reader.line(line)
+        if status == QUIT:
+            return report
+        if status == STOP:
+            break
+    return reader.finish()
+
+
+class Pending(Protocol):
+    """A span being checked (a `concurrent.futures.Future` is one)."""
+
+    def done(self) -> bool: ...
+
+    def result(self) -> Span | None: ...
+
+
+class SpanCheck(Protocol):
+    """Checks spans of the file elsewhere (other processes, each reading the same file):
+    `check(start, end, members)` starts `spans.check_span` on `buf[start:end]`. `workers`: how
+    many run at once."""
+
+    workers: int
+
+    def __call__(self, start: int, end: int, members: Members) -> Pending: ...
+
+
+class _Done:
+    __slots__ = ("value",)
+
+    def __init__(self, value: Span | None) -> None:
+        self.value = value
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> Span | None:
+        return self.value
+
+
+SPAN_BYTES = 1 << 20  # about 800 envelopes: small enough to spread, large enough to be cheap
+SPANS_AHEAD = 2  # spans queued per worker, so that none waits for this process to hand it one
+
+
+def verify_buffer(
+    buf: FileBytes,
+    progress: Callable[[int], None] | None = None,
+    spans: SpanCheck | None = None,
+    *,
+    trust: TrustPolicy,
+    witnesses: WitnessPolicy | None = None,
+    span_bytes: int | None = None,
+) -> Report:
+    """Check a whole transcript file held in `buf` (bytes, or a mapped file) offline; the same
+    checks and the same report as `verify_transcript` on its lines.
+
+    Envelope lines are checked a span at a time (protocol/spans.py), by `spans` in other
+    processes and by this one while it has nothing to add to the chains; this process adds each
+    span's results to the chains in file order. A span that is not all good, and every line of
+    another kind, is read line by line as `verify_transcript` reads it. The core starts no
+    process: the caller's `spans` does. `span_bytes`: about how long a span is (SPAN_BYTES).
+    """
+    report = _report(witnesses)
+    v = _Verifier(report, trust, witnesses)
+    reader = _Lines(v, progress)
+    size = len(buf)
+
+    def by_line(start: int, end: int) -> int:
+        while start < end:
+            nl = buf.find(b"\n", start, end)
+            stop = end if nl < 0 else nl + 1
+            status = reader.line(buf[start:stop])
+            if status != GO:
+                return status
+            start = stop
+        return GO
+
+    # The format line and the header, line by line.
+    pos = 0
+    while reader.n < 2 and pos < size:
+        nl = buf.find(b"\n", pos)
+        stop = size if nl < 0 else nl + 1
+        status = by_line(pos, stop)
+        if status == QUIT:
+            return report
+        if status == STOP:
+            return reader.finish()
+        pos = stop
+
+    queue: deque[tuple[int, int, Pending, bool]] = deque()  # (start, end, result, elsewhere)
+    elsewhere = 0
+    span_bytes = span_bytes or SPAN_BYTES
+    ahead = SPANS_AHEAD * spans.workers if spans is not None else 0
+
+    def next_span() -> tuple[int, int]:
+        nonlocal pos
+        start = pos
+        nl = buf.find(b"\n", min(start + span_bytes, size) - 1)
+        pos = size if nl < 0 else nl + 1
+        return start, pos
+
+    while queue or pos < size:
+        while spans is not None and elsewhere < ahead and pos < size:
+            start, end = next_span()
+            queue.append((start, end, spans(start, end, v.context), True))
+            elsewhere += 1
+        if not (queue and queue[0][2].done()) and pos < size:
+            # Nothing to add to the chains yet: check the next span here meanwhile.
+            start, end = next_span()
+            queue.append((start, end, _Done(check_span(buf, start, end, v.context)), False))
             continue
-        else:
-            report["file_format"].fail(f"line {n}: unknown line {fields[0][:20]!r}")
-        update(line)
-    v.flush()
-    if progress is not None:
-        progress(done)
-    if n < 2:
-        if n == 0:
-            report["file_format"].fail("the file is empty")
-        elif not report["file_format"].failed:
-            report["file_format"].fail("the file ends after line 1")
-        return report
-    if v.members and not report["file_format"].failed:
-        report["file_format"].ok()
-    if after_signature:
-        report["file_format"].fail("lines follow the exporter's signature")
-    exporter = v.members.get(str(report.facts.get("exported_by", "")))
-    if signature is None:
-        report["export_signature"].fail("the file has no signature line (it is cut short)")
-    elif exporter is not None:
-        report["export_signature"].record(
-            crypto.verify(exporter.current, TRANSCRIPT_LABEL, digest.digest(), signature),
-            "the exporter's signature does not cover this file as it is",
-        )
-    v.witness_quorum()
-    v.facts()
-    return report
+        start, end, pending, remote = queue.popleft()
+        elsewhere -= remote
+        span = pending.result()
+        if span is not None and reader.span_may_follow() and v.fits(span):
+            v.apply_span(reader.n + 1, span)
+            reader.digest.update(buf[start : span.stop])
+            reader.n += span.lines
+            reader.done += span.stop - start
+            start = span.stop
+        by_line(start, end)  # what the span could not take: every status is GO after line 2
+        if progress is not None:
+            progress(reader.done)
+    return reader.finish()
