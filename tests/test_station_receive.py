@@ -255,6 +255,19 @@ def test_idempotency_key_makes_one_envelope(world) -> None:
     assert (c1, c2) == (True, False) and r1.hash == r2.hash
 
 
+def test_an_idempotency_key_is_forgotten_after_a_week(world) -> None:
+    """station/idempotency.py: kept for 7 days of the station's clock, pruned by its tasks."""
+    _, clock, a, _, ch = world
+    r1, _ = a.send(ch, channels.text_body("once", "en"), idempotency_key="k1")
+    clock.advance(6 * 24 * 3600 * 1000)
+    a.tick()
+    assert a.send(ch, channels.text_body("once", "en"), idempotency_key="k1")[1] is False
+    clock.advance(24 * 3600 * 1000 + 1)
+    a.tick()
+    r3, made = a.send(ch, channels.text_body("once", "en"), idempotency_key="k1")
+    assert made and r3.hash != r1.hash
+
+
 def test_an_idempotency_key_is_one_users_on_one_channel(world) -> None:
     """Another user's key, or the same key on another channel, never answers with an envelope
     made for someone else (which might be on a back channel the caller cannot read)."""

@@ -343,10 +343,21 @@ def test_alarms_are_raised_listed_and_cleared(store: SqlStore) -> None:
 # --- idempotency, links, audit -------------------------------------------------------------------
 def test_idempotency_keys(store: SqlStore) -> None:
     assert store.idempotent("k") is None
-    store.remember("k", "c", 3)
+    store.remember("k", "c", 3, NOW)
     assert store.idempotent("k") == ("c", 3)
     with pytest.raises(IntegrityError):
-        store.remember("k", "c", 4)
+        store.remember("k", "c", 4, NOW)
+
+
+def test_idempotency_keys_are_pruned_by_age_then_count(store: SqlStore) -> None:
+    for i in range(10):
+        assert store.claim(f"k{i}", "c", i, NOW + i) is None
+    assert store.claim("k3", "c", 99, NOW + 50) == ("c", 3)  # a retry: the first answer
+    assert store.prune_idempotency(NOW + 2, 100) == 2  # k0, k1: older than the bound
+    assert store.idempotent("k1") is None and store.idempotent("k2") == ("c", 2)
+    assert store.prune_idempotency(0, 3) == 5  # only the 3 newest stay
+    assert [store.idempotent(f"k{i}") is not None for i in range(10)] == [False] * 7 + [True] * 3
+    assert store.prune_idempotency(0, 3) == 0
 
 
 def test_links_are_set_and_replaced(store: SqlStore) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from parley.station import checkpoints, notices, notify, search, vigil, witnessing
+from parley.station import checkpoints, idempotency, notices, notify, search, vigil, witnessing
 from parley.station import talks as talks_feature
 from parley.station.node import Station
 
@@ -22,6 +22,7 @@ FEATURES: list[ModuleType] = [
     checkpoints,
     search,
     witnessing,
+    idempotency,
 ]
 
 

@@ -515,7 +515,9 @@ class Station:
         if idempotency_key:
             head = self.store.head(channel, self.id)
             want = head.seq + 1 if head else 1
-            seen = self.store.claim(_scoped(actor, channel, idempotency_key), channel, want)
+            seen = self.store.claim(
+                _scoped(actor, channel, idempotency_key), channel, want, self.clock()
+            )
             if seen is not None:
                 first = self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
                 return first[0], False
@@ -563,7 +565,7 @@ class Station:
         for i, (body, prec) in enumerate(items):
             _, row = self._queue(channel, body, prec, members=state.members)
             if keys:
-                self.store.remember(keys[i], channel, row.seq)
+                self.store.remember(keys[i], channel, row.seq, self.clock())
             made.append(row)
         self.store.audit(actor, "send", {"channel": channel, "messages": len(items)}, self.clock())
         return made, True

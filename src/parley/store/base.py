@@ -1020,24 +1020,40 @@ class SqlStore:
         rows = self.q("SELECT channel, seq FROM idempotency WHERE key = ?", key)
         return (rows[0][0], int(rows[0][1])) if rows else None
 
-    def claim(self, key: str, channel: str, seq: int) -> tuple[str, int] | None:
+    def claim(self, key: str, channel: str, seq: int, now_ms: int) -> tuple[str, int] | None:
         """Remember `key` for (channel, seq), or answer the (channel, seq) it already names.
         One statement when the key is new, the usual case (a lookup first was 8% of a busy
         sender's time)."""
         with self.tx():
             if self.q(
-                "INSERT INTO idempotency (key, channel, seq) VALUES (?, ?, ?)"
+                "INSERT INTO idempotency (key, channel, seq, created) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (key) DO NOTHING RETURNING key",
-                key, channel, seq,
+                key, channel, seq, now_ms,
             ):  # fmt: skip
                 return None
             return self.idempotent(key)
 
-    def remember(self, key: str, channel: str, seq: int) -> None:
+    def remember(self, key: str, channel: str, seq: int, now_ms: int) -> None:
         with self.tx():
             self.q(
-                "INSERT INTO idempotency (key, channel, seq) VALUES (?, ?, ?)", key, channel, seq
-            )
+                "INSERT INTO idempotency (key, channel, seq, created) VALUES (?, ?, ?, ?)",
+                key, channel, seq, now_ms,
+            )  # fmt: skip
+
+    def prune_idempotency(self, before_ms: int, keep: int) -> int:
+        """Forget keys first used before `before_ms`, then all but the `keep` newest. Returns
+        how many were forgotten."""
+        with self.tx():
+            n = int(self.q("SELECT COUNT(*) FROM idempotency")[0][0])
+            self.q("DELETE FROM idempotency WHERE created < ?", before_ms)
+            left = int(self.q("SELECT COUNT(*) FROM idempotency")[0][0])
+            if left > keep:
+                edge = self.q(
+                    "SELECT created FROM idempotency ORDER BY created DESC LIMIT 1 OFFSET ?", keep
+                )[0][0]
+                # Keys of the same millisecond as the edge go together: at most a few more.
+                self.q("DELETE FROM idempotency WHERE created <= ?", edge)
+            return n - int(self.q("SELECT COUNT(*) FROM idempotency")[0][0])
 
     def link(self, peer: str) -> LinkRow | None:
         rows = self.q(

@@ -29,6 +29,7 @@ Log:
   16 identity hand-overs, this station's own and its peers', by (station, seq).
   17 partial indexes on the outbox's undelivered rows, so marking a receipt and choosing the
      next batch cost what is pending or marked, not the whole outbox.
+  18 idempotency keys carry when they were first used, so they can be pruned.
 
 A statement may be `Only(dialect, sql)`: run on that backend only (`SqlStore.dialect`).
 """
@@ -364,6 +365,15 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
             " WHERE delivered IS NULL",
             # `pending`'s per-channel precedence read the whole outbox, delivered rows included.
             "CREATE INDEX outbox_waiting ON outbox (peer, channel, prio) WHERE delivered IS NULL",
+        ],
+    ),
+    (
+        18,
+        "idempotency keys carry when they were first used, so they can be pruned"
+        " (station/idempotency.py); keys from before are pruned first",
+        [
+            "ALTER TABLE idempotency ADD COLUMN created BIGINT NOT NULL DEFAULT 0",
+            "CREATE INDEX idempotency_created ON idempotency (created)",
         ],
     ),
 ]
