@@ -10,6 +10,7 @@ Parley is two servers, each message signed, encrypted for the peer, verified, de
 committed durably at both ends, with a signed receipt.
 
     .venv/bin/python bench/synapse.py [--messages 10000] [--concurrency 16] [--venv DIR]
+                                      [--stacks fast,plain]   (one Parley run per HTTP stack)
 """
 
 from __future__ import annotations
@@ -179,8 +180,8 @@ def synapse_rate(base: str, n: int, concurrency: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def parley_rate(n: int, concurrency: int) -> float:
-    with pair() as p:
+def parley_rate(n: int, concurrency: int, stack: str = "fast") -> float:
+    with pair(stack=stack) as p:
         b = p.api("b")
         t0 = time.perf_counter()
         asyncio.run(send_all(p.root / "a", p.channel, n, concurrency))
@@ -203,15 +204,19 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    ap.add_argument(
+        "--stacks", default="fast", help="the stations' HTTP stacks, one run each (common.STACKS)"
+    )
     args = ap.parse_args()
     py = ensure_venv(args.venv)
     with tempfile.TemporaryDirectory() as d, homeserver(py, Path(d)) as base:
         syn = synapse_rate(base, args.messages, args.concurrency)
-    par = parley_rate(args.messages, args.concurrency)
     print(f"messages            {args.messages} (concurrency {args.concurrency})")
     print(f"synapse             {syn:,.0f} msg/s (one homeserver, two users, /sync)")
-    print(f"parley              {par:,.0f} msg/s (two stations, end-to-end encrypted)")
-    print(f"ratio parley/synapse {par / syn:.2f}")
+    for stack in args.stacks.split(","):
+        par = parley_rate(args.messages, args.concurrency, stack)
+        print(f"parley ({stack:<5})      {par:,.0f} msg/s (two stations, end-to-end encrypted)")
+        print(f"ratio parley/synapse {par / syn:.2f}")
 
 
 if __name__ == "__main__":
