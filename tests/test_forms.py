@@ -468,7 +468,11 @@ names = st.text(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(
     # Longitudes within half the globe: a wider edge is refused as crossing 180°.
     tri=st.lists(st.tuples(lat, half_lon), min_size=3, max_size=3, unique=True),

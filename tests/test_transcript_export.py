@@ -504,7 +504,9 @@ def test_real_stations_export_verify_prove_and_check(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
     edits=st.lists(
@@ -526,7 +528,9 @@ def test_verify_never_raises_and_fails_closed(
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(path=st.lists(st.sampled_from(["members", "inclusion", "hashes", 0, 1, "index"]),
                      max_size=3),
