@@ -11,6 +11,7 @@ import itertools
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from parley.errors import Code, LocalError
 from parley.store.base import LinkRow, PeerRow, SqlStore
 from parley.store.postgres import PostgresStore, lock_key
 from parley.store.schema import LATEST, MIGRATIONS
-from parley.store.sqlite import SqliteStore
+from parley.store.sqlite import BACKSTOP_PAGES, SqliteStore
 
 pytest_plugins = ["tests.pgserver"]  # the pg_dsn and pg_db fixtures
 
@@ -270,6 +271,26 @@ def test_outbox_statements_read_only_undelivered_rows(tmp_path: Path) -> None:
     )
     assert "outbox_undelivered" in plan(chain) and "TEMP B-TREE" not in plan(chain)
     s.close()
+
+
+def test_sqlite_checkpoints_the_wal_on_its_own_thread_not_in_a_commit(tmp_path: Path) -> None:
+    """Issue 14: the commit that crossed SQLite's 1,000-page default also copied the WAL into
+    the database file under the store's lock; now a thread of the store's does it after
+    commits, and the committing connection only past the backstop."""
+    s = SqliteStore(tmp_path / "wal.db")
+    s.migrate()
+    assert s.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+    for i in range(20):
+        s.set_meta(f"k{i}", "v" * 3000)
+    deadline = time.monotonic() + 60
+    while s.checkpointer.runs == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.checkpointer.runs > 0
+    threads = [t for t in threading.enumerate() if t.name == "parley-wal-checkpoint"]
+    s.close()
+    assert threads and not any(t.is_alive() for t in threads)  # close() ends it
+    with sqlite3.connect(tmp_path / "wal.db") as c:  # everything committed is there
+        assert c.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%'").fetchone()[0] == 20
 
 
 @settings(
