@@ -195,6 +195,14 @@ class KemKey:
     def generate(cls) -> KemKey:
         return cls(random_bytes(32))
 
+    @classmethod
+    def with_public(cls, secret: bytes, public: bytes) -> KemKey:
+        """The key, its public half computed before from this very secret (not checked: a
+        wrong one only makes every open fail)."""
+        key = cls(secret)
+        key.__dict__["public"] = public  # where functools.cached_property keeps it
+        return key
+
     @functools.cached_property
     def public(self) -> bytes:
         # Computed once per key: a seal and every open used to pay a base-point multiplication.

@@ -161,6 +161,8 @@ class Station:
         # Bounded: talks and crises fold their whole thread, so a long-lived station would
         # otherwise keep one map per envelope it ever ordered.
         self._seen: LRU[bytes, dict[str, int]] = LRU(SEEN)
+        # Our prekeys' public halves by key id (public: nothing to erase with the secret).
+        self._kem_publics: LRU[str, bytes] = LRU(64)
         # Channel -> (store epoch, control events, state): see _control.
         self._states: LRU[
             str, tuple[int, tuple[channels.Event, ...], channels.ChannelState | None]
@@ -680,7 +682,14 @@ class Station:
                     Code.UNKNOWN_KEY,
                     f"key {mine.kid} is unknown or erased; the sender needs our new keys",
                 )
-            kem = crypto.KemKey(secret)
+            # Its public half (a base-point multiplication) once per prekey, not per batch: a
+            # batch drops its keys, and at low rates every batch holds one envelope.
+            public = self._kem_publics.get(mine.kid)
+            if public is None:
+                kem = crypto.KemKey(secret)
+                self._kem_publics.put(mine.kid, kem.public)
+            else:
+                kem = crypto.KemKey.with_public(secret, public)
             if prekeys is not None:
                 prekeys[mine.kid] = kem
         return open_envelope(env, self.id, kem)

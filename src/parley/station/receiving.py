@@ -380,6 +380,8 @@ class Receiver:
             progress = False
             for ch in sorted(b.channels):
                 held = {(s, q): raw for s, q, raw in store.held_next(ch)}
+                if not held:
+                    continue  # the usual case: no chain heads to read
                 tops = store.heads(ch)
                 for sender, seq in delivery.ready(held, tops):
                     if seq > store.head_seq(ch, sender) + 1:
