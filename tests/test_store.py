@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from parley.domain.precedence import Pending, Precedence, outbox_order
 from parley.errors import Code, LocalError
+from parley.store import sqlite as sqlite_store
 from parley.store.base import LinkRow, PeerRow, SqlStore
 from parley.store.postgres import PostgresStore, lock_key
 from parley.store.schema import LATEST, MIGRATIONS
@@ -285,12 +286,29 @@ def test_sqlite_checkpoints_the_wal_on_its_own_thread_not_in_a_commit(tmp_path: 
     deadline = time.monotonic() + 60
     while s.checkpointer.runs == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert s.checkpointer.runs > 0
-    threads = [t for t in threading.enumerate() if t.name == "parley-wal-checkpoint"]
+    assert s.checkpointer.runs > 0 and s.checkpointer.running
     s.close()
-    assert threads and not any(t.is_alive() for t in threads)  # close() ends it
+    assert not s.checkpointer.running  # close() ends it
     with sqlite3.connect(tmp_path / "wal.db") as c:  # everything committed is there
         assert c.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%'").fetchone()[0] == 20
+
+
+def test_an_idle_store_keeps_no_checkpoint_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "IDLE_S", 0.05)
+    s = SqliteStore(tmp_path / "idle.db")
+    s.set_meta("k", "v")
+    deadline = time.monotonic() + 60
+    while s.checkpointer.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not s.checkpointer.running
+    runs = s.checkpointer.runs
+    s.set_meta("k", "w")  # the next commit starts another
+    while s.checkpointer.runs == runs and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.checkpointer.runs > runs
+    s.close()
 
 
 @settings(

@@ -22,36 +22,50 @@ from parley.store.base import SqlStore
 
 CHECKPOINT_EVERY_S = 0.25  # at most this often, and only after a commit: none while idle
 BACKSTOP_PAGES = 16384  # 64 MiB of WAL: then the committing connection checkpoints after all
+IDLE_S = 5.0  # the thread ends after this long without a commit
 
 
 class Checkpointer:
     """Checkpoints one database's WAL (PASSIVE: it waits for no reader or writer) on a thread
-    and connection of its own, woken by commits, at most every CHECKPOINT_EVERY_S."""
+    and connection of its own, woken by commits, at most every CHECKPOINT_EVERY_S. The thread
+    ends after IDLE_S without a commit (a store nobody closed keeps no thread) and the next
+    commit starts another."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.lock = threading.Lock()  # held around each checkpoint; `SqliteStore._scrub` takes it
+        self._start = threading.Lock()  # the thread's life; never held during a checkpoint
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self.runs = 0  # checkpoints done (tests)
 
+    @property
+    def running(self) -> bool:
+        with self._start:
+            return self._thread is not None and self._thread.is_alive()
+
     def committed(self) -> None:
+        self._wake.set()  # before the check: a thread on its way out sees it and stays
         if self._thread is None:
-            with self.lock:
+            with self._start:
                 if self._thread is None and not self._closed.is_set():
                     self._thread = threading.Thread(
                         target=self._run, name="parley-wal-checkpoint", daemon=True
                     )
                     self._thread.start()
-        self._wake.set()
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA synchronous=FULL")  # the database file synced after each copy
         try:
-            while True:
-                self._wake.wait()
+            while not self._closed.is_set():
+                if not self._wake.wait(IDLE_S):
+                    with self._start:
+                        if not self._wake.is_set():
+                            self._thread = None
+                            return
+                    continue
                 self._wake.clear()
                 with self.lock:
                     if self._closed.is_set():
@@ -61,13 +75,12 @@ class Checkpointer:
                         self.runs += 1
                     except sqlite3.Error:
                         pass  # the next commit wakes it again; the backstop is there besides
-                if self._closed.wait(CHECKPOINT_EVERY_S):
-                    return
+                self._closed.wait(CHECKPOINT_EVERY_S)
         finally:
             conn.close()
 
     def close(self) -> None:
-        with self.lock:
+        with self._start:
             self._closed.set()
             thread = self._thread
         self._wake.set()
