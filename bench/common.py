@@ -165,26 +165,6 @@ def describe_floor(floor: dict[str, float]) -> str:
     )
 
 
-def profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
-    """py-spy on one station for up to `seconds`, if py-spy is installed (it is not a
-    dependency: `pip install py-spy`)."""
-    exe = Path(sys.executable).parent / "py-spy"
-    if not exe.exists():
-        print("  (py-spy not installed: no profile)")
-        return None
-    return subprocess.Popen(
-        [str(exe), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50",
-         "-f", "raw", "-o", str(out), "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-def finish(spy: subprocess.Popen[bytes] | None) -> None:
-    if spy is not None:
-        spy.send_signal(2)  # SIGINT: py-spy writes what it has
-        spy.wait(60)
-
-
 @dataclass
 class Pair:
     """Two station processes, A and B, with an open hotline from A to B."""
