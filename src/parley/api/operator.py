@@ -125,25 +125,31 @@ def router(station: Station, auth: Auth) -> APIRouter:
     def get_channel(channel: str, who: User = Depends(auth.user)) -> JSONResponse:
         return JSONResponse(chans.channel(who, channel))
 
-    @r.post("/channels/{channel}/messages", **acts(Action.MESSAGE_SEND))
+    # The sends answer a JSONResponse of plain data: a dict would be re-encoded by FastAPI on
+    # another trip to a worker thread, per message sent (issue 14).
+    @r.post("/channels/{channel}/messages", response_model=Object, **acts(Action.MESSAGE_SEND))
     def send(
         channel: str,
         req: TextMessage,
         who: User = Depends(auth.user),
         idempotency_key: str = Header(default="", max_length=128),
-    ) -> dict[str, Any]:
-        return chans.send(who, channel, req.text, req.lang, req.precedence, idempotency_key)
+    ) -> JSONResponse:
+        return JSONResponse(
+            chans.send(who, channel, req.text, req.lang, req.precedence, idempotency_key)
+        )
 
-    @r.post("/channels/{channel}/messages/batch", **acts(Action.MESSAGE_SEND))
+    @r.post(
+        "/channels/{channel}/messages/batch", response_model=Object, **acts(Action.MESSAGE_SEND)
+    )
     def send_batch(
         channel: str,
         req: TextBatch,
         who: User = Depends(auth.user),
         idempotency_key: str = Header(default="", max_length=120),
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """Several text messages in order, queued in one transaction (all or none)."""
         items = [(m.text, m.lang, m.precedence) for m in req.messages]
-        return chans.send_batch(who, channel, items, idempotency_key)
+        return JSONResponse(chans.send_batch(who, channel, items, idempotency_key))
 
     @r.get("/channels/{channel}/messages", response_model=Objects, **acts(Action.CHANNEL_READ))
     def messages(
