@@ -84,8 +84,8 @@ def apply_answer(
     pub = st.store.get_peer(peer)
     if pub is None:
         return 0
-    progressed = 0
     now = st.clock()
+    good: list[Receipt] = []
     for raw in receipts:
         try:
             r = parse_receipt(raw)
@@ -93,25 +93,34 @@ def apply_answer(
         except ParleyError as exc:
             log.warning("bad receipt from %s: %s", peer, exc.message)
             continue
-        if r.by != peer or r.of != st.id:
-            continue
-        held = st.store.hash_at(r.channel, st.id, r.seq)
-        ours = st.chain_root(r.channel, st.id, r.seq) if held == r.hash else None
-        why = divergence(r, held, ours)
-        if why:
-            # The signed receipt is the evidence: the receiver's own word on what it holds.
-            with st.store.tx():
-                kept = st.store.add_evidence(
-                    r.channel, st.id, r.seq, "divergence", r.encode(), ours or held, now
-                )
-            if kept:
-                st.alarm(
-                    "divergence", "critical", peer, f"{pub.name}'s receipt on {r.channel}: {why}"
-                )
-            continue
-        with st.store.tx():
-            progressed += st.store.mark_delivered(r.channel, peer, r.seq, now)
+        if r.by == peer and r.of == st.id:
+            good.append(r)
+    diverged: list[tuple[Receipt, str, bytes | None]] = []
+
+    def settle() -> int:
+        changed = 0
+        for r in good:
+            held = st.store.hash_at(r.channel, st.id, r.seq)
+            ours = st.chain_root(r.channel, st.id, r.seq) if held == r.hash else None
+            why = divergence(r, held, ours)
+            if why:
+                diverged.append((r, why, ours or held))
+                continue
+            changed += st.store.mark_delivered(r.channel, peer, r.seq, now)
             st.store.add_receipt(r.channel, r.of, r.by, r.seq, r.hash, r.ts, r.encode())
+        return changed
+
+    # The answer's receipts settle in one transaction, through the writer: it shares the
+    # durable commit of whatever sends are waiting, instead of a commit per receipt (issue 14).
+    progressed = st.writer.run(settle) if good else 0
+    for r, why, have in diverged:
+        # The signed receipt is the evidence: the receiver's own word on what it holds.
+        with st.store.tx():
+            kept = st.store.add_evidence(
+                r.channel, st.id, r.seq, "divergence", r.encode(), have, now
+            )
+        if kept:
+            st.alarm("divergence", "critical", peer, f"{pub.name}'s receipt on {r.channel}: {why}")
     for res in results:
         status, h = res.get("status"), res.get("hash")
         if not isinstance(h, str):
