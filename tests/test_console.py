@@ -26,6 +26,7 @@ from parley.store import vigil as vigil_db
 from parley.web import i18n
 from tests.net import LIVENESS_S, Stations, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
+from tests.shots import MAX_BYTES, small_png
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -121,10 +122,19 @@ def shots(tmp_path: Path) -> Any:
         assert path.stat().st_size > 1000
         if extra and name in DOCUMENTED:
             Path(extra).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(extra) / f"{name}.png"), full_page=True)
+            small_png(path, Path(extra) / f"{name}.png")  # cropped, a palette: tests/shots.py
         return path
 
     return take
+
+
+def test_the_documented_screenshots_are_small() -> None:
+    """Issue 15: a full-page picture was 1.2 MB; every one docs/console.md shows is written
+    through tests/shots.small_png and stays under its bound."""
+    pictures = sorted((Path(__file__).parents[1] / "docs" / "screenshots").glob("*.png"))
+    assert pictures
+    big = [(p.name, p.stat().st_size) for p in pictures if p.stat().st_size > MAX_BYTES]
+    assert not big, big
 
 
 def new_page(browser: Any, locale: str = "en-US") -> Any:
