@@ -41,19 +41,41 @@ class Answers:
         self.store = store
         self.clock = clock
         self._kept: LRU[Hashable, tuple[tuple[int, int], int, bytes]] = LRU(ANSWERS)
+        # One thread at a time works out the answer under a key; the others asking meanwhile
+        # wait for it and take it, instead of all working out the same answer (50 clients
+        # polling the inbox each re-read it whenever the store moved). A gate pushed out of the
+        # LRU while in use only lets a second thread work in parallel.
+        self._gates: LRU[Hashable, threading.Lock] = LRU(ANSWERS)
         self._lock = threading.Lock()
 
-    def kept(self, key: Hashable, work: Callable[[], Any]) -> bytes:
-        """The answer under `key` as JSON: the kept one if still good, else `work()` encoded
-        (and kept, if nothing was written meanwhile). Callers have authorized the user."""
+    def _good(self, key: Hashable) -> bytes | None:
         now = self.clock()
         version = self.store.version()
         with self._lock:
             hit = self._kept.get(key)
         if hit is not None and hit[0] == version and now < hit[1]:
             return hit[2]
-        body = encode(work())
-        if self.store.version() == version:
-            with self._lock:
-                self._kept.put(key, (version, now + KEEP_MS, body))
-        return body
+        return None
+
+    def kept(self, key: Hashable, work: Callable[[], Any]) -> bytes:
+        """The answer under `key` as JSON: the kept one if still good, else `work()` encoded
+        (and kept, if nothing was written meanwhile). Callers have authorized the user."""
+        body = self._good(key)
+        if body is not None:
+            return body
+        with self._lock:
+            gate = self._gates.get(key)
+            if gate is None:
+                gate = threading.Lock()
+                self._gates.put(key, gate)
+        with gate:
+            body = self._good(key)  # worked out by the thread that held the gate
+            if body is not None:
+                return body
+            now = self.clock()
+            version = self.store.version()
+            body = encode(work())
+            if self.store.version() == version:
+                with self._lock:
+                    self._kept.put(key, (version, now + KEEP_MS, body))
+            return body
