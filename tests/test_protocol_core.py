@@ -22,12 +22,14 @@ from parley.protocol.delivery import (
 )
 from parley.protocol.encoding import b64d, b64e, canonical, parse
 from parley.protocol.envelope import (
+    PRECEDENCES,
     ZERO_HASH,
     Envelope,
     RecipientKey,
     Ref,
     open_envelope,
     parse_envelope,
+    parse_envelope_reference,
     seal,
     verify_signature,
 )
@@ -199,6 +201,60 @@ def test_seal_open_round_trip(text: str) -> None:
     verify_signature(again, A.key.public)
     opened = open_envelope(again, B.id, B.kem)
     assert opened.body == body and opened.salt == salt
+
+
+PARTIES = [Party() for _ in range(4)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 2**53 - 1), st.integers(0, 2**53 - 1), st.sampled_from(PRECEDENCES),
+    st.lists(st.sampled_from(range(1, 4)), min_size=1, max_size=3, unique=True),
+    st.dictionaries(st.sampled_from(range(1, 4)), st.integers(1, 2**53 - 1), max_size=3),
+    st.text(max_size=50),
+)  # fmt: skip
+def test_a_sealed_envelope_is_what_parsing_its_bytes_gives(
+    seq: int, ts: int, prec: str, to: list[int], seen: dict[int, int], text: str
+) -> None:
+    """seal builds its Envelope from the parts (issue 14), not by parsing its own bytes: both
+    parsers must read those bytes back as the very same envelope."""
+    sender = PARTIES[0]
+    env, _ = seal(
+        {"type": "text", "text": text, "lang": "en"},
+        identity=sender.key, sender=sender.id, channel=CH, seq=seq,
+        prev=ZERO_HASH if seq == 1 else crypto.sha256(b"prev"),
+        seen={PARTIES[m].id: Ref(q, crypto.sha256(bytes([m]))) for m, q in seen.items()},
+        recipients=[PARTIES[i].rk() for i in to], now_ms=ts, prec=prec,
+    )  # fmt: skip
+    assert parse_envelope(env.raw) == env == parse_envelope_reference(env.raw)
+    verify_signature(env, sender.key.public)
+
+
+BAD_PARTS: list[tuple[str, dict[str, Any]]] = [
+    ("sender", {"sender": "not-a-station"}),
+    ("channel", {"channel": b64e(bytes(15))}),
+    ("seq 0", {"seq": 0, "prev": ZERO_HASH}),
+    ("seq too big", {"seq": 2**53, "prev": bytes(range(32))}),
+    ("ts negative", {"now_ms": -1}),
+    ("prev of the first", {"prev": bytes(range(32))}),
+    ("zero prev later", {"seq": 2}),
+    ("seen names the sender", {"seen": {A.id: Ref(1, bytes(32))}}),
+    ("seen seq 0", {"seen": {B.id: Ref(0, bytes(32))}}),
+    ("seen hash size", {"seen": {B.id: Ref(1, bytes(31))}}),
+    ("recipient twice", {"recipients": [B.rk(), B.rk()]}),
+    ("recipient kid", {"recipients": [RecipientKey(B.id, "short", B.kem.public)]}),
+]
+
+
+@pytest.mark.parametrize(("why", "change"), BAD_PARTS, ids=[w for w, _ in BAD_PARTS])
+def test_seal_refuses_parts_no_parser_would_accept(why: str, change: dict[str, Any]) -> None:
+    parts: dict[str, Any] = {
+        "identity": A.key, "sender": A.id, "channel": CH, "seq": 1, "prev": ZERO_HASH,
+        "seen": {}, "recipients": [B.rk()], "now_ms": 5,
+    } | change  # fmt: skip
+    with pytest.raises(RejectedInput) as e:
+        seal({"type": "text", "text": "x", "lang": "en"}, **parts)
+    assert e.value.code == Code.MALFORMED
 
 
 def test_only_a_recipient_can_open() -> None:
