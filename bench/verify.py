@@ -5,10 +5,11 @@ Prints envelopes/s beside this machine's raw Ed25519 verification rate measured 
 (PyNaCl, a prepared VerifyKey, one verify call per signature of the same envelopes) times the
 number of cores, and their ratio; the goal is >= 0.8 (issue 14). The raw rate is measured before
 and after the verification and averaged, since the machine's load may change in between. As
-`parley transcript verify` does, envelope lines are checked in one worker process per core while
-this one follows the chains; the CPU-time figure counts every process. On a machine others are
-using, cores x the single-core rate is more than the run can get: the raw loop is also run on
-every core at once, and the rate is given against that too.
+`parley transcript verify` does (cli/verifying.verify_file), the file is mapped and spans of
+envelope lines are checked in one worker process per core but one and in this process, which
+also adds each span to the chains in file order; the CPU-time figure counts every process. On a
+machine others are using, cores x the single-core rate is more than the run can get: the raw
+loop is also run on every core at once, and the rate is given against that too.
 
 The export is two members' chains on one channel, three envelopes of the first for each of the
 second, each sealed with `envelope.seal` (X25519 wraps, XChaCha20-Poly1305, Ed25519), with a
