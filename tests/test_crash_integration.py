@@ -14,7 +14,8 @@ from parley.cli.client import Api
 from tests.procs import FAST, Proc, call, open_pair
 
 N = 1000
-DEADLINE_S = 300
+# A liveness bound for the whole test, under pytest's 600 s: 211 s were seen on a loaded machine.
+DEADLINE_S = 540
 
 
 @pytest.mark.slow
