@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from tests.net import LIVENESS_S
+
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -61,12 +63,12 @@ class FaultProxy:
 
     def start(self) -> FaultProxy:
         self._thread.start()
-        self._ready.wait(10)
+        assert self._ready.wait(LIVENESS_S), "the fault proxy did not start"
         return self
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._thread.join(LIVENESS_S)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)

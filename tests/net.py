@@ -140,7 +140,7 @@ class Stations:
         p = self.procs.pop(name, None)
         if p is not None and p.poll() is None:
             os.killpg(p.pid, sig)
-            p.wait(15)
+            p.wait(LIVENESS_S)  # a clean stop on a loaded machine, not a hang
 
     def restart(self, name: str) -> None:
         self.stop(name)

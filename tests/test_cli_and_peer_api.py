@@ -19,7 +19,7 @@ from parley.cli.demo import free_port, start
 from parley.protocol import crypto
 from parley.protocol.identity import station_id
 from parley.protocol.request import HEADER, sign_request
-from tests.net import wait
+from tests.net import LIVENESS_S, wait
 
 
 def parley(
@@ -51,7 +51,7 @@ def two(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     finally:  # also when the second station fails to start: no station outlives its test
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
-            p.wait(10)
+            p.wait(LIVENESS_S)
 
 
 def test_cli_story(two: tuple[Path, Path], tmp_path: Path) -> None:
@@ -190,7 +190,7 @@ def test_invitations_peers_and_bundles_work_with_the_station_stopped(tmp_path: P
         parley("bundle", "export", "--peer", "North", "--out", str(bundle), data=south)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+        proc.wait(LIVENESS_S)
     res = parley("bundle", "import", str(bundle), data=north).stdout  # North still stopped
     assert "applied 1 of 1 envelopes" in res
     proc = start(north, tmp_path / "north.log")
@@ -198,4 +198,4 @@ def test_invitations_peers_and_bundles_work_with_the_station_stopped(tmp_path: P
         assert Api(north).get(f"/channels/{ch['channel']}")["state"] == "proposed"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+        proc.wait(LIVENESS_S)

@@ -24,6 +24,7 @@ from parley.protocol.identity import station_id
 from parley.protocol.request import HEADER, sign_request
 from parley.station import logs
 from parley.station.config import load_config
+from tests.net import LIVENESS_S
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def test_a_running_station_writes_only_json_lines(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         api = Api(data, timeout_s=2)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + LIVENESS_S
         while True:
             assert proc.poll() is None, log.read_text()
             try:
@@ -118,7 +119,7 @@ def test_a_running_station_writes_only_json_lines(tmp_path: Path) -> None:
         assert httpx.get(base + "/api/v1/channels/chX/messages").status_code == 401
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+        proc.wait(LIVENESS_S)
     recs = lines(log.read_text())
     serving = [r for r in recs if "serving on" in r["message"]]
     assert len(serving) == 1 and serving[0]["station"] == "South"

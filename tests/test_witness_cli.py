@@ -14,7 +14,7 @@ import httpx
 from parley.cli.demo import free_port
 from parley.protocol import crypto, merkle, note
 from parley.protocol import witness as core
-from tests.net import parley, wait
+from tests.net import LIVENESS_S, parley, wait
 
 LEAVES = [merkle.leaf_hash(bytes([i])) for i in range(6)]
 ORIGIN = "example.org/some-log"
@@ -57,7 +57,7 @@ def test_a_witness_only_party_cosigns_the_logs_its_admin_added(tmp_path: Path) -
                 assert http.get(path).status_code == 404
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=LIVENESS_S)
 
 
 def _up(base: str) -> bool:
