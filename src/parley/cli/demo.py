@@ -77,7 +77,7 @@ def free_port() -> int:
     high = _ephemeral_low()
     low = min(10_000, high // 2)
     if not _next_port:
-        _next_port.append(random.randrange(low, high)  # a spread, not a secret)
+        _next_port.append(random.randrange(low, high))  # a spread, not a secret
     for _ in range(2_000):
         port = _next_port[0]
         _next_port[0] = port + 1 if port + 1 < high else low
