@@ -75,6 +75,21 @@ def test_checkpoints_stay_out_of_the_inbox_but_in_the_transcript(
     assert {m.body["type"] for m in a.inbox()} == {"channel.consent"}
 
 
+def test_a_batch_in_one_transaction_is_followed_by_one_checkpoint_covering_it(
+    pair: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    """Whether a checkpoint is due is asked once per transaction (issue 14): a batch of 12
+    with a policy of 5 gets one checkpoint after its last envelope, not two inside it."""
+    net, _, a, b, ch = pair
+    cps.policy(a).every_envelopes = 5
+    before = a.store.head_seq(ch, a.id)
+    a.send_many(ch, [(channels.text_body(f"m {i}", "en"), "ROUTINE") for i in range(12)])
+    cp = db.latest_checkpoint(a.store, ch, a.id)
+    assert cp is not None and cp.size == before + 12 and cp.seq == a.store.head_seq(ch, a.id)
+    exchange(net, a, b)
+    assert kinds(a) == kinds(b) == []
+
+
 def test_every_n_envelopes_a_checkpoint_is_issued_and_countersigned(
     pair: tuple[Net, Clock, Station, Station, str],
 ) -> None:

@@ -154,6 +154,20 @@ def test_a_kept_peer_record_follows_every_change_and_another_connection(opener: 
     assert store.peer_record("st-z") is not None
 
 
+def test_work_deferred_once_per_key_is_asked_again_after_an_undone_savepoint(
+    store: SqlStore,
+) -> None:
+    ran: list[str] = []
+    with store.tx():
+        store.before_commit_once("k", lambda: ran.append("first"))
+        store.before_commit_once("k", lambda: ran.append("second"))
+        with pytest.raises(RuntimeError), store.savepoint():
+            store.before_commit_once("j", lambda: ran.append("undone"))
+            raise RuntimeError("undo")
+        store.before_commit_once("j", lambda: ran.append("asked again"))
+    assert ran == ["first", "asked again"]
+
+
 # --- channels, envelopes, bodies -----------------------------------------------------------------
 def test_channels_are_added_once_and_listed_in_creation_order(store: SqlStore) -> None:
     store.add_channel("zz", NOW)

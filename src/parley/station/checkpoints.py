@@ -15,8 +15,10 @@ adapters (API, console, CLI through the API) call only these.
 Rules (docs/protocol.md §17):
 - This station checkpoints its own chain on each open channel once `every_envelopes` envelopes
   (other than checkpoints and cosignatures) are not yet covered, or the oldest of them is
-  `every_ms` old. A checkpoint covers every envelope before it and is sent as the next envelope
-  of the chain it covers, with a consistency proof from our previous one.
+  `every_ms` old (decided once per transaction and channel, just before it commits: a batch
+  sent in one transaction is followed by one checkpoint covering all of it). A checkpoint covers
+  every envelope before it and is sent as the next envelope of the chain it covers, with a
+  consistency proof from our previous one.
 - On receipt of a member's checkpoint (a witness, as C2SP tlog-witness): its note must be signed
   by the sender and cover exactly the envelopes before it; its root must equal the root of the
   sender's chain as we hold it, and its consistency proof must take our root at the previous
@@ -222,10 +224,27 @@ def observe(station: Station, acc: Accepted) -> None:
             (_own_checkpoint if acc.local else _witness)(station, acc)
         elif kind == checkpoint.COSIGN:
             (_own_cosignature if acc.local else _check_cosignature)(station, acc)
-        elif acc.local and _due(station, acc.channel, station.clock()):
-            _issue_if_open(station, acc.channel)
+        elif acc.local:
+            _ask_due(station, acc.channel)
     except ParleyError as exc:
         _warn(station, acc.sender, f"checkpoint on channel {acc.channel}: {exc.message}")
+
+
+def _ask_due(station: Station, channel: str) -> None:
+    """Whether a checkpoint is due is decided once per transaction and channel, just before
+    it commits: a batch of sends (one group commit) asked it per envelope (issue 14)."""
+
+    def check() -> None:
+        # In its own savepoint: a checkpoint that fails is undone alone and raises a warning;
+        # the group's sends commit all the same (the next send asks again).
+        try:
+            with station.store.savepoint():
+                if _due(station, channel, station.clock()):
+                    _issue_if_open(station, channel)
+        except ParleyError as exc:
+            _warn(station, station.id, f"checkpoint on channel {channel}: {exc.message}")
+
+    station.store.before_commit_once(("checkpoint due", channel), check)
 
 
 def _warn(station: Station, subject: str, message: str) -> None:

@@ -25,6 +25,17 @@ PRIORITY = {p.value: outbox_prio(p) for p in Precedence}
 
 
 @dataclass(frozen=True)
+class _Once:
+    """Deferred work with a key (`SqlStore.before_commit_once`)."""
+
+    key: object
+    fn: Callable[[], None]
+
+    def __call__(self) -> None:
+        self.fn()
+
+
+@dataclass(frozen=True)
 class PeerRow:
     station: str
     name: str
@@ -340,6 +351,13 @@ class SqlStore:
         savepoint, so indexing each stored body in its own cost a segment write each."""
         assert self._depth, "before_commit outside a transaction"
         self._deferred.append(fn)
+
+    def before_commit_once(self, key: object, fn: Callable[[], None]) -> None:
+        """`before_commit`, unless work under `key` is already waiting for this transaction's
+        commit (an undone savepoint drops it, and the next call asks again)."""
+        assert self._depth, "before_commit outside a transaction"
+        if not any(isinstance(w, _Once) and w.key == key for w in self._deferred):
+            self._deferred.append(_Once(key, fn))
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
