@@ -572,11 +572,7 @@ def _span_starts(data: bytes, span_bytes: int) -> list[int]:
 def test_spans_of_a_clean_export_are_taken_whole(world: World, lines: list[bytes]) -> None:
     # Each span's envelopes are checked in one go: the line path is not taken for any of them.
     data = b"".join(lines)
-    context = spans.Members(
-        world.ch,
-        {st.id: ((st.identity.public, 0, -1),) for st in (world.a, world.b)},
-        {world.a.id: (world.b.id,), world.b.id: (world.a.id,)},
-    )
+    context = _context(world)
     envelopes = sum(1 for ln in lines if ln.startswith(b"envelope\t"))
     taken = 0
     starts = _span_starts(data, 2500)
@@ -587,6 +583,57 @@ def test_spans_of_a_clean_export_are_taken_whole(world: World, lines: list[bytes
         if span.stop < end:  # only the lines after the envelopes end a span early
             assert not data[span.stop :].count(b"\nenvelope\t")
     assert taken == envelopes
+
+
+def _context(world: World) -> spans.Members:
+    return spans.Members(
+        world.ch,
+        {st.id: ((st.identity.public, 0, -1),) for st in (world.a, world.b)},
+        {world.a.id: (world.b.id,), world.b.id: (world.a.id,)},
+    )
+
+
+def _ct_last(line: bytes, char: bytes) -> bytes:
+    at = line.index(b'","eph":"') - 1  # the ciphertext's last character
+    return line[:at] + char + line[at + 1 :]
+
+
+# Envelope lines the span reader must not take: not in the one canonical form, or not of the
+# shape it reads. Each sends the span to the line path, which reports it as it always has.
+DEFERRED: dict[str, Callable[[bytes], bytes]] = {
+    "a space in the envelope": lambda ln: ln.replace(b'\t{"ch"', b'\t{ "ch"', 1),
+    "a key escaped": lambda ln: ln.replace(b'"ch":', b'"\\u0063h":', 1),
+    "keys out of order": lambda ln: ln.replace(b'{"ch":', b'{"v":1,"ch":', 1).replace(
+        b',"v":1}', b"}", 1
+    ),
+    "a ciphertext bit past its end": lambda ln: _ct_last(ln, b"B" if b"=" in ln else b"9"),
+    "a ciphertext of impossible length": lambda ln: _ct_last(ln, b"AB"),
+    "a seq with a leading zero": lambda ln: ln.replace(b'"seq":', b'"seq":0', 1),
+    "a salt with padding": lambda ln: b"\t".join(
+        f + b"=" if i == 2 else f for i, f in enumerate(ln.split(b"\t"))
+    ),
+    "no body text": lambda ln: ln[: ln.rindex(b"\t")] + b"\n",
+    "a tab in the body": lambda ln: ln[:-2] + b"\t" + ln[-2:],
+    "sent before 1970": lambda ln: ln.replace(b'"ts":', b'"ts":-', 1),
+}
+
+
+@pytest.mark.parametrize("how", list(DEFERRED))
+def test_a_line_the_span_reader_defers_is_reported_as_the_line_path_reports_it(
+    world: World, lines: list[bytes], how: str
+) -> None:
+    envelopes = [i for i, ln in enumerate(lines) if ln.startswith(b"envelope\t")]
+    # One with a body (the commitment's fields) after the first few (chains already under way).
+    n = next(i for i in envelopes[4:] if lines[i].count(b"\t") == 3)
+    changed = list(lines)
+    changed[n] = DEFERRED[how](lines[n])
+    assert changed[n] != lines[n]
+    data = b"".join(changed)
+    at = sum(map(len, changed[:n]))
+    whole = spans.check_span(data, at - len(changed[n - 1]), len(data), _context(world))
+    assert whole is None
+    report = verify(changed, world)  # every span size gives the line path's report
+    assert not report.ok
 
 
 @pytest.mark.parametrize("span_bytes", [1, 2500, 1 << 20], ids=["line", "few", "one-span"])

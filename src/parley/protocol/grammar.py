@@ -62,22 +62,48 @@ H32 = _b64_exact(32)
 _RECIPIENT = rb'\{"kid":"' + _b64_exact(9) + rb'","to":"' + _SID + rb'","wrap":"'
 _RECIPIENT += _b64_exact(48) + rb'"\}'
 _SEEN = rb'"' + _SID + rb'":\{"hash":"' + H32 + rb'","seq":' + _INT + rb"\}"
-# Capturing groups, in order: ch, commit, ct, eph, from, keys, nonce, prec, prev, seen, seq, the
-# whole "sig" member, sig, ts (positional: one `groups()` call is cheaper than lookups by name).
-_ENVELOPE = re.compile(
-    b"".join(
+
+
+def _envelope(ct: bytes, eph: bytes, keys: bytes, nonce: bytes, prec: bytes, seen: bytes) -> bytes:
+    """The envelope's grammar with the given groups for the fields whose capture differs
+    between `match` and `LINE` (each argument wraps its field's pattern, or not)."""
+    return b"".join(
         [
             rb'\{"ch":"(', _b64_exact(16), rb')","commit":"(', H32, rb')"',
-            rb',"ct":"([^"]*)","eph":"(', H32, rb')","from":"(', _SID, rb')"',
-            rb',"keys":\[(', _RECIPIENT, rb"(?:,", _RECIPIENT, rb")*)\]",
-            rb',"nonce":"(', _b64_exact(24), rb')","prec":"(ROUTINE|PRIORITY|IMMEDIATE|FLASH)"',
+            rb',"ct":"', ct, rb'","eph":"', eph % H32, rb'","from":"(', _SID, rb')"',
+            rb',"keys":\[', keys % (_RECIPIENT, _RECIPIENT), rb"\]",
+            rb',"nonce":"', nonce % _b64_exact(24), rb'","prec":"',
+            prec % rb"(?:ROUTINE|PRIORITY|IMMEDIATE|FLASH)", rb'"',
             rb',"prev":"(', H32, rb')"',
-            rb',"seen":\{((?:', _SEEN, rb"(?:,", _SEEN, rb")*)?)\}",
+            rb',"seen":\{', seen, rb"\}",
             rb',"seq":(', _INT, rb")",
             rb',("sig":"(', _b64_exact(64), rb')",)',
             rb'"ts":(', _INT, rb'),"v":1\}',
         ]
+    )  # fmt: skip
+
+
+# Capturing groups, in order: ch, commit, ct, eph, from, keys, nonce, prec, prev, seen, seq, the
+# whole "sig" member, sig, ts (positional: one `groups()` call is cheaper than lookups by name).
+_ENVELOPE = re.compile(
+    _envelope(
+        rb'([^"]*)', b"(%s)", b"(%s(?:,%s)*)", b"(%s)", b"(%s)",
+        rb"((?:" + _SEEN + rb"(?:," + _SEEN + rb")*)?)",
     )
+)  # fmt: skip
+# A transcript's envelope line (docs/protocol.md §17.3) as `spans.check_span` reads it: only
+# what checking it needs is captured, the first `seen` entry apart (most envelopes have one),
+# the ciphertext's alphabet checked by the pattern. Groups: the envelope, ch, commit, ct, from,
+# keys, prev, the first seen entry's member, hash and seq, the other entries, seq, the whole
+# "sig" member, sig, ts; then the salt and the body text when the line has them.
+LINE = re.compile(
+    rb"envelope\t("
+    + _envelope(
+        rb"([A-Za-z0-9_-]*)", b"%s", b"(%s(?:,%s)*)", b"%s", b"%s",
+        rb'(?:"(' + _SID + rb')":\{"hash":"(' + H32 + rb')","seq":(' + _INT + rb")\}"
+        + rb"((?:," + _SEEN + rb")*))?",
+    )
+    + rb")(?:\t(" + H32 + rb")\t([^\t\n]*))?\n"
 )  # fmt: skip
 # The grammar fixes every recipient's and `seen` entry's layout: slice, do not search.
 _REC_KID = len(b'{"kid":"')
@@ -152,3 +178,10 @@ def recipient_keys(keys: bytes) -> list[tuple[str, bytes, bytes]]:
         )
         for i in range(0, len(keys), _REC_LEN + 1)
     ]
+
+
+def recipient_ids(keys: bytes) -> bytes:
+    """The station ids of a matched `keys` array's members, one after another (26 bytes each)."""
+    if len(keys) == _REC_LEN:  # the common case, one recipient
+        return keys[_REC_TO : _REC_TO + 26]
+    return b"".join(keys[i + _REC_TO : i + _REC_TO + 26] for i in range(0, len(keys), _REC_LEN + 1))
