@@ -159,8 +159,10 @@ def record_link(
     `defer` (the dispatcher's, during a round): an answer that leaves an up link up with
     nothing but its time and round trip changed is put there instead of being written, and
     the dispatcher writes the round's rows in one transaction at its end (`write_links`): one
-    durable commit per heartbeat, not one per peer. Anything else is written at once, and
-    drops a row of that peer waiting there."""
+    durable commit per heartbeat, not one per peer. A peer's second such answer in a round
+    (a drain's pushes) is written at once with the first, so the stored row is never more than
+    one answer behind. Anything else is written at once, and drops a row of that peer waiting
+    there."""
     now = st.clock()
     old = st.store.link(peer)
     slow = st.cfg.timings.degraded_rtt_ms or 1 << 62
@@ -188,7 +190,11 @@ def record_link(
         error, failures, rtt if rtt is not None else (old.rtt_ms if old else None),
     )  # fmt: skip
     if defer is not None:
-        if unchanged:
+        # One contact per peer and round waits for the round's end; a second one writes both.
+        # A round that drains a long backlog lasts many heartbeats, and the link watch judges
+        # the stored row: deferring every push answer of it showed a link answering all along
+        # as missing heartbeats, then down (issue 14: up → down → up in each long catch-up).
+        if unchanged and peer not in defer:
             defer[peer] = row
             return
         defer.pop(peer, None)
