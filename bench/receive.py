@@ -16,7 +16,7 @@ import argparse
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from parley.domain import channels
@@ -25,7 +25,9 @@ from parley.protocol.envelope import Opened, open_envelope, parse_envelope, veri
 from parley.protocol.identity import parse_invitation
 from parley.station import features
 from parley.station.config import Config, Timings
+from parley.station.cryptopool import CryptoPool
 from parley.station.node import Station
+from parley.station.receiving import _Keys
 from parley.store.sqlite import SqliteStore
 
 BATCH = 512
@@ -66,6 +68,15 @@ def _crypto(raw: bytes) -> Opened:
     env = parse_envelope(raw)
     verify_signature(env, identity)
     return open_envelope(env, me, crypto.KemKey(secret))
+
+
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes `pids` have used so far (/proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -111,6 +122,27 @@ def main() -> None:
             t_proc = time.perf_counter() - t0
         assert len(opened) == n
 
+        def station_way(pool: CryptoPool | None) -> tuple[float, float, float]:
+            """The station's own phase 1 (`Receiver.prepare_all`): wall time, its process's
+            CPU and its workers' CPU."""
+            b.receiver.pool = pool
+            pids = pool.pids() if pool is not None else []
+            w0, c0, k0 = time.perf_counter(), time.process_time(), cpu_of(pids)
+            for i in range(0, n, BATCH):
+                got = b.receiver.prepare_all(raws[i : i + BATCH], _Keys())
+                assert all(x.opened is not None for x in got)
+            return time.perf_counter() - w0, time.process_time() - c0, cpu_of(pids) - k0
+
+        own = {}
+        for name, pool in (("serial", None), ("pool (opens)", CryptoPool(cores)),
+                           ("pool (verifies only)", CryptoPool(cores, opens=False))):  # fmt: skip
+            if pool is not None:
+                wait(pool.start())
+            own[name] = station_way(pool)
+            if pool is not None:
+                pool.close()
+        b.receiver.pool = CryptoPool.for_cores()
+
         t0 = time.perf_counter()
         for i in range(0, n, BATCH):
             results, _ = b.receive_batch(raws[i : i + BATCH])
@@ -123,10 +155,16 @@ def main() -> None:
         return (f"{what:<34}{s * 1e6 / n:8.0f} µs/envelope  {n / s:8,.0f} env/s  "
                 f"ratio {t_serial / s:5.2f}")  # fmt: skip
 
-    print(f"envelopes           {n}, batches of {BATCH}, {cores} cores")
+    print(f"envelopes           {n}, batches of {BATCH}, {cores} cores,"
+          f" load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     print(line("crypto phase, serial (baseline)", t_serial))
     print(line(f"crypto phase, {cores} threads", t_thread))
     print(line(f"crypto phase, {cores} processes", t_proc))
+    for name, (wall, cpu, workers) in own.items():
+        print(
+            line(f"station's way, {name}", wall)
+            + f"  CPU µs/env: station {cpu * 1e6 / n:4.0f}, workers {workers * 1e6 / n:4.0f}"
+        )
     print(line("whole receive (crypto + apply)", t_all))
     print(f"crypto share of the whole receive: {t_serial / t_all:.0%}")
 

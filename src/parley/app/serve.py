@@ -319,6 +319,7 @@ def _serve_one(data: Path, worker: bool) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
             await duties.stop()
             await client.close()
+            station.receiver.close()
             station.store.close()
 
     app.router.lifespan_context = lifespan

@@ -85,4 +85,5 @@ def offline_station(data: Path) -> Iterator[Station]:
         try:
             yield station
         finally:
+            station.receiver.close()
             station.store.close()

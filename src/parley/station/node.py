@@ -674,25 +674,34 @@ class Station:
         drops it with the batch, so an erased prekey does not outlive it in memory)."""
         mine = env.key_for(self.id)
         assert mine is not None
-        kem = prekeys.get(mine.kid) if prekeys is not None else None
+        kem = self.prekey(mine.kid, prekeys)
         if kem is None:
-            secret = self.store.prekey_secret(mine.kid)
+            raise RejectedInput(
+                Code.UNKNOWN_KEY,
+                f"key {mine.kid} is unknown or erased; the sender needs our new keys",
+            )
+        return open_envelope(env, self.id, kem)
+
+    def prekey(
+        self, kid: str, prekeys: dict[str, crypto.KemKey] | None = None
+    ) -> crypto.KemKey | None:
+        """Our prekey `kid` (None: unknown or erased), kept in `prekeys` as `_open` says."""
+        kem = prekeys.get(kid) if prekeys is not None else None
+        if kem is None:
+            secret = self.store.prekey_secret(kid)
             if secret is None:
-                raise RejectedInput(
-                    Code.UNKNOWN_KEY,
-                    f"key {mine.kid} is unknown or erased; the sender needs our new keys",
-                )
+                return None
             # Its public half (a base-point multiplication) once per prekey, not per batch: a
             # batch drops its keys, and at low rates every batch holds one envelope.
-            public = self._kem_publics.get(mine.kid)
+            public = self._kem_publics.get(kid)
             if public is None:
                 kem = crypto.KemKey(secret)
-                self._kem_publics.put(mine.kid, kem.public)
+                self._kem_publics.put(kid, kem.public)
             else:
                 kem = crypto.KemKey.with_public(secret, public)
             if prekeys is not None:
-                prekeys[mine.kid] = kem
-        return open_envelope(env, self.id, kem)
+                prekeys[kid] = kem
+        return kem
 
     def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int:
         """Raise an alarm; `ref` names the event that will settle it (station/alarms.py)."""

@@ -32,10 +32,15 @@ from parley.protocol.envelope import (
     verify_signature,
 )
 from parley.protocol.receipt import Receipt
-from parley.station import peerstate
+from parley.station import cryptopool, peerstate
 from parley.station.config import Config
+from parley.station.cryptopool import CryptoPool, Job, Ticket
 from parley.store.base import SqlStore
 
+# A batch this large has its crypto done by the worker processes, in chunks of these bounds
+# (smaller ones start the workers sooner; each costs a trip).
+POOL_MIN = 32
+POOL_CHUNK_MIN, POOL_CHUNK_MAX = 16, 64
 HOLD_LIMIT = 4096  # envelopes held ahead of one chain; beyond it they are re-requested instead
 
 
@@ -116,6 +121,10 @@ class Host(Protocol):
 
     def _open(self, env: Envelope, prekeys: dict[str, crypto.KemKey] | None = None) -> Opened: ...
 
+    def prekey(
+        self, kid: str, prekeys: dict[str, crypto.KemKey] | None = None
+    ) -> crypto.KemKey | None: ...
+
     def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int: ...
 
     def _control(
@@ -132,12 +141,35 @@ class Receiver:
         self.st = station
         # Peers that reached the held bound (cfg.limits.held_*): alarmed once until below it.
         self.held_full: set[str] = set()
+        # Worker processes for the crypto of large batches (station/cryptopool.py).
+        self.pool: CryptoPool | None = CryptoPool.for_cores()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
     # --- phase 1: crypto, outside the transaction ------------------------------------------------
     def prepare(self, raw: bytes, keys: _Keys | None = None) -> Arrival:
+        keys = keys if keys is not None else _Keys()
+        a, env, identity = self._read(raw, keys)
+        if env is None:
+            return a
+        try:
+            self._verify(env, identity)
+            self._addressed(env)
+        except ParleyError as exc:
+            a.refused = exc
+            return a
+        a.env = env
+        if self._may_be_new(env):
+            self._open_into(a, keys)
+        return a
+
+    def _read(self, raw: bytes, keys: _Keys) -> tuple[Arrival, Envelope | None, bytes]:
+        """Parse, and the sender's current identity key: the envelope and its key, or a refusal
+        kept in the arrival (and no envelope)."""
         a = Arrival(raw, b64e(crypto.sha256(raw)))
         store = self.st.store
-        keys = keys if keys is not None else _Keys()
         try:
             env = parse_envelope(raw)
             a.hash = b64e(env.hash)
@@ -147,18 +179,80 @@ class Receiver:
             identity = keys.identities[env.sender]
             if identity is None:
                 raise peerstate.stranger(store, env.sender)
-            self._verify(env, identity)
-            if self.st.id not in env.recipients:
-                raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
         except ParleyError as exc:
             a.refused = exc
-            return a
-        a.env = env
-        # Open only what may be new: a re-sent envelope is answered duplicate without it. The
-        # head read here may be stale by the time the batch applies; `apply` opens then if so.
-        if env.seq > store.head_seq(env.channel, env.sender):
-            self._open_into(a, keys)
-        return a
+            return a, None, b""
+        return a, env, identity
+
+    def _addressed(self, env: Envelope) -> None:
+        if self.st.id not in env.recipients:
+            raise RejectedInput(Code.NOT_A_RECIPIENT, "this station is not a recipient")
+
+    def _may_be_new(self, env: Envelope) -> bool:
+        """Open only what may be new: a re-sent envelope is answered duplicate without it. The
+        head read here may be stale by the time the batch applies; `apply` opens then if so."""
+        return env.seq > self.st.store.head_seq(env.channel, env.sender)
+
+    def prepare_all(self, raws: list[bytes], keys: _Keys) -> list[Arrival]:
+        """`prepare` for each, the crypto in worker processes when the batch is large enough
+        to pay for the trip (a small push stays here: its latency)."""
+        if self.pool is not None and len(raws) >= POOL_MIN:
+            arrivals = self._prepare_pooled(self.pool, raws, keys)
+            if arrivals is not None:
+                return arrivals
+        return [self.prepare(raw, keys) for raw in raws]
+
+    def _prepare_pooled(
+        self, pool: CryptoPool, raws: list[bytes], keys: _Keys
+    ) -> list[Arrival] | None:
+        """`prepare` with the signatures and bodies done by the pool; None if the pool broke
+        (nothing was decided yet: the caller starts again serially)."""
+        arrivals: list[Arrival] = []
+        sent: list[tuple[Ticket, list[tuple[Arrival, Envelope, bytes, bool]]]] = []
+        size = max(POOL_CHUNK_MIN, min(POOL_CHUNK_MAX, len(raws) // (2 * pool.workers)))
+        for start in range(0, len(raws), size):
+            items: list[tuple[Arrival, Envelope, bytes, bool]] = []
+            jobs: list[Job] = []
+            for raw in raws[start : start + size]:
+                a, env, identity = self._read(raw, keys)
+                arrivals.append(a)
+                if env is None:
+                    continue
+                mine = env.key_for(self.st.id)
+                wanted = mine is not None and self._may_be_new(env)
+                kem = (
+                    self.st.prekey(mine.kid, keys.prekeys)
+                    if wanted and mine and pool.opens
+                    else None
+                )
+                items.append((a, env, identity, wanted))
+                jobs.append((raw, identity, (kem.secret, kem.public) if kem else None))
+            if not jobs:
+                continue
+            ticket = pool.submit(self.st.id, jobs)
+            if ticket is None:
+                return None
+            sent.append((ticket, items))
+        for ticket, items in sent:
+            outs = pool.result(ticket)
+            if outs is None:
+                return None
+            for (a, env, identity, wanted), (verified, opened) in zip(items, outs, strict=True):
+                try:
+                    if not verified:
+                        self._verify(env, identity)  # a hand-over's old key, or the refusal
+                    self._addressed(env)
+                except ParleyError as exc:
+                    a.refused = exc
+                    continue
+                a.env = env
+                if isinstance(opened, Opened):
+                    a.opened = opened
+                elif opened is not None:
+                    a.open_error = cryptopool.refusal(opened)
+                elif wanted:
+                    self._open_into(a, keys)  # the prekey is unknown: the refusal, as serially
+        return arrivals
 
     def _verify(self, env: Envelope, current: bytes) -> None:
         """The signature, by the sender's current key, else by a key it held at the envelope's
@@ -182,7 +276,7 @@ class Receiver:
     def batch(self, raws: list[bytes]) -> tuple[list[ReceiveResult], list[Receipt]]:
         """Apply a batch in one transaction; receipts cover the highest seq held per chain."""
         b = _Batch()
-        arrivals = [self.prepare(raw, b.keys) for raw in raws]
+        arrivals = self.prepare_all(raws, b.keys)
         with self.st.store.tx():
             for a in arrivals:
                 self._one(a, b)

@@ -1,0 +1,150 @@
+"""The crypto of a large received batch on every core: worker processes verify signatures and
+open bodies while the station's process parses, looks keys up and applies.
+
+Threads do not help here: PyNaCl releases the GIL only inside each C call, and the parsing and
+checks around them keep the GIL busy (bench/receive.py: threads at 0.89 of serial, processes at
+1.14 on a loaded machine). So a job crosses to a process as raw bytes and keys, and comes back as
+a verdict on the signature and the opened body (or the refusal's code and message).
+
+Rules:
+- A worker is told only what one job needs: the sender's current identity key (public) and, for
+  an envelope to open, our prekey for it, secret half included (README, "Security model": the
+  workers are this station's own children, started by `spawn`, and keep no key past a job).
+- A worker's "does not verify" is never final: the station checks again itself, which also
+  tries the keys of an identity hand-over and raises the error a serial receive would.
+- A broken pool (a worker killed or crashed) answers None for every job in flight and is
+  dropped; the caller does the batch serially, and the next large batch starts a new pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from parley.errors import Code, ParleyError, RejectedInput
+from parley.protocol import crypto
+from parley.protocol.envelope import (
+    ENVELOPE_LABEL,
+    Opened,
+    open_envelope,
+    parse_envelope,
+    signing_input,
+)
+
+# raw, the sender's identity key, and our prekey (secret, public) when the body is to be opened
+Job = tuple[bytes, bytes, tuple[bytes, bytes] | None]
+# whether the signature verified under that key, and the opened body or (code, message)
+Out = tuple[bool, Opened | tuple[str, str] | None]
+Ticket = tuple[ProcessPoolExecutor, Future[list[Out]]]
+
+
+def work(me: str, jobs: list[Job]) -> list[Out]:
+    """A worker's part of a batch (also callable in process: the tests compare both)."""
+    out: list[Out] = []
+    for raw, identity, prekey in jobs:
+        env = parse_envelope(raw)  # the station parsed it already: it parses here too
+        if not crypto.verify(identity, ENVELOPE_LABEL, signing_input(env), env.sig):
+            out.append((False, None))
+        elif prekey is None:
+            out.append((True, None))
+        else:
+            try:
+                out.append((True, open_envelope(env, me, crypto.KemKey.with_public(*prekey))))
+            except ParleyError as exc:
+                out.append((True, (str(exc.code), exc.message)))
+    return out
+
+
+def refusal(code_message: tuple[str, str]) -> ParleyError:
+    """A worker's refusal as the error the station reports (its code and message are all a
+    receive result keeps of it)."""
+    return RejectedInput(Code(code_message[0]), code_message[1])
+
+
+def _init() -> None:
+    # A station killed with SIGKILL leaves no orphans: a worker ends when its parent does.
+    # (Not PR_SET_PDEATHSIG: that follows the thread that started the worker, a request's
+    # thread here, which ends while the station lives on.)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _end_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready when the parent has ended
+    os._exit(0)
+
+
+def _up() -> None:
+    pass
+
+
+class CryptoPool:
+    """Worker processes, started at the first large batch, stopped by `close`."""
+
+    def __init__(self, workers: int, opens: bool = True) -> None:
+        self.workers = workers
+        # False: workers only verify, and bodies are opened in the station's process (no
+        # secret leaves it; bench/receive.py measures both).
+        self.opens = opens
+        self._lock = threading.Lock()
+        self._exec: ProcessPoolExecutor | None = None
+
+    @classmethod
+    def for_cores(cls) -> CryptoPool | None:
+        """One worker per core; none on one core (the station's own process is all it has)."""
+        cores = os.cpu_count() or 1
+        return cls(cores) if cores > 1 else None
+
+    def start(self) -> list[Future[None]]:
+        """Start the workers (if not running): answers one future per worker, done when it
+        is up (the executor starts one worker per job waiting, so all start at once)."""
+        with self._lock:
+            if self._exec is not None:
+                return []
+            ex = self._exec = ProcessPoolExecutor(
+                self.workers, multiprocessing.get_context("spawn"), _init
+            )
+        return [ex.submit(_up) for _ in range(self.workers)]
+
+    def submit(self, me: str, jobs: list[Job]) -> Ticket | None:
+        self.start()
+        with self._lock:
+            ex = self._exec
+        if ex is None:
+            return None  # closed meanwhile
+        try:
+            return ex, ex.submit(work, me, jobs)
+        except (BrokenProcessPool, RuntimeError):
+            self._drop(ex)
+            return None
+
+    def result(self, ticket: Ticket) -> list[Out] | None:
+        ex, fut = ticket
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            self._drop(ex)
+            return None
+
+    def pids(self) -> list[int]:
+        """The workers' process ids (for tests that kill one)."""
+        with self._lock:
+            ex = self._exec
+        return list(getattr(ex, "_processes", {}) or {}) if ex is not None else []
+
+    def _drop(self, ex: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._exec is ex:
+                self._exec = None
+        ex.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self._lock:
+            ex, self._exec = self._exec, None
+        if ex is not None:
+            ex.shutdown(wait=True, cancel_futures=True)
