@@ -60,6 +60,7 @@ CHANNEL_LINKS: list[tuple[str, str]] = [("talks", "talks.title"), ("transcript",
 NOTICES = {
     "compose.sent", "notice.sent", "notice.acked", "checkcall.answered", "talks.propose_ok",
     "talks.done", "transcript.checkpointed", "crisis.opened", "crisis.moved", "msg.translated",
+    "msg.machine_drafted",
     "admin.added", "admin.proposed", "admin.user_added", "admin.user_changed", "sched.saved",
     "sched.removed", "checkcall.called", "alarm.acked", "admin.removed", "admin.revoked",
     "notify.saved", "notify.routed",

@@ -155,6 +155,16 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "msg.certify": "Certify it (I am the certifying translator)",
         "msg.translate_submit": "Send translation",
         "msg.translated": "Translation queued.",
+        "msg.machine_draft": "Machine draft",
+        "msg.machine_target": "Translate into",
+        "msg.machine_by": "Drafted by {engine}; every member sees it marked as a machine draft, "
+        "beside the original.",
+        "msg.machine_submit": "Ask for a machine draft",
+        "msg.machine_drafted": "Machine draft queued.",
+        "msg.machine_failed": "No draft: {why}. Nothing was sent.",
+        "msg.machine_label": "Machine draft ({lang}) · {engine} · no person has checked it",
+        "msg.machine_none": "Machine drafts are off: this station has no translation engine "
+        "(translation in station.json). A translator can still write a translation.",
         "msg.record": "Record",
         "msg.seq": "#{seq}",
         "compose.title": "Send a message",
@@ -687,6 +697,16 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "msg.certify": "인증 (인증 번역자로서)",
         "msg.translate_submit": "번역 보내기",
         "msg.translated": "번역이 대기열에 들어갔습니다.",
+        "msg.machine_draft": "기계 번역 초안",
+        "msg.machine_target": "번역할 언어",
+        "msg.machine_by": "{engine} 엔진이 작성합니다. 모든 구성원에게 원문 옆에 기계 번역 "
+        "초안으로 표시됩니다.",
+        "msg.machine_submit": "기계 번역 초안 요청",
+        "msg.machine_drafted": "기계 번역 초안이 대기열에 들어갔습니다.",
+        "msg.machine_failed": "초안 없음: {why}. 아무것도 보내지 않았습니다.",
+        "msg.machine_label": "기계 번역 초안 ({lang}) · {engine} · 사람이 검토하지 않음",
+        "msg.machine_none": "기계 번역을 쓸 수 없습니다: 이 스테이션에 번역 엔진이 설정되어 있지 "
+        "않습니다 (station.json의 translation). 번역자는 직접 번역할 수 있습니다.",
         "msg.record": "기록",
         "msg.seq": "#{seq}",
         "compose.title": "메시지 보내기",

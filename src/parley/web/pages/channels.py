@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
@@ -70,7 +71,8 @@ class Row:
     kind: str  # text | control | notice | ack | record | tampered
     text: str = ""
     lang: str = ""
-    translations: list[tuple[str, str, str]] = field(default_factory=list)  # (lang, text, label)
+    # (lang, text, label, engine): `engine` names the machine of a machine draft, "" for a person's
+    translations: list[tuple[str, str, str, str]] = field(default_factory=list)
     record: str = ""  # other bodies: canonical JSON, shown as text until a page renders them
     verb: str = ""  # control events: the catalogue key of what happened
     notice: dict[str, Any] | None = None
@@ -102,7 +104,8 @@ def rows(st: Station, msgs: list[Message], reader_lang: str, who: User) -> list[
             for lang in sorted(by_lang, key=lambda lg: (lg.split("-")[0] != reader_lang, lg)):
                 best = by_lang[lang].best
                 if best is not None:
-                    row.translations.append((best.lang, best.text, best.label(reader_lang)))
+                    engine = (best.engine or "?") if best.kind == "machine" else ""
+                    row.translations.append((best.lang, best.text, best.label(reader_lang), engine))
             out.append(row)
         elif t == translation.TYPE:
             continue  # shown beside its original
@@ -160,6 +163,14 @@ def routes(c: Console) -> APIRouter:
 
     desk = ChannelDesk(st)
 
+    talks = talks_desk.desk(st)
+
+    def machine_offer(v: Viewer) -> dict[str, Any]:
+        """Whether to offer machine drafts (the desk's answer for this user's roles) and the
+        engine's name; with no engine configured the page says so rather than offer a button
+        that can only fail."""
+        return talks.engine(v.user) | {"may": talks.may(v.user)["machine_translate"]}
+
     def guard(channel: str, v: Viewer) -> channels.ChannelState:
         """The channel if `v` may see it. A back channel the viewer is not named on answers
         exactly like a channel that does not exist, so the console does not even confirm it."""
@@ -189,6 +200,7 @@ def routes(c: Console) -> APIRouter:
             "calls": checkcalls.list_calls(st, v.user, channel, limit=CALLS_SHOWN),
             "schedule": schedule_of(st, channel, v),
             "reps": {st.peer_name(k): list(x) for k, x in state.representatives.items()},
+            "machine": machine_offer(v),
             "page": page,
             # Live updates only while the newest page is shown: an older page stays put.
             "live": page["newer"] is None,
@@ -293,8 +305,33 @@ def routes(c: Console) -> APIRouter:
         if not text.strip():
             raise LocalError(Code.INVALID_REQUEST, "text: the translated text")
         status = "certified" if certified == "yes" else "draft"
-        talks_desk.desk(st).translate(v.user, channel, ref, status=status, lang=lang, text=text)
+        talks.translate(v.user, channel, ref, status=status, lang=lang, text=text)
         return c.back(f"/channels/{channel}", "msg.translated")
+
+    @r.post("/channels/{channel}/machine-draft")
+    def machine_draft(
+        channel: str,
+        request: Request,
+        v: Viewer = Depends(c.poster),
+        ref: str = Form(..., max_length=64),
+        lang: str = Form(..., max_length=16),
+    ) -> Response:
+        """The station's engine's translation of a text, recorded as a machine draft naming the
+        engine (the talks desk checks TRANSLATION_MACHINE and the channel before the engine is
+        asked). The page comes back around the message, where the draft or the error shows."""
+        at = f"/channels/{channel}?{urlencode({'hash': ref})}"
+        try:
+            talks.machine_translate(v.user, channel, ref, lang)
+            return c.back(at, "msg.machine_drafted")
+        except (Forbidden, NotFound):
+            raise
+        except ParleyError as exc:  # the engine down or refusing the pair: nothing was sent
+            failed = {"ref": ref, "message": exc.message}
+        return c.page(
+            request, "channel.html", v, status=422, precedences=PRECEDENCES, error=None,
+            draft="", machine_error=failed,
+            **view(channel, v, Paging(hash=ref)),
+        )  # fmt: skip
 
     @r.post("/channels/{channel}/control")
     def control(
