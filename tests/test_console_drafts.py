@@ -91,6 +91,11 @@ def test_translator_asks_for_a_machine_draft_and_an_auditor_cannot(
     assert item.get_by_label("Translate into").input_value() == "en"
     assert ENGINE in item.locator("details.machine-draft").inner_text()
     assert tran.locator("#machine-none").count() == 0
+    # Lifecycle steps are not the translator's: no button the server would refuse.
+    assert tran.locator("#action-close").count() == 0
+    assert tran.locator("#h-control").count() == 0
+    # A channel of one page says where it starts once, not above and below the messages.
+    assert tran.locator("nav.pager").count() == 1
 
     # A language the engine does not translate into: its answer beside the message, nothing sent.
     # (The page offers only the console's languages; a forged option stands in for another.)
@@ -133,6 +138,7 @@ def test_translator_asks_for_a_machine_draft_and_an_auditor_cannot(
     theirs.wait_for()
     assert "기계 번역 초안 (en)" in theirs.inner_text() and ENGINE in theirs.inner_text()
     assert "번역 엔진이 설정되어 있지" in north.locator("#machine-none").inner_text()
+    assert north.locator("#action-close").count() == 1  # an operator's steps are shown
     assert north.locator("details.machine-draft").count() == 0
 
     # The auditor sees the draft but no button, and a forged POST is refused by the desk.

@@ -32,7 +32,7 @@ from parley.errors import Code, LocalError
 from parley.protocol.encoding import b64e
 from parley.station import users
 from parley.station.node import Message, Station, queued
-from parley.station.roles import REPRESENTATIVE, Action, authorize
+from parley.station.roles import REPRESENTATIVE, Action, allowed, authorize
 from parley.station.users import User
 from parley.store.base import EnvelopeRow
 
@@ -81,6 +81,10 @@ class ChannelDesk:
             extra["witnesses"], extra["witness_k"] = witnesses, witness_k
         channel = st.propose_channel(kind, title, list(peers), who.name, **extra)
         return self.view(channel)
+
+    def may_step(self, who: User) -> dict[str, bool]:
+        """Which lifecycle steps `who`'s roles allow (the console shows only those buttons)."""
+        return {step: allowed(who, action) for step, action in STEPS.items()}
 
     def step(self, who: User, channel: str, step: str, reason: str = "") -> dict[str, Any]:
         """consent, suspend, reopen or close: a signed control message."""

@@ -142,8 +142,13 @@ def text_key(body_type: str) -> str:
     return "ch.event." + body_type.removeprefix("channel.")
 
 
-def _actions(state: channels.ChannelState, me: str) -> list[str]:
-    """Lifecycle moves this station may make now (channels.py's table)."""
+def _actions(state: channels.ChannelState, me: str, may: dict[str, bool]) -> list[str]:
+    """Lifecycle moves this station may make now (channels.py's table) that the viewer's roles
+    allow (`may`, the desk's answer): a button the server would refuse is not shown."""
+    return [a for a in _moves(state, me) if may.get(a, False)]
+
+
+def _moves(state: channels.ChannelState, me: str) -> list[str]:
     if state.state == "closed":
         return []
     acts = []
@@ -192,7 +197,7 @@ def routes(c: Console) -> APIRouter:
             "members": names(state.members),
             "awaiting": names(sorted(set(state.members) - state.consents))
             if state.pending else [],
-            "actions": _actions(state, st.id),
+            "actions": _actions(state, st.id, desk.may_step(v.user)),
             "rows": rows(st, msgs, v.lang, v.user),
             # Every envelope counts: a cosignature changes the ledger line.
             "version": page["newest"],
