@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -671,3 +672,39 @@ def test_the_vigil_queries_run_on_sqlite_and_postgresql(store: SqlStore) -> None
     [(env, body)] = db.typed_events(store, ["crisis.open", "crisis.link"], "ch")
     assert (env.seq, body.body["incident_id"], body.type) == (1, "i", "crisis.open")
     assert db.event(store, H1) == (env, body)
+
+
+@pytest.mark.slow
+def test_a_station_restarted_after_a_long_pause_judges_its_links_afresh(tmp_path: Path) -> None:
+    """Down for more than `down_after_missed` heartbeats, a station found its stored link rows
+    stale at start-up and alarmed "down, N heartbeats missed" for peers it had not yet tried:
+    after a start a link is judged only from attempts since (the peer's grace runs from then)."""
+    beat = 400
+    with Stations(tmp_path, [("South", "en"), ("North", "ko")], Timings(heartbeat_ms=beat)) as net:
+        south = net.api("South")
+        wait(lambda: south.get("/links")[0]["state"] == "up", what="South's link to be up")
+
+        # The peer still up: reached again, nothing to report.
+        net.stop("South")
+        time.sleep(5 * beat / 1000)  # the pause: five heartbeats without South
+        restarted = int(time.time() * 1000)
+        net.restart("South")
+        wait(lambda: (south.get("/links")[0]["last_ok"] or 0) > restarted, what="a contact")
+        assert south.get("/links/events", params={"since": restarted}) == []
+
+        # The peer gone meanwhile: its failures since the start judge it, not the pause.
+        net.stop("South")
+        net.stop("North")
+        time.sleep(5 * beat / 1000)
+        restarted = int(time.time() * 1000)
+        net.restart("South")
+        wait(
+            lambda: south.get("/links/events", params={"since": restarted}),
+            what="South to notice North gone",
+        )
+        first = south.get("/links/events", params={"since": restarted})[0]
+        assert (first["old"], first["new"]) == ("up", "degraded"), first
+        assert "missed" not in first["reason"]
+        wait(lambda: south.get("/links")[0]["state"] == "down", what="the link down, in time")
+        net.restart("North")
+        wait(lambda: south.get("/links")[0]["state"] == "up", what="the link up again")

@@ -40,7 +40,7 @@ from parley.app.build import build_app
 from parley.app.conn import quiet_accept_errors, server_config
 from parley.errors import Code, LocalError, ParleyError
 from parley.protocol.request import HEADER, parse_auth, sign_request
-from parley.station import boot, handovers, logs, metrics, notify, selfaudit
+from parley.station import boot, handovers, logs, metrics, notify, selfaudit, vigil
 from parley.station.boot import open_station
 from parley.station.config import Config, check_private, load_token
 from parley.station.dispatcher import Dispatcher
@@ -105,6 +105,7 @@ class Duties:
     async def start(self) -> None:
         st = self.station
         await asyncio.to_thread(metrics.record_holder, st)
+        await asyncio.to_thread(vigil.begin, st)
         dispatcher = Dispatcher(st, self.client)
         loop = asyncio.get_running_loop()
         poke = st.on_queued  # the dispatcher's own wake-up, set by its constructor

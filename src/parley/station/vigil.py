@@ -8,6 +8,11 @@ Rules:
   heartbeat, its round-trip time the RTT, the consecutive failures the failed sends. Thresholds
   are `timings.heartbeat_ms`, `degraded_after_missed`, `down_after_missed`, `degraded_rtt_ms`
   (0: off). A peer never reached is down ("no heartbeat received yet").
+- After a start (`begin`, when the duties start) a link is judged only from attempts made since:
+  earlier failures no longer count, heartbeats are missed from the start at the earliest (the
+  peer's grace runs from then), and until the peer answers the start lends no evidence, so the
+  state recorded before cannot improve. Judged from the row written before a long stop, every
+  peer was "down, N heartbeats missed" at start-up before it had been tried.
 - `watch_links` (scheduled, and at once after a failed contact or a change of the dispatcher's
   link row) compares each link's state with the last one recorded; every change
   is recorded (link_events, for crisis timelines) and is an alarm of kind `link` (down: high,
@@ -25,6 +30,7 @@ Rules:
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from parley.domain.liveness import LinkMonitor, LinkPolicy, LinkState, Situation, assess
@@ -45,6 +51,7 @@ WHY = {
     Situation.LINK_DOWN: "down",
 }
 ALARM = {LinkState.UP: "info", LinkState.DEGRADED: "warning", LinkState.DOWN: "high"}
+EPOCH = "links_epoch"  # meta: when the duties last started (ms); links are judged from then
 
 
 def policy(station: Station) -> LinkPolicy:
@@ -55,16 +62,34 @@ def policy(station: Station) -> LinkPolicy:
     )
 
 
+def begin(station: Station) -> None:
+    """The duties start: attempts made before now no longer judge a link (module rules)."""
+    with station.store.tx():
+        station.store.set_meta(EPOCH, str(station.clock()))
+        for p in station.store.list_peers():
+            row = station.store.link(p.station)
+            if row is not None and row.failures:
+                station.store.set_link(replace(row, failures=0))
+
+
 def judge(station: Station, peer: str, now_ms: int) -> tuple[LinkState, str]:
     """The link's state and why, from the dispatcher's row as of `now_ms`."""
     row = station.store.link(peer)
-    monitor = LinkMonitor(
-        policy(station), now_ms, link=peer, last_heartbeat_ms=row.last_ok if row else None
-    )
+    last = row.last_ok if row else None
+    stored = station.store.get_meta(EPOCH)
+    epoch = int(stored) if stored is not None else None
+    untried = last is not None and epoch is not None and last < epoch
+    if untried:
+        last = epoch
+    monitor = LinkMonitor(policy(station), now_ms, link=peer, last_heartbeat_ms=last)
     if row is not None:
         monitor.send_failures = row.failures
         monitor.last_rtt_ms = row.rtt_ms
         monitor.tick(now_ms)
+    if untried:
+        old = db.health(station.store, peer)
+        if old is not None and LinkState(old.state).severity > monitor.state.severity:
+            return LinkState(old.state), old.reason
     return monitor.state, monitor.reason
 
 
