@@ -27,6 +27,7 @@ from parley.protocol.envelope import (
     Envelope,
     RecipientKey,
     Ref,
+    _aad,
     open_envelope,
     parse_envelope,
     parse_envelope_reference,
@@ -228,6 +229,15 @@ def test_a_sealed_envelope_is_what_parsing_its_bytes_gives(
     )  # fmt: skip
     assert parse_envelope(env.raw) == env == parse_envelope_reference(env.raw)
     verify_signature(env, sender.key.public)
+
+
+@given(st.text(max_size=30), st.text(max_size=30), st.integers(-(2**53) + 1, 2**53 - 1))
+def test_the_spliced_aad_is_the_canonical_one(channel: str, sender: str, seq: int) -> None:
+    """The AEAD's associated data is spliced for plain texts (issue 14): it must be exactly the
+    canonical encoding, whatever the texts hold."""
+    for ch, frm in ((channel, sender), (CH, PARTIES[0].id), (CH + channel, sender)):
+        want = canonical({"ch": ch, "from": frm, "seq": seq})
+        assert _aad(ch, frm, seq) == want
 
 
 BAD_PARTS: list[tuple[str, dict[str, Any]]] = [

@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +118,20 @@ def _plaintext(salt: bytes, body_bytes: bytes) -> bytes:
 
 
 def _aad(channel: str, sender: str, seq: int) -> bytes:
+    """canonical({"ch": channel, "from": sender, "seq": seq}), spliced when both texts are
+    base64url or station-id characters (never escaped) and seq a safe integer: the general
+    encoder cost ~6 us of each seal and open (issue 14)."""
+    if (
+        type(seq) is int
+        and 0 <= seq <= MAX_SAFE_INT
+        and _PLAIN.fullmatch(channel) is not None
+        and _PLAIN.fullmatch(sender) is not None
+    ):
+        return f'{{"ch":"{channel}","from":"{sender}","seq":{seq}}}'.encode("ascii")
     return canonical({"ch": channel, "from": sender, "seq": seq})
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_-]*")  # characters JSON writes as themselves
 
 
 def _unsigned(
