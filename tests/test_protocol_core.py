@@ -25,9 +25,12 @@ from parley.protocol.envelope import (
     PRECEDENCES,
     ZERO_HASH,
     Envelope,
+    Recipient,
     RecipientKey,
     Ref,
     _aad,
+    _unsigned,
+    _unsigned_bytes,
     open_envelope,
     parse_envelope,
     parse_envelope_reference,
@@ -229,6 +232,28 @@ def test_a_sealed_envelope_is_what_parsing_its_bytes_gives(
     )  # fmt: skip
     assert parse_envelope(env.raw) == env == parse_envelope_reference(env.raw)
     verify_signature(env, sender.key.public)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 2**53 - 1), st.integers(0, 2**53 - 1), st.sampled_from(PRECEDENCES),
+    st.lists(st.sampled_from(range(1, 4)), min_size=1, max_size=3, unique=True),
+    st.dictionaries(st.sampled_from(range(1, 4)), st.integers(1, 2**53 - 1), max_size=3),
+    st.binary(min_size=16, max_size=300),
+)  # fmt: skip
+def test_the_spliced_unsigned_envelope_is_the_canonical_one(
+    seq: int, ts: int, prec: str, to: list[int], seen: dict[int, int], ct: bytes
+) -> None:
+    """seal writes the unsigned envelope's bytes out itself (issue 14): for any parts it
+    accepts they must be canonical() of the document."""
+    parts = (
+        CH, PARTIES[0].id, seq, crypto.sha256(b"prev"), ts, prec,
+        {PARTIES[m].id: Ref(q, crypto.sha256(bytes([m]))) for m, q in seen.items()},
+        crypto.sha256(b"commit"), crypto.sha256(b"eph"),
+        [Recipient(PARTIES[i].id, PARTIES[i].rk().kid, crypto.sha256(bytes([i])) * 2) for i in to],
+        bytes(24), ct,
+    )  # fmt: skip
+    assert _unsigned_bytes(*parts) == canonical(_unsigned(*parts))
 
 
 @given(st.text(max_size=30), st.text(max_size=30), st.integers(-(2**53) + 1, 2**53 - 1))

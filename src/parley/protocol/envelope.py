@@ -148,6 +148,7 @@ def _unsigned(
     nonce: bytes,
     ct: bytes,
 ) -> dict[str, Any]:
+    """The unsigned envelope as a document: the reference `_unsigned_bytes` is tested against."""
     return {
         "v": 1,
         "ch": channel,
@@ -163,6 +164,35 @@ def _unsigned(
         "nonce": b64e(nonce),
         "ct": b64e(ct),
     }
+
+
+def _unsigned_bytes(
+    channel: str,
+    sender: str,
+    seq: int,
+    prev: bytes,
+    ts: int,
+    prec: str,
+    seen: dict[str, Ref],
+    commit: bytes,
+    eph: bytes,
+    keys: list[Recipient],
+    nonce: bytes,
+    ct: bytes,
+) -> bytes:
+    """canonical(_unsigned(...)) written out for parts `_check_parts` accepted: every text is
+    base64url, a station id or a precedence (nothing to escape), every integer safe, and the
+    members stand in RFC 8785's key order. The general encoder walked and encoded the document
+    for ~15-30 us of each seal (issue 14); a property test holds both equal."""
+    seen_part = ",".join(
+        f'"{m}":{{"hash":"{b64e(r.hash)}","seq":{r.seq}}}' for m, r in sorted(seen.items())
+    )
+    keys_part = ",".join(f'{{"kid":"{k.kid}","to":"{k.to}","wrap":"{b64e(k.wrap)}"}}' for k in keys)
+    return (
+        f'{{"ch":"{channel}","commit":"{b64e(commit)}","ct":"{b64e(ct)}","eph":"{b64e(eph)}",'
+        f'"from":"{sender}","keys":[{keys_part}],"nonce":"{b64e(nonce)}","prec":"{prec}",'
+        f'"prev":"{b64e(prev)}","seen":{{{seen_part}}},"seq":{seq},"ts":{ts},"v":1}}'
+    ).encode("ascii")
 
 
 def seal_from_parts(
@@ -199,10 +229,9 @@ def seal_from_parts(
     ct = crypto.aead_encrypt(
         content_key, nonce, _plaintext(salt, body_bytes), _aad(channel, sender, seq)
     )
-    doc = _unsigned(
+    unsigned = _unsigned_bytes(
         channel, sender, seq, prev, now_ms, prec, seen, commit, ephemeral.public, keys, nonce, ct
     )
-    unsigned = canonical(doc)
     sig = identity.sign(ENVELOPE_LABEL, unsigned)
     raw = _with_sig(unsigned, sig)
     if len(raw) > MAX_ENVELOPE_BYTES:
