@@ -293,8 +293,33 @@ class Tree:
             del levels[h][:-1]
 
     def extend(self, leaves: Iterable[bytes]) -> None:
-        for leaf in leaves:
-            self.append(leaf)
+        """Append leaf hashes: the nodes `append` makes one by one, made a level at a time (a
+        transcript's verifier adds a span of some 800 envelopes at once)."""
+        new = list(leaves)
+        if self._compact or len(new) < 2:
+            for leaf in new:
+                self.append(leaf)
+            return
+        for i, leaf in enumerate(new):
+            _check_hash(leaf, f"leaf hash {i}")
+        count = len(new)
+        if self._size + count > MAX_TREE_SIZE:
+            raise _fail("argument", "tree is full")
+        levels = self._levels  # a full tree: every level holds its nodes from index 0
+        start, h = self._size, 0
+        while new:
+            level = levels[h]
+            level += new
+            # Nodes start..end-1 of level h are new; each pair they complete makes a parent.
+            lo, hi = start >> 1, (start + len(new)) >> 1
+            if lo >= hi:
+                break
+            new = [node_hash(level[2 * j], level[2 * j + 1]) for j in range(lo, hi)]
+            start, h = lo, h + 1
+            if len(levels) == h:
+                levels.append([])
+                self._base.append(0)
+        self._size += count
 
     def subtree(self, height: int, index: int) -> bytes:
         """The root of the aligned subtree of 2^height leaves number `index` (it must be

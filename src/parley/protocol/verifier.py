@@ -129,16 +129,24 @@ class _Chain:
     each, one after another (to compare with the links of later envelopes), and its Merkle tree
     so far."""
 
-    __slots__ = ("b64", "last_ts", "tree")
+    __slots__ = ("b64", "last_ts", "roots", "tree")
 
     def __init__(self) -> None:
         self.b64 = bytearray()
         self.tree = merkle.Tree()
         self.last_ts = 0
+        # A prefix's root never changes as the chain grows: a checkpoint's root is asked for by
+        # its body, its cosignature, its line and the next checkpoint's consistency proof.
+        self.roots: dict[int, bytes] = {}
 
     def root(self, size: int) -> bytes | None:
         """The root of this chain's first `size` envelopes, if the file holds that many."""
-        return self.tree.root(size) if 0 < size <= self.tree.size else None
+        if not 0 < size <= self.tree.size:
+            return None
+        root = self.roots.get(size)
+        if root is None:
+            root = self.roots[size] = self.tree.root(size)
+        return root
 
 
 class _Verifier:
@@ -158,6 +166,11 @@ class _Verifier:
         self.batch: list[tuple[int, list[bytes]]] = []  # (line number, fields) not yet checked
         self.channel = ""
         self.members: dict[str, Member] = {}
+        # Each member's keys as note verifiers, any time (ts < 0), built once from the header.
+        self.signers: dict[str, list[note.Verifier]] = {}
+        self.cosigners: dict[str, list[note.Verifier]] = {}
+        # Cosigned notes as their bodies parsed them: the checkpoint lines repeat them.
+        self.notes: dict[str, tuple[note.Note, note.Checkpoint]] = {}
         self.chains: dict[str, _Chain] = {}
         self.memo: dict[tuple[str, bytes, str, bytes], bool] = {}
         self.checkpoints: dict[tuple[str, int], bytes] = {}  # (sender, size) -> root signed
@@ -344,7 +357,7 @@ class _Verifier:
             )
             return
         # Any key of the sender: the envelope carrying it was checked by the key of its time.
-        signers = self.members[s.sender].signers_at(-1)
+        signers = self.signers[s.sender]
         if not r["checkpoint_signature"].record(
             any(self.line_ok(cb.text, cb.signatures[0], v) for v in signers),
             f"{at}: the checkpoint note's signature does not verify with the sender's key",
@@ -390,11 +403,8 @@ class _Verifier:
             return
         # The cosigned checkpoint was signed before the cosignature: by any key of its sender.
         if not (
-            any(self.line_ok(cb.text, cb.signature, v) for v in of.signers_at(-1))
-            and any(
-                self.line_ok(cb.text, cb.cosignature, v)
-                for v in self.members[s.sender].cosigners_at(-1)
-            )
+            any(self.line_ok(cb.text, cb.signature, v) for v in self.signers[cb.of])
+            and any(self.line_ok(cb.text, cb.cosignature, v) for v in self.cosigners[s.sender])
         ):
             r["cosignature"].fail(f"{at}: a signature on the cosigned checkpoint does not verify")
             return
@@ -405,6 +415,11 @@ class _Verifier:
         ):
             return
         self.cosigned.setdefault((cb.of, cb.size), set()).add(s.sender)
+        # What parse_signed_checkpoint made of body["note"] (it allows no extension lines).
+        self.notes[body["note"]] = (
+            note.Note(cb.text, (cb.signature, cb.cosignature)),
+            note.Checkpoint(origin(cb.channel, cb.of), cb.size, cb.root),
+        )
 
     # --- assembled checkpoints ---
     def checkpoint_line(self, n: int, payload: bytes) -> None:
@@ -419,7 +434,8 @@ class _Verifier:
             if not isinstance(doc["sender"], str) or type(doc["size"]) is not int:
                 raise RejectedInput(Code.MALFORMED, "checkpoint line: sender text, size integer")
             sender = self.members.get(doc["sender"])
-            signed, cp = parse_signed_checkpoint(doc["note"], "checkpoint line")
+            known = self.notes.pop(doc["note"], None) if isinstance(doc["note"], str) else None
+            signed, cp = known or parse_signed_checkpoint(doc["note"], "checkpoint line")
         except RejectedInput as exc:
             r["file_format"].fail(f"line {n}: {exc.message}")
             return
@@ -434,7 +450,7 @@ class _Verifier:
         own = [s for s in signed.signatures if s.name == sender.station]
         if not r["checkpoint_signature"].record(
             len(own) == 1
-            and any(self.line_ok(signed.text, own[0], v) for v in sender.signers_at(-1)),
+            and any(self.line_ok(signed.text, own[0], v) for v in self.signers[sender.station]),
             f"{at}: the sender's signature is missing or does not verify",
         ):
             return
@@ -453,7 +469,7 @@ class _Verifier:
                 continue
             if r["cosignature"].record(
                 m is not None
-                and any(self.line_ok(signed.text, sig, v) for v in m.cosigners_at(-1)),
+                and any(self.line_ok(signed.text, sig, v) for v in self.cosigners[m.station]),
                 f"{at}: the cosignature by {self.name(sig.name)} does not verify",
             ):
                 self.cosigned.setdefault((sender.station, cp.size), set()).add(sig.name)
@@ -521,6 +537,8 @@ class _Verifier:
         self.channel = doc["channel"]
         self.members = {m.station: m for m in members}
         self.others = {m: tuple(sorted(set(self.members) - {m})) for m in self.members}
+        self.signers = {m.station: m.signers_at(-1) for m in members}
+        self.cosigners = {m.station: m.cosigners_at(-1) for m in members}
         keys = {
             m.station: tuple((e.public, e.start, -1 if e.until is None else e.until)
                              for e in m.epochs)
