@@ -103,3 +103,33 @@ def test_bad_leaves_and_impossible_prefixes_are_refused() -> None:
         tree.consistency_proof(0)
     with pytest.raises(ValueError):
         tree.inclusion_proof(5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(chunks=st.lists(st.integers(0, 40), min_size=1, max_size=6))
+def test_extend_makes_the_nodes_append_makes(chunks: list[int]) -> None:
+    # extend builds a batch a level at a time: every node, root and proof as one append each.
+    leaves = _leaves(sum(chunks))
+    one_by_one, batched = merkle.Tree(), merkle.Tree()
+    at = 0
+    for size in chunks:
+        for leaf in leaves[at : at + size]:
+            one_by_one.append(leaf)
+        batched.extend(iter(leaves[at : at + size]))
+        at += size
+        assert batched.size == one_by_one.size
+        assert [batched.root(n) for n in range(at + 1)] == [
+            one_by_one.root(n) for n in range(at + 1)
+        ]
+        assert batched.root() == mth(leaves[:at])
+        for i in range(at):
+            assert batched.leaf(i) == leaves[i]
+        if at > 1:
+            assert batched.consistency_proof(1, at) == one_by_one.consistency_proof(1, at)
+
+
+def test_extend_refuses_a_bad_leaf_and_keeps_the_tree_as_it_was() -> None:
+    tree = merkle.Tree(_leaves(7))
+    with pytest.raises(RejectedInput):
+        tree.extend([*_leaves(3), b"short"])
+    assert tree.size == 7 and tree.root() == mth(_leaves(7))

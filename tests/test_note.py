@@ -372,3 +372,27 @@ def test_parse_checkpoint_fails_only_with_rejected_input(text: str) -> None:
     except RejectedInput:
         return
     assert cp.format() == text
+
+
+def _valid_name_by_character(name: str) -> bool:
+    return (
+        bool(name)
+        and "+" not in name
+        and not any(ch.isspace() or ord(ch) < 0x20 for ch in name)
+        and note._encodable(name)
+    )
+
+
+@given(st.text(max_size=12) | st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=12))
+def test_valid_name_agrees_with_the_character_rule(name: str) -> None:
+    # A printable-ASCII name is answered by one pattern; every name gets the rule's answer.
+    assert note.valid_name(name) == _valid_name_by_character(name)
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\t", "\x1f", "\r", "\x0b"])
+@pytest.mark.parametrize("where", [0, 1, 2, 3])
+def test_a_control_character_in_any_checkpoint_line_is_refused(bad: str, where: int) -> None:
+    lines = ["example.com/log", "5", base64.b64encode(bytes(32)).decode(), "ext"]
+    lines[where] += bad
+    with pytest.raises(RejectedInput):
+        note.parse_checkpoint("".join(line + "\n" for line in lines))
