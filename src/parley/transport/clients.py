@@ -1,6 +1,7 @@
-"""The one place that builds HTTP clients (httpx): station to station, escalation webhooks,
-translation servers, witnesses and the `parley` command (its own station's operator API) get
-theirs from here, each with a deadline, a connection cap and no redirects.
+"""The one place that builds HTTP clients: station to station (transport/h1.py, a small
+keep-alive client: the dispatcher's pushes are on every message's path), escalation webhooks,
+translation servers, witnesses and the `parley` command (its own station's operator API; these
+use httpx) get theirs from here, each with a deadline, a connection cap and no redirects.
 
 Rules:
 - Every client has a timeout (connect, read, write, pool): nothing waits on a peer forever.
@@ -14,17 +15,18 @@ from __future__ import annotations
 
 import httpx
 
-MAX_CONNECTIONS = 16
-MAX_KEEPALIVE = 8
+from parley.transport.h1 import MAX_CONNECTIONS, MAX_IDLE, H1Client
+
+MAX_KEEPALIVE = MAX_IDLE
 
 
 def _limits() -> httpx.Limits:
     return httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE)
 
 
-def async_client(timeout_s: float) -> httpx.AsyncClient:
+def peer_client(timeout_s: float) -> H1Client:
     """For the dispatcher's requests to peers."""
-    return httpx.AsyncClient(timeout=timeout_s, limits=_limits(), follow_redirects=False)
+    return H1Client(timeout_s)
 
 
 def sync_client(

@@ -64,19 +64,11 @@ def _add(data: bytearray, chunk: bytes, base: str, limit: int) -> None:
         raise TransportError(Code.OVERSIZED, f"{base}: the answer exceeds {limit} bytes")
 
 
-async def _read_capped(resp: httpx.Response, base: str, limit: int) -> bytes:
-    """Read a streamed answer, refusing it as soon as it is known to exceed `limit` bytes:
-    from its Content-Length before reading, else while it arrives. We ask for no compression
-    (so no small answer inflates past the limit) and refuse one that comes compressed."""
-    _check_head(resp, base, limit)
-    data = bytearray()
-    async for chunk in resp.aiter_raw():
-        _add(data, chunk, base, limit)
-    return bytes(data)
-
-
 def read_capped(resp: httpx.Response, base: str, limit: int) -> bytes:
-    """_read_capped for a synchronous client's streamed answer (translation servers)."""
+    """A synchronous client's streamed answer (translation servers), refused as soon as it is
+    known to exceed `limit` bytes: from its Content-Length before reading, else while it
+    arrives. We ask for no compression (so no small answer inflates past the limit) and refuse
+    one that comes compressed."""
     _check_head(resp, base, limit)
     data = bytearray()
     for chunk in resp.iter_raw():
@@ -96,7 +88,7 @@ class HttpTransport:
         self.signer = signer
         self.extra = extra  # more headers: the identity hand-over while its grace lasts
         self.total_s = 3 * timeout_s  # a whole exchange, however slowly the answer trickles
-        self.http = clients.async_client(timeout_s)
+        self.http = clients.peer_client(timeout_s)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -104,40 +96,33 @@ class HttpTransport:
     async def _send(
         self, method: str, base: str, path: str, body: bytes = b"", content_type: str = NDJSON
     ) -> tuple[bytes, int]:
-        """The answer's body, read as it streams and cut at MAX_RESPONSE_BYTES (an error
-        answer at MAX_ERROR_BYTES): a peer cannot make us hold more than that."""
+        """The answer's body, cut at MAX_RESPONSE_BYTES (an error answer at MAX_ERROR_BYTES)
+        as it arrives (transport/h1.py): a peer cannot make us hold more than that."""
         headers = {HEADER: self.signer(method, path, body), "Accept-Encoding": "identity"}
+        if method == "POST":
+            headers["Content-Length"] = str(len(body))
         headers.update(self.extra())
         if body:
             headers["Content-Type"] = content_type
         start = time.perf_counter()
         try:
-            req = self.http.build_request(
-                method, base.rstrip("/") + path, content=body, headers=headers
-            )
             async with asyncio.timeout(self.total_s):
-                resp = await self.http.send(req, stream=True)
-                try:
-                    ok = resp.status_code == 200
-                    limit = MAX_RESPONSE_BYTES if ok else MAX_ERROR_BYTES
-                    data = await _read_capped(resp, base, limit)
-                finally:
-                    await resp.aclose()
+                answer = await self.http.request(
+                    method, base.rstrip("/") + path, headers, body,
+                    (MAX_RESPONSE_BYTES, MAX_ERROR_BYTES),
+                )  # fmt: skip
         except TimeoutError as exc:
             raise TransportError(
                 Code.STATION_UNREACHABLE, f"{base}: no whole answer within {self.total_s:g} s"
             ) from exc
-        except httpx.HTTPError as exc:
-            raise TransportError(
-                Code.STATION_UNREACHABLE, f"{base}: {type(exc).__name__}: {exc}"
-            ) from exc
         rtt = int((time.perf_counter() - start) * 1000)
-        if not ok:
+        data = answer.body
+        if answer.status != 200:
             try:
                 err = json.loads(data)
                 code, msg = Code(err["code"]), err["message"]
             except (ValueError, KeyError, TypeError):
-                code, msg = Code.STATION_UNREACHABLE, f"HTTP {resp.status_code}"
+                code, msg = Code.STATION_UNREACHABLE, f"HTTP {answer.status}"
             raise TransportError(code, f"{base}: {msg}")
         return data, rtt
 
