@@ -345,7 +345,7 @@ def _transport(station: Station) -> Transport:
         lambda method, path, body: sign_request(
             station.identity, station.id, method, path, body, station.clock()
         ),
-        extra=lambda: _handover_header(station),
+        extra=_handover_header(station),
     )
 
     def station_at(addr: str) -> str | None:
@@ -490,6 +490,23 @@ def serve(
                 _serve_one(data, worker=False)
 
 
-def _handover_header(station: Station) -> dict[str, str]:
-    value = handovers.header(station)
-    return {handovers.HEADER: value} if value else {}
+HANDOVER_REFRESH_S = 1.0
+
+
+def _handover_header(station: Station) -> Callable[[], dict[str, str]]:
+    """The Parley-Handover header for each request to a peer, read from the store at most once
+    a second, and at once after this process changed its key: it is asked on the event loop,
+    where a store read waits for the store's lock while a commit is on its way to disk, once
+    per push (issue 14)."""
+    memo: list[Any] = [None, 0.0, {}]  # the key it was read for, until when, the headers
+
+    def extra() -> dict[str, str]:
+        now = time.monotonic()
+        if memo[0] is not station.identity or now >= memo[1]:
+            value = handovers.header(station)
+            memo[:] = [station.identity, now + HANDOVER_REFRESH_S, {}]
+            if value:
+                memo[2] = {handovers.HEADER: value}
+        return dict(memo[2])
+
+    return extra
