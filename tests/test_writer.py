@@ -361,3 +361,30 @@ def test_a_long_round_of_pushes_keeps_the_stored_link_fresh(
         stored = a.store.link(b.id)
         assert stored is not None and clock.now - (stored.last_ok or 0) <= beat // 4
         assert vigil.judge(a, b.id, clock.now)[0] is LinkState.UP
+
+
+def _durability(store: SqlStore) -> object:
+    sql = "PRAGMA synchronous" if isinstance(store, SqliteStore) else "SHOW synchronous_commit"
+    return store.q(sql)[0][0]
+
+
+def test_link_rows_commit_without_waiting_for_the_disk(store: SqlStore) -> None:
+    """A link row is soft state: its own transaction does not wait for the disk (it held the
+    store, on the push path, for a sync), is atomic all the same, joins an enclosing
+    transaction, and leaves every later commit durable, also when it fails."""
+    durable = _durability(store)
+    row = LinkRow("peer-a", "up", 1, 1, None, 0, 5)
+    with store.soft_tx():
+        assert _durability(store) in (1, "off")  # SQLite NORMAL, PostgreSQL off
+        store.set_link(row)
+    assert store.link("peer-a") == row and _durability(store) == durable
+    with pytest.raises(RuntimeError), store.soft_tx():
+        store.set_link(LinkRow("peer-b", "up", 1, 1, None, 0, 5))
+        raise RuntimeError("undone")
+    assert store.link("peer-b") is None and _durability(store) == durable
+    with pytest.raises(RuntimeError), store.tx():
+        with store.soft_tx():  # joins: durable with the outer one, undone with it
+            assert _durability(store) == durable
+            store.set_link(LinkRow("peer-c", "up", 1, 1, None, 0, 5))
+        raise RuntimeError("undone")
+    assert store.link("peer-c") is None

@@ -198,14 +198,15 @@ def record_link(
             defer[peer] = row
             return
         defer.pop(peer, None)
-    st.store.set_link(row)
+    with st.store.soft_tx():  # the push's answer waits for this: no durable commit
+        st.store.set_link(row)
     if not ok_state or old is None or old.state != state:
         st.on_link(peer)  # judged now, not at the next tick: detection within two heartbeats
 
 
 def write_links(st: Station, rows: Sequence[LinkRow]) -> None:
     """The rows `record_link` deferred, in one transaction (they need no judgement)."""
-    with st.store.tx():
+    with st.store.soft_tx():
         for row in rows:
             st.store.set_link(row)
 

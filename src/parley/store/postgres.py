@@ -70,6 +70,11 @@ class PostgresStore(SqlStore):
             raise
 
     # --- transactions ----------------------------------------------------------------------------
+    def _durable(self, on: bool) -> None:
+        # Session-level, between transactions: a later durable commit waits for this one too.
+        # RESET: back to the server's setting, whatever it is.
+        self.conn.execute(b"RESET synchronous_commit" if on else b"SET synchronous_commit = off")
+
     def _begin(self) -> None:
         # No parameters: psycopg sends this as one simple query, one round trip.
         self.conn.execute(

@@ -106,6 +106,10 @@ class SqliteStore(SqlStore):
         self._data_version: int | None = None
         super().__init__()
 
+    def _durable(self, on: bool) -> None:
+        # WAL with NORMAL: the commit is atomic and ordered, the WAL synced at the next FULL one.
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if on else 'NORMAL'}")
+
     def _begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
