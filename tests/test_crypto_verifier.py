@@ -1,0 +1,54 @@
+"""crypto.verifier (libsodium's crypto_sign_open into one buffer per key) answers exactly as
+crypto.verify (PyNaCl's VerifyKey.verify) for every kind of message and signature."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parley.protocol import crypto
+
+KEY = crypto.SigningKey(bytes(range(32)))
+OTHER = crypto.SigningKey(bytes(range(1, 33)))
+LABEL = b"parley/test/v1\x00"
+
+
+def _cases(message: bytes) -> list[tuple[bytes, bytes]]:
+    sig = KEY.sign(LABEL, message)
+    flipped = bytes([sig[0] ^ 1]) + sig[1:]
+    return [
+        (message, sig),  # good
+        (message + b"x", sig),  # another message
+        (message, flipped),  # a changed signature
+        (message, OTHER.sign(LABEL, message)),  # another key's
+        (message, sig[:63]),  # too short
+        (message, sig + b"\x00"),  # too long
+        (message, bytes(64)),  # all zero
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(message=st.binary(max_size=2048))
+def test_verifier_agrees_with_verify(message: bytes) -> None:
+    check = crypto.verifier(KEY.public)
+    for msg, sig in _cases(message):
+        assert check(LABEL + msg, sig) == crypto.verify(KEY.public, LABEL, msg, sig)
+    assert check(LABEL + message, KEY.sign(LABEL, message)) is True
+
+
+@pytest.mark.parametrize("size", [crypto._OPENED - len(LABEL), crypto._OPENED + 1, 300_000])
+def test_long_messages_either_side_of_the_buffer(size: int) -> None:
+    check = crypto.verifier(KEY.public)
+    for msg, sig in _cases(bytes(size)):
+        assert check(LABEL + msg, sig) == crypto.verify(KEY.public, LABEL, msg, sig)
+
+
+def test_a_verifier_for_a_key_that_is_not_one_refuses_everything() -> None:
+    sig = KEY.sign(LABEL, b"m")
+    for public in (b"", bytes(31), bytes(33)):
+        assert crypto.verifier(public)(LABEL + b"m", sig) is False
+    # 32 bytes that are not a usable point: libsodium refuses, as VerifyKey.verify does
+    assert crypto.verifier(bytes(32))(LABEL + b"m", sig) is crypto.verify(
+        bytes(32), LABEL, b"m", sig
+    )
