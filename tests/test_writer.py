@@ -388,3 +388,21 @@ def test_link_rows_commit_without_waiting_for_the_disk(store: SqlStore) -> None:
             store.set_link(LinkRow("peer-c", "up", 1, 1, None, 0, 5))
         raise RuntimeError("undone")
     assert store.link("peer-c") is None
+
+
+def test_a_group_of_soft_jobs_alone_does_not_wait_for_the_disk(
+    pair: tuple[Station, Station, str],
+) -> None:
+    """Receipts settling our outbox are soft (the peer gives them again): alone, their group
+    commits without waiting for the disk; grouped with a send, the send makes it durable."""
+    a, _, ch = pair
+    durable = _durability(a.store)
+    assert a.writer.run(lambda: _durability(a.store), durable=False) in (1, "off")
+    assert _durability(a.store) == durable
+    burst = Burst(a)
+    burst.hold()
+    burst._spawn("soft", lambda: a.writer.run(lambda: _durability(a.store), durable=False))
+    burst.send("send", ch, text("with a receipt"))
+    burst.go(2)
+    assert burst.results["soft"] == durable
+    assert isinstance(burst.results["send"], tuple)

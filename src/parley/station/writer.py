@@ -13,6 +13,9 @@ Rules:
   fails, every job of the group gets that error and none of them is reported queued.
 - A job started by a thread that is already inside a store transaction runs there at once,
   joining that transaction: queueing it would wait for the very transaction that holds the store.
+- A job may be soft (`durable=False`: a peer's receipts settling our outbox, which the peer
+  gives again if they are lost): a group of soft jobs only commits without waiting for the
+  disk (SqlStore.soft_tx); one durable job makes the whole group durable.
 - Every committed group adds to two counters in the store (`writer.groups`, `writer.sends`), in
   the same transaction, so /metrics shows how much grouping happens, whichever worker is scraped.
 """
@@ -32,10 +35,11 @@ MAX_GROUP = 256  # jobs in one transaction: bounds how long one commit holds the
 
 
 class _Job(Generic[T]):
-    __slots__ = ("done", "error", "fn", "value")
+    __slots__ = ("done", "durable", "error", "fn", "value")
 
-    def __init__(self, fn: Callable[[], T]) -> None:
+    def __init__(self, fn: Callable[[], T], durable: bool = True) -> None:
         self.fn = fn
+        self.durable = durable
         self.done = False
         self.value: T | None = None
         self.error: BaseException | None = None
@@ -54,12 +58,13 @@ class Writer:
         self._queue: deque[_Job[Any]] = deque()
         self._leading = False
 
-    def run(self, fn: Callable[[], T]) -> T:
+    def run(self, fn: Callable[[], T], durable: bool = True) -> T:
         """Run `fn` (store writes) in the next group's transaction; return its result once that
-        transaction is committed, or raise what `fn` or the commit raised."""
+        transaction is committed, or raise what `fn` or the commit raised. `durable=False`:
+        see the module rules."""
         if self.store.in_tx():
             return fn()
-        job: _Job[T] = _Job(fn)
+        job: _Job[T] = _Job(fn, durable)
         with self._cv:
             self._queue.append(job)
             while not job.done and self._leading:
@@ -80,8 +85,9 @@ class Writer:
         with self._cv:
             group = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_group))]
         ok = 0
+        durable = any(job.durable for job in group)
         try:
-            with self.store.tx():
+            with self.store.tx() if durable else self.store.soft_tx():
                 for job in group:
                     try:
                         with self.store.savepoint():
