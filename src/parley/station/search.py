@@ -5,7 +5,7 @@ Rules:
   observer, whose rows are written together just before the commit), with the text
   domain/search.py picks; a station that stored bodies before the index
   existed indexes them in the background, BACKFILL_BATCH per tick, each checked against its
-  signed envelope first (station/integrity.py).
+  signed envelope first (station/integrity.py), until a tick finds fewer than a batch.
 - A search passes the same gates as reading: the `channel.read` action, then only the channels
   the user may see (a back channel only for its named representatives); one channel that the
   user may not see answers `forbidden`, as reading it does.
@@ -46,11 +46,15 @@ def backfill(station: Station, now_ms: int) -> None:
     if mark == _DONE:
         return
     rows = db.unindexed(station.store, int(mark or 0), BACKFILL_BATCH)
+    # Fewer than a batch is the end: what is stored from now on the observer indexes as it is
+    # stored. Bodies without text are never indexed, so waiting for a tick that finds none
+    # kept a busy station checking and committing its new checkpoints every tick (issue 14).
+    done = len(rows) < BACKFILL_BATCH
     with station.store.tx():
         for c in station.integrity.check(rows):
             if c.ok:
                 db.index(station.store, c.row.hash, c.row.channel, domain.text_of(c.body))
-        station.store.set_meta(_BACKFILL, str(rows[-1][0].id) if rows else _DONE)
+        station.store.set_meta(_BACKFILL, _DONE if done else str(rows[-1][0].id))
 
 
 def install(station: Station) -> None:
