@@ -72,7 +72,10 @@ class PostgresStore(SqlStore):
     # --- transactions ----------------------------------------------------------------------------
     def _durable(self, on: bool) -> None:
         # Session-level, between transactions: a later durable commit waits for this one too.
-        # RESET: back to the server's setting, whatever it is.
+        # RESET: back to the server's setting, whatever it is. A lost connection keeps no
+        # session setting, and the error that lost it is the one to report.
+        if self.conn.closed or self.conn.broken:
+            return
         self.conn.execute(b"RESET synchronous_commit" if on else b"SET synchronous_commit = off")
 
     def _begin(self) -> None:
