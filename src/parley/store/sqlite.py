@@ -100,6 +100,10 @@ class SqliteStore(SqlStore):
         conn.execute("PRAGMA busy_timeout=10000")
         # Freed space is zeroed, so an erased prekey secret does not linger in the file.
         conn.execute("PRAGMA secure_delete=ON")
+        # Statement journals (each savepoint of a group commit has one) and temporary tables in
+        # memory: on disk, SQLite made, wrote and unlinked a file in /var/tmp per send (issue
+        # 14). Nothing there is needed after a crash: the WAL is what recovery reads.
+        conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         self.conn = conn
         self.checkpointer = Checkpointer(self.path)
