@@ -1,0 +1,127 @@
+"""Stage stamps for bench/stages.py, loaded by the station processes it starts (this directory
+is put first on their PYTHONPATH) and only when PARLEY_STAGES names a directory: the stations'
+own code carries no hook. Each process appends `stage seq wall_ms` lines to its own file there.
+
+Stages: at the sender `committed` (Station.send returned: the group's commit is on disk),
+`pushed` and `answered` (the batch's push on the wire, its answer back), `settled` (the answer's
+receipts applied); at the receiver `verified` (the crypto phase of the batch done), `applied`
+(the batch's transaction about to commit), `stored` (committed); besides, `checkpoint` (issued)
+and `witnessed`, and `gc<generation>` for collections over 2 ms (seq: the pause in µs).
+"""
+
+from __future__ import annotations
+
+import os
+
+_DIR = os.environ.get("PARLEY_STAGES")
+
+
+def _install(folder: str) -> None:
+    import functools
+    import gc
+    import threading
+    import time
+    from typing import Any
+
+    from parley.station import checkpoints, dispatcher, node, receiving
+
+    lock = threading.Lock()
+    sink = open(os.path.join(folder, f"stages.{os.getpid()}"), "a", buffering=1)  # noqa: SIM115
+    local = threading.local()
+    answers: dict[int, list[int]] = {}
+
+    def stamp(stage: str, seqs: list[int]) -> None:
+        t = time.time() * 1000
+        with lock:
+            sink.write("".join(f"{stage} {s} {t:.2f}\n" for s in seqs))
+
+    def after(cls: Any, name: str, make: Any) -> None:
+        setattr(cls, name, functools.wraps(getattr(cls, name))(make(getattr(cls, name))))
+
+    def send(f: Any) -> Any:
+        def w(self: Any, *a: Any, **k: Any) -> Any:
+            out = f(self, *a, **k)
+            stamp("committed", [out[0].seq])
+            return out
+
+        return w
+
+    def offer(f: Any) -> Any:
+        async def w(self: Any, peer: str, row: Any, ways: Any, batch: list[Any]) -> Any:
+            seqs = [b.seq for b in batch]
+            stamp("pushed", seqs)
+            out = await f(self, peer, row, ways, batch)
+            stamp("answered", seqs)
+            if out is not None:
+                answers[id(out)] = seqs
+            return out
+
+        return w
+
+    def settle(f: Any) -> Any:
+        def w(self: Any, peer: str, answer: Any) -> Any:
+            out = f(self, peer, answer)
+            stamp("settled", answers.pop(id(answer), []))
+            return out
+
+        return w
+
+    def prepare_all(f: Any) -> Any:
+        def w(self: Any, *a: Any, **k: Any) -> Any:
+            out = f(self, *a, **k)
+            local.seqs = [x.env.seq for x in out if x.env is not None]
+            stamp("verified", local.seqs)
+            return out
+
+        return w
+
+    def drain_held(f: Any) -> Any:
+        def w(self: Any, *a: Any, **k: Any) -> Any:
+            out = f(self, *a, **k)
+            stamp("applied", getattr(local, "seqs", []))
+            return out
+
+        return w
+
+    def batch(f: Any) -> Any:
+        def w(self: Any, *a: Any, **k: Any) -> Any:
+            out = f(self, *a, **k)
+            stamp("stored", getattr(local, "seqs", []))
+            return out
+
+        return w
+
+    def module_fn(mod: Any, name: str, stage: str, seq: Any) -> None:
+        f = getattr(mod, name)
+
+        def w(*a: Any, **k: Any) -> Any:
+            out = f(*a, **k)
+            stamp(stage, [seq(a, out)])
+            return out
+
+        setattr(mod, name, functools.wraps(f)(w))
+
+    after(node.Station, "send", send)
+    after(dispatcher.Dispatcher, "_offer", offer)
+    after(dispatcher.Dispatcher, "_settle", settle)
+    after(receiving.Receiver, "prepare_all", prepare_all)
+    after(receiving.Receiver, "_drain_held", drain_held)
+    after(receiving.Receiver, "batch", batch)
+    module_fn(checkpoints, "issue", "checkpoint", lambda a, out: out.seq)
+    module_fn(checkpoints, "_witness", "witnessed", lambda a, out: a[1].seq)
+
+    started = [0.0]
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        pause_us = int((time.perf_counter() - started[0]) * 1e6)
+        if pause_us > 2000:
+            stamp(f"gc{info['generation']}", [pause_us])
+
+    gc.callbacks.append(collected)
+
+
+if _DIR:
+    _install(_DIR)
