@@ -110,6 +110,9 @@ class _Batch:
     results: list[ReceiveResult] = field(default_factory=list)
     touched: set[tuple[str, str]] = field(default_factory=set)
     channels: set[str] = field(default_factory=set)
+    # Channels found stored: one stays stored for the rest of the transaction, so it is not
+    # asked for again per envelope (a query each, issue 14).
+    known: set[str] = field(default_factory=set)
 
 
 class Host(Protocol):
@@ -173,7 +176,7 @@ class Receiver:
     def _read(self, raw: bytes, keys: _Keys) -> tuple[Arrival, Envelope | None, bytes]:
         """Parse, and the sender's current identity key: the envelope and its key, or a refusal
         kept in the arrival (and no envelope)."""
-        a = Arrival(raw, b64e(crypto.sha256(raw)))
+        a = Arrival(raw, "")  # its hash: the parsed envelope's, else computed on refusal
         store = self.st.store
         try:
             env = parse_envelope(raw)
@@ -186,6 +189,7 @@ class Receiver:
                 raise peerstate.stranger(store, env.sender)
         except ParleyError as exc:
             a.refused = exc
+            a.hash = a.hash or b64e(crypto.sha256(raw))
             return a, None, b""
         return a, env, identity
 
@@ -301,7 +305,7 @@ class Receiver:
             return self._one(a, b)
 
     def _one(self, a: Arrival, b: _Batch) -> ReceiveResult:
-        res, decision = self._apply(a)
+        res, decision = self._apply(a, b.known)
         b.results.append(res)
         if res.channel:
             b.channels.add(res.channel)
@@ -309,21 +313,27 @@ class Receiver:
             b.touched.add((res.channel, res.sender))
         return res
 
-    def _apply(self, a: Arrival) -> tuple[ReceiveResult, Decision | None]:
+    def _apply(
+        self, a: Arrival, known: set[str] | None = None
+    ) -> tuple[ReceiveResult, Decision | None]:
         """The result for one prepared envelope, and the decision that applied (None when it
         was refused: nothing was written then)."""
         try:
             if a.refused is not None:
                 raise a.refused
-            return self._decide_and_apply(a)
+            return self._decide_and_apply(a, known if known is not None else set())
         except ParleyError as exc:
             return ReceiveResult(a.hash, Verdict.REJECT, exc.code, exc.message), None
 
-    def _decide_and_apply(self, a: Arrival) -> tuple[ReceiveResult, Decision | None]:
+    def _decide_and_apply(
+        self, a: Arrival, known_channels: set[str]
+    ) -> tuple[ReceiveResult, Decision | None]:
         st, env = self.st, a.env
         assert env is not None
         now = st.clock()
-        known = st.store.has_channel(env.channel)
+        known = env.channel in known_channels or st.store.has_channel(env.channel)
+        if known:
+            known_channels.add(env.channel)
         events, state = st._control(env.channel) if known else ((), None)
         chain = self._chain_state(env, frozenset(state.members) if state else None)
         d = delivery.decide(Facts.of(env), chain, now_ms=now, skew_ms=st.cfg.timings.skew_ms)
@@ -489,7 +499,7 @@ class Receiver:
                 for sender, seq in delivery.ready(held, tops):
                     if seq > store.head_seq(ch, sender) + 1:
                         continue  # an earlier one of this chain stayed held in this round
-                    res, d = self._apply(self.prepare(held[(sender, seq)], b.keys))
+                    res, d = self._apply(self.prepare(held[(sender, seq)], b.keys), b.known)
                     if delivery.stays_held(d):
                         continue
                     store.drop_held(ch, sender, seq)
