@@ -211,8 +211,10 @@ def seal_from_parts(
     content_key: bytes,
     nonce: bytes,
     ephemeral: crypto.KemKey,
+    body_bytes: bytes | None = None,
 ) -> Envelope:
-    """Seal with every random input given: the layer the conformance vectors drive."""
+    """Seal with every random input given: the layer the conformance vectors drive.
+    `body_bytes`: canonical(body), when the caller has it already (it stores them too)."""
     if prec not in PRECEDENCES:
         raise RejectedInput(Code.MALFORMED, f"precedence must be one of {PRECEDENCES}")
     if (len(salt), len(content_key), len(nonce)) != (32, 32, crypto.AEAD_NONCE_BYTES):
@@ -224,7 +226,8 @@ def seal_from_parts(
         Recipient(r.station, r.kid, crypto.wrap(content_key, ephemeral, r.public))
         for r in sorted(recipients, key=lambda r: r.station)
     ]
-    body_bytes = canonical(body)  # once: the commitment and the plaintext both hold it
+    if body_bytes is None:
+        body_bytes = canonical(body)  # once: the commitment and the plaintext both hold it
     commit = crypto.sha256(COMMIT_LABEL + salt + body_bytes)
     ct = crypto.aead_encrypt(
         content_key, nonce, _plaintext(salt, body_bytes), _aad(channel, sender, seq)
@@ -301,8 +304,10 @@ def seal(
     recipients: list[RecipientKey],
     now_ms: int,
     prec: str = "ROUTINE",
+    body_bytes: bytes | None = None,
 ) -> tuple[Envelope, bytes]:
-    """Seal `body` for `recipients`. Returns the envelope and the salt of its commitment."""
+    """Seal `body` for `recipients`. Returns the envelope and the salt of its commitment.
+    `body_bytes`: canonical(body), if the caller needs them too (encoded once, issue 14)."""
     salt = crypto.random_bytes(32)
     env = seal_from_parts(
         body,
@@ -319,6 +324,7 @@ def seal(
         content_key=crypto.random_bytes(crypto.AEAD_KEY_BYTES),
         nonce=crypto.random_bytes(crypto.AEAD_NONCE_BYTES),
         ephemeral=crypto.KemKey.generate(),
+        body_bytes=body_bytes,
     )
     return env, salt
 

@@ -603,14 +603,15 @@ class Station:
             if h is not None:
                 seen[m] = Ref(h.seq, h.hash)
         try:
-            env, salt = self._seal(body, channel, head, seen, others, now, prec)
+            body_bytes = canonical(body)  # sealed and stored: encoded once
+            env, salt = self._seal(body, channel, head, seen, others, now, prec, body_bytes)
         except RejectedInput as exc:
             raise LocalError(exc.code, f"cannot send: {exc.message}") from exc
         stored = self.clock()
         env_id = self.store.insert_envelope(
             channel, self.id, env.seq, env.hash, env.raw, env.ts, prec, stored
         )
-        self.store.put_body(env.hash, str(body.get("type", "")), canonical(body).decode(), salt)
+        self.store.put_body(env.hash, str(body.get("type", "")), body_bytes.decode(), salt)
         for m in others:
             self.store.enqueue(channel, env.seq, m, env_id, prec)
         self._notify(Accepted(channel, self.id, env.seq, b64e(env.hash), env.ts, prec, body, True))
@@ -633,6 +634,7 @@ class Station:
         others: list[str],
         now: int,
         prec: str,
+        body_bytes: bytes | None = None,
     ) -> tuple[Envelope, bytes]:
         return seal(
             body,
@@ -645,6 +647,7 @@ class Station:
             recipients=[self.recipient_key(m, now) for m in others],
             now_ms=now,
             prec=prec,
+            body_bytes=body_bytes,
         )
 
     # --- receiving (station/receiving.py) -------------------------------------------------------
