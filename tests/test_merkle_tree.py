@@ -133,3 +133,17 @@ def test_extend_refuses_a_bad_leaf_and_keeps_the_tree_as_it_was() -> None:
     with pytest.raises(RejectedInput):
         tree.extend([*_leaves(3), b"short"])
     assert tree.size == 7 and tree.root() == mth(_leaves(7))
+
+
+@settings(max_examples=50, deadline=None)
+@given(entries=st.lists(st.binary(min_size=32, max_size=32), max_size=20))
+def test_leaf_hashes_are_each_entrys_leaf_hash_end_to_end(entries: list[bytes]) -> None:
+    # A transcript span's leaves are made in one call over its envelope hashes laid end to end.
+    assert merkle.leaf_hashes(b"".join(entries)) == b"".join(map(merkle.leaf_hash, entries))
+    assert merkle.leaf_hashes(bytearray(b"".join(entries))) == merkle.leaf_hashes(b"".join(entries))
+
+
+@pytest.mark.parametrize("length", [1, 31, 33, 63])
+def test_leaf_hashes_refuse_entries_that_are_not_whole_hashes(length: int) -> None:
+    with pytest.raises(RejectedInput):
+        merkle.leaf_hashes(bytes(length))

@@ -593,6 +593,39 @@ def _context(world: World) -> spans.Members:
     )
 
 
+def _sender_times(lines: list[bytes], sender: str) -> list[int]:
+    return [
+        json.loads(ln.split(b"\t")[1])["ts"]
+        for ln in lines
+        if ln.startswith(b"envelope\t") and json.loads(ln.split(b"\t")[1])["from"] == sender
+    ]
+
+
+@pytest.mark.parametrize(
+    "window",
+    ["exact", "starts after the first", "ends before the last"],
+)
+def test_a_span_is_taken_only_if_each_envelope_is_in_its_senders_key_time(
+    world: World, lines: list[bytes], window: str
+) -> None:
+    # A sender with one key has its span's time checked as a whole (first and last envelope):
+    # the span must be refused exactly when one envelope is outside the key's time.
+    data = b"".join(lines)
+    start = data.index(b"\n", data.index(b"\n") + 1) + 1
+    times = _sender_times(lines, world.a.id)
+    lo, hi = {
+        "exact": (times[0], times[-1]),
+        "starts after the first": (times[0] + 1, -1),
+        "ends before the last": (0, times[-1] - 1),
+    }[window]
+    context = _context(world)
+    keys = {**context.keys, world.a.id: ((world.a.identity.public, lo, hi),)}
+    span = spans.check_span(data, start, len(data), context._replace(keys=keys))
+    assert (span is not None) is (window == "exact")
+    if span is not None:
+        assert span == spans.check_span(data, start, len(data), context)
+
+
 def _ct_last(line: bytes, char: bytes) -> bytes:
     at = line.index(b'","eph":"') - 1  # the ciphertext's last character
     return line[:at] + char + line[at + 1 :]

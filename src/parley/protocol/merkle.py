@@ -39,6 +39,17 @@ def leaf_hash(entry: bytes) -> bytes:
     return sha256(_LEAF_PREFIX + entry)
 
 
+def leaf_hashes(entries: bytes | bytearray) -> bytes:
+    """The leaf hashes of 32-byte entries laid end to end, laid end to end likewise (a
+    transcript span's envelope hashes: one call per span, not one per envelope)."""
+    if len(entries) % HASH_BYTES:
+        raise _fail("argument", f"entries must be {HASH_BYTES}-byte hashes end to end")
+    prefix = _LEAF_PREFIX
+    return b"".join(
+        [sha256(prefix + entries[i : i + HASH_BYTES]) for i in range(0, len(entries), HASH_BYTES)]
+    )
+
+
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SHA-256(0x01 || left || right)."""
     return sha256(_NODE_PREFIX + left + right)
@@ -301,7 +312,8 @@ class Tree:
                 self.append(leaf)
             return
         for i, leaf in enumerate(new):
-            _check_hash(leaf, f"leaf hash {i}")
+            if type(leaf) is not bytes or len(leaf) != HASH_BYTES:  # the message only if needed
+                _check_hash(leaf, f"leaf hash {i}")
         count = len(new)
         if self._size + count > MAX_TREE_SIZE:
             raise _fail("argument", "tree is full")
@@ -314,7 +326,8 @@ class Tree:
             lo, hi = start >> 1, (start + len(new)) >> 1
             if lo >= hi:
                 break
-            new = [node_hash(level[2 * j], level[2 * j + 1]) for j in range(lo, hi)]
+            prefix = _NODE_PREFIX  # node_hash, without a call per node
+            new = [sha256(prefix + level[2 * j] + level[2 * j + 1]) for j in range(lo, hi)]
             start, h = lo, h + 1
             if len(levels) == h:
                 levels.append([])

@@ -21,21 +21,22 @@ Rules:
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import NamedTuple, Protocol
 
 from parley.protocol import crypto, grammar, merkle
-from parley.protocol.envelope import ENVELOPE_LABEL, MAX_ENVELOPE_BYTES
+from parley.protocol.envelope import COMMIT_LABEL, ENVELOPE_LABEL, MAX_ENVELOPE_BYTES
 from parley.protocol.grammar import (
     _LAST_CHAR,
     _MIN_CT_TEXT,
+    _REC_LEN,
+    _REC_TO,
     _SEEN_HASH,
     _SEEN_SEQ,
     MAX_RECIPIENTS,
     ZERO_B64,
     recipient_ids,
 )
-from parley.protocol.scan import commitment_b64
 from parley.protocol.schema import MAX_SAFE_INT
 
 
@@ -93,6 +94,7 @@ class Span(NamedTuple):
 
 class _Run:
     __slots__ = (
+        "digests",
         "first_prev",
         "first_seq",
         "first_ts",
@@ -100,14 +102,13 @@ class _Run:
         "last_h64",
         "last_seq",
         "last_ts",
-        "leaves",
     )
 
     def __init__(self, seq: int, prev: bytes, ts: int) -> None:
         self.first_seq, self.first_prev, self.first_ts = seq, prev, ts
         self.last_seq, self.last_ts, self.last_h64 = seq - 1, ts, prev
         self.hashes = bytearray()
-        self.leaves = bytearray()
+        self.digests = bytearray()  # the envelope hashes, 32 bytes each: leaves made at the end
 
 
 def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span | None:
@@ -115,19 +116,27 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
     or None if any of them fails or needs the exact reader (see the module's rules)."""
     channel, keys, others = members
     ch = channel.encode("utf-8")  # never equal to a matched (ASCII) channel unless it is one
-    # Station ids as the line holds them (ASCII bytes): nothing is decoded per envelope.
-    verifiers = {
-        k.encode("ascii"): tuple((crypto.verifier(pk), lo, hi) for pk, lo, hi in epochs)
+    # Station ids as the line holds them (ASCII bytes): nothing is decoded per envelope. Per
+    # sender: its keys' verifiers by time, and the `keys` array's station ids it must name.
+    senders = {
+        k.encode("ascii"): (
+            tuple((crypto.verifier(pk), lo, hi) for pk, lo, hi in epochs),
+            "".join(others[k]).encode("ascii"),
+        )
         for k, epochs in keys.items()
     }
-    recipients = {k.encode("ascii"): "".join(v).encode("ascii") for k, v in others.items()}
-    sha256, leaf_hash, line_at = crypto.sha256, merkle.leaf_hash, grammar.LINE.match
-    a2b, b2a, label = binascii.a2b_base64, binascii.b2a_base64, ENVELOPE_LABEL
+    sha256, line_at = crypto.sha256, grammar.LINE.match
+    a2b, b2a, label, commit_label = (
+        binascii.a2b_base64,
+        binascii.b2a_base64,
+        ENVELOPE_LABEL,
+        COMMIT_LABEL,
+    )
     runs: dict[bytes, _Run] = {}
     before: list[tuple[str, int, bytes]] = []
     bodies_to_read: list[tuple[int, str, int, bytes, dict[str, int]]] = []
-    signed: list[tuple[tuple[tuple[Callable[[bytes, bytes], bool], int, int], ...], int, bytes,
-                       bytes]] = []  # fmt: skip
+    # (sender, ts, signed message, signature as text): which key, by time, is asked at the end.
+    signed: list[tuple[bytes, int, bytes, bytes]] = []
     bodies = lines = 0
     at = start
     while at < end:
@@ -149,14 +158,21 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
             return None
         # The recipients must be the other members, sorted: that is also everything the grammar
         # asks of them (sorted, distinct, not the sender, not too many).
-        epochs = verifiers.get(sender)
-        if epochs is None or recipient_ids(keys_b) != recipients[sender]:
+        known = senders.get(sender)
+        if known is None:
+            return None
+        if len(keys_b) == _REC_LEN:  # one recipient: its id sliced in place
+            if keys_b[_REC_TO : _REC_TO + 26] != known[1]:
+                return None
+        elif recipient_ids(keys_b) != known[1]:
             return None
         s0, s1 = m.span(13)
         i = m.start(1)
-        signed.append((epochs, ts, label + raw[: s0 - i] + raw[s1 - i :], sig))
+        signed.append((sender, ts, label + raw[: s0 - i] + raw[s1 - i :], sig))
         if salt is not None:
-            if commitment_b64(a2b(salt.translate(_FROM_URLSAFE) + b"="), text) != commit:
+            c = b2a(sha256(commit_label + a2b(salt.translate(_FROM_URLSAFE) + b"=") + text),
+                    newline=False)  # fmt: skip
+            if c[:H64].translate(_TO_URLSAFE) != commit:
                 return None
             bodies += 1
             if b'"type":"checkpoint' in text:
@@ -168,40 +184,48 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         elif seq != run.last_seq + 1 or prev != run.last_h64 or ts < run.last_ts:
             return None
         if seen_m is not None:
-            seen = [(seen_m, int(seen_q), seen_h)]
             if seen_rest:
+                seen = [(seen_m, int(seen_q), seen_h)]
                 seen += [
                     (e[1:27], int(e[_SEEN_SEQ:].rstrip(b"}")), e[_SEEN_HASH : _SEEN_HASH + H64])
                     for e in seen_rest[1:].split(b"},")
                 ]
                 if len(seen) > MAX_RECIPIENTS:
                     return None
-            last = b""
-            for k, q, h in seen:
-                if k <= last or k == sender or not 1 <= q <= MAX_SAFE_INT:
-                    return None  # keys unsorted or repeated, the sender's own, or a bad seq
-                last = k
-                other = runs.get(k)
-                if other is not None and q >= other.first_seq:
-                    j = (q - other.first_seq) * H64
-                    if q > other.last_seq or other.hashes[j : j + H64] != h:
-                        return None
-                elif k in verifiers:
-                    before.append((k.decode("ascii"), q, h))
-                else:
-                    return None
+                last = b""
+                for k, q, h in seen:
+                    if k <= last or not _seen_ok(k, q, h, sender, runs, senders, before):
+                        return None  # keys unsorted or repeated, or an entry that fails
+                    last = k
+            elif not _seen_ok(seen_m, int(seen_q), seen_h, sender, runs, senders, before):
+                return None
         h = sha256(raw)
         h64 = b2a(h, newline=False).translate(_TO_URLSAFE)[:H64]
         run.last_seq, run.last_ts, run.last_h64 = seq, ts, h64
         run.hashes += h64
-        run.leaves += leaf_hash(h)
+        run.digests += h
         lines += 1
         at = m.end()
+    # Each run's timestamps never decrease: a sender with one key (the common case) has all its
+    # envelopes in that key's time if the run's first and last are.
+    single: dict[bytes, Callable[[bytes, bytes], bool]] = {}
+    for k, r in runs.items():
+        epochs = senders[k][0]
+        if len(epochs) == 1:
+            verified, lo, hi = epochs[0]
+            if lo > r.first_ts or 0 <= hi < r.last_ts:
+                return None
+            single[k] = verified
     # The signatures last, one after another: interleaved with the reading above, each cost
     # about 10% more (the verifier's code and tables left the caches in between).
-    for epochs, ts, message, sig in signed:
+    for sender, ts, message, sig in signed:
         signature = a2b(sig.translate(_FROM_URLSAFE) + b"==")
-        for verified, lo, hi in epochs:
+        verified1 = single.get(sender)
+        if verified1 is not None:
+            if not verified1(message, signature):
+                return None
+            continue
+        for verified, lo, hi in senders[sender][0]:
             if lo <= ts and (hi < 0 or ts <= hi) and verified(message, signature):
                 break
         else:
@@ -212,10 +236,38 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         bodies=bodies,
         runs={
             m.decode("ascii"): Run(
-                r.first_seq, r.first_prev, r.first_ts, r.last_ts, bytes(r.hashes), bytes(r.leaves)
+                r.first_seq,
+                r.first_prev,
+                r.first_ts,
+                r.last_ts,
+                bytes(r.hashes),
+                merkle.leaf_hashes(r.digests),
             )
             for m, r in runs.items()
         },
         before=before,
         bodies_to_read=bodies_to_read,
     )
+
+
+def _seen_ok(
+    k: bytes,
+    q: int,
+    h: bytes,
+    sender: bytes,
+    runs: dict[bytes, _Run],
+    members: Container[bytes],
+    before: list[tuple[str, int, bytes]],
+) -> bool:
+    """One `seen` entry (member, seq, hash as text): not the sender's own, a possible seq, and
+    within the span the very envelope, or a member's envelope before it (left to the caller)."""
+    if k == sender or not 1 <= q <= MAX_SAFE_INT:
+        return False
+    other = runs.get(k)
+    if other is not None and q >= other.first_seq:
+        j = (q - other.first_seq) * H64
+        return q <= other.last_seq and other.hashes[j : j + H64] == h
+    if k in members:
+        before.append((k.decode("ascii"), q, h))
+        return True
+    return False
