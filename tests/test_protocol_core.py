@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parley.errors import Code, RejectedInput
-from parley.protocol import crypto
+from parley.protocol import crypto, encoding
 from parley.protocol.delivery import (
     ChainHead,
     ChainState,
@@ -148,6 +148,44 @@ def test_base64url_round_trip(data: bytes) -> None:
 def test_padded_base64_is_refused(text: str) -> None:
     with pytest.raises(RejectedInput):
         b64d(text)
+
+
+def _reference_b64d(text: object, size: int | None) -> bytes | str:
+    try:
+        return encoding._b64d_reference(text, "f", size)
+    except RejectedInput as exc:
+        return exc.message
+
+
+def _b64d(text: object, size: int | None) -> bytes | str:
+    try:
+        return b64d(text, field="f", size=size)
+    except RejectedInput as exc:
+        return exc.message
+
+
+_B64_CHARS = "AQgwBZ09-_+/=\n é"
+
+
+@settings(max_examples=400)
+@given(
+    text=st.one_of(
+        st.binary(max_size=40).map(b64e),
+        st.binary(min_size=1, max_size=40).map(b64e).map(lambda t: t[:-1] + "B"),
+        st.text(alphabet=_B64_CHARS, max_size=12),
+        st.text(max_size=8),
+    ),
+    size=st.sampled_from([None, 0, 1, 2, 32]),
+)
+def test_base64url_fast_decoding_answers_as_the_reference(text: str, size: int | None) -> None:
+    # Canonical text is decoded at once; everything else is the reference path's to refuse.
+    assert _b64d(text, size) == _reference_b64d(text, size)
+
+
+def test_base64url_decoding_refuses_what_is_not_text() -> None:
+    assert (
+        _b64d(b"QQ", None) == _reference_b64d(b"QQ", None) == "f: expected unpadded base64url text"
+    )
 
 
 def test_floats_are_refused() -> None:
