@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from parley.errors import Code, RejectedInput
-from parley.protocol.crypto import sha256
+from parley.protocol.crypto import sha256, sha256_new
 
 HASH_BYTES = 32
 EMPTY_ROOT = sha256(b"")
@@ -46,7 +46,10 @@ def leaf_hashes(entries: bytes | bytearray) -> bytes:
         raise _fail("argument", f"entries must be {HASH_BYTES}-byte hashes end to end")
     prefix = _LEAF_PREFIX
     return b"".join(
-        [sha256(prefix + entries[i : i + HASH_BYTES]) for i in range(0, len(entries), HASH_BYTES)]
+        [
+            sha256_new(prefix + entries[i : i + HASH_BYTES]).digest()
+            for i in range(0, len(entries), HASH_BYTES)
+        ]
     )
 
 
@@ -327,7 +330,9 @@ class Tree:
             if lo >= hi:
                 break
             prefix = _NODE_PREFIX  # node_hash, without a call per node
-            new = [sha256(prefix + level[2 * j] + level[2 * j + 1]) for j in range(lo, hi)]
+            new = [
+                sha256_new(prefix + level[2 * j] + level[2 * j + 1]).digest() for j in range(lo, hi)
+            ]
             start, h = lo, h + 1
             if len(levels) == h:
                 levels.append([])

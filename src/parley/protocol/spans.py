@@ -125,7 +125,7 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         )
         for k, epochs in keys.items()
     }
-    sha256, line_at = crypto.sha256, grammar.LINE.match
+    sha256, line_at = crypto.sha256_new, grammar.LINE.match
     a2b, b2a, label, commit_label = (
         binascii.a2b_base64,
         binascii.b2a_base64,
@@ -170,8 +170,8 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         i = m.start(1)
         signed.append((sender, ts, label + raw[: s0 - i] + raw[s1 - i :], sig))
         if salt is not None:
-            c = b2a(sha256(commit_label + a2b(salt.translate(_FROM_URLSAFE) + b"=") + text),
-                    newline=False)  # fmt: skip
+            salt_b = a2b(salt.translate(_FROM_URLSAFE) + b"=")
+            c = b2a(sha256(commit_label + salt_b + text).digest(), newline=False)
             if c[:H64].translate(_TO_URLSAFE) != commit:
                 return None
             bodies += 1
@@ -199,7 +199,7 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
                     last = k
             elif not _seen_ok(seen_m, int(seen_q), seen_h, sender, runs, senders, before):
                 return None
-        h = sha256(raw)
+        h = sha256(raw).digest()
         h64 = b2a(h, newline=False).translate(_TO_URLSAFE)[:H64]
         run.last_seq, run.last_ts, run.last_h64 = seq, ts, h64
         run.hashes += h64
