@@ -52,3 +52,30 @@ def test_a_verifier_for_a_key_that_is_not_one_refuses_everything() -> None:
     assert crypto.verifier(bytes(32))(LABEL + b"m", sig) is crypto.verify(
         bytes(32), LABEL, b"m", sig
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(message=st.binary(max_size=2048))
+def test_the_combined_form_agrees_with_verify(message: bytes) -> None:
+    # signed_verifier takes the signature and the message as one buffer, as libsodium does.
+    check = crypto.signed_verifier(KEY.public)
+    for msg, sig in _cases(message):
+        assert check(sig + LABEL + msg) == crypto.verify(KEY.public, LABEL, msg, sig)
+    assert check(KEY.sign(LABEL, message) + LABEL + message) is True
+    assert check(KEY.sign(LABEL, message)[:63]) is False  # shorter than a signature
+
+
+@pytest.mark.parametrize("size", [crypto._OPENED - len(LABEL), crypto._OPENED + 1, 300_000])
+def test_the_combined_form_either_side_of_the_buffer(size: int) -> None:
+    check = crypto.signed_verifier(KEY.public)
+    for msg, sig in _cases(bytes(size)):
+        assert check(sig + LABEL + msg) == crypto.verify(KEY.public, LABEL, msg, sig)
+
+
+def test_a_combined_form_verifier_for_a_key_that_is_not_one_refuses_everything() -> None:
+    sig = KEY.sign(LABEL, b"m")
+    for public in (b"", bytes(31), bytes(33)):
+        assert crypto.signed_verifier(public)(sig + LABEL + b"m") is False
+    assert crypto.signed_verifier(bytes(32))(sig + LABEL + b"m") is crypto.verify(
+        bytes(32), LABEL, b"m", sig
+    )

@@ -162,12 +162,24 @@ def verifier(public: bytes) -> Callable[[bytes, bytes], bool]:
     """`verify` for many messages under one key, the label already prefixed to each: True if
     `signature` is `public`'s Ed25519 signature over `message` (for checking a whole transcript,
     where the per-call lookups of `verify` add up)."""
+    opened = signed_verifier(public)
+
+    def verified(message: bytes, signature: bytes) -> bool:
+        return len(signature) == SIGNATURE_BYTES and opened(signature + message)
+
+    return verified
+
+
+def signed_verifier(public: bytes) -> Callable[[bytes], bool]:
+    """`verifier` for messages in libsodium's combined form, the 64-byte signature followed by
+    the message (the label already prefixed): a caller that builds that one buffer saves the
+    copy `verifier` makes (the transcript's span reader, per envelope)."""
     try:
         key = _verify_key(public) if len(public) == PUBLIC_KEY_BYTES else None
     except (nacl.exceptions.ValueError, ValueError):
         key = None
     if key is None:
-        return lambda message, signature: False
+        return lambda signed: False
     check = key.verify
     errors = (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError)
     # libsodium's crypto_sign_open, the very check VerifyKey.verify makes, called with one
@@ -176,14 +188,12 @@ def verifier(public: bytes) -> Callable[[bytes, bytes], bool]:
     sign_open, out = _sodium_lib.crypto_sign_open, _sodium_ffi.new("unsigned char[]", _OPENED)
     out_len = _sodium_ffi.new("unsigned long long *")
 
-    def verified(message: bytes, signature: bytes) -> bool:
-        if len(signature) != SIGNATURE_BYTES:
-            return False
-        if len(message) <= _OPENED:
-            signed = signature + message
-            return bool(sign_open(out, out_len, signed, len(signed), public) == 0)
+    def verified(signed: bytes) -> bool:
+        n = len(signed)
+        if n <= SIGNATURE_BYTES + _OPENED:
+            return n >= SIGNATURE_BYTES and sign_open(out, out_len, signed, n, public) == 0
         try:
-            check(message, signature)
+            check(signed)
         except errors:
             return False
         return True

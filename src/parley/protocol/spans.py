@@ -120,7 +120,7 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
     # sender: its keys' verifiers by time, and the `keys` array's station ids it must name.
     senders = {
         k.encode("ascii"): (
-            tuple((crypto.verifier(pk), lo, hi) for pk, lo, hi in epochs),
+            tuple((crypto.signed_verifier(pk), lo, hi) for pk, lo, hi in epochs),
             "".join(others[k]).encode("ascii"),
         )
         for k, epochs in keys.items()
@@ -135,8 +135,8 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
     runs: dict[bytes, _Run] = {}
     before: list[tuple[str, int, bytes]] = []
     bodies_to_read: list[tuple[int, str, int, bytes, dict[str, int]]] = []
-    # (sender, ts, signed message, signature as text): which key, by time, is asked at the end.
-    signed: list[tuple[bytes, int, bytes, bytes]] = []
+    # (sender, ts, signature and signed message as one buffer): the key, by time, asked at the end
+    signed: list[tuple[bytes, int, bytes]] = []
     bodies = lines = 0
     at = start
     while at < end:
@@ -168,7 +168,8 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
             return None
         s0, s1 = m.span(13)
         i = m.start(1)
-        signed.append((sender, ts, label + raw[: s0 - i] + raw[s1 - i :], sig))
+        signature = a2b(sig.translate(_FROM_URLSAFE) + b"==")
+        signed.append((sender, ts, b"".join((signature, label, raw[: s0 - i], raw[s1 - i :]))))
         if salt is not None:
             salt_b = a2b(salt.translate(_FROM_URLSAFE) + b"=")
             c = b2a(sha256(commit_label + salt_b + text).digest(), newline=False)
@@ -208,7 +209,7 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         at = m.end()
     # Each run's timestamps never decrease: a sender with one key (the common case) has all its
     # envelopes in that key's time if the run's first and last are.
-    single: dict[bytes, Callable[[bytes, bytes], bool]] = {}
+    single: dict[bytes, Callable[[bytes], bool]] = {}
     for k, r in runs.items():
         epochs = senders[k][0]
         if len(epochs) == 1:
@@ -218,15 +219,14 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
             single[k] = verified
     # The signatures last, one after another: interleaved with the reading above, each cost
     # about 10% more (the verifier's code and tables left the caches in between).
-    for sender, ts, message, sig in signed:
-        signature = a2b(sig.translate(_FROM_URLSAFE) + b"==")
+    for sender, ts, sm in signed:
         verified1 = single.get(sender)
         if verified1 is not None:
-            if not verified1(message, signature):
+            if not verified1(sm):
                 return None
             continue
         for verified, lo, hi in senders[sender][0]:
-            if lo <= ts and (hi < 0 or ts <= hi) and verified(message, signature):
+            if lo <= ts and (hi < 0 or ts <= hi) and verified(sm):
                 break
         else:
             return None
