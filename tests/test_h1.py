@@ -158,3 +158,29 @@ def test_a_header_with_a_line_break_is_not_sent() -> None:
             await client.request("GET", "http://127.0.0.1:9/", {"X": "a\r\nY: b"}, b"", (10, 10))
 
     asyncio.run(go())
+
+
+def test_informational_heads_are_skipped() -> None:
+    answer = b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"after")
+    out, conns = run(lambda n: answer, 2)
+    assert out == [(200, b"after")] * 2
+    assert conns == 1
+
+
+def test_bytes_after_a_whole_answer_keep_it_but_not_the_connection() -> None:
+    out, conns = run(lambda n: ok(b"one") + b"garbage that is no answer", 2)
+    assert out == [(200, b"one")] * 2
+    assert conns == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", Code.STATION_UNREACHABLE),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"h" * (70 * 1024), Code.OVERSIZED),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx", Code.MALFORMED),
+    ],
+)
+def test_cut_off_oversized_and_ambiguous_answers(answer: bytes, code: Code) -> None:
+    out, _ = run(lambda n: answer, 1, close_after=1)
+    assert out == [code]

@@ -4,6 +4,8 @@ origin over asyncio streams, answers read to a cap, no redirects, no compression
 Why not httpx here: per push, its request and response models, connection pool and h11 parser
 were a third of the sending station's event-loop CPU when messages arrive one per API request
 (issue 14). The CLI, webhooks and translation servers keep httpx (transport/clients.py).
+The answers are parsed by httptools (llhttp, the parser the station's own server uses); what is
+ours is the pool, the caps and the retry rule below.
 
 Rules:
 - http and https only; https verifies the peer's certificate with httpx's context (the same
@@ -26,6 +28,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httptools
 import httpx
 
 from parley.errors import Code
@@ -114,28 +117,26 @@ class H1Client:
     ) -> Answer | None:  # fmt: skip
         """The answer, or None if `again` and the connection failed before any of it came."""
         r, w = conn
-        started = False
+        answer = _Answer(limits)
         try:
             w.write(head + body if len(body) < 65536 else head)
             if len(body) >= 65536:
                 w.write(body)
             await w.drain()
-            async with asyncio.timeout(self.timeout_s):
-                status, headers, started = await _read_head(r)
-            data, keep = await _read_body(r, status, headers, limits[0 if status == 200 else 1])
+            keep = await _read_answer(r, answer, self.timeout_s)
         except TransportError as exc:  # refused from what came: named here with the address
             w.close()
             raise TransportError(exc.code, f"{url}: {exc.message}") from None
         except (OSError, EOFError, ValueError, TimeoutError) as exc:
             w.close()
-            if again and not started and not isinstance(exc, TimeoutError):
+            if again and not answer.seen and not isinstance(exc, TimeoutError):
                 return None
             raise _failure(url, exc) from exc
         if keep and len(self.idle.setdefault(origin, [])) < MAX_IDLE:
             self.idle[origin].append(conn)
         else:
             w.close()
-        return Answer(status, headers, data)
+        return Answer(answer.status, answer.headers, bytes(answer.body))
 
 
 def _head(method: str, target: str, host: str, headers: dict[str, str]) -> bytes:
@@ -147,94 +148,106 @@ def _head(method: str, target: str, host: str, headers: dict[str, str]) -> bytes
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-async def _read_head(r: asyncio.StreamReader) -> tuple[int, dict[str, str], bool]:
-    """The status and headers of the answer (1xx heads skipped); True once a byte came."""
-    for _ in range(MAX_INFORMATIONAL + 1):
+class _Answer:
+    """httptools' parser callbacks for one answer: its head, then its body up to `limit` bytes
+    (1xx heads skipped), `limits` for a 200 answer and for any other. A refusal raised here comes
+    out of feed_data as its context."""
+
+    def __init__(self, limits: tuple[int, int]) -> None:
+        self.limits = limits
+        self.limit = limits[1]
+        self.seen = 0  # bytes received
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+        self.status = 0
+        self.informational = 0
+        self.head_done = False
+        self.done = False
+        self.keep = False
+        self.more = False  # bytes of another answer followed this one: never reuse the connection
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            self.more = True
+        self.headers = {}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:
+            self.informational += 1
+            if self.informational > MAX_INFORMATIONAL:
+                raise TransportError(Code.MALFORMED, "too many informational answers")
+            return
+        self.limit = self.limits[0 if status == 200 else 1]
+        if self.headers.get("content-encoding", "identity").lower() != "identity":
+            raise TransportError(Code.MALFORMED, "the answer is compressed; we asked not")
+        length = self.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            raise TransportError(Code.OVERSIZED, f"the answer exceeds {self.limit} bytes")
+        self.status, self.head_done = status, True
+
+    def on_body(self, body: bytes) -> None:
+        if len(self.body) + len(body) > self.limit:
+            raise TransportError(Code.OVERSIZED, f"the answer exceeds {self.limit} bytes")
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        if self.head_done:
+            # Asked here: once the callback returns, the parser is set for the next message.
+            self.keep, self.done = self.parser.should_keep_alive(), True
+
+    def feed(self, data: bytes) -> None:
+        self.seen += len(data)
         try:
-            raw = await r.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial:
-                raise  # nothing came back: the caller may try a new connection
-            raise TransportError(
-                Code.STATION_UNREACHABLE, "the answer's head was cut off"
-            ) from None
-        except asyncio.LimitOverrunError:
-            raise TransportError(
-                Code.OVERSIZED, f"the answer's head exceeds {MAX_HEAD} bytes"
-            ) from None
-        lines = raw[:-4].decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or parts[0] not in ("HTTP/1.1", "HTTP/1.0") or not parts[1].isdigit():
-            raise TransportError(Code.MALFORMED, "the answer is not HTTP/1.x")
-        status = int(parts[1])
-        headers: dict[str, str] = {"": parts[0]}  # the version, for _read_body
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
-                raise TransportError(Code.MALFORMED, "a header line of the answer is malformed")
-            key, value = name.lower(), value.strip()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        if status >= 200:
-            return status, headers, True
-    raise TransportError(Code.MALFORMED, "too many informational answers")
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, TransportError):
+                raise exc.__context__ from None
+            raise TransportError(Code.MALFORMED, "the answer is not HTTP/1.x") from None
+        except httptools.HttpParserError:
+            if not self.done:
+                raise TransportError(Code.MALFORMED, "the answer is not HTTP/1.x") from None
+            self.more = True  # junk after a whole answer: the answer stands, the connection not
+
+    def to_the_close(self) -> bool:
+        """At the end of the stream: whether the answer was one delimited by the close."""
+        framed = (
+            "content-length" in self.headers
+            or "chunked" in self.headers.get("transfer-encoding", "").lower()
+        )
+        return self.head_done and not framed
 
 
-async def _read_body(
-    r: asyncio.StreamReader, status: int, headers: dict[str, str], limit: int
-) -> tuple[bytes, bool]:
-    """The body, and whether the connection may carry another request."""
-    version = headers.pop("")
-    if headers.get("content-encoding", "identity").lower() != "identity":
-        raise TransportError(Code.MALFORMED, "the answer is compressed; we asked not")
-    keep = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
-    if status in (204, 304):
-        return b"", keep
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return await _chunked(r, limit), keep
-    length = headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise TransportError(Code.MALFORMED, "the answer's Content-Length is not a number")
-        if int(length) > limit:
-            raise TransportError(Code.OVERSIZED, f"the answer exceeds {limit} bytes")
-        return await r.readexactly(int(length)), keep
-    data = bytearray()
-    for _ in range(limit + 2):  # each turn reads at least a byte, or ends
-        chunk = await r.read(65536)
-        if not chunk:
-            return bytes(data), False
-        _add(data, chunk, limit)
-    raise TransportError(Code.OVERSIZED, f"the answer exceeds {limit} bytes")
-
-
-async def _chunked(r: asyncio.StreamReader, limit: int) -> bytes:
-    data = bytearray()
-    for _ in range(limit + 2):  # each chunk but the last adds a byte at least
-        line = await r.readuntil(b"\r\n")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise TransportError(
-                Code.MALFORMED, "a chunk size of the answer is malformed"
-            ) from None
-        if size == 0:
-            for _ in range(MAX_INFORMATIONAL * 8):  # trailers, up to the empty line
-                if await r.readuntil(b"\r\n") == b"\r\n":
-                    return bytes(data)
-            raise TransportError(Code.MALFORMED, "too many trailers")
-        if len(data) + size > limit:
-            raise TransportError(Code.OVERSIZED, f"the answer exceeds {limit} bytes")
-        _add(data, await r.readexactly(size), limit)
-        if await r.readexactly(2) != b"\r\n":
-            raise TransportError(Code.MALFORMED, "a chunk of the answer is malformed")
-    raise TransportError(Code.OVERSIZED, f"the answer exceeds {limit} bytes")
-
-
-def _add(data: bytearray, chunk: bytes, limit: int) -> None:
-    data += chunk
-    if len(data) > limit:
-        raise TransportError(Code.OVERSIZED, f"the answer exceeds {limit} bytes")
+async def _read_answer(r: asyncio.StreamReader, a: _Answer, timeout_s: float) -> bool:
+    """Reads `a` whole; whether the connection may carry another request. The head must come
+    within `timeout_s` and in at most MAX_HEAD bytes; what follows it, within the body's cap
+    and as much again for framing (chunk sizes, trailers)."""
+    async with asyncio.timeout(timeout_s):
+        while not a.head_done:
+            data = await r.read(65536)
+            if not data:
+                if a.seen:
+                    raise TransportError(Code.STATION_UNREACHABLE, "the answer's head was cut off")
+                raise EOFError("the connection closed before an answer")
+            a.feed(data)
+            if not a.head_done and a.seen > MAX_HEAD:
+                raise TransportError(Code.OVERSIZED, f"the answer's head exceeds {MAX_HEAD} bytes")
+    most = a.seen + MAX_HEAD + 2 * a.limit
+    while not a.done:
+        data = await r.read(65536)
+        if not data:
+            if a.to_the_close():
+                return False
+            raise TransportError(Code.STATION_UNREACHABLE, "the answer's body was cut off")
+        a.feed(data)
+        if a.seen > most:  # also ends the loop: each turn reads a byte at least
+            raise TransportError(Code.OVERSIZED, f"the answer exceeds {a.limit} bytes")
+    return a.keep and not a.more
 
 
 def _failure(url: str, exc: BaseException) -> TransportError:
