@@ -26,7 +26,7 @@ from typing import Any
 
 from parley.errors import Code, RejectedInput
 from parley.protocol import crypto, grammar
-from parley.protocol.encoding import b64d, b64e, canonical, parse
+from parley.protocol.encoding import FROM_URLSAFE, b64d, b64e, canonical, parse
 from parley.protocol.grammar import MAX_RECIPIENTS as MAX_RECIPIENTS
 from parley.protocol.grammar import MIN_CT_BYTES as MIN_CT_BYTES
 from parley.protocol.identity import is_station_id
@@ -364,12 +364,9 @@ def parse_envelope(raw: bytes) -> Envelope:
     )
 
 
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-
-
 def _b64u(text: bytes) -> bytes:
     """Bytes of base64url text the grammar has already checked canonical."""
-    return binascii.a2b_base64(text.translate(_FROM_URLSAFE) + b"==")
+    return binascii.a2b_base64(text.translate(FROM_URLSAFE) + b"==")
 
 
 def parse_envelope_reference(raw: bytes) -> Envelope:

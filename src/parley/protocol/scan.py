@@ -16,7 +16,7 @@ import re
 from typing import NamedTuple
 
 from parley.protocol import crypto, grammar
-from parley.protocol.encoding import b64e
+from parley.protocol.encoding import FROM_URLSAFE, TO_URLSAFE, b64e
 from parley.protocol.envelope import COMMIT_LABEL, MAX_ENVELOPE_BYTES, parse_envelope, signing_input
 
 
@@ -36,21 +36,19 @@ class Scanned(NamedTuple):
     signing_input: bytes
 
 
-_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _SALT = re.compile(grammar.H32)
 
 
 def b64u_bytes(h: bytes) -> bytes:
     """Unpadded base64url, as bytes (binascii directly: this runs for every envelope)."""
-    return binascii.b2a_base64(h, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
+    return binascii.b2a_base64(h, newline=False).translate(TO_URLSAFE).rstrip(b"=")
 
 
 def salt_of(text: bytes) -> bytes | None:
     """A salt's 32 bytes from its canonical base64url, or None."""
     if _SALT.fullmatch(text) is None:
         return None
-    return binascii.a2b_base64(text.translate(_FROM_URLSAFE) + b"=")
+    return binascii.a2b_base64(text.translate(FROM_URLSAFE) + b"=")
 
 
 def scan_fast(raw: bytes) -> Scanned | None:
@@ -68,7 +66,7 @@ def scan_fast(raw: bytes) -> Scanned | None:
         f.commit,
         f.seen,
         f.recipients,
-        binascii.a2b_base64(f.sig.translate(_FROM_URLSAFE) + b"=="),
+        binascii.a2b_base64(f.sig.translate(FROM_URLSAFE) + b"=="),
         f.signing_input,
     )
 

@@ -25,18 +25,18 @@ from collections.abc import Callable, Container
 from typing import NamedTuple, Protocol
 
 from parley.protocol import crypto, grammar, merkle
-from parley.protocol.envelope import COMMIT_LABEL, ENVELOPE_LABEL, MAX_ENVELOPE_BYTES
+from parley.protocol.encoding import FROM_URLSAFE, TO_URLSAFE
+from parley.protocol.envelope import ENVELOPE_LABEL, MAX_ENVELOPE_BYTES
 from parley.protocol.grammar import (
     _LAST_CHAR,
     _MIN_CT_TEXT,
-    _REC_LEN,
-    _REC_TO,
     _SEEN_HASH,
     _SEEN_SEQ,
     MAX_RECIPIENTS,
     ZERO_B64,
     recipient_ids,
 )
+from parley.protocol.scan import commitment_b64
 from parley.protocol.schema import MAX_SAFE_INT
 
 
@@ -63,8 +63,6 @@ class FileBytes(Protocol):
 
 
 H64 = 43  # base64url text of a SHA-256 hash
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 class Run(NamedTuple):
@@ -126,12 +124,7 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         for k, epochs in keys.items()
     }
     sha256, line_at = crypto.sha256_new, grammar.LINE.match
-    a2b, b2a, label, commit_label = (
-        binascii.a2b_base64,
-        binascii.b2a_base64,
-        ENVELOPE_LABEL,
-        COMMIT_LABEL,
-    )
+    a2b, b2a, label = binascii.a2b_base64, binascii.b2a_base64, ENVELOPE_LABEL
     runs: dict[bytes, _Run] = {}
     before: list[tuple[str, int, bytes]] = []
     bodies_to_read: list[tuple[int, str, int, bytes, dict[str, int]]] = []
@@ -161,19 +154,14 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         known = senders.get(sender)
         if known is None:
             return None
-        if len(keys_b) == _REC_LEN:  # one recipient: its id sliced in place
-            if keys_b[_REC_TO : _REC_TO + 26] != known[1]:
-                return None
-        elif recipient_ids(keys_b) != known[1]:
+        if recipient_ids(keys_b) != known[1]:
             return None
         s0, s1 = m.span(13)
         i = m.start(1)
-        signature = a2b(sig.translate(_FROM_URLSAFE) + b"==")
+        signature = a2b(sig.translate(FROM_URLSAFE) + b"==")
         signed.append((sender, ts, b"".join((signature, label, raw[: s0 - i], raw[s1 - i :]))))
         if salt is not None:
-            salt_b = a2b(salt.translate(_FROM_URLSAFE) + b"=")
-            c = b2a(sha256(commit_label + salt_b + text).digest(), newline=False)
-            if c[:H64].translate(_TO_URLSAFE) != commit:
+            if commitment_b64(a2b(salt.translate(FROM_URLSAFE) + b"="), text) != commit:
                 return None
             bodies += 1
             if b'"type":"checkpoint' in text:
@@ -201,7 +189,7 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
             elif not _seen_ok(seen_m, int(seen_q), seen_h, sender, runs, senders, before):
                 return None
         h = sha256(raw).digest()
-        h64 = b2a(h, newline=False).translate(_TO_URLSAFE)[:H64]
+        h64 = b2a(h, newline=False).translate(TO_URLSAFE)[:H64]
         run.last_seq, run.last_ts, run.last_h64 = seq, ts, h64
         run.hashes += h64
         run.digests += h
