@@ -134,38 +134,6 @@ def _aad(channel: str, sender: str, seq: int) -> bytes:
 _PLAIN = re.compile(r"[A-Za-z0-9_-]*")  # characters JSON writes as themselves
 
 
-def _unsigned(
-    channel: str,
-    sender: str,
-    seq: int,
-    prev: bytes,
-    ts: int,
-    prec: str,
-    seen: dict[str, Ref],
-    commit: bytes,
-    eph: bytes,
-    keys: list[Recipient],
-    nonce: bytes,
-    ct: bytes,
-) -> dict[str, Any]:
-    """The unsigned envelope as a document: the reference `_unsigned_bytes` is tested against."""
-    return {
-        "v": 1,
-        "ch": channel,
-        "from": sender,
-        "seq": seq,
-        "prev": b64e(prev),
-        "ts": ts,
-        "prec": prec,
-        "seen": {m: {"seq": r.seq, "hash": b64e(r.hash)} for m, r in sorted(seen.items())},
-        "commit": b64e(commit),
-        "eph": b64e(eph),
-        "keys": [{"to": k.to, "kid": k.kid, "wrap": b64e(k.wrap)} for k in keys],
-        "nonce": b64e(nonce),
-        "ct": b64e(ct),
-    }
-
-
 def _unsigned_bytes(
     channel: str,
     sender: str,
@@ -180,10 +148,11 @@ def _unsigned_bytes(
     nonce: bytes,
     ct: bytes,
 ) -> bytes:
-    """canonical(_unsigned(...)) written out for parts `_check_parts` accepted: every text is
+    """The unsigned envelope's canonical bytes for parts `_check_parts` accepted: every text is
     base64url, a station id or a precedence (nothing to escape), every integer safe, and the
     members stand in RFC 8785's key order. The general encoder walked and encoded the document
-    for ~15-30 us of each seal (issue 14); a property test holds both equal."""
+    for ~15-30 us of each seal (issue 14); a property test holds them equal to canonical() of
+    the document (tests/test_protocol_core.py)."""
     seen_part = ",".join(
         f'"{m}":{{"hash":"{b64e(r.hash)}","seq":{r.seq}}}' for m, r in sorted(seen.items())
     )

@@ -313,15 +313,13 @@ class Receiver:
             b.touched.add((res.channel, res.sender))
         return res
 
-    def _apply(
-        self, a: Arrival, known: set[str] | None = None
-    ) -> tuple[ReceiveResult, Decision | None]:
+    def _apply(self, a: Arrival, known: set[str]) -> tuple[ReceiveResult, Decision | None]:
         """The result for one prepared envelope, and the decision that applied (None when it
-        was refused: nothing was written then)."""
+        was refused: nothing was written then). `known`: the batch's channels found stored."""
         try:
             if a.refused is not None:
                 raise a.refused
-            return self._decide_and_apply(a, known if known is not None else set())
+            return self._decide_and_apply(a, known)
         except ParleyError as exc:
             return ReceiveResult(a.hash, Verdict.REJECT, exc.code, exc.message), None
 

@@ -253,8 +253,9 @@ class SqlStore:
 
     @contextmanager
     def soft_tx(self) -> Iterator[None]:
-        """A transaction of soft state (link rows): losing it in a crash or power cut costs
-        nothing, so its COMMIT does not wait for the disk. It stays atomic, and the next
+        """A transaction of soft state (link rows; receipts settling our outbox, which the peer
+        gives again): losing it in a power cut costs nothing, so its COMMIT does not wait for
+        the disk. It stays atomic, and the next
         durable commit takes it to disk with it. Inside another transaction it joins that one
         (durable with it). Every link contact written this way cost a durable commit under the
         store's lock, on the push path: 0.4-6 ms, 3-4 times a second (issue 14, latency p99)."""
