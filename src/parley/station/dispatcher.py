@@ -24,7 +24,11 @@ Each round, for every peer (`_serve`, steps in this order):
    (on a worker thread), so the two stations work at the same time and the peer still receives
    the batches in order; what was queued while batch N was on the wire is picked as soon as N
    is answered, not after N's answer is applied and a new round begins. Batches grow from 128
-   to 512 envelopes while the backlog fills them.
+   to 512 envelopes while the backlog fills them. Sends committed while a batch is on the wire
+   (and nothing else queued) go out at once beside it (`_beside`): at most two pushes in
+   flight per peer, the second with only envelopes after the first's; answers are applied in
+   the order the pushes left, and a `gap` in the second's answer that names a seq the first
+   carried is set aside (the peer holds what came early and applies it with the first).
 3. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
    they arrived; the peer's receipts are kept for their senders (station/paths.py).
 4. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
@@ -61,6 +65,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from parley.domain.precedence import Precedence
 from parley.errors import Code
 from parley.station import paths
 from parley.station.node import Station
@@ -72,6 +77,7 @@ from parley.transport.bundle import SCHEME as FOLDER
 
 log = logging.getLogger("parley.dispatcher")
 MAX_ROUNDS = 64  # batches per step and peer before other peers get their turn
+FLASH = Precedence.FLASH.value
 
 
 def monotonic_ms() -> float:
@@ -98,12 +104,17 @@ class Dispatcher:
         # During a round: answered contacts that changed nothing but the time, written together
         # at its end (paths.record_link `defer`).
         self.links: dict[str, LinkRow] | None = None
+        # Drains with a push on the wire, told of sends committed meanwhile (`_beside`).
+        self.listeners: set[asyncio.Future[None]] = set()
         station.on_queued = self._poke
 
     def _poke(self) -> None:
         for b in self.backoffs.values():
             b.reset()
         self.wake.set()
+        for fut in self.listeners:
+            if not fut.done():
+                fut.set_result(None)
 
     def backoff(self, peer: str) -> policy.Backoff:
         b = self.backoffs.get(peer)
@@ -261,26 +272,46 @@ class Dispatcher:
         row, ways, batch = found
         sending: asyncio.Task[_Answer | None] | None
         sending = asyncio.create_task(self._offer(peer, row, ways, batch))
+        ahead: list[EnvelopeRow] = []  # what was on the wire when `batch` was sent
         for _ in range(MAX_ROUNDS):
             # Pipelining: while a batch is on the wire, the one after it is picked (skipping
             # what is in flight); once answered, that one goes out while the answer is applied.
             size = policy.batch_size(size, len(batch) == size)
             skip = {r.hash for r in batch}
+            queued = self._listen()  # before the read: a send committed after it still counts
             nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
+            beside = None
+            if not nxt and ways == (policy.Path.DIRECT,):
+                beside = await self._beside(peer, row, ways, size, skip, sending, queued)
+            self._unlisten(queued)
             answer = await sending if sending is not None else None
+            if answer is not None and ahead:
+                answer.explained_by(ahead)
             if answer is None:
+                if beside is not None:  # the peer holds it, if it got it; the outbox still has it
+                    later = await beside[1]
+                    if later is not None:
+                        later.explained_by(batch)
+                        await asyncio.to_thread(self._settle, peer, later)
                 return False  # unreachable: backed off already
-            if not answer.clean:
-                nxt = []  # a gap re-queued a chain, or some waited: the outbox decides anew
-            elif not nxt:
-                # What was queued while the batch was on the wire goes out now, while the
-                # answer is settled: waiting for that commit and a new round would add both
-                # to its latency (issue 14).
-                nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
-            sending = asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
+            if beside is not None:
+                nxt, sending = beside
+                ahead = batch
+            else:
+                ahead = []
+                if not answer.clean:
+                    nxt = []  # a gap re-queued a chain, or some waited: the outbox decides anew
+                elif not nxt:
+                    # What was queued while the batch was on the wire goes out now, while the
+                    # answer is settled: waiting for that commit and a new round would add
+                    # both to its latency (issue 14).
+                    nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
+                sending = asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
             progressed = await asyncio.to_thread(self._settle, peer, answer)
             if not progressed:
                 later = await sending if sending is not None else None
+                if later is not None and ahead:
+                    later.explained_by(ahead)
                 if later is None or not await asyncio.to_thread(self._settle, peer, later):
                     self.backoff(peer).failed(self.now_ms(), random.random())
                 return False
@@ -294,8 +325,45 @@ class Dispatcher:
             batch = nxt
         last = await sending if sending is not None else None
         if last is not None:
+            if ahead:
+                last.explained_by(ahead)
             await asyncio.to_thread(self._settle, peer, last)
         return True
+
+    async def _beside(
+        self,
+        peer: str,
+        row: PeerRow,
+        ways: tuple[policy.Path, ...],
+        size: int,
+        skip: set[bytes],
+        sending: asyncio.Task[_Answer | None] | None,
+        queued: asyncio.Future[None],
+    ) -> tuple[list[EnvelopeRow], asyncio.Task[_Answer | None]] | None:
+        """A second push beside the one on the wire, for sends committed while it flies: they
+        would otherwise wait for its answer (issue 14, latency p99). At most two pushes are in
+        flight per peer, the second carrying only envelopes after the first's, and never a
+        FLASH one (the peer would show it early, ahead of the first push's envelopes). The peer
+        may apply the second first: it holds what comes after a missing seq and applies it with
+        the first push (its answer is then `gap`, which `_Answer.explained_by` sets aside)."""
+        if sending is None:
+            return None
+        await asyncio.wait((sending, queued), return_when=asyncio.FIRST_COMPLETED)
+        if sending.done():
+            return None  # answered first: the usual path sends what queued meanwhile
+        rows = await asyncio.to_thread(self._next_batch, peer, size, skip)
+        if not rows or sending.done() or any(r.prec == FLASH for r in rows):
+            return None
+        return rows, asyncio.create_task(self._offer(peer, row, ways, rows))
+
+    def _listen(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.listeners.add(fut)
+        return fut
+
+    def _unlisten(self, fut: asyncio.Future[None]) -> None:
+        self.listeners.discard(fut)
+        fut.cancel()
 
     def _start(
         self, peer: str, size: int
@@ -521,3 +589,19 @@ class _Answer:
         self.clean = via is None and all(
             r.get("status") in ("accepted", "duplicate") for r in resp.results
         )
+
+    def explained_by(self, ahead: Sequence[EnvelopeRow]) -> None:
+        """Set aside the `gap` results that name a seq of `ahead`, the push that was on the wire
+        when this one was sent: the peer applied this one first and holds its envelopes until
+        that seq arrives, with `ahead` (or again, if `ahead` failed: its rows are still pending).
+        Re-queued, the rows `ahead` delivered would be pushed twice."""
+        flying = {(r.channel, r.seq) for r in ahead}
+        kept = [
+            r for r in self.resp.results
+            if r.get("status") != "gap" or (r.get("channel"), r.get("expected_seq")) not in flying
+        ]  # fmt: skip
+        if len(kept) < len(self.resp.results):
+            self.resp = replace(self.resp, results=kept)
+            self.clean = self.via is None and all(
+                r.get("status") in ("accepted", "duplicate") for r in kept
+            )
