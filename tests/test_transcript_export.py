@@ -558,14 +558,14 @@ def _forge_signature(line: bytes) -> bytes:
     return line[:at] + (b"B" if line[at : at + 1] != b"B" else b"C") + line[at + 1 :]
 
 
-def _span_starts(data: bytes, span_bytes: int) -> list[int]:
-    """Where verify_buffer's spans start (after the header), as it cuts them."""
+def _span_starts(data: bytes, span_bytes: int, in_flight: int = 1) -> list[int]:
+    """Where verify_buffer's spans start (after the header), as it cuts them with `in_flight`
+    spans checked at once (one per process, and SPANS_AHEAD more per worker)."""
     pos = data.index(b"\n", data.index(b"\n") + 1) + 1
     starts = []
     while pos < len(data):
         starts.append(pos)
-        nl = data.find(b"\n", min(pos + span_bytes, len(data)) - 1)
-        pos = len(data) if nl < 0 else nl + 1
+        pos = verifier.span_end(data, pos, span_bytes, in_flight)
     return starts
 
 
@@ -681,7 +681,8 @@ def test_a_forged_signature_is_found_in_the_last_span_and_at_a_span_boundary(
     data = b"".join(lines)
     envelopes = [i for i, ln in enumerate(lines) if ln.startswith(b"envelope\t")]
     offsets = [sum(map(len, lines[:i])) for i in envelopes]
-    starts = set(_span_starts(data, span_bytes))
+    # verify_file(processes=2) below: two workers, SPANS_AHEAD spans queued in each.
+    starts = set(_span_starts(data, span_bytes, 2 * verifier.SPANS_AHEAD + 1))
     first_of_a_span = [i for i, at in zip(envelopes, offsets, strict=True) if at in starts]
     last = envelopes[-1]
     # The last envelope (in the last span that holds envelopes), and the first envelope of a

@@ -730,6 +730,21 @@ class _Done:
 
 SPAN_BYTES = 1 << 20  # about 800 envelopes: small enough to spread, large enough to be cheap
 SPANS_AHEAD = 2  # spans queued per worker, so that none waits for this process to hand it one
+# Near the end of the file a span is at most this share of what is left per span in flight (and
+# at least a sixteenth of a full one): at a full span's size the last spans queued in a worker
+# kept this process waiting for them alone, about two spans' time with one core idle.
+TAIL_SHARE = 4
+
+
+def span_end(buf: FileBytes, start: int, span_bytes: int, in_flight: int) -> int:
+    """Where the span from line start `start` ends (after a newline, or at the end of `buf`):
+    about `span_bytes` on, less near the end when `in_flight` spans are checked at once."""
+    size = len(buf)
+    if in_flight > 1:
+        tail = (size - start) // (TAIL_SHARE * in_flight)
+        span_bytes = min(span_bytes, max(span_bytes // 16, tail))
+    nl = buf.find(b"\n", min(start + max(span_bytes, 1), size) - 1)
+    return size if nl < 0 else nl + 1
 
 
 def verify_buffer(
@@ -784,9 +799,7 @@ def verify_buffer(
 
     def next_span() -> tuple[int, int]:
         nonlocal pos
-        start = pos
-        nl = buf.find(b"\n", min(start + span_bytes, size) - 1)
-        pos = size if nl < 0 else nl + 1
+        start, pos = pos, span_end(buf, pos, span_bytes, ahead + 1)
         return start, pos
 
     while queue or pos < size:
