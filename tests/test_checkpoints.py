@@ -153,6 +153,28 @@ def test_a_checkpoint_is_due_after_the_interval_and_only_for_new_envelopes(
     assert [c.cosigner for c in db.cosignatures(b.store, ch, b.id, theirs.size)] == [a.id]
 
 
+def test_after_a_checkpoint_the_interval_counts_from_the_first_envelope_after_it(
+    pair: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    # Each send asks whether a checkpoint is due from what the station keeps in memory (the
+    # time of the first uncovered envelope): a checkpoint must end what was kept.
+    _, clock, a, _, ch = pair
+    p = cps.policy(a)
+    p.every_envelopes, p.every_ms = 1000, 300_000
+    say(a, ch, 1)
+    clock.advance(1000)
+    first = cps.issue(a, ch, "admin")
+    clock.advance(1000)
+    say(a, ch, 1, "after")
+    clock.advance(p.every_ms - 500)  # due for the envelope before the checkpoint, not after
+    say(a, ch, 1, "later")
+    assert db.latest_checkpoint(a.store, ch, a.id) == first
+    clock.advance(1000)  # due for the first envelope after it
+    say(a, ch, 1, "last")
+    second = db.latest_checkpoint(a.store, ch, a.id)
+    assert second is not None and second.size == a.store.head_seq(ch, a.id) - 1 > first.size
+
+
 def test_on_demand_checkpoint_needs_an_open_channel(
     pair: tuple[Net, Clock, Station, Station, str],
 ) -> None:

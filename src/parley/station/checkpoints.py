@@ -61,6 +61,7 @@ from parley.station.roles import Action, authorize
 from parley.station.users import User
 from parley.store import checkpoints as db
 from parley.store import witness as wdb
+from parley.store.cache import LRU, STATES
 
 ALARM_DIVERGENCE = "divergence"
 ALARM_CHECKPOINT = "checkpoint"
@@ -82,6 +83,11 @@ _trees: WeakKeyDictionary[Station, dict[tuple[str, str], merkle.Tree]] = WeakKey
 _frontiers: WeakKeyDictionary[Station, dict[tuple[str, str], tuple[merkle.Frontier, bytes]]] = (
     WeakKeyDictionary()
 )
+# channel -> (store cache epoch, seq of our latest checkpoint there, time of the first envelope
+# after it that a checkpoint is for): `_due`'s two reads, asked before every group commit that
+# sends (issue 14). Fixed until our next checkpoint, which drops the entry; anything that undoes
+# writes or another connection's commit moves the epoch.
+_uncovered: WeakKeyDictionary[Station, LRU[str, tuple[int, int, int]]] = WeakKeyDictionary()
 
 
 def chain_tree(station: Station, channel: str, sender: str, size: int | None = None) -> merkle.Tree:
@@ -178,14 +184,24 @@ def issue(station: Station, channel: str, actor: str = "station") -> db.Checkpoi
 
 def _due(station: Station, channel: str, now: int) -> bool:
     store = station.store
-    last = db.latest_checkpoint(store, channel, station.id)
-    after = last.seq if last else 0
-    # Counting the uncovered envelopes is a scan; the chain's head (kept in memory) bounds the
-    # count from above, and the oldest one is the first match of an index walk.
-    most = store.head_seq(channel, station.id) - after
-    oldest = db.oldest_uncovered(store, channel, station.id, after) if most > 0 else None
-    if oldest is None:
-        return False
+    known = _uncovered.setdefault(station, LRU(STATES))
+    with store.lock:  # no checkpoint of ours commits between the reads and keeping them
+        epoch = store.cache_epoch()
+        hit = known.get(channel)
+        if hit is not None and hit[0] == epoch:
+            _, after, oldest = hit
+            most = store.head_seq(channel, station.id) - after
+        else:
+            last = db.latest_checkpoint(store, channel, station.id)
+            after = last.seq if last else 0
+            # Counting the uncovered envelopes is a scan; the chain's head (kept in memory)
+            # bounds the count from above, and the oldest one is the first match of an index walk.
+            most = store.head_seq(channel, station.id) - after
+            found = db.oldest_uncovered(store, channel, station.id, after) if most > 0 else None
+            if found is None:
+                return False
+            oldest = found
+            known.put(channel, (epoch, after, oldest))
     p = policy(station)
     if now - oldest >= p.every_ms:
         return True
@@ -235,11 +251,11 @@ def _ask_due(station: Station, channel: str) -> None:
     it commits: a batch of sends (one group commit) asked it per envelope (issue 14)."""
 
     def check() -> None:
-        # In its own savepoint: a checkpoint that fails is undone alone and raises a warning;
-        # the group's sends commit all the same (the next send asks again).
+        # The checkpoint in its own savepoint: one that fails is undone alone and raises a
+        # warning; the group's sends commit all the same (the next send asks again).
         try:
-            with station.store.savepoint():
-                if _due(station, channel, station.clock()):
+            if _due(station, channel, station.clock()):
+                with station.store.savepoint():
                     _issue_if_open(station, channel)
         except ParleyError as exc:
             _warn(station, station.id, f"checkpoint on channel {channel}: {exc.message}")
@@ -253,6 +269,7 @@ def _warn(station: Station, subject: str, message: str) -> None:
 
 def _own_checkpoint(station: Station, acc: Accepted) -> None:
     cb = checkpoint.check_checkpoint_body(acc.body)
+    _uncovered.setdefault(station, LRU(STATES)).pop(acc.channel)
     db.add_checkpoint(
         station.store,
         db.CheckpointRow(
@@ -343,6 +360,8 @@ def _check_cosignature(station: Station, acc: Accepted) -> None:
         signed = note.Note(cb.text, (cb.signature,)).format()
         row = db.CheckpointRow(acc.channel, cb.of, cb.size, cb.root, cb.size + 1, signed, acc.ts)
         db.add_checkpoint(station.store, row)
+        if cb.of == station.id:
+            _uncovered.setdefault(station, LRU(STATES)).pop(acc.channel)
     _keep_cosignature(station, acc, cb)
 
 
