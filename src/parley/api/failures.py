@@ -1,4 +1,5 @@
-"""The answer to what no handler expected (ASGI middleware).
+"""The answer to what no handler expected: the app's gate (app/gate.py) and the console's own
+ASGI middleware (`CatchAll`) answer alike.
 
 An exception that escapes every route and handler is logged once, with its traceback, under a
 new request id (`parley.api` logger, field `request_id`), and answered 500 with the JSON error
@@ -27,6 +28,17 @@ REQUEST_ID_HEADER = "X-Request-Id"
 Render = Callable[[Request, Internal], Awaitable[Response]]
 
 
+def logged(scope: Scope, exc: BaseException) -> Internal:
+    """The failure logged with its traceback under a new request id: the error to answer."""
+    error = Internal(crypto.token_hex(8))
+    # The path without its query: a query may carry what logs must not keep.
+    log.error(
+        "unexpected error answering %s %s", scope.get("method", ""), scope.get("path", ""),
+        exc_info=exc, extra={"request_id": error.request_id},
+    )  # fmt: skip
+    return error
+
+
 def json_answer(error: Internal) -> Response:
     return JSONResponse(error.to_json(), status_code=error.status)
 
@@ -49,15 +61,8 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, watch)
-        except Exception:
-            error = Internal(crypto.token_hex(8))
-            # The path without its query: a query may carry what logs must not keep.
-            log.exception(
-                "unexpected error answering %s %s",
-                scope.get("method", ""),
-                scope.get("path", ""),
-                extra={"request_id": error.request_id},
-            )
+        except Exception as exc:
+            error = logged(scope, exc)
             if started:
                 return
             response = json_answer(error)

@@ -1,4 +1,4 @@
-"""Request body limits, by route class, enforced before a body is read (ASGI middleware).
+"""Request body limits, by route class, enforced before a body is read (by app/gate.py).
 
     class       routes                                                  default (Limits)
     anonymous   any request with no credential at all; /api/v1/login,   16 KiB
@@ -77,78 +77,30 @@ class TooLarge(Exception):
     """Raised into the app from `receive` once a streamed body passes its limit."""
 
 
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over their route class's limit with 413."""
-
-    def __init__(self, app: App, limits: Limits) -> None:
-        self.app = app
-        self.limits = limits
-        self.in_flight = 0  # body bytes received by requests not yet answered
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
-        cls = route_class(scope.get("path", ""), headers)
-        limit = limit_for(self.limits, cls)
-        for k, v in headers:
-            if k == b"content-length":
-                if not v.isdigit():
-                    await _refuse(send, 400, Code.MALFORMED, "Content-Length is not a number")
-                    return
-                if int(v) > limit:
-                    await _refuse(send, 413, Code.OVERSIZED, _message(cls, limit))
-                    return
-        seen = 0
-        over = busy = started = False
-
-        async def receive_() -> Message:
-            nonlocal seen, over, busy
-            msg = await receive()
-            if msg["type"] == "http.request":
-                n = len(msg.get("body", b""))
-                if seen + n > limit:
-                    over = True
-                    raise TooLarge
-                if self.in_flight + n > self.limits.bodies_in_flight_bytes:
-                    over = busy = True
-                    raise TooLarge
-                seen += n
-                self.in_flight += n
-            return msg
-
-        async def send_(msg: Message) -> None:
-            nonlocal started
-            if over:
-                return  # whatever the app answers to TooLarge (a 400 or 500) is replaced
-            started = started or msg["type"] == "http.response.start"
-            await send(msg)
-
-        try:
-            await self.app(scope, receive_, send_)
-        except TooLarge:
-            pass
-        except Exception:
-            if not over:
-                raise
-        finally:
-            self.in_flight -= seen
-        if busy and not started:
-            await _refuse(
-                send, 503, Code.BUSY,
-                "the station is receiving as many request bodies as it may; try again shortly",
-                ((b"retry-after", b"5"),),
-            )  # fmt: skip
-        elif over and not started:
-            await _refuse(send, 413, Code.OVERSIZED, _message(cls, limit))
+def declared(limits: Limits, scope: Scope) -> tuple[str, int, tuple[int, Code, str] | None]:
+    """The request's route class and body limit, and the refusal (status, code, message) its
+    declared Content-Length earns before anything is read, if any."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    cls = route_class(scope.get("path", ""), headers)
+    limit = limit_for(limits, cls)
+    for k, v in headers:
+        if k == b"content-length":
+            if not v.isdigit():
+                return cls, limit, (400, Code.MALFORMED, "Content-Length is not a number")
+            if int(v) > limit:
+                return cls, limit, (413, Code.OVERSIZED, oversized(cls, limit))
+    return cls, limit, None
 
 
-def _message(cls: str, limit: int) -> str:
+def oversized(cls: str, limit: int) -> str:
     return f"the request body exceeds {limit} bytes, the limit for {cls} requests"
 
 
-async def _refuse(
+CLOSE = ((b"connection", b"close"),)  # the rest of a refused body is never read
+BUSY = "the station is receiving as many request bodies as it may; try again shortly"
+
+
+async def refuse(
     send: Send, status: int, code: Code, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
     body = json.dumps({"code": str(code), "message": message}).encode()
@@ -159,7 +111,6 @@ async def _refuse(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
                 *extra,
             ],
         }

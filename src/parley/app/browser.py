@@ -1,7 +1,7 @@
 """What every HTTP answer of a station tells a browser, and which browser requests it refuses.
 
-One ASGI middleware, outermost around the whole app (peer API, operator API, console, /metrics,
-errors and 404s alike), in one place:
+Checked by the app's one middleware (app/gate.py), outermost around the whole app (peer API,
+operator API, console, /metrics, errors and 404s alike):
 - Security headers on every response: HEADERS below. The Content-Security-Policy lets a page load
   scripts, styles and images from the station itself only (the console has no inline script or
   style), no page may frame a station page, and no address leaks in a Referer to another origin.
@@ -17,14 +17,11 @@ errors and 404s alike), in one place:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from parley.errors import Code
+from starlette.types import Scope
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -73,35 +70,27 @@ def same_origin(origin: str, host: str, also: Iterable[str] = ()) -> bool:
     return False
 
 
-class BrowserGuard:
-    """The middleware; `public_urls`: origins besides the Host header that are the station's."""
+_RAW = tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS.items())
+_NAMES = frozenset(k for k, _ in _RAW)
 
-    def __init__(self, app: ASGIApp, public_urls: Iterable[str] = ()) -> None:
-        self.app = app
+
+def with_security_headers(headers: Iterable[Any]) -> list[Any]:
+    """An answer's headers with HEADERS added, except those it set itself."""
+    out = list(headers)
+    if any(bytes(k).lower() in _NAMES for k, _ in out):
+        have = {bytes(k).lower() for k, _ in out}
+        return out + [(k, v) for k, v in _RAW if k not in have]
+    return out + list(_RAW)
+
+
+class Origins:
+    """The Origin check; `public_urls`: origins besides the Host header that are the station's."""
+
+    def __init__(self, public_urls: Iterable[str] = ()) -> None:
         self.public_urls = tuple(u for u in public_urls if u)
-        self.raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS.items()]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        why = self.refusal(scope)
-        if why is not None:
-            await self.refuse(send, why)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = self.add(list(message.get("headers", [])))
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-    def add(self, headers: list[Any]) -> list[Any]:
-        have = {bytes(k).lower() for k, _ in headers}
-        return headers + [(k, v) for k, v in self.raw if k not in have]
 
     def refusal(self, scope: Scope) -> str | None:
+        """Why the request is refused, or None."""
         if scope.get("method", "GET") in SAFE_METHODS:
             return None
         headers = {bytes(k).lower(): bytes(v).decode("latin-1") for k, v in scope["headers"]}
@@ -113,11 +102,3 @@ class BrowserGuard:
         if headers.get(b"sec-fetch-site", "").lower() in ("cross-site", "same-site"):
             return "requests from another site may not change anything"
         return None
-
-    async def refuse(self, send: Send, why: str) -> None:
-        body = json.dumps({"code": str(Code.FORBIDDEN), "message": why}).encode()
-        headers = self.add(
-            [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        )
-        await send({"type": "http.response.start", "status": 403, "headers": headers})
-        await send({"type": "http.response.body", "body": body})

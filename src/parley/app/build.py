@@ -1,7 +1,7 @@
 """The FastAPI application of one station: peer API, operator API and console; errors as JSON
 with codes, an unexpected one as `internal` with a request id (api/failures.py); security
-headers and the Origin check (app/browser.py) around all of it; the API's own description
-(/docs, /openapi.json) only when the config switches it on (api/docs.py)."""
+headers, the Origin check and body limits around all of it (app/gate.py); the API's own
+description (/docs, /openapi.json) only when the config switches it on (api/docs.py)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,7 @@ from parley.api import transcripts as transcripts_api
 from parley.api import vigil as vigil_api
 from parley.api import witness as witness_api
 from parley.api.auth import Auth
-from parley.api.failures import CatchAll
-from parley.api.limits import BodyLimit
-from parley.app.browser import BrowserGuard
+from parley.app import gate
 from parley.errors import Code, ParleyError
 from parley.station.node import Station
 from parley.web import console
@@ -41,11 +39,10 @@ def build_app(station: Station, token: str) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    # Outermost, around Starlette's own error middleware too, so that every response (a 500
-    # included) has the security headers and no foreign-origin request reaches anything.
-    stack = app.build_middleware_stack
+    # One middleware around the routes and exception handlers: the Origin check, body limits,
+    # `internal` for the unexpected and the security headers on every answer (app/gate.py).
     public = [station.cfg.public_url] if station.cfg.public_url else []
-    app.build_middleware_stack = lambda: BrowserGuard(stack(), public)  # type: ignore[method-assign]
+    gate.install(app, station.cfg.limits, public)
 
     @app.exception_handler(ParleyError)
     async def parley_error(_: Request, exc: ParleyError) -> JSONResponse:
@@ -85,8 +82,4 @@ def build_app(station: Station, token: str) -> FastAPI:
     if station.cfg.api_docs:
         app.include_router(docs_api.router(app, station, auth))
     console.mount(app, station, PAGES)  # the operator console at /console; / redirects there
-    # Request bodies over their route class's limit: 413 before they are read (api/limits.py).
-    app.add_middleware(BodyLimit, limits=station.cfg.limits)
-    # Outermost of ours, so that a failure anywhere below answers `internal` with a request id.
-    app.add_middleware(CatchAll)
     return app

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from parley import __version__
 from parley.api import witness as witness_api
-from parley.api.limits import BodyLimit
+from parley.app import gate
 from parley.app.conn import server_config
 from parley.errors import ParleyError
 from parley.station.boot import open_station
@@ -33,7 +33,7 @@ def build_witness_app(station: Station) -> FastAPI:
         return JSONResponse(exc.to_json(), status_code=exc.status)
 
     app.include_router(witness_api.router(station))
-    app.add_middleware(BodyLimit, limits=station.cfg.limits)
+    gate.install(app, station.cfg.limits)  # body limits, security headers (app/gate.py)
     return app
 
 
