@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from parley.app.build import build_app
 from parley.domain import channels
-from parley.errors import Code
+from parley.errors import Code, RejectedInput
 from parley.protocol.encoding import b64e
 from parley.protocol.envelope import Ref, seal
 from parley.protocol.request import HEADER, sign_request
@@ -110,6 +110,33 @@ def test_a_batch_applies_in_order_and_a_refused_body_fails_alone(tmp_path: Path)
     assert [(r.of, r.seq) for r in receipts] == [(a.id, rows[-1].seq)]
     again, _ = b.receive_batch([r.raw for r in rows])
     assert [r.status for r in again] == ["duplicate"] * 3
+
+
+def test_an_observer_refusing_mid_batch_refuses_that_envelope_alone(tmp_path: Path) -> None:
+    """A batch is applied under one savepoint; an observer's refusal undoes it and applies it
+    again with a savepoint per stored envelope: the answers and what is stored are those of
+    one envelope at a time."""
+    _, a, b, c, ch = three(tmp_path)
+    rows = [a.send(ch, channels.text_body(f"m{i}", "en"))[0] for i in range(6)]
+
+    def refuse(st: Station, acc: Accepted) -> None:
+        if acc.body.get("text") == "m3":
+            raise RejectedInput(Code.BAD_BODY, "refused by an observer")
+
+    b.observers.append(refuse)
+    c.observers.append(refuse)
+    results, receipts = b.receive_batch([r.raw for r in rows])
+    alone = [c.receive(r.raw) for r in rows]
+    assert [r.to_json() for r in results] == [r.to_json() for r in alone]
+    assert [r.status for r in results] == ["accepted"] * 3 + ["rejected", "gap", "gap"]
+    assert texts(b, ch) == texts(c, ch) == ["m0", "m1", "m2"]
+    assert b.store.body(rows[3].hash) is None
+    assert [(r.of, r.seq) for r in receipts] == [(a.id, rows[2].seq)]
+    # Without the refusal, the same batch again stores the rest at once.
+    b.observers.remove(refuse)
+    results, _ = b.receive_batch([r.raw for r in rows])
+    assert [r.status for r in results] == ["duplicate"] * 3 + ["accepted"] * 3
+    assert texts(b, ch) == [f"m{i}" for i in range(6)]
 
 
 def test_push_is_applied_off_the_event_loop(tmp_path: Path) -> None:

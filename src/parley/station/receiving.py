@@ -6,10 +6,13 @@ A batch goes in two phases (docs/protocol.md §6):
    waiting behind it). A failure here is kept and reported in order; nothing is written.
 2. `apply`, in ONE transaction: the delivery machine (protocol/delivery.py) decides each envelope
    against what is held, and this module applies the effects it names: store (after the body
-   checks, steps 10–13), receipt, hold, re-request, evidence, alarm. Only a stored body gets a
-   savepoint (what it means locally, an observer's work, can still be refused after its insert);
-   the other outcomes write at most one row. Held envelopes whose predecessors arrived are then
-   applied in order, and one receipt per touched chain covers its held head.
+   checks, steps 10–13), receipt, hold, re-request, evidence, alarm. Only a stored body can be
+   refused after its insert (what it means locally, an observer's work): the batch is applied
+   under one savepoint, and if an observer refuses a body, undone and applied again with a
+   savepoint per stored envelope, so that only that one is refused (one each always cost ~20%
+   of the apply, and observers on the receive path alarm rather than refuse). The other
+   outcomes write at most one row. Held envelopes whose predecessors arrived are then applied
+   in order, and one receipt per touched chain covers its held head.
 """
 
 from __future__ import annotations
@@ -113,6 +116,14 @@ class _Batch:
     # Channels found stored: one stays stored for the rest of the transaction, so it is not
     # asked for again per envelope (a query each, issue 14).
     known: set[str] = field(default_factory=set)
+    # Each stored envelope in a savepoint of its own; False: an observer's refusal raises
+    # `_Undo` for the whole run (`Receiver._apply_run`).
+    alone: bool = True
+
+
+class _Undo(Exception):
+    """An observer refused a stored body inside a run without savepoints per envelope. Not a
+    ParleyError: it passes `_apply` and undoes the run."""
 
 
 class Host(Protocol):
@@ -288,14 +299,31 @@ class Receiver:
     # --- phase 2: one transaction ----------------------------------------------------------------
     def batch(self, raws: list[bytes]) -> tuple[list[ReceiveResult], list[Receipt]]:
         """Apply a batch in one transaction; receipts cover the highest seq held per chain."""
-        b = _Batch()
-        arrivals = self.prepare_all(raws, b.keys)
+        keys = _Keys()
+        arrivals = self.prepare_all(raws, keys)
         with self.st.store.tx():
-            for a in arrivals:
-                self._one(a, b)
+            b = self._apply_run(arrivals, keys)
             self._drain_held(b)
             receipts = [self.st._receipt(ch, sender) for ch, sender in sorted(b.touched)]
         return b.results, receipts
+
+    def _apply_run(self, arrivals: list[Arrival], keys: _Keys) -> _Batch:
+        """Apply in order under one savepoint; if an observer refuses a stored body, undo all
+        of it and apply it again with a savepoint per stored envelope (the batch as it was)."""
+        if len(arrivals) > 1:
+            b, held_full = _Batch(keys, alone=False), set(self.held_full)
+            try:
+                with self.st.store.savepoint():
+                    for a in arrivals:
+                        self._one(a, b)
+                b.alone = True  # for the held envelopes applied after the run
+                return b
+            except _Undo:
+                self.held_full = held_full
+        b = _Batch(keys)
+        for a in arrivals:
+            self._one(a, b)
+        return b
 
     def receive(self, raw: bytes) -> ReceiveResult:
         """One envelope, in a transaction of its own."""
@@ -305,7 +333,7 @@ class Receiver:
             return self._one(a, b)
 
     def _one(self, a: Arrival, b: _Batch) -> ReceiveResult:
-        res, decision = self._apply(a, b.known)
+        res, decision = self._apply(a, b)
         b.results.append(res)
         if res.channel:
             b.channels.add(res.channel)
@@ -313,25 +341,23 @@ class Receiver:
             b.touched.add((res.channel, res.sender))
         return res
 
-    def _apply(self, a: Arrival, known: set[str]) -> tuple[ReceiveResult, Decision | None]:
+    def _apply(self, a: Arrival, b: _Batch) -> tuple[ReceiveResult, Decision | None]:
         """The result for one prepared envelope, and the decision that applied (None when it
-        was refused: nothing was written then). `known`: the batch's channels found stored."""
+        was refused: nothing was written then)."""
         try:
             if a.refused is not None:
                 raise a.refused
-            return self._decide_and_apply(a, known)
+            return self._decide_and_apply(a, b)
         except ParleyError as exc:
             return ReceiveResult(a.hash, Verdict.REJECT, exc.code, exc.message), None
 
-    def _decide_and_apply(
-        self, a: Arrival, known_channels: set[str]
-    ) -> tuple[ReceiveResult, Decision | None]:
+    def _decide_and_apply(self, a: Arrival, b: _Batch) -> tuple[ReceiveResult, Decision | None]:
         st, env = self.st, a.env
         assert env is not None
         now = st.clock()
-        known = env.channel in known_channels or st.store.has_channel(env.channel)
+        known = env.channel in b.known or st.store.has_channel(env.channel)
         if known:
-            known_channels.add(env.channel)
+            b.known.add(env.channel)
         events, state = st._control(env.channel) if known else ((), None)
         chain = self._chain_state(env, frozenset(state.members) if state else None)
         d = delivery.decide(Facts.of(env), chain, now_ms=now, skew_ms=st.cfg.timings.skew_ms)
@@ -354,9 +380,15 @@ class Receiver:
         if Effect.STORE in d.effects:
             body = self._checked_body(a, events, state)
             # Only what the body means locally (an observer) can still refuse it after the
-            # insert: that part alone gets a savepoint.
-            with st.store.savepoint():
-                self._store(a, body, now, new_channel=state is None)
+            # insert: that part alone is undone (module docstring).
+            if b.alone:
+                with st.store.savepoint():
+                    self._store(a, body, now, new_channel=state is None)
+            else:
+                try:
+                    self._store(a, body, now, new_channel=state is None)
+                except ParleyError as exc:
+                    raise _Undo from exc
         return a.result(d.verdict, d.code, d.reason if d.code else "", d.expected_seq), d
 
     def _chain_state(self, env: Envelope, members: frozenset[str] | None) -> ChainState:
@@ -497,7 +529,7 @@ class Receiver:
                 for sender, seq in delivery.ready(held, tops):
                     if seq > store.head_seq(ch, sender) + 1:
                         continue  # an earlier one of this chain stayed held in this round
-                    res, d = self._apply(self.prepare(held[(sender, seq)], b.keys), b.known)
+                    res, d = self._apply(self.prepare(held[(sender, seq)], b.keys), b)
                     if delivery.stays_held(d):
                         continue
                     store.drop_held(ch, sender, seq)
