@@ -110,13 +110,16 @@ def count(store: SqlStore, channel: str) -> int:
 
 
 def index(store: SqlStore, envelope_hash: bytes, channel: str, text: str) -> None:
-    """Index `text` for the stored envelope `envelope_hash` (the caller's transaction)."""
-    rows = store.q("SELECT id FROM envelopes WHERE hash = ?", envelope_hash)
-    if not rows or not text:
+    """Index `text` for the stored envelope `envelope_hash` (the caller's transaction); nothing
+    if no envelope has that hash."""
+    if not text:
         return
+    # One statement, the envelope's id read where it is written: every stored body is indexed
+    # in the transaction that stores it (issue 14: a SELECT and an INSERT per send before).
     store.q(
-        "INSERT INTO search_index (rowid, text, channel) VALUES (?, ?, ?)",
-        int(rows[0][0]), text, channel,
+        "INSERT INTO search_index (rowid, text, channel)"
+        " SELECT id, ?, ? FROM envelopes WHERE hash = ?",
+        text, channel, envelope_hash,
     )  # fmt: skip
 
 
