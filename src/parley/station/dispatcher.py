@@ -153,13 +153,21 @@ class Dispatcher:
         store = self.station.store
         pending = set(store.peers_with_pending())
         relayed = set(db.relay_dests(store))
-        return [
+        views = [
             _PeerView(
                 p, p.station in pending, p.station in relayed, db.route(store, p.station),
                 store.link(p.station),
             )
             for p in self.peers()
         ]  # fmt: skip
+        for v in views:
+            b = self.backoffs.get(v.row.station)
+            if v.pending and (b is None or not b.backing_off):
+                # The drain's first batch in the same trip: a wake-up's sends are one hop from
+                # the wire, not two (issue 14, latency). Not while backing off: a probe or the
+                # backoff's end comes first, and the batch is read then.
+                v.first = self._first(v.row, v.route, v.link, policy.MIN_BATCH)
+        return views
 
     def peers(self) -> list[PeerRow]:
         return [self._reached(p) for p in self.station.store.list_peers()]
@@ -222,7 +230,7 @@ class Dispatcher:
         offered = False
         if b.ready(self.now_ms()):
             if v.pending and (p.addresses or route is not None):
-                more |= await self.drain(peer)
+                more |= await self.drain(peer, v.first)
                 offered = True
             if v.relayed:
                 more |= await self.forward(peer)
@@ -262,11 +270,12 @@ class Dispatcher:
         rows = [r for r in rows if r.hash not in skip][:size]
         return rows[: policy.fitting([len(r.raw) for r in rows])]
 
-    async def drain(self, peer: str) -> bool:
+    async def drain(self, peer: str, first: _First | None = None) -> bool:
         """Send batches until the peer's queue is empty, a send fails, or a batch makes no
-        progress (then back off). True if it stopped at MAX_ROUNDS with more to send."""
+        progress (then back off). True if it stopped at MAX_ROUNDS with more to send.
+        `first`: the peer, its paths and first batch if the round's plan read them."""
         size = policy.MIN_BATCH
-        found = await asyncio.to_thread(self._start, peer, size)
+        found = first or await asyncio.to_thread(self._start, peer, size)
         if found is None:
             return False
         row, ways, batch = found
@@ -365,21 +374,23 @@ class Dispatcher:
         self.listeners.discard(fut)
         fut.cancel()
 
-    def _start(
-        self, peer: str, size: int
-    ) -> tuple[PeerRow, tuple[policy.Path, ...], list[EnvelopeRow]] | None:
+    def _start(self, peer: str, size: int) -> _First | None:
         """The peer, its paths and the first batch, in one trip to a worker thread (each trip
         is on the way of a message's latency). None if there is nothing to send or no way."""
-        st = self.station
         row = self.peer_row(peer)
         if row is None:
             return None
-        route = db.route(st.store, peer)
+        store = self.station.store
+        return self._first(row, db.route(store, peer), store.link(peer), size)
+
+    def _first(
+        self, row: PeerRow, route: db.Route | None, link: LinkRow | None, size: int
+    ) -> _First | None:
         ways = policy.push_paths(
             bool(row.addresses), route.via if route else None,
-            bool(route and route.fallback), self._down(peer),
+            bool(route and route.fallback), link is not None and link.state == "down",
         )  # fmt: skip
-        batch = self._next_batch(peer, size, set()) if ways else []
+        batch = self._next_batch(row.station, size, set()) if ways else []
         return (row, ways, batch) if batch else None
 
     async def _offer(
@@ -389,7 +400,9 @@ class Dispatcher:
         raws = [b.raw for b in batch]
         for way in ways:
             if way is policy.Path.DIRECT:
-                resp = await self._push(peer, row, raws)  # a failure has backed off already
+                # A failure has backed off already; the contact is recorded with the answer,
+                # in one worker-thread trip (`_settle`) off the way of the next batch.
+                resp = await self._push(peer, row, raws, record=False)
                 if resp is not None:
                     return _Answer(peer, resp, None)
             else:
@@ -406,6 +419,7 @@ class Dispatcher:
     def _settle(self, peer: str, answer: _Answer) -> bool:
         """Apply a push or relay answer; True if any outbox row changed."""
         if answer.via is None:
+            self.contact_ok(peer, answer.resp.rtt_ms)
             return self.answered(peer, answer.resp.results, answer.resp.receipts)
         progressed = paths.apply_relay_response(
             self.station, answer.via, answer.resp.results, answer.resp.receipts,
@@ -415,14 +429,18 @@ class Dispatcher:
             self.backoff(peer).reset()
         return progressed > 0
 
-    async def _push(self, peer: str, row: PeerRow, raws: list[bytes]) -> PushResponse | None:
+    async def _push(
+        self, peer: str, row: PeerRow, raws: list[bytes], record: bool = True
+    ) -> PushResponse | None:
+        """`record`: write the contact here (else the caller does, with the answer)."""
         for addr in row.addresses:
             try:
                 resp = await self.transport.push(addr, raws)
             except TransportError as exc:
                 await asyncio.to_thread(self.contact_failed, peer, exc)
                 continue
-            await asyncio.to_thread(self.contact_ok, peer, resp.rtt_ms)
+            if record:
+                await asyncio.to_thread(self.contact_ok, peer, resp.rtt_ms)
             return resp
         return None
 
@@ -541,10 +559,6 @@ class Dispatcher:
         return 0
 
     # --- bookkeeping -----------------------------------------------------------------------------
-    def _down(self, peer: str) -> bool:
-        link = self.station.store.link(peer)
-        return link is not None and link.state == "down"
-
     def contact_ok(self, peer: str, rtt_ms: int) -> None:
         """A round trip with `peer` succeeded: the link is up and any backoff ends."""
         self.last_contact[peer] = self.now_ms()
@@ -561,7 +575,7 @@ class Dispatcher:
 class _PeerView:
     """One peer as a round sees it (read together, off the event loop)."""
 
-    __slots__ = ("link", "pending", "relayed", "route", "row")
+    __slots__ = ("first", "link", "pending", "relayed", "route", "row")
 
     def __init__(
         self, row: PeerRow, pending: bool, relayed: bool, route: db.Route | None,
@@ -572,6 +586,10 @@ class _PeerView:
         self.relayed = relayed
         self.route = route
         self.link = link
+        self.first: _First | None = None  # the drain's first batch, read with the rest
+
+
+_First = tuple[PeerRow, tuple[policy.Path, ...], list[EnvelopeRow]]
 
 
 def _in_folder(row: PeerRow) -> bool:
