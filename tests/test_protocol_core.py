@@ -22,6 +22,7 @@ from parley.protocol.delivery import (
 )
 from parley.protocol.encoding import b64d, b64e, canonical, parse
 from parley.protocol.envelope import (
+    COMMIT_LABEL,
     PRECEDENCES,
     ZERO_HASH,
     Envelope,
@@ -38,6 +39,7 @@ from parley.protocol.envelope import (
 )
 from parley.protocol.identity import fingerprint, station_id
 from parley.protocol.receipt import decode_receipt, sign_receipt, verify_receipt
+from parley.protocol.scan import commitment_b64
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20),
@@ -141,6 +143,12 @@ def test_canonical_sorts_keys_by_utf16_code_units() -> None:
 def test_base64url_round_trip(data: bytes) -> None:
     assert b64d(b64e(data)) == data
     assert "=" not in b64e(data)
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=600))
+def test_the_commitment_as_text_is_the_commitment_encoded(salt: bytes, text: bytes) -> None:
+    # scan.commitment_b64 writes the hash and the encoding out for the span reader's loop.
+    assert commitment_b64(salt, text).decode() == b64e(crypto.sha256(COMMIT_LABEL + salt + text))
 
 
 @given(st.text(max_size=5).map(lambda s: s + "="))
