@@ -12,11 +12,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from parley.api.auth import SESSION_COOKIE
 from parley.station.roles import Action
 
 KEY = "x-parley-action"
 PUBLIC = "public"  # login: no credential yet; the route limits itself
 
 
+# How every route but the public ones authenticates (api/auth.py), for the OpenAPI document:
+# the credentials are read by `Auth.user` itself, not by FastAPI's security dependencies that
+# would otherwise describe them (issue 14), so each route says so here (api/docs.py).
+SCHEMES: dict[str, Any] = {
+    "HTTPBearer": {"type": "http", "scheme": "bearer"},
+    "ConsoleSession": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+}
+SECURITY: list[dict[str, list[str]]] = [{name: []} for name in SCHEMES]
+
+
 def acts(action: Action | str) -> dict[str, Any]:
-    return {"openapi_extra": {KEY: str(action)}}
+    extra: dict[str, Any] = {KEY: str(action)}
+    if action != PUBLIC:
+        extra["security"] = SECURITY
+    return {"openapi_extra": extra}

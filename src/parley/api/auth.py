@@ -22,7 +22,7 @@ without the other. Bearer credentials need neither: a browser never adds them by
 
 from __future__ import annotations
 
-from fastapi import Cookie, Depends, Request
+from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -39,17 +39,27 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 bearer = HTTPBearer(auto_error=False)
 
 
+def credentials(authorization: str | None) -> HTTPAuthorizationCredentials | None:
+    """An `Authorization: Bearer` header's credentials, exactly as `bearer` reads them."""
+    if not authorization:
+        return None
+    scheme, _, secret = authorization.partition(" ")
+    secret = secret.strip()
+    if not scheme or not secret or scheme.lower() != "bearer":
+        return None
+    return HTTPAuthorizationCredentials(scheme=scheme, credentials=secret)
+
+
 class Auth:
     def __init__(self, station: Station, token: str) -> None:
         self.station = station
         self.token = token
 
-    async def user(
-        self,
-        request: Request,
-        cred: HTTPAuthorizationCredentials | None = Depends(bearer),
-        session: str | None = Cookie(default=None, alias=SESSION_COOKIE),
-    ) -> User:
+    async def user(self, request: Request) -> User:
+        # The credentials are read here from the request, not by two sub-dependencies (HTTPBearer
+        # and a Cookie parameter) that FastAPI would resolve on every request (issue 14).
+        cred = credentials(request.headers.get("authorization"))
+        session = request.cookies.get(SESSION_COOKIE) or None
         # A credential proven a moment ago is answered here, on the event loop, from memory
         # (station/users.py `known_user`); anything else is looked up on a worker thread, as a
         # store read may wait for another thread's commit.

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from parley.api.actions import SCHEMES
 from parley.api.auth import CSRF_HEADER, SESSION_COOKIE, Auth
 from parley.errors import Code, NotFound
 from parley.station import users
@@ -76,7 +77,9 @@ def router(app: FastAPI, station: Station, auth: Auth) -> APIRouter:
 
     @r.get("/openapi.json")
     def openapi(who: User = Depends(auth.user)) -> dict[str, Any]:
-        return app.openapi()
+        spec = app.openapi()
+        spec.setdefault("components", {})["securitySchemes"] = SCHEMES  # api/actions.py
+        return spec
 
     @r.get("/docs")
     def docs(request: Request) -> Response:
