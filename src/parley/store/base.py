@@ -179,6 +179,10 @@ class SqlStore:
     def _insert_id(self, sql: str, params: tuple[object, ...]) -> int:
         raise NotImplementedError
 
+    def _rowcount(self, sql: str, params: tuple[object, ...]) -> int:
+        """Run an UPDATE or DELETE; how many rows it changed."""
+        raise NotImplementedError
+
     def _table_exists(self, name: str) -> bool:
         raise NotImplementedError
 
@@ -201,6 +205,11 @@ class SqlStore:
     # --- plumbing --------------------------------------------------------------------------------
     def q(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         return self._execute(self._sql(sql), params)
+
+    def changed(self, sql: str, *params: object) -> int:
+        """`q` for an UPDATE or DELETE, answering how many rows it changed (one statement where
+        a COUNT before it would be two)."""
+        return self._rowcount(self._sql(sql), params)
 
     @contextmanager
     def tx(self) -> Iterator[None]:
@@ -914,18 +923,13 @@ class SqlStore:
         return [r[0] for r in self.q("SELECT DISTINCT peer FROM outbox WHERE delivered IS NULL")]
 
     def mark_delivered(self, channel: str, peer: str, upto_seq: int, now_ms: int) -> int:
+        """Mark `peer`'s rows of a chain up to `upto_seq` delivered; how many were pending."""
         with self.tx():
-            n = self.q(
-                "SELECT COUNT(*) FROM outbox WHERE channel = ? AND peer = ? AND seq <= ?"
-                " AND delivered IS NULL",
-                channel, peer, upto_seq,
-            )[0][0]  # fmt: skip
-            self.q(
+            return self.changed(
                 "UPDATE outbox SET delivered = ? WHERE channel = ? AND peer = ? AND seq <= ?"
                 " AND delivered IS NULL",
                 now_ms, channel, peer, upto_seq,
             )  # fmt: skip
-        return int(n)
 
     def requeue_from(self, channel: str, peer: str, seq: int) -> int:
         """Mark delivered rows from `seq` on pending again; returns how many changed."""
@@ -954,17 +958,13 @@ class SqlStore:
     def add_receipt(
         self, channel: str, of: str, by: str, seq: int, h: bytes, ts: int, raw: bytes
     ) -> None:
+        """Keep a receipt; the first one kept for its (channel, of, by, seq) stays."""
         with self.tx():
-            if not self.q(
-                "SELECT 1 FROM receipts WHERE channel = ? AND of_station = ? AND by_station = ?"
-                " AND seq = ?",
-                channel, of, by, seq,
-            ):  # fmt: skip
-                self.q(
-                    "INSERT INTO receipts (channel, of_station, by_station, seq, hash, ts, raw)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    channel, of, by, seq, h, ts, raw,
-                )  # fmt: skip
+            self.q(
+                "INSERT INTO receipts (channel, of_station, by_station, seq, hash, ts, raw)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                channel, of, by, seq, h, ts, raw,
+            )  # fmt: skip
 
     def last_receipt(
         self, by: str, exclude: Sequence[str] = ()

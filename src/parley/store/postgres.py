@@ -6,7 +6,7 @@ Rules this backend keeps (DESIGN.md §5 "Scale"):
   durable (PostgreSQL's default `synchronous_commit=on`).
 - Write transactions are serialized across every process on the database, like SQLite's
   BEGIN IMMEDIATE: each one takes a transaction-level advisory lock right after BEGIN. The queries
-  in `SqlStore` read-then-write (add_channel, add_receipt, add_evidence, set_meta …) and are only
+  in `SqlStore` read-then-write (add_channel, add_evidence, set_meta …) and are only
   correct if no other writer interleaves. Reads outside a transaction do not wait.
 - A statement that fails inside a transaction aborts it (unlike SQLite, which only undoes that
   statement). COMMIT of an aborted transaction is refused loudly, never reported as a success.
@@ -133,6 +133,10 @@ class PostgresStore(SqlStore):
     def _insert_id(self, sql: str, params: tuple[object, ...]) -> int:
         rows = self._execute(sql + " RETURNING id", params)
         return int(rows[0][0])
+
+    def _rowcount(self, sql: str, params: tuple[object, ...]) -> int:
+        with self._lock:
+            return self.conn.execute(sql.encode(), params).rowcount
 
     def _table_exists(self, name: str) -> bool:
         rows = self._execute("SELECT to_regclass(%s) IS NOT NULL", (name,))

@@ -136,6 +136,10 @@ class SqliteStore(SqlStore):
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
+    def _rowcount(self, sql: str, params: tuple[object, ...]) -> int:
+        with self._lock:
+            return self.conn.execute(sql, params).rowcount
+
     def _table_exists(self, name: str) -> bool:
         return bool(
             self._execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
