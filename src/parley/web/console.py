@@ -17,7 +17,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.api.auth import SESSION_COOKIE
 from parley.api.failures import CatchAll
@@ -176,6 +177,30 @@ def _when(ms: int | None, lang: str) -> str:
     return timefmt.when(int(ms), lang) if ms else "—"
 
 
+class NoStore:
+    """ASGI middleware: `Cache-Control: no-store` on every console answer but its static files,
+    unless the answer set its own. (The security headers come from app/gate.py, for every
+    answer of the station.) A plain ASGI wrapper, not Starlette's BaseHTTPMiddleware, which ran
+    each page in a task of its own behind a stream (issue 14)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(PREFIX + "/static"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                headers = list(msg.get("headers", []))
+                if all(bytes(k).lower() != b"cache-control" for k, _ in headers):
+                    msg["headers"] = [*headers, (b"cache-control", b"no-store")]
+            await send(msg)
+
+        await self.app(scope, receive, send_)
+
+
 def mount(app: FastAPI, station: Station, pages: Sequence[ModuleType]) -> Console:
     """Add the console to the station's app: /console/…, with / redirecting to it."""
     console = Console(station)
@@ -185,13 +210,7 @@ def mount(app: FastAPI, station: Station, pages: Sequence[ModuleType]) -> Consol
     for page in pages:
         sub.include_router(page.routes(console))
 
-    @sub.middleware("http")
-    async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        # The security headers come from app/browser.py, for every response of the station.
-        resp: Response = await call_next(request)
-        if not request.url.path.startswith(PREFIX + "/static"):
-            resp.headers.setdefault("Cache-Control", "no-store")
-        return resp
+    sub.add_middleware(NoStore)
 
     @sub.exception_handler(LoginRequired)
     async def login(request: Request, exc: LoginRequired) -> Response:
