@@ -100,6 +100,7 @@ def test_a_send_committed_during_a_push_goes_beside_it_and_arrives_once_in_order
     # twice (only a lost push is offered again, with what came after it).
     again = [held.pushes[0] + held.pushes[1]] if first == "lost" else []
     assert held.pushes[2:] == again
+    assert not w.da.backoff(w.b.id).backing_off  # an answer the peer explained is no failure
     for st in (w.a, w.b):
         assert [a.kind for a in st.store.alarms() if a.kind != "link"] == []
     assert w.a.transcript_digest(ch)["digest"] == w.b.transcript_digest(ch)["digest"]

@@ -316,12 +316,16 @@ class Dispatcher:
                     # both to its latency (issue 14).
                     nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
                 sending = asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
-            progressed = await asyncio.to_thread(self._settle, peer, answer)
+            # An answer whose envelopes the peer holds behind the first push is no failure:
+            # that push's receipts moved them already.
+            progressed = await asyncio.to_thread(self._settle, peer, answer) or answer.held
             if not progressed:
                 later = await sending if sending is not None else None
                 if later is not None and ahead:
                     later.explained_by(ahead)
-                if later is None or not await asyncio.to_thread(self._settle, peer, later):
+                if later is None or not (
+                    await asyncio.to_thread(self._settle, peer, later) or later.held
+                ):
                     self.backoff(peer).failed(self.now_ms(), random.random())
                 return False
             if sending is None:
@@ -607,6 +611,7 @@ class _Answer:
         self.clean = via is None and all(
             r.get("status") in ("accepted", "duplicate") for r in resp.results
         )
+        self.held = False  # some of its envelopes wait at the peer for the push before it
 
     def explained_by(self, ahead: Sequence[EnvelopeRow]) -> None:
         """Set aside the `gap` results that name a seq of `ahead`, the push that was on the wire
@@ -619,6 +624,7 @@ class _Answer:
             if r.get("status") != "gap" or (r.get("channel"), r.get("expected_seq")) not in flying
         ]  # fmt: skip
         if len(kept) < len(self.resp.results):
+            self.held = True
             self.resp = replace(self.resp, results=kept)
             self.clean = self.via is None and all(
                 r.get("status") in ("accepted", "duplicate") for r in kept
