@@ -79,3 +79,33 @@ def test_a_combined_form_verifier_for_a_key_that_is_not_one_refuses_everything()
     assert crypto.signed_verifier(bytes(32))(sig + LABEL + b"m") is crypto.verify(
         bytes(32), LABEL, b"m", sig
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(message=st.binary(max_size=2048), picks=st.lists(st.integers(0, 6), max_size=8))
+def test_a_run_verifier_answers_as_each_message_verified_alone(
+    message: bytes, picks: list[int]
+) -> None:
+    # signed_verifier_all: one call for a span's envelopes by one key.
+    cases = [sig + LABEL + msg for msg, sig in _cases(message)]
+    batch = [cases[i] for i in picks]
+    one = crypto.signed_verifier(KEY.public)
+    assert crypto.signed_verifier_all(KEY.public)(batch) is all(one(sm) for sm in batch)
+    assert crypto.signed_verifier_all(KEY.public)([cases[0]] * 3) is True
+
+
+@pytest.mark.parametrize("size", [crypto._OPENED - len(LABEL), crypto._OPENED + 1, 300_000])
+def test_a_run_verifier_either_side_of_the_buffer(size: int) -> None:
+    cases = [sig + LABEL + msg for msg, sig in _cases(bytes(size))]
+    check = crypto.signed_verifier_all(KEY.public)
+    assert check([cases[0], cases[0]]) is True
+    for bad in cases[1:]:
+        assert check([cases[0], bad]) is False
+        assert check([bad, cases[0]]) is False
+
+
+def test_a_run_verifier_for_a_key_that_is_not_one_refuses_every_message() -> None:
+    sm = KEY.sign(LABEL, b"m") + LABEL + b"m"
+    for public in (b"", bytes(31), bytes(33), bytes(32)):
+        assert crypto.signed_verifier_all(public)([sm]) is False
+        assert crypto.signed_verifier_all(public)([]) is True  # nothing to refuse

@@ -21,7 +21,7 @@ Rules:
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable, Container
+from collections.abc import Container
 from typing import NamedTuple, Protocol
 
 from parley.protocol import crypto, grammar, merkle
@@ -100,6 +100,7 @@ class _Run:
         "last_h64",
         "last_seq",
         "last_ts",
+        "signed",
     )
 
     def __init__(self, seq: int, prev: bytes, ts: int) -> None:
@@ -107,6 +108,8 @@ class _Run:
         self.last_seq, self.last_ts, self.last_h64 = seq - 1, ts, prev
         self.hashes = bytearray()
         self.digests = bytearray()  # the envelope hashes, 32 bytes each: leaves made at the end
+        # A one-key sender's envelopes, each its signature and signed message as one buffer.
+        self.signed: list[bytes] = []
 
 
 def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span | None:
@@ -115,11 +118,13 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
     channel, keys, others = members
     ch = channel.encode("utf-8")  # never equal to a matched (ASCII) channel unless it is one
     # Station ids as the line holds them (ASCII bytes): nothing is decoded per envelope. Per
-    # sender: its keys' verifiers by time, and the `keys` array's station ids it must name.
+    # sender: its keys' verifiers by time, the `keys` array's station ids it must name, and for
+    # a sender with one key (the common case) that key's verifier of a whole run.
     senders = {
         k.encode("ascii"): (
             tuple((crypto.signed_verifier(pk), lo, hi) for pk, lo, hi in epochs),
             "".join(others[k]).encode("ascii"),
+            crypto.signed_verifier_all(epochs[0][0]) if len(epochs) == 1 else None,
         )
         for k, epochs in keys.items()
     }
@@ -128,8 +133,9 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
     runs: dict[bytes, _Run] = {}
     before: list[tuple[str, int, bytes]] = []
     bodies_to_read: list[tuple[int, str, int, bytes, dict[str, int]]] = []
-    # (sender, ts, signature and signed message as one buffer): the key, by time, asked at the end
-    signed: list[tuple[bytes, int, bytes]] = []
+    # (sender, ts, signature and signed message as one buffer) of a sender with keys by time:
+    # the key of each envelope's time is asked at the end
+    timed: list[tuple[bytes, int, bytes]] = []
     bodies = lines = 0
     at = start
     while at < end:
@@ -156,10 +162,6 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
             return None
         if recipient_ids(keys_b) != known[1]:
             return None
-        s0, s1 = m.span(13)
-        i = m.start(1)
-        signature = a2b(sig.translate(FROM_URLSAFE) + b"==")
-        signed.append((sender, ts, b"".join((signature, label, raw[: s0 - i], raw[s1 - i :]))))
         if salt is not None:
             if b"\t" in text:
                 return None  # a fifth field: the line path names it
@@ -174,6 +176,14 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
             run = runs[sender] = _Run(seq, prev, ts)
         elif seq != run.last_seq + 1 or prev != run.last_h64 or ts < run.last_ts:
             return None
+        s0, s1 = m.span(13)
+        i = m.start(1)
+        signature = a2b(sig.translate(FROM_URLSAFE) + b"==")
+        sm = b"".join((signature, label, raw[: s0 - i], raw[s1 - i :]))
+        if known[2] is not None:
+            run.signed.append(sm)
+        else:
+            timed.append((sender, ts, sm))
         if seen_m is not None:
             if seen_rest:
                 seen = [(seen_m, int(seen_q), seen_h)]
@@ -199,22 +209,19 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         at = m.end()
     # Each run's timestamps never decrease: a sender with one key (the common case) has all its
     # envelopes in that key's time if the run's first and last are.
-    single: dict[bytes, Callable[[bytes], bool]] = {}
     for k, r in runs.items():
         epochs = senders[k][0]
         if len(epochs) == 1:
-            verified, lo, hi = epochs[0]
+            _, lo, hi = epochs[0]
             if lo > r.first_ts or 0 <= hi < r.last_ts:
                 return None
-            single[k] = verified
     # The signatures last, one after another: interleaved with the reading above, each cost
     # about 10% more (the verifier's code and tables left the caches in between).
-    for sender, ts, sm in signed:
-        verified1 = single.get(sender)
-        if verified1 is not None:
-            if not verified1(sm):
-                return None
-            continue
+    for k, r in runs.items():
+        verified_all = senders[k][2]
+        if verified_all is not None and not verified_all(r.signed):
+            return None
+    for sender, ts, sm in timed:
         for verified, lo, hi in senders[sender][0]:
             if lo <= ts and (hi < 0 or ts <= hi) and verified(sm):
                 break
