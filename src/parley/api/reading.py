@@ -33,6 +33,7 @@ class AlarmNote(Strict):
 
 
 def router(station: Station, auth: Auth) -> APIRouter:
+    # The reads operators poll first: a request is tried against each route in turn (app/build.py).
     r = APIRouter(prefix="/api/v1", tags=["reading"], dependencies=[Depends(auth.user)])
     alarms = AlarmDesk(station)
 
@@ -55,6 +56,15 @@ def router(station: Station, auth: Auth) -> APIRouter:
         )  # fmt: skip
         return Response(page, media_type=JSON)  # see api/operator.py
 
+    @r.get("/alarms", response_model=Objects, **acts(Action.ALARM_READ))
+    def list_alarms(
+        all: bool = False,
+        limit: int = Query(MAX_LIST, ge=1, le=MAX_LIST),
+        who: User = Depends(auth.user),
+    ) -> Response:
+        """Open alarms (with `all`, also those resolved or acknowledged), newest first."""
+        return Response(alarms.alarms_json(who, all, limit), media_type=JSON)
+
     @r.get("/search", **acts(Action.CHANNEL_READ))
     def find(
         q: str = Query(..., min_length=1, max_length=MAX_QUERY),
@@ -66,15 +76,6 @@ def router(station: Station, auth: Auth) -> APIRouter:
         """Messages and notices the caller may read holding every word of `q`, newest first;
         `before` pages on."""
         return search.search(station, who, q, channel, before, limit)
-
-    @r.get("/alarms", response_model=Objects, **acts(Action.ALARM_READ))
-    def list_alarms(
-        all: bool = False,
-        limit: int = Query(MAX_LIST, ge=1, le=MAX_LIST),
-        who: User = Depends(auth.user),
-    ) -> Response:
-        """Open alarms (with `all`, also those resolved or acknowledged), newest first."""
-        return Response(alarms.alarms_json(who, all, limit), media_type=JSON)
 
     @r.post("/alarms/ack", **acts(Action.ALARM_CLEAR))
     def ack(req: AlarmAck, who: User = Depends(auth.user)) -> dict[str, Any]:
