@@ -8,6 +8,7 @@ the wire until the second has started, so the order the peer sees is the test's 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,46 @@ def test_a_send_committed_during_a_push_goes_beside_it_and_arrives_once_in_order
     for st in (w.a, w.b):
         assert [a.kind for a in st.store.alarms() if a.kind != "link"] == []
     assert w.a.transcript_digest(ch)["digest"] == w.b.transcript_digest(ch)["digest"]
+
+
+def test_a_send_committed_while_an_answer_is_applied_goes_out_before_that_ends(
+    tmp_path: Path,
+) -> None:
+    """The answer's receipts commit through the writer, maybe behind a group of sends on its
+    way to disk: a send committed meanwhile is not held back by it, nor by a new round."""
+    w = World(tmp_path)
+    ch = w.open()
+    w.rounds()
+    w.a.send(ch, channels.text_body("one", "en"))
+    inner, real = w.da.transport, w.da._settle
+    pushed: list[list[bytes]] = []
+    second = threading.Event()
+    settles: list[bool] = []
+
+    class Seen:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        async def push(self, addr: str, raws: list[bytes]) -> PushResponse:
+            pushed.append(raws)
+            if len(pushed) == 2:
+                second.set()
+            return await inner.push(addr, raws)
+
+    def settle(peer: str, answer: Any) -> bool:
+        if not settles:  # the first answer: a send commits while it is applied
+            w.a.send(ch, channels.text_body("two", "en"))
+            settles.append(second.wait(LIVENESS_S))
+        return real(peer, answer)
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        w.a.on_queued = lambda: loop.call_soon_threadsafe(w.da._poke)
+        await w.da.drain(w.b.id)
+
+    w.da.transport = Seen()  # type: ignore[assignment]  # the same calls, observed
+    w.da._settle = settle  # type: ignore[method-assign]  # an observed seam
+    asyncio.run(go())
+    assert settles == [True] and len(pushed) == 2 and len(pushed[1]) == 1
+    assert texts(w.b, ch) == ["one", "two"]
+    assert w.a.status()["peers"][0]["pending"] == 0

@@ -288,37 +288,48 @@ class Dispatcher:
             size = policy.batch_size(size, len(batch) == size)
             skip = {r.hash for r in batch}
             queued = self._listen()  # before the read: a send committed after it still counts
-            nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
-            beside = None
-            if not nxt and ways == (policy.Path.DIRECT,):
-                beside = await self._beside(peer, row, ways, size, skip, sending, queued)
-            self._unlisten(queued)
-            answer = await sending if sending is not None else None
-            if answer is not None and ahead:
-                answer.explained_by(ahead)
-            if answer is None:
-                if beside is not None:  # the peer holds it, if it got it; the outbox still has it
-                    later = await beside[1]
-                    if later is not None:
-                        later.explained_by(batch)
-                        await asyncio.to_thread(self._settle, peer, later)
-                return False  # unreachable: backed off already
-            if beside is not None:
-                nxt, sending = beside
-                ahead = batch
-            else:
-                ahead = []
-                if not answer.clean:
-                    nxt = []  # a gap re-queued a chain, or some waited: the outbox decides anew
-                elif not nxt:
-                    # What was queued while the batch was on the wire goes out now, while the
-                    # answer is settled: waiting for that commit and a new round would add
-                    # both to its latency (issue 14).
-                    nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
-                sending = asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
-            # An answer whose envelopes the peer holds behind the first push is no failure:
-            # that push's receipts moved them already.
-            progressed = await asyncio.to_thread(self._settle, peer, answer) or answer.held
+            try:
+                nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
+                beside = None
+                if not nxt and ways == (policy.Path.DIRECT,):
+                    beside = await self._beside(peer, row, ways, size, skip, sending, queued)
+                answer = await sending if sending is not None else None
+                if answer is not None and ahead:
+                    answer.explained_by(ahead)
+                if answer is None:
+                    if beside is not None:  # the peer holds it, if it got it; still pending here
+                        later = await beside[1]
+                        if later is not None:
+                            later.explained_by(batch)
+                            await asyncio.to_thread(self._settle, peer, later)
+                    return False  # unreachable: backed off already
+                if beside is not None:
+                    nxt, sending = beside
+                    ahead = batch
+                else:
+                    ahead = []
+                    if not answer.clean:
+                        nxt = []  # a gap re-queued a chain, or some waited: the outbox decides
+                    elif not nxt and queued.done():
+                        # What was queued while the batch was on the wire goes out now, while
+                        # the answer is settled: waiting for that commit and a new round would
+                        # add both to its latency (issue 14). Nothing queued: nothing to read.
+                        self._unlisten(queued)
+                        queued = self._listen()
+                        nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
+                    sending = (
+                        asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
+                    )
+                settling = asyncio.create_task(asyncio.to_thread(self._settle, peer, answer))
+                if sending is None and answer.clean:
+                    sending, nxt = await self._while_settling(
+                        peer, row, ways, size, skip, settling, queued
+                    )
+                # An answer whose envelopes the peer holds behind the first push is no failure:
+                # that push's receipts moved them already.
+                progressed = await settling or answer.held
+            finally:
+                self._unlisten(queued)
             if not progressed:
                 later = await sending if sending is not None else None
                 if later is not None and ahead:
@@ -368,6 +379,26 @@ class Dispatcher:
         if not rows or sending.done() or any(r.prec == FLASH for r in rows):
             return None
         return rows, asyncio.create_task(self._offer(peer, row, ways, rows))
+
+    async def _while_settling(
+        self,
+        peer: str,
+        row: PeerRow,
+        ways: tuple[policy.Path, ...],
+        size: int,
+        skip: set[bytes],
+        settling: asyncio.Task[bool],
+        queued: asyncio.Future[None],
+    ) -> tuple[asyncio.Task[_Answer | None] | None, list[EnvelopeRow]]:
+        """Sends committed while an answer is applied, with nothing else to send: they go at
+        once, not after the answer's commit (which may wait behind a group of sends going to
+        disk) and a new round (issue 14, latency p99). The answered batch (`skip`) is still
+        pending until the settling commits; the peer has it, so nothing is sent twice."""
+        await asyncio.wait((settling, queued), return_when=asyncio.FIRST_COMPLETED)
+        if settling.done():
+            return None, []
+        rows = await asyncio.to_thread(self._next_batch, peer, size, skip)
+        return (asyncio.create_task(self._offer(peer, row, ways, rows)) if rows else None), rows
 
     def _listen(self) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
