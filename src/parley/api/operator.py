@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.api import offload
 from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.domain import channels
@@ -88,7 +89,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
     # would otherwise check a plain answer against the declared type on a second worker thread
     # and walk every message doing so, which cost more than reading them (issue 14). The reads
     # everybody polls come encoded from the station, kept while nothing changed
-    # (station/answers.py).
+    # (station/answers.py). The busiest routes hand their station call to api/offload.py.
     r = APIRouter(prefix="/api/v1", tags=["operator"], dependencies=[Depends(auth.user)])
     desk, chans, keys = StationDesk(station), ChannelDesk(station), KeyDesk(station)
 
@@ -138,20 +139,21 @@ def router(station: Station, auth: Auth) -> APIRouter:
     # The sends answer a JSONResponse of plain data: a dict would be re-encoded by FastAPI on
     # another trip to a worker thread, per message sent (issue 14).
     @r.post("/channels/{channel}/messages", response_model=Object, **acts(Action.MESSAGE_SEND))
-    def send(
+    async def send(
         channel: str,
         req: TextMessage,
         who: User = Depends(auth.user),
         idempotency_key: str = Header(default="", max_length=128),
     ) -> JSONResponse:
-        return JSONResponse(
-            chans.send(who, channel, req.text, req.lang, req.precedence, idempotency_key)
+        sent = await offload.run(
+            chans.send, who, channel, req.text, req.lang, req.precedence, idempotency_key
         )
+        return JSONResponse(sent)
 
     @r.post(
         "/channels/{channel}/messages/batch", response_model=Object, **acts(Action.MESSAGE_SEND)
     )
-    def send_batch(
+    async def send_batch(
         channel: str,
         req: TextBatch,
         who: User = Depends(auth.user),
@@ -159,7 +161,9 @@ def router(station: Station, auth: Auth) -> APIRouter:
     ) -> JSONResponse:
         """Several text messages in order, queued in one transaction (all or none)."""
         items = [(m.text, m.lang, m.precedence) for m in req.messages]
-        return JSONResponse(chans.send_batch(who, channel, items, idempotency_key))
+        return JSONResponse(
+            await offload.run(chans.send_batch, who, channel, items, idempotency_key)
+        )
 
     @r.get("/channels/{channel}/messages", response_model=Objects, **acts(Action.CHANNEL_READ))
     def messages(
@@ -192,12 +196,14 @@ def router(station: Station, auth: Auth) -> APIRouter:
         )  # fmt: skip
 
     @r.get("/inbox", response_model=Objects, **acts(Action.CHANNEL_READ))
-    def inbox(limit: int = Query(200, ge=1, le=10_000), who: User = Depends(auth.user)) -> Response:
-        return Response(chans.inbox_json(who, limit), media_type=JSON)
+    async def inbox(
+        limit: int = Query(200, ge=1, le=10_000), who: User = Depends(auth.user)
+    ) -> Response:
+        return Response(await offload.run(chans.inbox_json, who, limit), media_type=JSON)
 
     @r.get("/status", response_model=Object, **acts(Action.STATION_READ))
-    def status(who: User = Depends(auth.user)) -> Response:
-        return Response(desk.status_json(who), media_type=JSON)
+    async def status(who: User = Depends(auth.user)) -> Response:
+        return Response(await offload.run(desk.status_json, who), media_type=JSON)
 
     @r.get("/evidence", **acts(Action.EVIDENCE_READ))
     def evidence(who: User = Depends(auth.user)) -> list[dict[str, Any]]:

@@ -4,12 +4,14 @@ station/history.py, station/search.py and station/alarms.py."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import Field
 
+from parley.api import offload
 from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.api.operator import JSON, Object, Objects, Strict
@@ -38,7 +40,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
     alarms = AlarmDesk(station)
 
     @r.get("/channels/{channel}/history", response_model=Object, **acts(Action.CHANNEL_READ))
-    def channel_history(
+    async def channel_history(
         channel: str,
         before: int | None = Query(None, ge=1),
         after: int | None = Query(None, ge=0),
@@ -50,20 +52,22 @@ def router(station: Station, auth: Auth) -> APIRouter:
         """A page of the channel's messages, oldest first, with the cursors of the pages before
         (`older`: pass as `before`) and after (`newer`: pass as `after`)."""
         at = history.parse_when(date) if date is not None else None
-        page = history.page_answer(
-            station, who, channel, before=before, after=after, at=at, message_hash=hash,
-            limit=limit,
+        page = await offload.run(
+            functools.partial(
+                history.page_answer, station, who, channel, before=before, after=after, at=at,
+                message_hash=hash, limit=limit,
+            )
         )  # fmt: skip
         return Response(page, media_type=JSON)  # see api/operator.py
 
     @r.get("/alarms", response_model=Objects, **acts(Action.ALARM_READ))
-    def list_alarms(
+    async def list_alarms(
         all: bool = False,
         limit: int = Query(MAX_LIST, ge=1, le=MAX_LIST),
         who: User = Depends(auth.user),
     ) -> Response:
         """Open alarms (with `all`, also those resolved or acknowledged), newest first."""
-        return Response(alarms.alarms_json(who, all, limit), media_type=JSON)
+        return Response(await offload.run(alarms.alarms_json, who, all, limit), media_type=JSON)
 
     @r.get("/search", **acts(Action.CHANNEL_READ))
     def find(

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field
 
+from parley.api import offload
 from parley.api.actions import PUBLIC, acts
 from parley.api.auth import SESSION_COOKIE, Auth, bearer
 from parley.api.operator import Strict
@@ -78,8 +79,8 @@ def router(station: Station, auth: Auth) -> APIRouter:
         return {"user": who.name, "ended": ended}
 
     @r.get("/me", response_model=dict[str, Any], **acts(Action.ME))
-    def me(who: User = Depends(auth.user)) -> JSONResponse:
-        return JSONResponse(desk.me(who))  # see api/operator.py
+    async def me(who: User = Depends(auth.user)) -> JSONResponse:
+        return JSONResponse(await offload.run(desk.me, who))  # see api/operator.py
 
     @r.post("/me/password", **acts(Action.ME))
     def change_own_password(
