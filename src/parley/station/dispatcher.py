@@ -28,7 +28,11 @@ Each round, for every peer (`_serve`, steps in this order):
    (and nothing else queued) go out at once beside it (`_beside`): at most two pushes in
    flight per peer, the second with only envelopes after the first's; answers are applied in
    the order the pushes left, and a `gap` in the second's answer that names a seq the first
-   carried is set aside (the peer holds what came early and applies it with the first).
+   carried is set aside (the peer holds what came early and applies it with the first), and
+   counts as progress. Sends committed while an answer is applied, with nothing in flight, go
+   out before that answer's commit (`_while_settling`): it may wait behind a group of sends
+   going to disk. A round's plan reads each ready peer's first batch in the same worker-thread
+   trip, so a wake-up's sends are one trip from the wire.
 3. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
    they arrived; the peer's receipts are kept for their senders (station/paths.py).
 4. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
