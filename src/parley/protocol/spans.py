@@ -118,13 +118,14 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
     channel, keys, others = members
     ch = channel.encode("utf-8")  # never equal to a matched (ASCII) channel unless it is one
     # Station ids as the line holds them (ASCII bytes): nothing is decoded per envelope. Per
-    # sender: its keys' verifiers by time, the `keys` array's station ids it must name, and for
-    # a sender with one key (the common case) that key's verifier of a whole run.
+    # sender: its keys' times, the `keys` array's station ids it must name, and its verifiers:
+    # for a sender with one key (the common case) that key's of a whole run, else each key's.
     senders = {
         k.encode("ascii"): (
-            tuple((crypto.signed_verifier(pk), lo, hi) for pk, lo, hi in epochs),
+            tuple((lo, hi) for _, lo, hi in epochs),
             "".join(others[k]).encode("ascii"),
             crypto.signed_verifier_all(epochs[0][0]) if len(epochs) == 1 else None,
+            tuple(crypto.signed_verifier(pk) for pk, _, _ in epochs) if len(epochs) > 1 else (),
         )
         for k, epochs in keys.items()
     }
@@ -210,9 +211,9 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
     # Each run's timestamps never decrease: a sender with one key (the common case) has all its
     # envelopes in that key's time if the run's first and last are.
     for k, r in runs.items():
-        epochs = senders[k][0]
-        if len(epochs) == 1:
-            _, lo, hi = epochs[0]
+        times = senders[k][0]
+        if len(times) == 1:
+            lo, hi = times[0]
             if lo > r.first_ts or 0 <= hi < r.last_ts:
                 return None
     # The signatures last, one after another: interleaved with the reading above, each cost
@@ -222,7 +223,8 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         if verified_all is not None and not verified_all(r.signed):
             return None
     for sender, ts, sm in timed:
-        for verified, lo, hi in senders[sender][0]:
+        times, _, _, verifiers = senders[sender]
+        for verified, (lo, hi) in zip(verifiers, times, strict=True):
             if lo <= ts and (hi < 0 or ts <= hi) and verified(sm):
                 break
         else:
