@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ class Held:
     held push goes on once a second push has reached the peer (`first` "after"), or before it
     ("before"), or fails ("lost")."""
 
-    def __init__(self, w: World, ch: str, later: str, first: str) -> None:
+    def __init__(self, w: World, ch: str, later: str | Callable[[], object], first: str) -> None:
         self.w, self.ch, self.later, self.first = w, ch, later, first
         self.inner = w.da.transport
         self.pushes: list[list[bytes]] = []
@@ -60,7 +61,10 @@ class Held:
             if self.reads >= 2:
                 break
             await asyncio.sleep(0.01)
-        self.w.a.send(self.ch, channels.text_body(self.later, "en"))
+        if callable(self.later):
+            self.later()
+        else:
+            self.w.a.send(self.ch, channels.text_body(self.later, "en"))
         if self.first == "before":
             resp = await self.inner.push(addr, raws)
             self.released.set()
@@ -102,6 +106,26 @@ def test_a_send_committed_during_a_push_goes_beside_it_and_arrives_once_in_order
     again = [held.pushes[0] + held.pushes[1]] if first == "lost" else []
     assert held.pushes[2:] == again
     assert not w.da.backoff(w.b.id).backing_off  # an answer the peer explained is no failure
+    for st in (w.a, w.b):
+        assert [a.kind for a in st.store.alarms() if a.kind != "link"] == []
+    assert w.a.transcript_digest(ch)["digest"] == w.b.transcript_digest(ch)["digest"]
+
+
+def test_a_new_channels_envelope_beside_its_proposal_goes_again_in_the_same_drain(
+    tmp_path: Path,
+) -> None:
+    """The peer applies the second push first, and for a channel it does not have yet it holds
+    nothing: its `gap` (unknown_channel) names seq 1, which the first push carries, so the answer
+    is set aside, and the envelope it did not keep is offered again at once, not at a later
+    round (up to a heartbeat later: nothing wakes the dispatcher for it)."""
+    w = World(tmp_path)
+    w.rounds()
+    ch = w.a.propose_channel("hotline", "Hotline", [w.b.id])
+    held = Held(w, ch, lambda: w.a.control(ch, "close", "proposed by mistake"), "after")
+    run_drain(w)
+    assert len(held.pushes) == 3 and held.pushes[2] == held.pushes[1]
+    assert w.a.status()["peers"][0]["pending"] == 0
+    assert w.b.channel_state(ch).state == "closed"
     for st in (w.a, w.b):
         assert [a.kind for a in st.store.alarms() if a.kind != "link"] == []
     assert w.a.transcript_digest(ch)["digest"] == w.b.transcript_digest(ch)["digest"]

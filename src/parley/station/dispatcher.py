@@ -344,7 +344,9 @@ class Dispatcher:
                     self.backoff(peer).failed(self.now_ms(), random.random())
                 return False
             if sending is None:
-                if answer.clean:
+                # A set-aside gap is no proof the peer keeps what it named: for a channel it
+                # does not have yet it keeps nothing, so the outbox decides then.
+                if answer.clean and not answer.held:
                     return False  # everything went: the queue is empty
                 nxt = await asyncio.to_thread(self._next_batch, peer, size, set())
                 if not nxt:
