@@ -7,7 +7,9 @@ the back channel is hidden from them).
 Baseline, measured in the same run with the same clients: GET /api/v1/me, the most trivial
 authenticated route of the same server (framework, auth and JSON, no store reads beyond it).
 Each endpoint's req/s is printed with its ratio to that baseline; then the four read endpoints
-round-robin (the mix), whose req/s is the issue's target (>= 1,000 req/s).
+round-robin (the mix), whose req/s is the issue's target (>= 1,000 req/s). Each row also prints
+the station's CPU per answer (its process group, from /proc), which the clients' share of the
+cores and other load move much less than req/s.
 
 The clients are several processes (default 2; --procs), each an asyncio loop keeping its share
 of --clients connections alive and sending plain HTTP/1.1 GETs on them (a few lines, not httpx:
@@ -34,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import STACKS, finish, pair, pct, profile, use_stack
+from common import STACKS, cpu_s, finish, pair, pct, profile, use_stack
 
 from parley.cli.client import Api
 from parley.station.config import load_config
@@ -221,13 +223,17 @@ def main() -> None:
         with ctx.Pool(args.procs) as pool:
 
             def row(name: str, paths: list[str], base_rate: float | None) -> float:
+                group = p.procs["a"].pid  # the station leads its process group
+                cpu0 = cpu_s(group)
                 rate, p50, p99, failed = run(
                     pool, base, info["token"], paths, args.clients, args.procs, args.seconds
                 )
+                # The station's own CPU per answer: what a loaded machine changes least.
+                cpu_us = (cpu_s(group) - cpu0) * 1e6 / max(1.0, rate * args.seconds)
                 ratio = f"  ratio {rate / base_rate:.2f}" if base_rate else ""
                 bad = f"  ({failed} failed)" if failed else ""
                 print(f"{name:<22} {rate:8.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
-                      f"{ratio}{bad}", flush=True)  # fmt: skip
+                      f"  station {cpu_us:5.0f} us CPU/req{ratio}{bad}", flush=True)  # fmt: skip
                 return rate
 
             for stack in stacks:
