@@ -13,7 +13,7 @@ from parley.errors import Code
 from parley.protocol import crypto
 from parley.protocol.envelope import parse_envelope, seal
 from parley.station import cryptopool
-from parley.station.cryptopool import CryptoPool
+from parley.station.cryptopool import CryptoPool, Job, Ticket
 from parley.station.node import Station
 from parley.station.receiving import POOL_MIN
 from tests.net import LIVENESS_S
@@ -36,6 +36,7 @@ def stations(tmp: Path) -> tuple[Station, Station, Station, str]:
             if y is not x:
                 net.deliver(x, y)
     b.receiver.pool = CryptoPool(2)
+    wait(b.receiver.pool.start(), timeout=LIVENESS_S)  # a batch never waits for workers
     c.receiver.pool = None
     return a, b, c, ch
 
@@ -90,6 +91,36 @@ def test_a_pooled_batch_answers_as_the_serial_one(tmp_path: Path) -> None:
     assert b.store.head_seq(ch, a.id) == c.store.head_seq(ch, a.id)
     # A re-sent batch is all duplicates, opened nowhere.
     assert answers(b, raws[8:]) == answers(c, raws[8:])
+
+
+class Counted(CryptoPool):
+    """The real pool, counting the jobs it was given."""
+
+    submitted = 0
+
+    def submit(self, me: str, jobs: list[Job]) -> Ticket | None:
+        self.submitted += len(jobs)
+        return super().submit(me, jobs)
+
+
+def test_a_batch_never_waits_for_workers_to_start(tmp_path: Path) -> None:
+    """The first large batch starts the workers and is done in the station meanwhile (spawning
+    them takes seconds on a loaded machine, and a push held that long delays every message
+    behind it); once they are up, large batches go to them."""
+    a, b, c, ch = stations(tmp_path)
+    assert b.receiver.pool is not None
+    b.receiver.pool.close()
+    pool = b.receiver.pool = Counted(2)
+    a.send_many(ch, [(channels.text_body(f"m{i}", "en"), "ROUTINE") for i in range(2 * POOL_MIN)])
+    raws = [r.raw for r in a.store.pending(b.id, 4 * POOL_MIN)]  # from b's head on
+    first, more = raws[: len(raws) // 2], raws[len(raws) // 2 :]
+    assert answers(b, first) == answers(c, first)
+    assert pool.submitted == 0 and pool.pids(), "done here while the workers start"
+    wait(pool.start(), timeout=LIVENESS_S)
+    assert answers(b, more) == answers(c, more)
+    assert pool.submitted == len(more)
+    assert b.store.head_seq(ch, a.id) == c.store.head_seq(ch, a.id) == a.store.head_seq(ch, a.id)
+    pool.close()
 
 
 def test_a_worker_says_what_the_serial_path_says(tmp_path: Path) -> None:

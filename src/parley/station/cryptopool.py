@@ -14,6 +14,9 @@ Rules:
   tries the keys of an identity hand-over and raises the error a serial receive would.
 - A broken pool (a worker killed or crashed) answers None for every job in flight and is
   dropped; the caller does the batch serially, and the next large batch starts a new pool.
+- No batch waits for workers to start (`ready`): spawning them and importing the station's code
+  takes a second or more, seconds on a loaded machine, and a push held that long is a latency
+  spike every message behind it shares (issue 14). The batch that starts them is done here.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class CryptoPool:
         self.opens = opens
         self._lock = threading.Lock()
         self._exec: ProcessPoolExecutor | None = None
+        self._ready: list[Future[None]] = []  # one per worker of `_exec`, done when it is up
 
     @classmethod
     def for_cores(cls) -> CryptoPool | None:
@@ -104,12 +108,26 @@ class CryptoPool:
         """Start the workers (if not running): answers one future per worker, done when it
         is up (the executor starts one worker per job waiting, so all start at once)."""
         with self._lock:
-            if self._exec is not None:
-                return []
-            ex = self._exec = ProcessPoolExecutor(
-                self.workers, multiprocessing.get_context("spawn"), _init
-            )
-        return [ex.submit(_up) for _ in range(self.workers)]
+            if self._exec is None:
+                ex = self._exec = ProcessPoolExecutor(
+                    self.workers, multiprocessing.get_context("spawn"), _init
+                )
+                self._ready = [ex.submit(_up) for _ in range(self.workers)]
+            return list(self._ready)
+
+    def ready(self) -> bool:
+        """Whether every worker is up; if none is running, they start now (in the background:
+        the caller does this batch itself)."""
+        up = self.start()
+        if not up or not all(f.done() for f in up):
+            return False
+        if any(f.exception() is not None for f in up):  # a worker died starting: begin again
+            with self._lock:
+                ex = self._exec
+            if ex is not None:
+                self._drop(ex)
+            return False
+        return True
 
     def submit(self, me: str, jobs: list[Job]) -> Ticket | None:
         self.start()
@@ -140,11 +158,11 @@ class CryptoPool:
     def _drop(self, ex: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._exec is ex:
-                self._exec = None
+                self._exec, self._ready = None, []
         ex.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         with self._lock:
-            ex, self._exec = self._exec, None
+            ex, self._exec, self._ready = self._exec, None, []
         if ex is not None:
             ex.shutdown(wait=True, cancel_futures=True)

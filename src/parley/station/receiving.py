@@ -219,8 +219,8 @@ class Receiver:
 
     def prepare_all(self, raws: list[bytes], keys: _Keys) -> list[Arrival]:
         """`prepare` for each, the crypto in worker processes when the batch is large enough
-        to pay for the trip (a small push stays here: its latency)."""
-        if self.pool is not None and len(raws) >= POOL_MIN:
+        to pay for the trip (a small push stays here: its latency) and the workers are up."""
+        if self.pool is not None and len(raws) >= POOL_MIN and self.pool.ready():
             arrivals = self._prepare_pooled(self.pool, raws, keys)
             if arrivals is not None:
                 return arrivals
