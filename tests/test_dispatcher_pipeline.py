@@ -17,6 +17,7 @@ import pytest
 
 from parley.domain import channels
 from parley.errors import Code
+from parley.station.dispatcher import Dispatcher
 from parley.store.base import EnvelopeRow
 from parley.transport.base import PushResponse, TransportError
 from tests.net import LIVENESS_S
@@ -116,8 +117,8 @@ def test_a_new_channels_envelope_beside_its_proposal_goes_again_in_the_same_drai
 ) -> None:
     """The peer applies the second push first, and for a channel it does not have yet it holds
     nothing: its `gap` (unknown_channel) names seq 1, which the first push carries, so the answer
-    is set aside, and the envelope it did not keep is offered again at once, not at a later
-    round (up to a heartbeat later: nothing wakes the dispatcher for it)."""
+    is set aside, and the envelope it did not keep is offered again in the same drain, not left
+    to the round after it."""
     w = World(tmp_path)
     w.rounds()
     ch = w.a.propose_channel("hotline", "Hotline", [w.b.id])
@@ -128,6 +129,37 @@ def test_a_new_channels_envelope_beside_its_proposal_goes_again_in_the_same_drai
     assert w.b.channel_state(ch).state == "closed"
     for st in (w.a, w.b):
         assert [a.kind for a in st.store.alarms() if a.kind != "link"] == []
+    assert w.a.transcript_digest(ch)["digest"] == w.b.transcript_digest(ch)["digest"]
+
+
+def test_a_lost_first_push_goes_again_at_once_when_the_second_was_answered(
+    tmp_path: Path,
+) -> None:
+    """The second push's answer ends the backoff the lost first one began (the peer answers);
+    the first push's rows, still pending, go again at once, not when something else wakes the
+    dispatcher (a heartbeat later: longer than the test waits)."""
+    w = World(tmp_path)
+    ch = w.open()
+    w.rounds()
+    w.a.cfg.timings.heartbeat_ms = 3_600_000
+    w.a.send(ch, channels.text_body("one", "en"))
+    w.da = Dispatcher(w.a, w.da.transport)  # the running station's clock: its backoff runs out
+    held = Held(w, ch, "two", "lost")
+
+    async def go() -> None:
+        task = asyncio.create_task(w.da.run())
+        try:
+            for _ in range(int(LIVENESS_S * 20)):
+                if not w.a.store.pending(w.b.id, 8) or task.done():
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+
+    asyncio.run(go())
+    assert len(held.pushes) == 3 and held.pushes[2] == held.pushes[0] + held.pushes[1]
+    assert texts(w.b, ch) == ["one", "two"]
+    assert w.a.status()["peers"][0]["pending"] == 0
     assert w.a.transcript_digest(ch)["digest"] == w.b.transcript_digest(ch)["digest"]
 
 
@@ -172,3 +204,54 @@ def test_a_send_committed_while_an_answer_is_applied_goes_out_before_that_ends(
     assert settles == [True] and len(pushed) == 2 and len(pushed[1]) == 1
     assert texts(w.b, ch) == ["one", "two"]
     assert w.a.status()["peers"][0]["pending"] == 0
+
+
+def test_a_push_that_fails_while_the_answer_before_it_is_applied_stays_a_failure(
+    tmp_path: Path,
+) -> None:
+    """The answer was applied after the next push's failure was recorded: its contact is older
+    news, so it neither ends the backoff nor records the link up again (the peer died between
+    the two: its next try comes after the backoff and a quarter heartbeat, not a whole one)."""
+    w = World(tmp_path)
+    ch = w.open()
+    w.rounds()
+    w.a.send(ch, channels.text_body("one", "en"))
+    inner, real, real_failed = w.da.transport, w.da._settle, w.da.contact_failed
+    pushed: list[list[bytes]] = []
+    failed = threading.Event()
+    settles: list[bool] = []
+
+    class Cut:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        async def push(self, addr: str, raws: list[bytes]) -> PushResponse:
+            pushed.append(raws)
+            if len(pushed) == 2:
+                raise TransportError(Code.STATION_UNREACHABLE, f"{addr}: connection refused")
+            return await inner.push(addr, raws)
+
+    def contact_failed(peer: str, exc: TransportError) -> None:
+        real_failed(peer, exc)
+        failed.set()
+
+    def settle(peer: str, answer: Any) -> bool:
+        if not settles:  # the first answer: a send commits while it is applied, and fails
+            w.a.send(ch, channels.text_body("two", "en"))
+            settles.append(failed.wait(LIVENESS_S))
+        return real(peer, answer)
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        w.a.on_queued = lambda: loop.call_soon_threadsafe(w.da._poke)
+        await w.da.drain(w.b.id)
+
+    w.da.transport = Cut()  # type: ignore[assignment]  # the same calls, the second refused
+    w.da._settle = settle  # type: ignore[method-assign]  # an observed seam
+    w.da.contact_failed = contact_failed  # type: ignore[method-assign]  # an observed seam
+    asyncio.run(go())
+    assert settles == [True] and len(pushed) == 2
+    assert texts(w.b, ch) == ["one"] and w.a.status()["peers"][0]["pending"] == 1
+    assert w.da.backoff(w.b.id).backing_off
+    link = w.a.store.link(w.b.id)
+    assert link is not None and (link.state, link.failures) == ("degraded", 1)

@@ -103,6 +103,9 @@ class Dispatcher:
         self.last_contact: dict[str, float] = {}  # monotonic ms of the last exchange, ok or not
         self.next_refresh: dict[str, float] = {}
         self.alarmed_rejects: set[str] = set()
+        # Failed contacts per peer, counted: an answer applied after a later failure was
+        # recorded (the push after it, with two in flight) must not undo that failure.
+        self.failures: dict[str, int] = {}
         # Between two prekey fetches for one peer: a 48th of a rotation (30 min by default).
         self.refresh_s = max(1.0, t.prekey_rotation_ms / 48_000)
         # During a round: answered contacts that changed nothing but the time, written together
@@ -445,7 +448,7 @@ class Dispatcher:
                 # in one worker-thread trip (`_settle`) off the way of the next batch.
                 resp = await self._push(peer, row, raws, record=False)
                 if resp is not None:
-                    return _Answer(peer, resp, None)
+                    return _Answer(peer, resp, None, self.failures.get(peer, 0))
             else:
                 route = db.route(self.station.store, peer)
                 if route is None:
@@ -460,7 +463,8 @@ class Dispatcher:
     def _settle(self, peer: str, answer: _Answer) -> bool:
         """Apply a push or relay answer; True if any outbox row changed."""
         if answer.via is None:
-            self.contact_ok(peer, answer.resp.rtt_ms)
+            if self.failures.get(peer, 0) == answer.failures:  # else older than the failure
+                self.contact_ok(peer, answer.resp.rtt_ms)
             return self.answered(peer, answer.resp.results, answer.resp.receipts)
         progressed = paths.apply_relay_response(
             self.station, answer.via, answer.resp.results, answer.resp.receipts,
@@ -608,6 +612,7 @@ class Dispatcher:
 
     def contact_failed(self, peer: str, exc: TransportError) -> None:
         """A round trip with `peer` failed: one more consecutive failure, and back off."""
+        self.failures[peer] = self.failures.get(peer, 0) + 1
         self.last_contact[peer] = self.now_ms()
         self.backoff(peer).failed(self.now_ms(), random.random())
         paths.record_link(self.station, peer, None, exc.message, None, self.links)
@@ -641,8 +646,9 @@ class _Answer:
     """A push or relay answer not yet applied; `clean` when every envelope was taken (accepted
     or duplicate), so the next batch can follow it without waiting for the answer's effects."""
 
-    def __init__(self, peer: str, resp: PushResponse, via: str | None) -> None:
+    def __init__(self, peer: str, resp: PushResponse, via: str | None, failures: int = 0) -> None:
         self.peer = peer
+        self.failures = failures  # the peer's failed contacts when it arrived (`_settle`)
         self.resp = resp
         self.via = via
         self.clean = via is None and all(
