@@ -231,8 +231,8 @@ def test_a_push_that_fails_while_the_answer_before_it_is_applied_stays_a_failure
                 raise TransportError(Code.STATION_UNREACHABLE, f"{addr}: connection refused")
             return await inner.push(addr, raws)
 
-    def contact_failed(peer: str, exc: TransportError) -> None:
-        real_failed(peer, exc)
+    def contact_failed(peer: str, exc: TransportError, counted: bool = False) -> None:
+        real_failed(peer, exc, counted)
         failed.set()
 
     def settle(peer: str, answer: Any) -> bool:
@@ -255,3 +255,33 @@ def test_a_push_that_fails_while_the_answer_before_it_is_applied_stays_a_failure
     assert w.da.backoff(w.b.id).backing_off
     link = w.a.store.link(w.b.id)
     assert link is not None and (link.state, link.failures) == ("degraded", 1)
+
+
+def test_two_pushes_in_flight_failing_together_are_one_failure_of_the_link(
+    tmp_path: Path,
+) -> None:
+    """Both pushes on the wire fail (the peer restarts): one outage, one failure. Counted twice,
+    the link would be down at the next failed probe, a quarter heartbeat later, instead of after
+    two more (docs/protocol.md §10: down within one and a half heartbeats): a false alarm for a
+    peer back within that time."""
+    w = World(tmp_path)
+    ch = w.open()
+    w.rounds()
+    w.a.send(ch, channels.text_body("one", "en"))
+    held = Held(w, ch, "two", "lost")
+
+    async def refused(addr: str, raws: list[bytes]) -> PushResponse:
+        held.second.set()
+        raise TransportError(Code.STATION_UNREACHABLE, f"{addr}: connection refused")
+
+    inner, held.inner = held.inner, type("Cut", (), {"push": staticmethod(refused)})()
+    run_drain(w)
+    assert len(held.pushes) == 2 and len(held.pushes[1]) == 1
+    assert w.da.backoff(w.b.id).backing_off
+    link = w.a.store.link(w.b.id)
+    assert link is not None and (link.state, link.failures) == ("degraded", 1)
+    w.mono += w.a.cfg.timings.retry_max_ms  # the peer is back; the backoff has run out
+    held.inner = inner
+    w.rounds()
+    assert texts(w.b, ch) == ["one", "two"]
+    assert [a.kind for a in w.a.store.alarms() if a.kind == "link"] == []

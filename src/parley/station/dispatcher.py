@@ -29,9 +29,11 @@ Each round, for every peer (`_serve`, steps in this order):
    flight per peer, the second with only envelopes after the first's; answers are applied in
    the order the pushes left, and a `gap` in the second's answer that names a seq the first
    carried is set aside (the peer holds what came early and applies it with the first), and
-   counts as progress. Sends committed while an answer is applied, with nothing in flight, go
-   out before that answer's commit (`_while_settling`): it may wait behind a group of sends
-   going to disk. A round's plan reads each ready peer's first batch in the same worker-thread
+   counts as progress; the outbox is read again after it (for a channel the peer does not
+   have yet, it holds nothing). Both failing is one outage, one failure of the link; an answer
+   applied after a later failure was recorded is older news, and ends no backoff. Sends
+   committed while an answer is applied, with nothing in flight, go out before that answer's
+   commit (`_while_settling`): it may wait behind a group of sends going to disk. A round's plan reads each ready peer's first batch in the same worker-thread
    trip, so a wake-up's sends are one trip from the wire.
 3. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
    they arrived; the peer's receipts are kept for their senders (station/paths.py).
@@ -478,11 +480,16 @@ class Dispatcher:
         self, peer: str, row: PeerRow, raws: list[bytes], record: bool = True
     ) -> PushResponse | None:
         """`record`: write the contact here (else the caller does, with the answer)."""
+        known = self.failures.get(peer, 0)
         for addr in row.addresses:
             try:
                 resp = await self.transport.push(addr, raws)
             except TransportError as exc:
-                await asyncio.to_thread(self.contact_failed, peer, exc)
+                if self.failures.get(peer, 0) != known:
+                    continue  # the other push in flight failed meanwhile: one outage, one failure
+                # Counted here, on the event loop: two pushes failing at once both see it.
+                self.failures[peer] = known = known + 1
+                await asyncio.to_thread(self.contact_failed, peer, exc, True)
                 continue
             if record:
                 await asyncio.to_thread(self.contact_ok, peer, resp.rtt_ms)
@@ -610,9 +617,11 @@ class Dispatcher:
         self.backoff(peer).reset()
         paths.record_link(self.station, peer, "up", None, rtt_ms, self.links)
 
-    def contact_failed(self, peer: str, exc: TransportError) -> None:
-        """A round trip with `peer` failed: one more consecutive failure, and back off."""
-        self.failures[peer] = self.failures.get(peer, 0) + 1
+    def contact_failed(self, peer: str, exc: TransportError, counted: bool = False) -> None:
+        """A round trip with `peer` failed: one more consecutive failure, and back off.
+        `counted`: the caller has counted it in `failures` already."""
+        if not counted:
+            self.failures[peer] = self.failures.get(peer, 0) + 1
         self.last_contact[peer] = self.now_ms()
         self.backoff(peer).failed(self.now_ms(), random.random())
         paths.record_link(self.station, peer, None, exc.message, None, self.links)
