@@ -33,8 +33,9 @@ Each round, for every peer (`_serve`, steps in this order):
    have yet, it holds nothing). Both failing is one outage, one failure of the link; an answer
    applied after a later failure was recorded is older news, and ends no backoff. Sends
    committed while an answer is applied, with nothing in flight, go out before that answer's
-   commit (`_while_settling`): it may wait behind a group of sends going to disk. A round's plan reads each ready peer's first batch in the same worker-thread
-   trip, so a wake-up's sends are one trip from the wire.
+   commit (`_while_settling`): it may wait behind a group of sends going to disk. A round's
+   plan reads each ready peer's first batch in the same worker-thread trip, so a wake-up's
+   sends are one trip from the wire.
 3. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
    they arrived; the peer's receipts are kept for their senders (station/paths.py).
 4. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
