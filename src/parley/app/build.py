@@ -31,7 +31,7 @@ from parley.web.pages import PAGES
 
 
 def build_app(station: Station, token: str) -> FastAPI:
-    app = FastAPI(
+    app = gate.StationApp(
         title=f"Parley station {station.cfg.name}",
         version=__version__,
         description="Operator API of a Parley station. Authenticate with `Authorization: Bearer`.",

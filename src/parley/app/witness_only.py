@@ -23,7 +23,7 @@ from parley.station.node import Station
 
 
 def build_witness_app(station: Station) -> FastAPI:
-    app = FastAPI(
+    app = gate.StationApp(
         title=f"Parley witness {station.cfg.name}", version=__version__,
         docs_url=None, redoc_url=None, openapi_url=None,
     )  # fmt: skip
