@@ -285,3 +285,34 @@ def test_two_pushes_in_flight_failing_together_are_one_failure_of_the_link(
     w.rounds()
     assert texts(w.b, ch) == ["one", "two"]
     assert [a.kind for a in w.a.store.alarms() if a.kind == "link"] == []
+
+
+@pytest.mark.parametrize("first", ["after", "lost"])
+def test_two_channels_in_both_pushes_arrive_once_in_order(tmp_path: Path, first: str) -> None:
+    """Each push carries two channels: the peer holds both of the second's behind the first's
+    (or, the first lost, until it comes again), and each chain is applied once, in order."""
+    w = World(tmp_path)
+    x, y = w.open(), w.open()
+    w.rounds()
+    for ch in (x, y):
+        w.a.send(ch, channels.text_body(f"{ch} one", "en"))
+
+    def later() -> None:
+        for ch in (x, y):
+            w.a.send(ch, channels.text_body(f"{ch} two", "en"))
+
+    held = Held(w, x, later, first)
+    run_drain(w)
+    assert len(held.pushes) == 2 and len(held.pushes[1]) == 2
+    if first == "lost":
+        w.mono += w.a.cfg.timings.retry_max_ms
+        w.rounds()
+        assert held.pushes[2:] == [held.pushes[0] + held.pushes[1]]
+    else:
+        assert held.pushes[2:] == []
+    for ch in (x, y):
+        assert texts(w.b, ch) == [f"{ch} one", f"{ch} two"]
+        assert w.a.transcript_digest(ch)["digest"] == w.b.transcript_digest(ch)["digest"]
+    assert w.a.status()["peers"][0]["pending"] == 0
+    for st in (w.a, w.b):
+        assert [a.kind for a in st.store.alarms() if a.kind != "link"] == []
