@@ -3,8 +3,9 @@ open bodies while the station's process parses, looks keys up and applies.
 
 Threads do not help here: PyNaCl releases the GIL only inside each C call, and the parsing and
 checks around them keep the GIL busy (bench/receive.py: threads at 0.89 of serial, processes at
-1.14 on a loaded machine). So a job crosses to a process as raw bytes and keys, and comes back as
-a verdict on the signature and the opened body (or the refusal's code and message).
+1.14 on a loaded machine). So a job crosses to a process as the bytes the crypto reads (the
+station has parsed the envelope already) and keys, and comes back as a verdict on the signature
+and the opened body (or the refusal's code and message).
 
 Rules:
 - A worker is told only what one job needs: the sender's current identity key (public) and, for
@@ -32,31 +33,41 @@ from parley.errors import Code, ParleyError, RejectedInput
 from parley.protocol import crypto
 from parley.protocol.envelope import (
     ENVELOPE_LABEL,
+    Envelope,
     Opened,
-    open_envelope,
-    parse_envelope,
+    Sealed,
+    open_sealed,
+    sealed_for,
     signing_input,
 )
 
-# raw, the sender's identity key, and our prekey (secret, public) when the body is to be opened
-Job = tuple[bytes, bytes, tuple[bytes, bytes] | None]
+# What a worker needs of one envelope, never the envelope itself (it would parse it again): the
+# signed bytes, the signature, the sender's identity key, and when the body is to be opened,
+# its sealed parts with our prekey (secret, public).
+Job = tuple[bytes, bytes, bytes, tuple[Sealed, bytes, bytes] | None]
 # whether the signature verified under that key, and the opened body or (code, message)
 Out = tuple[bool, Opened | tuple[str, str] | None]
 Ticket = tuple[ProcessPoolExecutor, Future[list[Out]]]
 
 
-def work(me: str, jobs: list[Job]) -> list[Out]:
+def job(env: Envelope, me: str, identity: bytes, prekey: crypto.KemKey | None) -> Job:
+    """The job for `env` (opened too if `prekey` is given; `me` must be a recipient then)."""
+    opening = (sealed_for(env, me), prekey.secret, prekey.public) if prekey else None
+    return signing_input(env), env.sig, identity, opening
+
+
+def work(jobs: list[Job]) -> list[Out]:
     """A worker's part of a batch (also callable in process: the tests compare both)."""
     out: list[Out] = []
-    for raw, identity, prekey in jobs:
-        env = parse_envelope(raw)  # the station parsed it already: it parses here too
-        if not crypto.verify(identity, ENVELOPE_LABEL, signing_input(env), env.sig):
+    for signed, sig, identity, opening in jobs:
+        if not crypto.verify(identity, ENVELOPE_LABEL, signed, sig):
             out.append((False, None))
-        elif prekey is None:
+        elif opening is None:
             out.append((True, None))
         else:
+            sealed, secret, public = opening
             try:
-                out.append((True, open_envelope(env, me, crypto.KemKey.with_public(*prekey))))
+                out.append((True, open_sealed(sealed, crypto.KemKey.with_public(secret, public))))
             except ParleyError as exc:
                 out.append((True, (str(exc.code), exc.message)))
     return out
@@ -129,14 +140,14 @@ class CryptoPool:
             return False
         return True
 
-    def submit(self, me: str, jobs: list[Job]) -> Ticket | None:
+    def submit(self, jobs: list[Job]) -> Ticket | None:
         self.start()
         with self._lock:
             ex = self._exec
         if ex is None:
             return None  # closed meanwhile
         try:
-            return ex, ex.submit(work, me, jobs)
+            return ex, ex.submit(work, jobs)
         except (BrokenProcessPool, RuntimeError):
             self._drop(ex)
             return None

@@ -250,10 +250,10 @@ class Receiver:
                     else None
                 )
                 items.append((a, env, identity, wanted))
-                jobs.append((raw, identity, (kem.secret, kem.public) if kem else None))
+                jobs.append(cryptopool.job(env, self.st.id, identity, kem))
             if not jobs:
                 continue
-            ticket = pool.submit(self.st.id, jobs)
+            ticket = pool.submit(jobs)
             if ticket is None:
                 return None
             sent.append((ticket, items))
