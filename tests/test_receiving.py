@@ -139,6 +139,38 @@ def test_an_observer_refusing_mid_batch_refuses_that_envelope_alone(tmp_path: Pa
     assert texts(b, ch) == [f"m{i}" for i in range(6)]
 
 
+def test_a_refusal_mid_batch_with_a_later_push_held_ahead_of_it(tmp_path: Path) -> None:
+    """Two pushes in flight, the second applied first (held), then the first with a body an
+    observer refuses in its middle: answers, receipts and what is stored are those of one
+    envelope at a time, and once the refused one goes through, the rest is applied once, in
+    order."""
+    _, a, b, c, ch = three(tmp_path)
+    rows = [a.send(ch, channels.text_body(f"m{i}", "en"))[0] for i in range(6)]
+    first, second = [r.raw for r in rows[:4]], [r.raw for r in rows[4:]]
+
+    def refuse(st: Station, acc: Accepted) -> None:
+        if acc.body.get("text") == "m2":
+            raise RejectedInput(Code.BAD_BODY, "refused by an observer")
+
+    b.observers.append(refuse)
+    c.observers.append(refuse)
+    early, _ = b.receive_batch(second)
+    assert [r.status for r in early] == ["gap", "gap"]
+    results, receipts = b.receive_batch(first)
+    alone = [c.receive(raw) for raw in second + first]
+    assert [r.to_json() for r in early + results] == [r.to_json() for r in alone]
+    assert [r.status for r in results] == ["accepted", "accepted", "rejected", "gap"]
+    assert texts(b, ch) == texts(c, ch) == ["m0", "m1"]
+    assert [(r.of, r.seq) for r in receipts] == [(a.id, rows[1].seq)]
+    b.observers.remove(refuse)
+    results, receipts = b.receive_batch([r.raw for r in rows[2:]])
+    assert texts(b, ch) == [f"m{i}" for i in range(6)]
+    assert [(r.of, r.seq) for r in receipts] == [(a.id, rows[-1].seq)]
+    assert b.store.held_next(ch) == []
+    again, _ = b.receive_batch([r.raw for r in rows])
+    assert [r.status for r in again] == ["duplicate"] * 6
+
+
 def test_push_is_applied_off_the_event_loop(tmp_path: Path) -> None:
     """While a pushed batch is being verified and opened (outside the store's transaction), the
     same station still answers a ping: neither the event loop nor the store is held."""
