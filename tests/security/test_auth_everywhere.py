@@ -1,0 +1,47 @@
+"""Every operator API route authenticates its caller (api/auth.py `Auth.user`), whether its
+router says so for all its routes or the route itself (the busiest routers leave it to each
+route, so that FastAPI resolves the user once and not also for the router: issue 14). Only the
+routes whose action is `public` (login) go without."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from parley.api.actions import KEY, PUBLIC
+from parley.api.auth import Auth
+from parley.app.build import build_app
+from tests.pair import Clock, make_station
+
+
+def _routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        elif isinstance(r, APIRoute):
+            yield r
+
+
+def _calls(dependant: Any) -> Iterator[Any]:
+    for d in dependant.dependencies:
+        yield d.call
+        yield from _calls(d)
+
+
+def test_every_operator_route_but_login_authenticates_its_caller(tmp_path: Path) -> None:
+    app = build_app(make_station(tmp_path / "a", "South", "en", Clock()), "t" * 32)
+    checked, open_ = 0, []
+    for route in _routes(list(app.router.routes)):
+        if not route.path.startswith("/api/"):
+            continue
+        if (route.openapi_extra or {}).get(KEY) == PUBLIC:
+            continue
+        calls = [*_calls(route.dependant), *(d.dependency for d in route.dependencies)]
+        if not any(getattr(c, "__func__", None) is Auth.user for c in calls):
+            open_.append(f"{sorted(route.methods)} {route.path}")
+        checked += 1
+    assert checked > 75 and open_ == []
