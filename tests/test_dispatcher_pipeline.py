@@ -132,12 +132,12 @@ def test_a_new_channels_envelope_beside_its_proposal_goes_again_in_the_same_drai
     assert w.a.transcript_digest(ch)["digest"] == w.b.transcript_digest(ch)["digest"]
 
 
-def test_a_lost_first_push_goes_again_at_once_when_the_second_was_answered(
+def test_a_lost_first_push_goes_again_after_its_backoff_when_the_second_was_answered(
     tmp_path: Path,
 ) -> None:
-    """The second push's answer ends the backoff the lost first one began (the peer answers);
-    the first push's rows, still pending, go again at once, not when something else wakes the
-    dispatcher (a heartbeat later: longer than the test waits)."""
+    """The first push fails after the second was answered: its rows, still pending, go again
+    when its backoff runs out (the send that made the second push also woke the dispatcher for
+    a new round), not a heartbeat later: longer than the test waits."""
     w = World(tmp_path)
     ch = w.open()
     w.rounds()
