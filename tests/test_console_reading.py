@@ -45,12 +45,14 @@ def test_history_pages_back_to_the_proposal_and_jumps_by_date_and_hash(
         older = page.locator("a.page-older").first
         if older.count() == 0:
             break
-        older.click()
+        with page.expect_navigation():  # read the next page only once it has loaded
+            older.click()
     assert page.get_by_text("The start of the channel").first.is_visible()
     assert "history line 0" in page.locator("ol.messages p.text").all_inner_texts()
     assert page.locator("ol.messages .control-line").count() >= 1  # the proposal, consent
     assert page.locator("a.page-newest").count() >= 1
-    page.locator("a.page-newer").first.click()
+    with page.expect_navigation():
+        page.locator("a.page-newer").first.click()
     assert "history line 129" in page.locator("ol.messages p.text").all_inner_texts()
     shots(page, "history")
 
