@@ -17,7 +17,7 @@ import pytest
 
 from parley.domain import channels
 from parley.errors import Code
-from parley.station.dispatcher import Dispatcher
+from parley.station.dispatcher import Dispatcher, _Answer
 from parley.store.base import EnvelopeRow
 from parley.transport.base import PushResponse, TransportError
 from tests.net import LIVENESS_S
@@ -255,6 +255,43 @@ def test_a_push_that_fails_while_the_answer_before_it_is_applied_stays_a_failure
     assert w.da.backoff(w.b.id).backing_off
     link = w.a.store.link(w.b.id)
     assert link is not None and (link.state, link.failures) == ("degraded", 1)
+
+
+def test_a_failure_recorded_while_an_answer_is_settled_is_the_last_word(tmp_path: Path) -> None:
+    """An answer's settle found no failure newer than it; the next push's failure is recorded
+    before the settle writes the link up: the failure, the newer news, must stay (the link was
+    written "up" over it, and the next probe came a heartbeat later instead of after the
+    backoff)."""
+    w = World(tmp_path)
+    w.open()
+    w.rounds()
+    da, peer = w.da, w.b.id
+    real_ok = da.contact_ok
+    checked, failed = threading.Event(), threading.Event()
+
+    def contact_ok(p: str, rtt_ms: int) -> None:
+        checked.set()  # the settle saw no newer failure...
+        failed.wait(0.5)  # ...and a failure recorded now, if it can be, goes first
+        real_ok(p, rtt_ms)
+
+    def fail() -> None:
+        da.failures[peer] = da.failures.get(peer, 0) + 1  # as `_push` counts it, on the loop
+        exc = TransportError(Code.STATION_UNREACHABLE, "connection refused")
+        da.contact_failed(peer, exc, True)
+        failed.set()
+
+    da.contact_ok = contact_ok  # type: ignore[method-assign]  # an observed seam
+    answer = _Answer(peer, PushResponse([], [], 1), None, da.failures.get(peer, 0))
+    settling = threading.Thread(target=da._settle, args=(peer, answer))
+    settling.start()
+    assert checked.wait(LIVENESS_S)
+    failing = threading.Thread(target=fail)
+    failing.start()
+    settling.join(LIVENESS_S)
+    failing.join(LIVENESS_S)
+    link = w.a.store.link(peer)
+    assert link is not None and (link.state, link.failures) == ("degraded", 1)
+    assert da.backoff(peer).backing_off
 
 
 def test_two_pushes_in_flight_failing_together_are_one_failure_of_the_link(

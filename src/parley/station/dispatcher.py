@@ -68,6 +68,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -109,6 +110,9 @@ class Dispatcher:
         # Failed contacts per peer, counted: an answer applied after a later failure was
         # recorded (the push after it, with two in flight) must not undo that failure.
         self.failures: dict[str, int] = {}
+        # A settle's "no failure since this answer left" and its link record are one step
+        # against a failure's record: else a failure written between them is overwritten "up".
+        self.contact_lock = threading.Lock()
         # Between two prekey fetches for one peer: a 48th of a rotation (30 min by default).
         self.refresh_s = max(1.0, t.prekey_rotation_ms / 48_000)
         # During a round: answered contacts that changed nothing but the time, written together
@@ -466,8 +470,9 @@ class Dispatcher:
     def _settle(self, peer: str, answer: _Answer) -> bool:
         """Apply a push or relay answer; True if any outbox row changed."""
         if answer.via is None:
-            if self.failures.get(peer, 0) == answer.failures:  # else older than the failure
-                self.contact_ok(peer, answer.resp.rtt_ms)
+            with self.contact_lock:
+                if self.failures.get(peer, 0) == answer.failures:  # else older than a failure
+                    self.contact_ok(peer, answer.resp.rtt_ms)
             return self.answered(peer, answer.resp.results, answer.resp.receipts)
         progressed = paths.apply_relay_response(
             self.station, answer.via, answer.resp.results, answer.resp.receipts,
@@ -621,11 +626,12 @@ class Dispatcher:
     def contact_failed(self, peer: str, exc: TransportError, counted: bool = False) -> None:
         """A round trip with `peer` failed: one more consecutive failure, and back off.
         `counted`: the caller has counted it in `failures` already."""
-        if not counted:
-            self.failures[peer] = self.failures.get(peer, 0) + 1
-        self.last_contact[peer] = self.now_ms()
-        self.backoff(peer).failed(self.now_ms(), random.random())
-        paths.record_link(self.station, peer, None, exc.message, None, self.links)
+        with self.contact_lock:
+            if not counted:
+                self.failures[peer] = self.failures.get(peer, 0) + 1
+            self.last_contact[peer] = self.now_ms()
+            self.backoff(peer).failed(self.now_ms(), random.random())
+            paths.record_link(self.station, peer, None, exc.message, None, self.links)
 
 
 class _PeerView:
