@@ -72,6 +72,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from parley.domain.precedence import Precedence
 from parley.errors import Code
@@ -388,10 +389,8 @@ class Dispatcher:
         the first push (its answer is then `gap`, which `_Answer.explained_by` sets aside)."""
         if sending is None:
             return None
-        await asyncio.wait((sending, queued), return_when=asyncio.FIRST_COMPLETED)
-        if sending.done():
-            return None  # answered first: the usual path sends what queued meanwhile
-        rows = await asyncio.to_thread(self._next_batch, peer, size, skip)
+        # None if it was answered first: the usual path sends what queued meanwhile.
+        rows = await self._queued_before(sending, queued, peer, size, skip)
         if not rows or sending.done() or any(r.prec == FLASH for r in rows):
             return None
         return rows, asyncio.create_task(self._offer(peer, row, ways, rows))
@@ -410,11 +409,22 @@ class Dispatcher:
         once, not after the answer's commit (which may wait behind a group of sends going to
         disk) and a new round (issue 14, latency p99). The answered batch (`skip`) is still
         pending until the settling commits; the peer has it, so nothing is sent twice."""
-        await asyncio.wait((settling, queued), return_when=asyncio.FIRST_COMPLETED)
-        if settling.done():
-            return None, []
-        rows = await asyncio.to_thread(self._next_batch, peer, size, skip)
+        rows = await self._queued_before(settling, queued, peer, size, skip)
         return (asyncio.create_task(self._offer(peer, row, ways, rows)) if rows else None), rows
+
+    async def _queued_before(
+        self,
+        task: asyncio.Task[Any],
+        queued: asyncio.Future[None],
+        peer: str,
+        size: int,
+        skip: set[bytes],
+    ) -> list[EnvelopeRow]:
+        """The next batch (after `skip`) if a send is queued before `task` ends, else none."""
+        await asyncio.wait((task, queued), return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return []
+        return await asyncio.to_thread(self._next_batch, peer, size, skip)
 
     def _listen(self) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -667,9 +677,7 @@ class _Answer:
         self.failures = failures  # the peer's failed contacts when it arrived (`_settle`)
         self.resp = resp
         self.via = via
-        self.clean = via is None and all(
-            r.get("status") in ("accepted", "duplicate") for r in resp.results
-        )
+        self.clean = _clean(via, resp.results)
         self.held = False  # some of its envelopes wait at the peer for the push before it
 
     def explained_by(self, ahead: Sequence[EnvelopeRow]) -> None:
@@ -685,6 +693,9 @@ class _Answer:
         if len(kept) < len(self.resp.results):
             self.held = True
             self.resp = replace(self.resp, results=kept)
-            self.clean = self.via is None and all(
-                r.get("status") in ("accepted", "duplicate") for r in kept
-            )
+            self.clean = _clean(self.via, kept)
+
+
+def _clean(via: str | None, results: Sequence[dict[str, Any]]) -> bool:
+    """A direct answer in which every envelope was taken (accepted or a duplicate)."""
+    return via is None and all(r.get("status") in ("accepted", "duplicate") for r in results)
