@@ -75,21 +75,18 @@ def _install(folder: str) -> None:
 
         return w
 
-    def drain_held(f: Any) -> Any:
-        def w(self: Any, *a: Any, **k: Any) -> Any:
-            out = f(self, *a, **k)
-            stamp("applied", getattr(local, "seqs", []))
-            return out
+    def then(stage: str) -> Any:
+        """A wrapper stamping `stage` for the batch `prepare_all` saw, once the call returns."""
 
-        return w
+        def wrap(f: Any) -> Any:
+            def w(self: Any, *a: Any, **k: Any) -> Any:
+                out = f(self, *a, **k)
+                stamp(stage, getattr(local, "seqs", []))
+                return out
 
-    def batch(f: Any) -> Any:
-        def w(self: Any, *a: Any, **k: Any) -> Any:
-            out = f(self, *a, **k)
-            stamp("stored", getattr(local, "seqs", []))
-            return out
+            return w
 
-        return w
+        return wrap
 
     def module_fn(mod: Any, name: str, stage: str, seq: Any) -> None:
         f = getattr(mod, name)
@@ -105,8 +102,8 @@ def _install(folder: str) -> None:
     after(dispatcher.Dispatcher, "_offer", offer)
     after(dispatcher.Dispatcher, "_settle", settle)
     after(receiving.Receiver, "prepare_all", prepare_all)
-    after(receiving.Receiver, "_drain_held", drain_held)
-    after(receiving.Receiver, "batch", batch)
+    after(receiving.Receiver, "_drain_held", then("applied"))
+    after(receiving.Receiver, "batch", then("stored"))
     module_fn(checkpoints, "issue", "checkpoint", lambda a, out: out.seq)
     module_fn(checkpoints, "_witness", "witnessed", lambda a, out: a[1].seq)
 
