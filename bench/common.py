@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import resource
 import signal
 import sqlite3
 import statistics
@@ -38,6 +40,7 @@ from parley.protocol.envelope import (
 )
 from parley.protocol.identity import station_id
 from parley.station.config import Timings, load_config, load_token, save_config
+from parley.transport.h1 import H1Client
 
 FAST = Timings(retry_base_ms=50, retry_max_ms=1000, heartbeat_ms=1000)
 # The HTTP stacks a station can serve on (station.json `event_loop`, `http_parser`; app/conn.py):
@@ -241,57 +244,68 @@ def pair(timings: Timings = FAST, stack: str = "fast") -> Iterator[Pair]:
             p.close()
 
 
+class Load:
+    """The clients of a load run: keep-alive connections to one server, as many as there are
+    concurrent clients, over the station's own HTTP/1.1 client (transport/h1.py) rather than
+    httpx, whose CPU per request (~1.6 ms here, as much as the sending station's) was taken from
+    the servers under test on this 2-core machine. bench/synapse.py drives both servers with it."""
+
+    def __init__(self, base: str, headers: dict[str, str], concurrency: int) -> None:
+        self.base, self.headers = base, headers
+        self.client = H1Client(timeout_s=60, max_idle=concurrency)
+
+    async def call(
+        self, method: str, path: str, payload: object, headers: dict[str, str] | None = None
+    ) -> bytes:
+        """One request with a JSON body; its answer's body, or RuntimeError if not 2xx."""
+        data = json.dumps(payload).encode()
+        head = {**self.headers, "Content-Type": "application/json",
+                "Content-Length": str(len(data)), **(headers or {})}  # fmt: skip
+        answer = await self.client.request(method, self.base + path, head, data, (1 << 22, 4096))
+        if not 200 <= answer.status < 300:
+            raise RuntimeError(f"{method} {path}: {answer.status} {answer.body[:300]!r}")
+        return answer.body
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def client_cpu_s() -> float:
+    """CPU seconds this (benchmark) process has used so far: the load it generates has a cost."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 async def send_all(
     data: Path, channel: str, n: int, concurrency: int, rate: float = 0.0, prefix: str = "bench",
     batch: int = 1,
 ) -> None:  # fmt: skip
     """Send n text messages through the operator API; with rate > 0, paced at that many per s;
     with batch > 1, that many per request (POST …/messages/batch, one transaction each)."""
-    if batch > 1:
-        await _send_batches(data, channel, n, concurrency, prefix, batch)
-        return
     cfg = load_config(data)
-    headers = {"Authorization": f"Bearer {load_token(data)}"}
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(i)
-    t0 = time.perf_counter()
-    async with httpx.AsyncClient(base_url=f"http://{cfg.listen}", headers=headers, timeout=60) as c:
-
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                if rate:
-                    await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
-                r = await c.post(
-                    f"/api/v1/channels/{channel}/messages",
-                    json={"text": f"{prefix} {i}"},
-                    headers={"Idempotency-Key": f"{prefix}-{i}"},
-                )
-                r.raise_for_status()
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-
-async def _send_batches(
-    data: Path, channel: str, n: int, concurrency: int, prefix: str, batch: int
-) -> None:
-    cfg = load_config(data)
-    headers = {"Authorization": f"Bearer {load_token(data)}"}
+    load = Load(
+        f"http://{cfg.listen}", {"Authorization": f"Bearer {load_token(data)}"}, concurrency
+    )
     queue: asyncio.Queue[int] = asyncio.Queue()
     for first in range(0, n, batch):
         queue.put_nowait(first)
-    async with httpx.AsyncClient(base_url=f"http://{cfg.listen}", headers=headers, timeout=60) as c:
+    t0 = time.perf_counter()
 
-        async def worker() -> None:
-            while not queue.empty():
-                first = queue.get_nowait()
-                texts = [{"text": f"{prefix} {i}"} for i in range(first, min(first + batch, n))]
-                r = await c.post(
-                    f"/api/v1/channels/{channel}/messages/batch",
-                    json={"messages": texts},
-                    headers={"Idempotency-Key": f"{prefix}-batch-{first}"},
-                )
-                r.raise_for_status()
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            if batch > 1:
+                texts = [{"text": f"{prefix} {k}"} for k in range(i, min(i + batch, n))]
+                path, payload = f"/api/v1/channels/{channel}/messages/batch", {"messages": texts}
+                key = f"{prefix}-batch-{i}"
+            else:
+                if rate:
+                    await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+                path, payload = f"/api/v1/channels/{channel}/messages", {"text": f"{prefix} {i}"}
+                key = f"{prefix}-{i}"
+            await load.call("POST", path, payload, {"Idempotency-Key": key})
 
+    try:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        await load.aclose()

@@ -9,6 +9,10 @@ What differs: Synapse here is one server with two local users and no end-to-end 
 Parley is two servers, each message signed, encrypted for the peer, verified, decrypted and
 committed durably at both ends, with a signed receipt.
 
+Both servers are sent their messages by the same load generator (common.Load: one keep-alive
+HTTP/1.1 connection per client); the clients' CPU per message is printed beside each rate, since
+on a small machine it is taken from the server under test.
+
     .venv/bin/python bench/synapse.py [--messages 10000] [--concurrency 16] [--venv DIR]
                                       [--stacks fast,plain]   (one Parley run per HTTP stack)
 """
@@ -30,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from common import pair, send_all
+from common import Load, client_cpu_s, pair, send_all
 
 from parley.cli.demo import free_port
 
@@ -123,7 +127,7 @@ def login(base: str, user: str) -> str:
     return str(r.json()["access_token"])
 
 
-def synapse_rate(base: str, n: int, concurrency: int) -> float:
+def synapse_rate(base: str, n: int, concurrency: int) -> tuple[float, float]:
     alice, bob = login(base, "alice"), login(base, "bob")
     ha, hb = {"Authorization": f"Bearer {alice}"}, {"Authorization": f"Bearer {bob}"}
     room = httpx.post(
@@ -158,32 +162,32 @@ def synapse_rate(base: str, n: int, concurrency: int) -> float:
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(n):
             queue.put_nowait(i)
-        async with httpx.AsyncClient(base_url=base, headers=ha, timeout=60) as c:
+        load = Load(base, ha, concurrency)
 
-            async def worker() -> None:
-                while not queue.empty():
-                    i = queue.get_nowait()
-                    r = await c.put(
-                        f"/_matrix/client/v3/rooms/{room}/send/m.room.message/t{i}",
-                        json={"msgtype": "m.text", "body": f"bench {i}"},
-                    )
-                    r.raise_for_status()
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                path = f"/_matrix/client/v3/rooms/{room}/send/m.room.message/t{i}"
+                await load.call("PUT", path, {"msgtype": "m.text", "body": f"bench {i}"})
 
+        try:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
+        finally:
+            await load.aclose()
 
     t = threading.Thread(target=sync, daemon=True)
     t.start()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), client_cpu_s()
     asyncio.run(send())
     if not done.wait(1800):
         raise RuntimeError(f"bob saw only {len(seen)} of {n}")
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), (client_cpu_s() - cpu0) / n * 1000
 
 
-def parley_rate(n: int, concurrency: int, stack: str = "fast") -> float:
+def parley_rate(n: int, concurrency: int, stack: str = "fast") -> tuple[float, float]:
     with pair(stack=stack) as p:
         b = p.api("b")
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), client_cpu_s()
         asyncio.run(send_all(p.root / "a", p.channel, n, concurrency))
         after, got, deadline = 0, 0, time.monotonic() + 1800
         while got < n and time.monotonic() < deadline:
@@ -193,10 +197,10 @@ def parley_rate(n: int, concurrency: int, stack: str = "fast") -> float:
                 continue
             after = page[-1]["id"]
             got += sum(1 for m in page if m["body"].get("type") == "text")
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, client_cpu_s() - cpu0
     if got < n:
         raise RuntimeError(f"the receiving station listed only {got} of {n}")
-    return n / elapsed
+    return n / elapsed, cpu / n * 1000
 
 
 def main() -> None:
@@ -210,12 +214,14 @@ def main() -> None:
     args = ap.parse_args()
     py = ensure_venv(args.venv)
     with tempfile.TemporaryDirectory() as d, homeserver(py, Path(d)) as base:
-        syn = synapse_rate(base, args.messages, args.concurrency)
+        syn, syn_cpu = synapse_rate(base, args.messages, args.concurrency)
     print(f"messages            {args.messages} (concurrency {args.concurrency})")
-    print(f"synapse             {syn:,.0f} msg/s (one homeserver, two users, /sync)")
+    print(f"synapse             {syn:,.0f} msg/s (one homeserver, two users, /sync); "
+          f"clients' CPU {syn_cpu:.2f} ms/msg")  # fmt: skip
     for stack in args.stacks.split(","):
-        par = parley_rate(args.messages, args.concurrency, stack)
-        print(f"parley ({stack:<5})      {par:,.0f} msg/s (two stations, end-to-end encrypted)")
+        par, par_cpu = parley_rate(args.messages, args.concurrency, stack)
+        print(f"parley ({stack:<5})      {par:,.0f} msg/s (two stations, end-to-end encrypted); "
+              f"clients' CPU {par_cpu:.2f} ms/msg")  # fmt: skip
         print(f"ratio parley/synapse {par / syn:.2f}")
 
 

@@ -14,7 +14,8 @@ Rules:
   side asked to close; one the server has closed while idle (EOF seen) is dropped, not reused.
   A request that fails on a reused connection before any byte of an answer came back is sent
   once more on a new one (a keep-alive timeout racing our request; every peer request is
-  idempotent at the peer). At most MAX_IDLE idle connections per origin, MAX_CONNECTIONS open.
+  idempotent at the peer). At most MAX_IDLE idle connections per origin (a load generator keeping
+  one per client asks for more), MAX_CONNECTIONS open (or as many as may idle).
 - The connect and the answer's head each within `timeout_s`; the caller bounds the whole.
 - Heads are at most MAX_HEAD bytes; bodies at most the caller's limit: refused from
   Content-Length before reading, else as they arrive (chunked, or read to the close).
@@ -52,10 +53,11 @@ class Answer:
 
 
 class H1Client:
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, max_idle: int = MAX_IDLE) -> None:
         self.timeout_s = timeout_s
+        self.max_idle = max_idle
         self.idle: dict[Origin, list[_Conn]] = {}
-        self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        self.slots = asyncio.Semaphore(max(MAX_CONNECTIONS, max_idle))
         self._tls: ssl.SSLContext | None = None
 
     async def aclose(self) -> None:
@@ -132,7 +134,7 @@ class H1Client:
             if again and not answer.seen and not isinstance(exc, TimeoutError):
                 return None
             raise _failure(url, exc) from exc
-        if keep and len(self.idle.setdefault(origin, [])) < MAX_IDLE:
+        if keep and len(self.idle.setdefault(origin, [])) < self.max_idle:
             self.idle[origin].append(conn)
         else:
             w.close()
