@@ -4,6 +4,7 @@ it, and the counters show the grouping. Threads are real; every wait is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from parley.store.base import EnvelopeRow, LinkRow, SqlStore
 from parley.store.cache import LRU
 from parley.store.postgres import PostgresStore
 from parley.store.sqlite import SqliteStore
-from tests.net import wait
+from tests.net import LIVENESS_S, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
 
 pytest_plugins = ["tests.stores"]  # the `store` fixture: SQLite and PostgreSQL
@@ -120,6 +121,90 @@ def test_sends_queued_together_share_one_commit(pair: tuple[Station, Station, st
     assert [r.seq for r in held] == list(range(1, len(held) + 1))
     texts = sorted(a.store.body(r.hash).body.get("text", "") for r in held)  # type: ignore[union-attr]
     assert [t for t in texts if t.startswith("m")] == sorted(f"m{i}" for i in range(40))
+
+
+def test_async_sends_share_one_commit_with_thread_sends_and_each_gets_its_answer(
+    pair: tuple[Station, Station, str],
+) -> None:
+    """run_async (the API's sends): coroutines queued while a thread holds the writer are
+    committed in one group with the threads' sends, by the holder as it steps down or by a
+    drain; each coroutine gets its own row or its own error, and a failing job fails alone."""
+    a, _, ch = pair
+    before = a.store.counters()
+    burst = Burst(a)
+    burst.hold()
+    for i in range(5):
+        burst.send(f"t{i}", ch, text(f"t{i}"))
+    loop = asyncio.new_event_loop()
+
+    def bad() -> tuple[EnvelopeRow, bool]:
+        raise LocalError(Code.INVALID_REQUEST, "refused on purpose")
+
+    async def sends() -> list[Any]:
+        jobs = [a.writer.run_async(lambda i=i: a.send(ch, text(f"c{i}"))) for i in range(20)]
+        jobs.append(a.writer.run_async(bad))
+        tasks = [asyncio.ensure_future(j) for j in jobs]
+        await asyncio.sleep(0)  # every job is queued before the holder lets go
+        await asyncio.to_thread(burst.go, 26)
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), LIVENESS_S)
+
+    try:
+        answers = loop.run_until_complete(sends())
+    finally:
+        loop.close()
+    assert isinstance(answers[-1], LocalError)
+    rows = [r[0] for r in answers[:-1]]
+    assert all(isinstance(r, EnvelopeRow) for r in rows), answers
+    stored = {r.seq: r for r in chain(a, ch)}
+    assert all(stored[r.seq] == r for r in rows)  # each answer is exactly what is stored
+    after = a.store.counters()
+    # The held job's group, then the 5 thread sends and 20 coroutine sends in one group (the
+    # failing one is not counted).
+    assert after["writer.groups"] - before["writer.groups"] == 2
+    assert after["writer.sends"] - before["writer.sends"] == 26
+
+
+def test_async_sends_queued_behind_a_thread_s_lead_are_committed_after_it(
+    pair: tuple[Station, Station, str],
+) -> None:
+    """Coroutines queue while a thread leads and no other thread waits: the leader, stepping
+    down with their jobs queued, starts a drain for them (else they would wait forever)."""
+    a, _, ch = pair
+    burst = Burst(a)
+    burst.hold()
+
+    async def sends() -> list[tuple[EnvelopeRow, bool]]:
+        tasks = [
+            asyncio.ensure_future(a.writer.run_async(lambda i=i: a.send(ch, text(f"q{i}"))))
+            for i in range(3)
+        ]
+        await asyncio.sleep(0)
+        await asyncio.to_thread(burst.go, 3)
+        return await asyncio.wait_for(asyncio.gather(*tasks), LIVENESS_S)
+
+    rows = asyncio.run(sends())
+    assert sorted(r[0].seq for r in rows) == [r.seq for r in chain(a, ch)][-3:]
+
+
+def test_an_async_send_alone_is_committed_by_a_drain(pair: tuple[Station, Station, str]) -> None:
+    """Nobody is committing: the coroutine's job starts a drain on the writer's pool, and its
+    answer comes back once the row is durable; many in a row each get theirs."""
+    a, _, ch = pair
+
+    async def one_by_one() -> list[tuple[EnvelopeRow, bool]]:
+        out = []
+        for i in range(10):
+            job = a.writer.run_async(
+                lambda i=i: a.send(ch, text(f"solo{i}"), idempotency_key=f"s{i}")
+            )
+            out.append(await asyncio.wait_for(job, LIVENESS_S))
+        return out
+
+    rows = asyncio.run(one_by_one())
+    assert [r[0].seq for r in rows] == [r.seq for r in chain(a, ch)][-10:]
+    assert all(created for _, created in rows)
+    # Nothing left behind: the drain steps down once the queue is empty (just after answering).
+    wait(lambda: not (a.writer._leading or a.writer._draining), what="the drain to end")
 
 
 def test_a_bad_send_fails_alone_and_leaves_nothing(pair: tuple[Station, Station, str]) -> None:

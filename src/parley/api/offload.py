@@ -2,11 +2,12 @@
 
 FastAPI runs a plain `def` route on AnyIO's worker threads, whose hand-over there and back cost
 about 34 us of CPU per request on this machine against about 21 us for a thread pool executor's
-(uvloop, an empty call, same minute). The routes every request mix goes through (sends, status,
-the inbox, history pages, alarms, who am I) are therefore `async def` and hand their station call
-to `run` instead; they do nothing else on the event loop. As many threads as AnyIO's default
-(40), so that as many sends as before can wait together for one group commit; the context
-(the log fields of the request, station/logs.py) goes with the call, as AnyIO's does.
+(uvloop, an empty call, same minute). The routes every request mix goes through (status, the
+inbox, history pages, alarms, who am I) are therefore `async def` and hand their station call to
+`run` instead; they do nothing else on the event loop. The sends do not come here: they await the
+writer's group commit on the loop (station/writer.py run_async), so no thread waits per send.
+As many threads as AnyIO's default (40); the context (the log fields of the request,
+station/logs.py) goes with the call, as AnyIO's does.
 """
 
 from __future__ import annotations

@@ -89,7 +89,9 @@ def router(station: Station, auth: Auth) -> APIRouter:
     # would otherwise check a plain answer against the declared type on a second worker thread
     # and walk every message doing so, which cost more than reading them (issue 14). The reads
     # everybody polls come encoded from the station, kept while nothing changed
-    # (station/answers.py). The busiest routes hand their station call to api/offload.py.
+    # (station/answers.py). The busiest reads hand their station call to api/offload.py; the
+    # sends await the writer's group commit on the loop (station/writer.py run_async), so no
+    # thread waits per send.
     # Each route takes its user itself, not also the router for all of them: FastAPI solved the
     # same dependency twice per request (issue 14; tests/security/test_auth_everywhere.py).
     r = APIRouter(prefix="/api/v1", tags=["operator"])
@@ -147,8 +149,8 @@ def router(station: Station, auth: Auth) -> APIRouter:
         who: User = Depends(auth.user),
         idempotency_key: str = Header(default="", max_length=128),
     ) -> JSONResponse:
-        sent = await offload.run(
-            chans.send, who, channel, req.text, req.lang, req.precedence, idempotency_key
+        sent = await chans.send_async(
+            who, channel, req.text, req.lang, req.precedence, idempotency_key
         )
         return JSONResponse(sent)
 
@@ -163,9 +165,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
     ) -> JSONResponse:
         """Several text messages in order, queued in one transaction (all or none)."""
         items = [(m.text, m.lang, m.precedence) for m in req.messages]
-        return JSONResponse(
-            await offload.run(chans.send_batch, who, channel, items, idempotency_key)
-        )
+        return JSONResponse(await chans.send_batch_async(who, channel, items, idempotency_key))
 
     @r.get("/channels/{channel}/messages", response_model=Objects, **acts(Action.CHANNEL_READ))
     def messages(

@@ -24,7 +24,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from parley.domain.channels import ChannelState, text_body
@@ -129,16 +129,34 @@ class ChannelDesk:
         precedence: str = "ROUTINE",
         idempotency_key: str = "",
     ) -> dict[str, Any]:
+        job = self._send_job(who, channel, text, lang, precedence, idempotency_key)
+        return queued(*self.station.writer.run(job))
+
+    async def send_async(
+        self,
+        who: User,
+        channel: str,
+        text: str,
+        lang: str | None = None,
+        precedence: str = "ROUTINE",
+        idempotency_key: str = "",
+    ) -> dict[str, Any]:
+        """`send` for the API's event loop: no thread waits for the group commit."""
+        job = self._send_job(who, channel, text, lang, precedence, idempotency_key)
+        return queued(*await self.station.writer.run_async(job))
+
+    def _send_job(
+        self, who: User, channel: str, text: str, lang: str | None, precedence: str, key: str
+    ) -> Callable[[], tuple[EnvelopeRow, bool]]:
         authorize(who, Action.MESSAGE_SEND)
         st = self.station
         body = text_body(text, lang or st.cfg.lang)
 
         def job() -> tuple[EnvelopeRow, bool]:
             st.guard(channel, who)
-            return st.send(channel, body, precedence, idempotency_key, who.name)
+            return st.send(channel, body, precedence, key, who.name)
 
-        row, created = st.writer.run(job)
-        return queued(row, created)
+        return job
 
     def send_batch(
         self,
@@ -148,21 +166,32 @@ class ChannelDesk:
         idempotency_key: str = "",
     ) -> dict[str, Any]:
         """Several (text, lang, precedence) in order, queued in one transaction (all or none)."""
+        job = self._batch_job(who, channel, messages, idempotency_key)
+        return batch_queued(channel, *self.station.writer.run(job))
+
+    async def send_batch_async(
+        self,
+        who: User,
+        channel: str,
+        messages: Sequence[tuple[str, str | None, str]],
+        idempotency_key: str = "",
+    ) -> dict[str, Any]:
+        """`send_batch` for the API's event loop."""
+        job = self._batch_job(who, channel, messages, idempotency_key)
+        return batch_queued(channel, *await self.station.writer.run_async(job))
+
+    def _batch_job(
+        self, who: User, channel: str, messages: Sequence[tuple[str, str | None, str]], key: str
+    ) -> Callable[[], tuple[list[EnvelopeRow], bool]]:
         authorize(who, Action.MESSAGE_SEND)
         st = self.station
         items = [(text_body(t, lang or st.cfg.lang), prec) for t, lang, prec in messages]
 
         def job() -> tuple[list[EnvelopeRow], bool]:
             st.guard(channel, who)
-            return st.send_many(channel, items, idempotency_key, who.name)
+            return st.send_many(channel, items, key, who.name)
 
-        rows, created = st.writer.run(job)
-        return {
-            "channel": channel,
-            "status": "queued",
-            "created": created,
-            "envelopes": [{"seq": r.seq, "hash": b64e(r.hash)} for r in rows],
-        }
+        return job
 
     # --- reading ---------------------------------------------------------------------------------
     def channels(self, who: User) -> list[dict[str, Any]]:
@@ -224,3 +253,13 @@ class ChannelDesk:
                 "of": [{"vkey": v, "url": u} for v, u in s.witnesses],
             } if s.witnesses else None,
         }  # fmt: skip
+
+
+def batch_queued(channel: str, rows: list[EnvelopeRow], created: bool) -> dict[str, Any]:
+    """What a batch send answers once its envelopes are committed to the outbox."""
+    return {
+        "channel": channel,
+        "status": "queued",
+        "created": created,
+        "envelopes": [{"seq": r.seq, "hash": b64e(r.hash)} for r in rows],
+    }

@@ -16,15 +16,28 @@ Rules:
 - A job may be soft (`durable=False`: a peer's receipts settling our outbox, which the peer
   gives again if they are lost): a group of soft jobs only commits without waiting for the
   disk (SqlStore.soft_tx); one durable job makes the whole group durable.
+- A caller on an event loop (the API's sends) queues its job with `run_async` and awaits it: no
+  thread of its own waits for the commit. If nobody is committing, the job starts a drain on one
+  of the writer pool's threads (DRAINS, made as needed and shared by every writer of the
+  process), which commits groups until the queue is empty; each group's waiting coroutines are
+  woken by one call into their loop. A thread that stops leading with jobs still queued starts a
+  drain for them, and a drain waits for a thread's lead to end, so every queued job is
+  committed by someone. Thread callers never wait for a drain that has not started: they lead
+  themselves when nobody is committing (a drain queued behind busy pool threads cannot stall
+  them). Each async job runs in its caller's context (the request's log fields).
 - Every committed group adds to two counters in the store (`writer.groups`, `writer.sends`), in
   the same transaction, so /metrics shows how much grouping happens, whichever worker is scraped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import threading
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from parley.store.base import SqlStore
@@ -32,14 +45,20 @@ from parley.store.base import SqlStore
 T = TypeVar("T")
 
 MAX_GROUP = 256  # jobs in one transaction: bounds how long one commit holds the store
+DRAINS = ThreadPoolExecutor(4, thread_name_prefix="parley-writer")
+
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 class _Job(Generic[T]):
-    __slots__ = ("done", "durable", "error", "fn", "value")
+    __slots__ = ("done", "durable", "error", "fn", "value", "waiter")
 
-    def __init__(self, fn: Callable[[], T], durable: bool = True) -> None:
+    def __init__(
+        self, fn: Callable[[], T], durable: bool = True, waiter: _Waiter | None = None
+    ) -> None:
         self.fn = fn
         self.durable = durable
+        self.waiter = waiter  # an async caller's loop and future
         self.done = False
         self.value: T | None = None
         self.error: BaseException | None = None
@@ -57,6 +76,7 @@ class Writer:
         self._cv = threading.Condition()
         self._queue: deque[_Job[Any]] = deque()
         self._leading = False
+        self._draining = False  # a drain is queued on DRAINS and has not taken the lead yet
 
     def run(self, fn: Callable[[], T], durable: bool = True) -> T:
         """Run `fn` (store writes) in the next group's transaction; return its result once that
@@ -76,10 +96,44 @@ class Writer:
             while not job.done:
                 self._commit_next()
         finally:
-            with self._cv:
-                self._leading = False
-                self._cv.notify_all()
+            self._step_down()
         return job.result()
+
+    async def run_async(self, fn: Callable[[], T], durable: bool = True) -> T:
+        """`run` for a coroutine: the same group commit, awaited (module rules)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        job = _Job(_in_context(fn), durable, (loop, waiter))
+        with self._cv:
+            self._queue.append(job)
+            start = not (self._leading or self._draining)
+            self._draining = self._draining or start
+        if start:
+            DRAINS.submit(self._drain)
+        return await waiter
+
+    def _drain(self) -> None:
+        with self._cv:
+            while self._leading:
+                self._cv.wait()
+            self._leading, self._draining = True, False
+        try:
+            while True:
+                with self._cv:
+                    if not self._queue:
+                        break
+                self._commit_next()
+        finally:
+            self._step_down()
+
+    def _step_down(self) -> None:
+        with self._cv:
+            self._leading = False
+            self._cv.notify_all()
+            start = not self._draining and any(job.waiter for job in self._queue)
+            self._draining = self._draining or start
+        if start:
+            DRAINS.submit(self._drain)
 
     def _commit_next(self) -> None:
         with self._cv:
@@ -107,6 +161,35 @@ class Writer:
                 for job in group:
                     job.done = True
                 self._cv.notify_all()
+            _wake([job for job in group if job.waiter is not None])
+
+
+def _in_context(fn: Callable[[], T]) -> Callable[[], T]:
+    ctx = contextvars.copy_context()
+    return lambda: ctx.run(fn)
+
+
+def _wake(jobs: list[_Job[Any]]) -> None:
+    """Answer the async callers of a committed group: one call into each of their loops."""
+    loops: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+    for job in jobs:
+        assert job.waiter is not None
+        loops.setdefault(job.waiter[0], []).append(job)
+    for loop, mine in loops.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, mine)
+
+
+def _settle(jobs: list[_Job[Any]]) -> None:
+    for job in jobs:
+        assert job.waiter is not None
+        future = job.waiter[1]
+        if future.done():  # the caller was cancelled; the job is committed all the same
+            continue
+        if job.error is not None:
+            future.set_exception(job.error)
+        else:
+            future.set_result(job.value)
 
 
 __all__ = ["MAX_GROUP", "Writer"]
