@@ -39,7 +39,7 @@ class Held:
         self.released = asyncio.Event()
         real = w.da._next_batch
 
-        def counted(peer: str, size: int, skip: set[bytes]) -> list[EnvelopeRow]:
+        def counted(peer: str, size: int, skip: set[int]) -> list[EnvelopeRow]:
             self.reads += 1
             return real(peer, size, skip)
 
@@ -195,7 +195,10 @@ def test_a_send_committed_while_an_answer_is_applied_goes_out_before_that_ends(
 
     async def go() -> None:
         loop = asyncio.get_running_loop()
-        w.a.on_queued = lambda: loop.call_soon_threadsafe(w.da._poke)
+        # As app/serve.py wakes it: once the send has committed (a push reads committed rows).
+        w.a.on_queued = lambda: w.a.store.after_commit(
+            lambda: loop.call_soon_threadsafe(w.da._poke)
+        )
         await w.da.drain(w.b.id)
 
     w.da.transport = Seen()  # type: ignore[assignment]  # the same calls, observed
@@ -243,7 +246,10 @@ def test_a_push_that_fails_while_the_answer_before_it_is_applied_stays_a_failure
 
     async def go() -> None:
         loop = asyncio.get_running_loop()
-        w.a.on_queued = lambda: loop.call_soon_threadsafe(w.da._poke)
+        # As app/serve.py wakes it: once the send has committed (a push reads committed rows).
+        w.a.on_queued = lambda: w.a.store.after_commit(
+            lambda: loop.call_soon_threadsafe(w.da._poke)
+        )
         await w.da.drain(w.b.id)
 
     w.da.transport = Cut()  # type: ignore[assignment]  # the same calls, the second refused
@@ -353,3 +359,55 @@ def test_two_channels_in_both_pushes_arrive_once_in_order(tmp_path: Path, first:
     assert w.a.status()["peers"][0]["pending"] == 0
     for st in (w.a, w.b):
         assert [a.kind for a in st.store.alarms() if a.kind != "link"] == []
+
+
+def test_a_backlog_goes_out_while_a_group_of_sends_holds_the_store(tmp_path: Path) -> None:
+    """A push reads committed rows on a connection of its own, and a clean answer settles
+    behind the push after it: while another thread holds the store (as a group of sends does
+    while it is sealed and committed), the peer still gets the whole backlog, in order; the
+    answers settle once the store is free, and nothing is offered twice."""
+    w = World(tmp_path)
+    ch = w.open()
+    w.rounds()
+    n = 600  # three batches: 128, 256, the rest
+    w.a.send_many(ch, [(channels.text_body(f"m{i}", "en"), "ROUTINE") for i in range(n)])
+    inner = w.da.transport
+    held, free = threading.Event(), threading.Event()
+    pushed: list[bytes] = []
+
+    def hold() -> None:
+        with w.a.store.lock:
+            held.set()
+            free.wait(2 * LIVENESS_S)  # the test's own bound comes first
+
+    class Holding:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        async def push(self, addr: str, raws: list[bytes]) -> PushResponse:
+            first = not pushed
+            pushed.extend(raws)
+            if first:  # the drain has its paths: from now on the store is taken
+                threading.Thread(target=hold, daemon=True).start()
+                held.wait(LIVENESS_S)
+            return await inner.push(addr, raws)
+
+    arrived: list[int] = []
+
+    async def go() -> None:
+        drain = asyncio.create_task(w.da.drain(w.b.id))
+        try:
+            for _ in range(int(LIVENESS_S * 20)):
+                if len(texts(w.b, ch)) == n or drain.done():
+                    break
+                await asyncio.sleep(0.05)
+            arrived.append(len(texts(w.b, ch)))
+        finally:
+            free.set()
+        await drain
+
+    w.da.transport = Holding()  # type: ignore[assignment]  # the same calls, observed
+    asyncio.run(go())
+    assert arrived == [n] and len(set(pushed)) == len(pushed)  # none offered twice
+    assert texts(w.b, ch) == [f"m{i}" for i in range(n)]
+    assert w.a.status()["peers"][0]["pending"] == 0

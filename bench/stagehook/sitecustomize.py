@@ -66,6 +66,14 @@ def _install(folder: str) -> None:
 
         return w
 
+    def settle_all(f: Any) -> Any:
+        def w(self: Any, peer: str, answers: list[Any]) -> Any:
+            out = f(self, peer, answers)
+            stamp("settled", [s for a in answers for s in answers.pop(id(a), [])])
+            return out
+
+        return w
+
     def prepare_all(f: Any) -> Any:
         def w(self: Any, *a: Any, **k: Any) -> Any:
             out = f(self, *a, **k)
@@ -101,6 +109,7 @@ def _install(folder: str) -> None:
     after(node.Station, "send", send)
     after(dispatcher.Dispatcher, "_offer", offer)
     after(dispatcher.Dispatcher, "_settle", settle)
+    after(dispatcher.Dispatcher, "_settle_all", settle_all)
     after(receiving.Receiver, "prepare_all", prepare_all)
     after(receiving.Receiver, "_drain_held", then("applied"))
     after(receiving.Receiver, "batch", then("stored"))

@@ -22,20 +22,25 @@ Each round, for every peer (`_serve`, steps in this order):
    again (the relay keeps one copy).
    Pipelined: once batch N is answered, batch N+1 goes on the wire while N's answer is applied
    (on a worker thread), so the two stations work at the same time and the peer still receives
-   the batches in order; what was queued while batch N was on the wire is picked as soon as N
-   is answered, not after N's answer is applied and a new round begins. Batches grow from 128
-   to 512 envelopes while the backlog fills them. Sends committed while a batch is on the wire
-   (and nothing else queued) go out at once beside it (`_beside`): at most two pushes in
-   flight per peer, the second with only envelopes after the first's; answers are applied in
-   the order the pushes left, and a `gap` in the second's answer that names a seq the first
-   carried is set aside (the peer holds what came early and applies it with the first), and
-   counts as progress; the outbox is read again after it (for a channel the peer does not
-   have yet, it holds nothing). Both failing is one outage, one failure of the link; an answer
-   applied after a later failure was recorded is older news, and ends no backoff. Sends
-   committed while an answer is applied, with nothing in flight, go out before that answer's
-   commit (`_while_settling`): it may wait behind a group of sends going to disk. A round's
-   plan reads each ready peer's first batch in the same worker-thread trip, so a wake-up's
-   sends are one trip from the wire.
+   the batches in order; what was queued while batch N was on the wire is picked as soon as N is
+   answered, not after N's answer is applied and a new round begins. A batch is read with
+   store.pushable (committed rows, on SQLite by a connection of its own that waits for no group
+   of sends), and a clean answer with the next push already on the wire settles behind it
+   (`_Lag`: up to LAG_ROWS rows, the answers come meanwhile settled together, in order); its
+   rows stay out of the next batches until then. A group of sends holds the store while it is
+   sealed and committed, and the peer would wait with the settle (issue 14). Batches grow from
+   128 to 512 envelopes while the backlog fills them. Sends committed while a batch is on the
+   wire (and nothing else queued) go out at once beside it (`_beside`): at most two pushes in
+   flight per peer, the second with only envelopes after the first's; answers are applied in the
+   order the pushes left, and a `gap` in the second's answer that names a seq the first carried
+   is set aside (the peer holds what came early and applies it with the first), and counts as
+   progress; the outbox is read again after it (for a channel the peer does not have yet, it
+   holds nothing). Both failing is one outage, one failure of the link; an answer applied after
+   a later failure was recorded is older news, and ends no backoff. Sends committed while an
+   answer is applied, with nothing in flight, go out before that answer's commit
+   (`_while_settling`): it may wait behind a group of sends going to disk. A round's plan reads
+   each ready peer's first batch in the same worker-thread trip, so a wake-up's sends are one
+   trip from the wire.
 3. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
    they arrived; the peer's receipts are kept for their senders (station/paths.py).
 4. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
@@ -121,7 +126,8 @@ class Dispatcher:
         self.links: dict[str, LinkRow] | None = None
         # Drains with a push on the wire, told of sends committed meanwhile (`_beside`).
         self.listeners: set[asyncio.Future[None]] = set()
-        station.on_queued = self._poke
+        # Once the send has committed: a push reads committed rows only (store.pushable).
+        station.on_queued = lambda: station.store.after_commit(self._poke)
 
     def _poke(self) -> None:
         for b in self.backoffs.values():
@@ -280,15 +286,28 @@ class Dispatcher:
         return False
 
     # --- own outbox ------------------------------------------------------------------------------
-    def _next_batch(self, peer: str, size: int, skip: set[bytes]) -> list[EnvelopeRow]:
-        rows = self.station.store.pending(peer, size + len(skip))
-        rows = [r for r in rows if r.hash not in skip][:size]
+    def _next_batch(self, peer: str, size: int, skip: set[int]) -> list[EnvelopeRow]:
+        rows = self.station.store.pushable(peer, size, skip)
         return rows[: policy.fitting([len(r.raw) for r in rows])]
 
     async def drain(self, peer: str, first: _First | None = None) -> bool:
         """Send batches until the peer's queue is empty, a send fails, or a batch makes no
         progress (then back off). True if it stopped at MAX_ROUNDS with more to send.
         `first`: the peer, its paths and first batch if the round's plan read them."""
+        lag = _Lag(peer, self._settle_all)
+        try:
+            more = await self._drain(peer, first, lag)
+        except BaseException:
+            await lag.done()
+            raise
+        if not await lag.flush():
+            b = self.backoff(peer)
+            if not b.backing_off:  # the drain stopped for it, or saw it too late to
+                b.failed(self.now_ms(), random.random())
+            return False
+        return more
+
+    async def _drain(self, peer: str, first: _First | None, lag: _Lag) -> bool:
         size = policy.MIN_BATCH
         found = first or await asyncio.to_thread(self._start, peer, size)
         if found is None:
@@ -301,7 +320,11 @@ class Dispatcher:
             # Pipelining: while a batch is on the wire, the one after it is picked (skipping
             # what is in flight); once answered, that one goes out while the answer is applied.
             size = policy.batch_size(size, len(batch) == size)
-            skip = {r.hash for r in batch}
+            if lag.stalled:  # a clean answer settled behind moved nothing: `drain` backs off
+                if sending is not None:
+                    await sending  # its rows stay pending: offered again after the backoff
+                return False
+            skip = {r.id for r in batch} | lag.ids
             queued = self._listen()  # before the read: a send committed after it still counts
             try:
                 nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
@@ -316,7 +339,7 @@ class Dispatcher:
                         later = await beside[1]
                         if later is not None:
                             later.explained_by(batch)
-                            await asyncio.to_thread(self._settle, peer, later)
+                            await self._settle_after(lag, peer, later)
                     return False  # unreachable: backed off already
                 if beside is not None:
                     nxt, sending = beside
@@ -335,7 +358,14 @@ class Dispatcher:
                     sending = (
                         asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
                     )
-                settling = asyncio.create_task(asyncio.to_thread(self._settle, peer, answer))
+                if beside is None and sending is not None and answer.clean and lag.room():
+                    # Settled behind the push after it: while a group of sends holds the
+                    # store, the settle waits for it, and the peer would wait with it (issue
+                    # 14, delivery --batch). Its rows stay out of the next batches until then.
+                    lag.add(answer, batch)
+                    batch = nxt
+                    continue
+                settling = asyncio.create_task(self._settle_after(lag, peer, answer))
                 if sending is None and answer.clean:
                     sending, nxt = await self._while_settling(
                         peer, row, ways, size, skip, settling, queued
@@ -349,9 +379,7 @@ class Dispatcher:
                 later = await sending if sending is not None else None
                 if later is not None and ahead:
                     later.explained_by(ahead)
-                if later is None or not (
-                    await asyncio.to_thread(self._settle, peer, later) or later.held
-                ):
+                if later is None or not (await self._settle_after(lag, peer, later) or later.held):
                     self.backoff(peer).failed(self.now_ms(), random.random())
                 return False
             if sending is None:
@@ -368,7 +396,7 @@ class Dispatcher:
         if last is not None:
             if ahead:
                 last.explained_by(ahead)
-            await asyncio.to_thread(self._settle, peer, last)
+            await self._settle_after(lag, peer, last)
         return True
 
     async def _beside(
@@ -377,7 +405,7 @@ class Dispatcher:
         row: PeerRow,
         ways: tuple[policy.Path, ...],
         size: int,
-        skip: set[bytes],
+        skip: set[int],
         sending: asyncio.Task[_Answer | None] | None,
         queued: asyncio.Future[None],
     ) -> tuple[list[EnvelopeRow], asyncio.Task[_Answer | None]] | None:
@@ -401,7 +429,7 @@ class Dispatcher:
         row: PeerRow,
         ways: tuple[policy.Path, ...],
         size: int,
-        skip: set[bytes],
+        skip: set[int],
         settling: asyncio.Task[bool],
         queued: asyncio.Future[None],
     ) -> tuple[asyncio.Task[_Answer | None] | None, list[EnvelopeRow]]:
@@ -418,7 +446,7 @@ class Dispatcher:
         queued: asyncio.Future[None],
         peer: str,
         size: int,
-        skip: set[bytes],
+        skip: set[int],
     ) -> list[EnvelopeRow]:
         """The next batch (after `skip`) if a send is queued before `task` ends, else none."""
         await asyncio.wait((task, queued), return_when=asyncio.FIRST_COMPLETED)
@@ -491,6 +519,22 @@ class Dispatcher:
         if progressed:
             self.backoff(peer).reset()
         return progressed > 0
+
+    async def _settle_after(self, lag: _Lag, peer: str, answer: _Answer) -> bool:
+        """`_settle` once the answers settling behind have settled (in the order they came)."""
+        if not await lag.flush():
+            return False
+        return await asyncio.to_thread(self._settle, peer, answer)
+
+    def _settle_all(self, peer: str, answers: Sequence[_Answer]) -> bool:
+        """Clean direct answers that came while the ones before them settled, as one: one trip
+        through the writer, one link record for the last (`_settle`'s rules)."""
+        last = answers[-1]
+        with self.contact_lock:
+            if self.failures.get(peer, 0) == last.failures:
+                self.contact_ok(peer, last.resp.rtt_ms)
+        results = [r for a in answers for r in a.resp.results]
+        return self.answered(peer, results, [r for a in answers for r in a.resp.receipts])
 
     async def _push(
         self, peer: str, row: PeerRow, raws: list[bytes], record: bool = True
@@ -662,6 +706,57 @@ class _PeerView:
 
 
 _First = tuple[PeerRow, tuple[policy.Path, ...], list[EnvelopeRow]]
+
+LAG_ROWS = 2 * policy.MAX_BATCH  # answered rows a drain may push past before they settle
+
+
+class _Lag:
+    """Clean answers of one drain settling behind the pushes after them, on one task that takes
+    all that came meanwhile at each trip (`Dispatcher._settle_all`), in the order they came.
+    Their rows (`ids`) stay out of the next batches until their settle has committed."""
+
+    def __init__(self, peer: str, settle: Callable[[str, Sequence[_Answer]], bool]) -> None:
+        self.peer = peer
+        self.settle = settle
+        self.ids: set[int] = set()
+        self.queue: list[tuple[_Answer, list[int]]] = []
+        self.task: asyncio.Task[None] | None = None
+        self.stalled = False  # a settle moved no row
+        self.error: BaseException | None = None
+
+    def room(self) -> bool:
+        return len(self.ids) < LAG_ROWS and not self.stalled and self.error is None
+
+    def add(self, answer: _Answer, batch: Sequence[EnvelopeRow]) -> None:
+        ids = [r.id for r in batch]
+        self.ids.update(ids)
+        self.queue.append((answer, ids))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.queue and self.error is None:  # bounded: each trip takes the whole queue
+            taken, self.queue = self.queue, []
+            try:
+                moved = await asyncio.to_thread(self.settle, self.peer, [a for a, _ in taken])
+            except Exception as exc:  # raised where the drain waits for it (`flush`)
+                self.error = exc
+                return
+            self.stalled |= not moved
+            for _, ids in taken:
+                self.ids.difference_update(ids)
+
+    async def done(self) -> None:
+        """Wait until nothing settles behind (an error stays for `flush`)."""
+        while self.task is not None and not self.task.done():  # bounded: the queue empties
+            await asyncio.wait((self.task,))
+
+    async def flush(self) -> bool:
+        """Wait until every answer added has settled; False if one moved no row."""
+        await self.done()
+        if self.error is not None:
+            raise self.error
+        return not self.stalled
 
 
 def _in_folder(row: PeerRow) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -814,55 +814,73 @@ class SqlStore:
                 channel, seq, peer, envelope_id, PRIORITY[prec],
             )  # fmt: skip
 
-    def pending(self, peer: str, limit: int) -> list[EnvelopeRow]:
+    def pending(self, peer: str, limit: int, skip: Collection[int] = ()) -> list[EnvelopeRow]:
         """Undelivered envelopes for `peer` in the order of domain/precedence.outbox_order (the
         rule; tests/test_store.py checks this query against it): FLASH envelopes first, each on
         its own (the peer holds one that is ahead of its chain and shows it early), then chains
-        in seq order, channels with the most urgent pending precedence first.
+        in seq order, channels with the most urgent pending precedence first. `skip`: envelope
+        ids left out (on the wire, or answered and not settled yet), before any body is read.
 
         Each step reads through an index only as far as the batch needs (issue 14: one query
         sorting every pending row made a 100,000 backlog cost O(n^2)): the FLASH rows, each
         pending channel's most urgent precedence by a skip scan, then per channel of the most
         urgent group its first rows by seq, merged by envelope id (a chain's own envelopes are
         stored in seq order, so seq order is id order within a channel)."""
+        with self._lock:
+            return self._pending(self.q, peer, limit, skip)
+
+    def pushable(self, peer: str, limit: int, skip: Collection[int] = ()) -> list[EnvelopeRow]:
+        """`pending` as the dispatcher reads it for a push: committed rows only, and where the
+        backend can, without waiting for the store's lock (a group of sends holds it while it
+        is sealed and committed, and the peer would wait with the push; issue 14)."""
+        return self.pending(peer, limit, skip)
+
+    def _pending(
+        self, q: Callable[..., list[tuple[Any, ...]]], peer: str, limit: int, skip: Collection[int]
+    ) -> list[EnvelopeRow]:
         if limit <= 0:
             return []
-        with self._lock:
-            flash = self.q(
-                "SELECT envelope_id FROM outbox WHERE peer = ? AND delivered IS NULL"
-                " AND prio = 0 ORDER BY envelope_id LIMIT ?",
-                peer, limit,
-            )  # fmt: skip
-            ids = [int(r[0]) for r in flash]
-            groups: dict[int, list[str]] = {}
-            if len(ids) < limit:
-                for channel, p in self.q(
-                    "WITH RECURSIVE ch(c) AS ("
-                    " SELECT MIN(channel) FROM outbox WHERE peer = ? AND delivered IS NULL"
-                    " UNION ALL SELECT (SELECT MIN(channel) FROM outbox WHERE peer = ?"
-                    "  AND delivered IS NULL AND channel > ch.c) FROM ch WHERE ch.c IS NOT NULL)"
-                    " SELECT c, (SELECT MIN(prio) FROM outbox WHERE peer = ? AND delivered IS NULL"
-                    "  AND channel = ch.c) FROM ch WHERE ch.c IS NOT NULL",
-                    peer, peer, peer,
-                ):  # fmt: skip
-                    groups.setdefault(int(p), []).append(channel)
-            for p in sorted(groups):
-                want = limit - len(ids)
-                if want <= 0:
-                    break
-                firsts = [self._chain_pending(channel, peer, want) for channel in groups[p]]
-                ids.extend(list(heapq.merge(*firsts))[:want])
-            if not ids:
-                return []
-            rows = self.q(
-                f"SELECT {_ENV_COLS} FROM envelopes WHERE id IN ({', '.join('?' * len(ids))})",
-                *ids,
-            )
+        want = limit + len(skip)
+        flash = q(
+            "SELECT envelope_id FROM outbox WHERE peer = ? AND delivered IS NULL"
+            " AND prio = 0 ORDER BY envelope_id LIMIT ?",
+            peer, want,
+        )  # fmt: skip
+        ids = [int(r[0]) for r in flash]
+        groups: dict[int, list[str]] = {}
+        if len(ids) < want:
+            for channel, p in q(
+                "WITH RECURSIVE ch(c) AS ("
+                " SELECT MIN(channel) FROM outbox WHERE peer = ? AND delivered IS NULL"
+                " UNION ALL SELECT (SELECT MIN(channel) FROM outbox WHERE peer = ?"
+                "  AND delivered IS NULL AND channel > ch.c) FROM ch WHERE ch.c IS NOT NULL)"
+                " SELECT c, (SELECT MIN(prio) FROM outbox WHERE peer = ? AND delivered IS NULL"
+                "  AND channel = ch.c) FROM ch WHERE ch.c IS NOT NULL",
+                peer, peer, peer,
+            ):  # fmt: skip
+                groups.setdefault(int(p), []).append(channel)
+        for p in sorted(groups):
+            more = want - len(ids)
+            if more <= 0:
+                break
+            firsts = [self._chain_pending(q, channel, peer, more) for channel in groups[p]]
+            ids.extend(list(heapq.merge(*firsts))[:more])
+        if skip:
+            ids = [i for i in ids if i not in skip]
+        ids = ids[:limit]
+        if not ids:
+            return []
+        rows = q(
+            f"SELECT {_ENV_COLS} FROM envelopes WHERE id IN ({', '.join('?' * len(ids))})", *ids
+        )
         by_id = {int(r[0]): r for r in rows}
         return [_env(by_id[i]) for i in ids if i in by_id]
 
-    def _chain_pending(self, channel: str, peer: str, limit: int) -> list[int]:
-        rows = self.q(
+    @staticmethod
+    def _chain_pending(
+        q: Callable[..., list[tuple[Any, ...]]], channel: str, peer: str, limit: int
+    ) -> list[int]:
+        rows = q(
             "SELECT envelope_id FROM outbox WHERE channel = ? AND peer = ?"
             " AND delivered IS NULL AND prio != 0 ORDER BY seq LIMIT ?",
             channel, peer, limit,

@@ -1,6 +1,7 @@
 """The SQLite store: the default, embedded backend.
 
-One connection per process, WAL journal, `synchronous=FULL`: a commit that returned is on disk,
+One connection per process (and a second for the dispatcher's reads for a push, `pushable`,
+which wait for no commit), WAL journal, `synchronous=FULL`: a commit that returned is on disk,
 so "sent" and receipts are only ever reported for what survives a crash or power loss.
 Every write happens inside `with store.tx():`, one transaction per logical step.
 
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Collection
 from pathlib import Path
 
-from parley.store.base import SqlStore
+from parley.store.base import EnvelopeRow, SqlStore
 
 CHECKPOINT_EVERY_S = 0.25  # at most this often, and only after a commit: none while idle
 BACKSTOP_PAGES = 16384  # 64 MiB of WAL: then the committing connection checkpoints after all
@@ -107,6 +109,10 @@ class SqliteStore(SqlStore):
         conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         self.conn = conn
         self.checkpointer = Checkpointer(self.path)
+        # The dispatcher's reads for a push, on a connection of their own (`pushable`).
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+        self._on_disk = Path(self.path).is_file()  # not ":memory:", which one connection sees
         self._data_version: int | None = None
         super().__init__()
 
@@ -150,7 +156,8 @@ class SqliteStore(SqlStore):
         # and truncated.
         # The checkpointer's lock too: a checkpoint running on its connection would make this
         # one return busy with the WAL untouched.
-        with self._lock, self.checkpointer.lock:
+        # And the reader's: a read under way keeps the frames it reads in the WAL.
+        with self._lock, self.checkpointer.lock, self._reader_lock:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _changes(self) -> int:
@@ -165,6 +172,36 @@ class SqliteStore(SqlStore):
         seen, self._data_version = self._data_version, int(row[0])
         return seen is not None and seen != self._data_version
 
+    def pushable(self, peer: str, limit: int, skip: Collection[int] = ()) -> list[EnvelopeRow]:
+        # A second connection reads the last committed state while a group of sends holds the
+        # store (its lock, and SQLite's write lock): WAL readers wait for no writer. It sees
+        # only what is on disk: a commit becomes visible to other connections after the WAL
+        # was synced (synchronous=FULL), so nothing is pushed that a crash could take back
+        # and a restart seal again differently. One read transaction: one snapshot.
+        if not self._on_disk:
+            return self.pending(peer, limit, skip)
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+                self._reader.execute("PRAGMA query_only=ON")
+                self._reader.execute("PRAGMA busy_timeout=10000")
+            conn = self._reader
+
+            def q(sql: str, *params: object) -> list[tuple[object, ...]]:
+                return conn.execute(sql, params).fetchall()
+
+            conn.execute("BEGIN")
+            try:
+                return self._pending(q, peer, limit, skip)
+            finally:
+                conn.execute("COMMIT")
+
     def close(self) -> None:
         self.checkpointer.close()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         self.conn.close()
