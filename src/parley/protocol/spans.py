@@ -63,6 +63,9 @@ class FileBytes(Protocol):
 
 
 H64 = 43  # base64url text of a SHA-256 hash
+_TAB = ord("\t")
+_SIG_MEMBER = len(b'"sig":"",') + 86  # the whole "sig" member, its signature's text included
+_AFTER_SIG = len(b'"ts":,"v":1}')  # what follows it in a canonical envelope, but the ts digits
 
 
 class Run(NamedTuple):
@@ -164,12 +167,14 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         if recipient_ids(keys_b) != known[1]:
             return None
         if salt is not None:
-            if b"\t" in text:
+            # A byte as an int: `bytes in bytes` goes through the buffer protocol, ~0.15 us more
+            # per envelope than the memchr this is; likewise `find` below for the marker.
+            if _TAB in text:
                 return None  # a fifth field: the line path names it
             if commitment_b64(a2b(salt.translate(FROM_URLSAFE) + b"="), text) != commit:
                 return None
             bodies += 1
-            if b'"type":"checkpoint' in text:
+            if text.find(b'"type":"checkpoint') >= 0:
                 counts = {k.decode("ascii"): r.last_seq - r.first_seq + 1 for k, r in runs.items()}
                 bodies_to_read.append((lines, sender.decode("ascii"), seq, text, counts))
         run = runs.get(sender)
@@ -177,10 +182,10 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
             run = runs[sender] = _Run(seq, prev, ts)
         elif seq != run.last_seq + 1 or prev != run.last_h64 or ts < run.last_ts:
             return None
-        s0, s1 = m.span(13)
-        i = m.start(1)
+        # The "sig" member ends where `"ts":<ts>,"v":1}` ends the envelope, as the grammar says.
+        s1 = len(raw) - _AFTER_SIG - len(ts_b)
         signature = a2b(sig.translate(FROM_URLSAFE) + b"==")
-        sm = b"".join((signature, label, raw[: s0 - i], raw[s1 - i :]))
+        sm = b"".join((signature, label, raw[: s1 - _SIG_MEMBER], raw[s1:]))
         if known[2] is not None:
             run.signed.append(sm)
         else:
