@@ -119,6 +119,10 @@ class _Batch:
     # Each stored envelope in a savepoint of its own; False: an observer's refusal raises
     # `_Undo` for the whole run (`Receiver._apply_run`).
     alone: bool = True
+    # Hashes held below a chain's head, as `delivery.lookups` asked for them: one stays what
+    # it is, and a batch's envelopes mostly name the same one of ours in `seen` (a query
+    # each, issue 14). A run applied again starts a new batch, and with it a new memo.
+    below: dict[tuple[str, str, int], bytes] = field(default_factory=dict)
 
 
 class _Undo(Exception):
@@ -359,7 +363,7 @@ class Receiver:
         if known:
             b.known.add(env.channel)
         events, state = st._control(env.channel) if known else ((), None)
-        chain = self._chain_state(env, frozenset(state.members) if state else None)
+        chain = self._chain_state(env, frozenset(state.members) if state else None, b)
         d = delivery.decide(Facts.of(env), chain, now_ms=now, skew_ms=st.cfg.timings.skew_ms)
         if d.verdict is Verdict.REJECT:
             return ReceiveResult(a.hash, Verdict.REJECT, d.code, d.reason), None
@@ -391,7 +395,7 @@ class Receiver:
                     raise _Undo from exc
         return a.result(d.verdict, d.code, d.reason if d.code else "", d.expected_seq), d
 
-    def _chain_state(self, env: Envelope, members: frozenset[str] | None) -> ChainState:
+    def _chain_state(self, env: Envelope, members: frozenset[str] | None, b: _Batch) -> ChainState:
         store = self.st.store
         heads: dict[str, ChainHead] = {}
         for m in members if members is not None else (env.sender, self.st.id):
@@ -400,7 +404,14 @@ class Receiver:
                 heads[m] = ChainHead(row.seq, row.hash, row.ts)
         facts = Facts.of(env)
         wanted = delivery.lookups(facts, self.st.id, heads)
-        hashes = {(s, q): store.hash_at(env.channel, s, q) for s, q in wanted}
+        hashes: dict[tuple[str, int], bytes | None] = {}
+        for s, q in wanted:
+            h = b.below.get((env.channel, s, q))
+            if h is None:
+                h = store.hash_at(env.channel, s, q)
+                if h is not None:  # a hole may still be filled within the batch
+                    b.below[(env.channel, s, q)] = h
+            hashes[(s, q)] = h
         return ChainState(self.st.id, members, heads, hashes)
 
     def _checked_body(
