@@ -39,7 +39,7 @@ from parley.protocol.envelope import (
 )
 from parley.protocol.identity import fingerprint, station_id
 from parley.protocol.receipt import decode_receipt, sign_receipt, verify_receipt
-from parley.protocol.scan import commitment_b64
+from parley.protocol.scan import commitment_b64, commitments_match
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20),
@@ -149,6 +149,43 @@ def test_base64url_round_trip(data: bytes) -> None:
 def test_the_commitment_as_text_is_the_commitment_encoded(salt: bytes, text: bytes) -> None:
     # scan.commitment_b64 writes the hash and the encoding out for the span reader's loop.
     assert commitment_b64(salt, text).decode() == b64e(crypto.sha256(COMMIT_LABEL + salt + text))
+
+
+@given(
+    bodies=st.lists(
+        st.tuples(
+            st.binary(min_size=32, max_size=32),
+            st.binary(max_size=300),
+            st.one_of(st.none(), st.binary(min_size=32, max_size=32)),
+        ),
+        max_size=12,
+    )
+)
+def test_commitments_checked_at_once_answer_as_each_checked_alone(
+    bodies: list[tuple[bytes, bytes, bytes | None]],
+) -> None:
+    # The span reader's check of all its bodies' commitments at once: each body's own
+    # commitment, or (where given) another 32-byte value's, in canonical base64url.
+    salts = [b64e(salt).encode() for salt, _, _ in bodies]
+    texts = [text for _, text, _ in bodies]
+    commits = [
+        commitment_b64(salt, text) if other is None else b64e(other).encode()
+        for salt, text, other in bodies
+    ]
+    alone = all(
+        commitment_b64(salt, text) == commit
+        for (salt, text, _), commit in zip(bodies, commits, strict=True)
+    )
+    assert commitments_match(salts, texts, commits) is alone
+
+
+def test_commitments_of_other_shapes_do_not_match() -> None:
+    salt, text = bytes(range(32)), b'{"type":"text"}'
+    good = (b64e(salt).encode(), text, commitment_b64(salt, text))
+    assert commitments_match(*([x] for x in good))
+    assert not commitments_match([good[0] + b"A"], [text], [good[2]])  # a salt too long
+    assert not commitments_match([good[0], good[0]], [text], [good[2]])  # not one per body
+    assert not commitments_match([good[0]], [text], [good[2] + b"A"])
 
 
 @given(st.text(max_size=5).map(lambda s: s + "="))
