@@ -1,0 +1,83 @@
+"""app/conn.py `_Corked`: an answer's writes within one turn of the event loop leave as one, in
+order, bounded, and closing sends what waits. Real loop, real socket pair."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from parley.app.conn import CORK_BYTES, _Corked
+
+
+class _Sink(asyncio.Protocol):
+    pass
+
+
+async def _pair() -> tuple[_Corked, asyncio.Transport, socket.socket]:
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_accepted_socket(_Sink, ours)
+    return _Corked(transport, loop), transport, theirs  # type: ignore[arg-type]
+
+
+def _read(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(1 << 20)
+    except BlockingIOError:
+        return b""
+
+
+def test_writes_of_one_turn_leave_together_at_the_next() -> None:
+    async def go() -> None:
+        corked, transport, peer = await _pair()
+        corked.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        corked.write(b"{}")
+        assert corked.get_write_buffer_size() == 40
+        assert _read(peer) == b""  # nothing yet: both wait for the loop's next turn
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert _read(peer) == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+        transport.close()
+        peer.close()
+
+    asyncio.run(go())
+
+
+def test_a_large_write_goes_at_once_after_what_waits() -> None:
+    async def go() -> None:
+        corked, transport, peer = await _pair()
+        big = b"b" * (CORK_BYTES + 1)
+        corked.write(b"head")
+        corked.write(big)
+        got = b""
+        for _ in range(1000):  # bounded: the kernel may hand the bytes over in pieces
+            got += _read(peer)
+            if len(got) >= 4 + len(big):
+                break
+            await asyncio.sleep(0.001)
+        assert got == b"head" + big
+        transport.close()
+        peer.close()
+
+    asyncio.run(go())
+
+
+def test_close_sends_what_waits_and_abort_drops_it() -> None:
+    async def go() -> None:
+        corked, _, peer = await _pair()
+        corked.write(b"last words")
+        corked.close()
+        await asyncio.sleep(0.01)
+        assert _read(peer) == b"last words"
+        assert _read(peer) == b""  # then the end of the stream
+        peer.close()
+
+        corked, _, peer = await _pair()
+        corked.write(b"never sent")
+        corked.abort()
+        await asyncio.sleep(0.01)
+        assert _read(peer) == b""
+        peer.close()
+
+    asyncio.run(go())
