@@ -67,9 +67,9 @@ def _install(folder: str) -> None:
         return w
 
     def settle_all(f: Any) -> Any:
-        def w(self: Any, peer: str, answers: list[Any]) -> Any:
-            out = f(self, peer, answers)
-            stamp("settled", [s for a in answers for s in answers.pop(id(a), [])])
+        def w(self: Any, peer: str, settled: list[Any]) -> Any:
+            out = f(self, peer, settled)
+            stamp("settled", [s for a in settled for s in answers.pop(id(a), [])])
             return out
 
         return w
