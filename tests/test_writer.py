@@ -270,6 +270,31 @@ def test_a_failed_commit_answers_nobody_queued(
     assert created and row.seq == head + 1
 
 
+def test_a_failed_commit_answers_no_coroutine_queued(
+    pair: tuple[Station, Station, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_async: a group whose COMMIT fails answers every waiting coroutine with that error,
+    and the next send still works (the drain stepped down)."""
+    a, _, ch = pair
+    head = a.store.head_seq(ch, a.id)
+    real_commit = type(a.store)._commit
+
+    def failing_commit(self: SqlStore) -> None:
+        raise OSError("disk full")
+
+    async def sends() -> list[Any]:
+        jobs = [a.writer.run_async(lambda i=i: a.send(ch, text(f"f{i}"))) for i in range(4)]
+        return await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), LIVENESS_S)
+
+    monkeypatch.setattr(type(a.store), "_commit", failing_commit)
+    answers = asyncio.run(sends())
+    monkeypatch.setattr(type(a.store), "_commit", real_commit)
+    assert all(isinstance(e, OSError) for e in answers), answers
+    assert a.store.head_seq(ch, a.id) == head  # nothing of theirs is stored
+    row, created = asyncio.run(a.writer.run_async(lambda: a.send(ch, text("after"))))
+    assert created and row.seq == head + 1
+
+
 def test_a_send_inside_a_transaction_joins_it(pair: tuple[Station, Station, str]) -> None:
     a, _, ch = pair
     groups = a.store.counters()["writer.groups"]
