@@ -396,6 +396,35 @@ def test_a_cosign_body_needs_the_senders_and_the_cosigners_lines() -> None:
         records.check({**cosig, "of": "st" + "a" * 24})
 
 
+@settings(max_examples=60, deadline=None)
+@given(flip=st.integers(min_value=-1, max_value=8 * 72 - 1), stamp=st.sampled_from([5, 2**63]))
+def test_a_signature_line_checked_with_a_kept_verifier_answers_as_without(
+    flip: int, stamp: int
+) -> None:
+    # The transcript's verifier keeps one crypto.verifier per key; the answer must not change,
+    # for the sender's line and a cosignature, intact or with one bit flipped, by any key.
+    other = crypto.SigningKey(bytes(range(1, 33)))
+    cb = checkpoint.check_checkpoint_body(checkpoint.checkpoint_body(KEY, CH, _hashes(2)))
+    cos = note.cosign(cb.text, station_id(other.public), other, 5)
+    if stamp != 5:  # a timestamp beyond 2^63-1, the signature otherwise intact
+        cos = note.Signature(cos.name, cos.key_id, stamp.to_bytes(8, "big") + cos.signature[8:])
+    sender = checkpoint.Member(station_id(KEY.public), "A", KEY.public)
+    cosigner = checkpoint.Member(station_id(other.public), "B", other.public)
+    for sig in (cb.signatures[0], cos):
+        if 0 <= flip < 8 * len(sig.signature):
+            raw = bytearray(sig.signature)
+            raw[flip // 8] ^= 1 << (flip % 8)
+            sig = note.Signature(sig.name, sig.key_id, bytes(raw))
+        for v in (sender.signer, sender.cosigner, cosigner.signer, cosigner.cosigner):
+            kept = crypto.verifier(v.public)
+            assert checkpoint.verify_signature_line(
+                cb.text, sig, v, kept
+            ) is checkpoint.verify_signature_line(cb.text, sig, v)
+    # Not vacuous: the intact cosignature verifies, unless its timestamp is out of range.
+    kept = crypto.verifier(other.public)
+    assert checkpoint.verify_signature_line(cb.text, cos, cosigner.cosigner, kept) is (stamp == 5)
+
+
 def _envelope(seen: int, recipients: int, seq: int = 3) -> Envelope:
     keys = [crypto.SigningKey(bytes([i]) * 32) for i in range(1, 1 + max(seen, recipients))]
     ids = [station_id(k.public) for k in keys]

@@ -16,7 +16,7 @@ Rules (docs/protocol.md §17.1-17.2 is the specification):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -278,21 +278,30 @@ def cosign_body(
     return {"type": COSIGN, "of": cp.sender, "size": cp.size, "note": signed}, line
 
 
-def verify_signature_line(text: str, sig: note.Signature, verifier: note.Verifier) -> bool:
+def verify_signature_line(
+    text: str,
+    sig: note.Signature,
+    verifier: note.Verifier,
+    check: Callable[[bytes, bytes], bool] | None = None,
+) -> bool:
     """True if `sig` is `verifier`'s valid note signature (0x01) or cosignature (0x04) on
     `text`, a checkpoint's note text its caller has already parsed (as note.verify_cosignature
-    would parse it again)."""
+    would parse it again). `check`: `crypto.verifier(verifier.public)`, kept by a caller that
+    checks many lines by the same keys (a transcript's verifier)."""
     if (sig.name, sig.key_id) != (verifier.name, verifier.key_id):
         return False
     if verifier.sig_type == note.COSIGNATURE_V1:
         if len(sig.signature) != 8 + crypto.SIGNATURE_BYTES:
             return False
         stamp = note.cosignature_timestamp(sig)
-        message = note.cosignature_message(text, stamp)
-        return stamp <= note.MAX_TIMESTAMP and crypto.verify(
-            verifier.public, b"", message, sig.signature[8:]
-        )
-    return crypto.verify(verifier.public, b"", text.encode("utf-8"), sig.signature)
+        if stamp > note.MAX_TIMESTAMP:
+            return False
+        message, signature = note.cosignature_message(text, stamp), sig.signature[8:]
+    else:
+        message, signature = text.encode("utf-8"), sig.signature
+    if check is None:
+        return crypto.verify(verifier.public, b"", message, signature)
+    return check(message, signature)
 
 
 def assemble_note(text: str, signatures: Iterable[note.Signature]) -> str:

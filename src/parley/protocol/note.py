@@ -34,6 +34,7 @@ import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from parley.errors import Code, LocalError, RejectedInput
 from parley.protocol import crypto
@@ -92,7 +93,7 @@ class Verifier:
         if len(self.public) != crypto.PUBLIC_KEY_BYTES:
             raise LocalError(Code.INVALID_REQUEST, "an Ed25519 public key is 32 bytes")
 
-    @property
+    @cached_property  # a SHA-256 each time: every signature line checked compares it
     def key_id(self) -> bytes:
         return key_id(self.name, self.sig_type, self.public)
 
