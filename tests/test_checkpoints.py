@@ -5,6 +5,7 @@ alarmed and kept as evidence without refusing anything. Plus the protocol pieces
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -555,3 +556,51 @@ def test_origin_names_one_chain() -> None:
     for bad in ("example.com/log", f"parley/chain/v1/{CH}", f"parley/chain/v1/x/{sid}"):
         with pytest.raises(RejectedInput):
             checkpoint.parse_origin(bad)
+
+
+def _answer(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except RejectedInput as exc:
+        return (exc.code, exc.message)
+
+
+_TAILS = st.one_of(
+    st.text(max_size=120),
+    st.text(alphabet="\u2014 \n\x00\x7f\ud800+=/abAB019é", max_size=120),
+    st.builds(
+        lambda name, raw, end: f"\u2014 {name} {base64.b64encode(raw).decode()}{end}",
+        st.sampled_from(["st" + "b" * 24, "w+x", "", "name with space", "é"]),
+        st.binary(max_size=90),
+        st.sampled_from(["\n", "", "\n\n", "=\n", "\n\u2014 x AAAAAAA=\n"]),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(tail=_TAILS, signatures=st.integers(min_value=1, max_value=100))
+def test_a_note_read_as_a_known_note_and_one_more_line_is_the_note_parse_note_reads(
+    tail: str, signatures: int
+) -> None:
+    # The verifier reads a cosignature body's note as its checkpoint's note, already parsed,
+    # plus the cosigner's line: it must give exactly parse_note's answer, or defer to it.
+    cb = checkpoint.check_checkpoint_body(checkpoint.checkpoint_body(KEY, CH, _hashes(3)))
+    prefix = note.Note(cb.text, cb.signatures * signatures).format()
+    data = prefix + tail
+    fast = note.parse_longer_note(data, len(prefix), note.parse_note(prefix))
+    assert fast is None or fast == note.parse_note(data)
+    cosig, _ = checkpoint.cosign_body(cb, crypto.SigningKey(bytes(range(1, 33))), 5)
+    body = {**cosig, "note": data}
+    known = {prefix: checkpoint.parse_signed_checkpoint(prefix, "x")}
+    assert _answer(checkpoint.check_cosign_body, body, known) == _answer(
+        checkpoint.check_cosign_body, body
+    )
+
+
+def test_a_cosignature_note_is_read_from_its_checkpoints_note() -> None:
+    cb = checkpoint.check_checkpoint_body(checkpoint.checkpoint_body(KEY, CH, _hashes(3)))
+    cosig, line = checkpoint.cosign_body(cb, crypto.SigningKey(bytes(range(1, 33))), 5)
+    prefix = note.Note(cb.text, cb.signatures).format()
+    assert cosig["note"] == prefix + line.line()
+    fast = note.parse_longer_note(cosig["note"], len(prefix), note.parse_note(prefix))
+    assert fast == note.parse_note(cosig["note"])  # not deferred: the common case is taken

@@ -16,7 +16,7 @@ Rules (docs/protocol.md §17.1-17.2 is the specification):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -221,13 +221,22 @@ def check_checkpoint_body(body: dict[str, Any]) -> CheckpointBody:
     )
 
 
-def check_cosign_body(body: dict[str, Any]) -> CosignBody:
-    """The records checker of `checkpoint.cosign` bodies."""
+Parsed = tuple[note.Note, note.Checkpoint]  # what parse_signed_checkpoint makes of a note
+
+
+def check_cosign_body(
+    body: dict[str, Any], known: Mapping[str, Parsed] | None = None
+) -> CosignBody:
+    """The records checker of `checkpoint.cosign` bodies. `known`: signed notes already
+    parsed (a transcript's checkpoint bodies), so that a note that is one of them plus the
+    cosigner's line is not parsed again."""
     try:
         obj = require_fields(body, COSIGN, {"type", "of", "size", "note"})
     except RejectedInput as exc:
         raise _bad(exc.message) from exc
-    signed, cp = parse_signed_checkpoint(obj["note"], COSIGN)
+    text = obj["note"]
+    parsed = _longer(text, known) if known else None
+    signed, cp = parsed or parse_signed_checkpoint(text, COSIGN)
     channel, sender = _chain_of(cp, COSIGN)
     if obj["of"] != sender:
         raise _bad("checkpoint.cosign.of: differs from the chain the note names")
@@ -239,6 +248,18 @@ def check_cosign_body(body: dict[str, Any]) -> CosignBody:
             "checkpoint.cosign.note: exactly two signatures, the sender's and then the cosigner's"
         )
     return CosignBody(channel, sender, cp.size, cp.root_hash, signed.text, sigs[0], sigs[1])
+
+
+def _longer(text: object, known: Mapping[str, Parsed]) -> Parsed | None:
+    """What parse_signed_checkpoint(text) gives, if `text` is a known note and one more line."""
+    if type(text) is not str:
+        return None
+    cut = text.rfind("\n", 0, len(text) - 1) + 1
+    hit = known.get(text[:cut]) if cut else None
+    if hit is None:
+        return None
+    signed = note.parse_longer_note(text, cut, hit[0])
+    return None if signed is None else (signed, hit[1])
 
 
 def checkpoint_body(

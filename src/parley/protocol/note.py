@@ -206,6 +206,31 @@ def parse_note(data: bytes | str) -> Note:
     return Note(text, tuple(_parse_signature_line(line, i) for i, line in enumerate(lines)))
 
 
+def parse_longer_note(data: str, cut: int, prefix: Note) -> Note | None:
+    """`parse_note(data)` when `data[:cut]` is a note that parsed as `prefix` and the rest is
+    one more signature line (a cosignature added to a checkpoint already read); None for
+    anything else, which `parse_note` then reads and names what is wrong. The rest is checked
+    as `parse_note` would check it there: no control character, valid UTF-8, the size, the
+    count of lines, and the line itself; the blank line and the text are the prefix's."""
+    line = data[cut:-1]
+    if (
+        data[-1:] != "\n"
+        or data[cut - 1 : cut] != "\n"
+        or not line.startswith(_SIG_PREFIX)  # so "\n\n" cannot end the text here instead
+        or "\n" in line
+        or len(prefix.signatures) >= MAX_SIGNATURES
+        or _CONTROL.search(line)
+    ):
+        return None
+    try:
+        if len(data.encode("utf-8")) > MAX_NOTE_BYTES:
+            return None
+        sig = _parse_signature_line(line, len(prefix.signatures))
+    except (UnicodeEncodeError, RejectedInput):
+        return None
+    return Note(prefix.text, (*prefix.signatures, sig))
+
+
 def _parse_signature_line(line: str, i: int) -> Signature:
     if not line.startswith(_SIG_PREFIX):
         raise RejectedInput(

@@ -171,6 +171,8 @@ class _Verifier:
         self.cosigners: dict[str, list[note.Verifier]] = {}
         # Cosigned notes as their bodies parsed them: the checkpoint lines repeat them.
         self.notes: dict[str, tuple[note.Note, note.Checkpoint]] = {}
+        self.parsed: dict[str, tuple[note.Note, note.Checkpoint]] = {}  # checkpoint bodies' notes
+        self.parsed_of: dict[str, str] = {}  # sender -> its latest checkpoint body's note
         self.chains: dict[str, _Chain] = {}
         self.memo: dict[tuple[str, bytes, str, bytes], bool] = {}
         self.key_checks: dict[bytes, Callable[[bytes, bytes], bool]] = {}
@@ -356,6 +358,14 @@ class _Verifier:
         except RejectedInput as exc:
             r["checkpoint_signature"].fail(f"{at}: {exc.message}")
             return
+        # What parse_signed_checkpoint made of body["note"]: the cosignatures repeat it. Each
+        # sender's latest only (cosignatures follow it), so this stays as small as the channel.
+        self.parsed.pop(self.parsed_of.pop(s.sender, ""), None)
+        self.parsed_of[s.sender] = body["note"]
+        self.parsed[body["note"]] = (
+            note.Note(cb.text, cb.signatures),
+            note.Checkpoint(origin(cb.channel, cb.sender), cb.size, cb.root),
+        )
         if (cb.channel, cb.sender, cb.size) != (self.channel, s.sender, s.seq - 1):
             r["checkpoint_signature"].fail(
                 f"{at}: a checkpoint at seq {s.seq} must name this channel and its sender's "
@@ -397,7 +407,7 @@ class _Verifier:
     def cosign_body(self, n: int, s: At, body: dict[str, Any]) -> None:
         r, at = self.r, self.where(n, s.sender, s.seq)
         try:
-            cb = check_cosign_body(body)
+            cb = check_cosign_body(body, self.parsed)
         except RejectedInput as exc:
             r["cosignature"].fail(f"{at}: {exc.message}")
             return
