@@ -3,6 +3,8 @@ this machine, in this run. Synapse runs from its own virtual environment (pip-in
 use), with SQLite, on loopback: two users in one room; a message counts as delivered when the
 receiving user's /sync has returned it. Parley: two stations; a message counts as delivered when
 the receiving station's operator API lists it (durably stored, signature verified, decrypted).
+Both receiving sides are read on a thread of their own while the messages are sent, and the
+clock stops when the last message is listed there.
 Prints both rates and Parley's rate over Synapse's.
 
 What differs: Synapse here is one server with two local users and no end-to-end encryption;
@@ -185,18 +187,29 @@ def synapse_rate(base: str, n: int, concurrency: int) -> tuple[float, float]:
 
 
 def parley_rate(n: int, concurrency: int, stack: str = "fast") -> tuple[float, float]:
+    """As synapse_rate: the receiving side is read on a thread of its own while the messages
+    are sent (there by /sync, here by pages of the history API), and the clock stops when it
+    has listed the last one."""
     with pair(stack=stack) as p:
         b = p.api("b")
+        got, done = 0, threading.Event()
+
+        def read() -> None:
+            nonlocal got
+            after, deadline = 0, time.monotonic() + 1800
+            while got < n and time.monotonic() < deadline:
+                page = b.get(f"/channels/{p.channel}/messages", params={"after": after})
+                if not page:
+                    time.sleep(0.02)
+                    continue
+                after = page[-1]["id"]
+                got += sum(1 for m in page if m["body"].get("type") == "text")
+            done.set()
+
         t0, cpu0 = time.perf_counter(), client_cpu_s()
+        threading.Thread(target=read, daemon=True).start()
         asyncio.run(send_all(p.root / "a", p.channel, n, concurrency))
-        after, got, deadline = 0, 0, time.monotonic() + 1800
-        while got < n and time.monotonic() < deadline:
-            page = b.get(f"/channels/{p.channel}/messages", params={"after": after})
-            if not page:
-                time.sleep(0.02)
-                continue
-            after = page[-1]["id"]
-            got += sum(1 for m in page if m["body"].get("type") == "text")
+        done.wait(1800)
         elapsed, cpu = time.perf_counter() - t0, client_cpu_s() - cpu0
     if got < n:
         raise RuntimeError(f"the receiving station listed only {got} of {n}")
