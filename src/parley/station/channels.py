@@ -158,17 +158,6 @@ class ChannelDesk:
 
         return job
 
-    def send_batch(
-        self,
-        who: User,
-        channel: str,
-        messages: Sequence[tuple[str, str | None, str]],
-        idempotency_key: str = "",
-    ) -> dict[str, Any]:
-        """Several (text, lang, precedence) in order, queued in one transaction (all or none)."""
-        job = self._batch_job(who, channel, messages, idempotency_key)
-        return batch_queued(channel, *self.station.writer.run(job))
-
     async def send_batch_async(
         self,
         who: User,
@@ -176,22 +165,17 @@ class ChannelDesk:
         messages: Sequence[tuple[str, str | None, str]],
         idempotency_key: str = "",
     ) -> dict[str, Any]:
-        """`send_batch` for the API's event loop."""
-        job = self._batch_job(who, channel, messages, idempotency_key)
-        return batch_queued(channel, *await self.station.writer.run_async(job))
-
-    def _batch_job(
-        self, who: User, channel: str, messages: Sequence[tuple[str, str | None, str]], key: str
-    ) -> Callable[[], tuple[list[EnvelopeRow], bool]]:
+        """Several (text, lang, precedence) in order, queued in one transaction (all or none),
+        for the API's event loop as `send_async`."""
         authorize(who, Action.MESSAGE_SEND)
         st = self.station
         items = [(text_body(t, lang or st.cfg.lang), prec) for t, lang, prec in messages]
 
         def job() -> tuple[list[EnvelopeRow], bool]:
             st.guard(channel, who)
-            return st.send_many(channel, items, key, who.name)
+            return st.send_many(channel, items, idempotency_key, who.name)
 
-        return job
+        return batch_queued(channel, *await st.writer.run_async(job))
 
     # --- reading ---------------------------------------------------------------------------------
     def channels(self, who: User) -> list[dict[str, Any]]:
