@@ -63,6 +63,20 @@ def test_a_large_write_goes_at_once_after_what_waits() -> None:
     asyncio.run(go())
 
 
+def test_writelines_and_the_end_of_the_stream_keep_the_order() -> None:
+    async def go() -> None:
+        corked, transport, peer = await _pair()
+        corked.write(b"a")
+        corked.writelines([b"b", b"c"])
+        corked.write_eof()
+        await asyncio.sleep(0.01)
+        assert _read(peer) == b"abc"
+        transport.close()
+        peer.close()
+
+    asyncio.run(go())
+
+
 def test_close_sends_what_waits_and_abort_drops_it() -> None:
     async def go() -> None:
         corked, _, peer = await _pair()

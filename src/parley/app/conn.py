@@ -36,6 +36,7 @@ import logging
 import resource
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 import h11
@@ -204,8 +205,8 @@ class _Corked:
     segments per request, and the client reads twice (issue 14: with one small message per
     request, about a tenth of the sending station's event-loop time was these writes). Bytes
     wait at most until the loop's next turn, and never more than CORK_BYTES of them: a larger
-    write goes out at once, after what waits. Closing sends what waits first; aborting drops
-    it. Everything else is the transport's own."""
+    write goes out at once, after what waits. Closing or ending the stream sends what waits
+    first; aborting drops it. Everything else is the transport's own."""
 
     __slots__ = ("_loop", "_parts", "_size", "_transport")
 
@@ -232,6 +233,14 @@ class _Corked:
         self._parts, self._size = [], 0
         if not self._transport.is_closing():
             self._transport.write(data)
+
+    def writelines(self, parts: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in parts:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
 
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + self._size
