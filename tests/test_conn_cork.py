@@ -1,5 +1,6 @@
-"""app/conn.py `_Corked`: an answer's writes within one turn of the event loop leave as one, in
-order, bounded, and closing sends what waits. Real loop, real socket pair."""
+"""app/conn.py `_Corked`: an answer's head waits for its body and both leave in one write; a lone
+write leaves at the loop's next turn; order kept, bounded, and closing sends what waits. Real
+loop, real socket pair."""
 
 from __future__ import annotations
 
@@ -28,16 +29,19 @@ def _read(sock: socket.socket) -> bytes:
         return b""
 
 
-def test_writes_of_one_turn_leave_together_at_the_next() -> None:
+def test_a_head_waits_for_its_body_and_both_leave_as_one() -> None:
     async def go() -> None:
         corked, transport, peer = await _pair()
         corked.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
-        corked.write(b"{}")
-        assert corked.get_write_buffer_size() == 40
-        assert _read(peer) == b""  # nothing yet: both wait for the loop's next turn
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        assert corked.get_write_buffer_size() == 38
+        assert _read(peer) == b""  # held for the body
+        corked.write(b"{}")  # leaves with the head at once, not a turn later
         assert _read(peer) == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+        corked.write(b"alone")  # nothing follows it: it leaves at the loop's next turn
+        assert _read(peer) == b""
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert _read(peer) == b"alone"
         transport.close()
         peer.close()
 

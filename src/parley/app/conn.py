@@ -59,7 +59,7 @@ log = logging.getLogger("parley.station")
 # connection_made (where the cap is applied), so the cap leaves room for two such bursts besides
 # the descriptors the station needs for its database, peers and logs.
 BACKLOG = 128
-CORK_BYTES = 64 * 1024  # an answer's bytes held back to leave with the next ones (_Corked)
+CORK_BYTES = 64 * 1024  # the largest write held back to leave with the next one (_Corked)
 FD_RESERVE = 128 + 2 * BACKLOG
 
 
@@ -200,39 +200,38 @@ class GuardedH11(_Deadlines, H11Protocol):
 
 
 class _Corked:
-    """A connection's transport whose writes within one turn of the event loop leave as one.
-    uvicorn writes an answer's head and its body with a call each: two system calls and two TCP
-    segments per request, and the client reads twice (issue 14: with one small message per
-    request, about a tenth of the sending station's event-loop time was these writes). Bytes
-    wait at most until the loop's next turn, and never more than CORK_BYTES of them: a larger
-    write goes out at once, after what waits. Closing or ending the stream sends what waits
-    first; aborting drops it. Everything else is the transport's own."""
+    """A connection's transport that sends an answer's head and body in one write. uvicorn
+    writes them with a call each: two system calls and two TCP segments per request, and the
+    client reads twice (issue 14: with one small message per request, about a tenth of the
+    sending station's event-loop time was these writes). A write is held until the next one,
+    which takes it along at once, or at the latest until the loop's next turn; one of more than
+    CORK_BYTES is never held. Closing or ending the stream sends what is held first; aborting
+    drops it. Everything else is the transport's own."""
 
-    __slots__ = ("_loop", "_parts", "_size", "_transport")
+    __slots__ = ("_held", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._parts: list[bytes] = []
-        self._size = 0
+        self._held = b""
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._size + len(data) > CORK_BYTES:
-            self.flush()
+        held, self._held = self._held, b""
+        if held:  # an answer's body after its head: both leave now, in one write if small
+            if len(data) <= CORK_BYTES:
+                self._transport.write(held + bytes(data))
+                return
+            self._transport.write(held)
+        if len(data) > CORK_BYTES or held:
             self._transport.write(data)
             return
-        if not self._parts:
-            self._loop.call_soon(self.flush)
-        self._parts.append(bytes(data))
-        self._size += len(data)
+        self._held = bytes(data)
+        self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        if not self._parts:
-            return
-        data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-        self._parts, self._size = [], 0
-        if not self._transport.is_closing():
-            self._transport.write(data)
+        held, self._held = self._held, b""
+        if held and not self._transport.is_closing():
+            self._transport.write(held)
 
     def writelines(self, parts: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in parts:
@@ -243,14 +242,14 @@ class _Corked:
         self._transport.write_eof()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + self._size
+        return self._transport.get_write_buffer_size() + len(self._held)
 
     def close(self) -> None:
         self.flush()
         self._transport.close()
 
     def abort(self) -> None:
-        self._parts, self._size = [], 0
+        self._held = b""
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:
