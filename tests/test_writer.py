@@ -516,3 +516,47 @@ def test_a_group_of_soft_jobs_alone_does_not_wait_for_the_disk(
     burst.go(2)
     assert burst.results["soft"] == durable
     assert isinstance(burst.results["send"], tuple)
+
+
+def _batch(tag: str, n: int) -> list[tuple[dict[str, Any], str]]:
+    return [(text(f"{tag}{i}"), "ROUTINE") for i in range(n)]
+
+
+def test_a_group_holds_at_most_max_group_sends_a_batch_counting_its_messages(
+    pair: tuple[Station, Station, str],
+) -> None:
+    """Three batches of 100 queued together: two share a group (200 sends), the third would
+    make it 300 of MAX_GROUP 256 and goes in the next. Counted in jobs, all three were one group
+    and held the store for every message of it."""
+    a, _, ch = pair
+    before = a.store.counters()
+    burst = Burst(a)
+    burst.hold()
+    for tag in "xyz":
+        burst._spawn(tag, lambda tag=tag: a.send_many(ch, _batch(tag, 100), f"k-{tag}"))
+    burst.go(3)
+    after = a.store.counters()
+    assert after["writer.groups"] - before["writer.groups"] == 3  # the held one, then two
+    assert all(isinstance(burst.results[t], tuple) for t in "xyz"), burst.results
+    assert len(chain(a, ch)) >= 300
+
+
+def test_a_job_queued_ahead_goes_before_the_sends_queued_before_it(
+    pair: tuple[Station, Station, str],
+) -> None:
+    """A peer's receipts settling our outbox (paths.apply_answer) do not wait behind a queue of
+    batches: the job is in the first group after the one being committed."""
+    a, _, ch = pair
+    stored = len(chain(a, ch))
+    burst = Burst(a)
+    burst.hold()
+    for tag in "xyz":
+        burst._spawn(tag, lambda tag=tag: a.send_many(ch, _batch(tag, 100), f"k-{tag}"))
+    wait(lambda: len(a.writer._queue) == 3, what="three queued batches", every_s=0.005)
+    burst._spawn(
+        "ahead", lambda: a.writer.run(lambda: len(chain(a, ch)), durable=False, ahead=True)
+    )
+    burst._spawn("behind", lambda: a.writer.run(lambda: len(chain(a, ch)), durable=False))
+    burst.go(5)
+    assert burst.results["ahead"] == stored  # before any of the batches
+    assert burst.results["behind"] >= stored + 300  # queued last, committed last (and checkpoints)

@@ -175,7 +175,7 @@ class ChannelDesk:
             st.guard(channel, who)
             return st.send_many(channel, items, idempotency_key, who.name)
 
-        return batch_queued(channel, *await st.writer.run_async(job))
+        return batch_queued(channel, *await st.writer.run_async(job, weight=len(items)))
 
     # --- reading ---------------------------------------------------------------------------------
     def channels(self, who: User) -> list[dict[str, Any]]:

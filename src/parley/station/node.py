@@ -544,7 +544,9 @@ class Station:
             raise LocalError(Code.INVALID_REQUEST, f"a batch holds 1..{MAX_BATCH} messages")
         if len(idempotency_key) > 120:
             raise LocalError(Code.INVALID_REQUEST, "Idempotency-Key is at most 120 characters here")
-        return self.writer.run(lambda: self._send_many(channel, items, idempotency_key, actor))
+        return self.writer.run(
+            lambda: self._send_many(channel, items, idempotency_key, actor), weight=len(items)
+        )
 
     def _send_many(
         self,

@@ -115,7 +115,7 @@ def apply_answer(
     # it does not wait for the disk: lost in a power cut, the rows are pushed again and the
     # peer answers them duplicate, with its receipts (a durable commit per answer held the
     # store's lock, and the sends behind it, once per message at 100 msg/s).
-    progressed = st.writer.run(settle, durable=False) if good else 0
+    progressed = st.writer.run(settle, durable=False, ahead=True) if good else 0
     for r, why, have in diverged:
         # The signed receipt is the evidence: the receiver's own word on what it holds.
         with st.store.tx():

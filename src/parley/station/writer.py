@@ -3,7 +3,8 @@
 Rules:
 - One writer per store. A thread with a send to commit queues it as a job. If no thread is
   committing, it becomes the committer (leader/follower: there is no thread of the writer's own to
-  start, stop or leak) and commits whatever is queued, at most MAX_GROUP jobs per transaction,
+  start, stop or leak) and commits whatever is queued, at most MAX_GROUP sends per transaction (a job
+  counts its sends: a batch's many),
   until its own job is in a committed group; then it hands the role to a thread still waiting.
   While one group is being committed (its fsync is the slow part), the next one gathers.
 - Each job runs in a savepoint: one that raises is undone alone, its caller gets the exception,
@@ -16,6 +17,12 @@ Rules:
 - A job may be soft (`durable=False`: a peer's receipts settling our outbox, which the peer
   gives again if they are lost): a group of soft jobs only commits without waiting for the
   disk (SqlStore.soft_tx); one durable job makes the whole group durable.
+- A job may go `ahead` of the queued sends (a peer's receipts settling our outbox): it is
+  small, and the peer's next push may wait for it. Behind a queue of batches it waited for
+  all of them (0.5 s at `delivery --batch 100`, issue 14); ahead, for one group at most.
+- A group holds at most MAX_GROUP sends, a batch counting as its messages (one batch may
+  exceed it alone), and between two groups the threads waiting for the store have it first
+  (store/lock.py): a read or a settle waits for one group, not for the queue.
 - A caller on an event loop (the API's sends) queues its job with `run_async` and awaits it: no
   thread of its own waits for the commit. If nobody is committing, the job starts a drain on one
   of the writer pool's threads (DRAINS, made as needed and shared by every writer of the
@@ -44,20 +51,26 @@ from parley.store.base import SqlStore
 
 T = TypeVar("T")
 
-MAX_GROUP = 256  # jobs in one transaction: bounds how long one commit holds the store
+MAX_GROUP = 256  # sends in one transaction (a batch's count; one job may exceed it alone):
+# bounds how long one group holds the store
 DRAINS = ThreadPoolExecutor(4, thread_name_prefix="parley-writer")
 
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 class _Job(Generic[T]):
-    __slots__ = ("done", "durable", "error", "fn", "value", "waiter")
+    __slots__ = ("done", "durable", "error", "fn", "value", "waiter", "weight")
 
     def __init__(
-        self, fn: Callable[[], T], durable: bool = True, waiter: _Waiter | None = None
+        self,
+        fn: Callable[[], T],
+        durable: bool = True,
+        waiter: _Waiter | None = None,
+        weight: int = 1,
     ) -> None:
         self.fn = fn
         self.durable = durable
+        self.weight = weight  # sends it commits
         self.waiter = waiter  # an async caller's loop and future
         self.done = False
         self.value: T | None = None
@@ -75,18 +88,26 @@ class Writer:
         self.max_group = max_group
         self._cv = threading.Condition()
         self._queue: deque[_Job[Any]] = deque()
+        self._ahead = 0  # jobs at the queue's front queued `ahead`
         self._leading = False
         self._draining = False  # a drain is queued on DRAINS and has not taken the lead yet
 
-    def run(self, fn: Callable[[], T], durable: bool = True) -> T:
+    def run(
+        self, fn: Callable[[], T], durable: bool = True, weight: int = 1, ahead: bool = False
+    ) -> T:
         """Run `fn` (store writes) in the next group's transaction; return its result once that
-        transaction is committed, or raise what `fn` or the commit raised. `durable=False`:
-        see the module rules."""
+        transaction is committed, or raise what `fn` or the commit raised. `durable=False`,
+        `ahead`: see the module rules. `weight`: the sends `fn` commits (a batch's), for
+        MAX_GROUP."""
         if self.store.in_tx():
             return fn()
-        job: _Job[T] = _Job(fn, durable)
+        job: _Job[T] = _Job(fn, durable, weight=weight)
         with self._cv:
-            self._queue.append(job)
+            if ahead:
+                self._queue.insert(self._ahead, job)
+                self._ahead += 1
+            else:
+                self._queue.append(job)
             while not job.done and self._leading:
                 self._cv.wait()
             if job.done:
@@ -99,11 +120,11 @@ class Writer:
             self._step_down()
         return job.result()
 
-    async def run_async(self, fn: Callable[[], T], durable: bool = True) -> T:
+    async def run_async(self, fn: Callable[[], T], durable: bool = True, weight: int = 1) -> T:
         """`run` for a coroutine: the same group commit, awaited (module rules)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
-        job = _Job(_in_context(fn), durable, (loop, waiter))
+        job = _Job(_in_context(fn), durable, (loop, waiter), weight)
         with self._cv:
             self._queue.append(job)
             start = not (self._leading or self._draining)
@@ -137,7 +158,15 @@ class Writer:
 
     def _commit_next(self) -> None:
         with self._cv:
-            group = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_group))]
+            group: list[_Job[Any]] = []
+            weight = 0
+            while self._queue and (not group or weight + self._queue[0].weight <= self.max_group):
+                group.append(self._queue.popleft())
+                weight += group[-1].weight
+            self._ahead = max(0, self._ahead - len(group))
+        # The last group's commit has just let go of the store: a thread that waited for it
+        # meanwhile (a read, a push answer's settle) has it before the next group (store/lock.py).
+        self.store.lock.yield_to_waiters()
         ok = 0
         durable = any(job.durable for job in group)
         try:

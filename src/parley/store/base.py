@@ -18,6 +18,7 @@ from typing import Any
 from parley.domain.precedence import Precedence, outbox_prio
 from parley.errors import Code, LocalError
 from parley.store.cache import CREDENTIALS, HEADS, LRU, PEER_ROWS
+from parley.store.lock import StoreLock
 from parley.store.schema import LATEST, MIGRATIONS, Only
 
 # The outbox's sort column; the order itself is domain/precedence.outbox_order (see `pending`).
@@ -142,7 +143,7 @@ class SqlStore:
 
     def __init__(self) -> None:
         self._depth = 0
-        self._lock = threading.RLock()
+        self._lock = StoreLock()
         # In-memory state (store/cache.py): chain heads, and the epoch other caches check.
         self._heads: LRU[tuple[str, str], EnvelopeRow | None] = LRU(HEADS)
         self._epoch = 0
@@ -296,7 +297,7 @@ class SqlStore:
 
     # --- what is kept in memory (store/cache.py) --------------------------------------------------
     @property
-    def lock(self) -> threading.RLock:
+    def lock(self) -> StoreLock:
         """The store's lock: held across a cache check and the reads that fill it, no other
         thread's transaction can commit in between."""
         return self._lock
