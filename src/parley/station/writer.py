@@ -3,9 +3,9 @@
 Rules:
 - One writer per store. A thread with a send to commit queues it as a job. If no thread is
   committing, it becomes the committer (leader/follower: there is no thread of the writer's own to
-  start, stop or leak) and commits whatever is queued, at most MAX_GROUP sends per transaction (a job
-  counts its sends: a batch's many),
-  until its own job is in a committed group; then it hands the role to a thread still waiting.
+  start, stop or leak) and commits whatever is queued, at most MAX_GROUP sends per transaction
+  (a job counts its sends: a batch's many), until its own job is in a committed group; then it
+  hands the role to a thread still waiting.
   While one group is being committed (its fsync is the slow part), the next one gathers.
 - Each job runs in a savepoint: one that raises is undone alone, its caller gets the exception,
   and the rest of the group commits.
