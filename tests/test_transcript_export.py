@@ -23,9 +23,10 @@ from parley.app.build import build_app
 from parley.cli.verifying import verify_file
 from parley.domain import channels
 from parley.errors import NotFound
-from parley.protocol import crypto, note, spans, verifier
+from parley.protocol import crypto, note, scan, spans, verifier
 from parley.protocol.checkpoint import checkpoint_body
 from parley.protocol.encoding import b64d, b64e, canonical
+from parley.protocol.envelope import ENVELOPE_LABEL
 from parley.protocol.export import read_lines
 from parley.protocol.proof import check_proof
 from parley.protocol.report import Report
@@ -722,3 +723,43 @@ def test_checking_in_worker_processes_reports_exactly_what_checking_inline_does(
         spread = verify_file(path, processes=2, trust=world.anchors())
         assert spread.to_json() == inline.to_json()
         assert inline.ok is (file is lines)
+
+
+def _resigned(world: World, line: bytes, old: bytes, new: bytes) -> bytes:
+    """The envelope line with `old` (a prev or seen hash's text) made `new`, signed again by its
+    sender, so that only the link it names is wrong (its own hash changes with it)."""
+    head, raw, *rest = line.split(b"\t")
+    raw = raw.replace(old, new, 1)
+    at = raw.index(b'"sig":"') + 7
+    scanned = scan.scan_envelope(raw[:at] + b"A" * 86 + raw[at + 86 :])
+    key = world.a.identity if scanned.sender == world.a.id else world.b.identity
+    sig = b64e(key.sign(ENVELOPE_LABEL, scanned.signing_input)).encode("ascii")
+    return b"\t".join([head, raw[:at] + sig + raw[at + 86 :], *rest])
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(which=st.integers(0, 10**6), field=st.sampled_from(["prev", "seen"]),
+       other=st.integers(0, 10**6))  # fmt: skip
+def test_a_link_within_a_span_is_checked_as_the_line_path_checks_it(
+    world: World, lines: list[bytes], which: int, field: str, other: int
+) -> None:
+    # check_span compares a span's prev and `seen` hashes with its envelopes' hashes at its end,
+    # all at once: a validly signed envelope naming another envelope's hash (or its own again)
+    # is refused (or taken) exactly as the line path reports it, at every span size.
+    envelopes = [i for i, ln in enumerate(lines) if ln.startswith(b"envelope\t")]
+    hashes = [b64e(crypto.sha256(lines[i].split(b"\t")[1])).encode() for i in envelopes]
+    n = envelopes[2 + which % (len(envelopes) - 2)]
+    env = json.loads(lines[n].split(b"\t")[1])
+    old = (env["prev"] if field == "prev" else next(iter(env["seen"].values()))["hash"]).encode()
+    changed = list(lines)
+    changed[n] = _resigned(world, lines[n], old, hashes[other % len(hashes)])
+    report = verify(changed, world)  # every span size gives the line path's report
+    assert report.ok is (changed[n] == lines[n])
+    data = b"".join(changed)
+    start = data.index(b"\n", data.index(b"\n") + 1) + 1
+    taken = spans.check_span(data, start, len(data), _context(world))
+    assert (taken is not None) is (changed[n] == lines[n])

@@ -30,6 +30,8 @@ from parley.protocol.envelope import ENVELOPE_LABEL, MAX_ENVELOPE_BYTES
 from parley.protocol.grammar import (
     _LAST_CHAR,
     _MIN_CT_TEXT,
+    _REC_LEN,
+    _REC_TO,
     _SEEN_HASH,
     _SEEN_SEQ,
     MAX_RECIPIENTS,
@@ -99,18 +101,19 @@ class _Run:
         "first_prev",
         "first_seq",
         "first_ts",
-        "hashes",
-        "last_h64",
         "last_seq",
         "last_ts",
+        "prevs",
         "signed",
     )
 
     def __init__(self, seq: int, prev: bytes, ts: int) -> None:
         self.first_seq, self.first_prev, self.first_ts = seq, prev, ts
-        self.last_seq, self.last_ts, self.last_h64 = seq - 1, ts, prev
-        self.hashes = bytearray()
-        self.digests = bytearray()  # the envelope hashes, 32 bytes each: leaves made at the end
+        self.last_seq, self.last_ts = seq - 1, ts
+        # The envelope hashes, and the links of every envelope but the first: both turned into
+        # text and compared at the end, in one call each, not per envelope (all or nothing).
+        self.digests: list[bytes] = []
+        self.prevs: list[bytes] = []
         # A one-key sender's envelopes, each its signature and signed message as one buffer.
         self.signed: list[bytes] = []
 
@@ -133,9 +136,10 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         for k, epochs in keys.items()
     }
     sha256, line_at = crypto.sha256_new, grammar.LINE.match
-    a2b, b2a, label = binascii.a2b_base64, binascii.b2a_base64, ENVELOPE_LABEL
+    a2b, label = binascii.a2b_base64, ENVELOPE_LABEL
     runs: dict[bytes, _Run] = {}
     before: list[tuple[str, int, bytes]] = []
+    inside: list[tuple[_Run, int, bytes]] = []  # `seen` entries within the span, checked last
     bodies_to_read: list[tuple[int, str, int, bytes, dict[str, int]]] = []
     # (sender, ts, signature and signed message as one buffer) of a sender with keys by time:
     # the key of each envelope's time is asked at the end
@@ -167,7 +171,10 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         known = senders.get(sender)
         if known is None:
             return None
-        if recipient_ids(keys_b) != known[1]:
+        # One recipient (two members) is sliced here, as recipient_ids would: no call.
+        if (
+            keys_b[_REC_TO : _REC_TO + 26] if len(keys_b) == _REC_LEN else recipient_ids(keys_b)
+        ) != known[1]:
             return None
         if salt is not None:
             # A byte as an int: `bytes in bytes` goes through the buffer protocol, ~0.15 us more
@@ -183,8 +190,10 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
         run = runs.get(sender)
         if run is None:
             run = runs[sender] = _Run(seq, prev, ts)
-        elif seq != run.last_seq + 1 or prev != run.last_h64 or ts < run.last_ts:
+        elif seq != run.last_seq + 1 or ts < run.last_ts:
             return None
+        else:
+            run.prevs.append(prev)
         # The "sig" member ends where `"ts":<ts>,"v":1}` ends the envelope, as the grammar says.
         s1 = len(raw) - _AFTER_SIG - len(ts_b)
         signature = a2b(sig.translate(FROM_URLSAFE) + b"==")
@@ -204,19 +213,25 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
                     return None
                 last = b""
                 for k, q, h in seen:
-                    if k <= last or not _seen_ok(k, q, h, sender, runs, senders, before):
+                    if k <= last or not _seen_ok(k, q, h, sender, runs, senders, before, inside):
                         return None  # keys unsorted or repeated, or an entry that fails
                     last = k
-            elif not _seen_ok(seen_m, int(seen_q), seen_h, sender, runs, senders, before):
-                return None
-        h = sha256(raw).digest()
-        h64 = b2a(h, newline=False).translate(TO_URLSAFE)[:H64]
-        run.last_seq, run.last_ts, run.last_h64 = seq, ts, h64
-        run.hashes += h64
-        run.digests += h
+            else:
+                # The common case, an envelope of another run already read, without the call.
+                q, other = int(seen_q), runs.get(seen_m)
+                if other is None or other is run or not other.first_seq <= q <= other.last_seq:
+                    if not _seen_ok(seen_m, q, seen_h, sender, runs, senders, before, inside):
+                        return None
+                else:
+                    inside.append((other, (q - other.first_seq) * (H64 + 1), seen_h))
+        run.digests.append(sha256(raw).digest())
+        run.last_seq, run.last_ts = seq, ts
         lines += 1
         at = m.end()
     if texts and not commitments_match(salts, texts, commits):
+        return None
+    hashes = _hashes_text(runs, inside)
+    if hashes is None:
         return None
     # Each run's timestamps never decrease: a sender with one key (the common case) has all its
     # envelopes in that key's time if the run's first and last are.
@@ -249,14 +264,35 @@ def check_span(buf: FileBytes, start: int, end: int, members: Members) -> Span |
                 r.first_prev,
                 r.first_ts,
                 r.last_ts,
-                bytes(r.hashes),
-                merkle.leaf_hashes(r.digests),
+                hashes[m],
+                merkle.leaf_hashes(b"".join(r.digests)),
             )
             for m, r in runs.items()
         },
         before=before,
         bodies_to_read=bodies_to_read,
     )
+
+
+def _hashes_text(
+    runs: dict[bytes, _Run], inside: list[tuple[_Run, int, bytes]]
+) -> dict[bytes, bytes] | None:
+    """Each run's envelope hashes as base64url text, H64 bytes each; None if an envelope's
+    prev is not the hash before it in its run, or a `seen` entry within the span is not the
+    hash of the envelope it names."""
+    b2a, texts, out = binascii.b2a_base64, {}, {}
+    for m, r in runs.items():
+        # A hash and a zero byte are 33 bytes, 44 characters: the hash's 43 and an "A" (as in
+        # scan.commitments_match), so one encoding gives every hash's text in place.
+        text = texts[r] = b2a(b"\0".join(r.digests) + b"\0", newline=False).translate(TO_URLSAFE)
+        r.prevs.append(b"")
+        if b"A".join(r.prevs) != text[: -H64 - 1]:
+            return None
+        out[m] = b"".join([text[i : i + H64] for i in range(0, len(text), H64 + 1)])
+    for r, j, h in inside:
+        if texts[r][j : j + H64] != h:
+            return None
+    return out
 
 
 def _seen_ok(
@@ -267,15 +303,19 @@ def _seen_ok(
     runs: dict[bytes, _Run],
     members: Container[bytes],
     before: list[tuple[str, int, bytes]],
+    inside: list[tuple[_Run, int, bytes]],
 ) -> bool:
     """One `seen` entry (member, seq, hash as text): not the sender's own, a possible seq, and
-    within the span the very envelope, or a member's envelope before it (left to the caller)."""
+    within the span the very envelope (its hash compared at the end: `inside`), or a member's
+    envelope before it (left to the caller)."""
     if k == sender or not 1 <= q <= MAX_SAFE_INT:
         return False
     other = runs.get(k)
     if other is not None and q >= other.first_seq:
-        j = (q - other.first_seq) * H64
-        return q <= other.last_seq and other.hashes[j : j + H64] == h
+        if q > other.last_seq:
+            return False
+        inside.append((other, (q - other.first_seq) * (H64 + 1), h))
+        return True
     if k in members:
         before.append((k.decode("ascii"), q, h))
         return True
