@@ -136,6 +136,37 @@ def test_extend_refuses_a_bad_leaf_and_keeps_the_tree_as_it_was() -> None:
 
 
 @settings(max_examples=50, deadline=None)
+@given(chunks=st.lists(st.integers(0, 40), min_size=1, max_size=6), compact=st.booleans())
+def test_extend_packed_makes_the_tree_append_makes(chunks: list[int], compact: bool) -> None:
+    # A transcript's verifier adds a span's leaves as one byte string: every root and leaf as
+    # one append each, in a full tree and in a compact one.
+    leaves = _leaves(sum(chunks))
+    make = merkle.Frontier if compact else merkle.Tree
+    one_by_one, packed = make(), make()
+    at = 0
+    for size in chunks:
+        for leaf in leaves[at : at + size]:
+            one_by_one.append(leaf)
+        packed.extend_packed(b"".join(leaves[at : at + size]))
+        at += size
+        assert packed.size == one_by_one.size
+        assert packed.root() == one_by_one.root() == mth(leaves[:at])
+        if not compact:
+            assert [packed.root(n) for n in range(at + 1)] == [
+                one_by_one.root(n) for n in range(at + 1)
+            ]
+            assert [packed.leaf(i) for i in range(at)] == leaves[:at]
+
+
+@pytest.mark.parametrize("leaves", [b"x" * 31, b"x" * 65, bytearray(64)], ids=["31", "65", "ba"])
+def test_extend_packed_refuses_what_is_not_whole_hashes(leaves: bytes) -> None:
+    tree = merkle.Tree(_leaves(7))
+    with pytest.raises(RejectedInput):
+        tree.extend_packed(leaves)
+    assert tree.size == 7 and tree.root() == mth(_leaves(7))
+
+
+@settings(max_examples=50, deadline=None)
 @given(entries=st.lists(st.binary(min_size=32, max_size=32), max_size=20))
 def test_leaf_hashes_are_each_entrys_leaf_hash_end_to_end(entries: list[bytes]) -> None:
     # A transcript span's leaves are made in one call over its envelope hashes laid end to end.

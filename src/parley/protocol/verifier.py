@@ -245,7 +245,7 @@ class _Verifier:
         for m, run in span.runs.items():
             c = chains[m]
             c.b64 += run.hashes
-            c.tree.extend(run.leaves[i : i + 32] for i in range(0, len(run.leaves), 32))
+            c.tree.extend_packed(run.leaves)
             c.last_ts = run.last_ts
         k = span.lines
         self.envelopes += k
@@ -349,14 +349,16 @@ class _Verifier:
             self.cosign_body(n, s, body)
 
     def checkpoint_body(self, n: int, s: At, body: dict[str, Any]) -> None:
-        r, at = self.r, self.where(n, s.sender, s.seq)
+        # Failure messages (where, what) are made only on failure: a file's every checkpoint
+        # takes this path, and almost all of them pass.
+        r = self.r
         # `prev` links to the chain's previous checkpoint envelope, whatever became of it.
         before = self.last_checkpoint.get(s.sender, 1) - 1
         self.last_checkpoint[s.sender] = s.seq
         try:
             cb = check_checkpoint_body(body)
         except RejectedInput as exc:
-            r["checkpoint_signature"].fail(f"{at}: {exc.message}")
+            r["checkpoint_signature"].fail(f"{self.where(n, *s)}: {exc.message}")
             return
         # What parse_signed_checkpoint made of body["note"]: the cosignatures repeat it. Each
         # sender's latest only (cosignatures follow it), so this stays as small as the channel.
@@ -368,28 +370,32 @@ class _Verifier:
         )
         if (cb.channel, cb.sender, cb.size) != (self.channel, s.sender, s.seq - 1):
             r["checkpoint_signature"].fail(
-                f"{at}: a checkpoint at seq {s.seq} must name this channel and its sender's "
-                f"chain, and cover seq 1..{s.seq - 1}"
+                f"{self.where(n, *s)}: a checkpoint at seq {s.seq} must name this channel and "
+                f"its sender's chain, and cover seq 1..{s.seq - 1}"
             )
             return
         # Any key of the sender: the envelope carrying it was checked by the key of its time.
         signers = self.signers[s.sender]
-        if not r["checkpoint_signature"].record(
-            any(self.line_ok(cb.text, cb.signatures[0], v) for v in signers),
-            f"{at}: the checkpoint note's signature does not verify with the sender's key",
-        ):
+        if any(self.line_ok(cb.text, cb.signatures[0], v) for v in signers):
+            r["checkpoint_signature"].ok()
+        else:
+            r["checkpoint_signature"].fail(
+                f"{self.where(n, *s)}: the checkpoint note's signature does not verify with the "
+                "sender's key"
+            )
             return
         self.checkpoints[(s.sender, cb.size)] = cb.root
-        mine = self.root(s.sender, cb.size)
-        r["checkpoint_root"].record(
-            mine == cb.root,
-            f"{at}: the checkpoint's root is not the root of the chain's envelopes "
-            f"1..{cb.size} in this file",
-        )
+        if self.root(s.sender, cb.size) == cb.root:
+            r["checkpoint_root"].ok()
+        else:
+            r["checkpoint_root"].fail(
+                f"{self.where(n, *s)}: the checkpoint's root is not the root of the chain's "
+                f"envelopes 1..{cb.size} in this file"
+            )
         if cb.prev != before:
             r["consistency"].fail(
-                f"{at}: its prev is {cb.prev}, but the chain's previous checkpoint covers "
-                f"{before} envelopes"
+                f"{self.where(n, *s)}: its prev is {cb.prev}, but the chain's previous "
+                f"checkpoint covers {before} envelopes"
             )
         elif cb.prev:
             old = self.root(s.sender, cb.prev)
@@ -399,22 +405,24 @@ class _Verifier:
                 merkle.verify_consistency(cb.prev, cb.size, cb.proof, old, cb.root)
             except RejectedInput as exc:
                 r["consistency"].fail(
-                    f"{at}: no consistent extension of checkpoint {cb.prev}: {exc.message}"
+                    f"{self.where(n, *s)}: no consistent extension of checkpoint {cb.prev}: "
+                    f"{exc.message}"
                 )
             else:
                 r["consistency"].ok()
 
     def cosign_body(self, n: int, s: At, body: dict[str, Any]) -> None:
-        r, at = self.r, self.where(n, s.sender, s.seq)
+        r = self.r  # failure messages made only on failure, as in checkpoint_body
         try:
             cb = check_cosign_body(body, self.parsed)
         except RejectedInput as exc:
-            r["cosignature"].fail(f"{at}: {exc.message}")
+            r["cosignature"].fail(f"{self.where(n, *s)}: {exc.message}")
             return
         of = self.members.get(cb.of)
         if cb.channel != self.channel or of is None or cb.cosignature.name != s.sender:
             r["cosignature"].fail(
-                f"{at}: a cosignature must be its sender's, on a member's chain of this channel"
+                f"{self.where(n, *s)}: a cosignature must be its sender's, on a member's chain "
+                "of this channel"
             )
             return
         # The cosigned checkpoint was signed before the cosignature: by any key of its sender.
@@ -422,13 +430,17 @@ class _Verifier:
             any(self.line_ok(cb.text, cb.signature, v) for v in self.signers[cb.of])
             and any(self.line_ok(cb.text, cb.cosignature, v) for v in self.cosigners[s.sender])
         ):
-            r["cosignature"].fail(f"{at}: a signature on the cosigned checkpoint does not verify")
+            r["cosignature"].fail(
+                f"{self.where(n, *s)}: a signature on the cosigned checkpoint does not verify"
+            )
             return
-        if not r["cosignature"].record(
-            self.root(cb.of, cb.size) == cb.root,
-            f"{at}: it cosigns a root of {self.name(cb.of)}'s chain at size {cb.size} that is "
-            "not the root of the envelopes in this file",
-        ):
+        if self.root(cb.of, cb.size) == cb.root:
+            r["cosignature"].ok()
+        else:
+            r["cosignature"].fail(
+                f"{self.where(n, *s)}: it cosigns a root of {self.name(cb.of)}'s chain at size "
+                f"{cb.size} that is not the root of the envelopes in this file"
+            )
             return
         self.cosigned.setdefault((cb.of, cb.size), set()).add(s.sender)
         # What parse_signed_checkpoint made of body["note"] (it allows no extension lines).
