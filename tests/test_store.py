@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import sqlite3
 import threading
 import time
@@ -619,3 +620,49 @@ def test_after_commit_runs_once_after_the_commit_and_never_after_a_rollback(
     assert ran == [1]
     store.after_commit(hook)  # no transaction open: at once
     assert ran == [1, 1]
+
+
+# --- held ahead of their chains ------------------------------------------------------------------
+def _recount(store: SqlStore, sender: str) -> tuple[int, int]:
+    row = store.q(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(raw)), 0) FROM held WHERE sender = ?", sender
+    )[0]
+    return int(row[0]), int(row[1])
+
+
+def test_held_usage_follows_every_hold_and_drop(store: SqlStore) -> None:
+    """The counts kept beside the held rows (migration 20) equal a count of the rows after any
+    mix of holds, refused holds (a seq held already, a full chain) and drops; the chain limit
+    reads them too."""
+    rng = random.Random(20)
+    senders, chans = ["s1", "s2"], ["c1", "c2", "c3"]
+    held: set[tuple[str, str, int]] = set()
+    for _ in range(300):
+        ch, sender, seq = rng.choice(chans), rng.choice(senders), rng.randint(1, 12)
+        if rng.random() < 0.6:
+            raw = bytes(rng.randint(1, 300))
+            n_chain = sum(1 for c, s, _ in held if (c, s) == (ch, sender))
+            kept = store.hold(ch, sender, seq, bytes(32), raw, "ROUTINE", None, NOW, limit=8)
+            assert kept == ((ch, sender, seq) not in held and n_chain < 8)
+            if kept:
+                held.add((ch, sender, seq))
+        else:
+            store.drop_held(ch, sender, seq)  # dropping what is not held changes nothing
+            held.discard((ch, sender, seq))
+        for s in senders:
+            assert store.held_usage(s) == _recount(store, s)
+    assert store.held_usage("nobody") == (0, 0)
+
+
+def test_migration_20_counts_what_was_held_before_it(opener: Opener) -> None:
+    s = opener()
+    for seq, size in ((2, 100), (3, 50), (7, 9)):
+        s.hold("c1", "s1", seq, bytes(32), bytes(size), "ROUTINE", None, NOW, limit=99)
+    s.hold("c2", "s1", 4, bytes(32), bytes(1), "ROUTINE", None, NOW, limit=99)
+    with s.tx():  # back to version 19: the rows without their counts
+        s.q("DROP TABLE held_usage")
+        s.q("UPDATE meta SET value = '19' WHERE key = 'schema_version'")
+    again = opener()
+    assert again.get_meta("schema_version") == str(LATEST)
+    assert again.held_usage("s1") == (4, 160) == _recount(again, "s1")
+    assert not again.hold("c1", "s1", 9, bytes(32), b"x", "ROUTINE", None, NOW, limit=3)

@@ -894,12 +894,14 @@ class SqlStore:
         early_body: str | None, now_ms: int, limit: int,
     ) -> bool:  # fmt: skip
         """Keep an envelope that arrived before its predecessors; False if the chain already has
-        `limit` held or that seq is held (the first copy stays: equivocation shows on apply)."""
+        `limit` held or that seq is held (the first copy stays: equivocation shows on apply).
+        The counts are kept beside the rows (`held_usage`), so a hold costs the same however
+        many are held."""
         with self.tx():
             n = self.q(
-                "SELECT COUNT(*) FROM held WHERE channel = ? AND sender = ?", channel, sender
+                "SELECT n FROM held_usage WHERE sender = ? AND channel = ?", sender, channel
             )
-            if n[0][0] >= limit or self.q(
+            if (n and n[0][0] >= limit) or self.q(
                 "SELECT 1 FROM held WHERE channel = ? AND sender = ? AND seq = ?",
                 channel, sender, seq,
             ):  # fmt: skip
@@ -909,12 +911,19 @@ class SqlStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 channel, sender, seq, h, raw, prec, early_body, now_ms,
             )  # fmt: skip
+            self.q(
+                "INSERT INTO held_usage (sender, channel, n, bytes) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (sender, channel) DO UPDATE"
+                " SET n = held_usage.n + 1, bytes = held_usage.bytes + excluded.bytes",
+                sender, channel, len(raw),
+            )  # fmt: skip
         return True
 
     def held_usage(self, sender: str) -> tuple[int, int]:
         """(count, bytes) of the envelopes held from `sender` over all channels."""
         row = self.q(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(raw)), 0) FROM held WHERE sender = ?", sender
+            "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(bytes), 0) FROM held_usage WHERE sender = ?",
+            sender,
         )[0]
         return int(row[0]), int(row[1])
 
@@ -926,9 +935,22 @@ class SqlStore:
         return [(r[0], int(r[1]), bytes(r[2])) for r in rows]
 
     def drop_held(self, channel: str, sender: str, seq: int) -> None:
-        self.q(
-            "DELETE FROM held WHERE channel = ? AND sender = ? AND seq = ?", channel, sender, seq
-        )
+        with self.tx():
+            size = self.q(
+                "SELECT LENGTH(raw) FROM held WHERE channel = ? AND sender = ? AND seq = ?",
+                channel, sender, seq,
+            )  # fmt: skip
+            if not size:
+                return
+            self.q(
+                "DELETE FROM held WHERE channel = ? AND sender = ? AND seq = ?",
+                channel, sender, seq,
+            )  # fmt: skip
+            self.q(
+                "UPDATE held_usage SET n = n - 1, bytes = bytes - ?"
+                " WHERE sender = ? AND channel = ?",
+                int(size[0][0]), sender, channel,
+            )  # fmt: skip
 
     def early(self) -> list[tuple[str, str, int, bytes, str, str, int]]:
         """Held envelopes shown early: (channel, sender, seq, hash, prec, body, received)."""

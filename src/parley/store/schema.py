@@ -32,6 +32,9 @@ Log:
   18 idempotency keys carry when they were first used, so they can be pruned.
   19 search rows waiting for SQLite's FTS5 index: written with each stored body, moved into the
      index in batches (store/reading.py).
+  20 envelopes held ahead of their chains, counted per (sender, channel) with their bytes, kept
+     with each hold and drop: the hold limits read the whole `held` table for every envelope
+     held, so each envelope a peer sent ahead cost O(held) under the store's lock.
 
 A statement may be `Only(dialect, sql)`: run on that backend only (`SqlStore.dialect`).
 """
@@ -388,6 +391,18 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
                 """CREATE TABLE search_pending (
                     id INTEGER PRIMARY KEY, text TEXT NOT NULL, channel TEXT NOT NULL)""",
             ),
+        ],
+    ),
+    (
+        20,
+        "held envelopes counted per sender and channel (count, bytes), kept with each hold and"
+        " drop: the limits read the whole held table for every envelope held",
+        [
+            """CREATE TABLE held_usage (
+                sender TEXT NOT NULL, channel TEXT NOT NULL, n BIGINT NOT NULL,
+                bytes BIGINT NOT NULL, PRIMARY KEY (sender, channel))""",
+            "INSERT INTO held_usage (sender, channel, n, bytes)"
+            " SELECT sender, channel, COUNT(*), SUM(LENGTH(raw)) FROM held GROUP BY sender, channel",
         ],
     ),
 ]
