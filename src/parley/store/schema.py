@@ -402,7 +402,8 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
                 sender TEXT NOT NULL, channel TEXT NOT NULL, n BIGINT NOT NULL,
                 bytes BIGINT NOT NULL, PRIMARY KEY (sender, channel))""",
             "INSERT INTO held_usage (sender, channel, n, bytes)"
-            " SELECT sender, channel, COUNT(*), SUM(LENGTH(raw)) FROM held GROUP BY sender, channel",
+            " SELECT sender, channel, COUNT(*), SUM(LENGTH(raw)) FROM held"
+            " GROUP BY sender, channel",
         ],
     ),
 ]
