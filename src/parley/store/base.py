@@ -898,9 +898,7 @@ class SqlStore:
         The counts are kept beside the rows (`held_usage`), so a hold costs the same however
         many are held."""
         with self.tx():
-            n = self.q(
-                "SELECT n FROM held_usage WHERE sender = ? AND channel = ?", sender, channel
-            )
+            n = self.q("SELECT n FROM held_usage WHERE sender = ? AND channel = ?", sender, channel)
             if (n and n[0][0] >= limit) or self.q(
                 "SELECT 1 FROM held WHERE channel = ? AND sender = ? AND seq = ?",
                 channel, sender, seq,
