@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -763,3 +764,31 @@ def test_a_link_within_a_span_is_checked_as_the_line_path_checks_it(
     start = data.index(b"\n", data.index(b"\n") + 1) + 1
     taken = spans.check_span(data, start, len(data), _context(world))
     assert (taken is not None) is (changed[n] == lines[n])
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_paused_while_a_file_is_verified_and_left_as_it_was(
+    world: World, lines: list[bytes], tmp_path: Path, enabled: bool
+) -> None:
+    # verify_file pauses Python's cyclic collector (its collections walk the growing span
+    # lists and trees); the report is the same, and the caller's setting comes back.
+    path = tmp_path / "clean.transcript"
+    path.write_bytes(b"".join(lines))
+    seen: list[bool] = []
+    check = spans.check_span
+
+    def watched(*args: Any) -> spans.Span | None:
+        seen.append(gc.isenabled())
+        return check(*args)
+
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(verifier, "check_span", watched)
+            report = verify_file(path, processes=0, trust=world.anchors())
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert report.to_json() == verify_transcript(lines, trust=world.anchors()).to_json()
+    assert seen and not any(seen)

@@ -6,6 +6,7 @@ each span's results to the chains in file order (protocol/verifier.verify_buffer
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import os
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ def mapped(path: Path) -> Iterator[mmap.mmap | bytes]:
 
 def _open(path: str) -> None:
     global _mapped
+    gc.disable()  # this worker only checks spans, then exits: see collector_off
     with open(path, "rb") as f:
         _mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
@@ -70,6 +72,21 @@ def span_workers(path: Path, processes: int | None = None) -> Iterator[verifier.
         yield _Workers(pool, n)
 
 
+@contextlib.contextmanager
+def collector_off() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a file is verified (as it was after).
+    Checking a span leaves no cycles behind, but its growing lists and the chains' trees are
+    what each collection walks: on the 200,000-envelope file the collections took ~37 ms of
+    the main process's CPU (0.19 us per envelope)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def verify_file(
     path: Path,
     progress: Callable[[int], None] | None = None,
@@ -79,5 +96,5 @@ def verify_file(
     witnesses: WitnessPolicy | None = None,
 ) -> Report:
     """`verifier.verify_buffer` over the file at `path`, on every core."""
-    with mapped(path) as buf, span_workers(path, processes) as workers:
+    with collector_off(), mapped(path) as buf, span_workers(path, processes) as workers:
         return verifier.verify_buffer(buf, progress, workers, trust=trust, witnesses=witnesses)
