@@ -230,6 +230,25 @@ def test_equivocation_raises_an_alarm_and_keeps_both(world) -> None:
     assert len(b.store.alarms()) == 1
 
 
+def test_a_peer_equivocating_without_end_fills_a_bounded_evidence_list(world) -> None:
+    """A hostile peer signs as many conflicting envelopes as it likes: EVIDENCE_LIMIT are kept,
+    each with its critical alarm; after that none is stored and one evidence_limit alarm says
+    so, however many more come."""
+    from parley.store.base import EVIDENCE_LIMIT
+
+    net, clock, a, b, ch = world
+    next_raw(a, b, ch, "the real seq 2")
+    net.deliver(a, b)
+    first = b.store.envelopes(ch, a.id, 0, 10)[0]
+    for i in range(EVIDENCE_LIMIT + 20):
+        res = b.receive(forge(a, b, ch, 2, first.hash, f"another seq 2, number {i}", clock()))
+        assert (res.status, res.code) == ("equivocation", "equivocation")
+    assert len(b.store.evidence()) == EVIDENCE_LIMIT
+    kinds = [x.kind for x in b.store.alarms()]
+    assert kinds.count("equivocation") == EVIDENCE_LIMIT
+    assert kinds.count("evidence_limit") == 1
+
+
 def test_content_on_a_channel_not_yet_open_is_rejected(world) -> None:
     _, _, a, b, _ = world
     ch2 = a.propose_channel("hotline", "second line", [b.id])

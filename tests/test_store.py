@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from parley.domain.precedence import Pending, Precedence, outbox_order
 from parley.errors import Code, LocalError
 from parley.store import sqlite as sqlite_store
-from parley.store.base import LinkRow, PeerRow, SqlStore
+from parley.store.base import EVIDENCE_LIMIT, Evidence, LinkRow, PeerRow, SqlStore
 from parley.store.postgres import PostgresStore, lock_key
 from parley.store.schema import LATEST, MIGRATIONS
 from parley.store.sqlite import BACKSTOP_PAGES, SqliteStore
@@ -374,9 +374,10 @@ def test_receipts_are_kept_once_and_the_newest_is_found(store: SqlStore) -> None
 
 
 def test_evidence_is_deduplicated_by_raw_bytes(store: SqlStore) -> None:
-    assert store.add_evidence("c", "a", 3, "equivocation", b"\x00ev", H1, NOW)
-    assert not store.add_evidence("c", "a", 3, "equivocation", b"\x00ev", H1, NOW + 1)
-    assert store.add_evidence("c", "a", 4, "broken_chain", b"ev2", None, NOW + 2)
+    assert store.add_evidence("c", "a", 3, "equivocation", b"\x00ev", H1, NOW) is Evidence.KEPT
+    again = store.add_evidence("c", "a", 3, "equivocation", b"\x00ev", H1, NOW + 1)
+    assert again is Evidence.DUPLICATE
+    assert store.add_evidence("c", "a", 4, "broken_chain", b"ev2", None, NOW + 2) is Evidence.KEPT
     assert store.evidence() == [
         ("c", "a", 3, "equivocation", b"\x00ev", H1, NOW),
         ("c", "a", 4, "broken_chain", b"ev2", None, NOW + 2),
@@ -483,7 +484,8 @@ def test_concurrent_writers_do_not_interleave_check_then_insert(opener: Opener) 
     def work(s: SqlStore) -> None:
         barrier.wait()
         for i in range(20):
-            results.append(s.add_evidence("c", "a", i, "k", b"ev%d" % i, None, NOW))
+            got = s.add_evidence("c", "a", i, "k", b"ev%d" % i, None, NOW)
+            results.append(got is Evidence.KEPT)
 
     threads = [threading.Thread(target=work, args=(s,)) for s in stores]
     for t in threads:
@@ -666,3 +668,16 @@ def test_migration_20_counts_what_was_held_before_it(opener: Opener) -> None:
     assert again.get_meta("schema_version") == str(LATEST)
     assert again.held_usage("s1") == (4, 160) == _recount(again, "s1")
     assert not again.hold("c1", "s1", 9, bytes(32), b"x", "ROUTINE", None, NOW, limit=3)
+
+
+def test_evidence_is_bounded_per_sender_and_kind(store: SqlStore) -> None:
+    """A hostile peer signs conflicting envelopes without end: at most EVIDENCE_LIMIT pieces
+    per sender and kind are kept, and the lookup reads that sender's of that kind only."""
+    for i in range(EVIDENCE_LIMIT):
+        assert store.add_evidence("c", "a", i, "equivocation", b"x%d" % i, None, NOW).name == "KEPT"
+    assert store.add_evidence("c", "a", 999, "equivocation", b"more", None, NOW) is Evidence.FULL
+    assert store.add_evidence("c", "a", 1, "equivocation", b"x1", None, NOW) is Evidence.DUPLICATE
+    # Another sender, another kind: counted apart.
+    assert store.add_evidence("c", "b", 1, "equivocation", b"more", None, NOW) is Evidence.KEPT
+    assert store.add_evidence("c", "a", 1, "divergence", b"more", None, NOW) is Evidence.KEPT
+    assert count(store, "evidence") == EVIDENCE_LIMIT + 2

@@ -41,6 +41,7 @@ _KINDS = [
     Kind("integrity", "a stored envelope or checkpoint failed its check at rest", urgent=True),
     Kind("rejected", "a peer or relay refused an envelope we sent"),
     Kind("held_limit", "a peer sent more out-of-order envelopes than this station holds"),
+    Kind("evidence_limit", "more evidence about one sender than this station keeps"),
     Kind("checkpoint", "a checkpoint could not be made or checked"),
     Kind("witness", "a witness does not answer, refuses, or answers without a cosignature"),
     Kind("witness_conflict", "a witness holds another history of a chain", urgent=True),

@@ -376,14 +376,14 @@ def _diverged(
     why: str,
 ) -> None:
     """Alarm and keep both sides: the note we were given, and the one we hold for that size."""
-    store, now = station.store, station.clock()
-    kept = store.add_evidence(
-        acc.channel, chain, size, ALARM_DIVERGENCE, signed_note.encode(), ours, now
+    store = station.store
+    kept = station.keep_evidence(
+        acc.channel, chain, size, ALARM_DIVERGENCE, signed_note.encode(), ours
     )
     held = db.checkpoint_at(store, acc.channel, chain, size)
     if held is not None and held.root != theirs:
-        store.add_evidence(
-            acc.channel, chain, size, ALARM_DIVERGENCE, held.note.encode(), theirs, now
+        station.keep_evidence(
+            acc.channel, chain, size, ALARM_DIVERGENCE, held.note.encode(), theirs
         )
     if kept:
         station.alarm(

@@ -55,7 +55,7 @@ from parley.station.receiving import Receiver, ReceiveResult
 from parley.station.users import User
 from parley.station.writer import Writer
 from parley.store import integrity as integrity_db
-from parley.store.base import EnvelopeRow, PeerRow, SqlStore
+from parley.store.base import EVIDENCE_LIMIT, EnvelopeRow, Evidence, PeerRow, SqlStore
 from parley.store.cache import LRU, SEEN, STATES
 
 Clock = Callable[[], int]
@@ -145,6 +145,8 @@ class Station:
         # Called with (station, id, kind, severity, subject, message, ref) for each alarm raised,
         # in the caller's transaction when there is one (station/notify.py queues notifications).
         self.alarm_hooks: list[Callable[..., None]] = []
+        # (sender, kind) pairs whose evidence reached EVIDENCE_LIMIT and were alarmed for.
+        self._evidence_full: set[tuple[str, str]] = set()
         # Called when a link's recorded contact failed or its state changed (the link watch).
         self.on_link: Callable[[str], None] = lambda peer: None
         # Called inside the transaction that stores a body (sent or received). An observer may
@@ -715,6 +717,28 @@ class Station:
             hook(self, alarm_id, kind, severity, subject, message, ref)
         self.on_alarm(kind, message)
         return alarm_id
+
+    def keep_evidence(
+        self, channel: str, sender: str, seq: int, kind: str, raw: bytes, held: bytes | None
+    ) -> bool:
+        """Keep a conflicting item as evidence; True if it is new and kept (the caller alarms).
+        Beyond EVIDENCE_LIMIT of one sender and kind nothing more is kept, and one
+        `evidence_limit` alarm says so (once per sender and kind while this process runs, at
+        most EVIDENCE_LIMIT pairs: a hostile peer cannot grow the set either)."""
+        got = self.store.add_evidence(channel, sender, seq, kind, raw, held, self.clock())
+        full = (sender, kind)
+        if (
+            got is Evidence.FULL
+            and full not in self._evidence_full
+            and len(self._evidence_full) < EVIDENCE_LIMIT
+        ):
+            self._evidence_full.add(full)
+            self.alarm(
+                "evidence_limit", "high", sender,
+                f"{EVIDENCE_LIMIT} pieces of {kind} evidence about {self.peer_name(sender)} are"
+                " kept; further ones are not stored",
+            )  # fmt: skip
+        return got is Evidence.KEPT
 
     # --- reading ---------------------------------------------------------------------------------
     def messages(

@@ -119,9 +119,7 @@ def apply_answer(
     for r, why, have in diverged:
         # The signed receipt is the evidence: the receiver's own word on what it holds.
         with st.store.tx():
-            kept = st.store.add_evidence(
-                r.channel, st.id, r.seq, "divergence", r.encode(), have, now
-            )
+            kept = st.keep_evidence(r.channel, st.id, r.seq, "divergence", r.encode(), have)
         if kept:
             st.alarm("divergence", "critical", peer, f"{pub.name}'s receipt on {r.channel}: {why}")
     for res in results:

@@ -150,6 +150,10 @@ class Host(Protocol):
 
     def alarm(self, kind: str, severity: str, subject: str, message: str, ref: str = "") -> int: ...
 
+    def keep_evidence(
+        self, channel: str, sender: str, seq: int, kind: str, raw: bytes, held: bytes | None
+    ) -> bool: ...
+
     def _control(
         self, channel: str
     ) -> tuple[tuple[channels.Event, ...], channels.ChannelState | None]: ...
@@ -374,9 +378,7 @@ class Receiver:
             held = st.store.hash_at(env.channel, env.sender, env.seq) or (
                 head.hash if head is not None else None
             )
-            kept = st.store.add_evidence(
-                env.channel, env.sender, env.seq, "equivocation", a.raw, held, now
-            )
+            kept = st.keep_evidence(env.channel, env.sender, env.seq, "equivocation", a.raw, held)
             if kept and Effect.ALARM in d.effects:
                 st.alarm("equivocation", "critical", env.sender, d.reason)
         if Effect.HOLD in d.effects:

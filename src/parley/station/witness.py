@@ -176,18 +176,18 @@ def add_checkpoint(station: Station, body: bytes) -> core.Answer:
 def _keep_evidence(
     station: Station, request: core.Request, held: core.State | None, answer: core.Answer
 ) -> None:
-    store, now, cp = station.store, station.clock(), request.checkpoint
+    cp = request.checkpoint
     try:
         channel, sender = transcript.parse_origin(cp.origin)
     except RejectedInput:
         channel, sender = cp.origin, ""
-    kept = store.add_evidence(
+    kept = station.keep_evidence(
         channel, sender, cp.size, EVIDENCE, request.signed_note.encode(),
-        held.root if held else None, now,
+        held.root if held else None,
     )  # fmt: skip
     if held is not None and held.signed_note:
-        store.add_evidence(
-            channel, sender, held.size, EVIDENCE, held.signed_note.encode(), cp.root_hash, now
+        station.keep_evidence(
+            channel, sender, held.size, EVIDENCE, held.signed_note.encode(), cp.root_hash
         )
     if kept:
         station.alarm(

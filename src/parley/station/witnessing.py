@@ -157,14 +157,14 @@ def _submit(station: Station, m: _Memory, vkey: str, url: str, cp: cdb.Checkpoin
             except RejectedInput:
                 held = -1
             if held == cp.size == old or held < 0:
-                _conflict(station, m, vkey, url, cp, resp, now)
+                _conflict(station, m, vkey, url, cp, resp)
                 return True
             if held == old:
                 return True  # nothing new to learn: leave it for the next tick
             old = held
             continue
         if resp.status_code == 422:
-            _conflict(station, m, vkey, url, cp, resp, now)
+            _conflict(station, m, vkey, url, cp, resp)
             return True
         _refused(station, m, vkey, url, cp, resp)
         return True
@@ -244,17 +244,15 @@ def _refused(station: Station, m: _Memory, vkey: str, url: str, cp: cdb.Checkpoi
 
 
 def _conflict(station: Station, m: _Memory, vkey: str, url: str, cp: cdb.CheckpointRow,
-              resp: httpx.Response, now: int) -> None:  # fmt: skip
+              resp: httpx.Response) -> None:  # fmt: skip
     if (vkey, cp.sender, cp.size) in m.conflicted:
         return
     m.conflicted.add((vkey, cp.sender, cp.size))
-    store, name = station.store, note.parse_vkey(vkey).name
-    store.add_evidence(
-        cp.channel, cp.sender, cp.size, ALARM_CONFLICT, cp.note.encode(), cp.root, now
-    )
+    name = note.parse_vkey(vkey).name
+    station.keep_evidence(cp.channel, cp.sender, cp.size, ALARM_CONFLICT, cp.note.encode(), cp.root)
     answer = f"witness {name} ({url}) answered HTTP {resp.status_code}:\n".encode()
-    store.add_evidence(
-        cp.channel, cp.sender, cp.size, ALARM_CONFLICT, answer + resp.content[:4096], None, now
+    station.keep_evidence(
+        cp.channel, cp.sender, cp.size, ALARM_CONFLICT, answer + resp.content[:4096], None
     )
     station.alarm(
         ALARM_CONFLICT, "critical", cp.sender,

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from parley.domain.precedence import Precedence, outbox_prio
@@ -20,6 +21,18 @@ from parley.errors import Code, LocalError
 from parley.store.cache import CREDENTIALS, HEADS, LRU, PEER_ROWS
 from parley.store.lock import StoreLock
 from parley.store.schema import LATEST, MIGRATIONS, Only
+
+# Evidence kept per sender and kind (an equivocation, a divergent receipt or checkpoint, a
+# witness's conflict): the first pieces prove the fork; more, which a hostile peer can sign
+# without end, would only fill the disk and the alarm list.
+EVIDENCE_LIMIT = 64
+
+
+class Evidence(Enum):
+    KEPT = "kept"
+    DUPLICATE = "duplicate"
+    FULL = "full"
+
 
 # The outbox's sort column; the order itself is domain/precedence.outbox_order (see `pending`).
 PRIORITY = {p.value: outbox_prio(p) for p in Precedence}
@@ -1028,17 +1041,25 @@ class SqlStore:
     def add_evidence(
         self, channel: str, sender: str, seq: int, kind: str, raw: bytes, held: bytes | None,
         now_ms: int,
-    ) -> bool:  # fmt: skip
-        """Keep a conflicting envelope as evidence; False if this exact one is already kept."""
+    ) -> Evidence:  # fmt: skip
+        """Keep a conflicting item as evidence: KEPT; DUPLICATE if this exact one is kept
+        already; FULL if EVIDENCE_LIMIT of that sender and kind are (nothing is stored)."""
         with self.tx():
-            if self.q("SELECT 1 FROM evidence WHERE raw = ?", raw):
-                return False
+            if self.q(
+                "SELECT 1 FROM evidence WHERE sender = ? AND kind = ? AND channel = ?"
+                " AND seq = ? AND raw = ?",
+                sender, kind, channel, seq, raw,
+            ):  # fmt: skip
+                return Evidence.DUPLICATE
+            n = self.q("SELECT COUNT(*) FROM evidence WHERE sender = ? AND kind = ?", sender, kind)
+            if n[0][0] >= EVIDENCE_LIMIT:
+                return Evidence.FULL
             self.q(
                 "INSERT INTO evidence (channel, sender, seq, kind, raw, held_hash, detected)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 channel, sender, seq, kind, raw, held, now_ms,
             )  # fmt: skip
-        return True
+        return Evidence.KEPT
 
     def evidence(self) -> list[tuple[str, str, int, str, bytes, bytes | None, int]]:
         rows = self.q(

@@ -35,6 +35,8 @@ Log:
   20 envelopes held ahead of their chains, counted per (sender, channel) with their bytes, kept
      with each hold and drop: the hold limits read the whole `held` table for every envelope
      held, so each envelope a peer sent ahead cost O(held) under the store's lock.
+  21 evidence found by its sender and kind: a piece is looked up among that sender's of that
+     kind (it was compared with every piece kept), and at most EVIDENCE_LIMIT of them are kept.
 
 A statement may be `Only(dialect, sql)`: run on that backend only (`SqlStore.dialect`).
 """
@@ -405,6 +407,13 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
             " SELECT sender, channel, COUNT(*), SUM(LENGTH(raw)) FROM held"
             " GROUP BY sender, channel",
         ],
+    ),
+    (
+        21,
+        "evidence found by sender and kind: each piece was compared with every piece kept, and"
+        " a hostile peer could add pieces without end (now at most EVIDENCE_LIMIT per sender and"
+        " kind)",
+        ["CREATE INDEX evidence_source ON evidence (sender, kind, channel, seq)"],
     ),
 ]
 
