@@ -812,3 +812,46 @@ def test_a_local_client_cannot_fake_its_address_for_the_login_lockout(
     print("127.0.0.1 trusted as a proxy:", trusted)
     assert trusted == [(401, "unauthorized")] * 7
     assert len(got) + len(trusted) == 14, f"{len(got) + len(trusted)} cases"
+
+
+# --- a peer's answers ----------------------------------------------------------------------------
+def test_a_push_answer_beyond_its_counts_is_refused_before_it_is_read() -> None:
+    """An honest answer holds a result per envelope pushed and a receipt per chain; a hostile
+    peer's answer of 32 MiB could hold 100,000 receipts, each a signature check."""
+    from parley.errors import Code
+    from parley.transport.base import (
+        MAX_CHAIN_RECEIPTS,
+        MAX_FRAME_ENVELOPES,
+        TransportError,
+        push_response,
+    )
+
+    ok = push_response({"results": [{}] * MAX_FRAME_ENVELOPES, "receipts": ["r"] * 3}, "p", 1)
+    assert len(ok.results) == MAX_FRAME_ENVELOPES
+    for results, receipts in ((MAX_FRAME_ENVELOPES + 1, 0), (1, MAX_CHAIN_RECEIPTS + 1)):
+        with pytest.raises(TransportError) as exc:
+            push_response({"results": [{}] * results, "receipts": ["r"] * receipts}, "p", 1)
+        assert exc.value.code == Code.OVERSIZED
+
+
+def test_a_peer_rejecting_made_up_hashes_raises_no_alarm(tmp_path: Path) -> None:
+    """A `rejected` result alarms only for an envelope of ours, once, with the peer's words cut
+    short: made-up hashes (any number of them) raise nothing."""
+    from parley.domain import channels
+    from parley.protocol.encoding import b64e
+    from parley.station import paths
+    from tests.pair import hotline
+
+    _, _, a, b, ch = hotline(tmp_path)
+    sent, _ = a.send(ch, channels.text_body("one", "en"))
+    made_up = [
+        {"status": "rejected", "hash": b64e(secrets.token_bytes(32)), "code": "x", "message": "m"}
+        for _ in range(50)
+    ] + [{"status": "equivocation", "hash": "not base64!", "code": "x", "message": "m"}]
+    alarmed: set[str] = set()
+    paths.apply_answer(a, b.id, made_up, [], alarmed)
+    assert [x for x in a.store.alarms() if x.kind == "rejected"] == []
+    real = {"status": "rejected", "hash": b64e(sent.hash), "code": "bad_body", "message": "w" * 9999}
+    paths.apply_answer(a, b.id, [real, real], [], alarmed)
+    (alarm,) = [x for x in a.store.alarms() if x.kind == "rejected"]
+    assert len(alarm.message) < 1000 and b64e(sent.hash) in alarm.message

@@ -61,13 +61,14 @@ from parley.station.roles import Action, authorize
 from parley.station.users import User
 from parley.store import paths as db
 from parley.store.base import LinkRow
+from parley.transport.base import MAX_CHAIN_RECEIPTS
 
 log = logging.getLogger("parley.paths")
 
 MAX_PULL = 512  # envelopes in one pull response (as in one push)
 MAX_RELAY_QUEUE = 100_000  # envelopes a relay holds for one destination
-MAX_CHAIN_RECEIPTS = 1024  # receipts handed back in one pull response or relay answer
 MAX_PREKEYS = 8  # prekey records kept per peer, and accepted from one message
+MAX_REASON = 500  # characters of a peer's reason kept in an alarm
 
 
 # --- receipts and answers (every path) -----------------------------------------------------------
@@ -129,13 +130,21 @@ def apply_answer(
         expected, channel = res.get("expected_seq"), res.get("channel")
         if status == "gap" and isinstance(expected, int) and isinstance(channel, str):
             progressed += st.store.requeue_from(channel, peer, expected)
-        elif status in ("rejected", "equivocation") and h not in alarmed:
+        elif status in ("rejected", "equivocation") and h not in alarmed and _ours(st, h):
+            # Only for an envelope of ours, and the peer's words cut short: a hostile peer could
+            # otherwise answer with any number of made-up hashes, each an alarm of its text.
             alarmed.add(h)
-            st.alarm(
-                "rejected", "high", peer,
-                f"{pub.name} rejected envelope {h}: {res.get('code')}: {res.get('message')}",
-            )  # fmt: skip
+            code, why = str(res.get("code"))[:64], str(res.get("message"))[:MAX_REASON]
+            st.alarm("rejected", "high", peer, f"{pub.name} rejected envelope {h}: {code}: {why}")
     return progressed
+
+
+def _ours(st: Station, h: str) -> bool:
+    try:
+        row = st.store.envelope_by_hash(b64d(h, field="hash", size=32))
+    except RejectedInput:
+        return False
+    return row is not None and row.sender == st.id
 
 
 def peer_receipts(st: Station, peer: str) -> list[Receipt]:

@@ -24,6 +24,7 @@ from parley.protocol.schema import require_fields
 
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_FRAME_ENVELOPES = 512  # envelopes in one push, pull answer or relay request
+MAX_CHAIN_RECEIPTS = 1024  # receipts in one push, relay or pull answer (one per chain)
 
 
 class TransportError(ParleyError):
@@ -95,7 +96,10 @@ class PeerService(Protocol):
 
 
 def push_response(obj: Any, where: str, rtt_ms: int) -> PushResponse:
-    """A push or relay answer, checked for shape: a peer's answer is input like any other."""
+    """A push or relay answer, checked for shape and counts: a peer's answer is input like any
+    other. An honest one holds a result per envelope sent and a receipt per chain; beyond
+    MAX_FRAME_ENVELOPES results or MAX_CHAIN_RECEIPTS receipts it is refused before any is
+    read (each receipt costs a signature check)."""
     if (
         not isinstance(obj, dict)
         or not isinstance(obj.get("results"), list)
@@ -103,7 +107,14 @@ def push_response(obj: Any, where: str, rtt_ms: int) -> PushResponse:
         or not all(isinstance(r, dict) for r in obj["results"])
     ):
         raise TransportError(Code.MALFORMED, f"{where}: the answer has no results and receipts")
-    return PushResponse(obj["results"], obj["receipts"], rtt_ms)
+    results, receipts = obj["results"], obj["receipts"]
+    if len(results) > MAX_FRAME_ENVELOPES or len(receipts) > MAX_CHAIN_RECEIPTS:
+        raise TransportError(
+            Code.OVERSIZED,
+            f"{where}: the answer holds {len(results)} results and {len(receipts)} receipts;"
+            f" at most {MAX_FRAME_ENVELOPES} and {MAX_CHAIN_RECEIPTS}",
+        )
+    return PushResponse(results, receipts, rtt_ms)
 
 
 def pull_response(data: bytes, where: str, rtt_ms: int) -> PullResponse:
