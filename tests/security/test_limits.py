@@ -851,7 +851,7 @@ def test_a_peer_rejecting_made_up_hashes_raises_no_alarm(tmp_path: Path) -> None
     alarmed: set[str] = set()
     paths.apply_answer(a, b.id, made_up, [], alarmed)
     assert [x for x in a.store.alarms() if x.kind == "rejected"] == []
-    real = {"status": "rejected", "hash": b64e(sent.hash), "code": "bad_body", "message": "w" * 9999}
+    real = {"status": "rejected", "hash": b64e(sent.hash), "code": "bad", "message": "w" * 9999}
     paths.apply_answer(a, b.id, [real, real], [], alarmed)
     (alarm,) = [x for x in a.store.alarms() if x.kind == "rejected"]
     assert len(alarm.message) < 1000 and b64e(sent.hash) in alarm.message
