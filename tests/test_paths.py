@@ -8,6 +8,7 @@ API and the dispatcher call; the last ones run real station processes on loopbac
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from parley.station.node import Station
 from parley.station.users import BOOTSTRAP, User
 from parley.store import paths as db
 from parley.store.base import SqlStore
+from parley.store.sqlite import SqliteStore
 from parley.transport.http import PUSH_PATH
 from tests.net import Stations, parley, wait
 from tests.pair import Clock, Net, introduce, make_station, open_channel
@@ -587,3 +589,77 @@ def test_the_paths_queries_run_on_sqlite_and_postgresql(store: SqlStore) -> None
     db.log_bundle(store, entry)
     assert db.bundle_log(store) == [entry]
     assert db.chains_of(store, "north") == []
+
+
+def test_relay_usage_follows_every_envelope_queued_and_forgotten(store: SqlStore) -> None:
+    """The counts kept beside the relay queue (migration 22) equal a recount after any mix of
+    envelopes queued, queued again and forgotten, per source and destination."""
+    rng = random.Random(22)
+    for _ in range(200):
+        src, dest = rng.choice(["south", "east"]), rng.choice(["north", "un"])
+        if rng.random() < 0.65:
+            h = bytes([rng.randint(0, 30)]) * 32
+            db.relay_add(store, src, dest, h, bytes(rng.randint(1, 200)), 1)
+        else:
+            items = db.relay_pending(store, dest, 3)
+            db.relay_remove(store, [i.id for i in items if rng.random() < 0.7] + [10**9])
+        for s in ("south", "east"):
+            for d in ("north", "un"):
+                n, size = store.q(
+                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(raw)), 0) FROM relay_queue"
+                    " WHERE src = ? AND dest = ?", s, d,
+                )[0]  # fmt: skip
+                assert db.relay_usage(store, s, d) == (n, size)
+    for d in ("north", "un"):
+        assert db.relay_count(store, d) == sum(
+            db.relay_usage(store, s, d)[0] for s in ("south", "east")
+        )
+    assert sorted(db.relay_dests(store)) == sorted(
+        {r[0] for r in store.q("SELECT DISTINCT dest FROM relay_queue")}
+    )
+
+
+def test_a_relay_bounds_each_source_s_share_of_a_destination_s_queue(
+    three: tuple[Net, Station, Station, Station, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One source that fills its share is refused whole (oversized, nothing queued); another
+    source still queues for the same destination."""
+    _, a, b, r, ch = three
+    raws = [send(a, ch, f"through the UN {i}") for i in range(3)]
+    monkeypatch.setattr(paths, "MAX_RELAY_QUEUE", 2)
+    with pytest.raises(RejectedInput) as exc:
+        paths.accept_relay(r, a.id, b.id, raws)
+    assert exc.value.code == Code.OVERSIZED and db.relay_count(r.store, b.id) == 0
+    assert [x["status"] for x in paths.accept_relay(r, a.id, b.id, raws[:2])["results"]] == [
+        "queued", "queued",
+    ]  # fmt: skip
+    back = send(b, ch, "the other way")
+    assert paths.accept_relay(r, b.id, a.id, [back])["results"][0]["status"] == "queued"
+    monkeypatch.setattr(paths, "MAX_RELAY_BYTES", sum(map(len, raws[:2])) + len(raws[2]) - 1)
+    with pytest.raises(RejectedInput):
+        paths.accept_relay(r, a.id, b.id, raws[2:])  # within the count, not the bytes
+
+
+def test_a_peer_s_chains_are_found_channel_by_channel(store: SqlStore) -> None:
+    """Every pull a peer makes lists the chains it has here (our receipts of them): read through
+    the (channel, sender, seq) index per channel, not by a scan of every envelope stored."""
+    for i, ch in enumerate(["c3", "c1", "c2", "c4"]):
+        store.add_channel(ch, i)
+    for n, (ch, sender) in enumerate([("c1", "p"), ("c2", "q"), ("c3", "p"), ("c3", "q")]):
+        for seq in (1, 2):
+            h = bytes([n, seq]) * 16
+            store.insert_envelope(ch, sender, seq, h, b"raw", 1, "ROUTINE", 1)
+    for sender in ("p", "q", "nobody"):
+        scanned = store.q(
+            "SELECT DISTINCT channel FROM envelopes WHERE sender = ? ORDER BY channel", sender
+        )
+        assert db.chains_of(store, sender) == [r[0] for r in scanned]
+    if isinstance(store, SqliteStore):
+        plan = " ".join(
+            str(r[3])
+            for r in store.conn.execute(
+                "EXPLAIN QUERY PLAN SELECT c.channel FROM channels c WHERE EXISTS (SELECT 1 FROM"
+                " envelopes e WHERE e.channel = c.channel AND e.sender = 'p') ORDER BY c.channel"
+            )
+        )
+        assert "SCAN e" not in plan and "USING" in plan, plan

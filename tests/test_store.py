@@ -25,6 +25,7 @@ from parley.domain.precedence import Pending, Precedence, outbox_order
 from parley.errors import Code, LocalError
 from parley.store import sqlite as sqlite_store
 from parley.store.base import EVIDENCE_LIMIT, Evidence, LinkRow, PeerRow, SqlStore
+from parley.store.paths import relay_add, relay_usage
 from parley.store.postgres import PostgresStore, lock_key
 from parley.store.schema import LATEST, MIGRATIONS
 from parley.store.sqlite import BACKSTOP_PAGES, SqliteStore
@@ -656,18 +657,22 @@ def test_held_usage_follows_every_hold_and_drop(store: SqlStore) -> None:
     assert store.held_usage("nobody") == (0, 0)
 
 
-def test_migration_20_counts_what_was_held_before_it(opener: Opener) -> None:
+def test_migrations_20_and_22_count_what_was_held_and_queued_before_them(opener: Opener) -> None:
     s = opener()
     for seq, size in ((2, 100), (3, 50), (7, 9)):
         s.hold("c1", "s1", seq, bytes(32), bytes(size), "ROUTINE", None, NOW, limit=99)
     s.hold("c2", "s1", 4, bytes(32), bytes(1), "ROUTINE", None, NOW, limit=99)
+    relay_add(s, "s1", "d1", bytes(32), bytes(70), NOW)
+    relay_add(s, "s1", "d1", bytes(31) + b"x", bytes(5), NOW)
     with s.tx():  # back to version 19: the rows without their counts (and migration 21 undone)
         s.q("DROP TABLE held_usage")
         s.q("DROP INDEX evidence_source")
+        s.q("DROP TABLE relay_usage")
         s.q("UPDATE meta SET value = '19' WHERE key = 'schema_version'")
     again = opener()
     assert again.get_meta("schema_version") == str(LATEST)
     assert again.held_usage("s1") == (4, 160) == _recount(again, "s1")
+    assert relay_usage(again, "s1", "d1") == (2, 75)  # migration 22 counted the queue too
     assert not again.hold("c1", "s1", 9, bytes(32), b"x", "ROUTINE", None, NOW, limit=3)
 
 

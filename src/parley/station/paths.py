@@ -66,7 +66,8 @@ from parley.transport.base import MAX_CHAIN_RECEIPTS
 log = logging.getLogger("parley.paths")
 
 MAX_PULL = 512  # envelopes in one pull response (as in one push)
-MAX_RELAY_QUEUE = 100_000  # envelopes a relay holds for one destination
+MAX_RELAY_QUEUE = 100_000  # envelopes a relay holds from one source for one destination
+MAX_RELAY_BYTES = 256 * 1024 * 1024  # and their bytes
 MAX_PREKEYS = 8  # prekey records kept per peer, and accepted from one message
 MAX_REASON = 500  # characters of a peer's reason kept in an alarm
 
@@ -332,9 +333,12 @@ def accept_relay(st: Station, caller: str, to: str, raws: list[bytes]) -> dict[s
         raise RejectedInput(Code.NO_ROUTE, "push envelopes for this station to /peer/v1/envelopes")
     if dest is None or not dest.addresses:
         raise RejectedInput(Code.NO_ROUTE, f"this relay has no address for {to}")
-    if db.relay_count(st.store, to) + len(raws) > MAX_RELAY_QUEUE:
+    n, size = db.relay_usage(st.store, caller, to)
+    if n + len(raws) > MAX_RELAY_QUEUE or size + sum(map(len, raws)) > MAX_RELAY_BYTES:
         raise RejectedInput(
-            Code.OVERSIZED, f"the relay already holds {MAX_RELAY_QUEUE} envelopes for {to}"
+            Code.OVERSIZED,
+            f"the relay holds {n} envelopes ({size} bytes) from you for {to}; at most"
+            f" {MAX_RELAY_QUEUE} and {MAX_RELAY_BYTES} bytes",
         )
     now = st.clock()
     results: list[dict[str, Any]] = []

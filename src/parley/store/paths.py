@@ -57,7 +57,8 @@ def clear_route(store: SqlStore, peer: str) -> bool:
 
 # --- relay queue ---------------------------------------------------------------------------------
 def relay_add(store: SqlStore, src: str, dest: str, h: bytes, raw: bytes, now_ms: int) -> bool:
-    """Queue `raw` for `dest`; False if that envelope is already queued for it."""
+    """Queue `raw` for `dest`; False if that envelope is already queued for it. The count and
+    bytes per (src, dest) are kept beside the queue (`relay_usage`), in the same transaction."""
     with store.tx():
         if store.q("SELECT 1 FROM relay_queue WHERE dest = ? AND hash = ?", dest, h):
             return False
@@ -65,11 +66,24 @@ def relay_add(store: SqlStore, src: str, dest: str, h: bytes, raw: bytes, now_ms
             "INSERT INTO relay_queue (src, dest, hash, raw, received) VALUES (?, ?, ?, ?, ?)",
             src, dest, h, raw, now_ms,
         )  # fmt: skip
+        store.q(
+            "INSERT INTO relay_usage (src, dest, n, bytes) VALUES (?, ?, 1, ?)"
+            " ON CONFLICT (src, dest) DO UPDATE"
+            " SET n = relay_usage.n + 1, bytes = relay_usage.bytes + excluded.bytes",
+            src, dest, len(raw),
+        )  # fmt: skip
     return True
 
 
 def relay_count(store: SqlStore, dest: str) -> int:
-    return int(store.q("SELECT COUNT(*) FROM relay_queue WHERE dest = ?", dest)[0][0])
+    """Envelopes queued for `dest`, from every source."""
+    return int(store.q("SELECT COALESCE(SUM(n), 0) FROM relay_usage WHERE dest = ?", dest)[0][0])
+
+
+def relay_usage(store: SqlStore, src: str, dest: str) -> tuple[int, int]:
+    """(count, bytes) queued by `src` for `dest`."""
+    rows = store.q("SELECT n, bytes FROM relay_usage WHERE src = ? AND dest = ?", src, dest)
+    return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
 
 def relay_pending(store: SqlStore, dest: str, limit: int) -> list[RelayItem]:
@@ -82,13 +96,20 @@ def relay_pending(store: SqlStore, dest: str, limit: int) -> list[RelayItem]:
 
 
 def relay_dests(store: SqlStore) -> list[str]:
-    return [r[0] for r in store.q("SELECT DISTINCT dest FROM relay_queue")]
+    return [r[0] for r in store.q("SELECT DISTINCT dest FROM relay_usage WHERE n > 0")]
 
 
 def relay_remove(store: SqlStore, ids: list[int]) -> None:
     with store.tx():
         for i in ids:
+            row = store.q("SELECT src, dest, LENGTH(raw) FROM relay_queue WHERE id = ?", i)
+            if not row:
+                continue
             store.q("DELETE FROM relay_queue WHERE id = ?", i)
+            store.q(
+                "UPDATE relay_usage SET n = n - 1, bytes = bytes - ? WHERE src = ? AND dest = ?",
+                int(row[0][2]), row[0][0], row[0][1],
+            )  # fmt: skip
 
 
 def relay_keep_receipt(
@@ -144,8 +165,12 @@ def pull_cursor(store: SqlStore, peer: str) -> tuple[int, int] | None:
 
 def chains_of(store: SqlStore, sender: str) -> list[str]:
     """Channels on which we hold at least one envelope of `sender`'s chain."""
+    # Channel by channel through the (channel, sender, seq) index: a DISTINCT over envelopes
+    # by sender read the whole table (no index starts with sender) on every pull a peer made.
     rows = store.q(
-        "SELECT DISTINCT channel FROM envelopes WHERE sender = ? ORDER BY channel", sender
+        "SELECT c.channel FROM channels c WHERE EXISTS (SELECT 1 FROM envelopes e"
+        " WHERE e.channel = c.channel AND e.sender = ?) ORDER BY c.channel",
+        sender,
     )
     return [r[0] for r in rows]
 

@@ -37,6 +37,9 @@ Log:
      held, so each envelope a peer sent ahead cost O(held) under the store's lock.
   21 evidence found by its sender and kind: a piece is looked up among that sender's of that
      kind (it was compared with every piece kept), and at most EVIDENCE_LIMIT of them are kept.
+  22 the relay queue counted per (source, destination) with its bytes, kept with each envelope
+     queued and forgotten: a relay bounds each source's share in count and bytes (one source
+     could fill a destination's whole queue, with envelopes of any size).
 
 A statement may be `Only(dialect, sql)`: run on that backend only (`SqlStore.dialect`).
 """
@@ -414,6 +417,18 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
         " a hostile peer could add pieces without end (now at most EVIDENCE_LIMIT per sender and"
         " kind)",
         ["CREATE INDEX evidence_source ON evidence (sender, kind, channel, seq)"],
+    ),
+    (
+        22,
+        "the relay queue counted per source and destination (count, bytes), kept with each"
+        " envelope queued and forgotten: each source's share is bounded in count and bytes",
+        [
+            """CREATE TABLE relay_usage (
+                src TEXT NOT NULL, dest TEXT NOT NULL, n BIGINT NOT NULL, bytes BIGINT NOT NULL,
+                PRIMARY KEY (src, dest))""",
+            "INSERT INTO relay_usage (src, dest, n, bytes)"
+            " SELECT src, dest, COUNT(*), SUM(LENGTH(raw)) FROM relay_queue GROUP BY src, dest",
+        ],
     ),
 ]
 
