@@ -143,6 +143,14 @@ def test_a_worker_says_what_the_serial_path_says(tmp_path: Path) -> None:
     )
     assert [o[0] for o in outs] == [True, False, True, True]
     assert outs[2][1] == b._open(env)  # the body, salt and bytes a serial open gives
+    # One verifier per key within a job list: a flipped signature byte, a key that is no key
+    # and a short signature are each "not verified", beside the same key's good one.
+    signed, sig, key, _ = cryptopool.job(env, b.id, a.identity.public, None)
+    flipped = bytes([sig[0] ^ 1]) + sig[1:]
+    odd = [
+        (signed, flipped, key, None), (signed, sig, key[:31], None), (signed, sig[:63], key, None),
+    ]  # fmt: skip
+    assert [o[0] for o in cryptopool.work([(signed, sig, key, None), *odd])] == [True] + [False] * 3
     assert outs[3][1] == (str(Code.DECRYPT_FAILED), "the body could not be decrypted with our keys")
 
 
