@@ -109,3 +109,16 @@ def test_a_run_verifier_for_a_key_that_is_not_one_refuses_every_message() -> Non
     for public in (b"", bytes(31), bytes(33), bytes(32)):
         assert crypto.signed_verifier_all(public)([sm]) is False
         assert crypto.signed_verifier_all(public)([]) is True  # nothing to refuse
+
+
+def test_verifiers_keep_one_verifier_per_key_and_agree_with_verify() -> None:
+    keys = [crypto.SigningKey.generate() for _ in range(2)]
+    checks = crypto.Verifiers()
+    for i in range(6):
+        key, other = keys[i % 2], keys[1 - i % 2]
+        msg = b"line %d" % i
+        sig = key.sign(b"", msg)
+        assert checks[key.public](msg, sig) and crypto.verify(key.public, b"", msg, sig)
+        assert not checks[other.public](msg, sig)
+    assert len(checks) == 2 and checks[keys[0].public] is checks[keys[0].public]
+    assert not checks[b"\x00" * 31](b"m", bytes(64))  # a key that is no key refuses everything

@@ -170,6 +170,15 @@ def verifier(public: bytes) -> Callable[[bytes, bytes], bool]:
     return verified
 
 
+class Verifiers(dict[bytes, Callable[[bytes, bytes], bool]]):
+    """`verifier(public)` for each key, made when it is first asked for: for a caller that
+    checks many messages by a few keys (a transcript's note lines, a received batch)."""
+
+    def __missing__(self, public: bytes) -> Callable[[bytes, bytes], bool]:
+        check = self[public] = verifier(public)
+        return check
+
+
 def signed_verifier(public: bytes) -> Callable[[bytes], bool]:
     """`verifier` for messages in libsodium's combined form, the 64-byte signature followed by
     the message (the label already prefixed): a caller that builds that one buffer saves the

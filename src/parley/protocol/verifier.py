@@ -175,7 +175,7 @@ class _Verifier:
         self.parsed_of: dict[str, str] = {}  # sender -> its latest checkpoint body's note
         self.chains: dict[str, _Chain] = {}
         self.memo: dict[tuple[str, bytes, str, bytes], bool] = {}
-        self.key_checks: dict[bytes, Callable[[bytes, bytes], bool]] = {}
+        self.key_checks = crypto.Verifiers()
         self.checkpoints: dict[tuple[str, int], bytes] = {}  # (sender, size) -> root signed
         self.cosigned: dict[tuple[str, int], set[str]] = {}  # (sender, size) -> cosigners
         self.last_checkpoint: dict[str, int] = {}  # sender -> seq of its latest checkpoint body
@@ -195,9 +195,7 @@ class _Verifier:
         if k not in self.memo:
             # One libsodium verifier per key: crypto.verify's binding copies and clears a
             # buffer and raises on failure, ~3 us more per note signature.
-            check = self.key_checks.get(v.public)
-            if check is None:
-                check = self.key_checks[v.public] = crypto.verifier(v.public)
+            check = self.key_checks[v.public]
             self.memo[k] = verify_signature_line(text, sig, v, check)
         return self.memo[k]
 

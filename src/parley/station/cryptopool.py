@@ -26,7 +26,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -62,12 +61,9 @@ def work(jobs: list[Job]) -> list[Out]:
     out: list[Out] = []
     # One libsodium verifier per sender key, as the transcript's verifier does: the binding's
     # own call allocates, clears and copies a buffer the size of each envelope.
-    verifiers: dict[bytes, Callable[[bytes, bytes], bool]] = {}
+    verifiers = crypto.Verifiers()
     for signed, sig, identity, opening in jobs:
-        check = verifiers.get(identity)
-        if check is None:
-            check = verifiers[identity] = crypto.verifier(identity)
-        if not check(ENVELOPE_LABEL + signed, sig):
+        if not verifiers[identity](ENVELOPE_LABEL + signed, sig):
             out.append((False, None))
         elif opening is None:
             out.append((True, None))
