@@ -832,6 +832,13 @@ def test_a_push_answer_beyond_its_counts_is_refused_before_it_is_read() -> None:
         with pytest.raises(TransportError) as exc:
             push_response({"results": [{}] * results, "receipts": ["r"] * receipts}, "p", 1)
         assert exc.value.code == Code.OVERSIZED
+    # Counted before any result is looked at: too many, of any kind, is oversized.
+    with pytest.raises(TransportError) as exc:
+        push_response({"results": ["x"] * (MAX_FRAME_ENVELOPES + 1), "receipts": []}, "p", 1)
+    assert exc.value.code == Code.OVERSIZED
+    with pytest.raises(TransportError) as exc:
+        push_response({"results": ["x"], "receipts": []}, "p", 1)
+    assert exc.value.code == Code.MALFORMED
 
 
 def test_a_peer_rejecting_made_up_hashes_raises_no_alarm(tmp_path: Path) -> None:

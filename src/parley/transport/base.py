@@ -100,20 +100,18 @@ def push_response(obj: Any, where: str, rtt_ms: int) -> PushResponse:
     other. An honest one holds a result per envelope sent and a receipt per chain; beyond
     MAX_FRAME_ENVELOPES results or MAX_CHAIN_RECEIPTS receipts it is refused before any is
     read (each receipt costs a signature check)."""
-    if (
-        not isinstance(obj, dict)
-        or not isinstance(obj.get("results"), list)
-        or not isinstance(obj.get("receipts"), list)
-        or not all(isinstance(r, dict) for r in obj["results"])
-    ):
+    results = obj.get("results") if isinstance(obj, dict) else None
+    receipts = obj.get("receipts") if isinstance(obj, dict) else None
+    if not isinstance(results, list) or not isinstance(receipts, list):
         raise TransportError(Code.MALFORMED, f"{where}: the answer has no results and receipts")
-    results, receipts = obj["results"], obj["receipts"]
     if len(results) > MAX_FRAME_ENVELOPES or len(receipts) > MAX_CHAIN_RECEIPTS:
         raise TransportError(
             Code.OVERSIZED,
             f"{where}: the answer holds {len(results)} results and {len(receipts)} receipts;"
             f" at most {MAX_FRAME_ENVELOPES} and {MAX_CHAIN_RECEIPTS}",
         )
+    if not all(isinstance(r, dict) for r in results):
+        raise TransportError(Code.MALFORMED, f"{where}: the answer has no results and receipts")
     return PushResponse(results, receipts, rtt_ms)
 
 
