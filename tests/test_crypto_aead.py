@@ -44,10 +44,33 @@ def test_what_is_not_bytes_does_not_decrypt() -> None:
         crypto.aead_decrypt(bytes(32), bytes(24), "x" * 40, b"")  # type: ignore[arg-type]
 
 
-def test_a_wrapped_key_opens_only_for_its_recipient() -> None:
+def test_a_wrapped_key_opens_only_for_its_recipient_and_nonce() -> None:
     me, other, eph = crypto.KemKey.generate(), crypto.KemKey.generate(), crypto.KemKey.generate()
-    k = crypto.random_bytes(32)
-    w = crypto.wrap(k, eph, me.public)
-    assert crypto.unwrap(w, eph.public, me) == k
+    k, nonce = crypto.random_bytes(32), crypto.random_bytes(24)
+    w = crypto.wrap(k, eph, me.public, nonce)
+    assert crypto.unwrap(w, eph.public, me, nonce) == k
     with pytest.raises(crypto.DecryptFailed):
-        crypto.unwrap(w, eph.public, other)
+        crypto.unwrap(w, eph.public, other, nonce)
+    with pytest.raises(crypto.DecryptFailed):
+        crypto.unwrap(w, eph.public, me, crypto.random_bytes(24))
+
+
+def test_one_ephemeral_key_wraps_a_batch_with_one_x25519_per_recipient() -> None:
+    """§4.5: a batch shares its ephemeral key; each wrap has its envelope's nonce, so equal
+    content keys still wrap to different bytes, and each opens only with its own nonce."""
+    me, you, eph = crypto.KemKey.generate(), crypto.KemKey.generate(), crypto.KemKey.generate()
+    sending, receiving = crypto.WrapKeys(), crypto.WrapKeys()
+    k = crypto.random_bytes(32)
+    nonces = [crypto.random_bytes(24) for _ in range(5)]
+    wraps = [crypto.wrap(k, eph, to.public, n, sending) for n in nonces for to in (me, you)]
+    assert len(set(wraps)) == 10
+    assert len(sending._keys) == 2  # one derivation per recipient for the whole batch
+    for n, w in zip(nonces, wraps[::2], strict=True):
+        assert crypto.unwrap(w, eph.public, me, n, receiving) == k
+        assert crypto.unwrap(w, eph.public, me, n) == k  # the same key, derived afresh
+    assert len(receiving._keys) == 1
+    with pytest.raises(crypto.DecryptFailed):
+        crypto.unwrap(wraps[0], eph.public, me, nonces[1], receiving)
+    with pytest.raises(crypto.DecryptFailed):  # a low-order point is refused, and not kept
+        crypto.unwrap(wraps[0], bytes(32), me, nonces[0], receiving)
+    assert len(receiving._keys) == 1

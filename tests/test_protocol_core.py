@@ -29,6 +29,7 @@ from parley.protocol.envelope import (
     Recipient,
     RecipientKey,
     Ref,
+    SealBatch,
     _aad,
     _unsigned_bytes,
     open_envelope,
@@ -287,6 +288,26 @@ def test_seal_open_round_trip(text: str) -> None:
     verify_signature(again, A.key.public)
     opened = open_envelope(again, B.id, B.kem)
     assert opened.body == body and opened.salt == salt
+
+
+def test_a_batch_shares_its_ephemeral_key_and_each_envelope_opens_alone() -> None:
+    """§4.5: envelopes sealed with one SealBatch carry one `eph`; each still opens by itself,
+    and in one batch opening, with one derivation; single seals each get their own key."""
+    batch, prev, envs = SealBatch(), ZERO_HASH, []
+    for i in range(1, 6):
+        env, _ = seal(
+            {"type": "text", "text": "x", "lang": "en"}, identity=A.key, sender=A.id, channel=CH,
+            seq=i, prev=prev, seen={}, recipients=[B.rk()], now_ms=i, batch=batch,
+        )  # fmt: skip
+        envs.append(parse_envelope(env.raw))
+        prev = env.hash
+    assert {e.eph for e in envs} == {batch.ephemeral.public}
+    assert len({e.keys[0].wrap for e in envs}) == 5
+    together = crypto.WrapKeys()
+    for e in envs:
+        assert open_envelope(e, B.id, B.kem).body == open_envelope(e, B.id, B.kem, together).body
+    assert len(together._keys) == 1
+    assert len({e.eph for e in chain(["a", "b", "c"])}) == 3
 
 
 PARTIES = [Party() for _ in range(4)]

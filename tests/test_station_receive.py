@@ -300,6 +300,18 @@ def test_an_idempotency_key_is_one_users_on_one_channel(world) -> None:
     assert made and rows[0].hash != r2.hash
 
 
+def test_one_request_seals_with_one_ephemeral_key_and_the_receiver_opens_it_all(world) -> None:
+    """§4.5: a batch request's envelopes share their ephemeral key; single sends do not."""
+    net, _, a, b, ch = world
+    rows, _ = a.send_many(ch, [(channels.text_body(f"m{i}", "en"), "ROUTINE") for i in range(6)])
+    singles = [a.send(ch, channels.text_body(f"s{i}", "en"))[0] for i in range(2)]
+    assert len({parse_envelope(r.raw).eph for r in rows}) == 1
+    assert len({parse_envelope(r.raw).eph for r in rows + singles}) == 3
+    assert [r.status for r in net.deliver(a, b)] == ["accepted"] * 8
+    texts = [m.body["text"] for m in b.inbox() if m.body.get("type") == "text"]
+    assert sorted(texts) == sorted([f"m{i}" for i in range(6)] + ["s0", "s1"])
+
+
 def test_transcripts_are_identical(world) -> None:
     net, _, a, b, ch = world
     for i in range(5):

@@ -361,9 +361,7 @@ def test_envelope_reference_derivation(case: dict[str, Any]) -> None:
             shared + eph_pk + pk, digest_size=32, person=b"parley-wrap-v1"
         ).digest()  # hashlib pads the personalisation with zero bytes to 16, as libsodium does
         assert wk.hex() == w["wrap_key_hex"]
-        wrap = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-            k, b"parley/wrap/v1", bytes(24), wk
-        )
+        wrap = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(k, b"parley/wrap/v1", nonce, wk)
         assert wrap.hex() == w["wrap_hex"]
         keys.append({"to": r["station"], "kid": r["kid"], "wrap": _b64u(wrap)})
     plaintext = rfc8785.dumps({"body": i["body"], "salt": _b64u(salt)})

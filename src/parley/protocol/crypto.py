@@ -290,21 +290,61 @@ def _wrap_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -
     ).digest()
 
 
-def wrap(content_key: bytes, ephemeral: KemKey, recipient_public: bytes) -> bytes:
-    """Encrypt `content_key` to `recipient_public` (X25519 + BLAKE2b + XChaCha20-Poly1305)."""
-    shared = sodium.crypto_scalarmult(ephemeral.secret, recipient_public)
-    key = _wrap_key(shared, ephemeral.public, recipient_public)
-    # The wrap key is unique per (ephemeral, recipient), so a fixed nonce is safe here, as in age.
-    return aead_encrypt(key, _ZERO_NONCE, content_key, _WRAP_LABEL)
+class WrapKeys:
+    """Wrap keys (§4.5), each derived once, for the envelopes of one batch. A sender seals a
+    batch with one ephemeral key, so one X25519 per recipient serves all of it, and a recipient
+    opens it with one X25519 per ephemeral key (issue 14: the X25519s were a quarter of a
+    batch's CPU at both ends). Keep one for a batch only: it holds keys derived from prekey and
+    ephemeral secrets, which erasing a prekey or ending a batch must not leave behind."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[bytes, bytes], bytes] = {}
+
+    def sending(self, ephemeral: KemKey, recipient_public: bytes) -> bytes:
+        key = self._keys.get((ephemeral.secret, recipient_public))
+        if key is None:
+            shared = sodium.crypto_scalarmult(ephemeral.secret, recipient_public)
+            key = _wrap_key(shared, ephemeral.public, recipient_public)
+            self._keys[(ephemeral.secret, recipient_public)] = key
+        return key
+
+    def receiving(self, recipient: KemKey, ephemeral_public: bytes) -> bytes:
+        key = self._keys.get((recipient.secret, ephemeral_public))
+        if key is None:
+            try:
+                shared = sodium.crypto_scalarmult(recipient.secret, ephemeral_public)
+            except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
+                raise DecryptFailed() from exc  # a low-order or malformed ephemeral key
+            key = _wrap_key(shared, ephemeral_public, recipient.public)
+            self._keys[(recipient.secret, ephemeral_public)] = key
+        return key
 
 
-def unwrap(wrapped: bytes, ephemeral_public: bytes, recipient: KemKey) -> bytes:
-    try:
-        shared = sodium.crypto_scalarmult(recipient.secret, ephemeral_public)
-        key = _wrap_key(shared, ephemeral_public, recipient.public)
-    except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
-        raise DecryptFailed() from exc
-    out = aead_decrypt(key, _ZERO_NONCE, wrapped, _WRAP_LABEL)
+def wrap(
+    content_key: bytes,
+    ephemeral: KemKey,
+    recipient_public: bytes,
+    nonce: bytes,
+    keys: WrapKeys | None = None,
+) -> bytes:
+    """Encrypt `content_key` to `recipient_public` (X25519 + BLAKE2b + XChaCha20-Poly1305).
+    `nonce`: the envelope's own random nonce. The wrap key repeats for every envelope sealed
+    with the same ephemeral key, so the nonce must not."""
+    key = (keys or WrapKeys()).sending(ephemeral, recipient_public)
+    return aead_encrypt(key, nonce, content_key, _WRAP_LABEL)
+
+
+def unwrap(
+    wrapped: bytes,
+    ephemeral_public: bytes,
+    recipient: KemKey,
+    nonce: bytes,
+    keys: WrapKeys | None = None,
+) -> bytes:
+    key = (keys or WrapKeys()).receiving(recipient, ephemeral_public)
+    out = aead_decrypt(key, nonce, wrapped, _WRAP_LABEL)
     if len(out) != AEAD_KEY_BYTES:
         raise DecryptFailed()
     return out
@@ -318,7 +358,6 @@ def unwrap(wrapped: bytes, ephemeral_public: bytes, recipient: KemKey) -> bytes:
 # seal and two per open). The C functions read key and nonce at their fixed sizes, so those
 # sizes are checked here first. tests/test_crypto_aead.py holds both ways equal.
 _AEAD_TAG_BYTES = 16
-_ZERO_NONCE = bytes(AEAD_NONCE_BYTES)
 
 
 def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from parley.errors import Code, RejectedInput
@@ -181,9 +181,11 @@ def seal_from_parts(
     nonce: bytes,
     ephemeral: crypto.KemKey,
     body_bytes: bytes | None = None,
+    wrap_keys: crypto.WrapKeys | None = None,
 ) -> Envelope:
     """Seal with every random input given: the layer the conformance vectors drive.
-    `body_bytes`: canonical(body), when the caller has it already (it stores them too)."""
+    `body_bytes`: canonical(body), when the caller has it already (it stores them too);
+    `wrap_keys`: the wrap keys of `ephemeral` derived for earlier envelopes of its batch."""
     if prec not in PRECEDENCES:
         raise RejectedInput(Code.MALFORMED, f"precedence must be one of {PRECEDENCES}")
     if (len(salt), len(content_key), len(nonce)) != (32, 32, crypto.AEAD_NONCE_BYTES):
@@ -192,7 +194,7 @@ def seal_from_parts(
         raise RejectedInput(Code.MALFORMED, "an envelope needs recipients other than its sender")
     _check_parts(channel, sender, seq, prev, now_ms, seen, recipients)
     keys = [
-        Recipient(r.station, r.kid, crypto.wrap(content_key, ephemeral, r.public))
+        Recipient(r.station, r.kid, crypto.wrap(content_key, ephemeral, r.public, nonce, wrap_keys))
         for r in sorted(recipients, key=lambda r: r.station)
     ]
     if body_bytes is None:
@@ -261,6 +263,15 @@ def _check_parts(
         b64d(rk.kid, field="keys.kid", size=9)
 
 
+@dataclass
+class SealBatch:
+    """What the envelopes a sender seals together share (§4.5): one ephemeral key, and each
+    recipient's wrap key derived from it once. Made for one batch and dropped with it."""
+
+    ephemeral: crypto.KemKey = field(default_factory=crypto.KemKey.generate)
+    wrap_keys: crypto.WrapKeys = field(default_factory=crypto.WrapKeys)
+
+
 def seal(
     body: dict[str, Any],
     *,
@@ -274,9 +285,12 @@ def seal(
     now_ms: int,
     prec: str = "ROUTINE",
     body_bytes: bytes | None = None,
+    batch: SealBatch | None = None,
 ) -> tuple[Envelope, bytes]:
     """Seal `body` for `recipients`. Returns the envelope and the salt of its commitment.
-    `body_bytes`: canonical(body), if the caller needs them too (encoded once, issue 14)."""
+    `body_bytes`: canonical(body), if the caller needs them too (encoded once, issue 14);
+    `batch`: shared with the other envelopes sealed together (else the envelope's own)."""
+    batch = batch or SealBatch()
     salt = crypto.random_bytes(32)
     env = seal_from_parts(
         body,
@@ -292,8 +306,9 @@ def seal(
         salt=salt,
         content_key=crypto.random_bytes(crypto.AEAD_KEY_BYTES),
         nonce=crypto.random_bytes(crypto.AEAD_NONCE_BYTES),
-        ephemeral=crypto.KemKey.generate(),
+        ephemeral=batch.ephemeral,
         body_bytes=body_bytes,
+        wrap_keys=batch.wrap_keys,
     )
     return env, salt
 
@@ -433,15 +448,20 @@ def sealed_for(env: Envelope, me: str) -> Sealed:
     )  # fmt: skip
 
 
-def open_envelope(env: Envelope, me: str, prekey: crypto.KemKey) -> Opened:
-    """Decrypt the body with our prekey and check it against the signed commitment."""
-    return open_sealed(sealed_for(env, me), prekey)
+def open_envelope(
+    env: Envelope, me: str, prekey: crypto.KemKey, wrap_keys: crypto.WrapKeys | None = None
+) -> Opened:
+    """Decrypt the body with our prekey and check it against the signed commitment.
+    `wrap_keys`: the wrap keys derived for the other envelopes of a batch being opened."""
+    return open_sealed(sealed_for(env, me), prekey, wrap_keys)
 
 
-def open_sealed(sealed: Sealed, prekey: crypto.KemKey) -> Opened:
+def open_sealed(
+    sealed: Sealed, prekey: crypto.KemKey, wrap_keys: crypto.WrapKeys | None = None
+) -> Opened:
     """`open_envelope` from what `sealed_for` took of the envelope."""
     wrap, eph, nonce, ct, aad, commit = sealed
-    content_key = crypto.unwrap(wrap, eph, prekey)
+    content_key = crypto.unwrap(wrap, eph, prekey, nonce, wrap_keys)
     plaintext = crypto.aead_decrypt(content_key, nonce, ct, aad)
     try:
         doc = require_fields(parse(plaintext), "plaintext", {"body", "salt"})

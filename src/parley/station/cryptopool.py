@@ -62,6 +62,7 @@ def work(jobs: list[Job]) -> list[Out]:
     # One libsodium verifier per sender key, as the transcript's verifier does: the binding's
     # own call allocates, clears and copies a buffer the size of each envelope.
     verifiers = crypto.Verifiers()
+    wrap_keys = crypto.WrapKeys()  # a batch's envelopes share their sender's ephemeral key
     for signed, sig, identity, opening in jobs:
         if not verifiers[identity](ENVELOPE_LABEL + signed, sig):
             out.append((False, None))
@@ -70,7 +71,12 @@ def work(jobs: list[Job]) -> list[Out]:
         else:
             sealed, secret, public = opening
             try:
-                out.append((True, open_sealed(sealed, crypto.KemKey.with_public(secret, public))))
+                out.append(
+                    (
+                        True,
+                        open_sealed(sealed, crypto.KemKey.with_public(secret, public), wrap_keys),
+                    )
+                )
             except ParleyError as exc:
                 out.append((True, (str(exc.code), exc.message)))
     return out

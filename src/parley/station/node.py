@@ -32,6 +32,7 @@ from parley.protocol.envelope import (
     Envelope,
     RecipientKey,
     Ref,
+    SealBatch,
     open_envelope,
     parse_envelope,
     seal,
@@ -568,8 +569,9 @@ class Station:
             return rows, False
         state = self._sendable(channel)
         made = []
+        batch = SealBatch()  # one ephemeral key for the request's envelopes (§4.5)
         for i, (body, prec) in enumerate(items):
-            _, row = self._queue(channel, body, prec, members=state.members)
+            _, row = self._queue(channel, body, prec, members=state.members, batch=batch)
             if keys:
                 self.store.remember(keys[i], channel, row.seq, self.clock())
             made.append(row)
@@ -592,9 +594,15 @@ class Station:
         return self._queue(channel, body, prec, members)[0]
 
     def _queue(
-        self, channel: str, body: dict[str, Any], prec: str, members: tuple[str, ...]
+        self,
+        channel: str,
+        body: dict[str, Any],
+        prec: str,
+        members: tuple[str, ...],
+        batch: SealBatch | None = None,
     ) -> tuple[Envelope, EnvelopeRow]:
-        """`_append`, also answering the stored row (built here: reading it back costs a query)."""
+        """`_append`, also answering the stored row (built here: reading it back costs a query).
+        `batch`: what the envelopes sealed with this one share (else its own)."""
         records.check(body)
         now = self.clock()
         head = self.store.head(channel, self.id)
@@ -608,7 +616,7 @@ class Station:
                 seen[m] = Ref(h.seq, h.hash)
         try:
             body_bytes = canonical(body)  # sealed and stored: encoded once
-            env, salt = self._seal(body, channel, head, seen, others, now, prec, body_bytes)
+            env, salt = self._seal(body, channel, head, seen, others, now, prec, body_bytes, batch)
         except RejectedInput as exc:
             raise LocalError(exc.code, f"cannot send: {exc.message}") from exc
         stored = self.clock()
@@ -639,6 +647,7 @@ class Station:
         now: int,
         prec: str,
         body_bytes: bytes | None = None,
+        batch: SealBatch | None = None,
     ) -> tuple[Envelope, bytes]:
         return seal(
             body,
@@ -652,6 +661,7 @@ class Station:
             now_ms=now,
             prec=prec,
             body_bytes=body_bytes,
+            batch=batch,
         )
 
     # --- receiving (station/receiving.py) -------------------------------------------------------
@@ -676,9 +686,15 @@ class Station:
             self.chain_root(channel, sender, held.seq),
         )  # fmt: skip
 
-    def _open(self, env: Envelope, prekeys: dict[str, crypto.KemKey] | None = None) -> Any:
-        """Open an envelope for us; `prekeys` keeps the keys read for one batch (its caller
-        drops it with the batch, so an erased prekey does not outlive it in memory)."""
+    def _open(
+        self,
+        env: Envelope,
+        prekeys: dict[str, crypto.KemKey] | None = None,
+        wrap_keys: crypto.WrapKeys | None = None,
+    ) -> Any:
+        """Open an envelope for us; `prekeys` and `wrap_keys` keep the keys read and derived for
+        one batch (its caller drops them with the batch, so an erased prekey does not outlive
+        it in memory)."""
         mine = env.key_for(self.id)
         assert mine is not None
         kem = self.prekey(mine.kid, prekeys)
@@ -687,7 +703,7 @@ class Station:
                 Code.UNKNOWN_KEY,
                 f"key {mine.kid} is unknown or erased; the sender needs our new keys",
             )
-        return open_envelope(env, self.id, kem)
+        return open_envelope(env, self.id, kem, wrap_keys)
 
     def prekey(
         self, kid: str, prekeys: dict[str, crypto.KemKey] | None = None

@@ -100,6 +100,8 @@ class _Keys:
 
     identities: dict[str, bytes | None] = field(default_factory=dict)
     prekeys: dict[str, crypto.KemKey] = field(default_factory=dict)
+    # A sender seals a batch with one ephemeral key (§4.5): one X25519 opens all of it.
+    wrap_keys: crypto.WrapKeys = field(default_factory=crypto.WrapKeys)
     # Chain heads as the batch's first look found them: outside a transaction each store read
     # first asks SQLite whether another connection wrote (issue 14: 4% of a receiver's CPU,
     # per envelope). Only a hint for what to open (`_may_be_new`), so staleness costs at most
@@ -142,7 +144,12 @@ class Host(Protocol):
 
     def signer_keys(self, station: str, ts: int) -> list[bytes]: ...
 
-    def _open(self, env: Envelope, prekeys: dict[str, crypto.KemKey] | None = None) -> Opened: ...
+    def _open(
+        self,
+        env: Envelope,
+        prekeys: dict[str, crypto.KemKey] | None = None,
+        wrap_keys: crypto.WrapKeys | None = None,
+    ) -> Opened: ...
 
     def prekey(
         self, kid: str, prekeys: dict[str, crypto.KemKey] | None = None
@@ -300,7 +307,10 @@ class Receiver:
     def _open_into(self, a: Arrival, keys: _Keys | None = None) -> None:
         assert a.env is not None
         try:
-            a.opened = self.st._open(a.env, keys.prekeys if keys is not None else None)
+            if keys is None:
+                a.opened = self.st._open(a.env)
+            else:
+                a.opened = self.st._open(a.env, keys.prekeys, keys.wrap_keys)
         except ParleyError as exc:
             a.open_error = exc
 
