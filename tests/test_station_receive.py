@@ -274,6 +274,25 @@ def test_idempotency_key_makes_one_envelope(world) -> None:
     assert (c1, c2) == (True, False) and r1.hash == r2.hash
 
 
+def test_a_batch_is_one_idempotency_key_and_a_retry_answers_all_of_it(world) -> None:
+    """One row names the batch's run of seqs (migration 23); rows written before it, one per
+    message, still answer a retry."""
+    _, _, a, _, ch = world
+    items = [(channels.text_body(f"m{i}", "en"), "ROUTINE") for i in range(5)]
+    before = a.store.q("SELECT COUNT(*) FROM idempotency")[0][0]
+    rows, made = a.send_many(ch, items, "batch-1", actor="kim")
+    assert made and a.store.q("SELECT COUNT(*) FROM idempotency")[0][0] == before + 1
+    again, made2 = a.send_many(ch, items, "batch-1", actor="kim")
+    assert not made2 and [r.hash for r in again] == [r.hash for r in rows]
+    # As a station before migration 23 wrote it: a key per message, each naming one seq.
+    old, _ = a.send_many(ch, items[:3], "", actor="kim")
+    scoped = node._scoped("kim", ch, "batch-old")
+    for i, r in enumerate(old):
+        a.store.remember(f"{scoped}#{i}", ch, r.seq, a.clock())
+    answered, made3 = a.send_many(ch, items[:3], "batch-old", actor="kim")
+    assert not made3 and [r.hash for r in answered] == [r.hash for r in old]
+
+
 def test_an_idempotency_key_is_forgotten_after_a_week(world) -> None:
     """station/idempotency.py: kept for 7 days of the station's clock, pruned by its tasks."""
     _, clock, a, _, ch = world

@@ -560,23 +560,41 @@ class Station:
     ) -> tuple[list[EnvelopeRow], bool]:
         scoped = _scoped(actor, channel, idempotency_key)
         keys = [f"{scoped}#{i}" for i in range(len(items))] if idempotency_key else []
-        if keys and self.store.idempotent(keys[0]) is not None:
-            rows = []
-            for k in keys:
-                seen = self.store.idempotent(k)
-                if seen is not None:
-                    rows += self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
-            return rows, False
+        if keys:
+            done = self._sent_before(keys)
+            if done is not None:
+                return done, False
         state = self._sendable(channel)
         made = []
         batch = SealBatch()  # one ephemeral key for the request's envelopes (§4.5)
-        for i, (body, prec) in enumerate(items):
+        for body, prec in items:
             _, row = self._queue(channel, body, prec, members=state.members, batch=batch)
-            if keys:
-                self.store.remember(keys[i], channel, row.seq, self.clock())
             made.append(row)
+        if keys:
+            now = self.clock()
+            if made[-1].seq - made[0].seq == len(made) - 1:  # one run: one key names it
+                self.store.remember(keys[0], channel, made[0].seq, now, len(made))
+            else:
+                for k, row in zip(keys, made, strict=True):
+                    self.store.remember(k, channel, row.seq, now)
         self.store.audit(actor, "send", {"channel": channel, "messages": len(items)}, self.clock())
         return made, True
+
+    def _sent_before(self, keys: list[str]) -> list[EnvelopeRow] | None:
+        """The envelopes a batch with these keys made before, if it was sent: one key names
+        the run (its first seq and count), or, from before migration 23, one key each."""
+        first = self.store.idempotent_run(keys[0])
+        if first is None:
+            return None
+        channel, seq, n = first
+        if n > 1:
+            return self.store.envelopes(channel, self.id, seq - 1, n)
+        rows = []
+        for k in keys:
+            seen = self.store.idempotent(k)
+            if seen is not None:
+                rows += self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
+        return rows
 
     def _sendable(self, channel: str) -> channels.ChannelState:
         state = self.channel_state(channel)

@@ -1121,6 +1121,11 @@ class SqlStore:
         rows = self.q("SELECT channel, seq FROM idempotency WHERE key = ?", key)
         return (rows[0][0], int(rows[0][1])) if rows else None
 
+    def idempotent_run(self, key: str) -> tuple[str, int, int] | None:
+        """The channel, first seq and count of the sends `key` names (`remember` with `n`)."""
+        rows = self.q("SELECT channel, seq, n FROM idempotency WHERE key = ?", key)
+        return (rows[0][0], int(rows[0][1]), int(rows[0][2])) if rows else None
+
     def claim(self, key: str, channel: str, seq: int, now_ms: int) -> tuple[str, int] | None:
         """Remember `key` for (channel, seq), or answer the (channel, seq) it already names.
         One statement when the key is new, the usual case (a lookup first was 8% of a busy
@@ -1134,11 +1139,12 @@ class SqlStore:
                 return None
             return self.idempotent(key)
 
-    def remember(self, key: str, channel: str, seq: int, now_ms: int) -> None:
+    def remember(self, key: str, channel: str, seq: int, now_ms: int, n: int = 1) -> None:
+        """`key` names our sends on `channel` from `seq`: `n` of them, one after another."""
         with self.tx():
             self.q(
-                "INSERT INTO idempotency (key, channel, seq, created) VALUES (?, ?, ?, ?)",
-                key, channel, seq, now_ms,
+                "INSERT INTO idempotency (key, channel, seq, created, n) VALUES (?, ?, ?, ?, ?)",
+                key, channel, seq, now_ms, n,
             )  # fmt: skip
 
     def prune_idempotency(self, before_ms: int, keep: int) -> int:

@@ -430,6 +430,12 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
             " SELECT src, dest, COUNT(*), SUM(LENGTH(raw)) FROM relay_queue GROUP BY src, dest",
         ],
     ),
+    (
+        23,
+        "one idempotency key for a batch of sends, naming its first seq and how many followed"
+        " (a row per message was a tenth of a batch's statements); rows from before name one",
+        ["ALTER TABLE idempotency ADD COLUMN n BIGINT NOT NULL DEFAULT 1"],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
