@@ -11,6 +11,7 @@ import base64
 import contextlib
 import gc
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parley.app.build import build_app
+from parley.cli import verifying
 from parley.cli.verifying import verify_file
 from parley.domain import channels
 from parley.errors import NotFound
@@ -792,3 +794,32 @@ def test_the_collector_is_paused_while_a_file_is_verified_and_left_as_it_was(
         (gc.enable if was else gc.disable)()
     assert report.to_json() == verify_transcript(lines, trust=world.anchors()).to_json()
     assert seen and not any(seen)
+
+
+@pytest.mark.parametrize("processes", [0, 1])
+def test_the_switch_interval_is_short_while_workers_check_spans_and_restored_after(
+    world: World, lines: list[bytes], tmp_path: Path, processes: int
+) -> None:
+    # With workers, verify_file shortens the GIL switch interval (the pool's threads in this
+    # process hand spans out and take results in at every switch); without them it is left as
+    # it is. Either way the report is the same and the caller's interval comes back.
+    path = tmp_path / "clean.transcript"
+    path.write_bytes(b"".join(lines))
+    seen: list[float] = []
+    run = verifier.verify_buffer
+
+    def watched(*args: Any, **kwargs: Any) -> Report:
+        seen.append(sys.getswitchinterval())
+        return run(*args, **kwargs)
+
+    was = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.004)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(verifier, "verify_buffer", watched)
+            report = verify_file(path, processes=processes, trust=world.anchors())
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+    finally:
+        sys.setswitchinterval(was)
+    assert report.to_json() == verify_transcript(lines, trust=world.anchors()).to_json()
+    assert seen == [pytest.approx(verifying.HANDOFF_S if processes else 0.004)]
