@@ -625,6 +625,34 @@ def test_after_commit_runs_once_after_the_commit_and_never_after_a_rollback(
     assert ran == [1, 1]
 
 
+def test_after_commit_on_a_thread_without_a_transaction_does_not_wait_for_another_threads(
+    store: SqlStore,
+) -> None:
+    # The dispatcher's wake-up asks after_commit on the event loop while the writer may be in
+    # its next group: it has no transaction of its own, so it runs at once instead of holding
+    # the loop until that group commits; the other thread's own hook still waits for its commit.
+    ran: list[str] = []
+    inside, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with store.tx():
+            store.set_meta("k", "2")
+            store.after_commit(lambda: ran.append("writer's, after its commit"))
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert inside.wait(10)
+        store.after_commit(lambda: ran.append("at once"))
+        assert ran == ["at once"]
+    finally:
+        release.set()
+        t.join(10)
+    assert ran == ["at once", "writer's, after its commit"]
+
+
 # --- held ahead of their chains ------------------------------------------------------------------
 def _recount(store: SqlStore, sender: str) -> tuple[int, int]:
     row = store.q(

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from parley.api import offload
 from parley.errors import Code, RejectedInput
 from parley.protocol.bundle import split_frame
 from parley.protocol.identity import is_station_id
@@ -20,8 +21,17 @@ from parley.station import handovers, peerstate
 from parley.station.node import Station
 from parley.station.peering import MAX_BODY_BYTES as MAX_BATCH_BYTES
 from parley.station.peering import PeerDesk
+from parley.store.base import PeerRow
 from parley.transport.base import MAX_FRAME_ENVELOPES
 from parley.transport.http import NDJSON
+
+
+def _peer(station: Station, sid: str) -> PeerRow:
+    """The peer `sid` claims to be, or the error that says why it is none we talk to."""
+    peer = station.store.get_peer(sid)
+    if peer is None:
+        raise peerstate.stranger(station.store, sid)
+    return peer
 
 
 async def _authenticated(request: Request, station: Station) -> tuple[str, bytes]:
@@ -33,9 +43,7 @@ async def _authenticated(request: Request, station: Station) -> tuple[str, bytes
     carried = request.headers.get(handovers.HEADER)
     if carried is not None:  # the caller rotated its key: follow it first (§3.6)
         await run_in_threadpool(handovers.accept, station, carried, auth.station)
-    peer = station.store.get_peer(auth.station)
-    if peer is None:
-        raise peerstate.stranger(station.store, auth.station)
+    peer = await offload.run_unless_held(station.store.lock, _peer, station, auth.station)
     body = b""
     async for chunk in request.stream():
         body += chunk

@@ -491,19 +491,30 @@ def serve(
 
 
 HANDOVER_REFRESH_S = 1.0
+HANDOVER_STALE_S = 10.0  # kept this much longer at most while the store is held elsewhere
 
 
 def _handover_header(station: Station) -> Callable[[], dict[str, str]]:
     """The Parley-Handover header for each request to a peer, read from the store at most once
     a second, and at once after this process changed its key: it is asked on the event loop,
     where a store read waits for the store's lock while a commit is on its way to disk, once
-    per push (issue 14)."""
+    per push (issue 14). While another thread holds the store (a group of sends), the header
+    read for the same key is sent a while longer (HANDOVER_STALE_S) rather than hold the loop
+    until that group has committed: it changes only when the key does (read then, waiting if
+    need be), when a hand-over's grace ends, and with the prekeys, which overlap."""
     memo: list[Any] = [None, 0.0, {}]  # the key it was read for, until when, the headers
+    lock = station.store.lock
 
     def extra() -> dict[str, str]:
         now = time.monotonic()
         if memo[0] is not station.identity or now >= memo[1]:
-            value = handovers.header(station)
+            may_wait = memo[0] is not station.identity or now >= memo[1] + HANDOVER_STALE_S
+            if not lock.acquire(blocking=may_wait):
+                return dict(memo[2])
+            try:
+                value = handovers.header(station)
+            finally:
+                lock.release()
             memo[:] = [station.identity, now + HANDOVER_REFRESH_S, {}]
             if value:
                 memo[2] = {handovers.HEADER: value}
