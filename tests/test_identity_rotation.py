@@ -7,11 +7,14 @@ the Parley-Handover header of the peer API, driven here through the real app (Te
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from parley.app import serve
 from parley.app.build import build_app
 from parley.errors import Code, Forbidden, RejectedInput
 from parley.protocol import crypto, handover, identity
@@ -278,3 +281,46 @@ def test_invitations_that_would_hand_a_station_over_wrongly_are_refused(tmp_path
         b.add_peer(parse_invitation(old_invitation))
     assert exc.value.code == Code.BAD_INVITATION and "hand-over" in exc.value.message
     assert b.store.get_peer(a.id).identity == a.identity.public  # type: ignore[union-attr]
+
+
+def test_the_handover_header_is_kept_a_while_rather_than_wait_for_a_held_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked on the event loop for every request to a peer: past its refresh, while another
+    thread holds the store, the header read for the same key is sent again at once; after a
+    change of key it waits for the store and reads the new one."""
+    _net, _clock, a, _b, _ch = hotline(tmp_path)
+    KeyDesk(a).rotate(BOOTSTRAP, DAY)
+    monkeypatch.setattr(serve, "HANDOVER_REFRESH_S", 0.0)  # every call is past its refresh
+    extra = serve._handover_header(a)
+    first = extra()
+    assert first == {handovers.HEADER: handovers.header(a)}
+
+    def while_held(after_taking: Callable[[], object] = lambda: None) -> tuple[bool, object]:
+        inside, release = threading.Event(), threading.Event()
+
+        def transaction() -> None:
+            with a.store.tx():
+                after_taking()
+                inside.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=transaction)
+        holder.start()
+        assert inside.wait(10)
+        got: list[object] = []
+        asker = threading.Thread(target=lambda: got.append(extra()))
+        asker.start()
+        asker.join(0.5)
+        at_once = bool(got)
+        release.set()
+        asker.join(10)
+        holder.join(10)
+        return at_once, got[0]
+
+    assert while_held() == (True, first)
+    KeyDesk(a).rotate(BOOTSTRAP, DAY)  # a new key: its header is read, waiting if need be
+    at_once, second = while_held()
+    assert not at_once and second == {handovers.HEADER: handovers.header(a)} != first
+    monkeypatch.setattr(serve, "HANDOVER_STALE_S", 0.0)  # kept too long: it waits
+    assert while_held() == (False, second)
