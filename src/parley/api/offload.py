@@ -22,9 +22,7 @@ import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
-
-from parley.store.lock import StoreLock
+from typing import Any, Protocol, TypeVar
 
 THREADS = 40
 
@@ -33,13 +31,21 @@ T = TypeVar("T")
 _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="parley-api")
 
 
+class Lock(Protocol):
+    """The store's lock (store/lock.py), as `run_unless_held` uses it."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 async def run(fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` on a worker thread, in the caller's context."""
     call = functools.partial(contextvars.copy_context().run, fn, *args)
     return await asyncio.get_running_loop().run_in_executor(_pool, call)
 
 
-async def run_unless_held(lock: StoreLock, fn: Callable[..., T], *args: Any) -> T:
+async def run_unless_held(lock: Lock, fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` at once if `lock` (the store's) can be had without waiting, holding it
     meanwhile; else `run` it on a worker thread, which waits for it instead of the loop."""
     if lock.acquire(blocking=False):

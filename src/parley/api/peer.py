@@ -21,17 +21,8 @@ from parley.station import handovers, peerstate
 from parley.station.node import Station
 from parley.station.peering import MAX_BODY_BYTES as MAX_BATCH_BYTES
 from parley.station.peering import PeerDesk
-from parley.store.base import PeerRow
 from parley.transport.base import MAX_FRAME_ENVELOPES
 from parley.transport.http import NDJSON
-
-
-def _peer(station: Station, sid: str) -> PeerRow:
-    """The peer `sid` claims to be, or the error that says why it is none we talk to."""
-    peer = station.store.get_peer(sid)
-    if peer is None:
-        raise peerstate.stranger(station.store, sid)
-    return peer
 
 
 async def _authenticated(request: Request, station: Station) -> tuple[str, bytes]:
@@ -43,7 +34,8 @@ async def _authenticated(request: Request, station: Station) -> tuple[str, bytes
     carried = request.headers.get(handovers.HEADER)
     if carried is not None:  # the caller rotated its key: follow it first (§3.6)
         await run_in_threadpool(handovers.accept, station, carried, auth.station)
-    peer = await offload.run_unless_held(station.store.lock, _peer, station, auth.station)
+    store = station.store
+    peer = await offload.run_unless_held(store.lock, peerstate.admitted, store, auth.station)
     body = b""
     async for chunk in request.stream():
         body += chunk

@@ -20,6 +20,14 @@ def utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def admitted(store: SqlStore, station: str) -> PeerRow:
+    """The peer `station` this station talks to, or the error a wire path answers (`stranger`)."""
+    p = store.get_peer(station)
+    if p is None:
+        raise stranger(store, station)
+    return p
+
+
 def stranger(store: SqlStore, station: str) -> RejectedInput:
     """Why `station` is not a peer we talk to, as the error a wire path answers."""
     p = store.peer_record(station)
