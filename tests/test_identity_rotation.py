@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from parley.station import checkpoints, handovers
 from parley.station.keys import KeyDesk
 from parley.station.node import Station
 from parley.station.users import BOOTSTRAP, User
+from tests.holding import held_elsewhere
 from tests.pair import hotline, make_station, open_channel
 
 DAY = 24 * 3600 * 1000
@@ -296,26 +296,14 @@ def test_the_handover_header_is_kept_a_while_rather_than_wait_for_a_held_store(
     first = extra()
     assert first == {handovers.HEADER: handovers.header(a)}
 
-    def while_held(after_taking: Callable[[], object] = lambda: None) -> tuple[bool, object]:
-        inside, release = threading.Event(), threading.Event()
-
-        def transaction() -> None:
-            with a.store.tx():
-                after_taking()
-                inside.set()
-                release.wait(10)
-
-        holder = threading.Thread(target=transaction)
-        holder.start()
-        assert inside.wait(10)
+    def while_held() -> tuple[bool, object]:
         got: list[object] = []
         asker = threading.Thread(target=lambda: got.append(extra()))
-        asker.start()
-        asker.join(0.5)
-        at_once = bool(got)
-        release.set()
+        with held_elsewhere(a.store.tx):
+            asker.start()
+            asker.join(0.5)
+            at_once = bool(got)
         asker.join(10)
-        holder.join(10)
         return at_once, got[0]
 
     assert while_held() == (True, first)

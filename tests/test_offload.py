@@ -7,6 +7,7 @@ import threading
 
 from parley.api import offload
 from parley.store.lock import StoreLock
+from tests.holding import held_elsewhere
 
 
 def test_a_call_runs_on_the_loop_while_the_store_is_free_and_on_a_worker_while_it_is_held() -> None:
@@ -19,24 +20,10 @@ def test_a_call_runs_on_the_loop_while_the_store_is_free_and_on_a_worker_while_i
     async def main() -> None:
         here = threading.get_ident()
         assert await offload.run_unless_held(lock, read) == here  # free: no hop
-        inside, release = threading.Event(), threading.Event()
-
-        def transaction() -> None:
-            with lock:
-                inside.set()
-                release.wait(10)
-
-        holder = threading.Thread(target=transaction)
-        holder.start()
-        assert inside.wait(10)
-        call = asyncio.create_task(offload.run_unless_held(lock, read))
-        ticks = 0
-        for _ in range(5):  # the loop goes on while the call waits for the store
-            await asyncio.sleep(0.01)
-            ticks += 1
-        assert ticks == 5 and not call.done()
-        release.set()
+        with held_elsewhere(lambda: lock):
+            call = asyncio.create_task(offload.run_unless_held(lock, read))
+            await asyncio.sleep(0.05)  # the loop goes on while the call waits for the store
+            assert not call.done()
         assert await call != here  # it waited on a worker thread
-        holder.join(10)
 
     asyncio.run(main())

@@ -29,6 +29,7 @@ from parley.store.paths import relay_add, relay_usage
 from parley.store.postgres import PostgresStore, lock_key
 from parley.store.schema import LATEST, MIGRATIONS
 from parley.store.sqlite import BACKSTOP_PAGES, SqliteStore
+from tests.holding import held_elsewhere
 
 pytest_plugins = ["tests.pgserver"]  # the pg_dsn and pg_db fixtures
 
@@ -632,24 +633,14 @@ def test_after_commit_on_a_thread_without_a_transaction_does_not_wait_for_anothe
     # its next group: it has no transaction of its own, so it runs at once instead of holding
     # the loop until that group commits; the other thread's own hook still waits for its commit.
     ran: list[str] = []
-    inside, release = threading.Event(), threading.Event()
 
-    def writer() -> None:
-        with store.tx():
-            store.set_meta("k", "2")
-            store.after_commit(lambda: ran.append("writer's, after its commit"))
-            inside.set()
-            release.wait(10)
+    def writing() -> None:
+        store.set_meta("k", "2")
+        store.after_commit(lambda: ran.append("writer's, after its commit"))
 
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        assert inside.wait(10)
+    with held_elsewhere(store.tx, writing):
         store.after_commit(lambda: ran.append("at once"))
         assert ran == ["at once"]
-    finally:
-        release.set()
-        t.join(10)
     assert ran == ["at once", "writer's, after its commit"]
 
 

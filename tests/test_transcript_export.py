@@ -768,31 +768,45 @@ def test_a_link_within_a_span_is_checked_as_the_line_path_checks_it(
     assert (taken is not None) is (changed[n] == lines[n])
 
 
+def _verified_watching(
+    world: World,
+    lines: list[bytes],
+    tmp_path: Path,
+    name: str,
+    probe: Callable[[], object],
+    processes: int,
+) -> list[object]:
+    """verify_file on `lines`, `probe()` noted at each call of verifier.`name` in this process;
+    the report must be the one checking inline gives."""
+    path = tmp_path / "clean.transcript"
+    path.write_bytes(b"".join(lines))
+    seen: list[object] = []
+    real = getattr(verifier, name)
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        seen.append(probe())
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(verifier, name, watched)
+        report = verify_file(path, processes=processes, trust=world.anchors())
+    assert report.to_json() == verify_transcript(lines, trust=world.anchors()).to_json()
+    return seen
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_the_collector_is_paused_while_a_file_is_verified_and_left_as_it_was(
     world: World, lines: list[bytes], tmp_path: Path, enabled: bool
 ) -> None:
     # verify_file pauses Python's cyclic collector (its collections walk the growing span
     # lists and trees); the report is the same, and the caller's setting comes back.
-    path = tmp_path / "clean.transcript"
-    path.write_bytes(b"".join(lines))
-    seen: list[bool] = []
-    check = spans.check_span
-
-    def watched(*args: Any) -> spans.Span | None:
-        seen.append(gc.isenabled())
-        return check(*args)
-
     was = gc.isenabled()
     try:
         (gc.enable if enabled else gc.disable)()
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(verifier, "check_span", watched)
-            report = verify_file(path, processes=0, trust=world.anchors())
+        seen = _verified_watching(world, lines, tmp_path, "check_span", gc.isenabled, 0)
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
-    assert report.to_json() == verify_transcript(lines, trust=world.anchors()).to_json()
     assert seen and not any(seen)
 
 
@@ -803,23 +817,13 @@ def test_the_switch_interval_is_short_while_workers_check_spans_and_restored_aft
     # With workers, verify_file shortens the GIL switch interval (the pool's threads in this
     # process hand spans out and take results in at every switch); without them it is left as
     # it is. Either way the report is the same and the caller's interval comes back.
-    path = tmp_path / "clean.transcript"
-    path.write_bytes(b"".join(lines))
-    seen: list[float] = []
-    run = verifier.verify_buffer
-
-    def watched(*args: Any, **kwargs: Any) -> Report:
-        seen.append(sys.getswitchinterval())
-        return run(*args, **kwargs)
-
     was = sys.getswitchinterval()
     try:
         sys.setswitchinterval(0.004)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(verifier, "verify_buffer", watched)
-            report = verify_file(path, processes=processes, trust=world.anchors())
+        seen = _verified_watching(
+            world, lines, tmp_path, "verify_buffer", sys.getswitchinterval, processes
+        )
         assert sys.getswitchinterval() == pytest.approx(0.004)
     finally:
         sys.setswitchinterval(was)
-    assert report.to_json() == verify_transcript(lines, trust=world.anchors()).to_json()
     assert seen == [pytest.approx(verifying.HANDOFF_S if processes else 0.004)]
