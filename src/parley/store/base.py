@@ -306,14 +306,10 @@ class SqlStore:
         `fn` at once rather than wait for that transaction (as `in_tx`). Waiting for it held the
         event loop, whose dispatcher wake-up asks this after a group has committed, for the
         whole of the next group: at `delivery --batch 100` about a fifth of the run (issue 14)."""
-        if self._lock.acquire(blocking=False):
-            try:
-                if self._depth:
-                    if fn not in self._after:
-                        self._after.append(fn)
-                    return
-            finally:
-                self._lock.release()
+        if self.in_tx():  # then this thread holds the store: nobody else touches `_after`
+            if fn not in self._after:
+                self._after.append(fn)
+            return
         fn()
 
     # --- what is kept in memory (store/cache.py) --------------------------------------------------
