@@ -644,6 +644,36 @@ def test_after_commit_on_a_thread_without_a_transaction_does_not_wait_for_anothe
     assert ran == ["at once", "writer's, after its commit"]
 
 
+def test_a_remembered_credential_is_answered_while_another_thread_is_inside_a_transaction(
+    opener: Opener,
+) -> None:
+    # An operator's token during a burst of sends: the writer holds the store in a transaction
+    # most of the time. That transaction holds the database's write lock and looked for other
+    # connections' commits when it began, so the remembered credential is answered without
+    # waiting for its commit. A thread holding the store outside a transaction (a read) gives
+    # no such assurance: then None at once, as before, and the caller looks it up.
+    store, key = opener(), b"t" + bytes(32)
+    store.keep_credential(key, "kim", NOW + 5_000, store.credentials_version())
+    with held_elsewhere(store.tx):
+        assert store.credential(key, NOW, wait=False) == "kim"
+        assert store.credential(key, NOW) == "kim"  # nor does a waiting caller wait
+        assert store.credential(key, NOW + 5_000, wait=False) is None  # expired, still
+    with held_elsewhere(lambda: store.lock):
+        assert store.credential(key, NOW, wait=False) is None
+    # Withdrawn inside the other thread's transaction, before it commits: at once.
+    with held_elsewhere(store.tx, store.credentials_withdrawn):
+        assert store.credential(key, NOW, wait=False) is None
+    # Another connection's withdrawal committed before the transaction began: seen at its start.
+    store.keep_credential(key, "kim", NOW + 5_000, store.credentials_version())
+    other = opener()
+    with other.tx():
+        other.set_meta("roles", "changed")
+        other.credentials_withdrawn()
+    with held_elsewhere(store.tx):
+        assert store.credential(key, NOW, wait=False) is None
+    assert store.credential(key, NOW, wait=False) is None
+
+
 # --- held ahead of their chains ------------------------------------------------------------------
 def _recount(store: SqlStore, sender: str) -> tuple[int, int]:
     row = store.q(

@@ -173,6 +173,9 @@ class SqlStore:
         self._withdrawals = 0
         self._credentials: LRU[bytes, tuple[tuple[int, int], int, Any]] = LRU(CREDENTIALS)
         self._credentials_lock = threading.Lock()
+        # Inside a transaction whose start looked for other connections' commits: none can come
+        # until it ends, since it holds the database's write lock (see `credential`).
+        self._writers_out = False
         self._deferred: list[Callable[[], None]] = []  # run before this transaction commits
         self.migrate()
         self._ready = True
@@ -243,6 +246,7 @@ class SqlStore:
             try:
                 if self._ready and self._foreign_writes():
                     self._drop_caches()
+                self._writers_out = True
                 yield
                 while self._deferred:
                     work, self._deferred = self._deferred, []
@@ -251,12 +255,14 @@ class SqlStore:
                 if self._dirty and self._ready:
                     self._bump()
             except BaseException:
+                self._writers_out = False
                 self._depth = 0
                 self._after = []
                 self._deferred = []
                 self._drop_caches()
                 self._rollback()
                 raise
+            self._writers_out = False
             self._depth = 0
             self._commits += 1  # before: a failed COMMIT may have written (it is undone)
             try:
@@ -371,14 +377,26 @@ class SqlStore:
 
     def credential(self, key: bytes, now_ms: int, wait: bool = True) -> Any:
         """What `keep_credential` kept under `key`, if it is still good at `now_ms`; else None.
-        With `wait=False`, also None (at once) while another thread holds the store: the event
-        loop asks this way and never blocks on a commit."""
-        if not self._lock.acquire(blocking=wait):
+        With `wait=False`, also None (at once) while another thread holds the store outside a
+        transaction: the event loop asks this way and never blocks on a commit.
+
+        While another thread is inside a transaction, the epoch is current without asking the
+        database: the transaction holds the database's write lock (SQLite's BEGIN IMMEDIATE;
+        on PostgreSQL the advisory lock every worker's transaction takes), so no other
+        connection has committed since it began and looked. Asking the database meant waiting
+        for that transaction: an operator's token, during a burst of sends, went to a worker
+        thread and waited for a group's commit on every request (issue 14)."""
+        if self._lock.acquire(blocking=False):
+            try:
+                version = self.credentials_version()
+            finally:
+                self._lock.release()
+        elif self._writers_out:
+            version = self._epoch, self._withdrawals
+        elif not wait:
             return None
-        try:
+        else:
             version = self.credentials_version()
-        finally:
-            self._lock.release()
         with self._credentials_lock:
             hit = self._credentials.get(key)
         if hit is None or hit[0] != version or now_ms >= hit[1]:
