@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from parley.app.build import build_app
 from parley.domain import channels
@@ -416,3 +417,43 @@ def test_a_batch_is_queued_in_order_in_one_transaction_and_a_repeat_makes_nothin
         "Authorization": "Bearer " + "t" * 32})  # fmt: skip
     assert r.status_code == 422
     assert [m.body.get("text") for m in a.messages(ch)][-1] == "line 4"
+
+
+def test_an_idempotency_key_again_with_another_request_is_refused_and_queues_nothing(
+    world: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    """A retry repeats its request: the same key with another text, precedence or batch is
+    `conflict` (409), not the first request's envelope (which would say a message was queued
+    that was not). The same body encoded with other spacing or key order is a retry."""
+    _, _, a, _, ch = world
+    client = TestClient(build_app(a, "t" * 32))
+    boot = {"Authorization": "Bearer " + "t" * 32}
+    url = f"/api/v1/channels/{ch}/messages"
+
+    def post(path: str, content: str, key: str) -> Response:
+        h = boot | {"Idempotency-Key": key, "Content-Type": "application/json"}
+        return client.post(path, content=content, headers=h)
+
+    first = post(url, '{"text": "we hold our positions", "precedence": "PRIORITY"}', "k")
+    again = post(url, '{"precedence":"PRIORITY","text":"we hold our positions"}', "k")
+    assert first.status_code == again.status_code == 200
+    assert (first.json()["created"], again.json()["created"]) == (True, False)
+    assert again.json()["hash"] == first.json()["hash"]
+    head = a.store.head_seq(ch, a.id)
+    for other in (
+        '{"text": "we withdraw", "precedence": "PRIORITY"}',
+        '{"text": "we hold our positions", "precedence": "FLASH"}',
+    ):
+        r = post(url, other, "k")
+        assert r.status_code == 409 and r.json()["code"] == "conflict", r.text
+        assert "Idempotency-Key" in r.json()["message"]
+    batch = '{"messages": [{"text": "one"}, {"text": "two"}]}'
+    assert post(url + "/batch", batch, "b").status_code == 200
+    r = post(url + "/batch", '{"messages": [{"text": "one"}, {"text": "three"}]}', "b")
+    assert r.status_code == 409 and r.json()["code"] == "conflict", r.text
+    assert a.store.head_seq(ch, a.id) == head + 2  # the batch's two; no refused one
+    # A key kept before schema version 24 names no request: a retry is answered as before.
+    assert post(url, '{"text": "old"}', "legacy").status_code == 200
+    a.store.q("UPDATE idempotency SET request = '' WHERE key LIKE '%legacy'")
+    r = post(url, '{"text": "old, resent differently"}', "legacy")
+    assert r.status_code == 200 and r.json()["created"] is False

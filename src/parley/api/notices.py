@@ -30,10 +30,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from parley.api import retries
 from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.domain import deadlines
@@ -103,7 +104,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
         channel: str,
         req: NoticeSend,
         who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
+        idempotency_key: str = Depends(retries.idempotency_key),
     ) -> dict[str, Any]:
         return notices.send_notice(
             who, channel, req.form, req.fields, texts=req.inputs, zone=req.timezone,
@@ -155,7 +156,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
         ref: str,
         req: AckSend,
         who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
+        idempotency_key: str = Depends(retries.idempotency_key),
     ) -> dict[str, Any]:
         return notices.acknowledge(
             who, channel, ref, req.answer, req.text, req.by, prec=req.precedence,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from parley.api import offload
+from parley.api import offload, retries
 from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.domain import channels
@@ -147,7 +147,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
         channel: str,
         req: TextMessage,
         who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=128),
+        idempotency_key: str = Depends(retries.idempotency_key),
     ) -> JSONResponse:
         sent = await chans.send_async(
             who, channel, req.text, req.lang, req.precedence, idempotency_key
@@ -161,7 +161,7 @@ def router(station: Station, auth: Auth) -> APIRouter:
         channel: str,
         req: TextBatch,
         who: User = Depends(auth.user),
-        idempotency_key: str = Header(default="", max_length=120),
+        idempotency_key: str = Depends(retries.idempotency_key),
     ) -> JSONResponse:
         """Several text messages in order, queued in one transaction (all or none)."""
         items = [(m.text, m.lang, m.precedence) for m in req.messages]

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.api import retries
 from parley.api.actions import acts
 from parley.api.auth import Auth
 from parley.station.node import Station
@@ -93,7 +94,7 @@ class MachineTranslation(Strict):
     lang: str = Field(max_length=16)
 
 
-Key = Header(default="", max_length=128)  # Idempotency-Key
+Key = Depends(retries.idempotency_key)  # the Idempotency-Key header, with its request
 
 
 def router(station: Station, auth: Auth) -> APIRouter:

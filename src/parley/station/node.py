@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from parley.domain import channels, records
+from parley.domain import channels, records, retries
 from parley.errors import (
     Code,
     Conflict,
@@ -521,9 +521,11 @@ class Station:
             head = self.store.head(channel, self.id)
             want = head.seq + 1 if head else 1
             seen = self.store.claim(
-                _scoped(actor, channel, idempotency_key), channel, want, self.clock()
-            )
+                _scoped(actor, channel, idempotency_key), channel, want, self.clock(),
+                retries.asked_for(idempotency_key),
+            )  # fmt: skip
             if seen is not None:
+                _same_request(seen[2], idempotency_key)
                 first = self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
                 return first[0], False
         state = self._sendable(channel)
@@ -561,7 +563,7 @@ class Station:
         scoped = _scoped(actor, channel, idempotency_key)
         keys = [f"{scoped}#{i}" for i in range(len(items))] if idempotency_key else []
         if keys:
-            done = self._sent_before(keys)
+            done = self._sent_before(keys, idempotency_key)
             if done is not None:
                 return done, False
         state = self._sendable(channel)
@@ -572,21 +574,24 @@ class Station:
             made.append(row)
         if keys:
             now = self.clock()
+            asked = retries.asked_for(idempotency_key)
             if made[-1].seq - made[0].seq == len(made) - 1:  # one run: one key names it
-                self.store.remember(keys[0], channel, made[0].seq, now, len(made))
+                self.store.remember(keys[0], channel, made[0].seq, now, len(made), asked)
             else:
                 for k, row in zip(keys, made, strict=True):
-                    self.store.remember(k, channel, row.seq, now)
+                    self.store.remember(k, channel, row.seq, now, 1, asked)
         self.store.audit(actor, "send", {"channel": channel, "messages": len(items)}, self.clock())
         return made, True
 
-    def _sent_before(self, keys: list[str]) -> list[EnvelopeRow] | None:
-        """The envelopes a batch with these keys made before, if it was sent: one key names
-        the run (its first seq and count), or, from before migration 23, one key each."""
+    def _sent_before(self, keys: list[str], key: str) -> list[EnvelopeRow] | None:
+        """The envelopes a batch with these keys (made of `key`) made before, if it was sent:
+        one key names the run (its first seq and count), or, from before migration 23, one key
+        each. A conflict if `key` came with another request then."""
         first = self.store.idempotent_run(keys[0])
         if first is None:
             return None
-        channel, seq, n = first
+        channel, seq, n, request = first
+        _same_request(request, key)
         if n > 1:
             return self.store.envelopes(channel, self.id, seq - 1, n)
         rows = []
@@ -878,6 +883,18 @@ class Station:
             "alarms": len(self.store.alarms()) if alarms is None else alarms,
             "selfaudit": integrity_db.last_pass(self.store),
         }
+
+
+def _same_request(first: str, key: str) -> None:
+    """Refuse `key` if it first came with another request (domain/retries.py)."""
+    if not retries.same_request(first, key):
+        raise Conflict(
+            Code.CONFLICT,
+            "this Idempotency-Key was first used with a different request (another text, "
+            "precedence or route); a retry repeats its request exactly, and a new request needs "
+            "a new key",
+            field="Idempotency-Key",
+        )
 
 
 def _scoped(actor: str, channel: str, key: str) -> str:

@@ -1139,34 +1139,42 @@ class SqlStore:
         return [int(r[0]) for r in rows]
 
     # --- idempotency, links, audit ---------------------------------------------------------------
-    def idempotent(self, key: str) -> tuple[str, int] | None:
-        rows = self.q("SELECT channel, seq FROM idempotency WHERE key = ?", key)
-        return (rows[0][0], int(rows[0][1])) if rows else None
+    def idempotent(self, key: str) -> tuple[str, int, str] | None:
+        """The channel and seq `key` names, and the digest of the request it came with."""
+        rows = self.q("SELECT channel, seq, request FROM idempotency WHERE key = ?", key)
+        return (rows[0][0], int(rows[0][1]), rows[0][2]) if rows else None
 
-    def idempotent_run(self, key: str) -> tuple[str, int, int] | None:
-        """The channel, first seq and count of the sends `key` names (`remember` with `n`)."""
-        rows = self.q("SELECT channel, seq, n FROM idempotency WHERE key = ?", key)
-        return (rows[0][0], int(rows[0][1]), int(rows[0][2])) if rows else None
+    def idempotent_run(self, key: str) -> tuple[str, int, int, str] | None:
+        """The channel, first seq and count of the sends `key` names (`remember` with `n`), and
+        the digest of the request it came with."""
+        rows = self.q("SELECT channel, seq, n, request FROM idempotency WHERE key = ?", key)
+        return (rows[0][0], int(rows[0][1]), int(rows[0][2]), rows[0][3]) if rows else None
 
-    def claim(self, key: str, channel: str, seq: int, now_ms: int) -> tuple[str, int] | None:
-        """Remember `key` for (channel, seq), or answer the (channel, seq) it already names.
-        One statement when the key is new, the usual case (a lookup first was 8% of a busy
-        sender's time)."""
+    def claim(
+        self, key: str, channel: str, seq: int, now_ms: int, request: str = ""
+    ) -> tuple[str, int, str] | None:
+        """Remember `key` for (channel, seq) and the request digest it came with, or answer what
+        it already names (`idempotent`). One statement when the key is new, the usual case (a
+        lookup first was 8% of a busy sender's time)."""
         with self.tx():
             if self.q(
-                "INSERT INTO idempotency (key, channel, seq, created) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (key) DO NOTHING RETURNING key",
-                key, channel, seq, now_ms,
+                "INSERT INTO idempotency (key, channel, seq, created, request)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING key",
+                key, channel, seq, now_ms, request,
             ):  # fmt: skip
                 return None
             return self.idempotent(key)
 
-    def remember(self, key: str, channel: str, seq: int, now_ms: int, n: int = 1) -> None:
-        """`key` names our sends on `channel` from `seq`: `n` of them, one after another."""
+    def remember(
+        self, key: str, channel: str, seq: int, now_ms: int, n: int = 1, request: str = ""
+    ) -> None:
+        """`key` names our sends on `channel` from `seq`: `n` of them, one after another, made
+        by the request with digest `request`."""
         with self.tx():
             self.q(
-                "INSERT INTO idempotency (key, channel, seq, created, n) VALUES (?, ?, ?, ?, ?)",
-                key, channel, seq, now_ms, n,
+                "INSERT INTO idempotency (key, channel, seq, created, n, request)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                key, channel, seq, now_ms, n, request,
             )  # fmt: skip
 
     def prune_idempotency(self, before_ms: int, keep: int) -> int:

@@ -436,6 +436,12 @@ MIGRATIONS: list[tuple[int, str, list[str | Only]]] = [
         " (a row per message was a tenth of a batch's statements); rows from before name one",
         ["ALTER TABLE idempotency ADD COLUMN n BIGINT NOT NULL DEFAULT 1"],
     ),
+    (
+        24,
+        "an idempotency key keeps the digest of the request it came with (domain/retries.py):"
+        " the same key with another request is refused; keys from before name no request",
+        ["ALTER TABLE idempotency ADD COLUMN request TEXT NOT NULL DEFAULT ''"],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
