@@ -32,7 +32,7 @@ def build_witness_app(station: Station) -> FastAPI:
     async def parley_error(_: Request, exc: ParleyError) -> JSONResponse:
         return JSONResponse(exc.to_json(), status_code=exc.status)
 
-    app.include_router(witness_api.router(station))
+    gate.add_routes(app, witness_api.router(station))
     gate.install(app, station.cfg.limits)  # body limits, security headers (app/gate.py)
     return app
 
