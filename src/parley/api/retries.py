@@ -18,5 +18,5 @@ async def idempotency_key(
     route's model), within the body limits."""
     if not idempotency_key:
         return ""
-    digest = request_digest(request.method, request.url.path, await request.body())
+    digest = request_digest(request.method, request.scope["path"], await request.body())
     return IdempotencyKey(idempotency_key, digest)

