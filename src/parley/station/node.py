@@ -506,7 +506,8 @@ class Station:
         actor: str = "operator",
     ) -> tuple[EnvelopeRow, bool]:
         """Seal and queue a content body. Returns (row, created); a repeated idempotency key
-        returns the envelope it first made instead of a second copy. Sends arriving together
+        returns the envelope it first made instead of a second copy, or `conflict` if it came
+        with another request then (domain/retries.py). Sends arriving together
         share one durable commit (station/writer.py); this returns once it is done."""
         if len(idempotency_key) > 128:
             raise LocalError(Code.INVALID_REQUEST, "Idempotency-Key is at most 128 characters")
@@ -544,7 +545,7 @@ class Station:
     ) -> tuple[list[EnvelopeRow], bool]:
         """Seal and queue several (body, precedence) in order, in one transaction: one durable
         commit for all of them, and all or none. A repeated idempotency key returns the
-        envelopes it first made."""
+        envelopes it first made, or `conflict` as `send`."""
         if not 1 <= len(items) <= MAX_BATCH:
             raise LocalError(Code.INVALID_REQUEST, f"a batch holds 1..{MAX_BATCH} messages")
         if len(idempotency_key) > 120:
