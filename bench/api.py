@@ -36,12 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import STACKS, cpu_s, finish, pair, pct, profile, use_stack
+from common import PASSWORD, STACKS, cpu_s, finish, pair, pct, profile, use_stack
 
 from parley.cli.client import Api
 from parley.station.config import load_config
 
-PASSWORD = "quiet harbour lantern 42"  # passes the password policy
 CHANNELS = 6  # hotlines; plus one back channel
 BATCH = 500  # messages per send request while filling
 

@@ -276,16 +276,29 @@ def client_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+PASSWORD = "quiet harbour lantern 42"  # passes the password policy
+
+
+def user_token(data: Path, name: str, roles: list[str]) -> str:
+    """A new user of the station at `data` with `roles`, and an API token of their own (made by
+    them, as the station requires): what a duty operator's program would send with."""
+    Api(data, timeout_s=120).post("/users", json={"name": name, "roles": roles,
+                                                  "password": PASSWORD})  # fmt: skip
+    login = Api(data, anonymous=True).post("/login", json={"name": name, "password": PASSWORD})
+    own = Api(data, as_token=login["token"], timeout_s=120)
+    return str(own.post(f"/users/{name}/tokens", json={"label": "bench"})["token"])
+
+
 async def send_all(
     data: Path, channel: str, n: int, concurrency: int, rate: float = 0.0, prefix: str = "bench",
-    batch: int = 1,
+    batch: int = 1, token: str | None = None,
 ) -> None:  # fmt: skip
     """Send n text messages through the operator API; with rate > 0, paced at that many per s;
-    with batch > 1, that many per request (POST …/messages/batch, one transaction each)."""
+    with batch > 1, that many per request (POST …/messages/batch, one transaction each). As
+    `token` (default: the station's bootstrap token)."""
     cfg = load_config(data)
-    load = Load(
-        f"http://{cfg.listen}", {"Authorization": f"Bearer {load_token(data)}"}, concurrency
-    )
+    bearer = token or load_token(data)
+    load = Load(f"http://{cfg.listen}", {"Authorization": f"Bearer {bearer}"}, concurrency)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for first in range(0, n, batch):
         queue.put_nowait(first)
