@@ -403,10 +403,10 @@ def test_alarms_are_raised_listed_and_cleared(store: SqlStore) -> None:
 def test_idempotency_keys(store: SqlStore) -> None:
     assert store.idempotent("k") is None
     store.remember("k", "c", 3, NOW)
-    assert store.idempotent("k") == ("c", 3, "")
+    assert store.idempotent("k") == ("c", 3, 1, "")
     store.remember("r", "c", 4, NOW, 2, "d1")  # a run of two, made by request digest d1
-    assert store.idempotent_run("r") == ("c", 4, 2, "d1")
-    assert store.claim("r", "c", 9, NOW) == ("c", 4, "d1")
+    assert store.idempotent("r") == ("c", 4, 2, "d1")
+    assert store.claim("r", "c", 9, NOW) == ("c", 4, 2, "d1")
     with pytest.raises(IntegrityError):
         store.remember("k", "c", 4, NOW)
 
@@ -414,9 +414,9 @@ def test_idempotency_keys(store: SqlStore) -> None:
 def test_idempotency_keys_are_pruned_by_age_then_count(store: SqlStore) -> None:
     for i in range(10):
         assert store.claim(f"k{i}", "c", i, NOW + i) is None
-    assert store.claim("k3", "c", 99, NOW + 50) == ("c", 3, "")  # a retry: the first answer
+    assert store.claim("k3", "c", 99, NOW + 50) == ("c", 3, 1, "")  # a retry: the first answer
     assert store.prune_idempotency(NOW + 2, 100) == 2  # k0, k1: older than the bound
-    assert store.idempotent("k1") is None and store.idempotent("k2") == ("c", 2, "")
+    assert store.idempotent("k1") is None and store.idempotent("k2") == ("c", 2, 1, "")
     assert store.prune_idempotency(0, 3) == 5  # only the 3 newest stay
     assert [store.idempotent(f"k{i}") is not None for i in range(10)] == [False] * 7 + [True] * 3
     assert store.prune_idempotency(0, 3) == 0

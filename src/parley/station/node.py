@@ -526,7 +526,7 @@ class Station:
                 retries.asked_for(idempotency_key),
             )  # fmt: skip
             if seen is not None:
-                _same_request(seen[2], idempotency_key)
+                _same_request(seen[3], idempotency_key)
                 first = self.store.envelopes(seen[0], self.id, seen[1] - 1, 1)
                 return first[0], False
         state = self._sendable(channel)
@@ -588,7 +588,7 @@ class Station:
         """The envelopes a batch with these keys (made of `key`) made before, if it was sent:
         one key names the run (its first seq and count), or, from before migration 23, one key
         each. A conflict if `key` came with another request then."""
-        first = self.store.idempotent_run(keys[0])
+        first = self.store.idempotent(keys[0])
         if first is None:
             return None
         channel, seq, n, request = first

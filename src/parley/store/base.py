@@ -1139,20 +1139,15 @@ class SqlStore:
         return [int(r[0]) for r in rows]
 
     # --- idempotency, links, audit ---------------------------------------------------------------
-    def idempotent(self, key: str) -> tuple[str, int, str] | None:
-        """The channel and seq `key` names, and the digest of the request it came with."""
-        rows = self.q("SELECT channel, seq, request FROM idempotency WHERE key = ?", key)
-        return (rows[0][0], int(rows[0][1]), rows[0][2]) if rows else None
-
-    def idempotent_run(self, key: str) -> tuple[str, int, int, str] | None:
-        """The channel, first seq and count of the sends `key` names (`remember` with `n`), and
-        the digest of the request it came with."""
+    def idempotent(self, key: str) -> tuple[str, int, int, str] | None:
+        """The channel, first seq and count of the sends `key` names (`remember` with `n`; one
+        for `claim`), and the digest of the request it came with."""
         rows = self.q("SELECT channel, seq, n, request FROM idempotency WHERE key = ?", key)
         return (rows[0][0], int(rows[0][1]), int(rows[0][2]), rows[0][3]) if rows else None
 
     def claim(
         self, key: str, channel: str, seq: int, now_ms: int, request: str = ""
-    ) -> tuple[str, int, str] | None:
+    ) -> tuple[str, int, int, str] | None:
         """Remember `key` for (channel, seq) and the request digest it came with, or answer what
         it already names (`idempotent`). One statement when the key is new, the usual case (a
         lookup first was 8% of a busy sender's time)."""
