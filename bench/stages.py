@@ -1,8 +1,9 @@
 """Where the slow messages of a paced run wait: bench/latency.py's run with stage stamps.
 
 The stations run with bench/stagehook on their path (stamps only there, none in the stations'
-code): per message, the time from sealed at A to each stage (A: committed, pushed, answered,
-settled; B: verified, applied, stored), as medians over all messages and over the slowest 1%,
+code): per message, the time from sealed at A to each stage (A: committed, poked, round,
+planning, planned, pushed, answered, settled; B: routed, authed, arrived, verified, applied,
+stored; bench/stagehook says what each is), as medians over all messages and over the slowest 1%,
 then the slowest few one by one; the latency by distance after A's checkpoints; collector
 pauses over 2 ms.
 
@@ -23,8 +24,8 @@ from typing import Any
 
 from common import pair, pct, send_all
 
-A_STAGES = ("committed", "pushed", "answered", "settled")
-B_STAGES = ("verified", "applied", "stored")
+A_STAGES = ("committed", "poked", "round", "planning", "planned", "pushed", "answered", "settled")
+B_STAGES = ("routed", "authed", "arrived", "verified", "applied", "stored")
 
 
 def read(folder: Path, pids: dict[int, str]) -> dict[str, dict[str, dict[int, float]]]:

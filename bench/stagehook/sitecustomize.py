@@ -2,11 +2,17 @@
 is put first on their PYTHONPATH) and only when PARLEY_STAGES names a directory: the stations'
 own code carries no hook. Each process appends `stage seq wall_ms` lines to its own file there.
 
-Stages: at the sender `committed` (Station.send returned: the group's commit is on disk),
-`pushed` and `answered` (the batch's push on the wire, its answer back), `settled` (the answer's
-receipts applied); at the receiver `verified` (the crypto phase of the batch done), `applied`
-(the batch's transaction about to commit), `stored` (committed); besides, `checkpoint` (issued)
-and `witnessed`, and `gc<generation>` for collections over 2 ms (seq: the pause in µs).
+Stages: at the sender `committed` (Station.send returned; on the API's path that is inside the
+writer's group, before its commit), `poked` (the dispatcher woken once a commit is on disk),
+`round` (its round begun), `planning` and `planned` (the round's plan, which reads the first
+batch, on a worker thread), `pushed` and `answered` (the batch's push on the wire, its answer
+back), `settled` (the answer's receipts applied); at the receiver `routed` (the push request
+reached its route), `authed` (its body read, its signature about to be checked), `arrived` (the
+batch on a worker thread), `verified` (the crypto phase of the batch done), `applied` (the
+batch's transaction about to commit), `stored` (committed); besides, `checkpoint` (issued) and
+`witnessed`, and `gc<generation>` for collections over 2 ms (seq: the pause in µs).
+`poked`, `round`, `routed` and `authed` are the latest such event before the batch's next stage
+(a paced run has one push in flight per peer); `poked` and `round` only for a plan's batches.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ _DIR = os.environ.get("PARLEY_STAGES")
 
 
 def _install(folder: str) -> None:
+    import asyncio
     import functools
     import gc
     import threading
     import time
     from typing import Any
 
+    from parley.api import peer as peer_api
     from parley.station import checkpoints, dispatcher, node, receiving
 
     lock = threading.Lock()
@@ -30,8 +38,8 @@ def _install(folder: str) -> None:
     local = threading.local()
     answers: dict[int, list[int]] = {}
 
-    def stamp(stage: str, seqs: list[int]) -> None:
-        t = time.time() * 1000
+    def stamp(stage: str, seqs: list[int], t: float | None = None) -> None:
+        t = time.time() * 1000 if t is None else t
         with lock:
             sink.write("".join(f"{stage} {s} {t:.2f}\n" for s in seqs))
 
@@ -74,10 +82,46 @@ def _install(folder: str) -> None:
 
         return w
 
+    # The latest of some events, stamped on the batch that follows them: with one push in flight
+    # per peer at a paced rate, the wake-up before a plan and the request before a receive.
+    marks: dict[str, float] = {}
+
+    def mark(name: str, f: Any) -> Any:
+        if asyncio.iscoroutinefunction(f):
+
+            async def aw(*a: Any, **k: Any) -> Any:
+                marks[name] = time.time() * 1000
+                return await f(*a, **k)
+
+            return functools.wraps(f)(aw)
+
+        def w(*a: Any, **k: Any) -> Any:
+            marks[name] = time.time() * 1000
+            return f(*a, **k)
+
+        return functools.wraps(f)(w)
+
+    def plan(f: Any) -> Any:
+        def w(self: Any, *a: Any, **k: Any) -> Any:
+            t0 = time.time() * 1000
+            out = f(self, *a, **k)
+            seqs = [b.seq for v in out if v.first for b in v.first[2]]
+            stamp("poked", seqs, marks.get("poked", t0))
+            stamp("round", seqs, marks.get("round", t0))
+            stamp("planning", seqs, t0)
+            stamp("planned", seqs)
+            return out
+
+        return w
+
     def prepare_all(f: Any) -> Any:
         def w(self: Any, *a: Any, **k: Any) -> Any:
+            t0 = time.time() * 1000
             out = f(self, *a, **k)
             local.seqs = [x.env.seq for x in out if x.env is not None]
+            stamp("routed", local.seqs, marks.get("routed", t0))
+            stamp("authed", local.seqs, marks.get("authed", t0))
+            stamp("arrived", local.seqs, t0)
             stamp("verified", local.seqs)
             return out
 
@@ -108,6 +152,11 @@ def _install(folder: str) -> None:
 
     after(node.Station, "send", send)
     after(dispatcher.Dispatcher, "_offer", offer)
+    after(dispatcher.Dispatcher, "_plan", plan)
+    dispatcher.Dispatcher._poke = mark("poked", dispatcher.Dispatcher._poke)
+    dispatcher.Dispatcher.round = mark("round", dispatcher.Dispatcher.round)
+    peer_api._authenticated = mark("routed", peer_api._authenticated)
+    peer_api.verify_request = mark("authed", peer_api.verify_request)
     after(dispatcher.Dispatcher, "_settle", settle)
     after(dispatcher.Dispatcher, "_settle_all", settle_all)
     after(receiving.Receiver, "prepare_all", prepare_all)
