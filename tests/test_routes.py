@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from parley.api import retries
+from parley.api.auth import Auth
 from parley.app.build import build_app
 from tests.pair import Clock, make_station
 
@@ -48,20 +49,29 @@ def test_no_route_shadows_a_later_one(tmp_path: Path) -> None:
 def test_every_route_reads_an_idempotency_key_with_its_request(tmp_path: Path) -> None:
     """A route that took the Idempotency-Key header on its own would let the same key answer
     another request with the first one's envelope: every route reads it through the one
-    dependency that keeps the request with it (api/retries.py)."""
-    with_key, on_their_own = [], []
+    dependency that keeps the request with it and names the caller first (`Auth.sender`,
+    api/retries.py), and the OpenAPI document describes the header for exactly those routes."""
+    takes, on_their_own = set(), []
 
     def walk(route: str, dependant: Dependant) -> None:
-        for p in dependant.header_params:
-            if p.alias.lower() == "idempotency-key":
-                (with_key if dependant.call is retries.idempotency_key else on_their_own).append(
-                    route
-                )
+        on_their_own.extend(
+            route for p in dependant.header_params if p.alias.lower() == "idempotency-key"
+        )
         for sub in dependant.dependencies:
+            if getattr(sub.call, "__func__", None) is Auth.sender:
+                takes.add(route)
             walk(route, sub)
 
+    app = build_app(make_station(tmp_path / "a", "South", "en", Clock()), "t" * 32)
     for r in routes_in_match_order(tmp_path):
         if isinstance(r, APIRoute):
-            walk(f"{sorted(r.methods)} {r.path}", r.dependant)
+            walk(f"{next(iter(r.methods)).lower()} {r.path}", r.dependant)
+    documented = {
+        f"{method} {path}"
+        for path, item in app.openapi()["paths"].items()
+        for method, op in item.items()
+        if retries.PARAMETER in op.get("parameters", [])
+    }
     assert on_their_own == []
-    assert len(with_key) >= 10  # sends, batches, notices, acknowledgements and the talks' moves
+    assert takes == documented
+    assert len(takes) >= 13  # sends, batches, notices, acknowledgements and the talks' moves

@@ -457,3 +457,25 @@ def test_an_idempotency_key_again_with_another_request_is_refused_and_queues_not
     a.store.q("UPDATE idempotency SET request = '' WHERE key LIKE '%legacy'")
     r = post(url, '{"text": "old, resent differently"}', "legacy")
     assert r.status_code == 200 and r.json()["created"] is False
+
+
+def test_an_idempotency_key_too_long_is_refused_after_the_caller_is_known(
+    world: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    """The key is read with the caller (api/auth.py `Auth.sender`): a caller without a valid
+    credential is told that, whatever key it sent; a known caller's key over 128 characters is
+    `invalid_request` naming the header, and nothing is queued."""
+    _, _, a, _, ch = world
+    client = TestClient(build_app(a, "t" * 32))
+    url, head = f"/api/v1/channels/{ch}/messages", a.store.head_seq(ch, a.id)
+    long = {"Idempotency-Key": "k" * 129}
+    r = client.post(url, json={"text": "x"}, headers=long | {"Authorization": "Bearer wrong"})
+    assert r.status_code == 401 and r.json()["code"] == "unauthorized", r.text
+    boot = {"Authorization": "Bearer " + "t" * 32}
+    for path, body in ((url, {"text": "x"}), (url + "/batch", {"messages": [{"text": "x"}]})):
+        r = client.post(path, json=body, headers=boot | long)
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request", r.text
+        assert r.json()["details"]["fields"][0]["field"] == "idempotency-key"
+    assert a.store.head_seq(ch, a.id) == head
+    r = client.post(url, json={"text": "x"}, headers=boot | {"Idempotency-Key": "k" * 128})
+    assert r.status_code == 200 and a.store.head_seq(ch, a.id) == head + 1

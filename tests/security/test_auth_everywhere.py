@@ -1,7 +1,8 @@
-"""Every operator API route authenticates its caller (api/auth.py `Auth.user`), whether its
-router says so for all its routes or the route itself (the busiest routers leave it to each
-route, so that FastAPI resolves the user once and not also for the router: issue 14). Only the
-routes whose action is `public` (login) go without."""
+"""Every operator API route authenticates its caller (api/auth.py `Auth.user`, or `Auth.sender`
+for the routes that take an Idempotency-Key), whether its router says so for all its routes or
+the route itself (the busiest routers leave it to each route, so that FastAPI resolves the user
+once and not also for the router: issue 14). Only the routes whose action is `public` (login)
+go without."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def test_every_operator_route_but_login_authenticates_its_caller(tmp_path: Path)
         if (route.openapi_extra or {}).get(KEY) == PUBLIC:
             continue
         calls = [*_calls(route.dependant), *(d.dependency for d in route.dependencies)]
-        if not any(getattr(c, "__func__", None) is Auth.user for c in calls):
+        # `sender` is `user` and the Idempotency-Key, in one dependency (api/auth.py).
+        if not any(getattr(c, "__func__", None) in (Auth.user, Auth.sender) for c in calls):
             open_.append(f"{sorted(route.methods)} {route.path}")
         checked += 1
     assert checked > 75 and open_ == []

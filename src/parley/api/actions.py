@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from parley.api import retries
 from parley.api.auth import SESSION_COOKIE
 from parley.station.roles import Action
 
@@ -29,8 +30,12 @@ SCHEMES: dict[str, Any] = {
 SECURITY: list[dict[str, list[str]]] = [{name: []} for name in SCHEMES]
 
 
-def acts(action: Action | str) -> dict[str, Any]:
+def acts(action: Action | str, keyed: bool = False) -> dict[str, Any]:
+    """`keyed`: the route takes an Idempotency-Key, read by `Auth.sender` itself (so FastAPI
+    does not describe it either)."""
     extra: dict[str, Any] = {KEY: str(action)}
     if action != PUBLIC:
         extra["security"] = SECURITY
+    if keyed:
+        extra["parameters"] = [retries.PARAMETER]
     return {"openapi_extra": extra}

@@ -1,6 +1,7 @@
 """Who is calling the operator API: a FastAPI dependency that turns credentials into a User.
 
-Every operator route depends on `auth.user`; what that user may do is the role table's answer,
+Every operator route depends on `auth.user`, or on `auth.sender` if it takes an Idempotency-Key
+(the caller and the key in one dependency); what that user may do is the role table's answer,
 checked by the use-case service the route calls (station/roles.py).
 Accepted credentials, in this order:
 - `Authorization: Bearer <DIR/api.token>`: the bootstrap token, acting as the BOOTSTRAP user;
@@ -22,10 +23,13 @@ without the other. Bearer credentials need neither: a browser never adds them by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from parley.api import retries
 from parley.errors import Code, Forbidden, Unauthorized
 from parley.protocol import crypto
 from parley.station import users
@@ -50,10 +54,24 @@ def credentials(authorization: str | None) -> HTTPAuthorizationCredentials | Non
     return HTTPAuthorizationCredentials(scheme=scheme, credentials=secret)
 
 
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sends, and the Idempotency-Key they sent it with ("" for none; api/retries.py)."""
+
+    user: User
+    key: str
+
+
 class Auth:
     def __init__(self, station: Station, token: str) -> None:
         self.station = station
         self.token = token
+
+    async def sender(self, request: Request) -> Sender:
+        """`user`, then the request's Idempotency-Key: the caller is known before the header is
+        looked at, as on every route."""
+        who = await self.user(request)
+        return Sender(who, await retries.idempotency_key(request))
 
     async def user(self, request: Request) -> User:
         # The credentials are read here from the request, not by two sub-dependencies (HTTPBearer

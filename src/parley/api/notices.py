@@ -34,9 +34,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from parley.api import retries
 from parley.api.actions import acts
-from parley.api.auth import Auth
+from parley.api.auth import Auth, Sender
 from parley.domain import deadlines
 from parley.domain.forms.inputs import MAX_INPUT_CHARS, MAX_INPUTS
 from parley.station.node import Station
@@ -99,18 +98,15 @@ def router(station: Station, auth: Auth) -> APIRouter:
     ) -> dict[str, Any]:
         return notices.form(who, form_id, version, lang)
 
-    @r.post("/channels/{channel}/notices", **acts(Action.NOTICE_SEND))
+    @r.post("/channels/{channel}/notices", **acts(Action.NOTICE_SEND, keyed=True))
     def send_notice(
-        channel: str,
-        req: NoticeSend,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Depends(retries.idempotency_key),
+        channel: str, req: NoticeSend, s: Sender = Depends(auth.sender)
     ) -> dict[str, Any]:
         return notices.send_notice(
-            who, channel, req.form, req.fields, texts=req.inputs, zone=req.timezone,
+            s.user, channel, req.form, req.fields, texts=req.inputs, zone=req.timezone,
             lang=req.lang, version=req.version,
             deadline_ms=req.deadline_ms, deadline_hours=req.deadline_hours,
-            prec=req.precedence, idempotency_key=idempotency_key,
+            prec=req.precedence, idempotency_key=s.key,
         )  # fmt: skip
 
     @r.post("/channels/{channel}/notices/preview", **acts(Action.NOTICE_SEND))
@@ -150,17 +146,13 @@ def router(station: Station, auth: Auth) -> APIRouter:
             },
         )
 
-    @r.post("/channels/{channel}/messages/{ref}/ack", **acts(Action.NOTICE_ACK))
+    @r.post("/channels/{channel}/messages/{ref}/ack", **acts(Action.NOTICE_ACK, keyed=True))
     def ack(
-        channel: str,
-        ref: str,
-        req: AckSend,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Depends(retries.idempotency_key),
+        channel: str, ref: str, req: AckSend, s: Sender = Depends(auth.sender)
     ) -> dict[str, Any]:
         return notices.acknowledge(
-            who, channel, ref, req.answer, req.text, req.by, prec=req.precedence,
-            idempotency_key=idempotency_key,
+            s.user, channel, ref, req.answer, req.text, req.by, prec=req.precedence,
+            idempotency_key=s.key,
         )  # fmt: skip
 
     @r.get("/channels/{channel}/messages/{ref}/acks", **acts(Action.CHANNEL_READ))

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from parley.api import offload, retries
+from parley.api import offload
 from parley.api.actions import acts
-from parley.api.auth import Auth
+from parley.api.auth import Auth, Sender
 from parley.domain import channels
 from parley.protocol.identity import MAX_INVITATION_CHARS
 from parley.station.channels import STEPS, ChannelDesk
@@ -142,30 +142,26 @@ def router(station: Station, auth: Auth) -> APIRouter:
 
     # The sends answer a JSONResponse of plain data: a dict would be re-encoded by FastAPI on
     # another trip to a worker thread, per message sent (issue 14).
-    @r.post("/channels/{channel}/messages", response_model=Object, **acts(Action.MESSAGE_SEND))
+    @r.post(
+        "/channels/{channel}/messages", response_model=Object,
+        **acts(Action.MESSAGE_SEND, keyed=True),
+    )  # fmt: skip
     async def send(
-        channel: str,
-        req: TextMessage,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Depends(retries.idempotency_key),
+        channel: str, req: TextMessage, s: Sender = Depends(auth.sender)
     ) -> JSONResponse:
-        sent = await chans.send_async(
-            who, channel, req.text, req.lang, req.precedence, idempotency_key
-        )
+        sent = await chans.send_async(s.user, channel, req.text, req.lang, req.precedence, s.key)
         return JSONResponse(sent)
 
     @r.post(
-        "/channels/{channel}/messages/batch", response_model=Object, **acts(Action.MESSAGE_SEND)
-    )
+        "/channels/{channel}/messages/batch", response_model=Object,
+        **acts(Action.MESSAGE_SEND, keyed=True),
+    )  # fmt: skip
     async def send_batch(
-        channel: str,
-        req: TextBatch,
-        who: User = Depends(auth.user),
-        idempotency_key: str = Depends(retries.idempotency_key),
+        channel: str, req: TextBatch, s: Sender = Depends(auth.sender)
     ) -> JSONResponse:
         """Several text messages in order, queued in one transaction (all or none)."""
         items = [(m.text, m.lang, m.precedence) for m in req.messages]
-        return JSONResponse(await chans.send_batch_async(who, channel, items, idempotency_key))
+        return JSONResponse(await chans.send_batch_async(s.user, channel, items, s.key))
 
     @r.get("/channels/{channel}/messages", response_model=Objects, **acts(Action.CHANNEL_READ))
     def messages(

@@ -33,9 +33,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from parley.api import retries
 from parley.api.actions import acts
-from parley.api.auth import Auth
+from parley.api.auth import Auth, Sender
 from parley.station.node import Station
 from parley.station.roles import Action
 from parley.station.talks_desk import desk
@@ -94,38 +93,32 @@ class MachineTranslation(Strict):
     lang: str = Field(max_length=16)
 
 
-Key = Depends(retries.idempotency_key)  # the Idempotency-Key header, with its request
-
-
 def router(station: Station, auth: Auth) -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["talks"], dependencies=[Depends(auth.user)])
+    # Each route takes its caller itself (tests/security/test_auth_everywhere.py): a router's
+    # own would be solved beside a route's `sender`, a second dependency per request (issue 14).
+    r = APIRouter(prefix="/api/v1", tags=["talks"])
     d = desk(station)
     caller = Depends(auth.user)
+    sender = Depends(auth.sender)  # the caller and the Idempotency-Key, with its request
 
     # --- talks -----------------------------------------------------------------------------------
 
-    @r.post("/channels/{channel}/talks", **acts(Action.TALKS_PROPOSE))
-    def propose(
-        channel: str, req: Propose, who: User = caller, idempotency_key: str = Key
-    ) -> dict[str, Any]:
-        return d.propose(
-            who, channel, req.terms, req.negotiation_id, idempotency_key=idempotency_key
-        )
+    @r.post("/channels/{channel}/talks", **acts(Action.TALKS_PROPOSE, keyed=True))
+    def propose(channel: str, req: Propose, s: Sender = sender) -> dict[str, Any]:
+        return d.propose(s.user, channel, req.terms, req.negotiation_id, idempotency_key=s.key)
 
-    @r.post("/channels/{channel}/talks/{nid}/counter", **acts(Action.TALKS_COUNTER))
-    def counter(
-        channel: str, nid: str, req: CounterReq, who: User = caller, idempotency_key: str = Key
-    ) -> dict[str, Any]:
-        return d.counter(who, channel, nid, req.parent, req.terms, idempotency_key=idempotency_key)
+    @r.post("/channels/{channel}/talks/{nid}/counter", **acts(Action.TALKS_COUNTER, keyed=True))
+    def counter(channel: str, nid: str, req: CounterReq, s: Sender = sender) -> dict[str, Any]:
+        return d.counter(s.user, channel, nid, req.parent, req.terms, idempotency_key=s.key)
 
     def version_route(move: str, action: Action) -> None:
-        @r.post(f"/channels/{{channel}}/talks/{{nid}}/{move}", name=move, **acts(action))
+        @r.post(
+            f"/channels/{{channel}}/talks/{{nid}}/{move}", name=move, **acts(action, keyed=True)
+        )
         def version_move(
-            channel: str, nid: str, req: VersionReq, who: User = caller, idempotency_key: str = Key
+            channel: str, nid: str, req: VersionReq, s: Sender = sender
         ) -> dict[str, Any]:
-            return d.version_move(
-                who, channel, nid, move, req.version, idempotency_key=idempotency_key
-            )
+            return d.version_move(s.user, channel, nid, move, req.version, idempotency_key=s.key)
 
     version_route("withdraw", Action.TALKS_WITHDRAW)
     version_route("accept", Action.TALKS_ACCEPT)
@@ -140,29 +133,29 @@ def router(station: Station, auth: Auth) -> APIRouter:
 
     # --- road map --------------------------------------------------------------------------------
 
-    @r.post("/channels/{channel}/roadmap/steps", **acts(Action.ROADMAP_ADD))
-    def add_step(
-        channel: str, req: StepAdd, who: User = caller, idempotency_key: str = Key
-    ) -> dict[str, Any]:
+    @r.post("/channels/{channel}/roadmap/steps", **acts(Action.ROADMAP_ADD, keyed=True))
+    def add_step(channel: str, req: StepAdd, s: Sender = sender) -> dict[str, Any]:
         return d.add_step(
-            who, channel, req.owner, req.description,
+            s.user, channel, req.owner, req.description,
             [c.model_dump() for c in req.conditions], req.step_id,
-            idempotency_key=idempotency_key,
+            idempotency_key=s.key,
         )  # fmt: skip
 
-    @r.post("/channels/{channel}/roadmap/steps/{step_id}/agree", **acts(Action.ROADMAP_AGREE))
-    def agree_step(
-        channel: str, step_id: str, who: User = caller, idempotency_key: str = Key
-    ) -> dict[str, Any]:
-        return d.agree_step(who, channel, step_id, idempotency_key=idempotency_key)
+    @r.post(
+        "/channels/{channel}/roadmap/steps/{step_id}/agree",
+        **acts(Action.ROADMAP_AGREE, keyed=True),
+    )
+    def agree_step(channel: str, step_id: str, s: Sender = sender) -> dict[str, Any]:
+        return d.agree_step(s.user, channel, step_id, idempotency_key=s.key)
 
-    @r.post("/channels/{channel}/roadmap/steps/{step_id}/update", **acts(Action.ROADMAP_UPDATE))
+    @r.post(
+        "/channels/{channel}/roadmap/steps/{step_id}/update",
+        **acts(Action.ROADMAP_UPDATE, keyed=True),
+    )
     def update_step(
-        channel: str, step_id: str, req: StepUpdate, who: User = caller, idempotency_key: str = Key
+        channel: str, step_id: str, req: StepUpdate, s: Sender = sender
     ) -> dict[str, Any]:
-        return d.update_step(
-            who, channel, step_id, req.status, req.note, idempotency_key=idempotency_key
-        )
+        return d.update_step(s.user, channel, step_id, req.status, req.note, idempotency_key=s.key)
 
     @r.get("/channels/{channel}/roadmap", **acts(Action.CHANNEL_READ))
     def show_roadmap(channel: str, who: User = caller) -> dict[str, Any]:
@@ -170,29 +163,27 @@ def router(station: Station, auth: Auth) -> APIRouter:
 
     # --- translation -----------------------------------------------------------------------------
 
-    @r.post("/channels/{channel}/messages/{ref}/translations", **acts(Action.TRANSLATION_HUMAN))
+    @r.post(
+        "/channels/{channel}/messages/{ref}/translations",
+        **acts(Action.TRANSLATION_HUMAN, keyed=True),
+    )
     def add_translation(
-        channel: str,
-        ref: str,
-        req: HumanTranslation,
-        who: User = caller,
-        idempotency_key: str = Key,
+        channel: str, ref: str, req: HumanTranslation, s: Sender = sender
     ) -> dict[str, Any]:
         return d.translate(
-            who, channel, ref, status=req.status, lang=req.lang, text=req.text,
+            s.user, channel, ref, status=req.status, lang=req.lang, text=req.text,
             translator=req.translator, supersedes=req.supersedes,
-            idempotency_key=idempotency_key,
+            idempotency_key=s.key,
         )  # fmt: skip
 
-    @r.post("/channels/{channel}/messages/{ref}/translate", **acts(Action.TRANSLATION_MACHINE))
+    @r.post(
+        "/channels/{channel}/messages/{ref}/translate",
+        **acts(Action.TRANSLATION_MACHINE, keyed=True),
+    )
     def machine_translate(
-        channel: str,
-        ref: str,
-        req: MachineTranslation,
-        who: User = caller,
-        idempotency_key: str = Key,
+        channel: str, ref: str, req: MachineTranslation, s: Sender = sender
     ) -> dict[str, Any]:
-        return d.machine_translate(who, channel, ref, req.lang, idempotency_key=idempotency_key)
+        return d.machine_translate(s.user, channel, ref, req.lang, idempotency_key=s.key)
 
     @r.get("/channels/{channel}/messages/{ref}/translations", **acts(Action.CHANNEL_READ))
     def show_translations(
