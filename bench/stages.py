@@ -29,7 +29,8 @@ B_STAGES = ("routed", "authed", "arrived", "verified", "applied", "stored")
 
 
 def read(folder: Path, pids: dict[int, str]) -> dict[str, dict[str, dict[int, float]]]:
-    """station -> stage -> seq -> first time seen (wall ms)."""
+    """station -> stage -> seq -> first time seen (wall ms); for the work beside the messages
+    (`ev-` stages), station -> stage -> when it began (wall µs) -> how long it took (µs)."""
     out: dict[str, dict[str, dict[int, float]]] = {s: defaultdict(dict) for s in pids.values()}
     for f in folder.glob("stages.*"):
         who = pids.get(int(f.suffix[1:]))
@@ -37,7 +38,10 @@ def read(folder: Path, pids: dict[int, str]) -> dict[str, dict[str, dict[int, fl
             continue  # a worker process of the receive pool
         for line in f.read_text().splitlines():
             stage, seq, t = line.split()
-            out[who][stage].setdefault(int(seq), float(t))
+            if stage.startswith("ev-"):
+                out[who][stage][int(float(t) * 1000)] = float(seq)
+            else:
+                out[who][stage].setdefault(int(seq), float(t))
     return out
 
 
@@ -98,7 +102,26 @@ def main() -> None:
             mid = statistics.median(by[k])
             print(
                 f"after a checkpoint {k:5s}: n {len(by[k])}, median {mid:.1f},"
-                f" p90 {pct(by[k], 90):.0f} ms"
+                f" p90 {pct(by[k], 90):.0f}, p99 {pct(by[k], 99):.0f} ms"
+            )
+    # The work beside the messages: how often it overlaps a message's way (sealed to stored),
+    # over all messages and over the slowest 1%.
+    slow = texts[-max(1, len(texts) // 100) :]
+    for who in ("a", "b"):
+        for stage in sorted(k for k in st[who] if k.startswith("ev-")):
+            spans = sorted((t / 1000, t / 1000 + us / 1000) for t, us in st[who][stage].items())
+            starts = [b for b, _ in spans]
+
+            def hit(m: dict[str, Any], spans: list[tuple[float, float]] = spans,
+                    starts: list[float] = starts) -> bool:  # fmt: skip
+                i = bisect.bisect_right(starts, m["stored"])
+                return any(e >= m["ts"] for _, e in spans[max(0, i - 3) : i])
+
+            took = sorted(e - b for b, e in spans)
+            print(
+                f"{who} {stage[3:]:6s} x{len(spans):<5d} median {statistics.median(took):.2f},"
+                f" longest {took[-1]:.1f} ms; on the way of {sum(map(hit, texts))} of all,"
+                f" {sum(map(hit, slow))} of the slowest {len(slow)}"
             )
     # Only during the run: start-up's full collections come before the heap is frozen.
     start = min(st["a"]["committed"].values(), default=0.0)

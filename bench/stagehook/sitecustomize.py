@@ -31,7 +31,8 @@ def _install(folder: str) -> None:
     from typing import Any
 
     from parley.api import peer as peer_api
-    from parley.station import checkpoints, dispatcher, node, receiving
+    from parley.station import checkpoints, dispatcher, node, receiving, selfaudit
+    from parley.store import sqlite
 
     lock = threading.Lock()
     sink = open(os.path.join(folder, f"stages.{os.getpid()}"), "a", buffering=1)  # noqa: SIM115
@@ -164,6 +165,58 @@ def _install(folder: str) -> None:
     after(receiving.Receiver, "batch", then("stored"))
     module_fn(checkpoints, "issue", "checkpoint", lambda a, out: out.seq)
     module_fn(checkpoints, "_witness", "witnessed", lambda a, out: a[1].seq)
+
+    # Work beside the messages, as `ev-<name> <µs it took> <wall ms it began>`: the station's
+    # scheduled tasks, the self-audit's chunks, the WAL's checkpoints, heartbeats.
+    def span(name: str, f: Any) -> Any:
+        def record(t0: float) -> None:
+            stamp(f"ev-{name}", [int((time.time() * 1000 - t0) * 1000)], t0)
+
+        if asyncio.iscoroutinefunction(f):
+
+            async def aw(*a: Any, **k: Any) -> Any:
+                t0 = time.time() * 1000
+                try:
+                    return await f(*a, **k)
+                finally:
+                    record(t0)
+
+            return functools.wraps(f)(aw)
+
+        def w(*a: Any, **k: Any) -> Any:
+            t0 = time.time() * 1000
+            try:
+                return f(*a, **k)
+            finally:
+                record(t0)
+
+        return functools.wraps(f)(w)
+
+    class _Timed:
+        """A lock that stamps how long it was held (the WAL checkpointer's, held per checkpoint)."""
+
+        def __init__(self, lock: Any) -> None:
+            self.lock, self.t0 = lock, 0.0
+
+        def __enter__(self) -> None:
+            self.lock.acquire()
+            self.t0 = time.time() * 1000
+
+        def __exit__(self, *exc: object) -> None:
+            stamp("ev-wal", [int((time.time() * 1000 - self.t0) * 1000)], self.t0)
+            self.lock.release()
+
+    def timed_lock(f: Any) -> Any:
+        def w(self: Any, *a: Any, **k: Any) -> None:
+            f(self, *a, **k)
+            self.lock = _Timed(self.lock)
+
+        return w
+
+    node.Station.tick = span("tick", node.Station.tick)
+    selfaudit.Pass.step = span("audit", selfaudit.Pass.step)
+    dispatcher.Dispatcher.heartbeat = span("ping", dispatcher.Dispatcher.heartbeat)
+    after(sqlite.Checkpointer, "__init__", timed_lock)
 
     started = [0.0]
 

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
-from parley.api import retries
+from parley.api import offload, retries
 from parley.errors import Code, Forbidden, Unauthorized
 from parley.protocol import crypto
 from parley.station import users
@@ -91,7 +90,7 @@ class Auth:
             known = users.known_user(store, session, now, sessions_only=True)
         if known is not None:
             return known
-        return await run_in_threadpool(self.lookup, request, cred, session)
+        return await offload.run(self.lookup, request, cred, session)
 
     def lookup(
         self,
