@@ -1,4 +1,4 @@
-"""The API's store calls that must not hold the event loop (api/offload.py)."""
+"""The store calls that must not hold the event loop (station/onloop.py, api/offload.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 from parley.api import offload
+from parley.station.onloop import run_unless_held
 from parley.store.lock import StoreLock
 from tests.holding import held_elsewhere
 
@@ -19,9 +20,9 @@ def test_a_call_runs_on_the_loop_while_the_store_is_free_and_on_a_worker_while_i
 
     async def main() -> None:
         here = threading.get_ident()
-        assert await offload.run_unless_held(lock, read) == here  # free: no hop
+        assert await run_unless_held(lock, read) == here  # free: no hop
         with held_elsewhere(lambda: lock):
-            call = asyncio.create_task(offload.run_unless_held(lock, read))
+            call = asyncio.create_task(run_unless_held(lock, read, elsewhere=offload.run))
             await asyncio.sleep(0.05)  # the loop goes on while the call waits for the store
             assert not call.done()
         assert await call != here  # it waited on a worker thread

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from parley.api import offload
@@ -19,6 +20,7 @@ from parley.protocol.request import HEADER, parse_auth, verify_request
 from parley.protocol.schema import require_fields
 from parley.station import handovers, peerstate
 from parley.station.node import Station
+from parley.station.onloop import run_unless_held
 from parley.station.peering import MAX_BODY_BYTES as MAX_BATCH_BYTES
 from parley.station.peering import PeerDesk
 from parley.transport.base import MAX_FRAME_ENVELOPES
@@ -35,7 +37,9 @@ async def _authenticated(request: Request, station: Station) -> tuple[str, bytes
     if carried is not None:  # the caller rotated its key: follow it first (§3.6)
         await run_in_threadpool(handovers.accept, station, carried, auth.station)
     store = station.store
-    peer = await offload.run_unless_held(store.lock, peerstate.admitted, store, auth.station)
+    peer = await run_unless_held(
+        store.lock, peerstate.admitted, store, auth.station, elsewhere=offload.run
+    )
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -54,14 +58,15 @@ def router(station: Station) -> APIRouter:
         return r
     desk = PeerDesk(station)
 
-    @r.post("/envelopes")
-    async def push(request: Request) -> dict[str, Any]:
+    @r.post("/envelopes", response_model=dict[str, Any])
+    async def push(request: Request) -> JSONResponse:
         caller, body = await _authenticated(request, station)
         raws = [line for line in body.split(b"\n") if line]
         # Verifying, opening and applying a batch takes a while: a worker thread does it, so
         # the event loop goes on serving other requests (and the dispatcher) meanwhile; the
-        # API's own, whose hand-over costs less than AnyIO's (api/offload.py).
-        return await offload.run(desk.push, caller, raws)
+        # API's own, whose hand-over costs less than AnyIO's (api/offload.py). The answer is
+        # plain data: FastAPI would walk it again to encode it (issue 14).
+        return JSONResponse(await offload.run(desk.push, caller, raws))
 
     @r.post("/pull")
     async def pull(request: Request) -> Response:

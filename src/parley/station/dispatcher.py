@@ -77,18 +77,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from parley.domain.precedence import Precedence
 from parley.errors import Code
 from parley.station import paths
 from parley.station.node import Station
+from parley.station.onloop import run_unless_held
 from parley.store import paths as db
 from parley.store.base import EnvelopeRow, LinkRow, PeerRow
 from parley.transport import policy
 from parley.transport.base import PullResponse, PushResponse, Transport, TransportError
 from parley.transport.bundle import SCHEME as FOLDER
 
+T = TypeVar("T")
 log = logging.getLogger("parley.dispatcher")
 MAX_ROUNDS = 64  # batches per step and peer before other peers get their turn
 FLASH = Precedence.FLASH.value
@@ -152,12 +154,15 @@ class Dispatcher:
             if self.wake.is_set():
                 continue  # something was queued during the round: no wait to work out
             idle_ms = await asyncio.to_thread(self.idle_ms)
+            # Not wait_for: it waits in a task of its own, and a wake-up (a send's commit) took
+            # two more turns of the event loop to reach this one, behind the send's answer.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=idle_ms / 1000)
+                async with asyncio.timeout(idle_ms / 1000):
+                    await self.wake.wait()
 
     async def round(self) -> bool:
         """Serve every peer once (module rules); True if some step stopped with work left."""
-        views = await asyncio.to_thread(self._plan)
+        views = await self._read(self._plan)
         tasks = [self._serve(v) for v in views]
         self.links = {}
         try:
@@ -167,10 +172,18 @@ class Dispatcher:
             if rows:
                 await asyncio.to_thread(paths.write_links, self.station, list(rows.values()))
 
+    async def _read(self, fn: Callable[[], T]) -> T:
+        """A round's store reads (`_plan`): on the event loop while the store is free, on a
+        worker thread while another thread holds it (station/onloop.py: the loop, which also
+        serves the APIs, would wait with it); always there on PostgreSQL, where each read is a
+        round trip to the server that the loop would wait for."""
+        store = self.station.store
+        if store.dialect != "sqlite":
+            return await asyncio.to_thread(fn)
+        return await run_unless_held(store.lock, fn)
+
     def _plan(self) -> list[_PeerView]:
-        """What a round needs from the store, read on a worker thread: on the event loop, a
-        read waits for the store's lock while a group of sends is sealed and committed, and
-        the loop, which also serves the APIs, would wait with it."""
+        """What a round needs from the store (`_read`)."""
         store = self.station.store
         pending = set(store.peers_with_pending())
         relayed = set(db.relay_dests(store))
