@@ -20,6 +20,7 @@ from parley.errors import Code
 from parley.station.dispatcher import Dispatcher, _Answer
 from parley.store.base import EnvelopeRow
 from parley.transport.base import PushResponse, TransportError
+from tests.holding import held_elsewhere
 from tests.net import LIVENESS_S
 from tests.test_transport import World, texts
 
@@ -411,3 +412,38 @@ def test_a_backlog_goes_out_while_a_group_of_sends_holds_the_store(tmp_path: Pat
     assert arrived == [n] and len(set(pushed)) == len(pushed)  # none offered twice
     assert texts(w.b, ch) == [f"m{i}" for i in range(n)]
     assert w.a.status()["peers"][0]["pending"] == 0
+
+
+def test_a_rounds_plan_is_read_on_the_loop_while_the_store_is_free_else_on_a_worker(
+    tmp_path: Path,
+) -> None:
+    """A wake-up's plan (the peers, their paths, the first batch) is read on the event loop
+    while the store is free: no hop to a worker thread and back on the way of a message (issue
+    14). While another thread holds the store, it is read on a worker thread, and the loop goes
+    on meanwhile (station/onloop.py)."""
+    w = World(tmp_path)
+    ch = w.open()
+    read_on: list[int] = []
+    real = w.da._plan
+
+    def plan() -> Any:
+        read_on.append(threading.get_ident())
+        return real()
+
+    w.da._plan = plan  # type: ignore[method-assign]  # an observed seam
+
+    async def go() -> None:
+        loop_thread = threading.get_ident()
+        w.a.send(ch, channels.text_body("first", "en"))
+        await w.da.round()
+        assert read_on == [loop_thread]
+        w.a.send(ch, channels.text_body("second", "en"))
+        with held_elsewhere(lambda: w.a.store.lock):
+            r = asyncio.create_task(w.da.round())
+            await asyncio.sleep(0.05)  # the loop runs this while the plan waits for the store
+            assert not r.done()
+        await r
+        assert len(read_on) == 2 and read_on[1] != loop_thread
+
+    asyncio.run(go())
+    assert texts(w.b, ch) == ["first", "second"]

@@ -39,8 +39,8 @@ Each round, for every peer (`_serve`, steps in this order):
    a later failure was recorded is older news, and ends no backoff. Sends committed while an
    answer is applied, with nothing in flight, go out before that answer's commit
    (`_while_settling`): it may wait behind a group of sends going to disk. A round's plan reads
-   each ready peer's first batch in the same worker-thread trip, so a wake-up's sends are one
-   trip from the wire.
+   each ready peer's first batch with the rest of the plan, so a wake-up's sends are one read
+   from the wire: on the event loop itself while the store is free (station/onloop.py).
 3. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
    they arrived; the peer's receipts are kept for their senders (station/paths.py).
 4. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
@@ -64,7 +64,8 @@ Each round, for every peer (`_serve`, steps in this order):
 Every loop is bounded: at most MAX_ROUNDS batches per step before the next round.
 The event loop also serves the APIs: store work on the send path (the next batch, link state
 after each exchange) runs on a worker thread, since a store call waits for the store's lock
-while another thread's commit is on its way to disk.
+while another thread's commit is on its way to disk; a round's plan only while another thread
+holds the store (`_read`).
 """
 
 from __future__ import annotations
