@@ -479,3 +479,31 @@ def test_an_idempotency_key_too_long_is_refused_after_the_caller_is_known(
     assert a.store.head_seq(ch, a.id) == head
     r = client.post(url, json={"text": "x"}, headers=boot | {"Idempotency-Key": "k" * 128})
     assert r.status_code == 200 and a.store.head_seq(ch, a.id) == head + 1
+
+
+def test_a_batch_whose_seqs_another_envelope_split_keeps_a_key_per_message(
+    world: tuple[Net, Clock, Station, Station, str],
+) -> None:
+    """A batch's envelopes are one run of seqs, named by one key; should anything insert an
+    envelope of ours between two of them (an observer acting on a stored body, inside the same
+    transaction), each message keeps a key of its own instead. A retry then answers exactly the
+    batch's envelopes, in order, and queues nothing."""
+    net, _, a, b, ch = world
+    interleaved: list[int] = []
+
+    def observe(st: Station, acc: Accepted) -> None:
+        if acc.local and acc.body.get("text") == "two" and not interleaved:
+            interleaved.append(st.send(ch, channels.text_body("between", "en"))[0].seq)
+
+    a.observers.append(observe)
+    items = [(channels.text_body(t, "en"), "ROUTINE") for t in ("one", "two", "three")]
+    made, created = a.send_many(ch, items, "batch-key")
+    assert created and [r.seq for r in made] == [made[0].seq, made[0].seq + 1, made[0].seq + 3]
+    assert interleaved == [made[0].seq + 2]
+    head = a.store.head_seq(ch, a.id)
+    again, created = a.send_many(ch, items, "batch-key")
+    assert not created and [r.seq for r in again] == [r.seq for r in made]
+    assert a.store.head_seq(ch, a.id) == head
+    net.deliver(a, b)
+    texts = [m.body["text"] for m in b.messages(ch) if m.body.get("type") == "text"]
+    assert texts[-4:] == ["one", "two", "between", "three"]
