@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import Route
@@ -16,8 +17,11 @@ from parley.app.build import build_app
 from tests.pair import Clock, make_station
 
 
-def routes_in_match_order(tmp_path: Path) -> list[Route]:
-    app = build_app(make_station(tmp_path / "a", "South", "en", Clock()), "t" * 32)
+def station_app(tmp_path: Path) -> FastAPI:
+    return build_app(make_station(tmp_path / "a", "South", "en", Clock()), "t" * 32)
+
+
+def routes_in_match_order(app: FastAPI) -> list[Route]:
     found: list[Route] = []
 
     def walk(routes: list[object]) -> None:
@@ -33,7 +37,7 @@ def routes_in_match_order(tmp_path: Path) -> list[Route]:
 
 
 def test_no_route_shadows_a_later_one(tmp_path: Path) -> None:
-    routes = routes_in_match_order(tmp_path)
+    routes = routes_in_match_order(station_app(tmp_path))
     assert len(routes) > 50  # the walk reached into the included routers
     shadowed = []
     for j, later in enumerate(routes):
@@ -62,10 +66,10 @@ def test_every_route_reads_an_idempotency_key_with_its_request(tmp_path: Path) -
                 takes.add(route)
             walk(route, sub)
 
-    for r in routes_in_match_order(tmp_path):
+    app = station_app(tmp_path)
+    for r in routes_in_match_order(app):
         if isinstance(r, APIRoute):
             walk(f"{next(iter(r.methods)).lower()} {r.path}", r.dependant)
-    app = build_app(make_station(tmp_path / "docs", "South", "en", Clock()), "t" * 32)
     documented = {
         f"{method} {path}"
         for path, item in app.openapi()["paths"].items()
