@@ -83,24 +83,37 @@ def _install(folder: str) -> None:
 
         return w
 
+    def around(f: Any, enter: Any, leave: Any = None) -> Any:
+        """`f`, sync or async, with `enter()` called before it and `leave(what enter gave)`
+        after it, even if it raises."""
+        if asyncio.iscoroutinefunction(f):
+
+            async def aw(*a: Any, **k: Any) -> Any:
+                token = enter()
+                try:
+                    return await f(*a, **k)
+                finally:
+                    if leave is not None:
+                        leave(token)
+
+            return functools.wraps(f)(aw)
+
+        def w(*a: Any, **k: Any) -> Any:
+            token = enter()
+            try:
+                return f(*a, **k)
+            finally:
+                if leave is not None:
+                    leave(token)
+
+        return functools.wraps(f)(w)
+
     # The latest of some events, stamped on the batch that follows them: with one push in flight
     # per peer at a paced rate, the wake-up before a plan and the request before a receive.
     marks: dict[str, float] = {}
 
     def mark(name: str, f: Any) -> Any:
-        if asyncio.iscoroutinefunction(f):
-
-            async def aw(*a: Any, **k: Any) -> Any:
-                marks[name] = time.time() * 1000
-                return await f(*a, **k)
-
-            return functools.wraps(f)(aw)
-
-        def w(*a: Any, **k: Any) -> Any:
-            marks[name] = time.time() * 1000
-            return f(*a, **k)
-
-        return functools.wraps(f)(w)
+        return around(f, lambda: marks.__setitem__(name, time.time() * 1000))
 
     def plan(f: Any) -> Any:
         def w(self: Any, *a: Any, **k: Any) -> Any:
@@ -168,29 +181,11 @@ def _install(folder: str) -> None:
 
     # Work beside the messages, as `ev-<name> <µs it took> <wall ms it began>`: the station's
     # scheduled tasks, the self-audit's chunks, the WAL's checkpoints, heartbeats.
+    def took(stage: str, t0: float) -> None:
+        stamp(stage, [int((time.time() * 1000 - t0) * 1000)], t0)
+
     def span(name: str, f: Any) -> Any:
-        def record(t0: float) -> None:
-            stamp(f"ev-{name}", [int((time.time() * 1000 - t0) * 1000)], t0)
-
-        if asyncio.iscoroutinefunction(f):
-
-            async def aw(*a: Any, **k: Any) -> Any:
-                t0 = time.time() * 1000
-                try:
-                    return await f(*a, **k)
-                finally:
-                    record(t0)
-
-            return functools.wraps(f)(aw)
-
-        def w(*a: Any, **k: Any) -> Any:
-            t0 = time.time() * 1000
-            try:
-                return f(*a, **k)
-            finally:
-                record(t0)
-
-        return functools.wraps(f)(w)
+        return around(f, lambda: time.time() * 1000, lambda t0: took(f"ev-{name}", t0))
 
     class _Timed:
         """A lock that stamps how long it was held (the WAL checkpointer's, held per checkpoint)."""
@@ -203,7 +198,7 @@ def _install(folder: str) -> None:
             self.t0 = time.time() * 1000
 
         def __exit__(self, *exc: object) -> None:
-            stamp("ev-wal", [int((time.time() * 1000 - self.t0) * 1000)], self.t0)
+            took("ev-wal", self.t0)
             self.lock.release()
 
     def timed_lock(f: Any) -> Any:
