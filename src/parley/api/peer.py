@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from parley.api import offload
 from parley.errors import Code, RejectedInput
@@ -35,7 +34,7 @@ async def _authenticated(request: Request, station: Station) -> tuple[str, bytes
     auth = parse_auth(request.headers.get(HEADER))
     carried = request.headers.get(handovers.HEADER)
     if carried is not None:  # the caller rotated its key: follow it first (§3.6)
-        await run_in_threadpool(handovers.accept, station, carried, auth.station)
+        await offload.run(handovers.accept, station, carried, auth.station)
     store = station.store
     peer = await run_unless_held(
         store.lock, peerstate.admitted, store, auth.station, elsewhere=offload.run
