@@ -23,12 +23,14 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+from fastapi.routing import APIRoute
 from starlette.applications import Starlette
 from starlette.middleware.exceptions import ExceptionMiddleware
 
 from parley.api import limits
 from parley.api.failures import REQUEST_ID_HEADER, json_answer, logged
 from parley.api.limits import App, Message, Receive, Scope, Send, TooLarge
+from parley.app import lean
 from parley.app.browser import Origins, with_security_headers
 from parley.errors import Code
 from parley.station.config import Limits
@@ -129,6 +131,9 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     are never used, and no router has a lifespan of its own, so the routes need nothing of an
     inclusion."""
     assert not router.on_startup and not router.on_shutdown, "a router's lifespan would be lost"
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            lean.install(route)  # the plainest routes skip FastAPI's solver (app/lean.py)
     app.router.routes.extend(router.routes)
 
 
