@@ -2,12 +2,12 @@
 solving a dependency graph per request (issue 14).
 
 For a route whose endpoint is a coroutine that answers a Response and takes nothing but string
-path parameters, at most one JSON body model and dependencies that each take only the request
-(`Auth.user`, `Auth.sender`), FastAPI's request handler still reads the content type with an
-email parser, builds the query parameters and cookies it will not use, and walks the dependency
-graph with its caches and exit stacks: about a quarter of a send's time on the event loop with
-16 clients (`bench/synapse.py`). `handler(route)` gives such a route a handler that does the
-same steps directly:
+path parameters, the request, at most one JSON body model and dependencies that each take only
+the request (`Auth.user`, `Auth.sender`), FastAPI's request handler still reads the content
+type with an email parser, builds the query parameters and cookies it will not use, and walks
+the dependency graph with its caches and exit stacks: about a quarter of a send's time on the
+event loop with 16 clients (`bench/synapse.py`). `handler(route)` gives such a route a handler
+that does the same steps directly:
 
 - A request whose body is not plainly JSON (`Content-Type: application/json`, bytes that
   decode, a value the body model accepts) is handed to FastAPI's handler as it is, before any
@@ -99,7 +99,6 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
         or d.query_params
         or d.header_params
         or d.cookie_params
-        or d.request_param_name is not None
         or d.websocket_param_name is not None
         or d.http_connection_param_name is not None
         or d.response_param_name is not None
@@ -122,9 +121,12 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
     paths = [p.name for p in d.path_params]
     deps = [(str(s.name), s.call) for s in d.dependencies if s.call is not None]
     body_name = body_field.name if d.body_params and body_field is not None else None
+    request_name = d.request_param_name
 
     async def lean(request: Request) -> Response:
         values: dict[str, Any] = {}
+        if request_name is not None:
+            values[request_name] = request
         if body_name is not None:
             assert body_field is not None
             raw = await request.body()
