@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -35,6 +35,9 @@ BUSIEST = {
     ("GET", "/api/v1/status"),
     ("GET", "/api/v1/me"),
     ("POST", "/peer/v1/envelopes"),
+    ("GET", "/api/v1/inbox"),
+    ("GET", "/api/v1/channels/{channel}/history"),
+    ("GET", "/api/v1/alarms"),
 }
 
 
@@ -122,14 +125,19 @@ def test_every_lean_route_answers_as_fastapi_does(apps: dict[str, Any]) -> None:
         body = EXAMPLES[body_model] if body_model is not None else None
         path = route.path.replace("{channel}", apps["channel"])
         assert "{" not in path, f"give {route.path} a path parameter's value here"
+        queries = {"": ""}
+        for q in route.dependant.query_params:
+            for value in ("zz", "0", "1", "-1", "true"):
+                queries[f"{q.alias}={value}"] = f"?{q.alias}={value}"
         for method in route.methods:
             seen = compared.setdefault((method, route.path), {})
             for what, headers, content in _cases(body, TOKEN, apps["low"]):
-                answers = [
-                    apps[side].request(method, path, headers=headers, content=content)
-                    for side in ("lean", "fastapi")
-                ]
-                seen[what] = _same(*answers)
+                for name, query in queries.items():
+                    answers = [
+                        apps[side].request(method, path + query, headers=headers, content=content)
+                        for side in ("lean", "fastapi")
+                    ]
+                    seen[f"{what}{', ' if name else ''}{name}"] = _same(*answers)
     assert set(compared) >= BUSIEST
     # The cases reach every layer: the good request passes, and the rest are refused where
     # FastAPI refuses them (credentials, role, body, header).
@@ -141,6 +149,10 @@ def test_every_lean_route_answers_as_fastapi_does(apps: dict[str, Any]) -> None:
     assert send["text/plain"] == send["an unknown field"] == send["fields of the wrong type"] == 422
     assert send["not UTF-8"] == 400  # FastAPI's "There was an error parsing the body"
     assert compared[("GET", "/api/v1/me")]["good"] == 200
+    inbox = compared[("GET", "/api/v1/inbox")]
+    assert inbox["good"] == inbox["good, limit=1"] == 200
+    assert inbox["good, limit=zz"] == inbox["good, limit=0"] == 422
+    assert inbox["no credential, limit=zz"] == 401  # the caller first, as FastAPI does
 
 
 async def who(request: Request) -> str:
@@ -190,14 +202,19 @@ def test_a_route_of_another_shape_keeps_fastapis_handler() -> None:
     async def takes_the_request_and_a_query(request: Request, q: str = "") -> JSONResponse:
         return JSONResponse({})
 
+    @r.get("/header")
+    async def header_param(x_thing: str = Header("")) -> JSONResponse:
+        return JSONResponse({})
+
     made = {route.path: lean.install(route) for route in r.routes if isinstance(route, APIRoute)}
     assert made == {
         "/plain/{p}": True,
-        "/query": False,
+        "/query": True,
         "/sync": False,
         "/dict": False,
-        "/int/{n}": False,
+        "/int/{n}": True,
         "/deeper": False,
+        "/header": False,
         "/request": True,
-        "/request-and-more": False,
+        "/request-and-more": True,
     }

@@ -1,20 +1,21 @@
 """A lean handler for the plainest routes: what FastAPI's own handler does for them, without
 solving a dependency graph per request (issue 14).
 
-For a route whose endpoint is a coroutine that answers a Response and takes nothing but string
-path parameters, the request, at most one JSON body model and dependencies that each take only
-the request (`Auth.user`, `Auth.sender`), FastAPI's request handler still reads the content
+For a route whose endpoint is a coroutine that answers a Response and takes nothing but path
+and query parameters, the request, at most one JSON body model and dependencies that each take
+only the request (`Auth.user`, `Auth.sender`), FastAPI's request handler still reads the content
 type with an email parser, builds the query parameters and cookies it will not use, and walks
 the dependency graph with its caches and exit stacks: about a quarter of a send's time on the
 event loop with 16 clients (`bench/synapse.py`). `handler(route)` gives such a route a handler
 that does the same steps directly:
 
-- A request whose body is not plainly JSON (`Content-Type: application/json`, bytes that
-  decode, a value the body model accepts) is handed to FastAPI's handler as it is, before any
-  dependency runs: every error answer (missing, malformed or invalid body, another content
-  type) is FastAPI's own, word for word.
+- A request whose parameters FastAPI's own function finds wrong, or whose body is not plainly
+  JSON (`Content-Type: application/json`, bytes that decode, a value the body model accepts),
+  is handed to FastAPI's handler as it is, before any dependency runs: every error answer
+  (a bad parameter, a missing, malformed or invalid body, another content type) is FastAPI's
+  own, word for word.
 - Otherwise each dependency is awaited in the order the endpoint declares them, then the
-  endpoint is called with them, the path parameters and the validated body. A dependency or
+  endpoint is called with them, the parameters and the validated body. A dependency or
   the endpoint that raises does so exactly as under FastAPI: the exception handlers answer.
 
 Any route of another shape keeps FastAPI's handler. `install(route)` gives a route its lean
@@ -32,7 +33,7 @@ from weakref import WeakSet
 
 from fastapi import params
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import get_typed_return_annotation
+from fastapi.dependencies.utils import get_typed_return_annotation, request_params_to_args
 from fastapi.routing import APIRoute, request_response
 from starlette.requests import Request
 from starlette.responses import Response
@@ -96,7 +97,6 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
         d.call is not route.endpoint
         or not inspect.iscoroutinefunction(route.endpoint)
         or not _answers_a_response(route.endpoint)
-        or d.query_params
         or d.header_params
         or d.cookie_params
         or d.websocket_param_name is not None
@@ -107,7 +107,6 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
         or len(d.body_params) > 1
         or not all(_takes_only_the_request(s) for s in d.dependencies)
         or any(s.name is None for s in d.dependencies)
-        or any(p.field_info.annotation is not str or p.alias != p.name for p in d.path_params)
     ):
         return None
     body_field = route.body_field
@@ -118,13 +117,19 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
     ):
         return None
     endpoint = route.endpoint
-    paths = [p.name for p in d.path_params]
+    path_params, query_params = d.path_params, d.query_params
     deps = [(str(s.name), s.call) for s in d.dependencies if s.call is not None]
     body_name = body_field.name if d.body_params and body_field is not None else None
     request_name = d.request_param_name
 
     async def lean(request: Request) -> Response:
-        values: dict[str, Any] = {}
+        values, errors = request_params_to_args(path_params, request.path_params)
+        if query_params:
+            found, more = request_params_to_args(query_params, request.query_params)
+            values.update(found)
+            errors += more
+        if errors:
+            return await fastapi_handler(request)
         if request_name is not None:
             values[request_name] = request
         if body_name is not None:
@@ -136,15 +141,12 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
                 decoded = json.loads(raw)
             except ValueError:
                 return await fastapi_handler(request)
-            value, errors = body_field.validate(decoded, {}, loc=("body",))
-            if errors:
+            value, wrong = body_field.validate(decoded, {}, loc=("body",))
+            if wrong:
                 return await fastapi_handler(request)
             values[body_name] = value
         for name, call in deps:
             values[name] = await call(request)
-        path = request.path_params
-        for name in paths:
-            values[name] = path[name]
         answer: Response = await endpoint(**values)
         return answer
 
