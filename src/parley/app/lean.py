@@ -9,11 +9,11 @@ the dependency graph with its caches and exit stacks: about a quarter of a send'
 event loop with 16 clients (`bench/synapse.py`). `handler(route)` gives such a route a handler
 that does the same steps directly:
 
-- A request whose parameters FastAPI's own function finds wrong, or whose body is not plainly
-  JSON (`Content-Type: application/json`, bytes that decode, a value the body model accepts),
-  is handed to FastAPI's handler as it is, before any dependency runs: every error answer
-  (a bad parameter, a missing, malformed or invalid body, another content type) is FastAPI's
-  own, word for word.
+- A request whose parameters FastAPI's own function finds wrong, whose body cannot be read, or
+  whose body is not plainly JSON (`Content-Type: application/json`, bytes that decode, a value
+  the body model accepts) is handed to FastAPI's handler as it is, before any dependency runs:
+  every error answer (a bad parameter, a missing, malformed or invalid body, another content
+  type) is FastAPI's own, word for word.
 - Otherwise each dependency is awaited in the order the endpoint declares them, then the
   endpoint is called with them, the parameters and the validated body. A dependency or
   the endpoint that raises does so exactly as under FastAPI: the exception handlers answer.
@@ -134,7 +134,10 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
             values[request_name] = request
         if body_name is not None:
             assert body_field is not None
-            raw = await request.body()
+            try:
+                raw = await request.body()
+            except Exception:  # a client gone, a body over the gate's limit (app/gate.py)
+                return await fastapi_handler(request)  # which answers it as FastAPI does
             if not raw or request.headers.get("content-type") != JSON_TYPE:
                 return await fastapi_handler(request)
             try:
