@@ -70,7 +70,9 @@ def test_the_busiest_routes_are_lean(apps: dict[str, Any]) -> None:
 
 
 def _cases(body: Any, token: str, low: str) -> Iterator[tuple[str, dict[str, str], bytes | None]]:
-    """(what, headers, body): a good request, then each kind of bad one."""
+    """(what, headers, body): a good request, then each kind of bad one. (The peer routes take
+    a signed request from a peer, not an operator's token: they refuse all of these alike, and
+    the station's own pushes in the other tests go through them.)"""
     auth = {"Authorization": f"Bearer {token}"}
     as_json = {**auth, "Content-Type": "application/json"}
     good = json.dumps(body).encode() if body is not None else None
