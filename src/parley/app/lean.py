@@ -7,8 +7,8 @@ only the request (`Auth.user`, `Auth.sender`), FastAPI's request handler still r
 type with an email parser, builds the query parameters and cookies it will not use, and walks
 the dependency graph with its caches and exit stacks: about a quarter of a send's time on the
 event loop with 16 clients (`bench/synapse.py`), and the event loop's CPU per `/me` 148-161 us
-against 109-122 us lean (in process, three alternating runs). `handler(route)` gives such a route a handler
-that does the same steps directly:
+against 109-122 us lean (in process, three alternating runs). `handler(route)` gives such a
+route a handler that does the same steps directly:
 
 - A request whose parameters FastAPI's own function finds wrong, whose body cannot be read, or
   whose body is not plainly JSON (`Content-Type: application/json`, bytes that decode, a value
