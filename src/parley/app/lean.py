@@ -66,18 +66,27 @@ def uninstall(route: APIRoute) -> None:
     route.app = request_response(route.get_route_handler())
 
 
+def _nothing_but_params_and_the_request(d: Dependant) -> bool:
+    """`d` takes no headers, cookies, websocket, connection, response, background tasks or
+    security scopes: whatever else it takes, the lean handler gives as FastAPI would."""
+    return not (
+        d.header_params
+        or d.cookie_params
+        or d.websocket_param_name is not None
+        or d.http_connection_param_name is not None
+        or d.response_param_name is not None
+        or d.background_tasks_param_name is not None
+        or d.security_scopes_param_name is not None
+    )
+
+
 def _takes_only_the_request(d: Dependant) -> bool:
     return (
         d.call is not None
         and inspect.iscoroutinefunction(d.call)
         and d.request_param_name is not None
-        and not (d.path_params or d.query_params or d.header_params or d.cookie_params)
-        and not (d.body_params or d.dependencies)
-        and d.websocket_param_name is None
-        and d.http_connection_param_name is None
-        and d.response_param_name is None
-        and d.background_tasks_param_name is None
-        and d.security_scopes_param_name is None
+        and _nothing_but_params_and_the_request(d)
+        and not (d.path_params or d.query_params or d.body_params or d.dependencies)
         and len(inspect.signature(d.call).parameters) == 1
     )
 
@@ -99,29 +108,22 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
         d.call is not route.endpoint
         or not inspect.iscoroutinefunction(route.endpoint)
         or not _answers_a_response(route.endpoint)
-        or d.header_params
-        or d.cookie_params
-        or d.websocket_param_name is not None
-        or d.http_connection_param_name is not None
-        or d.response_param_name is not None
-        or d.background_tasks_param_name is not None
-        or d.security_scopes_param_name is not None
+        or not _nothing_but_params_and_the_request(d)
         or len(d.body_params) > 1
         or not all(_takes_only_the_request(s) for s in d.dependencies)
         or any(s.name is None for s in d.dependencies)
     ):
         return None
-    body_field = route.body_field
+    body = route.body_field if d.body_params else None
     if d.body_params and (
-        body_field is None
-        or isinstance(body_field.field_info, params.Form)
+        body is None
+        or isinstance(body.field_info, params.Form)
         or route._embed_body_fields  # as FastAPI's handler reads it
     ):
         return None
     endpoint = route.endpoint
     path_params, query_params = d.path_params, d.query_params
     deps = [(str(s.name), s.call) for s in d.dependencies if s.call is not None]
-    body_name = body_field.name if d.body_params and body_field is not None else None
     request_name = d.request_param_name
 
     async def lean(request: Request) -> Response:
@@ -134,8 +136,7 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
             return await fastapi_handler(request)
         if request_name is not None:
             values[request_name] = request
-        if body_name is not None:
-            assert body_field is not None
+        if body is not None:
             try:
                 raw = await request.body()
             except Exception:  # a client gone, a body over the gate's limit (app/gate.py)
@@ -146,10 +147,10 @@ def handler(route: APIRoute, fastapi_handler: Handler) -> Handler | None:
                 decoded = json.loads(raw)
             except ValueError:
                 return await fastapi_handler(request)
-            value, wrong = body_field.validate(decoded, {}, loc=("body",))
+            value, wrong = body.validate(decoded, {}, loc=("body",))
             if wrong:
                 return await fastapi_handler(request)
-            values[body_name] = value
+            values[body.name] = value
         for name, call in deps:
             values[name] = await call(request)
         answer: Response = await endpoint(**values)
