@@ -20,6 +20,7 @@ from parley.app import lean
 from parley.app.build import build_app
 from parley.station import users
 from tests.pair import hotline
+from tests.test_routes import routes_in_match_order
 
 TOKEN = "t" * 32
 PASSWORD = "quiet harbour lantern 42"
@@ -42,9 +43,7 @@ BUSIEST = {
 
 
 def _api_routes(app: FastAPI) -> Iterator[APIRoute]:
-    for r in app.router.routes:
-        if isinstance(r, APIRoute):
-            yield r
+    return (r for r in routes_in_match_order(app) if isinstance(r, APIRoute))
 
 
 @pytest.fixture

@@ -14,17 +14,7 @@ from fastapi.routing import APIRoute
 
 from parley.api.actions import KEY, PUBLIC
 from parley.api.auth import Auth
-from parley.app.build import build_app
-from tests.pair import Clock, make_station
-
-
-def _routes(routes: list[Any]) -> Iterator[APIRoute]:
-    for r in routes:
-        inner = getattr(r, "original_router", None)
-        if inner is not None:
-            yield from _routes(inner.routes)
-        elif isinstance(r, APIRoute):
-            yield r
+from tests.test_routes import routes_in_match_order, station_app
 
 
 def _calls(dependant: Any) -> Iterator[Any]:
@@ -34,9 +24,9 @@ def _calls(dependant: Any) -> Iterator[Any]:
 
 
 def test_every_operator_route_but_login_authenticates_its_caller(tmp_path: Path) -> None:
-    app = build_app(make_station(tmp_path / "a", "South", "en", Clock()), "t" * 32)
+    app = station_app(tmp_path)
     checked, open_ = 0, []
-    for route in _routes(list(app.router.routes)):
+    for route in (r for r in routes_in_match_order(app) if isinstance(r, APIRoute)):
         if not route.path.startswith("/api/"):
             continue
         if (route.openapi_extra or {}).get(KEY) == PUBLIC:
