@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, request_response
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
@@ -54,7 +54,7 @@ def apps(tmp_path: Path) -> Iterator[dict[str, Any]]:
     fat = build_app(a, TOKEN)
     for route in _api_routes(fat):
         if lean.is_lean(route):
-            lean.uninstall(route)
+            route.app = request_response(route.get_route_handler())  # FastAPI's own
     lean_app = build_app(a, TOKEN)
     users.create_user(a, "auditor", ["auditor"], PASSWORD, clock(), "test")
     with TestClient(lean_app) as lc, TestClient(fat) as fc:

@@ -61,11 +61,6 @@ def is_lean(route: APIRoute) -> bool:
     return route.app in _made
 
 
-def uninstall(route: APIRoute) -> None:
-    """FastAPI's own handler again (tests compare the two)."""
-    route.app = request_response(route.get_route_handler())
-
-
 def _nothing_but_params_and_the_request(d: Dependant) -> bool:
     """`d` takes no headers, cookies, websocket, connection, response, background tasks or
     security scopes: whatever else it takes, the lean handler gives as FastAPI would."""
