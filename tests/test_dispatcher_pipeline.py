@@ -447,3 +447,51 @@ def test_a_rounds_plan_is_read_on_the_loop_while_the_store_is_free_else_on_a_wor
 
     asyncio.run(go())
     assert texts(w.b, ch) == ["first", "second"]
+
+
+def test_a_push_is_on_the_wire_before_the_drain_hands_anything_to_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push's request is written before the drain looks for the batch after it on a worker
+    thread: that thread, started first, held the interpreter while the loop waited to write
+    the push (issue 14, latency). So every look for a next batch that skips a batch's rows (the
+    ones on the wire) comes after that batch's push was called, in a drain of several batches."""
+    w = World(tmp_path)
+    ch = w.open()
+    w.rounds()
+    inner, real_to_thread, real_next = w.da.transport, asyncio.to_thread, w.da._next_batch
+    events: list[tuple[str, set[bytes]]] = []  # ("push", raws) or ("read", raws it skips)
+    raw_of: dict[int, bytes] = {}
+
+    class Seen:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        async def push(self, addr: str, raws: list[bytes]) -> PushResponse:
+            events.append(("push", set(raws)))
+            return await inner.push(addr, raws)
+
+    def next_batch(peer: str, size: int, skip: set[int]) -> list[EnvelopeRow]:
+        rows = real_next(peer, size, skip)
+        raw_of.update((r.id, r.raw) for r in rows)
+        return rows
+
+    async def to_thread(fn: Callable[..., Any], /, *args: Any) -> Any:
+        if fn == w.da._next_batch:  # asked on the loop: the order is the loop's
+            events.append(("read", {raw_of[i] for i in args[2]}))
+        return await real_to_thread(fn, *args)
+
+    for i in range(300):  # three batches: 128, then the rest as the batch size grows
+        w.a.send(ch, channels.text_body(f"m{i}", "en"))
+    w.da.transport = Seen()  # type: ignore[assignment]  # the same calls, observed
+    w.da._next_batch = next_batch  # type: ignore[method-assign]  # an observed seam
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    asyncio.run(w.da.round())
+    pushed: set[bytes] = set()
+    for kind, raws in events:
+        if kind == "push":
+            pushed |= raws
+        else:
+            assert raws <= pushed, [(k, len(r)) for k, r in events]
+    assert sum(k == "push" for k, _ in events) >= 2  # the texts, and checkpoints among them
+    assert texts(w.b, ch) == [f"m{i}" for i in range(300)]

@@ -20,16 +20,17 @@ Each round, for every peer (`_serve`, steps in this order):
    destination; the relay hands those receipts back with the answer to our next relay request,
    so a relayed batch without receipts yet backs off like a push without progress and is offered
    again (the relay keeps one copy).
-   Pipelined: once batch N is answered, batch N+1 goes on the wire while N's answer is applied
-   (on a worker thread), so the two stations work at the same time and the peer still receives
-   the batches in order; what was queued while batch N was on the wire is picked as soon as N is
-   answered, not after N's answer is applied and a new round begins. A batch is read with
-   store.pushable (committed rows, on SQLite by a connection of its own that waits for no group
-   of sends), and a clean answer with the next push already on the wire settles behind it
-   (`_Lag`: up to LAG_ROWS rows, the answers come meanwhile settled together, in order); its
-   rows stay out of the next batches until then. A group of sends holds the store while it is
-   sealed and committed, and the peer would wait with the settle (issue 14). Batches grow from
-   128 to 512 envelopes while the backlog fills them. Sends committed while a batch is on the
+   Pipelined: once batch N is answered, batch N+1 goes on the wire while N's answer is applied (on a
+   worker thread), so the two stations work at the same time and the peer still receives the batches
+   in order; what was queued while batch N was on the wire is picked as soon as N is answered, not
+   after N's answer is applied and a new round begins. Each push is on the wire before the drain
+   hands anything (the next read, a settle) to a worker thread. A batch is read with store.pushable
+   (committed rows, on SQLite by a connection of its own that waits for no group of sends), and a
+   clean answer with the next push already on the wire settles behind it (`_Lag`: up to LAG_ROWS
+   rows, the answers come meanwhile settled together, in order); its rows stay out of the next
+   batches until then. A group of sends holds the store while it is sealed and committed, and the
+   peer would wait with the settle (issue 14). Batches grow from 128 to 512 envelopes while the
+   backlog fills them. Sends committed while a batch is on the
    wire (and nothing else queued) go out at once beside it (`_beside`): at most two pushes in
    flight per peer, the second with only envelopes after the first's; answers are applied in the
    order the pushes left, and a `gap` in the second's answer that names a seq the first carried
@@ -328,7 +329,7 @@ class Dispatcher:
             return False
         row, ways, batch = found
         sending: asyncio.Task[_Answer | None] | None
-        sending = asyncio.create_task(self._offer(peer, row, ways, batch))
+        sending = await self._offered(peer, row, ways, batch)
         ahead: list[EnvelopeRow] = []  # what was on the wire when `batch` was sent
         for _ in range(MAX_ROUNDS):
             # Pipelining: while a batch is on the wire, the one after it is picked (skipping
@@ -369,9 +370,7 @@ class Dispatcher:
                         self._unlisten(queued)
                         queued = self._listen()
                         nxt = await asyncio.to_thread(self._next_batch, peer, size, skip)
-                    sending = (
-                        asyncio.create_task(self._offer(peer, row, ways, nxt)) if nxt else None
-                    )
+                    sending = await self._offered(peer, row, ways, nxt) if nxt else None
                 if beside is None and sending is not None and answer.clean and lag.room():
                     # Settled behind the push after it: while a group of sends holds the
                     # store, the settle waits for it, and the peer would wait with it (issue
@@ -404,7 +403,7 @@ class Dispatcher:
                 nxt = await asyncio.to_thread(self._next_batch, peer, size, set())
                 if not nxt:
                     return False
-                sending = asyncio.create_task(self._offer(peer, row, ways, nxt))
+                sending = await self._offered(peer, row, ways, nxt)
             batch = nxt
         last = await sending if sending is not None else None
         if last is not None:
@@ -435,7 +434,7 @@ class Dispatcher:
         rows = await self._queued_before(sending, queued, peer, size, skip)
         if not rows or sending.done() or any(r.prec == FLASH for r in rows):
             return None
-        return rows, asyncio.create_task(self._offer(peer, row, ways, rows))
+        return rows, await self._offered(peer, row, ways, rows)
 
     async def _while_settling(
         self,
@@ -452,7 +451,7 @@ class Dispatcher:
         disk) and a new round (issue 14, latency p99). The answered batch (`skip`) is still
         pending until the settling commits; the peer has it, so nothing is sent twice."""
         rows = await self._queued_before(settling, queued, peer, size, skip)
-        return (asyncio.create_task(self._offer(peer, row, ways, rows)) if rows else None), rows
+        return (await self._offered(peer, row, ways, rows) if rows else None), rows
 
     async def _queued_before(
         self,
@@ -495,6 +494,21 @@ class Dispatcher:
         )  # fmt: skip
         batch = self._next_batch(row.station, size, set()) if ways else []
         return (row, ways, batch) if batch else None
+
+    async def _offered(
+        self, peer: str, row: PeerRow, ways: Sequence[policy.Path], batch: list[EnvelopeRow]
+    ) -> asyncio.Task[_Answer | None]:
+        """`_offer` in a task of its own, once its request is on the wire. The drain goes on
+        with a read or a settle on a worker thread, and that thread, started first, held the
+        interpreter while the loop waited to write the push: 0.2-0.4 ms of a paced message's
+        way from commit to the peer (bench/stages.py, issue 14)."""
+        task = asyncio.create_task(self._offer(peer, row, ways, batch))
+        try:
+            await asyncio.sleep(0)  # the task's first step (up to its request written) runs first
+        except asyncio.CancelledError:
+            task.cancel()  # nobody would await it: its rows stay pending, offered again
+            raise
+        return task
 
     async def _offer(
         self, peer: str, row: PeerRow, ways: Sequence[policy.Path], batch: list[EnvelopeRow]
