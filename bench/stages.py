@@ -4,8 +4,9 @@ The stations run with bench/stagehook on their path (stamps only there, none in 
 code): per message, the time from sealed at A to each stage (A: committed, poked, round,
 planning, planned, pushed, answered, settled; B: routed, authed, arrived, verified, applied,
 stored; bench/stagehook says what each is), as medians over all messages and over the slowest 1%,
-then the slowest few one by one; the latency by distance after A's checkpoints; collector
-pauses over 2 ms.
+then the slowest few one by one; the latency by distance after A's checkpoints, and the stages
+of the message that issued one and the four after it (with how many of each are among the
+slowest 1%); collector pauses over 2 ms.
 
     .venv/bin/python bench/stages.py [--rate 100] [--seconds 20] [--show 8]
 """
@@ -97,6 +98,23 @@ def main() -> None:
         i = bisect.bisect_left(checkpoints, m["seq"]) - 1
         d = m["seq"] - checkpoints[i] if i >= 0 else 0
         by["1-3" if 1 <= d <= 3 else "other"].append(m["stored"] - m["ts"])
+    # The same by distance, stage by stage: the message whose transaction issued a checkpoint
+    # ("issuing") and the next four, with how many of each are among the run's slowest 1%.
+    near: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in texts:
+        i = bisect.bisect_left(checkpoints, m["seq"] + 1)
+        if i < len(checkpoints) and checkpoints[i] == m["seq"] + 1:
+            near["issuing"].append(m)
+            continue
+        j = bisect.bisect_left(checkpoints, m["seq"]) - 1
+        d = m["seq"] - checkpoints[j] if j >= 0 else 0
+        near[f"after {d}" if 1 <= d <= 4 else "other"].append(m)
+    cut = pct(lat, 99)
+    print(f"by distance from A's checkpoints (median ms after sealing; n at or over p99 {cut:.0f})")
+    for k in ("issuing", "after 1", "after 2", "after 3", "after 4", "other"):
+        if near[k]:
+            over = sum(m["stored"] - m["ts"] >= cut for m in near[k])
+            print(row(f"{k} ({len(near[k])})", near[k], st) + f"  {over:5d}")
     for k in ("1-3", "other"):
         if by[k]:
             mid = statistics.median(by[k])
