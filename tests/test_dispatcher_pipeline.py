@@ -481,7 +481,7 @@ def test_a_push_is_on_the_wire_before_the_drain_hands_anything_to_a_worker_threa
             events.append(("read", {raw_of[i] for i in args[2]}))
         return await real_to_thread(fn, *args)
 
-    for i in range(300):  # three batches: 128, then the rest as the batch size grows
+    for i in range(300):  # two batches or more: 128 first, then larger ones
         w.a.send(ch, channels.text_body(f"m{i}", "en"))
     w.da.transport = Seen()  # type: ignore[assignment]  # the same calls, observed
     w.da._next_batch = next_batch  # type: ignore[method-assign]  # an observed seam
@@ -493,5 +493,5 @@ def test_a_push_is_on_the_wire_before_the_drain_hands_anything_to_a_worker_threa
             pushed |= raws
         else:
             assert raws <= pushed, [(k, len(r)) for k, r in events]
-    assert sum(k == "push" for k, _ in events) >= 2  # the texts, and checkpoints among them
+    assert sum(k == "push" for k, _ in events) >= 2  # the texts, with a checkpoint every 64
     assert texts(w.b, ch) == [f"m{i}" for i in range(300)]

@@ -30,18 +30,18 @@ Each round, for every peer (`_serve`, steps in this order):
    rows, the answers come meanwhile settled together, in order); its rows stay out of the next
    batches until then. A group of sends holds the store while it is sealed and committed, and the
    peer would wait with the settle (issue 14). Batches grow from 128 to 512 envelopes while the
-   backlog fills them. Sends committed while a batch is on the
-   wire (and nothing else queued) go out at once beside it (`_beside`): at most two pushes in
-   flight per peer, the second with only envelopes after the first's; answers are applied in the
-   order the pushes left, and a `gap` in the second's answer that names a seq the first carried
-   is set aside (the peer holds what came early and applies it with the first), and counts as
-   progress; the outbox is read again after it (for a channel the peer does not have yet, it
-   holds nothing). Both failing is one outage, one failure of the link; an answer applied after
-   a later failure was recorded is older news, and ends no backoff. Sends committed while an
-   answer is applied, with nothing in flight, go out before that answer's commit
-   (`_while_settling`): it may wait behind a group of sends going to disk. A round's plan reads
-   each ready peer's first batch with the rest of the plan, so a wake-up's sends are one read
-   from the wire: on the event loop itself while the store is free (station/onloop.py).
+   backlog fills them. Sends committed while a batch is on the wire (and nothing else queued) go
+   out at once beside it (`_beside`): at most two pushes in flight per peer, the second with only
+   envelopes after the first's; answers are applied in the order the pushes left, and a `gap` in
+   the second's answer that names a seq the first carried is set aside (the peer holds what came
+   early and applies it with the first), and counts as progress; the outbox is read again after it
+   (for a channel the peer does not have yet, it holds nothing). Both failing is one outage, one
+   failure of the link; an answer applied after a later failure was recorded is older news, and
+   ends no backoff. Sends committed while an answer is applied, with nothing in flight, go out
+   before that answer's commit (`_while_settling`): it may wait behind a group of sends going to
+   disk. A round's plan reads each ready peer's first batch with the rest of the plan, so a
+   wake-up's sends are one read from the wire: on the event loop itself while the store is free
+   (station/onloop.py).
 3. Relay queue (`forward`): envelopes other stations asked us to relay to this peer, pushed as
    they arrived; the peer's receipts are kept for their senders (station/paths.py).
 4. Pull (`pull`), only when this station accepts no inbound connections (config `inbound:
@@ -500,8 +500,8 @@ class Dispatcher:
     ) -> asyncio.Task[_Answer | None]:
         """`_offer` in a task of its own, once its request is on the wire. The drain goes on
         with a read or a settle on a worker thread, and that thread, started first, held the
-        interpreter while the loop waited to write the push: 0.2-0.4 ms of a paced message's
-        way from commit to the peer (bench/stages.py, issue 14)."""
+        interpreter while the loop waited to write the push: 0.1-0.7 ms of a paced message's
+        way from the wake-up to the peer, in ten alternating runs (bench/stages.py, issue 14)."""
         task = asyncio.create_task(self._offer(peer, row, ways, batch))
         try:
             await asyncio.sleep(0)  # the task's first step (up to its request written) runs first
