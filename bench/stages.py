@@ -91,24 +91,19 @@ def main() -> None:
     print(row("slowest 1%", texts[-max(1, len(texts) // 100) :], st))
     for m in texts[-args.show :]:
         print(row(f"seq {m['seq']}", [m], st))
-    # Distance after A's checkpoints: the witness and the cosignature's round trip come then.
+    # Distance after A's checkpoints: the witness and the cosignature's round trip come then. By
+    # stage too: the message whose transaction issued a checkpoint ("issuing") and the next four,
+    # with how many of each are among the run's slowest 1%.
     checkpoints = sorted(st["a"]["checkpoint"])
+    issuing = {c - 1 for c in checkpoints}
     by: dict[str, list[float]] = defaultdict(list)
+    near: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in texts:
         i = bisect.bisect_left(checkpoints, m["seq"]) - 1
         d = m["seq"] - checkpoints[i] if i >= 0 else 0
         by["1-3" if 1 <= d <= 3 else "other"].append(m["stored"] - m["ts"])
-    # The same by distance, stage by stage: the message whose transaction issued a checkpoint
-    # ("issuing") and the next four, with how many of each are among the run's slowest 1%.
-    near: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for m in texts:
-        i = bisect.bisect_left(checkpoints, m["seq"] + 1)
-        if i < len(checkpoints) and checkpoints[i] == m["seq"] + 1:
-            near["issuing"].append(m)
-            continue
-        j = bisect.bisect_left(checkpoints, m["seq"]) - 1
-        d = m["seq"] - checkpoints[j] if j >= 0 else 0
-        near[f"after {d}" if 1 <= d <= 4 else "other"].append(m)
+        kind = "issuing" if m["seq"] in issuing else f"after {d}" if 1 <= d <= 4 else "other"
+        near[kind].append(m)
     cut = pct(lat, 99)
     print(f"by distance from A's checkpoints (median ms after sealing; n at or over p99 {cut:.0f})")
     for k in ("issuing", "after 1", "after 2", "after 3", "after 4", "other"):
