@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, request_response
 from fastapi.testclient import TestClient
@@ -20,7 +20,7 @@ from parley.app import lean
 from parley.app.build import build_app
 from parley.station import users
 from tests.pair import hotline
-from tests.test_routes import routes_in_match_order
+from tests.test_routes import api_routes
 
 TOKEN = "t" * 32
 PASSWORD = "quiet harbour lantern 42"
@@ -42,17 +42,13 @@ BUSIEST = {
 }
 
 
-def _api_routes(app: FastAPI) -> Iterator[APIRoute]:
-    return (r for r in routes_in_match_order(app) if isinstance(r, APIRoute))
-
-
 @pytest.fixture
 def apps(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """One station, two apps: `lean` as the station serves, `fastapi` with every lean route given
     FastAPI's own handler back."""
     _, clock, a, _, ch = hotline(tmp_path)
     fat = build_app(a, TOKEN)
-    for route in _api_routes(fat):
+    for route in api_routes(fat):
         if lean.is_lean(route):
             route.app = request_response(route.get_route_handler())  # FastAPI's own
     lean_app = build_app(a, TOKEN)
@@ -64,7 +60,7 @@ def apps(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def test_the_busiest_routes_are_lean(apps: dict[str, Any]) -> None:
-    found = {(m, r.path) for r in _api_routes(apps["app"]) if lean.is_lean(r) for m in r.methods}
+    found = {(m, r.path) for r in api_routes(apps["app"]) if lean.is_lean(r) for m in r.methods}
     assert found >= BUSIEST
 
 
@@ -118,7 +114,7 @@ def _same(a: Any, b: Any) -> int:
 
 def test_every_lean_route_answers_as_fastapi_does(apps: dict[str, Any]) -> None:
     compared: dict[tuple[str, str], dict[str, int]] = {}
-    for route in _api_routes(apps["app"]):
+    for route in api_routes(apps["app"]):
         if not lean.is_lean(route):
             continue
         body_model = route.body_field.field_info.annotation if route.body_field else None

@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fastapi.routing import APIRoute
-
 from parley.api.actions import KEY, PUBLIC
 from parley.api.auth import Auth
-from tests.test_routes import routes_in_match_order, station_app
+from tests.test_routes import api_routes, station_app
 
 
 def _calls(dependant: Any) -> Iterator[Any]:
@@ -26,7 +24,7 @@ def _calls(dependant: Any) -> Iterator[Any]:
 def test_every_operator_route_but_login_authenticates_its_caller(tmp_path: Path) -> None:
     app = station_app(tmp_path)
     checked, open_ = 0, []
-    for route in (r for r in routes_in_match_order(app) if isinstance(r, APIRoute)):
+    for route in api_routes(app):
         if not route.path.startswith("/api/"):
             continue
         if (route.openapi_extra or {}).get(KEY) == PUBLIC:
